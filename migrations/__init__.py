@@ -1,0 +1,1 @@
+"""Alembic migrations of the modelshelf catalog, installed as ``registry._migrations``."""

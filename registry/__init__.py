@@ -1,0 +1,48 @@
+"""modelshelf: a versioned model registry (import package ``registry``).
+
+The public API is listed here and nowhere else; everything else is internal.
+
+>>> from registry import Registry                                       # doctest: +SKIP
+>>> reg = Registry("models")                                            # doctest: +SKIP
+>>> reg.register("iris-knn", model, metrics={"accuracy": 0.97}).ref     # doctest: +SKIP
+'iris-knn:1'
+"""
+
+from __future__ import annotations
+
+from registry.domain import MetricPoint, ModelVersion
+from registry.errors import (
+    AliasNotFound,
+    CatalogError,
+    CorruptedArtifact,
+    EnvironmentMismatch,
+    EnvironmentMismatchWarning,
+    InvalidName,
+    InvalidReference,
+    ModelNotFound,
+    RegistryError,
+    SchemaVersionError,
+    SerializationError,
+    StoreError,
+    VersionNotFound,
+)
+from registry.facade import Registry
+
+__all__ = [
+    "AliasNotFound",
+    "CatalogError",
+    "CorruptedArtifact",
+    "EnvironmentMismatch",
+    "EnvironmentMismatchWarning",
+    "InvalidName",
+    "InvalidReference",
+    "MetricPoint",
+    "ModelNotFound",
+    "ModelVersion",
+    "Registry",
+    "RegistryError",
+    "SchemaVersionError",
+    "SerializationError",
+    "StoreError",
+    "VersionNotFound",
+]

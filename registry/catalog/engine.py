@@ -1,0 +1,162 @@
+"""Engines and transactions: how modelshelf talks to the catalog database.
+
+SQLite, the embedded default, needs care to be safe under concurrent
+writers from several processes:
+
+* WAL mode, so readers never block writers nor writers readers;
+  ``synchronous=FULL`` so a committed version survives power loss;
+  foreign keys on; a busy timeout so a writer waits for the lock.
+* Every write transaction starts with ``BEGIN IMMEDIATE``. A deferred
+  transaction that reads and then writes must upgrade its lock mid-way,
+  and SQLite answers that upgrade with SQLITE_BUSY at once, whatever the
+  busy timeout. Taking the write lock up front makes writers queue instead.
+  The pysqlite driver is put in autocommit mode so that it does not emit a
+  ``BEGIN`` of its own; the ``begin`` event below emits ours.
+* Read transactions use a plain ``BEGIN``: in WAL mode they see one
+  consistent snapshot and take no write lock.
+
+Engines are disposed in forked children (``os.register_at_fork``), so a
+``Registry`` opened before ``fork()`` does not share database connections
+with its children.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from registry.errors import CatalogError
+from registry.values import dumps
+
+#: How long a writer waits for another writer's lock before giving up, in seconds.
+LOCK_TIMEOUT = 60.0
+_WRITE_OPTION = "modelshelf_write"
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _dispose_after_fork() -> None:
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_dispose_after_fork)
+
+
+def parse_url(url: str | URL) -> URL:
+    """A SQLAlchemy URL, or :class:`CatalogError` explaining the expected form."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise CatalogError(
+            f"invalid catalog URL {str(url)[:200]!r}: {exc}; "
+            "use a SQLAlchemy URL such as 'sqlite:///path/to/catalog.db'"
+        ) from None
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a file-based SQLite URL, else ``None``."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT * 1000)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not in_memory:
+                _set_wal(cursor)
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(_WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def _set_wal(cursor: Any) -> None:
+    # Switching a new database to WAL needs a brief exclusive lock, and SQLite
+    # reports contention on it without consulting the busy handler.
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def make_engine(url: URL) -> Engine:
+    """An engine for the catalog at ``url``, configured for safe concurrent use."""
+    options: dict[str, Any] = {"json_serializer": dumps}
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        options["connect_args"] = {"timeout": LOCK_TIMEOUT, "check_same_thread": False}
+    else:
+        options["pool_pre_ping"] = True
+    try:
+        engine = create_engine(url, **options)
+    except Exception as exc:  # a missing driver, a bad option in the URL
+        raise CatalogError(f"cannot use the catalog URL {url.render_as_string()!r}: {exc}") from exc
+    if backend == "sqlite":
+        _configure_sqlite(engine, in_memory=sqlite_path(url) is None)
+    _engines.add(engine)
+    return engine
+
+
+def _is_lock_error(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a write transaction, committed on success, rolled back on error.
+
+    On SQLite it starts with ``BEGIN IMMEDIATE`` and so holds the database
+    write lock from the first statement; waiting longer than
+    :data:`LOCK_TIMEOUT` for it raises :class:`CatalogError`.
+    """
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{_WRITE_OPTION: True})
+        try:
+            with connection.begin():
+                yield connection
+        except OperationalError as exc:
+            if _is_lock_error(exc):
+                raise CatalogError(
+                    f"the catalog stayed locked by another writer for more than {LOCK_TIMEOUT:.0f} s; "
+                    "another process may be stuck holding it: find it, or retry later"
+                ) from exc
+            raise
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a read-only snapshot transaction, always rolled back."""
+    with engine.connect() as connection:
+        with connection.begin() as transaction:
+            yield connection
+            transaction.rollback()

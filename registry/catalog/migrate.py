@@ -1,0 +1,137 @@
+"""Schema versions: check a catalog cheaply, create or upgrade it with Alembic.
+
+The migration scripts ship inside the package as ``registry._migrations``
+(mapped from the top-level ``migrations/`` directory by the build), so an
+installed wheel can create and upgrade catalogs with no source checkout.
+The library builds the Alembic configuration in code and hands Alembic its
+own connection; it never reads ``alembic.ini``, which is for developers
+writing new revisions.
+
+Opening a catalog costs one query (``SELECT version_num FROM
+alembic_version``) compared with :data:`HEAD_REVISION`; the migration
+scripts are only read when that check fails. A test asserts the constant
+matches the scripts' single head.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
+
+from registry.catalog.engine import write_transaction
+from registry.errors import CatalogError, SchemaVersionError
+
+#: The newest revision in ``migrations/versions``: the schema this code reads and writes.
+HEAD_REVISION = "2395150adee6"
+
+UPGRADE_HINT = "modelshelf db upgrade"
+
+
+def migrations_dir() -> Path:
+    """The directory of the packaged Alembic environment."""
+    return Path(str(files("registry._migrations")))
+
+
+def alembic_config(connection: Connection | None = None):  # type: ignore[no-untyped-def]
+    """An Alembic ``Config`` for the packaged migrations, bound to ``connection``."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["connection"] = connection
+    config.attributes["modelshelf_library"] = True
+    return config
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The catalog's schema revision, or ``None`` when it has no modelshelf schema at all."""
+    try:
+        with connection.begin_nested():
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except (OperationalError, ProgrammingError):
+        return None
+    if len(rows) > 1:
+        raise SchemaVersionError(
+            f"the catalog records several schema revisions {rows}; it was migrated by hand into a "
+            "branched state: fix alembic_version"
+        )
+    return rows[0] if rows else None
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return {revision.revision for revision in script.walk_revisions()}
+
+
+def _has_foreign_tables(connection: Connection) -> bool:
+    return bool(set(inspect(connection).get_table_names()) - {"alembic_version"})
+
+
+def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(connection), "head")
+
+
+def describe(revision: str | None, location: str) -> SchemaVersionError:
+    """The error for a catalog whose schema is not :data:`HEAD_REVISION`."""
+    if revision is not None and revision in _known_revisions():
+        return SchemaVersionError(
+            f"the catalog {location} has schema revision {revision}, older than this modelshelf "
+            f"expects ({HEAD_REVISION}); upgrade it with `{UPGRADE_HINT} --catalog {location}` "
+            "or open it with Registry(..., upgrade=True) (back it up first)"
+        )
+    return SchemaVersionError(
+        f"the catalog {location} has schema revision {revision}, which this modelshelf does not know: "
+        "it was created by a newer modelshelf; upgrade modelshelf (pip install -U modelshelf)"
+    )
+
+
+def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
+    """Make sure the catalog is at :data:`HEAD_REVISION`.
+
+    An empty database is created at once (that is what opening a new
+    registry directory means). An older schema is upgraded only when
+    ``upgrade`` is true; otherwise, and for a newer schema, a
+    :class:`SchemaVersionError` says what to run.
+    """
+    try:
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+            connection.rollback()
+    except DatabaseError as exc:
+        raise CatalogError(
+            f"cannot open the catalog {location}: {exc.orig}; "
+            "if it is a file, it is not a modelshelf catalog (or it is damaged): restore it from a backup "
+            "or point to another path"
+        ) from exc
+    if revision == HEAD_REVISION:
+        return
+    if revision is not None and not upgrade:
+        raise describe(revision, location)
+    with write_transaction(engine) as connection:
+        revision = current_revision(connection)  # again, now that we hold the write lock
+        if revision == HEAD_REVISION:
+            return
+        if revision is None and _has_foreign_tables(connection):
+            raise CatalogError(
+                f"the database {location} holds tables but no modelshelf schema; "
+                "point the catalog at an empty database or an existing modelshelf catalog"
+            )
+        if revision is not None and revision not in _known_revisions():
+            raise describe(revision, location)
+        _upgrade(connection)
+
+
+def upgrade_schema(engine: Engine, location: str) -> tuple[str | None, str]:
+    """Upgrade the catalog to head; return the revisions before and after."""
+    with engine.connect() as connection:
+        before = current_revision(connection)
+        connection.rollback()
+    ensure_schema(engine, location, upgrade=True)
+    return before, HEAD_REVISION

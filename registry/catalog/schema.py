@@ -1,0 +1,167 @@
+"""Every table of the catalog, as typed SQLAlchemy ORM classes.
+
+This module is the single source of truth that Alembic compares the
+migrations against (``migrations/env.py`` imports it and nothing else of
+modelshelf); the schema of a real catalog is only ever created or changed by
+those migrations, never by ``create_all``.
+
+Design notes:
+
+* ``models.last_version`` is the per-model counter from which version numbers
+  are allocated, incremented in the same transaction that inserts the
+  version; ``UNIQUE(model_id, version)`` is the safety net.
+* A deleted version keeps its row with ``deleted_at`` set, so its number is
+  never reused and its history stays auditable.
+* ``blobs`` has one row per digest ever written. The row is what concurrent
+  writers lock (``SELECT … FOR UPDATE`` on server databases, the database
+  write lock on SQLite) before publishing or freeing the file, so a new
+  version reusing bytes and a delete of their last other user cannot race.
+* ``metrics`` is the append-only history; ``latest_metrics`` holds each
+  version's most recently logged value per key, maintained in the same
+  transaction, so ``mv.metrics`` and metric filters need no aggregation.
+* Timestamps are UTC: :class:`UTCDateTime` refuses naive datetimes and
+  returns aware ones, whatever the engine stores.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME_LENGTH = 128
+ALIAS_LENGTH = 64
+KEY_LENGTH = 250
+DIGEST_LENGTH = 64
+FORMAT_LENGTH = 32
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and returned timezone-aware.
+
+    SQLite and MySQL keep no time zone, so the conversion happens here, once.
+    MySQL/MariaDB get microsecond precision (their default is whole seconds).
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: modelshelf stores only timezone-aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BlobRow(Base):
+    __tablename__ = "blobs"
+
+    digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VersionRow(Base):
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        Index("ix_versions_blob_digest", "blob_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    blob_digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(FORMAT_LENGTH))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TagRow(Base):
+    __tablename__ = "tags"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MetricRow(Base):
+    __tablename__ = "metrics"
+    __table_args__ = (Index("ix_metrics_version_id_key", "version_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    value: Mapped[float] = mapped_column(Double)
+    step: Mapped[int | None] = mapped_column(BigInteger)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LatestMetricRow(Base):
+    __tablename__ = "latest_metrics"
+    __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+
+
+class AliasRow(Base):
+    __tablename__ = "aliases"
+    __table_args__ = (Index("ix_aliases_version_id", "version_id"),)
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(ALIAS_LENGTH), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,123 @@
+"""The exception tree of modelshelf: one base class, one module.
+
+Every error a caller can meet derives from :class:`RegistryError`, and also
+from the builtin it resembles, so ``except LookupError`` or
+``except ValueError`` keep working in code that never heard of modelshelf::
+
+    RegistryError
+    ├── InvalidName (ValueError)
+    │   └── InvalidReference
+    ├── ModelNotFound (LookupError)
+    ├── VersionNotFound (LookupError)
+    ├── AliasNotFound (LookupError)
+    ├── CorruptedArtifact
+    ├── SerializationError (TypeError)
+    ├── SchemaVersionError
+    ├── CatalogError
+    ├── StoreError (OSError)
+    └── EnvironmentMismatch
+
+    EnvironmentMismatchWarning (UserWarning) is the warning twin of
+    EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
+
+Messages say what was wrong and what to do about it; the structured facts
+are kept as attributes so programs need not parse the text.
+"""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base class of every error raised by modelshelf."""
+
+
+class InvalidName(RegistryError, ValueError):
+    """A model name, alias or other identifier does not follow the naming rules."""
+
+
+class InvalidReference(InvalidName):
+    """A reference such as ``"iris:3"`` or ``"iris@production"`` is malformed."""
+
+
+class ModelNotFound(RegistryError, LookupError):
+    """No model of that name was ever registered in this catalog."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"model {name!r} is not in this registry; "
+            "list the registered models with `modelshelf models` or Registry.models()"
+        )
+
+
+class VersionNotFound(RegistryError, LookupError):
+    """The model exists, but not the requested version (never made, or deleted)."""
+
+    def __init__(self, name: str, version: int | None, reason: str = "") -> None:
+        self.name = name
+        self.version = version
+        what = f"version {version} of model {name!r}" if version is not None else (
+            f"model {name!r} has no live version"
+        )
+        tail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"{what} does not exist{tail}; "
+            f"list the versions with `modelshelf versions {name}` or Registry.versions({name!r})"
+        )
+
+
+class AliasNotFound(RegistryError, LookupError):
+    """The model exists, but no alias of that name points at one of its versions."""
+
+    def __init__(self, name: str, alias: str) -> None:
+        self.name = name
+        self.alias = alias
+        super().__init__(
+            f"model {name!r} has no alias {alias!r}; "
+            f"set it with Registry.set_alias({name!r}, {alias!r}, VERSION)"
+        )
+
+
+class CorruptedArtifact(RegistryError):
+    """The stored bytes of a version are missing or differ from the recorded checksum.
+
+    Nothing was unpickled. ``expected`` and ``actual`` are ``"sha256:…"``
+    digests (``actual`` is ``None`` when the blob is missing).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ref: str | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+        super().__init__(message)
+
+
+class SerializationError(RegistryError, TypeError):
+    """The object could not be written in the requested format (or read back)."""
+
+
+class SchemaVersionError(RegistryError):
+    """The catalog's schema is older or newer than this version of modelshelf."""
+
+
+class CatalogError(RegistryError):
+    """The catalog cannot be opened or used (not a database, unreachable, locked too long)."""
+
+
+class StoreError(RegistryError, OSError):
+    """The blob store cannot be written or read (permissions, disk full, bad path)."""
+
+
+class EnvironmentMismatch(RegistryError):
+    """Raised by ``load(..., strict=True)`` when the environment differs from registration."""
+
+
+class EnvironmentMismatchWarning(UserWarning):
+    """Issued by ``load`` when Python, scikit-learn or numpy differ from registration."""

@@ -1,0 +1,254 @@
+"""The ``Registry``: the public face that ties names, values, store and catalog together.
+
+Write path (``register``)::
+
+    validate everything → serialize into a temporary blob, hashing as it is
+    written → fsync → one catalog transaction: allocate the version, lock the
+    blob's row, publish the blob (rename), insert the version → commit
+
+so a version row never points at a missing or partial blob, and a failure
+at any step leaves at most a temporary file that is removed on the way out.
+
+Read path (``load``): catalog row → digest and size → the blob hashed
+through the descriptor that is then unpickled → compared with the catalog →
+environment check → deserialize. Every load goes through
+:meth:`Registry._load_version`; nothing is unpickled before its checksum
+has been verified.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from registry import formats
+from registry.catalog import Catalog, NewVersion, open_catalog
+from registry.domain import MetricPoint, ModelVersion
+from registry.environment import current_environment, environment_differences
+from registry.errors import CorruptedArtifact, EnvironmentMismatch, EnvironmentMismatchWarning
+from registry.locations import resolve
+from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
+from registry.store import LocalBlobStore, open_store
+from registry.values import (
+    capture_params,
+    validate_description,
+    validate_metrics,
+    validate_params,
+    validate_tags,
+)
+
+_MAX_STEP = 2**63 - 1
+
+
+def _validate_step(step: object) -> int | None:
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, int) or not -_MAX_STEP <= step <= _MAX_STEP:
+        raise ValueError(f"step must be None or a 64-bit integer, not {step!r}")
+    return step
+
+
+class Registry:
+    """A model registry: a catalog of versions and a store of their artifacts.
+
+    >>> with Registry("models") as reg:                                   # doctest: +SKIP
+    ...     mv = reg.register("iris-knn", model, metrics={"accuracy": 0.97})
+    ...     same = reg.load("iris-knn:1")
+
+    ``home`` is a directory holding a SQLite catalog and the blobs, created on
+    first use; without it, ``$MODELSHELF_HOME``, else ``./.modelshelf``.
+    ``catalog`` (any SQLAlchemy URL) and ``store`` (a directory) override the
+    parts of ``home``. An older catalog schema is only migrated when
+    ``upgrade=True`` (otherwise :class:`~registry.errors.SchemaVersionError`
+    says what to run).
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        catalog: str | None = None,
+        store: str | os.PathLike[str] | None = None,
+        upgrade: bool = False,
+    ) -> None:
+        locations = resolve(home, catalog, store)
+        self._store: LocalBlobStore = open_store(locations.store)
+        self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the catalog's database connections. Safe to call twice."""
+        self._catalog.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Registry(catalog={self.catalog_location!r}, store={self.store_location!r})"
+
+    @property
+    def catalog_location(self) -> str:
+        """The catalog's file or URL (password hidden)."""
+        return self._catalog.location
+
+    @property
+    def store_location(self) -> str:
+        """The blob store's directory."""
+        return self._store.location
+
+    # -- writing -----------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        model: Any,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        format: str = formats.DEFAULT_FORMAT,
+        alias: str | None = None,
+    ) -> ModelVersion:
+        """Store ``model`` as the next version of ``name`` and return its metadata.
+
+        With ``params=None`` an object with ``get_params()`` (any scikit-learn
+        estimator) has its hyperparameters captured. Invalid input raises
+        before anything is written: ``InvalidName``, ``ValueError`` naming the
+        bad key, or ``SerializationError`` if the object cannot be pickled.
+        """
+        name = validate_model_name(name)
+        if alias is not None:
+            alias = validate_alias(alias)
+        fmt = formats.get_format(format)
+        checked_metrics = validate_metrics(metrics)
+        checked_tags = validate_tags(tags)
+        checked_description = validate_description(description)
+        checked_params = capture_params(model) if params is None else validate_params(params)
+        environment = current_environment()
+
+        with self._store.stage(lambda file: formats.dump(fmt, model, file)) as staged:
+            return self._catalog.add_version(
+                NewVersion(
+                    name=name,
+                    digest=staged.digest,
+                    size=staged.size,
+                    format=fmt.name,
+                    params=checked_params,
+                    metrics=checked_metrics,
+                    tags=checked_tags,
+                    description=checked_description,
+                    environment=environment,
+                    alias=alias,
+                ),
+                publish=staged.publish,
+            )
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        """Point ``alias`` at ``version`` of ``name``, moving it atomically if it pointed elsewhere."""
+        return self._catalog.set_alias(validate_model_name(name), validate_alias(alias), validate_version(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias`` from ``name``; ``AliasNotFound`` if it is not set."""
+        self._catalog.delete_alias(validate_model_name(name), validate_alias(alias))
+
+    def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None = None) -> None:
+        """Append values to a version's metric history (for example an evaluation on new data).
+
+        The version's ``metrics`` then show these values: ``mv.metrics`` holds
+        the most recently logged value of each key.
+        """
+        name = validate_model_name(name)
+        version = validate_version(version)
+        checked = validate_metrics(metrics)
+        if not checked:
+            raise ValueError("metrics is empty: give at least one {name: value}")
+        self._catalog.log_metrics(name, version, checked, _validate_step(step))
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Remove a version from every lookup; its number is never reused.
+
+        Its aliases are dropped with it, and its blob is deleted when no other
+        live version has the same bytes.
+        """
+        digest = self._catalog.delete_version(validate_model_name(name), validate_version(version))
+        self._catalog.free_blob_if_unreferenced(digest, self._store.delete)
+
+    # -- reading -----------------------------------------------------------
+
+    def get(self, ref_or_name: str, version: int | None = None, alias: str | None = None) -> ModelVersion:
+        """The metadata of one version; nothing is unpickled.
+
+        ``ref_or_name`` is a name (the latest version) or a reference:
+        ``"iris-knn:3"``, ``"iris-knn:latest"``, ``"iris-knn@production"``.
+        """
+        return self._catalog.get(resolve_ref(ref_or_name, version, alias))
+
+    def latest(self, name: str) -> ModelVersion:
+        """The metadata of the highest live version of ``name``."""
+        return self.get(validate_model_name(name))
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every live version of ``name``, oldest first."""
+        return self._catalog.versions(validate_model_name(name))
+
+    def models(self) -> list[str]:
+        """The names of the models that have at least one live version, sorted."""
+        return self._catalog.models()
+
+    def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
+        """Every value logged for ``name`` (or only ``metric``), by version, step, then time."""
+        if metric is not None and not isinstance(metric, str):
+            raise ValueError(f"metric must be a metric name (str) or None, not {metric!r}")
+        return self._catalog.metrics_history(validate_model_name(name), metric)
+
+    def load(
+        self,
+        ref_or_name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        *,
+        strict: bool = False,
+    ) -> Any:
+        """The object of one version, after verifying its SHA-256.
+
+        A different Python, scikit-learn or numpy minor version than at
+        registration issues an :class:`EnvironmentMismatchWarning`, or raises
+        :class:`EnvironmentMismatch` with ``strict=True``. Missing or altered
+        bytes raise :class:`CorruptedArtifact` and nothing is unpickled.
+        """
+        return self._load_version(self.get(ref_or_name, version, alias), strict=strict)
+
+    def _load_version(self, mv: ModelVersion, *, strict: bool) -> Any:
+        """The one deserialization path: verify, check the environment, then unpickle."""
+        fmt = formats.get_format(mv.format)
+        differences = environment_differences(mv.environment)
+        if differences and strict:
+            raise EnvironmentMismatch(
+                f"{mv.ref} was registered in another environment: {'; '.join(differences)}; "
+                "install matching versions, or load without strict=True to accept the risk"
+            )
+        try:
+            with self._store.open_verified(mv.digest, mv.size) as file:
+                if differences:
+                    warnings.warn(
+                        EnvironmentMismatchWarning(
+                            f"{mv.ref} was registered in another environment: {'; '.join(differences)}; "
+                            "predictions may differ or loading may fail (strict=True makes this an error)"
+                        ),
+                        stacklevel=3,
+                    )
+                return formats.load(fmt, file, mv.ref)
+        except CorruptedArtifact as exc:
+            raise CorruptedArtifact(
+                f"{mv.ref} (model {mv.name!r}, version {mv.version}) failed verification: {exc}; "
+                f"expected {exc.expected}, found {exc.actual or 'nothing'}. Nothing was loaded; "
+                "run `modelshelf verify` and restore the store from a backup or re-register the model",
+                ref=mv.ref,
+                expected=exc.expected,
+                actual=exc.actual,
+            ) from None

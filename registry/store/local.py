@@ -1,0 +1,212 @@
+"""A content-addressed blob store in a local directory.
+
+Layout under the store root::
+
+    blobs/sha256/ab/cdef…   one read-only file per distinct artifact, named by its digest
+    tmp/<pid>-<random>.tmp  artifacts being written, on the same filesystem
+
+Invariants, and why:
+
+* A final name only ever holds complete, fsynced bytes whose SHA-256 is the
+  name. Bytes are written to a process-unique temporary file, hashed while
+  written, fsynced, and renamed into place (then the directory is fsynced),
+  so a crash leaves at worst a stray temporary file, never a partial blob
+  under a final name. Renaming alone gives atomic visibility; the fsyncs give
+  durability, which is what a registry promises.
+* Publishing (the rename) is done by the caller while it holds the catalog's
+  write lock, and so is freeing a blob. A version that reuses existing bytes
+  therefore cannot lose them to a concurrent delete of the last other
+  version that referenced them.
+* Writing bytes that already exist is a no-op: the temporary copy is
+  dropped (an existing file of the wrong size is corrupt and is replaced).
+* Reading verifies: the file is hashed through the same open descriptor that
+  is then handed to the deserializer, so a rename or replacement between the
+  check and the load cannot substitute other bytes.
+* Digests are validated (64 lowercase hex) before they become paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from registry.errors import CorruptedArtifact, StoreError
+from registry.store.hashing import HashingWriter
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_BUFFER = 1024 * 1024
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_digest(digest: object) -> str:
+    """Return ``digest`` if it is 64 lowercase hex characters; nothing else may become a path."""
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise CorruptedArtifact(
+            f"the catalog holds the digest {str(digest)[:80]!r}, which is not 64 hex characters; "
+            "the catalog was edited by hand or is damaged (run `modelshelf verify`)"
+        )
+    return digest
+
+
+@dataclass
+class StagedBlob:
+    """Bytes written, hashed and fsynced under a temporary name, not yet published.
+
+    Use it as a context manager: whatever was not published is removed on exit.
+    """
+
+    store: LocalBlobStore
+    digest: str
+    size: int
+    temp_path: Path
+
+    def publish(self) -> None:
+        """Move the bytes to their content address (or drop them if already there)."""
+        self.store._publish(self)
+
+    def __enter__(self) -> StagedBlob:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.temp_path.unlink()
+
+
+class LocalBlobStore:
+    """Blobs under ``root``; see the module docstring for the invariants."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self._blobs = self.root / "blobs" / "sha256"
+        self._tmp = self.root / "tmp"
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore({str(self.root)!r})"
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def path_of(self, digest: str) -> Path:
+        """Where the blob with this digest lives (whether or not it exists)."""
+        check_digest(digest)
+        return self._blobs / digest[:2] / digest[2:]
+
+    def _failure(self, action: str, exc: OSError) -> StoreError:
+        return StoreError(
+            f"cannot {action} in the blob store at {self.root}: {exc.strerror or exc}; "
+            "check that the directory exists, is writable and has free space"
+        )
+
+    def stage(self, write: Callable[[IO[bytes]], None]) -> StagedBlob:
+        """Run ``write`` into a new temporary file; return it hashed, fsynced and read-only.
+
+        If ``write`` raises, the temporary file is removed and the exception
+        propagates; a failure of the disk itself becomes :class:`StoreError`.
+        """
+        try:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._failure("create a temporary file", exc) from exc
+        temp_path = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        try:
+            with open(temp_path, "xb", buffering=_BUFFER) as raw:
+                writer = HashingWriter(raw)
+                try:
+                    write(writer)  # type: ignore[arg-type]
+                    raw.flush()
+                    os.fsync(raw.fileno())
+                except OSError as exc:
+                    raise self._failure("write an artifact", exc) from exc
+            os.chmod(temp_path, _READ_ONLY)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp_path.unlink()
+            raise
+        return StagedBlob(self, writer.hexdigest, writer.size, temp_path)
+
+    def _publish(self, staged: StagedBlob) -> None:
+        final = self.path_of(staged.digest)
+        try:
+            existing = final.lstat()
+        except FileNotFoundError:
+            existing = None
+        if existing is not None and stat.S_ISREG(existing.st_mode) and existing.st_size == staged.size:
+            return  # deduplicated: the same bytes are already there
+        try:
+            new_fanout = not final.parent.exists()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged.temp_path, final)
+            _fsync_dir(final.parent)
+            if new_fanout:
+                _fsync_dir(final.parent.parent)
+        except OSError as exc:
+            raise self._failure("publish an artifact", exc) from exc
+
+    def exists(self, digest: str) -> bool:
+        return self.path_of(digest).is_file()
+
+    def delete(self, digest: str) -> bool:
+        """Remove a blob; return whether it was there. Call only under the catalog's write lock."""
+        path = self.path_of(digest)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise self._failure("delete a blob", exc) from exc
+        _fsync_dir(path.parent)
+        return True
+
+    @contextlib.contextmanager
+    def open_verified(self, digest: str, size: int) -> Iterator[IO[bytes]]:
+        """Yield the blob opened for reading, after checking its size and SHA-256.
+
+        Raises :class:`CorruptedArtifact` (with ``expected``/``actual``) when
+        the blob is missing, has another size, or hashes to another digest.
+        The same descriptor that was hashed is rewound and yielded.
+        """
+        path = self.path_of(digest)
+        expected = f"sha256:{digest}"
+        try:
+            file = open(path, "rb", buffering=_BUFFER)
+        except FileNotFoundError:
+            raise CorruptedArtifact(
+                f"the blob {expected} is missing from the store at {self.root}",
+                expected=expected,
+            ) from None
+        except OSError as exc:
+            raise self._failure("read a blob", exc) from exc
+        with file:
+            actual_size = os.fstat(file.fileno()).st_size
+            if actual_size != size:
+                raise CorruptedArtifact(
+                    f"the blob {expected} has {actual_size} bytes, the catalog recorded {size}",
+                    expected=expected,
+                    actual=f"size {actual_size}",
+                )
+            actual = "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
+            if actual != expected:
+                raise CorruptedArtifact(
+                    f"the blob hashes to {actual}, the catalog recorded {expected}",
+                    expected=expected,
+                    actual=actual,
+                )
+            file.seek(0)
+            yield file

@@ -1,0 +1,201 @@
+"""Validation of what a version records: params, metrics, tags, description.
+
+Everything here runs before anything is written, so a bad value costs the
+caller one clear ``ValueError`` naming the offending key and leaves no blob
+and no catalog row behind.
+
+* Metrics are finite real numbers. SQLite stores NaN as NULL and JSON has no
+  infinity, so the check must be here, in code, not left to the database.
+* Explicit params must already be JSON (dicts with string keys, lists, str,
+  int, finite float, bool, None); tuples are accepted and come back as lists,
+  as they would from any JSON store.
+* Captured params (``get_params(deep=True)`` of an estimator) are *made*
+  JSON-safe instead: numpy scalars become numbers, non-finite floats the
+  strings ``"nan"``/``"inf"``, and nested estimators, callables and types their
+  repr, because the user did not choose those values and should not be
+  refused for them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+MAX_KEY_LENGTH = 250
+MAX_TAG_VALUE_LENGTH = 5000
+MAX_DESCRIPTION_LENGTH = 65536
+MAX_PARAMS_DEPTH = 32
+MAX_PARAMS_JSON_BYTES = 4 * 1024 * 1024
+_MAX_CAPTURED_SEQUENCE = 1000
+
+
+def dumps(value: Any) -> str:
+    """Serialize JSON the one way the catalog stores it: strict, compact, key-sorted."""
+    return json.dumps(value, allow_nan=False, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_key(kind: str, key: object) -> str:
+    if not isinstance(key, str):
+        raise ValueError(f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings")
+    if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+        raise ValueError(
+            f"{kind} key {key[:60]!r} is invalid: keys are 1-{MAX_KEY_LENGTH} characters without NUL"
+        )
+    return key
+
+
+def _mapping(kind: str, value: object) -> Mapping[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{kind} must be a dict, not {type(value).__name__}")
+    return value
+
+
+def validate_metrics(metrics: object) -> dict[str, float]:
+    """Return the metrics as ``{key: float}``, or raise ``ValueError`` naming the bad metric.
+
+    >>> validate_metrics({"accuracy": 0.97, "n_errors": 3})
+    {'accuracy': 0.97, 'n_errors': 3.0}
+    """
+    checked: dict[str, float] = {}
+    for key, value in _mapping("metrics", metrics).items():
+        _check_key("metric", key)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(
+                f"metric {key!r} is {value!r} ({type(value).__name__}); metrics must be real numbers"
+            )
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"metric {key!r} is {number}; metrics must be finite (no NaN or infinity)")
+        checked[key] = number
+    return checked
+
+
+def validate_tags(tags: object) -> dict[str, str]:
+    """Return the tags as ``{key: str}``; values must already be strings (stored verbatim)."""
+    checked: dict[str, str] = {}
+    for key, value in _mapping("tags", tags).items():
+        _check_key("tag", key)
+        if not isinstance(value, str):
+            raise ValueError(
+                f"tag {key!r} is {value!r} ({type(value).__name__}); tag values are strings, "
+                f"convert it with str() if that is what you mean"
+            )
+        if len(value) > MAX_TAG_VALUE_LENGTH or "\x00" in value:
+            raise ValueError(
+                f"tag {key!r} is invalid: values are at most {MAX_TAG_VALUE_LENGTH} characters without NUL"
+            )
+        checked[key] = value
+    return checked
+
+
+def validate_description(description: object) -> str | None:
+    """Return the description, or raise ``ValueError`` if it is not a reasonable string."""
+    if description is None:
+        return None
+    if not isinstance(description, str):
+        raise ValueError(f"description must be a string or None, not {type(description).__name__}")
+    if len(description) > MAX_DESCRIPTION_LENGTH or "\x00" in description:
+        raise ValueError(f"description is invalid: at most {MAX_DESCRIPTION_LENGTH} characters without NUL")
+    return description
+
+
+def _strict_json(path: str, value: Any, depth: int) -> Any:
+    if depth > MAX_PARAMS_DEPTH:
+        raise ValueError(f"param {path} is nested deeper than {MAX_PARAMS_DEPTH} levels; flatten it")
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"param {path} is {value}, which JSON cannot store; use None or a string")
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"param {path} has the key {key!r}; JSON object keys must be strings")
+            out[key] = _strict_json(f"{path}[{key!r}]", item, depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value)]
+    raise ValueError(
+        f"param {path} is a {type(value).__module__}.{type(value).__qualname__}, which is not "
+        "JSON-serializable; convert it (int(), float(), str(), list()) before registering"
+    )
+
+
+def _limit_size(params: dict[str, Any]) -> dict[str, Any]:
+    size = len(dumps(params).encode())
+    if size > MAX_PARAMS_JSON_BYTES:
+        raise ValueError(
+            f"params take {size} bytes as JSON, more than the limit of {MAX_PARAMS_JSON_BYTES}; "
+            "store large configuration as an artifact instead"
+        )
+    return params
+
+
+def validate_params(params: object) -> dict[str, Any]:
+    """Return explicit params as plain JSON values, or raise ``ValueError`` naming the key.
+
+    >>> validate_params({"k": 3, "layers": (64, 32)})
+    {'k': 3, 'layers': [64, 32]}
+    """
+    checked: dict[str, Any] = {}
+    for key, value in _mapping("params", params).items():
+        _check_key("param", key)
+        checked[key] = _strict_json(repr(key), value, 1)
+    return _limit_size(checked)
+
+
+def _json_safe(value: Any, depth: int) -> Any:
+    """Best-effort conversion of a captured hyperparameter into JSON."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if hasattr(value, "get_params") or callable(value) or depth >= MAX_PARAMS_DEPTH:
+        return repr(value)
+    if type(value).__name__ == "bool_":
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else repr(number)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    size = getattr(value, "size", None)
+    if isinstance(value, (list, tuple)):
+        size = len(value)
+    elif not (isinstance(size, int) and callable(getattr(value, "tolist", None))):
+        return repr(value)
+    if size > _MAX_CAPTURED_SEQUENCE:
+        return f"<{type(value).__name__} of {size} items>"
+    items = list(value) if isinstance(value, (list, tuple)) else value.tolist()
+    if not isinstance(items, list):  # a 0-d array's tolist() is a scalar
+        return _json_safe(items, depth + 1)
+    return [_json_safe(item, depth + 1) for item in items]
+
+
+def capture_params(obj: object) -> dict[str, Any]:
+    """The hyperparameters of an object with ``get_params()`` (any scikit-learn estimator), made JSON-safe.
+
+    Objects without ``get_params`` have no params to capture and give ``{}``.
+    """
+    get_params = getattr(obj, "get_params", None)
+    if not callable(get_params) or isinstance(obj, type):
+        return {}
+    try:
+        raw = get_params(deep=True)
+    except Exception as exc:  # a third-party get_params may fail in any way
+        raise ValueError(
+            f"could not capture hyperparameters: {type(obj).__name__}.get_params(deep=True) raised "
+            f"{type(exc).__name__}: {exc}; pass params={{...}} explicitly"
+        ) from exc
+    if not isinstance(raw, Mapping):
+        return {}
+    return _limit_size({str(key): _json_safe(value, 1) for key, value in raw.items()})
