@@ -23,7 +23,8 @@ import warnings
 from typing import Any
 
 from registry import formats
-from registry.catalog import Catalog, NewVersion, open_catalog
+from registry.catalog import Catalog, NewVersion, open_catalog, schema_revisions
+from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.domain import MetricPoint, ModelVersion
 from registry.environment import current_environment, environment_differences
 from registry.errors import CorruptedArtifact, EnvironmentMismatch, EnvironmentMismatchWarning
@@ -252,3 +253,17 @@ class Registry:
                 expected=exc.expected,
                 actual=exc.actual,
             ) from None
+
+
+def catalog_revisions(
+    home: str | os.PathLike[str] | None = None, *, catalog: str | None = None
+) -> tuple[str | None, str]:
+    """The schema revision of a registry's catalog (``None`` if not created yet) and the code's head."""
+    return schema_revisions(resolve(home, catalog).catalog)
+
+
+def upgrade_catalog(
+    home: str | os.PathLike[str] | None = None, *, catalog: str | None = None
+) -> tuple[str | None, str]:
+    """Create or upgrade a registry's catalog schema to this code's head; return (before, after)."""
+    return _upgrade_catalog(resolve(home, catalog).catalog)

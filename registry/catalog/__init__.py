@@ -11,9 +11,17 @@ from sqlalchemy.engine import URL
 
 from registry.catalog.catalog import Catalog, NewVersion
 from registry.catalog.engine import make_engine, parse_url, sqlite_path
-from registry.catalog.migrate import HEAD_REVISION, ensure_schema
+from registry.catalog.migrate import HEAD_REVISION, current_revision, ensure_schema
 
-__all__ = ["HEAD_REVISION", "Catalog", "NewVersion", "open_catalog", "parse_url"]
+__all__ = [
+    "HEAD_REVISION",
+    "Catalog",
+    "NewVersion",
+    "open_catalog",
+    "parse_url",
+    "schema_revisions",
+    "upgrade_catalog",
+]
 
 
 def describe_url(url: URL) -> str:
@@ -21,8 +29,8 @@ def describe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def open_catalog(url: str | URL, *, upgrade: bool = False, create: bool = True) -> Catalog:
-    """Open the catalog at ``url``, creating an empty one's schema (when ``create``).
+def open_catalog(url: str | URL, *, upgrade: bool = False) -> Catalog:
+    """Open the catalog at ``url``, creating the schema of an empty database.
 
     A SQLite file's directory is created if missing. Raises
     :class:`~registry.errors.SchemaVersionError` when the schema is older
@@ -31,10 +39,6 @@ def open_catalog(url: str | URL, *, upgrade: bool = False, create: bool = True) 
     parsed = parse_url(url)
     path = sqlite_path(parsed)
     if path is not None:
-        if not create and not path.exists():
-            from registry.errors import CatalogError
-
-            raise CatalogError(f"no catalog at {path}: the file does not exist")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(parsed)
     location = str(path) if path is not None else describe_url(parsed)
@@ -44,3 +48,24 @@ def open_catalog(url: str | URL, *, upgrade: bool = False, create: bool = True) 
         engine.dispose()
         raise
     return Catalog(engine, location)
+
+
+def schema_revisions(url: str | URL) -> tuple[str | None, str]:
+    """The catalog's schema revision (``None`` if it has none yet) and the code's head revision."""
+    parsed = parse_url(url)
+    path = sqlite_path(parsed)
+    if path is not None and not path.exists():
+        return None, HEAD_REVISION
+    engine = make_engine(parsed)
+    try:
+        with engine.connect() as connection:
+            return current_revision(connection), HEAD_REVISION
+    finally:
+        engine.dispose()
+
+
+def upgrade_catalog(url: str | URL) -> tuple[str | None, str]:
+    """Create or upgrade the catalog at ``url`` to the head revision; return (before, after)."""
+    before, head = schema_revisions(url)
+    open_catalog(url, upgrade=True).close()
+    return before, head

@@ -126,12 +126,3 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
         if revision is not None and revision not in _known_revisions():
             raise describe(revision, location)
         _upgrade(connection)
-
-
-def upgrade_schema(engine: Engine, location: str) -> tuple[str | None, str]:
-    """Upgrade the catalog to head; return the revisions before and after."""
-    with engine.connect() as connection:
-        before = current_revision(connection)
-        connection.rollback()
-    ensure_schema(engine, location, upgrade=True)
-    return before, HEAD_REVISION

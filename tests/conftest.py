@@ -1,0 +1,77 @@
+"""Shared fixtures: real registry directories in temporary folders, real fitted models.
+
+A brand-new registry costs one Alembic migration (about a quarter of a
+second), so the session migrates one template catalog and each test that
+wants an empty registry gets a copy of that file — still a real SQLite
+database in a real directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry import Registry
+from registry.locations import CATALOG_FILE_NAME
+
+
+@pytest.fixture(scope="session")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("template")
+    Registry(home).close()
+    return home
+
+
+@pytest.fixture
+def home(tmp_path: Path, template_home: Path) -> Path:
+    """An empty, migrated registry directory of this test's own."""
+    path = tmp_path / "registry"
+    path.mkdir()
+    shutil.copyfile(template_home / CATALOG_FILE_NAME, path / CATALOG_FILE_NAME)
+    return path
+
+
+@pytest.fixture
+def reg(home: Path) -> Iterator[Registry]:
+    with Registry(home) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def iris() -> tuple[Any, Any]:
+    from sklearn.datasets import load_iris
+
+    return load_iris(return_X_y=True)
+
+
+@pytest.fixture(scope="session")
+def knn(iris: tuple[Any, Any]) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = iris
+    return KNeighborsClassifier(n_neighbors=3).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def pipeline(iris: tuple[Any, Any]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=300)).fit(X, y)
+
+
+def blob_files(home: Path) -> list[Path]:
+    """Every published blob under a registry directory."""
+    return sorted(p for p in (home / "blobs").rglob("*") if p.is_file())
+
+
+def temp_files(home: Path) -> list[Path]:
+    """Every temporary file left under a registry directory."""
+    tmp = home / "tmp"
+    return sorted(tmp.iterdir()) if tmp.exists() else []
