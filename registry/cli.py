@@ -29,7 +29,7 @@ EXIT_INTEGRITY = 3
 #: Exception type → exit code; the first matching entry wins.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (CorruptedArtifact, EXIT_INTEGRITY),
-    ((ModelNotFound), EXIT_NOT_FOUND),
+    (ModelNotFound, EXIT_NOT_FOUND),
     (VersionNotFound, EXIT_NOT_FOUND),
     (AliasNotFound, EXIT_NOT_FOUND),
     (InvalidName, EXIT_USAGE),
@@ -68,7 +68,9 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", envvar="MODELSHELF_HOME", help="Registry directory [env MODELSHELF_HOME; default ./.modelshelf].")
+@click.option(
+    "--home", envvar="MODELSHELF_HOME", help="Registry directory [env MODELSHELF_HOME; default ./.modelshelf]."
+)
 @click.option("--catalog", envvar="MODELSHELF_CATALOG", help="Catalog database URL [env MODELSHELF_CATALOG].")
 @click.option("--store", envvar="MODELSHELF_STORE", help="Blob store directory [env MODELSHELF_STORE].")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
@@ -87,7 +89,12 @@ def cli(ctx: click.Context, home: str | None, catalog: str | None, store: str | 
 
 
 @cli.command()
-@click.option("--dir", "directory", default=None, help="Registry directory for the demo [default: --home, else ./modelshelf-demo].")
+@click.option(
+    "--dir",
+    "directory",
+    default=None,
+    help="Registry directory for the demo [default: --home, else ./modelshelf-demo].",
+)
 @click.pass_context
 def demo(ctx: click.Context, directory: str | None) -> None:
     """Train iris models, register, promote and load them, and print the accuracy history.
@@ -122,7 +129,12 @@ def demo(ctx: click.Context, directory: str | None) -> None:
 
 @cli.group()
 def db() -> None:
-    """Create, upgrade and inspect the catalog's schema."""
+    """Create, upgrade and inspect the catalog's schema.
+
+    \b
+    Example:
+      modelshelf --home models db upgrade
+    """
 
 
 @db.command("upgrade")

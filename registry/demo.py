@@ -92,7 +92,9 @@ def run_demo(home: str | os.PathLike[str], say: Callable[[str], None] = lambda _
         say(f"alias production → {best.ref} (best accuracy)")
 
         newest, first = knn_versions[-1], knn_versions[0]
-        result.checks.append(_same_predictions(trained[newest.version], reg.load(KNN_NAME), X, f"latest ({newest.ref})"))
+        result.checks.append(
+            _same_predictions(trained[newest.version], reg.load(KNN_NAME), X, f"latest ({newest.ref})")
+        )
         result.checks.append(_same_predictions(trained[first.version], reg.load(first.ref), X, f"pinned {first.ref}"))
         result.checks.append(
             _same_predictions(trained[best.version], reg.load(f"{KNN_NAME}@production"), X, f"{KNN_NAME}@production")
@@ -105,7 +107,8 @@ def run_demo(home: str | os.PathLike[str], say: Callable[[str], None] = lambda _
         reg.log_metrics(KNN_NAME, best.version, {"accuracy": full_accuracy}, step=1)
         say(f"logged accuracy {full_accuracy:.3f} for {best.ref} on all 150 flowers (step 1)")
         result.history = [
-            point for point in reg.metrics_history(KNN_NAME, "accuracy")
+            point
+            for point in reg.metrics_history(KNN_NAME, "accuracy")
             if point.version in {v.version for v in knn_versions}
         ]
     return result

@@ -56,8 +56,8 @@ class VersionNotFound(RegistryError, LookupError):
     def __init__(self, name: str, version: int | None, reason: str = "") -> None:
         self.name = name
         self.version = version
-        what = f"version {version} of model {name!r}" if version is not None else (
-            f"model {name!r} has no live version"
+        what = (
+            f"version {version} of model {name!r}" if version is not None else (f"model {name!r} has no live version")
         )
         tail = f" ({reason})" if reason else ""
         super().__init__(
@@ -73,8 +73,7 @@ class AliasNotFound(RegistryError, LookupError):
         self.name = name
         self.alias = alias
         super().__init__(
-            f"model {name!r} has no alias {alias!r}; "
-            f"set it with Registry.set_alias({name!r}, {alias!r}, VERSION)"
+            f"model {name!r} has no alias {alias!r}; set it with Registry.set_alias({name!r}, {alias!r}, VERSION)"
         )
 
 

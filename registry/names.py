@@ -64,18 +64,14 @@ def validate_alias(alias: object) -> str:
             "starting with a letter (for example 'production')"
         )
     if alias in RESERVED_ALIASES:
-        raise InvalidName(
-            f"alias {alias!r} is reserved: it always means the newest version; choose another name"
-        )
+        raise InvalidName(f"alias {alias!r} is reserved: it always means the newest version; choose another name")
     return alias
 
 
 def validate_version(version: object) -> int:
     """Return ``version`` if it is a positive int (not a bool), else raise :class:`InvalidReference`."""
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidReference(
-            f"invalid version {_shown(version)}: versions are positive integers (1, 2, 3, ...)"
-        )
+        raise InvalidReference(f"invalid version {_shown(version)}: versions are positive integers (1, 2, 3, ...)")
     return version
 
 

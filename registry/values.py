@@ -41,9 +41,7 @@ def _check_key(kind: str, key: object) -> str:
     if not isinstance(key, str):
         raise ValueError(f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings")
     if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
-        raise ValueError(
-            f"{kind} key {key[:60]!r} is invalid: keys are 1-{MAX_KEY_LENGTH} characters without NUL"
-        )
+        raise ValueError(f"{kind} key {key[:60]!r} is invalid: keys are 1-{MAX_KEY_LENGTH} characters without NUL")
     return key
 
 
@@ -65,9 +63,7 @@ def validate_metrics(metrics: object) -> dict[str, float]:
     for key, value in _mapping("metrics", metrics).items():
         _check_key("metric", key)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValueError(
-                f"metric {key!r} is {value!r} ({type(value).__name__}); metrics must be real numbers"
-            )
+            raise ValueError(f"metric {key!r} is {value!r} ({type(value).__name__}); metrics must be real numbers")
         number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"metric {key!r} is {number}; metrics must be finite (no NaN or infinity)")

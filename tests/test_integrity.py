@@ -101,7 +101,7 @@ def _local_function():
 
 
 UNPICKLABLE = {
-    "lambda": lambda: (lambda x: x + 1),
+    "lambda": lambda: lambda x: x + 1,
     "local class": lambda: type("Local", (), {})(),
     "lock": threading.Lock,
     "socket": lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM),

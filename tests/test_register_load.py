@@ -139,7 +139,7 @@ def test_another_process_sees_what_was_registered(home: Path, knn, iris) -> None
         "import sys, numpy as np; from registry import Registry\n"
         "from sklearn.datasets import load_iris\n"
         "X, _ = load_iris(return_X_y=True)\n"
-        f"m = Registry(sys.argv[1]).load('iris-knn@production')\n"
+        "m = Registry(sys.argv[1]).load('iris-knn@production')\n"
         "np.save(sys.stdout.buffer, m.predict(X))\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, check=True).stdout

@@ -141,7 +141,7 @@ def test_bad_tags_are_refused(reg: Registry, home: Path, knn, tags, match: str) 
 
 
 def test_hostile_tag_text_is_stored_verbatim(reg: Registry, knn) -> None:
-    tags = {"q": "it's \"quoted\"", "sql": "x'; DROP TABLE versions; --", "nl": "line1\nline2", "uni": "ε → ∞"}
+    tags = {"q": 'it\'s "quoted"', "sql": "x'; DROP TABLE versions; --", "nl": "line1\nline2", "uni": "ε → ∞"}
     reg.register("m", knn, tags=tags)
     assert reg.get("m").tags == tags
     assert reg.models() == ["m"]
@@ -161,7 +161,10 @@ def test_unknown_format_is_refused(reg: Registry, home: Path, knn) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
@@ -169,10 +172,14 @@ json_values = st.recursive(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(params=st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: "\x00" not in k), json_values,
-                              max_size=6),
-       metrics=st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: "\x00" not in k),
-                               st.floats(allow_nan=False, allow_infinity=False), max_size=4))
+@given(
+    params=st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: "\x00" not in k), json_values, max_size=6),
+    metrics=st.dictionaries(
+        st.text(min_size=1, max_size=30).filter(lambda k: "\x00" not in k),
+        st.floats(allow_nan=False, allow_infinity=False),
+        max_size=4,
+    ),
+)
 def test_params_and_metrics_round_trip_through_the_catalog(reg: Registry, params, metrics) -> None:
     mv = reg.register("prop", b"artifact", params=params, metrics=metrics, format="pickle")
     back = reg.get(mv.ref)

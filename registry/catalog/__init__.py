@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from registry.catalog import migrate
 from registry.catalog.catalog import Catalog, NewVersion
 from registry.catalog.engine import make_engine, parse_url, sqlite_path
-from registry.catalog.migrate import HEAD_REVISION, current_revision, ensure_schema
+from registry.catalog.migrate import HEAD_REVISION, ensure_schema, read_revision
 
 __all__ = [
     "HEAD_REVISION",
@@ -55,11 +56,10 @@ def schema_revisions(url: str | URL) -> tuple[str | None, str]:
     parsed = parse_url(url)
     path = sqlite_path(parsed)
     if path is not None and not path.exists():
-        return None, HEAD_REVISION
+        return None, migrate.HEAD_REVISION
     engine = make_engine(parsed)
     try:
-        with engine.connect() as connection:
-            return current_revision(connection), HEAD_REVISION
+        return read_revision(engine, str(path) if path is not None else describe_url(parsed)), migrate.HEAD_REVISION
     finally:
         engine.dispose()
 

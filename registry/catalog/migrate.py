@@ -92,6 +92,21 @@ def describe(revision: str | None, location: str) -> SchemaVersionError:
     )
 
 
+def read_revision(engine: Engine, location: str) -> str | None:
+    """The catalog's schema revision; :class:`CatalogError` if it is not a database at all."""
+    try:
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+            connection.rollback()
+            return revision
+    except DatabaseError as exc:
+        raise CatalogError(
+            f"cannot open the catalog {location}: {exc.orig}; "
+            "if it is a file, it is not a modelshelf catalog (or it is damaged): restore it from a backup "
+            "or point to another path"
+        ) from exc
+
+
 def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
     """Make sure the catalog is at :data:`HEAD_REVISION`.
 
@@ -100,16 +115,7 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
     ``upgrade`` is true; otherwise, and for a newer schema, a
     :class:`SchemaVersionError` says what to run.
     """
-    try:
-        with engine.connect() as connection:
-            revision = current_revision(connection)
-            connection.rollback()
-    except DatabaseError as exc:
-        raise CatalogError(
-            f"cannot open the catalog {location}: {exc.orig}; "
-            "if it is a file, it is not a modelshelf catalog (or it is damaged): restore it from a backup "
-            "or point to another path"
-        ) from exc
+    revision = read_revision(engine, location)
     if revision == HEAD_REVISION:
         return
     if revision is not None and not upgrade:

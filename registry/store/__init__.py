@@ -23,12 +23,10 @@ def open_store(location: str | os.PathLike[str]) -> LocalBlobStore:
     if isinstance(text, bytes):
         raise ValueError("the store location must be a str path or URL, not bytes")
     if text.startswith("file://"):
-        text = text[len("file://"):]
+        text = text[len("file://") :]
     elif "://" in text:
         scheme = text.split("://", 1)[0]
-        raise ValueError(
-            f"store URL scheme {scheme!r} is not supported yet; give a local directory path"
-        )
+        raise ValueError(f"store URL scheme {scheme!r} is not supported yet; give a local directory path")
     if not text:
         raise ValueError("the store location is empty; give a directory path")
     return LocalBlobStore(text)

@@ -1,0 +1,224 @@
+"""The catalog schema: owned by Alembic, checked on open, shipped inside the package."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from click.testing import CliRunner
+from sqlalchemy import create_engine
+
+from registry import Registry, SchemaVersionError
+from registry.catalog import migrate
+from registry.cli import cli
+from registry.errors import CatalogError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_one_head_and_it_is_the_revision_the_code_expects() -> None:
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    assert script.get_heads() == [migrate.HEAD_REVISION]
+
+
+def test_orm_and_migrations_agree(home: Path) -> None:
+    """``alembic check``: a column added to the ORM alone (or to a migration alone) fails here."""
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.connect() as connection:
+        command.check(migrate.alembic_config(connection))
+    engine.dispose()
+
+
+def test_developer_alembic_ini_works_too(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dev.db'}"
+    run = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "-x", f"url={url}"]
+    subprocess.run([*run, "upgrade", "head"], check=True, capture_output=True, cwd=ROOT)
+    subprocess.run([*run, "check"], check=True, capture_output=True, cwd=ROOT)
+
+
+def test_upgrade_downgrade_upgrade_round_trip(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    with engine.begin() as connection:
+        config = migrate.alembic_config(connection)
+        command.upgrade(config, "head")
+        command.downgrade(config, "base")
+        assert set(sqlite3_tables(tmp_path / "c.db", connection)) <= {"alembic_version"}
+        command.upgrade(config, "head")
+        command.check(config)
+    engine.dispose()
+    with Registry(catalog=f"sqlite:///{tmp_path / 'c.db'}", store=tmp_path / "s") as reg:
+        assert reg.register("m", [1], format="pickle").version == 1
+
+
+def sqlite3_tables(path: Path, connection) -> list[str]:
+    from sqlalchemy import inspect
+
+    return inspect(connection).get_table_names()
+
+
+def test_a_new_registry_is_created_at_head(tmp_path: Path) -> None:
+    with Registry(tmp_path / "new"):
+        pass
+    with sqlite3.connect(tmp_path / "new" / "catalog.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrate.HEAD_REVISION,)]
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_sqlite_connections_are_configured_for_safety(reg: Registry) -> None:
+    with reg._catalog.engine.connect() as connection:
+        pragma = connection.exec_driver_sql
+        assert pragma("PRAGMA foreign_keys").scalar() == 1
+        assert pragma("PRAGMA journal_mode").scalar() == "wal"
+        assert pragma("PRAGMA synchronous").scalar() == 2  # FULL
+        assert pragma("PRAGMA busy_timeout").scalar() >= 10_000
+
+
+def test_a_catalog_from_a_newer_modelshelf_is_refused(home: Path) -> None:
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    with pytest.raises(SchemaVersionError, match="newer modelshelf.*pip install -U modelshelf"):
+        Registry(home)
+    with pytest.raises(SchemaVersionError, match="newer"):
+        Registry(home, upgrade=True)
+
+
+@pytest.fixture
+def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This code base as it will be after one more migration: a copy of the scripts plus a new head."""
+    scripts = tmp_path / "future_migrations"
+    shutil.copytree(migrate.migrations_dir(), scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    new_head = "aaaaaaaaaaaa"
+    (scripts / "versions" / f"{new_head}_future.py").write_text(
+        textwrap.dedent(
+            f'''
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = "{new_head}"
+            down_revision = "{migrate.HEAD_REVISION}"
+            branch_labels = None
+            depends_on = None
+
+
+            def upgrade():
+                with op.batch_alter_table("models") as batch:
+                    batch.add_column(sa.Column("future", sa.Text(), nullable=True))
+
+
+            def downgrade():
+                with op.batch_alter_table("models") as batch:
+                    batch.drop_column("future")
+            '''
+        )
+    )
+    monkeypatch.setattr(migrate, "migrations_dir", lambda: scripts)
+    monkeypatch.setattr(migrate, "HEAD_REVISION", new_head)
+    return new_head
+
+
+def test_an_older_catalog_names_the_upgrade_command_and_upgrades_on_request(home: Path, knn, newer_code: str) -> None:
+    old_revision = current_of(home)
+    with pytest.raises(SchemaVersionError) as caught:
+        Registry(home)
+    message = str(caught.value)
+    assert "modelshelf db upgrade" in message and "upgrade=True" in message and old_revision in message
+    assert current_of(home) == old_revision  # nothing was changed
+    with Registry(home, upgrade=True) as reg:
+        reg.register("m", knn)
+    assert current_of(home) == newer_code
+
+
+def test_db_upgrade_command_upgrades_an_older_catalog(home: Path, newer_code: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--home", str(home), "db", "current"])
+    assert result.exit_code == 0 and "modelshelf db upgrade" in result.output
+    result = runner.invoke(cli, ["db", "upgrade", "--catalog", f"sqlite:///{home / 'catalog.db'}"])
+    assert result.exit_code == 0, result.output
+    assert f"to {newer_code}" in result.output
+    assert current_of(home) == newer_code
+    result = runner.invoke(cli, ["--home", str(home), "db", "current"])
+    assert "up to date" in result.output
+
+
+def current_of(home: Path) -> str:
+    with sqlite3.connect(home / "catalog.db") as db:
+        return db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+
+@pytest.mark.parametrize("content", [b"this is not a database at all" * 100, b""])
+def test_a_file_that_is_not_a_catalog_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    home = tmp_path / "reg"
+    home.mkdir()
+    (home / "catalog.db").write_bytes(content)
+    if not content:
+        Registry(home).close()  # an empty file is an empty database: it becomes a catalog
+        return
+    with pytest.raises(CatalogError, match=str(home / "catalog.db")):
+        Registry(home)
+
+
+def test_a_truncated_catalog_is_a_clear_error(home: Path, knn) -> None:
+    with Registry(home) as reg:
+        for _ in range(20):
+            reg.register("m", knn, tags={"pad": "x" * 3000})
+    catalog = home / "catalog.db"
+    data = catalog.read_bytes()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{catalog}{suffix}").unlink(missing_ok=True)
+    catalog.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CatalogError, match="catalog.db"):
+        with Registry(home) as reg:
+            reg.versions("m")
+
+
+def test_a_database_with_other_tables_is_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    with pytest.raises(CatalogError, match="no modelshelf schema"):
+        Registry(catalog=f"sqlite:///{path}", store=tmp_path / "s")
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path) -> None:
+    """A non-editable install (no source tree) can create a catalog: the migrations are packaged."""
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("modelshelf-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert f"registry/_migrations/versions/{migrate.HEAD_REVISION}_initial_catalog_schema.py" in names
+    assert "registry/_migrations/env.py" in names and "registry/_migrations/script.py.mako" in names
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import registry, sys\n"
+        "assert registry.__file__.startswith(sys.argv[1]), registry.__file__\n"
+        "r = registry.Registry(sys.argv[2]); print(r.register('m', [1], format='pickle').ref)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(target), str(tmp_path / "reg")],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert out.stdout.strip() == "m:1"
