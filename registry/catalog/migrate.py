@@ -15,6 +15,7 @@ matches the scripts' single head.
 
 from __future__ import annotations
 
+import logging
 from importlib.resources import files
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from registry.errors import CatalogError, SchemaVersionError
 HEAD_REVISION = "2395150adee6"
 
 UPGRADE_HINT = "modelshelf db upgrade"
+
+logger = logging.getLogger(__name__)
 
 
 def migrations_dir() -> Path:
@@ -132,3 +135,4 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
         if revision is not None and revision not in _known_revisions():
             raise describe(revision, location)
         _upgrade(connection)
+        logger.info("migrated the catalog %s from %s to %s", location, revision or "empty", HEAD_REVISION)

@@ -1,0 +1,85 @@
+"""Functions run in child processes by the concurrency and crash tests (importable, so any start method works)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from registry import Registry
+
+
+def register_many(home: str, name: str, writer: int, count: int) -> list[tuple[int, int, int]]:
+    """Register ``count`` versions of ``name``; return (version, writer, i) for each."""
+    done = []
+    with Registry(home) as reg:
+        for i in range(count):
+            mv = reg.register(
+                name, {"writer": writer, "i": i}, format="pickle", tags={"writer": str(writer), "i": str(i)}
+            )
+            done.append((mv.version, writer, i))
+    return done
+
+
+def read_latest_until(home: str, name: str, stop_file: str) -> int:
+    """Load the latest version in a loop; check each object matches its metadata. Return loads done."""
+    loads = 0
+    with Registry(home) as reg:
+        while not Path(stop_file).exists():
+            try:
+                mv = reg.get(name)
+            except LookupError:
+                continue  # nothing registered yet
+            obj = reg.load(mv.ref)
+            expected = {"writer": int(mv.tags["writer"]), "i": int(mv.tags["i"])}
+            if obj != expected:
+                raise AssertionError(f"{mv.ref} loaded {obj}, metadata says {expected}")
+            loads += 1
+    return loads
+
+
+def move_alias(home: str, name: str, versions: list[int], rounds: int) -> int:
+    with Registry(home) as reg:
+        for _ in range(rounds):
+            for version in versions:
+                reg.set_alias(name, "production", version)
+    return rounds * len(versions)
+
+
+class _Counter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def open_and_count_migrations(home: str, start_at: float) -> int:
+    """Open a registry at a shared start time; return how many migrations this process ran."""
+    counter = _Counter()
+    logger = logging.getLogger("registry.catalog.migrate")
+    logger.addHandler(counter)
+    logger.setLevel(logging.INFO)
+    time.sleep(max(0.0, start_at - time.time()))
+    with Registry(home) as reg:
+        reg.models()
+    return sum("migrated the catalog" in message for message in counter.messages)
+
+
+def register_forever(home: str) -> None:
+    """The crash test's victim: register in a loop, announcing each committed version on stdout."""
+    with Registry(home) as reg:
+        print("ready", flush=True)
+        i = 0
+        while True:
+            payload: Any = {"i": i, "pad": bytes(i % 7 * 30_000)}
+            mv = reg.register("victim", payload, format="pickle" if i % 2 else "joblib", tags={"i": str(i)})
+            print(mv.version, flush=True)
+            i += 1
+
+
+if __name__ == "__main__":
+    register_forever(sys.argv[1])
