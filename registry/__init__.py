@@ -10,7 +10,7 @@ The public API is listed here and nowhere else; everything else is internal.
 
 from __future__ import annotations
 
-from registry.domain import MetricPoint, ModelVersion
+from registry.domain import GcReport, MetricPoint, ModelVersion, Problem, VerifyReport
 from registry.errors import (
     AliasNotFound,
     CatalogError,
@@ -34,15 +34,18 @@ __all__ = [
     "CorruptedArtifact",
     "EnvironmentMismatch",
     "EnvironmentMismatchWarning",
+    "GcReport",
     "InvalidName",
     "InvalidReference",
     "MetricPoint",
     "ModelNotFound",
     "ModelVersion",
+    "Problem",
     "Registry",
     "RegistryError",
     "SchemaVersionError",
     "SerializationError",
     "StoreError",
+    "VerifyReport",
     "VersionNotFound",
 ]

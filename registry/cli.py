@@ -127,6 +127,62 @@ def demo(ctx: click.Context, directory: str | None) -> None:
     console.print(f"Explore it: modelshelf --home {home} db current")
 
 
+def _open(ctx: click.Context) -> Any:
+    from registry.facade import Registry
+
+    return Registry(ctx.obj["home"], catalog=ctx.obj["catalog"], store=ctx.obj["store"])
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Check presence and sizes only; do not re-hash the blobs.")
+@click.pass_context
+def verify(ctx: click.Context, quick: bool) -> None:
+    """Check every version's artifact and the catalog; exit 3 if anything is damaged.
+
+    \b
+    Example:
+      modelshelf --home models verify --quick
+    """
+    with _open(ctx) as reg:
+        report = reg.verify(deep=not quick)
+    for problem in report.problems:
+        where = f" {problem.ref}" if problem.ref else ""
+        click.echo(f"{problem.kind}{where}: {problem.detail}")
+    mode = "quick" if quick else "deep"
+    if report.ok:
+        waste = f", {len(report.problems)} items of waste (run `modelshelf gc`)" if report.problems else ""
+        click.echo(f"ok: {report.versions_checked} versions intact ({mode} check){waste}")
+    else:
+        fatal = sum(problem.fatal for problem in report.problems)
+        click.echo(f"NOT OK: {fatal} problems in {report.versions_checked} versions ({mode} check)", err=True)
+        sys.exit(EXIT_INTEGRITY)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Leave files younger than this many seconds alone.",
+)
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, min_age: float) -> None:
+    """Remove artifacts no version uses any more, and stale temporary files.
+
+    \b
+    Example:
+      modelshelf --home models gc --dry-run
+    """
+    with _open(ctx) as reg:
+        report = reg.gc(dry_run=dry_run, min_age=min_age)
+    for item in report.removed:
+        click.echo(item)
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{len(report.removed)} files, {verb} {report.freed_bytes} bytes")
+
+
 @cli.group()
 def db() -> None:
     """Create, upgrade and inspect the catalog's schema.

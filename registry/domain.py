@@ -79,3 +79,49 @@ class Ref:
         if self.alias is not None:
             return f"{self.name}@{self.alias}"
         return self.name
+
+
+#: Problem kinds that mean a version cannot be trusted or loaded; the others are only waste.
+FATAL_PROBLEMS = frozenset({"missing_blob", "checksum_mismatch", "schema"})
+PROBLEM_KINDS = FATAL_PROBLEMS | {"orphan_blob", "stale_temp"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of :meth:`Registry.verify`.
+
+    ``kind`` is one of ``missing_blob``, ``checksum_mismatch``, ``schema``
+    (fatal: a version cannot be trusted, or the catalog is damaged) or
+    ``orphan_blob``, ``stale_temp`` (waste that ``gc`` removes). ``ref`` names
+    the version concerned, when one is.
+    """
+
+    kind: str
+    detail: str
+    ref: str | None = None
+
+    @property
+    def fatal(self) -> bool:
+        return self.kind in FATAL_PROBLEMS
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`Registry.verify` found. ``ok`` is true when every live version is intact."""
+
+    problems: list[Problem]
+    versions_checked: int
+    deep: bool
+
+    @property
+    def ok(self) -> bool:
+        return not any(problem.fatal for problem in self.problems)
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What :meth:`Registry.gc` removed (or, with ``dry_run``, would remove)."""
+
+    removed: list[str]
+    freed_bytes: int
+    dry_run: bool

@@ -22,10 +22,10 @@ import os
 import warnings
 from typing import Any
 
-from registry import formats
+from registry import formats, maintenance
 from registry.catalog import Catalog, NewVersion, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
-from registry.domain import MetricPoint, ModelVersion
+from registry.domain import GcReport, MetricPoint, ModelVersion, VerifyReport
 from registry.environment import current_environment, environment_differences
 from registry.errors import CorruptedArtifact, EnvironmentMismatch, EnvironmentMismatchWarning
 from registry.locations import resolve
@@ -176,8 +176,32 @@ class Registry:
         Its aliases are dropped with it, and its blob is deleted when no other
         live version has the same bytes.
         """
-        digest = self._catalog.delete_version(validate_model_name(name), validate_version(version))
-        self._catalog.free_blob_if_unreferenced(digest, self._store.delete)
+        digest, size = self._catalog.delete_version(validate_model_name(name), validate_version(version))
+        self._catalog.free_blob_if_unreferenced(digest, size, self._store.delete)
+
+    # -- maintenance -------------------------------------------------------
+
+    def verify(self, deep: bool = True) -> VerifyReport:
+        """Check that every live version's artifact is present and intact, and the catalog schema.
+
+        ``deep=True`` re-hashes every blob; ``deep=False`` only checks presence
+        and sizes, which is fast on thousands of versions. ``report.ok`` is
+        false when any version is missing or damaged; unreferenced blobs and
+        stale temporary files are listed too, as waste for :meth:`gc`.
+        """
+        return maintenance.verify(self._catalog, self._store, deep=bool(deep))
+
+    def gc(self, dry_run: bool = True, *, min_age: float = maintenance.DEFAULT_MIN_AGE) -> GcReport:
+        """Remove blobs that no live version references and stale temporary files.
+
+        Nothing younger than ``min_age`` seconds (an hour by default) is
+        touched, so a register in flight elsewhere keeps its blob. With
+        ``dry_run`` (the default) nothing is removed: the report lists what
+        would be.
+        """
+        if isinstance(min_age, bool) or not isinstance(min_age, (int, float)) or min_age < 0:
+            raise ValueError(f"min_age must be a number of seconds >= 0, not {min_age!r}")
+        return maintenance.collect_garbage(self._catalog, self._store, dry_run=bool(dry_run), min_age=min_age)
 
     # -- reading -----------------------------------------------------------
 

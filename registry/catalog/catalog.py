@@ -20,7 +20,7 @@ touches files itself and the store never touches the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, Select, delete, func, insert, select, update
 
 from registry.catalog.engine import read_transaction, write_transaction
+from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import (
     AliasRow,
     BlobRow,
@@ -346,38 +347,46 @@ class Catalog:
             row = self._find(connection, Ref(name, version=version))
             self._record_metrics(connection, row.id, metrics, step, now)
 
-    def delete_version(self, name: str, version: int) -> str:
-        """Mark a version deleted and drop its aliases; return its blob's digest."""
+    def delete_version(self, name: str, version: int) -> tuple[str, int]:
+        """Mark a version deleted and drop its aliases; return its blob's digest and size."""
         with write_transaction(self.engine) as connection:
             row = self._find(connection, Ref(name, version=version))
             connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=utcnow()))
             connection.execute(delete(_ALIASES).where(_ALIASES.c.version_id == row.id))
-            return row.blob_digest
+            return row.blob_digest, row.size
 
-    def free_blob_if_unreferenced(self, digest: str, delete_blob: Callable[[str], object]) -> bool:
-        """Call ``delete_blob(digest)`` if no live version uses it, under the blob's lock.
+    def free_blob_if_unreferenced(self, digest: str, size: int, delete_blob: Callable[[str], bool]) -> bool:
+        """Call ``delete_blob(digest)`` if no live version uses the blob, under the blob's lock.
 
-        Returns whether it was called. Run it after the transaction that
-        dropped the last reference committed: a crash in between leaves an
-        unreferenced blob, which is only wasted space, never a dangling row.
+        Returns what ``delete_blob`` returned, or ``False`` if the blob is in
+        use. Run it after the transaction that dropped the last reference
+        committed: a crash in between leaves an unreferenced blob, which is
+        only wasted space, never a dangling row. The blob's row is created if
+        missing (a blob published by a transaction that then failed has
+        none), so there is always a row to lock against concurrent writers.
         """
         with write_transaction(self.engine) as connection:
+            insert_ignore(connection, _BLOBS, [{"digest": digest, "size": size, "created_at": utcnow()}], ["digest"])
             self._lock_blob(connection, digest)
             live = connection.execute(
                 select(func.count())
                 .select_from(_VERSIONS)
                 .where(_VERSIONS.c.blob_digest == digest, _VERSIONS.c.deleted_at.is_(None))
             ).scalar_one()
-            if live:
-                return False
-            delete_blob(digest)
-            return True
+            return False if live else delete_blob(digest)
 
-    def live_digests(self) -> Iterable[str]:
-        """The digests referenced by live versions."""
+    def live_blobs(self) -> list[tuple[str, str, int]]:
+        """``(ref, digest, size)`` of every live version, by name and version."""
         with read_transaction(self.engine) as connection:
-            return set(
-                connection.execute(
-                    select(VersionRow.blob_digest).where(VersionRow.deleted_at.is_(None)).distinct()
-                ).scalars()
+            rows = connection.execute(
+                select(ModelRow.name, VersionRow.version, VersionRow.blob_digest, VersionRow.size)
+                .join(ModelRow, ModelRow.id == VersionRow.model_id)
+                .where(VersionRow.deleted_at.is_(None))
+                .order_by(ModelRow.name, VersionRow.version)
             )
+            return [(f"{name}:{version}", digest, size) for name, version, digest, size in rows]
+
+    def schema_problems(self, deep: bool) -> list[str]:
+        """Differences between the catalog's tables and the schema this code expects (and, deep, corruption)."""
+        with read_transaction(self.engine) as connection:
+            return schema_differences(connection, deep=deep)

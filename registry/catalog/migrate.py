@@ -136,3 +136,29 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
             raise describe(revision, location)
         _upgrade(connection)
         logger.info("migrated the catalog %s from %s to %s", location, revision or "empty", HEAD_REVISION)
+
+
+def schema_differences(connection: Connection, deep: bool = False) -> list[str]:
+    """What ``alembic check`` would report for this catalog, one line per difference.
+
+    A table, column or index dropped or altered by hand shows up here; with
+    ``deep`` a SQLite file is also checked for corruption (``PRAGMA quick_check``).
+    """
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from registry.catalog.schema import Base
+
+    problems = []
+    revision = current_revision(connection)
+    if revision != HEAD_REVISION:
+        problems.append(f"schema revision is {revision}, this modelshelf expects {HEAD_REVISION}")
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    problems.extend(
+        f"catalog differs from the expected schema: {diff}" for diff in compare_metadata(context, Base.metadata)
+    )
+    if deep and connection.dialect.name == "sqlite":
+        result = [row[0] for row in connection.exec_driver_sql("PRAGMA quick_check")]
+        if result != ["ok"]:
+            problems.extend(f"SQLite integrity check: {line}" for line in result)
+    return problems

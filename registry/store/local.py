@@ -64,6 +64,16 @@ def check_digest(digest: object) -> str:
     return digest
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A file found in the store: a blob (``digest`` set) or a temporary file."""
+
+    path: Path
+    size: int
+    mtime: float
+    digest: str | None = None
+
+
 @dataclass
 class StagedBlob:
     """Bytes written, hashed and fsynced under a temporary name, not yet published.
@@ -161,6 +171,51 @@ class LocalBlobStore:
 
     def exists(self, digest: str) -> bool:
         return self.path_of(digest).is_file()
+
+    def size_of(self, digest: str) -> int | None:
+        """The size of a blob, or ``None`` if it is missing (or not a regular file)."""
+        try:
+            info = self.path_of(digest).lstat()
+        except FileNotFoundError:
+            return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+    def hash_of(self, digest: str) -> str | None:
+        """The actual SHA-256 of the blob stored under ``digest``, or ``None`` if it is missing."""
+        try:
+            with open(self.path_of(digest), "rb", buffering=0) as file:
+                return hashlib.file_digest(file, "sha256").hexdigest()
+        except FileNotFoundError:
+            return None
+
+    def blobs(self) -> Iterator[StoredFile]:
+        """Every file under the blob directory; ``digest`` is ``None`` for one whose name is not a digest."""
+        if not self._blobs.is_dir():
+            return
+        for fanout in sorted(self._blobs.iterdir()):
+            for path in sorted(fanout.iterdir()) if fanout.is_dir() else [fanout]:
+                info = path.lstat()
+                digest = fanout.name + path.name if path.parent == fanout else None
+                if digest is not None and not _DIGEST.fullmatch(digest):
+                    digest = None
+                yield StoredFile(path, info.st_size, info.st_mtime, digest)
+
+    def temporary_files(self) -> Iterator[StoredFile]:
+        """Every file in the temporary directory (artifacts being written, or left by a crash)."""
+        if not self._tmp.is_dir():
+            return
+        for path in sorted(self._tmp.iterdir()):
+            info = path.lstat()
+            yield StoredFile(path, info.st_size, info.st_mtime)
+
+    def remove_file(self, file: StoredFile) -> None:
+        """Remove a temporary file or stray file found by :meth:`blobs` or :meth:`temporary_files`."""
+        try:
+            file.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise self._failure("remove a file", exc) from exc
 
     def delete(self, digest: str) -> bool:
         """Remove a blob; return whether it was there. Call only under the catalog's write lock."""
