@@ -72,8 +72,8 @@ def open_and_count_migrations(home: str, start_at: float) -> int:
 def register_forever(home: str) -> None:
     """The crash test's victim: register in a loop, announcing each committed version on stdout."""
     with Registry(home) as reg:
+        i = reg.latest("victim").version if reg.models() else 0
         print("ready", flush=True)
-        i = 0
         while True:
             payload: Any = {"i": i, "pad": bytes(i % 7 * 30_000)}
             mv = reg.register("victim", payload, format="pickle" if i % 2 else "joblib", tags={"i": str(i)})
@@ -81,5 +81,27 @@ def register_forever(home: str) -> None:
             i += 1
 
 
+def zygote(home: str) -> None:
+    """Fork a fresh ``register_forever`` child for each line read on stdin; print the child's pid.
+
+    Importing modelshelf, joblib and numpy costs about a second; forking an
+    already-warm process lets the crash test afford many kills.
+    """
+    import os
+
+    import joblib  # noqa: F401  (warm the imports the children use)
+
+    for _ in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                register_forever(home)
+            finally:
+                os._exit(1)
+        print(pid, flush=True)
+        os.waitpid(pid, 0)
+        print("exit", flush=True)
+
+
 if __name__ == "__main__":
-    register_forever(sys.argv[1])
+    zygote(sys.argv[1])
