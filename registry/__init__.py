@@ -24,6 +24,9 @@ from registry.errors import (
     SchemaVersionError,
     SerializationError,
     StoreError,
+    UnsafeArtifact,
+    UntrustedArtifact,
+    UntrustedTypes,
     VersionNotFound,
 )
 from registry.facade import Registry
@@ -46,6 +49,9 @@ __all__ = [
     "SchemaVersionError",
     "SerializationError",
     "StoreError",
+    "UnsafeArtifact",
+    "UntrustedArtifact",
+    "UntrustedTypes",
     "VerifyReport",
     "VersionNotFound",
 ]

@@ -18,6 +18,11 @@ CHECKSUM_PREFIX = "sha256:"
 class ModelVersion:
     """One registered version of a model: its metadata, never its object.
 
+    ``imports`` lists the globals (``module.name``) the artifact imports when
+    unpickled, recorded at registration without unpickling anything, for
+    audit; ``None`` for versions registered before modelshelf recorded them.
+    ``signature`` is set when the version was registered with a signing key.
+
     >>> mv = reg.register("iris-knn", model, metrics={"accuracy": 0.97})  # doctest: +SKIP
     >>> mv.ref, mv.checksum[:7]                                            # doctest: +SKIP
     ('iris-knn:1', 'sha256:')
@@ -35,6 +40,8 @@ class ModelVersion:
     description: str | None = None
     environment: dict[str, Any] = field(default_factory=dict, hash=False)
     aliases: tuple[str, ...] = ()
+    imports: tuple[str, ...] | None = None
+    signature: str | None = None
 
     @property
     def ref(self) -> str:

@@ -15,7 +15,10 @@ from the builtin it resembles, so ``except LookupError`` or
     ├── SchemaVersionError
     ├── CatalogError
     ├── StoreError (OSError)
-    └── EnvironmentMismatch
+    ├── EnvironmentMismatch
+    ├── UnsafeArtifact
+    ├── UntrustedTypes
+    └── UntrustedArtifact
 
     EnvironmentMismatchWarning (UserWarning) is the warning twin of
     EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
@@ -120,3 +123,26 @@ class EnvironmentMismatch(RegistryError):
 
 class EnvironmentMismatchWarning(UserWarning):
     """Issued by ``load`` when Python, scikit-learn or numpy differ from registration."""
+
+
+class UnsafeArtifact(RegistryError):
+    """``load(..., safe=True)`` met a global outside the allow-list; nothing it named was run.
+
+    ``global_name`` is the refused ``module.name``.
+    """
+
+    def __init__(self, message: str, global_name: str) -> None:
+        self.global_name = global_name
+        super().__init__(message)
+
+
+class UntrustedTypes(RegistryError):
+    """A skops artifact contains types that were not declared trusted; ``types`` lists them."""
+
+    def __init__(self, message: str, types: list[str]) -> None:
+        self.types = types
+        super().__init__(message)
+
+
+class UntrustedArtifact(RegistryError):
+    """A signing key is set and the version's signature is missing or does not match."""

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from collections.abc import Iterable
+from typing import IO, Any
 
-from registry import formats, maintenance
+from registry import formats, maintenance, signing
 from registry.catalog import Catalog, NewVersion, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.domain import GcReport, MetricPoint, ModelVersion, VerifyReport
 from registry.environment import current_environment, environment_differences
-from registry.errors import CorruptedArtifact, EnvironmentMismatch, EnvironmentMismatchWarning
+from registry.errors import CorruptedArtifact, EnvironmentMismatch, EnvironmentMismatchWarning, UntrustedArtifact
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.store import LocalBlobStore, open_store
@@ -62,7 +63,8 @@ class Registry:
     ``catalog`` (any SQLAlchemy URL) and ``store`` (a directory) override the
     parts of ``home``. An older catalog schema is only migrated when
     ``upgrade=True`` (otherwise :class:`~registry.errors.SchemaVersionError`
-    says what to run).
+    says what to run). With ``signing_key`` (or ``$MODELSHELF_SIGNING_KEY``)
+    new versions are signed and ``load`` refuses unsigned or forged ones.
     """
 
     def __init__(
@@ -72,7 +74,9 @@ class Registry:
         catalog: str | None = None,
         store: str | os.PathLike[str] | None = None,
         upgrade: bool = False,
+        signing_key: str | bytes | None = None,
     ) -> None:
+        self._signing_key = signing.signing_key(signing_key)
         locations = resolve(home, catalog, store)
         self._store: LocalBlobStore = open_store(locations.store)
         self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
@@ -131,8 +135,16 @@ class Registry:
         checked_description = validate_description(description)
         checked_params = capture_params(model) if params is None else validate_params(params)
         environment = current_environment()
+        imports: list[str] = []
+        key = self._signing_key
 
-        with self._store.stage(lambda file: formats.dump(fmt, model, file)) as staged:
+        def write(file: IO[bytes]) -> None:
+            imports.extend(formats.dump(fmt, model, file))
+
+        def sign(version: int) -> str | None:
+            return None if key is None else signing.sign(key, name, version, fmt.name, f"sha256:{staged.digest}")
+
+        with self._store.stage(write) as staged:
             return self._catalog.add_version(
                 NewVersion(
                     name=name,
@@ -145,8 +157,10 @@ class Registry:
                     description=checked_description,
                     environment=environment,
                     alias=alias,
+                    imports=tuple(imports),
                 ),
                 publish=staged.publish,
+                sign=sign,
             )
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
@@ -238,6 +252,8 @@ class Registry:
         alias: str | None = None,
         *,
         strict: bool = False,
+        safe: bool = False,
+        trusted: Iterable[str] | None = None,
     ) -> Any:
         """The object of one version, after verifying its SHA-256.
 
@@ -245,12 +261,32 @@ class Registry:
         registration issues an :class:`EnvironmentMismatchWarning`, or raises
         :class:`EnvironmentMismatch` with ``strict=True``. Missing or altered
         bytes raise :class:`CorruptedArtifact` and nothing is unpickled.
-        """
-        return self._load_version(self.get(ref_or_name, version, alias), strict=strict)
 
-    def _load_version(self, mv: ModelVersion, *, strict: bool) -> Any:
-        """The one deserialization path: verify, check the environment, then unpickle."""
+        ``safe=True`` unpickles through an allow-list of the numpy, scipy and
+        scikit-learn types a model needs and raises :class:`UnsafeArtifact`
+        naming any other global; ``trusted`` adds ``"module.name"`` entries
+        (for skops artifacts, the types to trust). With a signing key, a
+        version whose signature is missing or wrong raises
+        :class:`UntrustedArtifact`.
+        """
+        if isinstance(trusted, str):
+            raise ValueError("trusted must be a list of 'module.name' strings, not a single string")
+        trusted_names = frozenset(trusted or ())
+        if not all(isinstance(name, str) for name in trusted_names):
+            raise ValueError("trusted must be a list of 'module.name' strings")
+        mv = self.get(ref_or_name, version, alias)
+        return self._load_version(mv, strict=strict, safe=bool(safe), trusted=trusted_names)
+
+    def _load_version(self, mv: ModelVersion, *, strict: bool, safe: bool, trusted: frozenset[str]) -> Any:
+        """The one deserialization path: signature, environment, verified bytes, then unpickling."""
         fmt = formats.get_format(mv.format)
+        key = self._signing_key
+        if key is not None and not signing.is_valid(key, mv.signature, mv.name, mv.version, mv.format, mv.checksum):
+            state = "has no signature" if mv.signature is None else "has a signature that does not match"
+            raise UntrustedArtifact(
+                f"{mv.ref} {state} for this signing key: it was registered without the key, or its catalog "
+                "entry was altered; nothing was loaded. Re-register it with the key if you trust it"
+            )
         differences = environment_differences(mv.environment)
         if differences and strict:
             raise EnvironmentMismatch(
@@ -267,7 +303,7 @@ class Registry:
                         ),
                         stacklevel=3,
                     )
-                return formats.load(fmt, file, mv.ref)
+                return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted)
         except CorruptedArtifact as exc:
             raise CorruptedArtifact(
                 f"{mv.ref} (model {mv.name!r}, version {mv.version}) failed verification: {exc}; "

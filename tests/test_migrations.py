@@ -199,7 +199,8 @@ def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path) -> 
     )
     (wheel,) = wheels.glob("modelshelf-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert f"registry/_migrations/versions/{migrate.HEAD_REVISION}_initial_catalog_schema.py" in names
+    for script in (ROOT / "migrations" / "versions").glob("*.py"):
+        assert f"registry/_migrations/versions/{script.name}" in names
     assert "registry/_migrations/env.py" in names and "registry/_migrations/script.py.mako" in names
     target = tmp_path / "site"
     subprocess.run(
@@ -222,3 +223,52 @@ def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path) -> 
         env=env,
     )
     assert out.stdout.strip() == "m:1"
+
+
+FIRST_REVISION = "2395150adee6"
+
+
+def test_a_catalog_of_the_first_revision_with_data_upgrades_and_still_loads(tmp_path: Path) -> None:
+    """Versions written by the first schema keep loading after the upgrade (imports unknown, unsigned)."""
+    import hashlib
+    import pickle
+
+    home = tmp_path / "old"
+    home.mkdir()
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.begin() as connection:
+        command.upgrade(migrate.alembic_config(connection), FIRST_REVISION)
+    engine.dispose()
+    data = pickle.dumps({"old": True})
+    digest = hashlib.sha256(data).hexdigest()
+    blob = home / "blobs" / "sha256" / digest[:2] / digest[2:]
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(data)
+    now = "2026-01-01 00:00:00.000000"
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("INSERT INTO models (id, name, last_version, created_at) VALUES (1, 'legacy', 1, ?)", (now,))
+        db.execute("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)", (digest, len(data), now))
+        db.execute(
+            "INSERT INTO versions (id, model_id, version, blob_digest, size, format, params, environment, created_at)"
+            " VALUES (1, 1, 1, ?, ?, 'pickle', '{\"k\": 1}', '{}', ?)",
+            (digest, len(data), now),
+        )
+        db.execute("INSERT INTO latest_metrics (version_id, key, value) VALUES (1, 'acc', 0.5)")
+        db.execute("INSERT INTO metrics (version_id, key, value, timestamp) VALUES (1, 'acc', 0.5, ?)", (now,))
+        db.execute("INSERT INTO tags (version_id, key, value) VALUES (1, 'team', 'cv')")
+    with pytest.raises(SchemaVersionError, match=FIRST_REVISION):
+        Registry(home)
+    with Registry(home, upgrade=True) as reg:
+        mv = reg.get("legacy:1")
+        assert (mv.params, mv.metrics, mv.tags, mv.imports, mv.signature) == (
+            {"k": 1},
+            {"acc": 0.5},
+            {"team": "cv"},
+            None,
+            None,
+        )
+        assert reg.load("legacy") == {"old": True}
+        assert [p.value for p in reg.metrics_history("legacy")] == [0.5]
+        assert reg.register("legacy", {"new": True}, format="pickle").version == 2
+        assert reg.verify().ok
+    assert current_of(home) == migrate.HEAD_REVISION

@@ -62,6 +62,8 @@ _VERSION_COLUMNS = (
     VersionRow.description,
     VersionRow.created_at,
     VersionRow.deleted_at,
+    VersionRow.imports,
+    VersionRow.signature,
 )
 
 
@@ -83,6 +85,7 @@ class NewVersion:
     description: str | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     alias: str | None = None
+    imports: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -173,6 +176,8 @@ class Catalog:
             description=row.description,
             environment=row.environment,
             aliases=tuple(sorted(details.aliases.get(row.id, ()))),
+            imports=None if row.imports is None else tuple(row.imports),
+            signature=row.signature,
         )
 
     def get(self, ref: Ref) -> ModelVersion:
@@ -271,12 +276,18 @@ class Catalog:
             updates=["value"],
         )
 
-    def add_version(self, new: NewVersion, publish: Callable[[], None]) -> ModelVersion:
+    def add_version(
+        self,
+        new: NewVersion,
+        publish: Callable[[], None],
+        sign: Callable[[int], str | None] = lambda version: None,
+    ) -> ModelVersion:
         """Allocate the next version of ``new.name`` and record it, in one transaction.
 
         ``publish`` is called inside the transaction, after the blob's row is
         locked and before the version row is written: if it raises, nothing
-        is recorded.
+        is recorded. ``sign(version)`` gives the signature to store, once the
+        version number is known.
         """
         now = utcnow()
         with write_transaction(self.engine) as connection:
@@ -285,6 +296,7 @@ class Catalog:
                 update(_MODELS).where(_MODELS.c.id == model_id).values(last_version=_MODELS.c.last_version + 1)
             )
             version = connection.execute(select(ModelRow.last_version).where(ModelRow.id == model_id)).scalar_one()
+            signature = sign(version)
             insert_ignore(connection, _BLOBS, [{"digest": new.digest, "size": new.size, "created_at": now}], ["digest"])
             self._lock_blob(connection, new.digest)
             publish()
@@ -299,6 +311,8 @@ class Catalog:
                     environment=new.environment,
                     description=new.description,
                     created_at=now,
+                    imports=None if new.imports is None else list(new.imports),
+                    signature=signature,
                 )
             ).inserted_primary_key[0]
             if new.tags:
@@ -321,6 +335,8 @@ class Catalog:
             description=new.description,
             environment=new.environment,
             aliases=(new.alias,) if new.alias else (),
+            imports=new.imports,
+            signature=signature,
         )
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:

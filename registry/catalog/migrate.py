@@ -26,7 +26,7 @@ from registry.catalog.engine import write_transaction
 from registry.errors import CatalogError, SchemaVersionError
 
 #: The newest revision in ``migrations/versions``: the schema this code reads and writes.
-HEAD_REVISION = "2395150adee6"
+HEAD_REVISION = "7bba9ce21c3f"
 
 UPGRADE_HINT = "modelshelf db upgrade"
 

@@ -19,6 +19,9 @@ Design notes:
 * ``metrics`` is the append-only history; ``latest_metrics`` holds each
   version's most recently logged value per key, maintained in the same
   transaction, so ``mv.metrics`` and metric filters need no aggregation.
+* ``versions.imports`` lists the globals a pickle imports (recorded at
+  dump time, for audit); ``versions.signature`` is the HMAC-SHA256 that
+  binds name, version, format and checksum when a signing key is used.
 * Timestamps are UTC: :class:`UTCDateTime` refuses naive datetimes and
   returns aware ones, whatever the engine stores.
 """
@@ -59,6 +62,7 @@ ALIAS_LENGTH = 64
 KEY_LENGTH = 250
 DIGEST_LENGTH = 64
 FORMAT_LENGTH = 32
+SIGNATURE_LENGTH = 64
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -126,6 +130,8 @@ class VersionRow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    imports: Mapped[list[str] | None] = mapped_column(JSON)
+    signature: Mapped[str | None] = mapped_column(String(SIGNATURE_LENGTH))
 
 
 class TagRow(Base):

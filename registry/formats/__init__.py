@@ -1,19 +1,24 @@
 """Serialization formats: how an object becomes bytes in the store and back.
 
-This package is the only place that imports joblib or pickle. A format
-writes into a binary file object (the store's hashing writer) and reads from
-one (an already verified blob); it never sees paths, digests or the catalog.
+This package is the only place that imports joblib, pickle or skops. A
+format writes into a binary file object (the store's hashing writer) and
+returns the globals the bytes will import when loaded; it reads from an
+already verified blob. It never sees paths, digests or the catalog.
 
-Every exception from a format other than a store failure is turned into
-:class:`~registry.errors.SerializationError`, so the caller meets one error
-type whatever pickle, joblib or the object's ``__reduce__`` raised.
+Every exception from a format other than a store failure or a refusal of
+the safe loaders becomes :class:`~registry.errors.SerializationError`, so
+callers meet one error type whatever pickle, joblib or the object's
+``__reduce__`` raised.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import IO, Any, Protocol
 
 from registry.errors import RegistryError, SerializationError
+from registry.formats.pickling import JoblibFormat, PickleFormat
+from registry.formats.skops_format import SkopsFormat
 
 
 class Format(Protocol):
@@ -21,41 +26,16 @@ class Format(Protocol):
 
     name: str
 
-    def dump(self, obj: Any, file: IO[bytes]) -> None: ...
+    def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]: ...
 
-    def load(self, file: IO[bytes]) -> Any: ...
-
-
-class _Joblib:
-    name = "joblib"
-
-    def dump(self, obj: Any, file: IO[bytes]) -> None:
-        import joblib
-
-        joblib.dump(obj, file, compress=0)
-
-    def load(self, file: IO[bytes]) -> Any:
-        import joblib
-
-        return joblib.load(file)
+    def load(self, file: IO[bytes], *, safe: bool, trusted: Collection[str]) -> Any: ...
 
 
-class _Pickle:
-    name = "pickle"
-
-    def dump(self, obj: Any, file: IO[bytes]) -> None:
-        import pickle
-
-        pickle.dump(obj, file, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def load(self, file: IO[bytes]) -> Any:
-        import pickle
-
-        return pickle.load(file)
-
-
-FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (_Joblib(), _Pickle())}
+FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (JoblibFormat(), PickleFormat(), SkopsFormat())}
 DEFAULT_FORMAT = "joblib"
+
+#: Formats whose loading runs only code from an allow-list, whatever ``safe`` says.
+INHERENTLY_SAFE = frozenset({"skops"})
 
 
 def get_format(name: object) -> Format:
@@ -65,10 +45,10 @@ def get_format(name: object) -> Format:
     return FORMATS[name]
 
 
-def dump(fmt: Format, obj: Any, file: IO[bytes]) -> None:
-    """Write ``obj`` with ``fmt``; any failure but a store failure becomes ``SerializationError``."""
+def dump(fmt: Format, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
+    """Write ``obj`` with ``fmt``; return the globals it imports. Failures become ``SerializationError``."""
     try:
-        fmt.dump(obj, file)
+        return fmt.dump(obj, file)
     except RegistryError:
         raise
     except RecursionError as exc:
@@ -83,10 +63,10 @@ def dump(fmt: Format, obj: Any, file: IO[bytes]) -> None:
         ) from exc
 
 
-def load(fmt: Format, file: IO[bytes], what: str) -> Any:
+def load(fmt: Format, file: IO[bytes], what: str, *, safe: bool = False, trusted: Collection[str] = ()) -> Any:
     """Read an object with ``fmt`` from verified bytes; failures become ``SerializationError``."""
     try:
-        return fmt.load(file)
+        return fmt.load(file, safe=safe, trusted=frozenset(trusted))
     except RegistryError:
         raise
     except Exception as exc:

@@ -1,0 +1,45 @@
+"""The skops format: scikit-learn models without pickle, for artifacts that cross a trust boundary.
+
+skops.io stores an object tree that is rebuilt only from types the loader
+trusts; loading never runs arbitrary code. Types outside skops' defaults must
+be named in ``trusted``, else :class:`UntrustedTypes` lists them. skops is an
+optional dependency (``pip install 'modelshelf[skops]'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import IO, Any
+
+from registry.errors import SerializationError, UntrustedTypes
+
+
+def _skops_io() -> Any:
+    try:
+        import skops.io
+    except ImportError:
+        raise SerializationError("the skops format needs the skops package: pip install 'modelshelf[skops]'") from None
+    return skops.io
+
+
+class SkopsFormat:
+    name = "skops"
+
+    def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
+        sio = _skops_io()
+        data = sio.dumps(obj)
+        file.write(data)
+        return tuple(sorted(sio.get_untrusted_types(data=data)))
+
+    def load(self, file: IO[bytes], *, safe: bool, trusted: Collection[str]) -> Any:
+        sio = _skops_io()
+        data = file.read()
+        untrusted = sio.get_untrusted_types(data=data)
+        refused = sorted(set(untrusted) - set(trusted))
+        if refused:
+            raise UntrustedTypes(
+                f"the skops artifact contains types that are not trusted: {', '.join(refused)}; "
+                "if you trust them, pass trusted=[...] with these names to load()",
+                refused,
+            )
+        return sio.loads(data, trusted=list(untrusted))
