@@ -13,6 +13,7 @@ from registry.catalog import migrate
 from registry.catalog.catalog import Catalog, NewVersion
 from registry.catalog.engine import make_engine, parse_url, sqlite_path
 from registry.catalog.migrate import HEAD_REVISION, ensure_schema, read_revision
+from registry.errors import CatalogError
 
 __all__ = [
     "HEAD_REVISION",
@@ -40,7 +41,12 @@ def open_catalog(url: str | URL, *, upgrade: bool = False) -> Catalog:
     parsed = parse_url(url)
     path = sqlite_path(parsed)
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(
+                f"cannot create the directory of the catalog {path}: {exc.strerror or exc}; choose a writable location"
+            ) from exc
     engine = make_engine(parsed)
     location = str(path) if path is not None else describe_url(parsed)
     try:

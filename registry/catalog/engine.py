@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
 from registry.errors import CatalogError
 from registry.values import dumps
@@ -131,32 +131,51 @@ def _is_lock_error(exc: OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _describe(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _failure(engine: Engine, exc: DBAPIError) -> CatalogError:
+    if isinstance(exc, OperationalError) and _is_lock_error(exc):
+        return CatalogError(
+            f"the catalog {_describe(engine)} stayed locked by another writer for more than {LOCK_TIMEOUT:.0f} s; "
+            "another process may be stuck holding it: find it, or retry later"
+        )
+    return CatalogError(
+        f"the catalog {_describe(engine)} failed: {exc.orig}; check that it is reachable, writable and "
+        "not damaged (`modelshelf verify`)"
+    )
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a write transaction, committed on success, rolled back on error.
 
     On SQLite it starts with ``BEGIN IMMEDIATE`` and so holds the database
     write lock from the first statement; waiting longer than
-    :data:`LOCK_TIMEOUT` for it raises :class:`CatalogError`.
+    :data:`LOCK_TIMEOUT` for it raises :class:`CatalogError`, as does any
+    other failure of the database itself (a read-only file, a lost server).
+    A constraint violation is a bug, not an environment problem, and is not
+    disguised.
     """
-    with engine.connect() as connection:
-        connection = connection.execution_options(**{_WRITE_OPTION: True})
-        try:
+    try:
+        with engine.connect() as connection:
+            connection = connection.execution_options(**{_WRITE_OPTION: True})
             with connection.begin():
                 yield connection
-        except OperationalError as exc:
-            if _is_lock_error(exc):
-                raise CatalogError(
-                    f"the catalog stayed locked by another writer for more than {LOCK_TIMEOUT:.0f} s; "
-                    "another process may be stuck holding it: find it, or retry later"
-                ) from exc
-            raise
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        raise _failure(engine, exc) from exc
 
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a read-only snapshot transaction, always rolled back."""
-    with engine.connect() as connection:
-        with connection.begin() as transaction:
-            yield connection
-            transaction.rollback()
+    try:
+        with engine.connect() as connection:
+            with connection.begin() as transaction:
+                yield connection
+                transaction.rollback()
+    except DBAPIError as exc:
+        raise _failure(engine, exc) from exc

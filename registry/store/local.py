@@ -28,6 +28,7 @@ Invariants, and why:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -137,17 +138,16 @@ class LocalBlobStore:
         temp_path = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
         try:
             with open(temp_path, "xb", buffering=_BUFFER) as raw:
-                writer = HashingWriter(raw)
-                try:
-                    write(writer)  # type: ignore[arg-type]
-                    raw.flush()
-                    os.fsync(raw.fileno())
-                except OSError as exc:
-                    raise self._failure("write an artifact", exc) from exc
+                writer = HashingWriter(raw, lambda exc: self._failure("write an artifact", exc))
+                write(writer)  # type: ignore[arg-type]
+                raw.flush()
+                os.fsync(raw.fileno())
             os.chmod(temp_path, _READ_ONLY)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 temp_path.unlink()
+            if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+                raise self._failure("write an artifact", exc) from exc
             raise
         return StagedBlob(self, writer.hexdigest, writer.size, temp_path)
 
@@ -240,15 +240,24 @@ class LocalBlobStore:
         path = self.path_of(digest)
         expected = f"sha256:{digest}"
         try:
-            file = open(path, "rb", buffering=_BUFFER)
+            if path.parent.is_symlink():
+                raise OSError(errno.ELOOP, "a directory of the store is a symbolic link")
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
             raise CorruptedArtifact(
                 f"the blob {expected} is missing from the store at {self.root}",
                 expected=expected,
             ) from None
         except OSError as exc:
-            raise self._failure("read a blob", exc) from exc
-        with file:
+            if exc.errno != errno.ELOOP:
+                raise self._failure("read a blob", exc) from exc
+            raise CorruptedArtifact(
+                f"the blob {expected} at {path} is a symbolic link; modelshelf never writes links, "
+                "so the store was tampered with: remove the link and restore the blob",
+                expected=expected,
+                actual="symbolic link",
+            ) from None
+        with open(fd, "rb", buffering=_BUFFER) as file:
             actual_size = os.fstat(file.fileno()).st_size
             if actual_size != size:
                 raise CorruptedArtifact(
