@@ -116,3 +116,27 @@ def test_threads_sharing_one_registry(reg: Registry) -> None:
     with ThreadPoolExecutor(16) as executor:
         versions = [v for result in executor.map(work, range(16)) for v in result]
     assert sorted(versions) == list(range(1, 81))
+
+
+def test_a_writer_held_up_too_long_gets_a_clear_error(home: Path, monkeypatch) -> None:
+    """Another process holds the write lock and never lets go: the wait is bounded and explained."""
+    import sqlite3
+
+    from registry import CatalogError
+    from registry.catalog import engine
+
+    monkeypatch.setattr(engine, "LOCK_TIMEOUT", 0.5)
+    holder = sqlite3.connect(home / "catalog.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Registry(home) as reg:
+            started = time.monotonic()
+            with pytest.raises(CatalogError, match="locked by another writer"):
+                reg.register("m", {"v": 1}, format="pickle")
+            assert time.monotonic() - started < 10
+            assert reg.models() == []  # readers are not blocked meanwhile (WAL)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with Registry(home) as reg:
+        assert reg.register("m", {"v": 1}, format="pickle").version == 1

@@ -60,6 +60,8 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     printed = output.getvalue()
     assert "iris-knn:1 sha256:" in printed and "iris-knn:3" in printed
     assert "no alias 'canary'" in printed and "invalid model name '../etc'" in printed
+    assert "sklearn.neighbors._classification.KNeighborsClassifier" in printed
+    assert "True 3 []" in printed  # verify: ok, three versions, no problems
     assert (tmp_path / "models" / "catalog.db").exists()
 
     for body in blocks("sh")[1:]:
