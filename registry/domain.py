@@ -55,6 +55,17 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class ModelSummary:
+    """One model at a glance: what ``modelshelf models`` lists."""
+
+    name: str
+    latest_version: int
+    version_count: int
+    aliases: dict[str, int] = field(default_factory=dict, hash=False)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class MetricPoint:
     """One logged value of one metric of one version.
 

@@ -18,20 +18,23 @@ has been verified.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from registry import formats, maintenance, signing
 from registry.catalog import Catalog, NewVersion, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
-from registry.domain import GcReport, MetricPoint, ModelVersion, VerifyReport
+from registry.domain import GcReport, MetricPoint, ModelSummary, ModelVersion, VerifyReport
 from registry.environment import current_environment, environment_differences
 from registry.errors import CorruptedArtifact, EnvironmentMismatch, EnvironmentMismatchWarning, UntrustedArtifact
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
-from registry.store import LocalBlobStore, open_store
+from registry.store import LocalBlobStore, StagedBlob, open_store
 from registry.values import (
     capture_params,
     validate_description,
@@ -41,6 +44,21 @@ from registry.values import (
 )
 
 _MAX_STEP = 2**63 - 1
+
+
+class _Discard:
+    """A file object that keeps nothing: serializing into it only traces the imports."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        count = memoryview(data).nbytes
+        self.size += count
+        return count
+
+    def tell(self) -> int:
+        return self.size
 
 
 def _validate_step(step: object) -> int | None:
@@ -134,18 +152,13 @@ class Registry:
         checked_tags = validate_tags(tags)
         checked_description = validate_description(description)
         checked_params = capture_params(model) if params is None else validate_params(params)
-        environment = current_environment()
         imports: list[str] = []
-        key = self._signing_key
 
         def write(file: IO[bytes]) -> None:
             imports.extend(formats.dump(fmt, model, file))
 
-        def sign(version: int) -> str | None:
-            return None if key is None else signing.sign(key, name, version, fmt.name, f"sha256:{staged.digest}")
-
         with self._store.stage(write) as staged:
-            return self._catalog.add_version(
+            return self._insert(
                 NewVersion(
                     name=name,
                     digest=staged.digest,
@@ -155,12 +168,81 @@ class Registry:
                     metrics=checked_metrics,
                     tags=checked_tags,
                     description=checked_description,
-                    environment=environment,
+                    environment=current_environment(),
                     alias=alias,
                     imports=tuple(imports),
                 ),
-                publish=staged.publish,
-                sign=sign,
+                staged,
+            )
+
+    def _insert(self, new: NewVersion, staged: StagedBlob) -> ModelVersion:
+        """Record a staged blob as the next version of ``new.name``, signed if a key is set."""
+        key = self._signing_key
+
+        def sign(version: int) -> str | None:
+            return None if key is None else signing.sign(key, new.name, version, new.format, f"sha256:{new.digest}")
+
+        return self._catalog.add_version(new, publish=staged.publish, sign=sign)
+
+    def register_file(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        format: str = formats.DEFAULT_FORMAT,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+        alias: str | None = None,
+        check: bool = True,
+    ) -> ModelVersion:
+        """Register an artifact file made elsewhere, byte for byte, as the next version of ``name``.
+
+        With ``check`` (the default) the file is first loaded with ``format``
+        — which runs its code, so only for files you trust — to prove it is
+        usable; its hyperparameters and imports are then recorded as for
+        :meth:`register`. ``check=False`` stores the bytes unexamined.
+        """
+        name = validate_model_name(name)
+        if alias is not None:
+            alias = validate_alias(alias)
+        fmt = formats.get_format(format)
+        source = Path(os.fspath(path))
+        if not source.is_file():
+            raise ValueError(f"{source} is not a file; give the path of a {fmt.name} artifact")
+        checked_metrics = validate_metrics(metrics)
+        checked_tags = validate_tags(tags)
+        checked_description = validate_description(description)
+        checked_params = validate_params(params) if params is not None else {}
+        imports: tuple[str, ...] | None = None
+        if check:
+            with open(source, "rb") as file:
+                obj = formats.load(fmt, file, str(source))
+            if params is None:
+                checked_params = capture_params(obj)
+            imports = formats.dump(fmt, obj, _Discard())
+
+        def write(file: IO[bytes]) -> None:
+            with open(source, "rb") as original:
+                shutil.copyfileobj(original, file)  # type: ignore[misc]
+
+        with self._store.stage(write) as staged:
+            return self._insert(
+                NewVersion(
+                    name=name,
+                    digest=staged.digest,
+                    size=staged.size,
+                    format=fmt.name,
+                    params=checked_params,
+                    metrics=checked_metrics,
+                    tags=checked_tags,
+                    description=checked_description,
+                    environment=current_environment(),
+                    alias=alias,
+                    imports=imports,
+                ),
+                staged,
             )
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
@@ -183,6 +265,26 @@ class Registry:
         if not checked:
             raise ValueError("metrics is empty: give at least one {name: value}")
         self._catalog.log_metrics(name, version, checked, _validate_step(step))
+
+    def set_tags(
+        self, name: str, version: int, tags: dict[str, str] | None = None, *, remove: Iterable[str] = ()
+    ) -> ModelVersion:
+        """Add or overwrite tags of a version, and remove the keys in ``remove``; return the version.
+
+        Tags are the one part of a version that may change after registration
+        (its artifact, params and metrics history never do).
+        """
+        checked = validate_tags(tags)
+        if isinstance(remove, str):
+            raise ValueError("remove must be a list of tag keys, not a single string")
+        removed = tuple(validate_tags({key: "" for key in remove}))
+        if not checked and not removed:
+            raise ValueError("give tags to set or keys to remove")
+        return self._catalog.set_tags(validate_model_name(name), validate_version(version), checked, removed)
+
+    def model_summaries(self) -> list[ModelSummary]:
+        """Every model with a live version: latest version, number of versions, aliases, last registration."""
+        return self._catalog.model_summaries()
 
     def delete_version(self, name: str, version: int) -> None:
         """Remove a version from every lookup; its number is never reused.
@@ -277,9 +379,7 @@ class Registry:
         mv = self.get(ref_or_name, version, alias)
         return self._load_version(mv, strict=strict, safe=bool(safe), trusted=trusted_names)
 
-    def _load_version(self, mv: ModelVersion, *, strict: bool, safe: bool, trusted: frozenset[str]) -> Any:
-        """The one deserialization path: signature, environment, verified bytes, then unpickling."""
-        fmt = formats.get_format(mv.format)
+    def _check_signature(self, mv: ModelVersion) -> None:
         key = self._signing_key
         if key is not None and not signing.is_valid(key, mv.signature, mv.name, mv.version, mv.format, mv.checksum):
             state = "has no signature" if mv.signature is None else "has a signature that does not match"
@@ -287,6 +387,59 @@ class Registry:
                 f"{mv.ref} {state} for this signing key: it was registered without the key, or its catalog "
                 "entry was altered; nothing was loaded. Re-register it with the key if you trust it"
             )
+
+    def fetch(
+        self, ref_or_name: str, path: str | os.PathLike[str], version: int | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        """Write one version's artifact, verified, to the file ``path``; return its metadata.
+
+        For serving containers that load the file themselves: the bytes are
+        hashed while copied and the file appears at ``path`` (atomically
+        replacing it) only if they match the catalog. Nothing is unpickled.
+        """
+        destination = Path(os.fspath(path))
+        if destination.is_dir():
+            raise ValueError(f"{destination} is a directory; give the path of the file to write")
+        mv = self.get(ref_or_name, version, alias)
+        self._check_signature(mv)
+        try:
+            self._store.copy_out(mv.digest, mv.size, destination)
+        except CorruptedArtifact as exc:
+            raise self._corrupted(mv, exc) from None
+        return mv
+
+    @contextlib.contextmanager
+    def open_artifact(
+        self, ref_or_name: str, version: int | None = None, alias: str | None = None
+    ) -> Iterator[IO[bytes]]:
+        """The verified artifact of one version as a binary stream (nothing is unpickled).
+
+        >>> with reg.open_artifact("iris-knn@production") as stream:   # doctest: +SKIP
+        ...     upload(stream)
+        """
+        mv = self.get(ref_or_name, version, alias)
+        self._check_signature(mv)
+        try:
+            with self._store.open_verified(mv.digest, mv.size) as stream:
+                yield stream
+        except CorruptedArtifact as exc:
+            raise self._corrupted(mv, exc) from None
+
+    @staticmethod
+    def _corrupted(mv: ModelVersion, exc: CorruptedArtifact) -> CorruptedArtifact:
+        return CorruptedArtifact(
+            f"{mv.ref} (model {mv.name!r}, version {mv.version}) failed verification: {exc}; "
+            f"expected {exc.expected}, found {exc.actual or 'nothing'}. Nothing was loaded; "
+            "run `modelshelf verify` and restore the store from a backup or re-register the model",
+            ref=mv.ref,
+            expected=exc.expected,
+            actual=exc.actual,
+        )
+
+    def _load_version(self, mv: ModelVersion, *, strict: bool, safe: bool, trusted: frozenset[str]) -> Any:
+        """The one deserialization path: signature, environment, verified bytes, then unpickling."""
+        fmt = formats.get_format(mv.format)
+        self._check_signature(mv)
         differences = environment_differences(mv.environment)
         if differences and strict:
             raise EnvironmentMismatch(
@@ -305,14 +458,7 @@ class Registry:
                     )
                 return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted)
         except CorruptedArtifact as exc:
-            raise CorruptedArtifact(
-                f"{mv.ref} (model {mv.name!r}, version {mv.version}) failed verification: {exc}; "
-                f"expected {exc.expected}, found {exc.actual or 'nothing'}. Nothing was loaded; "
-                "run `modelshelf verify` and restore the store from a backup or re-register the model",
-                ref=mv.ref,
-                expected=exc.expected,
-                actual=exc.actual,
-            ) from None
+            raise self._corrupted(mv, exc) from None
 
 
 def catalog_revisions(

@@ -25,22 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
-from registry.catalog.engine import read_transaction, write_transaction
-from registry.catalog.migrate import schema_differences
-from registry.catalog.schema import (
-    AliasRow,
-    BlobRow,
-    LatestMetricRow,
-    MetricRow,
-    ModelRow,
-    TagRow,
-    VersionRow,
-)
+from registry.catalog.engine import write_transaction
+from registry.catalog.reads import CatalogReads
+from registry.catalog.schema import AliasRow, BlobRow, LatestMetricRow, MetricRow, ModelRow, TagRow, VersionRow
 from registry.catalog.sql import insert_ignore, upsert
 from registry.domain import CHECKSUM_PREFIX, MetricPoint, ModelVersion, Ref
-from registry.errors import AliasNotFound, ModelNotFound, VersionNotFound
+from registry.errors import AliasNotFound
 
 _MODELS = ModelRow.__table__
 _VERSIONS = VersionRow.__table__
@@ -49,22 +41,6 @@ _TAGS = TagRow.__table__
 _METRICS = MetricRow.__table__
 _LATEST = LatestMetricRow.__table__
 _ALIASES = AliasRow.__table__
-
-_VERSION_COLUMNS = (
-    VersionRow.id,
-    ModelRow.name,
-    VersionRow.version,
-    VersionRow.blob_digest,
-    VersionRow.size,
-    VersionRow.format,
-    VersionRow.params,
-    VersionRow.environment,
-    VersionRow.description,
-    VersionRow.created_at,
-    VersionRow.deleted_at,
-    VersionRow.imports,
-    VersionRow.signature,
-)
 
 
 def utcnow() -> datetime:
@@ -86,153 +62,12 @@ class NewVersion:
     environment: dict[str, Any] = field(default_factory=dict)
     alias: str | None = None
     imports: tuple[str, ...] | None = None
+    #: A full metric history to record instead of ``metrics`` (an imported version keeps its own).
+    history: tuple[MetricPoint, ...] | None = None
 
 
-@dataclass
-class _Details:
-    tags: dict[int, dict[str, str]] = field(default_factory=dict)
-    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
-    aliases: dict[int, list[str]] = field(default_factory=dict)
-
-
-class Catalog:
-    """Model metadata in a SQL database; one instance per engine, safe to share between threads."""
-
-    def __init__(self, engine: Engine, location: str) -> None:
-        self.engine = engine
-        self.location = location
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    # -- lookups -----------------------------------------------------------
-
-    def _model_id(self, connection: Connection, name: str) -> int:
-        model_id = connection.execute(select(ModelRow.id).where(ModelRow.name == name)).scalar()
-        if model_id is None:
-            raise ModelNotFound(name)
-        return model_id
-
-    def _find(self, connection: Connection, ref: Ref) -> Row[Any]:
-        """The live version row ``ref`` designates, or the precise not-found error."""
-        query = select(*_VERSION_COLUMNS).join(ModelRow, ModelRow.id == VersionRow.model_id)
-        query = query.where(ModelRow.name == ref.name)
-        if ref.version is not None:
-            query = query.where(VersionRow.version == ref.version)
-        elif ref.alias is not None:
-            query = query.join(
-                AliasRow, (AliasRow.version_id == VersionRow.id) & (AliasRow.model_id == ModelRow.id)
-            ).where(AliasRow.alias == ref.alias)
-        else:
-            query = query.where(VersionRow.deleted_at.is_(None)).order_by(VersionRow.version.desc()).limit(1)
-        row = connection.execute(query).first()
-        if row is not None and row.deleted_at is None:
-            return row
-        self._model_id(connection, ref.name)  # raises ModelNotFound first, if that is the case
-        if row is not None:
-            raise VersionNotFound(ref.name, ref.version, f"deleted on {row.deleted_at:%Y-%m-%d %H:%M} UTC")
-        if ref.alias is not None:
-            raise AliasNotFound(ref.name, ref.alias)
-        if ref.version is not None:
-            raise VersionNotFound(ref.name, ref.version)
-        raise VersionNotFound(ref.name, None, "every version was deleted")
-
-    def _details(self, connection: Connection, version_ids: Select[Any] | int) -> _Details:
-        def restrict(query: Select[Any], column: Any) -> Select[Any]:
-            if isinstance(version_ids, int):
-                return query.where(column == version_ids)
-            return query.where(column.in_(version_ids))
-
-        details = _Details()
-        for version_id, key, value in connection.execute(
-            restrict(select(TagRow.version_id, TagRow.key, TagRow.value), TagRow.version_id)
-        ):
-            details.tags.setdefault(version_id, {})[key] = value
-        for version_id, key, value in connection.execute(
-            restrict(
-                select(LatestMetricRow.version_id, LatestMetricRow.key, LatestMetricRow.value),
-                LatestMetricRow.version_id,
-            )
-        ):
-            details.metrics.setdefault(version_id, {})[key] = value
-        for version_id, alias in connection.execute(
-            restrict(select(AliasRow.version_id, AliasRow.alias), AliasRow.version_id)
-        ):
-            details.aliases.setdefault(version_id, []).append(alias)
-        return details
-
-    @staticmethod
-    def _to_model_version(row: Row[Any], details: _Details) -> ModelVersion:
-        return ModelVersion(
-            name=row.name,
-            version=row.version,
-            checksum=CHECKSUM_PREFIX + row.blob_digest,
-            size=row.size,
-            format=row.format,
-            created_at=row.created_at,
-            params=row.params,
-            metrics=details.metrics.get(row.id, {}),
-            tags=details.tags.get(row.id, {}),
-            description=row.description,
-            environment=row.environment,
-            aliases=tuple(sorted(details.aliases.get(row.id, ()))),
-            imports=None if row.imports is None else tuple(row.imports),
-            signature=row.signature,
-        )
-
-    def get(self, ref: Ref) -> ModelVersion:
-        """The live version ``ref`` designates (latest when it names no version or alias)."""
-        with read_transaction(self.engine) as connection:
-            row = self._find(connection, ref)
-            return self._to_model_version(row, self._details(connection, row.id))
-
-    def versions(self, name: str) -> list[ModelVersion]:
-        """Every live version of ``name``, ascending; ``ModelNotFound`` if it was never registered."""
-        with read_transaction(self.engine) as connection:
-            model_id = self._model_id(connection, name)
-            live = (VersionRow.model_id == model_id) & VersionRow.deleted_at.is_(None)
-            rows = connection.execute(
-                select(*_VERSION_COLUMNS)
-                .join(ModelRow, ModelRow.id == VersionRow.model_id)
-                .where(live)
-                .order_by(VersionRow.version)
-            ).all()
-            details = self._details(connection, select(VersionRow.id).where(live))
-            return [self._to_model_version(row, details) for row in rows]
-
-    def models(self) -> list[str]:
-        """The names of all models with at least one live version, sorted."""
-        with read_transaction(self.engine) as connection:
-            query = (
-                select(ModelRow.name)
-                .where(
-                    select(VersionRow.id)
-                    .where((VersionRow.model_id == ModelRow.id) & VersionRow.deleted_at.is_(None))
-                    .exists()
-                )
-                .order_by(ModelRow.name)
-            )
-            return list(connection.execute(query).scalars())
-
-    def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
-        """Every logged value of live versions, ordered by version, step (unset first), time."""
-        with read_transaction(self.engine) as connection:
-            model_id = self._model_id(connection, name)
-            query = (
-                select(VersionRow.version, MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
-                .join(VersionRow, VersionRow.id == MetricRow.version_id)
-                .where(VersionRow.model_id == model_id, VersionRow.deleted_at.is_(None))
-                .order_by(
-                    VersionRow.version,
-                    MetricRow.step.is_(None).desc(),
-                    MetricRow.step,
-                    MetricRow.timestamp,
-                    MetricRow.id,
-                )
-            )
-            if metric is not None:
-                query = query.where(MetricRow.key == metric)
-            return [MetricPoint(*row) for row in connection.execute(query)]
+class Catalog(CatalogReads):
+    """Model metadata in a SQL database: the queries plus every write; safe to share between threads."""
 
     # -- writes ------------------------------------------------------------
 
@@ -259,19 +94,24 @@ class Catalog:
     def _record_metrics(
         self, connection: Connection, version_id: int, metrics: dict[str, float], step: int | None, now: datetime
     ) -> None:
-        if not metrics:
+        self._record_history(connection, version_id, [MetricPoint(0, k, v, step, now) for k, v in metrics.items()])
+
+    def _record_history(self, connection: Connection, version_id: int, points: list[MetricPoint]) -> None:
+        """Append metric values in the order given; the last value of each key becomes its latest."""
+        if not points:
             return
         connection.execute(
             insert(_METRICS),
             [
-                {"version_id": version_id, "key": key, "value": value, "step": step, "timestamp": now}
-                for key, value in metrics.items()
+                {"version_id": version_id, "key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp}
+                for p in points
             ],
         )
+        latest = {point.key: point.value for point in points}
         upsert(
             connection,
             _LATEST,
-            [{"version_id": version_id, "key": key, "value": value} for key, value in metrics.items()],
+            [{"version_id": version_id, "key": key, "value": value} for key, value in latest.items()],
             keys=["version_id", "key"],
             updates=["value"],
         )
@@ -319,7 +159,10 @@ class Catalog:
                 connection.execute(
                     insert(_TAGS), [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
                 )
-            self._record_metrics(connection, version_id, new.metrics, None, now)
+            if new.history is None:
+                self._record_metrics(connection, version_id, new.metrics, None, now)
+            else:
+                self._record_history(connection, version_id, list(new.history))
             if new.alias is not None:
                 self._point_alias(connection, model_id, new.alias, version_id, now)
         return ModelVersion(
@@ -330,7 +173,7 @@ class Catalog:
             format=new.format,
             created_at=now,
             params=new.params,
-            metrics=dict(new.metrics),
+            metrics=dict(new.metrics) if new.history is None else {p.key: p.value for p in new.history},
             tags=dict(new.tags),
             description=new.description,
             environment=new.environment,
@@ -391,18 +234,18 @@ class Catalog:
             ).scalar_one()
             return False if live else delete_blob(digest)
 
-    def live_blobs(self) -> list[tuple[str, str, int]]:
-        """``(ref, digest, size)`` of every live version, by name and version."""
-        with read_transaction(self.engine) as connection:
-            rows = connection.execute(
-                select(ModelRow.name, VersionRow.version, VersionRow.blob_digest, VersionRow.size)
-                .join(ModelRow, ModelRow.id == VersionRow.model_id)
-                .where(VersionRow.deleted_at.is_(None))
-                .order_by(ModelRow.name, VersionRow.version)
-            )
-            return [(f"{name}:{version}", digest, size) for name, version, digest, size in rows]
-
-    def schema_problems(self, deep: bool) -> list[str]:
-        """Differences between the catalog's tables and the schema this code expects (and, deep, corruption)."""
-        with read_transaction(self.engine) as connection:
-            return schema_differences(connection, deep=deep)
+    def set_tags(self, name: str, version: int, tags: dict[str, str], remove: tuple[str, ...]) -> ModelVersion:
+        """Set (overwrite) ``tags`` and remove the ``remove`` keys of one live version; return it."""
+        with write_transaction(self.engine) as connection:
+            row = self._find(connection, Ref(name, version=version))
+            if remove:
+                connection.execute(delete(_TAGS).where(_TAGS.c.version_id == row.id, _TAGS.c.key.in_(remove)))
+            if tags:
+                upsert(
+                    connection,
+                    _TAGS,
+                    [{"version_id": row.id, "key": key, "value": value} for key, value in tags.items()],
+                    keys=["version_id", "key"],
+                    updates=["value"],
+                )
+            return self._to_model_version(row, self._details(connection, row.id))

@@ -33,6 +33,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -169,6 +170,36 @@ class LocalBlobStore:
         except OSError as exc:
             raise self._failure("publish an artifact", exc) from exc
 
+    def copy_out(self, digest: str, size: int, destination: Path) -> None:
+        """Write the blob to ``destination`` atomically, hashing while copying; rename only if it verifies.
+
+        The copy goes to a temporary file beside ``destination`` and is renamed
+        onto it only when its SHA-256 equals ``digest``, so ``destination``
+        never holds unverified bytes, even briefly.
+        """
+        with self._open(digest, size) as source:
+            temp = destination.with_name(f".{destination.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+            try:
+                with open(temp, "xb") as target:
+                    writer = HashingWriter(target, lambda exc: self._failure("write the copy", exc))
+                    shutil.copyfileobj(source, writer, _BUFFER)  # type: ignore[misc]
+                    target.flush()
+                    os.fsync(target.fileno())
+                if writer.hexdigest != digest:
+                    raise CorruptedArtifact(
+                        f"the blob hashes to sha256:{writer.hexdigest}, the catalog recorded sha256:{digest}",
+                        expected=f"sha256:{digest}",
+                        actual=f"sha256:{writer.hexdigest}",
+                    )
+                os.replace(temp, destination)
+            except OSError as exc:
+                if isinstance(exc, StoreError):
+                    raise
+                raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+
     def exists(self, digest: str) -> bool:
         return self.path_of(digest).is_file()
 
@@ -229,14 +260,8 @@ class LocalBlobStore:
         _fsync_dir(path.parent)
         return True
 
-    @contextlib.contextmanager
-    def open_verified(self, digest: str, size: int) -> Iterator[IO[bytes]]:
-        """Yield the blob opened for reading, after checking its size and SHA-256.
-
-        Raises :class:`CorruptedArtifact` (with ``expected``/``actual``) when
-        the blob is missing, has another size, or hashes to another digest.
-        The same descriptor that was hashed is rewound and yielded.
-        """
+    def _open(self, digest: str, size: int) -> IO[bytes]:
+        """Open a blob for reading after checking it is a regular file (no link) of the recorded size."""
         path = self.path_of(digest)
         expected = f"sha256:{digest}"
         try:
@@ -257,20 +282,32 @@ class LocalBlobStore:
                 expected=expected,
                 actual="symbolic link",
             ) from None
-        with open(fd, "rb", buffering=_BUFFER) as file:
-            actual_size = os.fstat(file.fileno()).st_size
-            if actual_size != size:
+        file = open(fd, "rb", buffering=_BUFFER)
+        actual_size = os.fstat(fd).st_size
+        if actual_size != size:
+            file.close()
+            raise CorruptedArtifact(
+                f"the blob {expected} has {actual_size} bytes, the catalog recorded {size}",
+                expected=expected,
+                actual=f"size {actual_size}",
+            )
+        return file
+
+    @contextlib.contextmanager
+    def open_verified(self, digest: str, size: int) -> Iterator[IO[bytes]]:
+        """Yield the blob opened for reading, after checking its size and SHA-256.
+
+        Raises :class:`CorruptedArtifact` (with ``expected``/``actual``) when
+        the blob is missing, is a link, has another size, or hashes to another
+        digest. The same descriptor that was hashed is rewound and yielded.
+        """
+        with self._open(digest, size) as file:
+            actual = hashlib.file_digest(file, "sha256").hexdigest()
+            if actual != digest:
                 raise CorruptedArtifact(
-                    f"the blob {expected} has {actual_size} bytes, the catalog recorded {size}",
-                    expected=expected,
-                    actual=f"size {actual_size}",
-                )
-            actual = "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
-            if actual != expected:
-                raise CorruptedArtifact(
-                    f"the blob hashes to {actual}, the catalog recorded {expected}",
-                    expected=expected,
-                    actual=actual,
+                    f"the blob hashes to sha256:{actual}, the catalog recorded sha256:{digest}",
+                    expected=f"sha256:{digest}",
+                    actual=f"sha256:{actual}",
                 )
             file.seek(0)
             yield file

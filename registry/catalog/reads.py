@@ -1,0 +1,232 @@
+"""The catalog's queries: each lookup runs in one read transaction, so it sees one consistent snapshot.
+
+A version is turned into a :class:`~registry.domain.ModelVersion` with a
+fixed number of queries whatever the number of versions: one for the version
+rows, then one each for their tags, latest metrics and aliases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, Select, func, select
+
+from registry.catalog.engine import read_transaction
+from registry.catalog.migrate import schema_differences
+from registry.catalog.schema import AliasRow, LatestMetricRow, MetricRow, ModelRow, TagRow, VersionRow
+from registry.domain import CHECKSUM_PREFIX, MetricPoint, ModelSummary, ModelVersion, Ref
+from registry.errors import AliasNotFound, ModelNotFound, VersionNotFound
+
+_VERSION_COLUMNS = (
+    VersionRow.id,
+    ModelRow.name,
+    VersionRow.version,
+    VersionRow.blob_digest,
+    VersionRow.size,
+    VersionRow.format,
+    VersionRow.params,
+    VersionRow.environment,
+    VersionRow.description,
+    VersionRow.created_at,
+    VersionRow.deleted_at,
+    VersionRow.imports,
+    VersionRow.signature,
+)
+
+
+@dataclass
+class _Details:
+    tags: dict[int, dict[str, str]] = field(default_factory=dict)
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    aliases: dict[int, list[str]] = field(default_factory=dict)
+
+
+class CatalogReads:
+    """Read-only queries of the catalog; safe to share between threads."""
+
+    def __init__(self, engine: Engine, location: str) -> None:
+        self.engine = engine
+        self.location = location
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- lookups -----------------------------------------------------------
+
+    def _model_id(self, connection: Connection, name: str) -> int:
+        model_id = connection.execute(select(ModelRow.id).where(ModelRow.name == name)).scalar()
+        if model_id is None:
+            raise ModelNotFound(name)
+        return model_id
+
+    def _find(self, connection: Connection, ref: Ref) -> Row[Any]:
+        """The live version row ``ref`` designates, or the precise not-found error."""
+        query = select(*_VERSION_COLUMNS).join(ModelRow, ModelRow.id == VersionRow.model_id)
+        query = query.where(ModelRow.name == ref.name)
+        if ref.version is not None:
+            query = query.where(VersionRow.version == ref.version)
+        elif ref.alias is not None:
+            query = query.join(
+                AliasRow, (AliasRow.version_id == VersionRow.id) & (AliasRow.model_id == ModelRow.id)
+            ).where(AliasRow.alias == ref.alias)
+        else:
+            query = query.where(VersionRow.deleted_at.is_(None)).order_by(VersionRow.version.desc()).limit(1)
+        row = connection.execute(query).first()
+        if row is not None and row.deleted_at is None:
+            return row
+        self._model_id(connection, ref.name)  # raises ModelNotFound first, if that is the case
+        if row is not None:
+            raise VersionNotFound(ref.name, ref.version, f"deleted on {row.deleted_at:%Y-%m-%d %H:%M} UTC")
+        if ref.alias is not None:
+            raise AliasNotFound(ref.name, ref.alias)
+        if ref.version is not None:
+            raise VersionNotFound(ref.name, ref.version)
+        raise VersionNotFound(ref.name, None, "every version was deleted")
+
+    def _details(self, connection: Connection, version_ids: Select[Any] | int) -> _Details:
+        def restrict(query: Select[Any], column: Any) -> Select[Any]:
+            if isinstance(version_ids, int):
+                return query.where(column == version_ids)
+            return query.where(column.in_(version_ids))
+
+        details = _Details()
+        for version_id, key, value in connection.execute(
+            restrict(select(TagRow.version_id, TagRow.key, TagRow.value), TagRow.version_id)
+        ):
+            details.tags.setdefault(version_id, {})[key] = value
+        for version_id, key, value in connection.execute(
+            restrict(
+                select(LatestMetricRow.version_id, LatestMetricRow.key, LatestMetricRow.value),
+                LatestMetricRow.version_id,
+            )
+        ):
+            details.metrics.setdefault(version_id, {})[key] = value
+        for version_id, alias in connection.execute(
+            restrict(select(AliasRow.version_id, AliasRow.alias), AliasRow.version_id)
+        ):
+            details.aliases.setdefault(version_id, []).append(alias)
+        return details
+
+    @staticmethod
+    def _to_model_version(row: Row[Any], details: _Details) -> ModelVersion:
+        return ModelVersion(
+            name=row.name,
+            version=row.version,
+            checksum=CHECKSUM_PREFIX + row.blob_digest,
+            size=row.size,
+            format=row.format,
+            created_at=row.created_at,
+            params=row.params,
+            metrics=details.metrics.get(row.id, {}),
+            tags=details.tags.get(row.id, {}),
+            description=row.description,
+            environment=row.environment,
+            aliases=tuple(sorted(details.aliases.get(row.id, ()))),
+            imports=None if row.imports is None else tuple(row.imports),
+            signature=row.signature,
+        )
+
+    def get(self, ref: Ref) -> ModelVersion:
+        """The live version ``ref`` designates (latest when it names no version or alias)."""
+        with read_transaction(self.engine) as connection:
+            row = self._find(connection, ref)
+            return self._to_model_version(row, self._details(connection, row.id))
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every live version of ``name``, ascending; ``ModelNotFound`` if it was never registered."""
+        with read_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            live = (VersionRow.model_id == model_id) & VersionRow.deleted_at.is_(None)
+            rows = connection.execute(
+                select(*_VERSION_COLUMNS)
+                .join(ModelRow, ModelRow.id == VersionRow.model_id)
+                .where(live)
+                .order_by(VersionRow.version)
+            ).all()
+            details = self._details(connection, select(VersionRow.id).where(live))
+            return [self._to_model_version(row, details) for row in rows]
+
+    def models(self) -> list[str]:
+        """The names of all models with at least one live version, sorted."""
+        with read_transaction(self.engine) as connection:
+            query = (
+                select(ModelRow.name)
+                .where(
+                    select(VersionRow.id)
+                    .where((VersionRow.model_id == ModelRow.id) & VersionRow.deleted_at.is_(None))
+                    .exists()
+                )
+                .order_by(ModelRow.name)
+            )
+            return list(connection.execute(query).scalars())
+
+    def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
+        """Every logged value of live versions, ordered by version, step (unset first), time."""
+        with read_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            query = (
+                select(VersionRow.version, MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
+                .join(VersionRow, VersionRow.id == MetricRow.version_id)
+                .where(VersionRow.model_id == model_id, VersionRow.deleted_at.is_(None))
+                .order_by(
+                    VersionRow.version,
+                    MetricRow.step.is_(None).desc(),
+                    MetricRow.step,
+                    MetricRow.timestamp,
+                    MetricRow.id,
+                )
+            )
+            if metric is not None:
+                query = query.where(MetricRow.key == metric)
+            return [MetricPoint(*row) for row in connection.execute(query)]
+
+    def model_summaries(self) -> list[ModelSummary]:
+        """One line per model with live versions: latest version, count, aliases, last registration."""
+        with read_transaction(self.engine) as connection:
+            live = VersionRow.deleted_at.is_(None)
+            rows = connection.execute(
+                select(ModelRow.name, func.max(VersionRow.version), func.count(), func.max(VersionRow.created_at))
+                .join(VersionRow, VersionRow.model_id == ModelRow.id)
+                .where(live)
+                .group_by(ModelRow.name)
+                .order_by(ModelRow.name)
+            ).all()
+            aliases: dict[str, dict[str, int]] = {}
+            for name, alias, version in connection.execute(
+                select(ModelRow.name, AliasRow.alias, VersionRow.version)
+                .join(AliasRow, AliasRow.model_id == ModelRow.id)
+                .join(VersionRow, VersionRow.id == AliasRow.version_id)
+                .order_by(AliasRow.alias)
+            ):
+                aliases.setdefault(name, {})[alias] = version
+            return [
+                ModelSummary(name, latest, count, aliases.get(name, {}), _aware(updated))
+                for name, latest, count, updated in rows
+            ]
+
+    def live_blobs(self) -> list[tuple[str, str, int]]:
+        """``(ref, digest, size)`` of every live version, by name and version."""
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(ModelRow.name, VersionRow.version, VersionRow.blob_digest, VersionRow.size)
+                .join(ModelRow, ModelRow.id == VersionRow.model_id)
+                .where(VersionRow.deleted_at.is_(None))
+                .order_by(ModelRow.name, VersionRow.version)
+            )
+            return [(f"{name}:{version}", digest, size) for name, version, digest, size in rows]
+
+    def schema_problems(self, deep: bool) -> list[str]:
+        """Differences between the catalog's tables and the schema this code expects (and, deep, corruption)."""
+        with read_transaction(self.engine) as connection:
+            return schema_differences(connection, deep=deep)
+
+
+def _aware(value: datetime | str) -> datetime:
+    """``max()`` of a timestamp column bypasses the column type on some engines; restore UTC."""
+    from datetime import UTC
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

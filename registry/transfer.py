@@ -1,0 +1,188 @@
+"""Bundles: moving versions between registries as one tar file (air-gapped transfer).
+
+A bundle is an uncompressed tar holding ``manifest.json`` (for each version:
+name, source version, checksum, size, format, params, tags, description,
+environment, imports, creation time and full metric history) and one member
+``blobs/<digest>`` per distinct artifact.
+
+Importing is all or nothing: every blob is streamed into the target store
+and hashed on the way; if any digest differs from the manifest the bundle is
+refused before a single version is recorded. Versions get new numbers in
+the target (the mapping is returned), keep their history and tags, and are
+tagged ``modelshelf.imported-from`` with their origin, so importing the same
+bundle again finds them and records nothing twice. Aliases are not carried
+over: promoting is a decision for the target registry.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from registry.catalog import NewVersion
+from registry.domain import CHECKSUM_PREFIX, MetricPoint, ModelVersion
+from registry.errors import CorruptedArtifact, RegistryError
+from registry.facade import Registry
+from registry.formats import get_format
+from registry.names import validate_model_name
+from registry.store import StagedBlob, check_digest
+from registry.values import validate_metrics, validate_params, validate_tags
+
+BUNDLE_KIND = "modelshelf-bundle"
+BUNDLE_VERSION = 1
+ORIGIN_TAG = "modelshelf.imported-from"
+_MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What happened to one version of a bundle: its origin and its ref in the target registry."""
+
+    source: str
+    target: str
+    created: bool
+
+
+def _entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:
+    return {
+        "name": mv.name,
+        "version": mv.version,
+        "checksum": mv.checksum,
+        "size": mv.size,
+        "format": mv.format,
+        "params": mv.params,
+        "tags": mv.tags,
+        "description": mv.description,
+        "environment": mv.environment,
+        "imports": None if mv.imports is None else list(mv.imports),
+        "created_at": mv.created_at.isoformat(),
+        "history": [
+            {"key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp.isoformat()} for p in history
+        ],
+    }
+
+
+def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) -> list[ModelVersion]:
+    """Write the versions ``refs`` designate, with their artifacts, to the tar file ``path``."""
+    if not refs:
+        raise ValueError("name at least one version to export (for example 'iris-knn:3')")
+    versions = list({mv.ref: mv for mv in (reg.get(ref) for ref in refs)}.values())
+    entries = [_entry(mv, [p for p in reg.metrics_history(mv.name) if p.version == mv.version]) for mv in versions]
+    manifest = json.dumps({"kind": BUNDLE_KIND, "version": BUNDLE_VERSION, "versions": entries}, indent=1).encode()
+    destination = Path(os.fspath(path))
+    temp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
+    try:
+        with tarfile.open(temp, "w", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo(_MANIFEST)
+            info.size = len(manifest)
+            tar.addfile(info, io.BytesIO(manifest))
+            written: set[str] = set()
+            for mv in versions:
+                if mv.digest in written:
+                    continue
+                with reg.open_artifact(mv.ref) as blob:
+                    info = tarfile.TarInfo(f"blobs/{mv.digest}")
+                    info.size = mv.size
+                    tar.addfile(info, blob)
+                written.add(mv.digest)
+        os.replace(temp, destination)
+    finally:
+        temp.unlink(missing_ok=True)
+    return versions
+
+
+def _read_manifest(tar: tarfile.TarFile, path: Path) -> list[dict[str, Any]]:
+    try:
+        member = tar.extractfile(_MANIFEST)
+        manifest = json.load(member) if member else None
+    except (KeyError, ValueError) as exc:
+        raise RegistryError(f"{path} is not a modelshelf bundle: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != BUNDLE_KIND:
+        raise RegistryError(f"{path} is not a modelshelf bundle (no {BUNDLE_KIND} manifest)")
+    if manifest.get("version") != BUNDLE_VERSION:
+        raise RegistryError(f"{path} is a bundle of version {manifest.get('version')}; upgrade modelshelf to read it")
+    entries = manifest.get("versions")
+    if not isinstance(entries, list):
+        raise RegistryError(f"{path}: the manifest lists no versions")
+    return entries
+
+
+def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> ModelVersion | None:
+    try:
+        existing = reg.versions(entry["name"])
+    except LookupError:
+        return None
+    for mv in existing:
+        if mv.checksum == entry["checksum"] and mv.tags.get(ORIGIN_TAG) == origin:
+            return mv
+    return None
+
+
+def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str) -> NewVersion:
+    history = tuple(
+        MetricPoint(
+            0,
+            point["key"],
+            validate_metrics({point["key"]: point["value"]})[point["key"]],
+            point["step"],
+            datetime.fromisoformat(point["timestamp"]),
+        )
+        for point in entry["history"]
+    )
+    return NewVersion(
+        name=validate_model_name(entry["name"]),
+        digest=staged.digest,
+        size=staged.size,
+        format=get_format(entry["format"]).name,
+        params=validate_params(entry["params"]),
+        tags={**validate_tags(entry["tags"]), ORIGIN_TAG: origin},
+        description=entry.get("description"),
+        environment=entry.get("environment") or {},
+        imports=None if entry.get("imports") is None else tuple(entry["imports"]),
+        history=history,
+    )
+
+
+def import_bundle(reg: Registry, path: str | os.PathLike[str]) -> list[Imported]:
+    """Add the versions of the bundle at ``path`` to ``reg``; see the module docstring."""
+    source = Path(os.fspath(path))
+    if not source.is_file():
+        raise ValueError(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
+    results: list[Imported] = []
+    with tarfile.open(source, "r:") as tar, ExitStack() as staged_blobs:
+        entries = _read_manifest(tar, source)
+        staged: dict[str, StagedBlob] = {}
+        pending = []
+        for entry in entries:
+            origin = f"{entry['name']}:{entry['version']} {entry['created_at']}"
+            existing = _already_imported(reg, entry, origin)
+            if existing is not None:
+                results.append(Imported(f"{entry['name']}:{entry['version']}", existing.ref, created=False))
+                continue
+            digest = check_digest(str(entry["checksum"]).removeprefix(CHECKSUM_PREFIX))
+            if digest not in staged:
+                member = tar.extractfile(f"blobs/{digest}")
+                if member is None:
+                    raise CorruptedArtifact(f"{source} lacks the blob {entry['checksum']}", expected=entry["checksum"])
+                blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member: shutil.copyfileobj(m, file)))
+                if blob.digest != digest:
+                    raise CorruptedArtifact(
+                        f"{source} was altered: the blob of {entry['name']}:{entry['version']} hashes to "
+                        f"sha256:{blob.digest}, the manifest says {entry['checksum']}; nothing was imported",
+                        expected=entry["checksum"],
+                        actual=f"sha256:{blob.digest}",
+                    )
+                staged[digest] = blob
+            pending.append((entry, origin, staged[digest]))
+        for entry, origin, blob in pending:  # every blob verified: now record the versions
+            mv = reg._insert(_new_version(entry, blob, origin), blob)
+            results.append(Imported(f"{entry['name']}:{entry['version']}", mv.ref, created=True))
+    return results
