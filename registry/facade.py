@@ -31,7 +31,13 @@ from registry.catalog import Catalog, NewVersion, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.domain import GcReport, MetricPoint, ModelSummary, ModelVersion, VerifyReport
 from registry.environment import current_environment, environment_differences
-from registry.errors import CorruptedArtifact, EnvironmentMismatch, EnvironmentMismatchWarning, UntrustedArtifact
+from registry.errors import (
+    CorruptedArtifact,
+    EnvironmentMismatch,
+    EnvironmentMismatchWarning,
+    SerializationError,
+    UntrustedArtifact,
+)
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.store import LocalBlobStore, StagedBlob, open_store
@@ -217,8 +223,14 @@ class Registry:
         checked_params = validate_params(params) if params is not None else {}
         imports: tuple[str, ...] | None = None
         if check:
-            with open(source, "rb") as file:
-                obj = formats.load(fmt, file, str(source))
+            try:
+                with open(source, "rb") as file:
+                    obj = fmt.load(file, safe=False, trusted=frozenset())
+            except Exception as exc:
+                raise SerializationError(
+                    f"{source} could not load as {fmt.name}: {type(exc).__name__}: {exc}; check the format, "
+                    "or register it unexamined with check=False (--no-check)"
+                ) from exc
             if params is None:
                 checked_params = capture_params(obj)
             imports = formats.dump(fmt, obj, _Discard())

@@ -1,0 +1,18 @@
+"""The ``modelshelf`` command line (click for parsing, rich for output).
+
+This package is the only place that imports click or rich. The commands
+live in three modules by purpose: ``browse`` (read), ``change`` (write,
+move between registries) and ``admin`` (verify, gc, db, demo).
+"""
+
+from __future__ import annotations
+
+from registry.cli import admin, browse, change  # noqa: F401  (they add their commands to the group)
+from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_USAGE, cli
+
+__all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="modelshelf")

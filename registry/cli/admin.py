@@ -1,0 +1,160 @@
+"""Administration commands: verify, gc, db upgrade/current, demo."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from registry.cli.app import EXIT_INTEGRITY, cli, json_option, open_registry, wants_json
+from registry.cli.output import console, emit_json, emit_table
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Check presence and sizes only; do not re-hash the blobs.")
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, quick: bool) -> None:
+    """Check every version's artifact and the catalog; exit 3 if anything is damaged.
+
+    \b
+    Example:
+      modelshelf --home models verify --quick
+    """
+    with open_registry(ctx) as reg:
+        report = reg.verify(deep=not quick)
+    if wants_json(ctx):
+        emit_json(
+            {
+                "ok": report.ok,
+                "deep": report.deep,
+                "versions_checked": report.versions_checked,
+                "problems": [{"kind": p.kind, "ref": p.ref, "detail": p.detail} for p in report.problems],
+            }
+        )
+    else:
+        for problem in report.problems:
+            where = f" {problem.ref}" if problem.ref else ""
+            click.echo(f"{problem.kind}{where}: {problem.detail}")
+        mode = "quick" if quick else "deep"
+        if report.ok:
+            waste = f", {len(report.problems)} items of waste (run `modelshelf gc`)" if report.problems else ""
+            click.echo(f"ok: {report.versions_checked} versions intact ({mode} check){waste}")
+        else:
+            fatal = sum(problem.fatal for problem in report.problems)
+            click.echo(f"NOT OK: {fatal} problems in {report.versions_checked} versions ({mode} check)", err=True)
+    if not report.ok:
+        sys.exit(EXIT_INTEGRITY)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Leave files younger than this many seconds alone.",
+)
+@json_option
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, min_age: float) -> None:
+    """Remove artifacts no version uses any more, and stale temporary files.
+
+    \b
+    Example:
+      modelshelf --home models gc --dry-run
+    """
+    with open_registry(ctx) as reg:
+        report = reg.gc(dry_run=dry_run, min_age=min_age)
+    if wants_json(ctx):
+        emit_json({"removed": report.removed, "freed_bytes": report.freed_bytes, "dry_run": report.dry_run})
+        return
+    for item in report.removed:
+        click.echo(item)
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{len(report.removed)} files, {verb} {report.freed_bytes} bytes")
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    default=None,
+    help="Registry directory for the demo [default: --home, else ./modelshelf-demo].",
+)
+@click.pass_context
+def demo(ctx: click.Context, directory: str | None) -> None:
+    """Train iris models, register, promote and load them, and print the accuracy history.
+
+    \b
+    Example:
+      modelshelf demo --dir /tmp/iris-registry
+    """
+    from registry.demo import run_demo
+
+    home = directory or ctx.obj["home"] or "modelshelf-demo"
+    out = console()
+    result = run_demo(home, say=out.print)
+    aliases = {mv.version: ", ".join(mv.aliases) for mv in ([result.production] if result.production else [])}
+    rows = [
+        (point.version, "-" if point.step is None else point.step, f"{point.value:.3f}", aliases.get(point.version, ""))
+        for point in result.history
+    ]
+    if not out.is_terminal:
+        out.print("accuracy across versions of iris-knn:")
+    emit_table("accuracy across versions of iris-knn", ("version", "step", "accuracy", "aliases"), rows)
+    out.print(f"Explore it: modelshelf --home {home} versions iris-knn")
+
+
+@cli.group()
+def db() -> None:
+    """Create, upgrade and inspect the catalog's schema.
+
+    \b
+    Example:
+      modelshelf --home models db upgrade
+    """
+
+
+@db.command("upgrade")
+@click.option("--catalog", "catalog_option", default=None, help="Catalog database URL (overrides the global option).")
+@click.pass_context
+def db_upgrade(ctx: click.Context, catalog_option: str | None) -> None:
+    """Create the catalog or upgrade its schema to this version of modelshelf.
+
+    \b
+    Example:
+      modelshelf db upgrade --catalog postgresql+psycopg://me@dbhost/models
+    """
+    from registry.facade import upgrade_catalog
+
+    before, after = upgrade_catalog(ctx.obj["home"], catalog=catalog_option or ctx.obj["catalog"])
+    if before == after:
+        click.echo(f"catalog already at revision {after}")
+    else:
+        click.echo(f"catalog upgraded from {before or 'empty'} to {after}")
+
+
+@db.command("current")
+@click.option("--catalog", "catalog_option", default=None, help="Catalog database URL (overrides the global option).")
+@json_option
+@click.pass_context
+def db_current(ctx: click.Context, catalog_option: str | None) -> None:
+    """Print the catalog's schema revision and whether it is up to date.
+
+    \b
+    Example:
+      modelshelf --home models db current
+    """
+    from registry.facade import catalog_revisions
+
+    current, head = catalog_revisions(ctx.obj["home"], catalog=catalog_option or ctx.obj["catalog"])
+    if wants_json(ctx):
+        emit_json({"revision": current, "head": head, "up_to_date": current == head})
+    elif current is None:
+        click.echo(f"no catalog yet (this modelshelf creates revision {head}; run `modelshelf db upgrade`)")
+    elif current == head:
+        click.echo(f"{current} (head, up to date)")
+    else:
+        click.echo(f"{current} (this modelshelf expects {head}: run `modelshelf db upgrade`)")

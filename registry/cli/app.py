@@ -1,0 +1,155 @@
+"""The ``modelshelf`` group: global options, error handling, and helpers the commands share.
+
+Errors from the library become one line on stderr saying what went wrong
+and what to do, and an exit code: 0 success, 1 not found (or another
+failure), 2 usage error, 3 integrity or trust failure. ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from registry.errors import (
+    AliasNotFound,
+    CorruptedArtifact,
+    InvalidName,
+    ModelNotFound,
+    RegistryError,
+    SerializationError,
+    UnsafeArtifact,
+    UntrustedArtifact,
+    UntrustedTypes,
+    VersionNotFound,
+)
+
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2
+EXIT_INTEGRITY = 3
+
+#: Exception type → exit code; the first matching entry wins.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (CorruptedArtifact, EXIT_INTEGRITY),
+    (UnsafeArtifact, EXIT_INTEGRITY),
+    (UntrustedArtifact, EXIT_INTEGRITY),
+    (UntrustedTypes, EXIT_INTEGRITY),
+    (ModelNotFound, EXIT_NOT_FOUND),
+    (VersionNotFound, EXIT_NOT_FOUND),
+    (AliasNotFound, EXIT_NOT_FOUND),
+    (InvalidName, EXIT_USAGE),
+    (SerializationError, EXIT_USAGE),
+    (ValueError, EXIT_USAGE),
+    (RegistryError, EXIT_NOT_FOUND),
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelshelf")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def fail(exc: BaseException) -> NoReturn:
+    for kind, code in EXIT_CODES:
+        if isinstance(exc, kind):
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(code)
+    raise exc
+
+
+class _Group(click.Group):
+    """A click group that turns library errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (RegistryError, ValueError) as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            fail(exc)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home", envvar="MODELSHELF_HOME", help="Registry directory [env MODELSHELF_HOME; default ./.modelshelf]."
+)
+@click.option("--catalog", envvar="MODELSHELF_CATALOG", help="Catalog database URL [env MODELSHELF_CATALOG].")
+@click.option("--store", envvar="MODELSHELF_STORE", help="Blob store directory [env MODELSHELF_STORE].")
+@click.option("--json", "as_json", is_flag=True, help="Print data as JSON (also accepted after each command).")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(_version(), prog_name="modelshelf")
+@click.pass_context
+def cli(
+    ctx: click.Context, home: str | None, catalog: str | None, store: str | None, as_json: bool, debug: bool
+) -> None:
+    """modelshelf: a versioned model registry.
+
+    \b
+    Examples:
+      modelshelf demo                          # train, register and load iris models
+      modelshelf --home models versions iris-knn
+      modelshelf show iris-knn@production --json
+      modelshelf diff iris-knn:2 iris-knn:3
+    """
+    ctx.obj = {"home": home, "catalog": catalog, "store": store, "json": as_json}
+
+
+def open_registry(ctx: click.Context) -> Any:
+    from registry.facade import Registry
+
+    return Registry(ctx.obj["home"], catalog=ctx.obj["catalog"], store=ctx.obj["store"])
+
+
+def json_option(command: F) -> F:
+    """Add ``--json`` to a command; the global ``--json`` works too."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            ctx.find_object(dict)["json"] = True  # type: ignore[index]
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=remember, help="Print the data as JSON."
+    )(command)
+
+
+def wants_json(ctx: click.Context) -> bool:
+    return bool(ctx.obj.get("json"))
+
+
+def parse_pairs(
+    pairs: tuple[str, ...], what: str, convert: Callable[[str, str], Any] = lambda k, v: v
+) -> dict[str, Any]:
+    """Turn ``KEY=VALUE`` arguments into a dict, or a usage error naming the bad one."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
+        result[key] = convert(key, value)
+    return result
+
+
+def to_float(key: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"metric {key!r}: {value!r} is not a number", param_hint="--metric") from None
+
+
+def to_json_value(_key: str, value: str) -> Any:
+    """A param value: JSON when it parses (3, 0.5, true, [1,2]), else the text itself."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

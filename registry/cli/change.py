@@ -1,0 +1,230 @@
+"""Commands that write: alias, tag, delete, register, fetch, export, import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from registry.cli.app import cli, json_option, open_registry, parse_pairs, to_float, to_json_value, wants_json
+from registry.cli.output import emit_json, emit_table, is_terminal, version_json
+from registry.names import parse_ref
+
+EXTENSIONS = {"joblib": ".joblib", "pickle": ".pkl", "skops": ".skops"}
+
+
+@cli.group()
+def alias() -> None:
+    """Point aliases such as 'production' at versions, or remove them.
+
+    \b
+    Example:
+      modelshelf alias set iris-knn production 3
+    """
+
+
+@alias.command("set")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+@click.argument("version", type=click.IntRange(min=1))
+@json_option
+@click.pass_context
+def alias_set(ctx: click.Context, name: str, alias_name: str, version: int) -> None:
+    """Point ALIAS of NAME at VERSION (moving it if it pointed elsewhere).
+
+    \b
+    Example:
+      modelshelf alias set iris-knn production 3
+    """
+    with open_registry(ctx) as reg:
+        mv = reg.set_alias(name, alias_name, version)
+    if wants_json(ctx):
+        emit_json(version_json(mv))
+    else:
+        click.echo(f"{name}@{alias_name} → {mv.ref}")
+
+
+@alias.command("rm")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+@click.pass_context
+def alias_rm(ctx: click.Context, name: str, alias_name: str) -> None:
+    """Remove ALIAS from NAME.
+
+    \b
+    Example:
+      modelshelf alias rm iris-knn canary
+    """
+    with open_registry(ctx) as reg:
+        reg.delete_alias(name, alias_name)
+    click.echo(f"removed {name}@{alias_name}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("pairs", nargs=-1, metavar="KEY=VALUE...")
+@click.option("--rm", "remove", multiple=True, metavar="KEY", help="Remove this tag (repeatable).")
+@json_option
+@click.pass_context
+def tag(ctx: click.Context, ref: str, pairs: tuple[str, ...], remove: tuple[str, ...]) -> None:
+    """Set tags on a version (REF as in `show`), or remove them with --rm.
+
+    \b
+    Example:
+      modelshelf tag iris-knn:3 reviewed=yes owner=ana --rm draft
+    """
+    tags = parse_pairs(pairs, "KEY=VALUE")
+    with open_registry(ctx) as reg:
+        mv = reg.get(ref)
+        mv = reg.set_tags(mv.name, mv.version, tags, remove=remove)
+    if wants_json(ctx):
+        emit_json(version_json(mv))
+    else:
+        click.echo(f"{mv.ref}: " + ", ".join(f"{k}={v}" for k, v in sorted(mv.tags.items())))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete(ctx: click.Context, ref: str, yes: bool) -> None:
+    """Delete one version: gone from every lookup, its number never reused.
+
+    REF must name the version (NAME:3 or NAME@ALIAS). Asks for confirmation
+    on a terminal; elsewhere --yes is required.
+
+    \b
+    Example:
+      modelshelf delete iris-knn:2 --yes
+    """
+    parsed = parse_ref(ref)
+    if parsed.version is None and parsed.alias is None:
+        raise click.UsageError(f"{ref!r} names no version; give NAME:VERSION or NAME@ALIAS")
+    with open_registry(ctx) as reg:
+        mv = reg.get(ref)
+        if not yes:
+            if not is_terminal():
+                raise click.UsageError("refusing to delete without confirmation: add --yes")
+            click.confirm(f"delete {mv.ref} ({', '.join(mv.aliases) or 'no aliases'})?", abort=True)
+        reg.delete_version(mv.name, mv.version)
+    click.echo(f"deleted {mv.ref}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Model name to register under.")
+@click.option("--format", "fmt", type=click.Choice(sorted(EXTENSIONS)), default="joblib", show_default=True)
+@click.option("--metric", multiple=True, metavar="KEY=NUMBER", help="A metric (repeatable).")
+@click.option("--param", multiple=True, metavar="KEY=VALUE", help="A hyperparameter; JSON values are parsed.")
+@click.option("--tag", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
+@click.option("--description", default=None)
+@click.option("--alias", "alias_name", default=None, help="Point this alias at the new version.")
+@click.option("--no-check", is_flag=True, help="Do not load the file first (it runs its code) to prove it works.")
+@json_option
+@click.pass_context
+def register(
+    ctx: click.Context,
+    file: Path,
+    name: str,
+    fmt: str,
+    metric: tuple[str, ...],
+    param: tuple[str, ...],
+    tag: tuple[str, ...],
+    description: str | None,
+    alias_name: str | None,
+    no_check: bool,
+) -> None:
+    """Register a model FILE made elsewhere, byte for byte.
+
+    \b
+    Example:
+      modelshelf register model.joblib --name churn --metric auc=0.91 --param depth=8 --tag team=ds
+    """
+    with open_registry(ctx) as reg:
+        mv = reg.register_file(
+            name,
+            file,
+            format=fmt,
+            metrics=parse_pairs(metric, "--metric", to_float),
+            params=parse_pairs(param, "--param", to_json_value) if param else None,
+            tags=parse_pairs(tag, "--tag"),
+            description=description,
+            alias=alias_name,
+            check=not no_check,
+        )
+    if wants_json(ctx):
+        emit_json(version_json(mv))
+    else:
+        click.echo(f"registered {mv.ref} {mv.checksum}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write [default: NAME-VERSION.EXT in the current directory].",
+)
+@click.pass_context
+def fetch(ctx: click.Context, ref: str, output: Path | None) -> None:
+    """Write the verified artifact of REF to a file (for servers that load it themselves).
+
+    \b
+    Example:
+      modelshelf fetch iris-knn@production -o /srv/model.joblib
+    """
+    with open_registry(ctx) as reg:
+        mv = reg.get(ref)
+        target = output or Path(f"{mv.name}-{mv.version}{EXTENSIONS.get(mv.format, '.bin')}")
+        reg.fetch(mv.ref, target)
+    click.echo(f"wrote {mv.ref} to {target} ({mv.checksum})")
+
+
+@cli.command("export")
+@click.argument("refs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bundle file to write (a tar).",
+)
+@click.pass_context
+def export_command(ctx: click.Context, refs: tuple[str, ...], output: Path) -> None:
+    """Write versions with their metadata, history and artifacts to a bundle.
+
+    \b
+    Example:
+      modelshelf export iris-knn:3 iris-knn@production -o iris.tar
+    """
+    from registry.transfer import export_bundle
+
+    with open_registry(ctx) as reg:
+        exported = export_bundle(reg, list(refs), output)
+    click.echo(f"wrote {len(exported)} versions to {output}: " + ", ".join(mv.ref for mv in exported))
+
+
+@cli.command("import")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def import_command(ctx: click.Context, bundle: Path) -> None:
+    """Add the versions of a bundle (checksums verified first); print old → new references.
+
+    \b
+    Example:
+      modelshelf --home other-registry import iris.tar
+    """
+    from registry.transfer import import_bundle
+
+    with open_registry(ctx) as reg:
+        results = import_bundle(reg, bundle)
+    if wants_json(ctx):
+        emit_json([{"source": r.source, "target": r.target, "created": r.created} for r in results])
+        return
+    emit_table(
+        f"imported from {bundle}",
+        ("source", "target", "status"),
+        [(r.source, r.target, "imported" if r.created else "already present") for r in results],
+    )

@@ -1,0 +1,133 @@
+"""How the command line prints: rich tables on a terminal, tab-separated text in a pipe, JSON on request.
+
+Every command that prints data builds rows once and hands them here, so the
+three renderings cannot drift apart. The JSON shapes are documented in the
+README ("Command line") and kept stable: keys are only ever added.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from registry.domain import MetricPoint, ModelSummary, ModelVersion
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def is_terminal() -> bool:
+    return console().is_terminal
+
+
+def timestamp(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def emit_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], changed: set[int] = frozenset()
+) -> None:  # type: ignore[assignment]
+    """A table: boxed and coloured on a terminal, a header line and tab-separated rows otherwise.
+
+    ``changed`` holds indexes of rows to highlight (diff).
+    """
+    out = console()
+    if not out.is_terminal:
+        sys.stdout.write("\t".join(columns) + "\n")
+        for row in rows:
+            sys.stdout.write("\t".join(_cell(value) for value in row) + "\n")
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for index, row in enumerate(rows):
+        table.add_row(*(_cell(value) for value in row), style="bold yellow" if index in changed else None)
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return number(value)
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """A one-line chart of ``values``: one block character per value, scaled between min and max."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = high - low or 1.0
+    return "".join(SPARK[round((value - low) / span * (len(SPARK) - 1))] for value in values)
+
+
+def version_json(mv: ModelVersion) -> dict[str, Any]:
+    """The stable JSON form of a version (see the README)."""
+    return {
+        "name": mv.name,
+        "version": mv.version,
+        "ref": mv.ref,
+        "checksum": mv.checksum,
+        "size": mv.size,
+        "format": mv.format,
+        "created_at": mv.created_at.isoformat(),
+        "params": mv.params,
+        "metrics": mv.metrics,
+        "tags": mv.tags,
+        "description": mv.description,
+        "environment": mv.environment,
+        "aliases": list(mv.aliases),
+        "imports": None if mv.imports is None else list(mv.imports),
+        "signed": mv.signature is not None,
+    }
+
+
+def summary_json(summary: ModelSummary) -> dict[str, Any]:
+    return {
+        "name": summary.name,
+        "latest_version": summary.latest_version,
+        "versions": summary.version_count,
+        "aliases": summary.aliases,
+        "updated_at": None if summary.updated_at is None else summary.updated_at.isoformat(),
+    }
+
+
+def point_json(point: MetricPoint) -> dict[str, Any]:
+    return {
+        "version": point.version,
+        "key": point.key,
+        "value": point.value,
+        "step": point.step,
+        "timestamp": point.timestamp.isoformat(),
+    }
