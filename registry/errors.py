@@ -14,6 +14,7 @@ from the builtin it resembles, so ``except LookupError`` or
     ├── SerializationError (TypeError)
     ├── SchemaVersionError
     ├── CatalogError
+    │   └── InvalidCatalogURL (ValueError)
     ├── StoreError (OSError)
     ├── EnvironmentMismatch
     ├── UnsafeArtifact
@@ -111,6 +112,10 @@ class SchemaVersionError(RegistryError):
 
 class CatalogError(RegistryError):
     """The catalog cannot be opened or used (not a database, unreachable, locked too long)."""
+
+
+class InvalidCatalogURL(CatalogError, ValueError):
+    """The catalog URL cannot be parsed, or names something modelshelf cannot use (an in-memory database)."""
 
 
 class StoreError(RegistryError, OSError):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from registry import formats, maintenance, signing
-from registry.catalog import Catalog, NewVersion, open_catalog, schema_revisions
+from registry.catalog import Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.domain import GcReport, MetricPoint, ModelSummary, ModelVersion, VerifyReport
 from registry.environment import current_environment, environment_differences
@@ -36,6 +36,7 @@ from registry.errors import (
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
     SerializationError,
+    StoreError,
     UntrustedArtifact,
 )
 from registry.locations import resolve
@@ -183,12 +184,16 @@ class Registry:
 
     def _insert(self, new: NewVersion, staged: StagedBlob) -> ModelVersion:
         """Record a staged blob as the next version of ``new.name``, signed if a key is set."""
+        return self._insert_all([(new, staged)])[0]
+
+    def _insert_all(self, batch: list[tuple[NewVersion, StagedBlob]]) -> list[ModelVersion]:
+        """Record several staged blobs as versions in one transaction: all of them or none."""
         key = self._signing_key
 
-        def sign(version: int) -> str | None:
+        def sign(new: NewVersion, version: int) -> str | None:
             return None if key is None else signing.sign(key, new.name, version, new.format, f"sha256:{new.digest}")
 
-        return self._catalog.add_version(new, publish=staged.publish, sign=sign)
+        return self._catalog.add_versions([(new, staged.publish) for new, staged in batch], sign)
 
     def register_file(
         self,
@@ -305,7 +310,14 @@ class Registry:
         live version has the same bytes.
         """
         digest, size = self._catalog.delete_version(validate_model_name(name), validate_version(version))
-        self._catalog.free_blob_if_unreferenced(digest, size, self._store.delete)
+        try:
+            self._catalog.free_blob_if_unreferenced(digest, size, self._store.delete)
+        except StoreError as exc:  # the version is deleted; its bytes are only waste now
+            warnings.warn(
+                f"{name}:{version} was deleted but its blob could not be removed ({exc}); "
+                "`modelshelf gc` will remove it later",
+                stacklevel=2,
+            )
 
     # -- maintenance -------------------------------------------------------
 
@@ -478,6 +490,11 @@ def catalog_revisions(
 ) -> tuple[str | None, str]:
     """The schema revision of a registry's catalog (``None`` if not created yet) and the code's head."""
     return schema_revisions(resolve(home, catalog).catalog)
+
+
+def is_older_revision(revision: str) -> bool:
+    """Whether a catalog at ``revision`` is behind this code (rather than ahead of it)."""
+    return is_known_revision(revision)
 
 
 def upgrade_catalog(

@@ -2,10 +2,10 @@
 
 Resolution order, first match wins:
 
-* catalog: ``catalog=`` argument, ``$MODELSHELF_CATALOG``, else
-  ``sqlite:///<home>/catalog.db``;
-* store: ``store=`` argument, ``$MODELSHELF_STORE``, else ``<home>`` itself
-  (blobs under ``<home>/blobs``);
+* catalog: ``catalog=`` argument, ``$MODELSHELF_CATALOG`` (only when no
+  home is given), else the SQLite file ``<home>/catalog.db``;
+* store: ``store=`` argument, ``$MODELSHELF_STORE`` (only when no home is
+  given), else ``<home>`` itself (blobs under ``<home>/blobs``);
 * home: the ``home`` argument, ``$MODELSHELF_HOME``, else ``.modelshelf`` in
   the current working directory — next to the code that trains the models,
   as ``.git`` is next to the code it versions.
@@ -30,7 +30,9 @@ class Locations:
     """The resolved catalog URL and store location of one registry."""
 
     home: Path
-    catalog: str
+    #: A database URL, or the path of a SQLite file (kept a path so that no
+    #: character of it is ever read as URL syntax, such as ``?`` or ``%20``).
+    catalog: str | Path
     store: str
 
 
@@ -41,12 +43,10 @@ def _path(value: object, what: str) -> Path:
         raise ValueError(f"{what} must be a path (str or os.PathLike), not {type(value).__name__}")
     if not value or "\x00" in value:
         raise ValueError(f"{what} {value!r} is not a usable path")
-    return Path(value).expanduser()
-
-
-def sqlite_url(path: Path) -> str:
-    """A SQLAlchemy URL for a SQLite file (absolute, so the working directory does not matter)."""
-    return f"sqlite:///{path.absolute()}"
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as exc:  # "~nosuchuser/x"
+        raise ValueError(f"{what} {value!r}: {exc}") from None
 
 
 def resolve(
@@ -64,16 +64,27 @@ def resolve(
     else:
         home_path = Path.cwd() / DEFAULT_HOME_NAME
     home_path = home_path.absolute()
-    if home_path.exists() and not home_path.is_dir():
+    try:
+        is_file = home_path.exists() and not home_path.is_dir()
+    except OSError as exc:  # a name too long, a loop of links
+        raise ValueError(f"the registry directory {str(home_path)[:200]!r} is not usable: {exc.strerror}") from None
+    if is_file:
         raise ValueError(f"the registry directory {home_path} is a file; give a directory path")
 
-    if catalog is None:
-        catalog = env.get(CATALOG_VARIABLE) or sqlite_url(home_path / CATALOG_FILE_NAME)
-    elif not isinstance(catalog, str) or not catalog:
-        raise ValueError(f"catalog must be a database URL string, not {catalog!r}")
+    # An explicit home means its own catalog and store: the variables only fill in for a missing home.
+    use_env = home is None
+    resolved_catalog: str | Path
+    if catalog is not None:
+        if not isinstance(catalog, str) or not catalog:
+            raise ValueError(f"catalog must be a database URL string, not {catalog!r}")
+        resolved_catalog = catalog
+    elif use_env and env.get(CATALOG_VARIABLE):
+        resolved_catalog = env[CATALOG_VARIABLE]
+    else:
+        resolved_catalog = home_path / CATALOG_FILE_NAME
 
     if store is None:
-        store_text = env.get(STORE_VARIABLE) or str(home_path)
+        store_text = (env.get(STORE_VARIABLE) if use_env else None) or str(home_path)
     else:
         store_text = os.fspath(_path(store, "the store location")) if "://" not in str(store) else str(store)
-    return Locations(home=home_path, catalog=catalog, store=store_text)
+    return Locations(home=home_path, catalog=resolved_catalog, store=store_text)

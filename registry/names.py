@@ -28,7 +28,9 @@ from registry.errors import InvalidName, InvalidReference
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 RESERVED_ALIASES = frozenset({"latest"})
-_VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,17}")
+_VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,9}")
+#: Version numbers are 32-bit integers in every catalog database.
+MAX_VERSION = 2**31 - 1
 _MAX_SHOWN = 80
 
 
@@ -103,7 +105,7 @@ def parse_ref(text: object) -> Ref:
                 f"invalid reference {_shown(text)}: after ':' comes a positive version number "
                 "or 'latest' (for example 'iris-knn:3')"
             )
-        return Ref(name, version=int(version_text))
+        return Ref(name, version=validate_version(int(version_text)))
     if sep_alias:
         if alias_text == "latest":
             return Ref(name)

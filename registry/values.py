@@ -30,6 +30,7 @@ MAX_DESCRIPTION_LENGTH = 65536
 MAX_PARAMS_DEPTH = 32
 MAX_PARAMS_JSON_BYTES = 4 * 1024 * 1024
 _MAX_CAPTURED_SEQUENCE = 1000
+MAX_PARAM_INT = 2**63 - 1
 
 
 def dumps(value: Any) -> str:
@@ -37,11 +38,24 @@ def dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can be stored: valid UTF-8 (no lone surrogate such as ``"\\ud800"``) and no NUL."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_key(kind: str, key: object) -> str:
     if not isinstance(key, str):
         raise ValueError(f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings")
-    if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
-        raise ValueError(f"{kind} key {key[:60]!r} is invalid: keys are 1-{MAX_KEY_LENGTH} characters without NUL")
+    if not key or len(key) > MAX_KEY_LENGTH or not _encodable(key):
+        raise ValueError(
+            f"{kind} key {key[:60]!r} is invalid: keys are 1-{MAX_KEY_LENGTH} characters of valid Unicode without NUL"
+        )
     return key
 
 
@@ -64,7 +78,10 @@ def validate_metrics(metrics: object) -> dict[str, float]:
         _check_key("metric", key)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"metric {key!r} is {value!r} ({type(value).__name__}); metrics must be real numbers")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
         if not math.isfinite(number):
             raise ValueError(f"metric {key!r} is {number}; metrics must be finite (no NaN or infinity)")
         checked[key] = number
@@ -81,9 +98,10 @@ def validate_tags(tags: object) -> dict[str, str]:
                 f"tag {key!r} is {value!r} ({type(value).__name__}); tag values are strings, "
                 f"convert it with str() if that is what you mean"
             )
-        if len(value) > MAX_TAG_VALUE_LENGTH or "\x00" in value:
+        if len(value) > MAX_TAG_VALUE_LENGTH or not _encodable(value):
             raise ValueError(
-                f"tag {key!r} is invalid: values are at most {MAX_TAG_VALUE_LENGTH} characters without NUL"
+                f"tag {key!r} is invalid: values are at most {MAX_TAG_VALUE_LENGTH} characters of valid Unicode "
+                "without NUL"
             )
         checked[key] = value
     return checked
@@ -95,15 +113,25 @@ def validate_description(description: object) -> str | None:
         return None
     if not isinstance(description, str):
         raise ValueError(f"description must be a string or None, not {type(description).__name__}")
-    if len(description) > MAX_DESCRIPTION_LENGTH or "\x00" in description:
-        raise ValueError(f"description is invalid: at most {MAX_DESCRIPTION_LENGTH} characters without NUL")
+    if len(description) > MAX_DESCRIPTION_LENGTH or not _encodable(description):
+        raise ValueError(
+            f"description is invalid: at most {MAX_DESCRIPTION_LENGTH} characters of valid Unicode without NUL"
+        )
     return description
 
 
 def _strict_json(path: str, value: Any, depth: int) -> Any:
     if depth > MAX_PARAMS_DEPTH:
         raise ValueError(f"param {path} is nested deeper than {MAX_PARAMS_DEPTH} levels; flatten it")
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if not _encodable(value):
+            raise ValueError(f"param {path} is not valid Unicode text (a lone surrogate or NUL)")
+        return value
+    if isinstance(value, int):
+        if not -MAX_PARAM_INT <= value <= MAX_PARAM_INT:
+            raise ValueError(f"param {path} does not fit in 64 bits; store it as a string")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -112,8 +140,10 @@ def _strict_json(path: str, value: Any, depth: int) -> Any:
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"param {path} has the key {key!r}; JSON object keys must be strings")
+            if not isinstance(key, str) or not _encodable(key):
+                raise ValueError(
+                    f"param {path} has the key {key!r}; JSON object keys must be strings of valid Unicode without NUL"
+                )
             out[key] = _strict_json(f"{path}[{key!r}]", item, depth + 1)
         return out
     if isinstance(value, (list, tuple)):
@@ -149,8 +179,10 @@ def validate_params(params: object) -> dict[str, Any]:
 
 def _json_safe(value: Any, depth: int) -> Any:
     """Best-effort conversion of a captured hyperparameter into JSON."""
-    if value is None or isinstance(value, (str, bool)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return value if _encodable(value) else value.encode("utf-8", "backslashreplace").decode()
     if isinstance(value, type):
         return f"{value.__module__}.{value.__qualname__}"
     if hasattr(value, "get_params") or callable(value) or depth >= MAX_PARAMS_DEPTH:
@@ -158,7 +190,7 @@ def _json_safe(value: Any, depth: int) -> Any:
     if type(value).__name__ == "bool_":
         return bool(value)
     if isinstance(value, numbers.Integral):
-        return int(value)
+        return int(value) if -MAX_PARAM_INT <= int(value) <= MAX_PARAM_INT else str(int(value))
     if isinstance(value, numbers.Real):
         number = float(value)
         return number if math.isfinite(number) else repr(number)

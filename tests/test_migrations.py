@@ -130,11 +130,32 @@ def test_an_older_catalog_names_the_upgrade_command_and_upgrades_on_request(home
     with pytest.raises(SchemaVersionError) as caught:
         Registry(home)
     message = str(caught.value)
-    assert "modelshelf db upgrade" in message and "upgrade=True" in message and old_revision in message
+    assert "upgrade=True" in message and old_revision in message
     assert current_of(home) == old_revision  # nothing was changed
     with Registry(home, upgrade=True) as reg:
         reg.register("m", knn)
     assert current_of(home) == newer_code
+
+
+def test_the_printed_upgrade_command_works(tmp_path: Path, newer_code: str) -> None:
+    """The command in the error is run exactly as printed (a home with a space and a '?' in its name)."""
+    import re
+    import shlex
+
+    home = tmp_path / "my models?v=1"
+    migrate_to = migrate.HEAD_REVISION
+    migrate.HEAD_REVISION = FIRST_REVISION_OF_TEST  # create the catalog as the previous code would have
+    try:
+        Registry(home).close()
+    finally:
+        migrate.HEAD_REVISION = migrate_to
+    with pytest.raises(SchemaVersionError) as caught:
+        Registry(home)
+    command = re.search(r"`(modelshelf db upgrade [^`]+)`", str(caught.value)).group(1)
+    result = CliRunner().invoke(cli, shlex.split(command)[1:])
+    assert result.exit_code == 0, result.output
+    assert current_of(home) == newer_code
+    assert not (tmp_path / "my models").exists()  # the '?' was never read as URL syntax
 
 
 def test_db_upgrade_command_upgrades_an_older_catalog(home: Path, newer_code: str) -> None:
@@ -226,6 +247,7 @@ def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path) -> 
 
 
 FIRST_REVISION = "2395150adee6"
+FIRST_REVISION_OF_TEST = migrate.HEAD_REVISION  # the head before the newer_code fixture adds one
 
 
 def test_a_catalog_of_the_first_revision_with_data_upgrades_and_still_loads(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from registry import ModelNotFound, ModelVersion, Registry, VersionNotFound
+from registry import ModelNotFound, ModelVersion, Registry, RegistryError, VersionNotFound
 from tests.conftest import blob_files, temp_files
 
 
@@ -177,3 +177,44 @@ def test_default_home_is_env_then_working_directory(tmp_path: Path, monkeypatch,
     with Registry() as reg:
         assert reg.models() == []
     assert (tmp_path / "elsewhere" / "catalog.db").exists()
+
+
+@pytest.mark.parametrize("dirname", ["a?mode=ro", "c%20d", "with space", "ünï"])
+def test_every_part_of_a_registry_stays_in_its_directory(tmp_path: Path, dirname: str, knn) -> None:
+    home = tmp_path / dirname
+    with Registry(home) as reg:
+        reg.register("m", knn)
+        assert reg.load("m").n_neighbors == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dirname]
+    assert (home / "catalog.db").exists() and len(blob_files(home)) == 1
+
+
+def test_an_explicit_home_ignores_the_catalog_and_store_variables(tmp_path: Path, monkeypatch, knn) -> None:
+    monkeypatch.setenv("MODELSHELF_CATALOG", f"sqlite:///{tmp_path / 'team.db'}")
+    monkeypatch.setenv("MODELSHELF_STORE", str(tmp_path / "team-blobs"))
+    with Registry(tmp_path / "projA") as a, Registry(tmp_path / "projB") as b:
+        a.register("m", knn)
+        with pytest.raises(ModelNotFound):
+            b.get("m")
+    assert not (tmp_path / "team.db").exists() and not (tmp_path / "team-blobs").exists()
+    monkeypatch.chdir(tmp_path)
+    with Registry() as team:  # no home: the variables apply
+        team.register("m", knn)
+    assert (tmp_path / "team.db").exists() and (tmp_path / "team-blobs").exists()
+
+
+@pytest.mark.parametrize("home", ["~no-such-user-here/x", "x" * 300, "a\x00b"])
+def test_unusable_homes_are_clear_errors(tmp_path: Path, monkeypatch, home: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises((ValueError, RegistryError)) as caught:
+        Registry(home)
+    assert len(str(caught.value)) > 20  # a sentence, not a bare errno
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "not a url", "nosuchdb://x"])
+def test_unusable_catalog_urls_are_refused(tmp_path: Path, url: str) -> None:
+    from registry import CatalogError
+
+    with pytest.raises(CatalogError):
+        Registry(catalog=url, store=tmp_path / "s")

@@ -160,22 +160,27 @@ def test_unknown_format_is_refused(reg: Registry, home: Path, knn) -> None:
     assert_nothing_written(reg, home)
 
 
+# Any Unicode text but NUL and lone surrogates, which no catalog database can store (refused below).
+STORABLE = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**53), 2**53)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    | st.text(STORABLE, max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(STORABLE, max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    params=st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: "\x00" not in k), json_values, max_size=6),
+    params=st.dictionaries(st.text(STORABLE, min_size=1, max_size=30), json_values, max_size=6),
     metrics=st.dictionaries(
-        st.text(min_size=1, max_size=30).filter(lambda k: "\x00" not in k),
+        st.text(STORABLE, min_size=1, max_size=30),
         st.floats(allow_nan=False, allow_infinity=False),
         max_size=4,
     ),
@@ -185,3 +190,30 @@ def test_params_and_metrics_round_trip_through_the_catalog(reg: Registry, params
     back = reg.get(mv.ref)
     assert back.params == params
     assert back.metrics == validate_metrics(metrics)
+
+
+@pytest.mark.parametrize("where", ["tag key", "tag value", "metric key", "param value", "param key", "description"])
+def test_text_no_database_can_store_is_refused_before_writing(reg: Registry, home: Path, knn, where: str) -> None:
+    bad = "ok\ud800"  # a lone surrogate: a valid Python str, invalid UTF-8
+    kwargs = {
+        "tag key": {"tags": {bad: "x"}},
+        "tag value": {"tags": {"k": bad}},
+        "metric key": {"metrics": {bad: 1.0}},
+        "param value": {"params": {"p": [bad]}},
+        "param key": {"params": {"p": {bad: 1}}},
+        "description": {"description": bad},
+    }[where]
+    with pytest.raises(ValueError, match="valid Unicode"):
+        reg.register("m", knn, **kwargs)
+    assert_nothing_written(reg, home)
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)])
+def test_metrics_too_large_for_a_float_are_refused(reg: Registry, knn, value: int) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        reg.register("m", knn, metrics={"big": value})
+
+
+def test_param_integers_beyond_64_bits_are_refused(reg: Registry, knn) -> None:
+    with pytest.raises(ValueError, match="param 'n'.*64 bits"):
+        reg.register("m", knn, params={"n": 10**5000})

@@ -21,6 +21,7 @@ __all__ = [
     "NewVersion",
     "open_catalog",
     "parse_url",
+    "is_known_revision",
     "schema_revisions",
     "upgrade_catalog",
 ]
@@ -31,7 +32,7 @@ def describe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def open_catalog(url: str | URL, *, upgrade: bool = False) -> Catalog:
+def open_catalog(url: str | URL | Path, *, upgrade: bool = False) -> Catalog:
     """Open the catalog at ``url``, creating the schema of an empty database.
 
     A SQLite file's directory is created if missing. Raises
@@ -57,7 +58,12 @@ def open_catalog(url: str | URL, *, upgrade: bool = False) -> Catalog:
     return Catalog(engine, location)
 
 
-def schema_revisions(url: str | URL) -> tuple[str | None, str]:
+def is_known_revision(revision: str) -> bool:
+    """Whether this code's migrations know ``revision`` (an unknown one comes from a newer modelshelf)."""
+    return revision in migrate._known_revisions()
+
+
+def schema_revisions(url: str | URL | Path) -> tuple[str | None, str]:
     """The catalog's schema revision (``None`` if it has none yet) and the code's head revision."""
     parsed = parse_url(url)
     path = sqlite_path(parsed)
@@ -70,7 +76,7 @@ def schema_revisions(url: str | URL) -> tuple[str | None, str]:
         engine.dispose()
 
 
-def upgrade_catalog(url: str | URL) -> tuple[str | None, str]:
+def upgrade_catalog(url: str | URL | Path) -> tuple[str | None, str]:
     """Create or upgrade the catalog at ``url`` to the head revision; return (before, after)."""
     before, head = schema_revisions(url)
     open_catalog(url, upgrade=True).close()

@@ -120,51 +120,69 @@ class Catalog(CatalogReads):
         self,
         new: NewVersion,
         publish: Callable[[], None],
-        sign: Callable[[int], str | None] = lambda version: None,
+        sign: Callable[[NewVersion, int], str | None] = lambda new, version: None,
     ) -> ModelVersion:
         """Allocate the next version of ``new.name`` and record it, in one transaction.
 
         ``publish`` is called inside the transaction, after the blob's row is
         locked and before the version row is written: if it raises, nothing
-        is recorded. ``sign(version)`` gives the signature to store, once the
-        version number is known.
+        is recorded. ``sign(new, version)`` gives the signature to store, once
+        the version number is known.
         """
-        now = utcnow()
+        return self.add_versions([(new, publish)], sign)[0]
+
+    def add_versions(
+        self,
+        batch: list[tuple[NewVersion, Callable[[], None]]],
+        sign: Callable[[NewVersion, int], str | None] = lambda new, version: None,
+    ) -> list[ModelVersion]:
+        """Record several versions in one transaction: all of them, or none (see :meth:`add_version`)."""
         with write_transaction(self.engine) as connection:
-            model_id = self._ensure_model(connection, new.name, now)
-            connection.execute(
-                update(_MODELS).where(_MODELS.c.id == model_id).values(last_version=_MODELS.c.last_version + 1)
+            now = utcnow()  # taken once the write lock is held, so time follows version order
+            return [self._add(connection, new, publish, sign, now) for new, publish in batch]
+
+    def _add(
+        self,
+        connection: Connection,
+        new: NewVersion,
+        publish: Callable[[], None],
+        sign: Callable[[NewVersion, int], str | None],
+        now: datetime,
+    ) -> ModelVersion:
+        model_id = self._ensure_model(connection, new.name, now)
+        connection.execute(
+            update(_MODELS).where(_MODELS.c.id == model_id).values(last_version=_MODELS.c.last_version + 1)
+        )
+        version = connection.execute(select(ModelRow.last_version).where(ModelRow.id == model_id)).scalar_one()
+        signature = sign(new, version)
+        insert_ignore(connection, _BLOBS, [{"digest": new.digest, "size": new.size, "created_at": now}], ["digest"])
+        self._lock_blob(connection, new.digest)
+        publish()
+        version_id = connection.execute(
+            insert(_VERSIONS).values(
+                model_id=model_id,
+                version=version,
+                blob_digest=new.digest,
+                size=new.size,
+                format=new.format,
+                params=new.params,
+                environment=new.environment,
+                description=new.description,
+                created_at=now,
+                imports=None if new.imports is None else list(new.imports),
+                signature=signature,
             )
-            version = connection.execute(select(ModelRow.last_version).where(ModelRow.id == model_id)).scalar_one()
-            signature = sign(version)
-            insert_ignore(connection, _BLOBS, [{"digest": new.digest, "size": new.size, "created_at": now}], ["digest"])
-            self._lock_blob(connection, new.digest)
-            publish()
-            version_id = connection.execute(
-                insert(_VERSIONS).values(
-                    model_id=model_id,
-                    version=version,
-                    blob_digest=new.digest,
-                    size=new.size,
-                    format=new.format,
-                    params=new.params,
-                    environment=new.environment,
-                    description=new.description,
-                    created_at=now,
-                    imports=None if new.imports is None else list(new.imports),
-                    signature=signature,
-                )
-            ).inserted_primary_key[0]
-            if new.tags:
-                connection.execute(
-                    insert(_TAGS), [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
-                )
-            if new.history is None:
-                self._record_metrics(connection, version_id, new.metrics, None, now)
-            else:
-                self._record_history(connection, version_id, list(new.history))
-            if new.alias is not None:
-                self._point_alias(connection, model_id, new.alias, version_id, now)
+        ).inserted_primary_key[0]
+        if new.tags:
+            connection.execute(
+                insert(_TAGS), [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
+            )
+        if new.history is None:
+            self._record_metrics(connection, version_id, new.metrics, None, now)
+        else:
+            self._record_history(connection, version_id, list(new.history))
+        if new.alias is not None:
+            self._point_alias(connection, model_id, new.alias, version_id, now)
         return ModelVersion(
             name=new.name,
             version=version,
@@ -184,8 +202,8 @@ class Catalog(CatalogReads):
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at a live version (atomically moving it if set); return that version."""
-        now = utcnow()
         with write_transaction(self.engine) as connection:
+            now = utcnow()
             row = self._find(connection, Ref(name, version=version))
             model_id = self._model_id(connection, name)
             self._point_alias(connection, model_id, alias, row.id, now)
@@ -201,8 +219,8 @@ class Catalog(CatalogReads):
                 raise AliasNotFound(name, alias)
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None) -> None:
-        now = utcnow()
         with write_transaction(self.engine) as connection:
+            now = utcnow()
             row = self._find(connection, Ref(name, version=version))
             self._record_metrics(connection, row.id, metrics, step, now)
 

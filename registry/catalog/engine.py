@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
-from registry.errors import CatalogError
+from registry.errors import CatalogError, InvalidCatalogURL
 from registry.values import dumps
 
 #: How long a writer waits for another writer's lock before giving up, in seconds.
@@ -51,15 +51,23 @@ def _dispose_after_fork() -> None:
 os.register_at_fork(after_in_child=_dispose_after_fork)
 
 
-def parse_url(url: str | URL) -> URL:
-    """A SQLAlchemy URL, or :class:`CatalogError` explaining the expected form."""
+def parse_url(url: str | URL | Path) -> URL:
+    """A SQLAlchemy URL (a ``Path`` is a SQLite file), or :class:`InvalidCatalogURL` explaining the form."""
+    if isinstance(url, Path):
+        return URL.create("sqlite", database=str(url.absolute()))
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
-        raise CatalogError(
+        raise InvalidCatalogURL(
             f"invalid catalog URL {str(url)[:200]!r}: {exc}; "
             "use a SQLAlchemy URL such as 'sqlite:///path/to/catalog.db'"
         ) from None
+    if parsed.get_backend_name() == "sqlite" and sqlite_path(parsed) is None:
+        raise InvalidCatalogURL(
+            f"the catalog URL {str(url)[:200]!r} names an in-memory SQLite database, which each connection "
+            "sees empty; give a file, such as 'sqlite:///path/to/catalog.db'"
+        )
+    return parsed
 
 
 def sqlite_path(url: URL) -> Path | None:

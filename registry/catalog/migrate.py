@@ -16,11 +16,12 @@ matches the scripts' single head.
 from __future__ import annotations
 
 import logging
+import shlex
 from importlib.resources import files
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError
 
 from registry.catalog.engine import write_transaction
 from registry.errors import CatalogError, SchemaVersionError
@@ -51,11 +52,9 @@ def alembic_config(connection: Connection | None = None):  # type: ignore[no-unt
 
 def current_revision(connection: Connection) -> str | None:
     """The catalog's schema revision, or ``None`` when it has no modelshelf schema at all."""
-    try:
-        with connection.begin_nested():
-            rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    except (OperationalError, ProgrammingError):
+    if not inspect(connection).has_table("alembic_version"):
         return None
+    rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     if len(rows) > 1:
         raise SchemaVersionError(
             f"the catalog records several schema revisions {rows}; it was migrated by hand into a "
@@ -78,15 +77,20 @@ def _has_foreign_tables(connection: Connection) -> bool:
 def _upgrade(connection: Connection) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(connection), "head")
+    command.upgrade(alembic_config(connection), HEAD_REVISION)
 
 
-def describe(revision: str | None, location: str) -> SchemaVersionError:
+def upgrade_command(engine: Engine) -> str:
+    """The shell command that upgrades this engine's catalog, ready to paste."""
+    return f"{UPGRADE_HINT} --catalog {shlex.quote(engine.url.render_as_string(hide_password=True))}"
+
+
+def describe(revision: str | None, location: str, engine: Engine) -> SchemaVersionError:
     """The error for a catalog whose schema is not :data:`HEAD_REVISION`."""
     if revision is not None and revision in _known_revisions():
         return SchemaVersionError(
             f"the catalog {location} has schema revision {revision}, older than this modelshelf "
-            f"expects ({HEAD_REVISION}); upgrade it with `{UPGRADE_HINT} --catalog {location}` "
+            f"expects ({HEAD_REVISION}); upgrade it with `{upgrade_command(engine)}` "
             "or open it with Registry(..., upgrade=True) (back it up first)"
         )
     return SchemaVersionError(
@@ -103,11 +107,18 @@ def read_revision(engine: Engine, location: str) -> str | None:
             connection.rollback()
             return revision
     except DatabaseError as exc:
-        raise CatalogError(
-            f"cannot open the catalog {location}: {exc.orig}; "
-            "if it is a file, it is not a modelshelf catalog (or it is damaged): restore it from a backup "
-            "or point to another path"
-        ) from exc
+        reason = str(exc.orig)
+        if "unable to open" in reason or "readonly" in reason or "read-only" in reason:
+            advice = (
+                "the file or its directory is not writable (SQLite in WAL mode needs to create "
+                f"{location}-wal and -shm beside it): fix the permissions or copy the registry somewhere writable"
+            )
+        else:
+            advice = (
+                "if it is a file, it is not a modelshelf catalog (or it is damaged): restore it from a backup "
+                "or point to another path"
+            )
+        raise CatalogError(f"cannot open the catalog {location}: {reason}; {advice}") from exc
 
 
 def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
@@ -122,7 +133,7 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
     if revision == HEAD_REVISION:
         return
     if revision is not None and not upgrade:
-        raise describe(revision, location)
+        raise describe(revision, location, engine)
     with write_transaction(engine) as connection:
         revision = current_revision(connection)  # again, now that we hold the write lock
         if revision == HEAD_REVISION:
@@ -133,7 +144,7 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
                 "point the catalog at an empty database or an existing modelshelf catalog"
             )
         if revision is not None and revision not in _known_revisions():
-            raise describe(revision, location)
+            raise describe(revision, location, engine)
         _upgrade(connection)
         logger.info("migrated the catalog %s from %s to %s", location, revision or "empty", HEAD_REVISION)
 

@@ -147,7 +147,7 @@ def db_current(ctx: click.Context, catalog_option: str | None) -> None:
     Example:
       modelshelf --home models db current
     """
-    from registry.facade import catalog_revisions
+    from registry.facade import catalog_revisions, is_older_revision
 
     current, head = catalog_revisions(ctx.obj["home"], catalog=catalog_option or ctx.obj["catalog"])
     if wants_json(ctx):
@@ -156,5 +156,7 @@ def db_current(ctx: click.Context, catalog_option: str | None) -> None:
         click.echo(f"no catalog yet (this modelshelf creates revision {head}; run `modelshelf db upgrade`)")
     elif current == head:
         click.echo(f"{current} (head, up to date)")
+    elif is_older_revision(current):
+        click.echo(f"{current} (older than this modelshelf's {head}: run `modelshelf db upgrade`)")
     else:
-        click.echo(f"{current} (this modelshelf expects {head}: run `modelshelf db upgrade`)")
+        click.echo(f"{current} (newer than this modelshelf's {head}: upgrade modelshelf)")

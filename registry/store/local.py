@@ -17,11 +17,12 @@ Invariants, and why:
   write lock, and so is freeing a blob. A version that reuses existing bytes
   therefore cannot lose them to a concurrent delete of the last other
   version that referenced them.
-* Writing bytes that already exist is a no-op: the temporary copy is
-  dropped (an existing file of the wrong size is corrupt and is replaced).
-* Reading verifies: the file is hashed through the same open descriptor that
-  is then handed to the deserializer, so a rename or replacement between the
-  check and the load cannot substitute other bytes.
+* Writing bytes that already exist stores nothing new: the fresh copy is
+  renamed over the old one (which also repairs a damaged file).
+* Reading verifies: the blob is hashed while it is copied into a private
+  copy (memory, or an unlinked temporary file for large artifacts), and only
+  that copy is handed to the deserializer, so neither a rename nor an
+  in-place rewrite between the check and the load can substitute bytes.
 * Digests are validated (64 lowercase hex) before they become paths.
 """
 
@@ -30,11 +31,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import re
 import secrets
 import shutil
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,8 @@ from registry.store.hashing import HashingWriter
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _BUFFER = 1024 * 1024
+#: Artifacts up to this size are verified into memory; larger ones into an unlinked temporary file.
+IN_MEMORY_LIMIT = 64 * 1024 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -153,20 +158,22 @@ class LocalBlobStore:
         return StagedBlob(self, writer.hexdigest, writer.size, temp_path)
 
     def _publish(self, staged: StagedBlob) -> None:
+        """Rename the staged bytes onto their content address.
+
+        Always a rename, even when a file of that name exists: the staged
+        bytes were just hashed, the existing file may have been damaged since,
+        and an atomic replace repairs it at the cost of one rename. New
+        directories are fsynced into their parents, so the path survives a
+        crash along with the file.
+        """
         final = self.path_of(staged.digest)
         try:
-            existing = final.lstat()
-        except FileNotFoundError:
-            existing = None
-        if existing is not None and stat.S_ISREG(existing.st_mode) and existing.st_size == staged.size:
-            return  # deduplicated: the same bytes are already there
-        try:
-            new_fanout = not final.parent.exists()
+            missing = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged.temp_path, final)
             _fsync_dir(final.parent)
-            if new_fanout:
-                _fsync_dir(final.parent.parent)
+            for directory in missing:
+                _fsync_dir(directory.parent)
         except OSError as exc:
             raise self._failure("publish an artifact", exc) from exc
 
@@ -295,19 +302,33 @@ class LocalBlobStore:
 
     @contextlib.contextmanager
     def open_verified(self, digest: str, size: int) -> Iterator[IO[bytes]]:
-        """Yield the blob opened for reading, after checking its size and SHA-256.
+        """Yield a private, verified copy of the blob for reading.
 
+        The bytes are hashed as they are read into a copy no other process
+        can reach — memory for artifacts up to :data:`IN_MEMORY_LIMIT`, an
+        unlinked temporary file beyond — and only that copy is yielded. So
+        the bytes a deserializer reads are exactly the bytes that were
+        verified, even if someone rewrites the store's file meanwhile.
         Raises :class:`CorruptedArtifact` (with ``expected``/``actual``) when
-        the blob is missing, is a link, has another size, or hashes to another
-        digest. The same descriptor that was hashed is rewound and yielded.
+        the blob is missing, is a link, has another size or another digest.
         """
-        with self._open(digest, size) as file:
-            actual = hashlib.file_digest(file, "sha256").hexdigest()
-            if actual != digest:
+        with self._open(digest, size) as source, self._private_copy(size) as copy:
+            writer = HashingWriter(copy, lambda exc: self._failure("copy a blob for verification", exc))
+            shutil.copyfileobj(source, writer, _BUFFER)  # type: ignore[misc]
+            if writer.size != size or writer.hexdigest != digest:
                 raise CorruptedArtifact(
-                    f"the blob hashes to sha256:{actual}, the catalog recorded sha256:{digest}",
+                    f"the blob hashes to sha256:{writer.hexdigest}, the catalog recorded sha256:{digest}",
                     expected=f"sha256:{digest}",
-                    actual=f"sha256:{actual}",
+                    actual=f"sha256:{writer.hexdigest}",
                 )
-            file.seek(0)
-            yield file
+            copy.seek(0)
+            yield copy
+
+    @contextlib.contextmanager
+    def _private_copy(self, size: int) -> Iterator[IO[bytes]]:
+        if size <= IN_MEMORY_LIMIT:
+            yield io.BytesIO()
+            return
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self._tmp) as file:  # unlinked at once: no path leads to it
+            yield file  # type: ignore[misc]
