@@ -34,7 +34,7 @@ from registry.facade import Registry
 from registry.formats import get_format
 from registry.names import validate_model_name
 from registry.store import StagedBlob, check_digest
-from registry.values import validate_metrics, validate_params, validate_tags
+from registry.values import validate_description, validate_metrics, validate_params, validate_tags
 
 BUNDLE_KIND = "modelshelf-bundle"
 BUNDLE_VERSION = 1
@@ -127,16 +127,17 @@ def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> Mode
 
 
 def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str) -> NewVersion:
-    history = tuple(
-        MetricPoint(
-            0,
-            point["key"],
-            validate_metrics({point["key"]: point["value"]})[point["key"]],
-            point["step"],
-            datetime.fromisoformat(point["timestamp"]),
-        )
-        for point in entry["history"]
-    )
+    """The version to record for one manifest entry, every field validated as ``register`` would."""
+    history = []
+    for point in entry["history"]:
+        step = point.get("step")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise ValueError(f"step {step!r} is not an integer")
+        value = validate_metrics({point["key"]: point["value"]})[point["key"]]
+        history.append(MetricPoint(0, point["key"], value, step, datetime.fromisoformat(point["timestamp"])))
+    environment = entry.get("environment") or {}
+    if not isinstance(environment, dict):
+        raise ValueError("environment is not an object")
     return NewVersion(
         name=validate_model_name(entry["name"]),
         digest=staged.digest,
@@ -144,10 +145,10 @@ def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str) -> NewV
         format=get_format(entry["format"]).name,
         params=validate_params(entry["params"]),
         tags={**validate_tags(entry["tags"]), ORIGIN_TAG: origin},
-        description=entry.get("description"),
-        environment=entry.get("environment") or {},
-        imports=None if entry.get("imports") is None else tuple(entry["imports"]),
-        history=history,
+        description=validate_description(entry.get("description")),
+        environment=environment,
+        imports=None if entry.get("imports") is None else tuple(str(name) for name in entry["imports"]),
+        history=tuple(history),
     )
 
 
@@ -162,6 +163,8 @@ def import_bundle(reg: Registry, path: str | os.PathLike[str]) -> list[Imported]
         staged: dict[str, StagedBlob] = {}
         pending = []
         for entry in entries:
+            if not isinstance(entry, dict) or not {"name", "version", "checksum", "created_at"} <= set(entry):
+                raise RegistryError(f"{source}: a manifest entry lacks its name, version, checksum or date")
             origin = f"{entry['name']}:{entry['version']} {entry['created_at']}"
             existing = _already_imported(reg, entry, origin)
             if existing is not None:
@@ -182,7 +185,15 @@ def import_bundle(reg: Registry, path: str | os.PathLike[str]) -> list[Imported]
                     )
                 staged[digest] = blob
             pending.append((entry, origin, staged[digest]))
-        for entry, origin, blob in pending:  # every blob verified: now record the versions
-            mv = reg._insert(_new_version(entry, blob, origin), blob)
+        batch = []
+        for entry, origin, blob in pending:  # every blob verified: check every entry before recording any
+            try:
+                batch.append((_new_version(entry, blob, origin), blob))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RegistryError(
+                    f"{source}: the manifest entry for {entry.get('name')}:{entry.get('version')} is malformed "
+                    f"({type(exc).__name__}: {exc}); nothing was imported"
+                ) from None
+        for (entry, _, _), mv in zip(pending, reg._insert_all(batch), strict=True):  # one transaction
             results.append(Imported(f"{entry['name']}:{entry['version']}", mv.ref, created=True))
     return results

@@ -284,3 +284,32 @@ def test_every_command_is_in_the_readme() -> None:
     for path in _commands(cli):
         words = " ".join(path)
         assert any(f" {words} " in line for line in invocations) or f"`{words}" in readme, path
+
+
+def test_import_is_all_or_nothing_and_handles_shared_bytes(tmp_path: Path) -> None:
+    from registry import RegistryError
+    from registry.transfer import export_bundle, import_bundle
+
+    with Registry(tmp_path / "src") as src:
+        src.register("a", {"same": 1}, format="pickle", metrics={"m": 1.0})
+        src.register("b", {"same": 1}, format="pickle")  # the same bytes as a:1
+        export_bundle(src, ["a:1", "b:1"], tmp_path / "ok.tar")
+    with Registry(tmp_path / "dst") as dst:
+        assert [r.target for r in import_bundle(dst, tmp_path / "ok.tar")] == ["a:1", "b:1"]
+        assert dst.load("b") == {"same": 1} and dst.verify().ok
+
+    with tarfile.open(tmp_path / "ok.tar") as source, tarfile.open(tmp_path / "bad.tar", "w") as out:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            if member.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest["versions"][1]["history"] = [
+                    {"key": "m", "value": "NaN", "step": None, "timestamp": "2026-01-01T00:00:00+00:00"}
+                ]
+                data = json.dumps(manifest).encode()
+                member.size = len(data)
+            out.addfile(member, __import__("io").BytesIO(data))
+    with Registry(tmp_path / "dst2") as dst:
+        with pytest.raises(RegistryError, match="malformed.*nothing was imported"):
+            import_bundle(dst, tmp_path / "bad.tar")
+        assert dst.models() == []

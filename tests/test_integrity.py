@@ -147,3 +147,41 @@ def test_an_intact_artifact_that_cannot_be_loaded_is_a_serialization_error(reg: 
         del sys.modules["vanishing_module"]
     with pytest.raises(SerializationError, match="intact.*could not load it.*vanishing_module"):
         reg.load("m")
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["in-memory copy", "temporary-file copy"])
+def test_bytes_rewritten_after_verification_never_reach_the_deserializer(
+    reg: Registry, home: Path, monkeypatch, large: bool
+) -> None:
+    """The store's file is rewritten in place while a verified copy is open: the copy keeps the verified bytes."""
+    import hashlib
+    import pickle
+
+    from registry.store import local
+
+    if large:
+        monkeypatch.setattr(local, "IN_MEMORY_LIMIT", 0)
+    mv = reg.register("m", {"payload": "a" * 1000}, format="pickle")
+    (blob,) = blob_files(home)
+    forged = pickle.dumps({"payload": "b" * 1000}, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(forged) == mv.size
+    with reg._store.open_verified(mv.digest, mv.size) as verified:
+        os.chmod(blob, 0o644)
+        with open(blob, "r+b") as file:  # in place: same inode, same open descriptors
+            file.write(forged)
+        data = verified.read()
+    assert hashlib.sha256(data).hexdigest() == mv.digest
+    assert pickle.loads(data) == {"payload": "a" * 1000}
+    with pytest.raises(CorruptedArtifact):
+        reg.load("m")
+
+
+def test_registering_known_bytes_repairs_a_damaged_blob(reg: Registry, home: Path) -> None:
+    reg.register("m", {"v": 1}, format="pickle")
+    (blob,) = blob_files(home)
+    flip_byte(blob, 3)
+    with pytest.raises(CorruptedArtifact):
+        reg.load("m:1")
+    reg.register("m", {"v": 1}, format="pickle")  # the same bytes again
+    assert reg.load("m:1") == reg.load("m:2") == {"v": 1}
+    assert len(blob_files(home)) == 1 and reg.verify().ok

@@ -93,9 +93,13 @@ class StagedBlob:
     size: int
     temp_path: Path
 
+    published: bool = False
+
     def publish(self) -> None:
-        """Move the bytes to their content address (or drop them if already there)."""
-        self.store._publish(self)
+        """Move the bytes to their content address; publishing twice is a no-op."""
+        if not self.published:
+            self.store._publish(self)
+            self.published = True
 
     def __enter__(self) -> StagedBlob:
         return self
