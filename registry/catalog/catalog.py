@@ -207,7 +207,7 @@ class Catalog(CatalogReads):
             row = self._find(connection, Ref(name, version=version))
             model_id = self._model_id(connection, name)
             self._point_alias(connection, model_id, alias, row.id, now)
-            return self._to_model_version(row, self._details(connection, row.id))
+            return self._to_model_version(row, self._details(connection, version_id=row.id))
 
     def delete_alias(self, name: str, alias: str) -> None:
         with write_transaction(self.engine) as connection:
@@ -266,4 +266,4 @@ class Catalog(CatalogReads):
                     keys=["version_id", "key"],
                     updates=["value"],
                 )
-            return self._to_model_version(row, self._details(connection, row.id))
+            return self._to_model_version(row, self._details(connection, version_id=row.id))

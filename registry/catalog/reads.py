@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, func, select
+from sqlalchemy import CompoundSelect, Connection, Engine, Row, bindparam, func, literal, null, select, union_all
 
 from registry.catalog.engine import read_transaction
 from registry.catalog.migrate import schema_differences
@@ -36,6 +36,49 @@ _VERSION_COLUMNS = (
 )
 
 
+# The statements are built once, with bound parameters, and reused: building a
+# SQLAlchemy expression costs more than running the query on SQLite.
+_FROM_VERSIONS = select(*_VERSION_COLUMNS).join(ModelRow, ModelRow.id == VersionRow.model_id)
+_MODEL_ID = select(ModelRow.id).where(ModelRow.name == bindparam("name"))
+_PINNED = _FROM_VERSIONS.where(ModelRow.name == bindparam("name"), VersionRow.version == bindparam("version"))
+_BY_ALIAS = _FROM_VERSIONS.join(
+    AliasRow, (AliasRow.version_id == VersionRow.id) & (AliasRow.model_id == ModelRow.id)
+).where(ModelRow.name == bindparam("name"), AliasRow.alias == bindparam("alias"))
+_LATEST = (
+    _FROM_VERSIONS.where(ModelRow.name == bindparam("name"), VersionRow.deleted_at.is_(None))
+    .order_by(VersionRow.version.desc())
+    .limit(1)
+)
+_LIVE_OF_MODEL = (VersionRow.model_id == bindparam("model_id")) & VersionRow.deleted_at.is_(None)
+_VERSIONS_OF_MODEL = _FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
+
+
+def _details_query(version_filter: Any) -> CompoundSelect:
+    """Tags, latest metrics and aliases in one round trip: (kind, version_id, key, text, number)."""
+    return union_all(
+        select(literal("t"), TagRow.version_id, TagRow.key, TagRow.value, null()).where(
+            version_filter(TagRow.version_id)
+        ),
+        select(literal("m"), LatestMetricRow.version_id, LatestMetricRow.key, null(), LatestMetricRow.value).where(
+            version_filter(LatestMetricRow.version_id)
+        ),
+        select(literal("a"), AliasRow.version_id, AliasRow.alias, null(), null()).where(
+            version_filter(AliasRow.version_id)
+        ),
+    )
+
+
+_DETAILS_OF_VERSION = _details_query(lambda column: column == bindparam("version_id"))
+_DETAILS_OF_MODEL = _details_query(lambda column: column.in_(select(VersionRow.id).where(_LIVE_OF_MODEL)))
+_HISTORY = (
+    select(VersionRow.version, MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
+    .join(VersionRow, VersionRow.id == MetricRow.version_id)
+    .where(_LIVE_OF_MODEL)
+    .order_by(VersionRow.version, MetricRow.step.is_(None).desc(), MetricRow.step, MetricRow.timestamp, MetricRow.id)
+)
+_HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
+
+
 @dataclass
 class _Details:
     tags: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -56,24 +99,19 @@ class CatalogReads:
     # -- lookups -----------------------------------------------------------
 
     def _model_id(self, connection: Connection, name: str) -> int:
-        model_id = connection.execute(select(ModelRow.id).where(ModelRow.name == name)).scalar()
+        model_id = connection.execute(_MODEL_ID, {"name": name}).scalar()
         if model_id is None:
             raise ModelNotFound(name)
         return model_id
 
     def _find(self, connection: Connection, ref: Ref) -> Row[Any]:
         """The live version row ``ref`` designates, or the precise not-found error."""
-        query = select(*_VERSION_COLUMNS).join(ModelRow, ModelRow.id == VersionRow.model_id)
-        query = query.where(ModelRow.name == ref.name)
         if ref.version is not None:
-            query = query.where(VersionRow.version == ref.version)
+            row = connection.execute(_PINNED, {"name": ref.name, "version": ref.version}).first()
         elif ref.alias is not None:
-            query = query.join(
-                AliasRow, (AliasRow.version_id == VersionRow.id) & (AliasRow.model_id == ModelRow.id)
-            ).where(AliasRow.alias == ref.alias)
+            row = connection.execute(_BY_ALIAS, {"name": ref.name, "alias": ref.alias}).first()
         else:
-            query = query.where(VersionRow.deleted_at.is_(None)).order_by(VersionRow.version.desc()).limit(1)
-        row = connection.execute(query).first()
+            row = connection.execute(_LATEST, {"name": ref.name}).first()
         if row is not None and row.deleted_at is None:
             return row
         self._model_id(connection, ref.name)  # raises ModelNotFound first, if that is the case
@@ -85,28 +123,20 @@ class CatalogReads:
             raise VersionNotFound(ref.name, ref.version)
         raise VersionNotFound(ref.name, None, "every version was deleted")
 
-    def _details(self, connection: Connection, version_ids: Select[Any] | int) -> _Details:
-        def restrict(query: Select[Any], column: Any) -> Select[Any]:
-            if isinstance(version_ids, int):
-                return query.where(column == version_ids)
-            return query.where(column.in_(version_ids))
-
+    def _details(self, connection: Connection, version_id: int | None = None, model_id: int | None = None) -> _Details:
+        """Tags, latest metrics and aliases of one version, or of every live version of one model."""
+        if version_id is not None:
+            rows = connection.execute(_DETAILS_OF_VERSION, {"version_id": version_id})
+        else:
+            rows = connection.execute(_DETAILS_OF_MODEL, {"model_id": model_id})
         details = _Details()
-        for version_id, key, value in connection.execute(
-            restrict(select(TagRow.version_id, TagRow.key, TagRow.value), TagRow.version_id)
-        ):
-            details.tags.setdefault(version_id, {})[key] = value
-        for version_id, key, value in connection.execute(
-            restrict(
-                select(LatestMetricRow.version_id, LatestMetricRow.key, LatestMetricRow.value),
-                LatestMetricRow.version_id,
-            )
-        ):
-            details.metrics.setdefault(version_id, {})[key] = value
-        for version_id, alias in connection.execute(
-            restrict(select(AliasRow.version_id, AliasRow.alias), AliasRow.version_id)
-        ):
-            details.aliases.setdefault(version_id, []).append(alias)
+        for kind, version, key, text_value, number in rows:
+            if kind == "t":
+                details.tags.setdefault(version, {})[key] = text_value
+            elif kind == "m":
+                details.metrics.setdefault(version, {})[key] = number
+            else:
+                details.aliases.setdefault(version, []).append(key)
         return details
 
     @staticmethod
@@ -132,20 +162,14 @@ class CatalogReads:
         """The live version ``ref`` designates (latest when it names no version or alias)."""
         with read_transaction(self.engine) as connection:
             row = self._find(connection, ref)
-            return self._to_model_version(row, self._details(connection, row.id))
+            return self._to_model_version(row, self._details(connection, version_id=row.id))
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every live version of ``name``, ascending; ``ModelNotFound`` if it was never registered."""
         with read_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
-            live = (VersionRow.model_id == model_id) & VersionRow.deleted_at.is_(None)
-            rows = connection.execute(
-                select(*_VERSION_COLUMNS)
-                .join(ModelRow, ModelRow.id == VersionRow.model_id)
-                .where(live)
-                .order_by(VersionRow.version)
-            ).all()
-            details = self._details(connection, select(VersionRow.id).where(live))
+            rows = connection.execute(_VERSIONS_OF_MODEL, {"model_id": model_id}).all()
+            details = self._details(connection, model_id=model_id)
             return [self._to_model_version(row, details) for row in rows]
 
     def models(self) -> list[str]:
@@ -166,21 +190,11 @@ class CatalogReads:
         """Every logged value of live versions, ordered by version, step (unset first), time."""
         with read_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
-            query = (
-                select(VersionRow.version, MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
-                .join(VersionRow, VersionRow.id == MetricRow.version_id)
-                .where(VersionRow.model_id == model_id, VersionRow.deleted_at.is_(None))
-                .order_by(
-                    VersionRow.version,
-                    MetricRow.step.is_(None).desc(),
-                    MetricRow.step,
-                    MetricRow.timestamp,
-                    MetricRow.id,
-                )
-            )
-            if metric is not None:
-                query = query.where(MetricRow.key == metric)
-            return [MetricPoint(*row) for row in connection.execute(query)]
+            if metric is None:
+                rows = connection.execute(_HISTORY, {"model_id": model_id})
+            else:
+                rows = connection.execute(_HISTORY_OF_METRIC, {"model_id": model_id, "key": metric})
+            return [MetricPoint(*row) for row in rows]
 
     def model_summaries(self) -> list[ModelSummary]:
         """One line per model with live versions: latest version, count, aliases, last registration."""
