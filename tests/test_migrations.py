@@ -222,6 +222,8 @@ def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path) -> 
     names = zipfile.ZipFile(wheel).namelist()
     for script in (ROOT / "migrations" / "versions").glob("*.py"):
         assert f"registry/_migrations/versions/{script.name}" in names
+    for module in (ROOT / "registry").rglob("*.py"):  # every subpackage is listed in pyproject.toml
+        assert module.relative_to(ROOT).as_posix() in names, module
     assert "registry/_migrations/env.py" in names and "registry/_migrations/script.py.mako" in names
     target = tmp_path / "site"
     subprocess.run(
