@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from registry.catalog.engine import write_transaction
-from registry.catalog.reads import CatalogReads
+from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
 from registry.catalog.schema import AliasRow, BlobRow, LatestMetricRow, MetricRow, ModelRow, TagRow, VersionRow
 from registry.catalog.sql import insert_ignore, upsert
 from registry.domain import CHECKSUM_PREFIX, MetricPoint, ModelVersion, Ref
@@ -41,6 +41,17 @@ _TAGS = TagRow.__table__
 _METRICS = MetricRow.__table__
 _LATEST = LatestMetricRow.__table__
 _ALIASES = AliasRow.__table__
+
+
+# Built once and reused with bound parameters (see reads.py for why).
+_BUMP_COUNTER = (
+    update(_MODELS).where(_MODELS.c.id == bindparam("model_id")).values(last_version=_MODELS.c.last_version + 1)
+)
+_COUNTER = select(_MODELS.c.last_version).where(_MODELS.c.id == bindparam("model_id"))
+_LOCK_BLOB = select(_BLOBS.c.digest).where(_BLOBS.c.digest == bindparam("digest")).with_for_update()
+_INSERT_VERSION = insert(_VERSIONS)
+_INSERT_TAGS = insert(_TAGS)
+_INSERT_METRICS = insert(_METRICS)
 
 
 def utcnow() -> datetime:
@@ -72,7 +83,7 @@ class Catalog(CatalogReads):
     # -- writes ------------------------------------------------------------
 
     def _ensure_model(self, connection: Connection, name: str, now: datetime) -> int:
-        model_id = connection.execute(select(ModelRow.id).where(ModelRow.name == name)).scalar()
+        model_id = connection.execute(MODEL_ID_QUERY, {"name": name}).scalar()
         if model_id is None:
             insert_ignore(connection, _MODELS, [{"name": name, "last_version": 0, "created_at": now}], ["name"])
             model_id = self._model_id(connection, name)
@@ -80,7 +91,7 @@ class Catalog(CatalogReads):
 
     def _lock_blob(self, connection: Connection, digest: str) -> None:
         # A row lock on server databases; SQLite already holds the database write lock.
-        connection.execute(select(BlobRow.digest).where(BlobRow.digest == digest).with_for_update())
+        connection.execute(_LOCK_BLOB, {"digest": digest})
 
     def _point_alias(self, connection: Connection, model_id: int, alias: str, version_id: int, now: datetime) -> None:
         upsert(
@@ -101,7 +112,7 @@ class Catalog(CatalogReads):
         if not points:
             return
         connection.execute(
-            insert(_METRICS),
+            _INSERT_METRICS,
             [
                 {"version_id": version_id, "key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp}
                 for p in points
@@ -150,32 +161,32 @@ class Catalog(CatalogReads):
         now: datetime,
     ) -> ModelVersion:
         model_id = self._ensure_model(connection, new.name, now)
-        connection.execute(
-            update(_MODELS).where(_MODELS.c.id == model_id).values(last_version=_MODELS.c.last_version + 1)
-        )
-        version = connection.execute(select(ModelRow.last_version).where(ModelRow.id == model_id)).scalar_one()
+        connection.execute(_BUMP_COUNTER, {"model_id": model_id})
+        version = connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()
         signature = sign(new, version)
         insert_ignore(connection, _BLOBS, [{"digest": new.digest, "size": new.size, "created_at": now}], ["digest"])
         self._lock_blob(connection, new.digest)
         publish()
         version_id = connection.execute(
-            insert(_VERSIONS).values(
-                model_id=model_id,
-                version=version,
-                blob_digest=new.digest,
-                size=new.size,
-                format=new.format,
-                params=new.params,
-                environment=new.environment,
-                description=new.description,
-                created_at=now,
-                imports=None if new.imports is None else list(new.imports),
-                signature=signature,
-            )
+            _INSERT_VERSION,
+            {
+                "model_id": model_id,
+                "version": version,
+                "blob_digest": new.digest,
+                "size": new.size,
+                "format": new.format,
+                "params": new.params,
+                "environment": new.environment,
+                "description": new.description,
+                "created_at": now,
+                "deleted_at": None,
+                "imports": None if new.imports is None else list(new.imports),
+                "signature": signature,
+            },
         ).inserted_primary_key[0]
         if new.tags:
             connection.execute(
-                insert(_TAGS), [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
+                _INSERT_TAGS, [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
             )
         if new.history is None:
             self._record_metrics(connection, version_id, new.metrics, None, now)

@@ -39,7 +39,7 @@ _VERSION_COLUMNS = (
 # The statements are built once, with bound parameters, and reused: building a
 # SQLAlchemy expression costs more than running the query on SQLite.
 _FROM_VERSIONS = select(*_VERSION_COLUMNS).join(ModelRow, ModelRow.id == VersionRow.model_id)
-_MODEL_ID = select(ModelRow.id).where(ModelRow.name == bindparam("name"))
+MODEL_ID_QUERY = select(ModelRow.id).where(ModelRow.name == bindparam("name"))
 _PINNED = _FROM_VERSIONS.where(ModelRow.name == bindparam("name"), VersionRow.version == bindparam("version"))
 _BY_ALIAS = _FROM_VERSIONS.join(
     AliasRow, (AliasRow.version_id == VersionRow.id) & (AliasRow.model_id == ModelRow.id)
@@ -99,7 +99,7 @@ class CatalogReads:
     # -- lookups -----------------------------------------------------------
 
     def _model_id(self, connection: Connection, name: str) -> int:
-        model_id = connection.execute(_MODEL_ID, {"name": name}).scalar()
+        model_id = connection.execute(MODEL_ID_QUERY, {"name": name}).scalar()
         if model_id is None:
             raise ModelNotFound(name)
         return model_id
