@@ -57,13 +57,29 @@ class Results:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def add(self, group: str, name: str, value: float, unit: str = "ms", baseline: float | None = None,
-            baseline_name: str = "", target: str = "") -> None:
+    def add(
+        self,
+        group: str,
+        name: str,
+        value: float,
+        unit: str = "ms",
+        baseline: float | None = None,
+        baseline_name: str = "",
+        target: str = "",
+    ) -> None:
         ratio = None if baseline in (None, 0) else value / baseline  # type: ignore[operator]
-        self.rows.append({"group": group, "name": name, "value": round(value, 4), "unit": unit,
-                          "baseline": None if baseline is None else round(baseline, 4),
-                          "baseline_name": baseline_name, "ratio": None if ratio is None else round(ratio, 3),
-                          "target": target})
+        self.rows.append(
+            {
+                "group": group,
+                "name": name,
+                "value": round(value, 4),
+                "unit": unit,
+                "baseline": None if baseline is None else round(baseline, 4),
+                "baseline_name": baseline_name,
+                "ratio": None if ratio is None else round(ratio, 3),
+                "target": target,
+            }
+        )
         shown = f"{value:10.3f} {unit:<6}"
         if ratio is not None:
             shown += f"  {ratio:6.2f}x {baseline_name} ({baseline:.3f} {unit})"
@@ -96,22 +112,47 @@ def bench_small(work: Path, results: Results, repeat: int) -> None:
             os.fsync(file.fileno())
 
     durable = median_ms(dump_fsync, repeat)
-    results.add("1 register small", "modelshelf register (durable)", register, baseline=durable,
-                baseline_name="joblib.dump+fsync", target="target <= 5 ms")
-    results.add("1 register small", "modelshelf register vs plain dump", register, baseline=dump,
-                baseline_name="joblib.dump")
-    results.add("1 register small", "vs MLflow (issue's figure)", register,
-                baseline=MLFLOW_REFERENCE_MS["register small model"], baseline_name="MLflow", target="<= 1/30")
+    results.add(
+        "1 register small",
+        "modelshelf register (durable)",
+        register,
+        baseline=durable,
+        baseline_name="joblib.dump+fsync",
+        target="target <= 5 ms",
+    )
+    results.add(
+        "1 register small", "modelshelf register vs plain dump", register, baseline=dump, baseline_name="joblib.dump"
+    )
+    results.add(
+        "1 register small",
+        "vs MLflow (issue's figure)",
+        register,
+        baseline=MLFLOW_REFERENCE_MS["register small model"],
+        baseline_name="MLflow",
+        target="<= 1/30",
+    )
 
     reg.set_alias("iris", "production", 1)
     load = median_ms(lambda: joblib.load(path), repeat * 4)
     for label, ref in (("latest", "iris"), ("pinned", "iris:1"), ("alias", "iris@production")):
         ms = median_ms(lambda ref=ref: reg.load(ref), repeat * 4)
-        results.add("2 load warm", f"modelshelf load {label} (verified)", ms, baseline=load,
-                    baseline_name="joblib.load", target="target <= 1 ms")
+        results.add(
+            "2 load warm",
+            f"modelshelf load {label} (verified)",
+            ms,
+            baseline=load,
+            baseline_name="joblib.load",
+            target="target <= 1 ms",
+        )
     ms = median_ms(lambda: reg.load("iris"), repeat * 4)
-    results.add("2 load warm", "vs MLflow (issue's figure)", ms, baseline=MLFLOW_REFERENCE_MS["load latest (warm)"],
-                baseline_name="MLflow", target="<= 1/20")
+    results.add(
+        "2 load warm",
+        "vs MLflow (issue's figure)",
+        ms,
+        baseline=MLFLOW_REFERENCE_MS["load latest (warm)"],
+        baseline_name="MLflow",
+        target="<= 1/20",
+    )
     reg.close()
 
 
@@ -124,11 +165,21 @@ def populate(reg: Any, names: list[str], per_name: int, metrics: int) -> None:
         batch = []
         for name in names:
             for i in range(per_name):
-                batch.append((NewVersion(name=name, digest=staged.digest, size=staged.size, format="pickle",
-                                         params={"i": i}, metrics={f"m{k}": (i * 7 + k) % 100 / 100
-                                                                   for k in range(metrics)},
-                                         tags={"batch": str(i % 10)}, environment=current_environment()),
-                              staged))
+                batch.append(
+                    (
+                        NewVersion(
+                            name=name,
+                            digest=staged.digest,
+                            size=staged.size,
+                            format="pickle",
+                            params={"i": i},
+                            metrics={f"m{k}": (i * 7 + k) % 100 / 100 for k in range(metrics)},
+                            tags={"batch": str(i % 10)},
+                            environment=current_environment(),
+                        ),
+                        staged,
+                    )
+                )
                 if len(batch) == 500:
                     reg._insert_all(batch)
                     batch = []
@@ -147,12 +198,24 @@ def bench_metadata(work: Path, results: Results, repeat: int, versions: int) -> 
     middle = f"model-{versions // 20:04d}"
     wide.set_alias(middle, "production", 3)
     for label, reg, name in ((f"1 model x {versions}", deep, "deep"), (f"{versions // 10} models x 10", wide, middle)):
-        results.add("3 metadata", f"get pinned ({label})", median_ms(lambda: reg.get(f"{name}:7"), repeat * 4),
-                    target="target <= 0.5 ms")
-        results.add("3 metadata", f"latest ({label})", median_ms(lambda: reg.latest(name), repeat * 4),
-                    target="target <= 0.5 ms")
-        results.add("3 metadata", f"alias ({label})", median_ms(lambda: reg.get(f"{name}@production"), repeat * 4),
-                    target="target <= 0.5 ms")
+        results.add(
+            "3 metadata",
+            f"get pinned ({label})",
+            median_ms(lambda: reg.get(f"{name}:7"), repeat * 4),
+            target="target <= 0.5 ms",
+        )
+        results.add(
+            "3 metadata",
+            f"latest ({label})",
+            median_ms(lambda: reg.latest(name), repeat * 4),
+            target="target <= 0.5 ms",
+        )
+        results.add(
+            "3 metadata",
+            f"alias ({label})",
+            median_ms(lambda: reg.get(f"{name}@production"), repeat * 4),
+            target="target <= 0.5 ms",
+        )
     history = median_ms(lambda: deep.metrics_history("deep", "m1"), max(3, repeat // 4))
     results.add("4 metrics_history", f"one metric over {versions} versions", history, target="target <= 20 ms")
     deep.close()
@@ -160,8 +223,13 @@ def bench_metadata(work: Path, results: Results, repeat: int, versions: int) -> 
 
 
 def child(operation: str, work: Path, megabytes: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.child", operation, str(work), str(megabytes)],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.child", operation, str(work), str(megabytes)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -170,23 +238,62 @@ def bench_large(work: Path, results: Results, megabytes: int, repeat: int) -> No
 
     def best(operation: str) -> dict[str, float]:
         runs = [child(operation, work, megabytes) for _ in range(repeat)]
-        return {"seconds": statistics.median(r["seconds"] for r in runs),
-                "peak_extra_mb": statistics.median(r["peak_extra_mb"] for r in runs)}
+        return {
+            "seconds": statistics.median(r["seconds"] for r in runs),
+            "peak_extra_mb": statistics.median(r["peak_extra_mb"] for r in runs),
+        }
 
     dump, durable, register = best("dump"), best("dump+fsync"), best("register")
-    results.add(group, "register", register["seconds"] * 1000, baseline=durable["seconds"] * 1000,
-                baseline_name="joblib.dump+fsync", target="target <= 1.10x")
-    results.add(group, "register vs plain dump", register["seconds"] * 1000, baseline=dump["seconds"] * 1000,
-                baseline_name="joblib.dump")
-    results.add(group, "peak extra memory, register", register["peak_extra_mb"], unit="MB",
-                baseline=max(durable["peak_extra_mb"], 1.0), baseline_name="joblib.dump", target="target <= 1.2x")
+    results.add(
+        group,
+        "register",
+        register["seconds"] * 1000,
+        baseline=durable["seconds"] * 1000,
+        baseline_name="joblib.dump+fsync",
+        target="target <= 1.10x",
+    )
+    results.add(
+        group,
+        "register vs plain dump",
+        register["seconds"] * 1000,
+        baseline=dump["seconds"] * 1000,
+        baseline_name="joblib.dump",
+    )
+    results.add(
+        group,
+        "peak extra memory, register",
+        register["peak_extra_mb"],
+        unit="MB",
+        baseline=max(durable["peak_extra_mb"], 1.0),
+        baseline_name="joblib.dump",
+        target="target <= 1.2x",
+    )
     load, first, again = best("load-joblib"), best("load-registry"), best("load-registry-again")
-    results.add(group, "load, first (verified)", first["seconds"] * 1000, baseline=load["seconds"] * 1000,
-                baseline_name="joblib.load", target="target <= 1.30x")
-    results.add(group, "load, repeated", again["seconds"] * 1000, baseline=load["seconds"] * 1000,
-                baseline_name="joblib.load", target="target <= 1.05x")
-    results.add(group, "peak extra memory, load", first["peak_extra_mb"], unit="MB",
-                baseline=max(load["peak_extra_mb"], 1.0), baseline_name="joblib.load", target="target <= 1.2x")
+    results.add(
+        group,
+        "load, first (verified)",
+        first["seconds"] * 1000,
+        baseline=load["seconds"] * 1000,
+        baseline_name="joblib.load",
+        target="target <= 1.30x",
+    )
+    results.add(
+        group,
+        "load, repeated",
+        again["seconds"] * 1000,
+        baseline=load["seconds"] * 1000,
+        baseline_name="joblib.load",
+        target="target <= 1.05x",
+    )
+    results.add(
+        group,
+        "peak extra memory, load",
+        first["peak_extra_mb"],
+        unit="MB",
+        baseline=max(load["peak_extra_mb"], 1.0),
+        baseline_name="joblib.load",
+        target="target <= 1.2x",
+    )
 
 
 def bench_cold(work: Path, results: Results, repeat: int) -> None:
@@ -205,8 +312,14 @@ def bench_cold(work: Path, results: Results, repeat: int) -> None:
 
     joblib_ms = run(theirs)
     ours_ms = run(ours)
-    results.add("6 cold process", "python -c: open registry, load latest", ours_ms, baseline=joblib_ms,
-                baseline_name="python -c joblib.load", target="target <= 1.15x")
+    results.add(
+        "6 cold process",
+        "python -c: open registry, load latest",
+        ours_ms,
+        baseline=joblib_ms,
+        baseline_name="python -c joblib.load",
+        target="target <= 1.15x",
+    )
     assert joblib  # imported to warm the disk cache of the same modules for both
 
 
@@ -229,14 +342,25 @@ def bench_concurrency(work: Path, results: Results, per_writer: int) -> None:
         with ProcessPoolExecutor(writers) as pool:
             done = sum(pool.map(register_many, [home] * writers, [per_writer] * writers))
         seconds = time.perf_counter() - started
-        results.add("7 concurrency", f"{writers} processes x {per_writer} registrations", done / seconds,
-                    unit="ver/s", baseline=100 / 13.5 if writers == 8 else None,
-                    baseline_name="MLflow 4 writers (issue)", target="8 writers: >= 4x MLflow")
+        results.add(
+            "7 concurrency",
+            f"{writers} processes x {per_writer} registrations",
+            done / seconds,
+            unit="ver/s",
+            baseline=100 / 13.5 if writers == 8 else None,
+            baseline_name="MLflow 4 writers (issue)",
+            target="8 writers: >= 4x MLflow",
+        )
 
 
 def machine() -> dict[str, Any]:
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "python": platform.python_version(),
-            "platform": platform.platform(terse=True), "machine": platform.machine(), "cpus": os.cpu_count()}
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def write_reports(results: Results, info: dict[str, Any]) -> None:
@@ -256,8 +380,10 @@ def write_reports(results: Results, info: dict[str, Any]) -> None:
     for row in results.rows:
         baseline = "" if row["baseline"] is None else f"{row['baseline_name']}: {row['baseline']} {row['unit']}"
         ratio = "" if row["ratio"] is None else f"{row['ratio']}x"
-        lines.append(f"| {row['group']} | {row['name']} | {row['value']} {row['unit']} | {baseline} | {ratio} | "
-                     f"{row['target']} |")
+        lines.append(
+            f"| {row['group']} | {row['name']} | {row['value']} {row['unit']} | {baseline} | {ratio} | "
+            f"{row['target']} |"
+        )
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
 
 
@@ -273,7 +399,7 @@ def main() -> None:
     try:
         bench_small(work, results, repeat)
         bench_metadata(work, results, repeat, versions)
-        for megabytes in ([100, 1024] if args.large else [20 if args.quick else 100]):
+        for megabytes in [100, 1024] if args.large else [20 if args.quick else 100]:
             bench_large(work, results, megabytes, 1 if args.quick or megabytes > 500 else 3)
         bench_cold(work, results, 3 if args.quick else 7)
         bench_concurrency(work, results, 10 if args.quick else 25)

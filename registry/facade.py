@@ -471,7 +471,8 @@ class Registry:
                 "install matching versions, or load without strict=True to accept the risk"
             )
         try:
-            with self._store.open_verified(mv.digest, mv.size) as file:
+            # With a signing key the store is assumed writable by an adversary: load a private copy.
+            with self._store.open_verified(mv.digest, mv.size, private=self._signing_key is not None) as file:
                 if differences:
                     warnings.warn(
                         EnvironmentMismatchWarning(

@@ -185,3 +185,18 @@ def test_registering_known_bytes_repairs_a_damaged_blob(reg: Registry, home: Pat
     reg.register("m", {"v": 1}, format="pickle")  # the same bytes again
     assert reg.load("m:1") == reg.load("m:2") == {"v": 1}
     assert len(blob_files(home)) == 1 and reg.verify().ok
+
+
+def test_a_blob_changed_after_a_verified_load_is_verified_again(reg: Registry, home: Path, tmp_path: Path) -> None:
+    """Without a signing key, loads remember verified files by identity and change time; any write voids that."""
+    mark = tmp_path / "mark"
+    reg.register("m", Marker(mark), format="pickle")
+    (blob,) = blob_files(home)
+    assert reg.load("m") == "marked"  # verified, and remembered
+    mark.unlink()
+    before = blob.stat()
+    flip_byte(blob, before.st_size // 2)
+    os.utime(blob, ns=(before.st_atime_ns, before.st_mtime_ns))  # even with mtime put back, ctime moved
+    with pytest.raises(CorruptedArtifact):
+        reg.load("m")
+    assert not mark.exists()

@@ -19,10 +19,11 @@ Invariants, and why:
   version that referenced them.
 * Writing bytes that already exist stores nothing new: the fresh copy is
   renamed over the old one (which also repairs a damaged file).
-* Reading verifies: the blob is hashed while it is copied into a private
-  copy (memory, or an unlinked temporary file for large artifacts), and only
-  that copy is handed to the deserializer, so neither a rename nor an
-  in-place rewrite between the check and the load can substitute bytes.
+* Reading verifies before anything is deserialized, in one of two modes
+  (see :meth:`LocalBlobStore.open_verified`): into a private copy, which no
+  rewrite of the store can touch, or through the file's own descriptor with
+  a per-process record of verified (inode, ctime) identities, which guards
+  against accidental damage at the cost of trusting ctime.
 * Digests are validated (64 lowercase hex) before they become paths.
 """
 
@@ -59,6 +60,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _identity(file: IO[bytes]) -> tuple[int, ...]:
+    info = os.fstat(file.fileno())
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def check_digest(digest: object) -> str:
@@ -116,6 +122,8 @@ class LocalBlobStore:
         self.root = Path(root).absolute()
         self._blobs = self.root / "blobs" / "sha256"
         self._tmp = self.root / "tmp"
+        #: (device, inode, size, mtime_ns, ctime_ns) of files this process verified → their digest.
+        self._verified: dict[tuple[int, ...], str] = {}
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self.root)!r})"
@@ -305,28 +313,55 @@ class LocalBlobStore:
         return file
 
     @contextlib.contextmanager
-    def open_verified(self, digest: str, size: int) -> Iterator[IO[bytes]]:
-        """Yield a private, verified copy of the blob for reading.
+    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[IO[bytes]]:
+        """Yield the blob for reading, verified against ``digest``.
 
-        The bytes are hashed as they are read into a copy no other process
-        can reach — memory for artifacts up to :data:`IN_MEMORY_LIMIT`, an
-        unlinked temporary file beyond — and only that copy is yielded. So
-        the bytes a deserializer reads are exactly the bytes that were
-        verified, even if someone rewrites the store's file meanwhile.
-        Raises :class:`CorruptedArtifact` (with ``expected``/``actual``) when
-        the blob is missing, is a link, has another size or another digest.
+        ``private=True`` (what a signing key asks for) hashes the bytes while
+        copying them where no other process can reach — memory up to
+        :data:`IN_MEMORY_LIMIT`, an unlinked temporary file beyond — and yields
+        only that copy: the deserializer reads exactly the verified bytes even
+        if someone with write access rewrites the store's file meanwhile.
+
+        ``private=False`` trades that for speed against accidental damage
+        (bit rot, partial copies, a wrong file): the file is hashed through
+        its descriptor and then read again from it, and this process
+        remembers the file's identity and change time (device, inode, size,
+        mtime and ctime in nanoseconds) as verified. A later load of a file
+        whose identity and change time are unchanged skips the hashing: any
+        write to a file changes its ctime, which only a clock change by root
+        can fake. Raises :class:`CorruptedArtifact` when the blob is missing,
+        is a link, has another size or another digest.
         """
-        with self._open(digest, size) as source, self._private_copy(size) as copy:
-            writer = HashingWriter(copy, lambda exc: self._failure("copy a blob for verification", exc))
-            shutil.copyfileobj(source, writer, _BUFFER)  # type: ignore[misc]
-            if writer.size != size or writer.hexdigest != digest:
-                raise CorruptedArtifact(
-                    f"the blob hashes to sha256:{writer.hexdigest}, the catalog recorded sha256:{digest}",
-                    expected=f"sha256:{digest}",
-                    actual=f"sha256:{writer.hexdigest}",
-                )
-            copy.seek(0)
-            yield copy
+        with self._open(digest, size) as source:
+            if private:
+                with self._private_copy(size) as copy:
+                    writer = HashingWriter(copy, lambda exc: self._failure("copy a blob for verification", exc))
+                    shutil.copyfileobj(source, writer, _BUFFER)  # type: ignore[misc]
+                    self._check(digest, writer.hexdigest)
+                    copy.seek(0)
+                    yield copy
+                return
+            identity = _identity(source)
+            if self._verified.get(identity) != digest:
+                self._check(digest, hashlib.file_digest(source, "sha256").hexdigest())
+                if _identity(source) != identity:
+                    raise CorruptedArtifact(
+                        f"the blob sha256:{digest} changed while it was being verified",
+                        expected=f"sha256:{digest}",
+                        actual="changed during verification",
+                    )
+                self._verified[identity] = digest
+                source.seek(0)
+            yield source
+
+    @staticmethod
+    def _check(digest: str, actual: str) -> None:
+        if actual != digest:
+            raise CorruptedArtifact(
+                f"the blob hashes to sha256:{actual}, the catalog recorded sha256:{digest}",
+                expected=f"sha256:{digest}",
+                actual=f"sha256:{actual}",
+            )
 
     @contextlib.contextmanager
     def _private_copy(self, size: int) -> Iterator[IO[bytes]]:
