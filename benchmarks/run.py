@@ -201,19 +201,19 @@ def bench_metadata(work: Path, results: Results, repeat: int, versions: int) -> 
         results.add(
             "3 metadata",
             f"get pinned ({label})",
-            median_ms(lambda: reg.get(f"{name}:7"), repeat * 4),
+            median_ms(lambda reg=reg, name=name: reg.get(f"{name}:7"), repeat * 4),
             target="target <= 0.5 ms",
         )
         results.add(
             "3 metadata",
             f"latest ({label})",
-            median_ms(lambda: reg.latest(name), repeat * 4),
+            median_ms(lambda reg=reg, name=name: reg.latest(name), repeat * 4),
             target="target <= 0.5 ms",
         )
         results.add(
             "3 metadata",
             f"alias ({label})",
-            median_ms(lambda: reg.get(f"{name}@production"), repeat * 4),
+            median_ms(lambda reg=reg, name=name: reg.get(f"{name}@production"), repeat * 4),
             target="target <= 0.5 ms",
         )
     history = median_ms(lambda: deep.metrics_history("deep", "m1"), max(3, repeat // 4))

@@ -81,7 +81,7 @@ def test_importing_registry_does_not_import_heavy_modules() -> None:
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("paths", [["registry", "tests", "migrations"]])
+@pytest.mark.parametrize("paths", [["registry", "tests", "migrations", "benchmarks"]])
 def test_ruff_is_clean(paths: list[str]) -> None:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
     assert ruff, "ruff is part of the test extra"
