@@ -5,10 +5,9 @@
     python -m benchmarks --quick    # smaller counts, for a smoke run
 
 Prints a table of medians and ratios, writes ``benchmarks/results.json`` and
-regenerates ``benchmarks/RESULTS.md`` (date and machine included). MLflow
-rows are measured only when ``mlflow`` is importable (``pip install
-'modelshelf[bench]'``); otherwise the MLflow figures quoted in the
-performance issue are shown for reference, marked as such.
+regenerates ``benchmarks/RESULTS.md`` (date and machine included). MLflow is
+not run here: its rows compare against the MLflow 3.17 figures quoted in the
+performance issue (measured on a similar 2-core machine), marked as such.
 """
 
 from __future__ import annotations

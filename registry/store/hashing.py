@@ -2,20 +2,21 @@
 
 Serializers write straight into it, so the SHA-256 and size of an artifact
 are known the moment it is written, with no second read of a file that may
-be gigabytes long. Large immutable chunks are hashed on a helper thread
-while the next ones are written (``hashlib`` releases the GIL for large
-buffers), so for big models hashing costs little more than writing does.
+be gigabytes long. A large chunk is hashed on a helper thread *while* the
+same chunk is being written (both release the GIL), and ``write`` returns
+only when both are done: hashing then costs little more than writing, the
+order of the hash is kept, and no chunk is held longer than the serializer
+holds it anyway, so memory is what a plain dump uses.
 """
 
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
-#: Chunks at least this large (and immutable) are hashed on the helper thread.
+#: Chunks at least this large are hashed on the helper thread while they are written.
 OVERLAP_THRESHOLD = 1024 * 1024
 
 
@@ -32,33 +33,25 @@ class HashingWriter:
         self._file = file
         self._failure = failure
         self._sha256 = hashlib.sha256()
-        self._queue: queue.SimpleQueue[bytes | None] | None = None
-        self._thread: threading.Thread | None = None
+        self._helper: ThreadPoolExecutor | None = None
         self.size = 0
-
-    def _hash_in_background(self) -> None:
-        assert self._queue is not None
-        while (chunk := self._queue.get()) is not None:
-            self._sha256.update(chunk)
-
-    def _hash(self, view: memoryview, data: Any) -> None:
-        if self._queue is None and not (isinstance(data, bytes) and view.nbytes >= OVERLAP_THRESHOLD):
-            self._sha256.update(view)
-            return
-        if self._queue is None:
-            self._queue = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._hash_in_background, daemon=True)
-            self._thread.start()
-        # Hashing happens later, in order: only immutable bytes may be handed over as they are.
-        self._queue.put(data if isinstance(data, bytes) else bytes(view))
 
     def write(self, data: Any) -> int:
         view = memoryview(data)
-        self._hash(view, data)
+        hashing = None
+        if view.nbytes >= OVERLAP_THRESHOLD:
+            if self._helper is None:
+                self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelshelf-hash")
+            hashing = self._helper.submit(self._sha256.update, view)
+        else:
+            self._sha256.update(view)
         try:
             self._file.write(view)
         except OSError as exc:  # a full disk, a vanished mount: the store's failure, not the object's
             raise self._failure(exc) from exc
+        finally:
+            if hashing is not None:
+                hashing.result()
         self.size += view.nbytes
         return view.nbytes
 
@@ -71,17 +64,10 @@ class HashingWriter:
     def flush(self) -> None:
         self._file.flush()
 
-    def _drain(self) -> None:
-        if self._queue is not None and self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = self._thread = None
-
     @property
     def hexdigest(self) -> str:
-        """The SHA-256 of everything written so far (waits for the helper thread)."""
-        self._drain()
+        """The SHA-256 of everything written so far."""
+        if self._helper is not None:
+            self._helper.shutdown()
+            self._helper = None
         return self._sha256.hexdigest()
-
-    def __del__(self) -> None:
-        self._drain()
