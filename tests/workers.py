@@ -23,6 +23,27 @@ def register_many(home: str, name: str, writer: int, count: int) -> list[tuple[i
     return done
 
 
+def register_many_to(catalog: str, store: str, name: str, writer: int, count: int) -> list[tuple[int, int, int]]:
+    """Like :func:`register_many`, against a catalog URL and a separate store."""
+    done = []
+    with Registry(catalog=catalog, store=store) as reg:
+        for i in range(count):
+            done.append((reg.register(name, {"writer": writer, "i": i}, format="pickle").version, writer, i))
+    return done
+
+
+def open_url_and_count_migrations(catalog: str, store: str, start_at: float) -> int:
+    """Open a catalog URL at a shared start time; return how many migrations this process ran."""
+    counter = _Counter()
+    logger = logging.getLogger("registry.catalog.migrate")
+    logger.addHandler(counter)
+    logger.setLevel(logging.INFO)
+    time.sleep(max(0.0, start_at - time.time()))
+    with Registry(catalog=catalog, store=store) as reg:
+        reg.models()
+    return sum("migrated the catalog" in message for message in counter.messages)
+
+
 def read_latest_until(home: str, name: str, stop_file: str) -> int:
     """Load the latest version in a loop; check each object matches its metadata. Return loads done."""
     loads = 0

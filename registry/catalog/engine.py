@@ -40,6 +40,8 @@ from registry.values import dumps
 #: How long a writer waits for another writer's lock before giving up, in seconds.
 LOCK_TIMEOUT = 60.0
 _WRITE_OPTION = "modelshelf_write"
+#: The optional dependency (``pip install 'modelshelf[EXTRA]'``) that brings each server's driver.
+DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -124,10 +126,22 @@ def make_engine(url: URL) -> Engine:
         options["connect_args"] = {"timeout": LOCK_TIMEOUT, "check_same_thread": False}
     else:
         options["pool_pre_ping"] = True
+        # Each statement sees what committed before it: the version counter and blob rows are
+        # read right after being locked, and must show other clients' committed work.
+        options["isolation_level"] = "READ COMMITTED"
     try:
         engine = create_engine(url, **options)
-    except Exception as exc:  # a missing driver, a bad option in the URL
-        raise CatalogError(f"cannot use the catalog URL {url.render_as_string()!r}: {exc}") from exc
+    except ImportError as exc:
+        extra = DRIVER_EXTRAS.get(backend)
+        hint = f"pip install 'modelshelf[{extra}]'" if extra else "install the database driver the URL names"
+        raise CatalogError(
+            f"the catalog URL {url.render_as_string(hide_password=True)!r} needs a driver that is not "
+            f"installed ({exc}); {hint}"
+        ) from exc
+    except Exception as exc:  # a bad option in the URL
+        raise CatalogError(
+            f"cannot use the catalog URL {url.render_as_string(hide_password=True)!r}: {exc}"
+        ) from exc
     if backend == "sqlite":
         _configure_sqlite(engine, in_memory=sqlite_path(url) is None)
     _engines.add(engine)

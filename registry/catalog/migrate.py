@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from registry.errors import CatalogError, SchemaVersionError
 HEAD_REVISION = "7bba9ce21c3f"
 
 UPGRADE_HINT = "modelshelf db upgrade"
+#: An arbitrary constant naming PostgreSQL's advisory lock for migrations.
+MIGRATION_LOCK_KEY = 0x6D6F64656C73
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +84,23 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), HEAD_REVISION)
 
 
+@contextmanager
+def _migration_lock(connection: Connection) -> Iterator[None]:
+    """Serialize schema changes between clients: SQLite's write lock is already held; servers need a lock."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        yield
+    elif dialect in ("mysql", "mariadb"):  # DDL commits implicitly there: a session lock survives it
+        connection.execute(text("SELECT GET_LOCK('modelshelf_migrations', :seconds)"), {"seconds": 300})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT RELEASE_LOCK('modelshelf_migrations')"))
+    else:
+        yield
+
+
 def upgrade_command(engine: Engine) -> str:
     """The shell command that upgrades this engine's catalog, ready to paste."""
     return f"{UPGRADE_HINT} --catalog {shlex.quote(engine.url.render_as_string(hide_password=True))}"
@@ -107,15 +128,17 @@ def read_revision(engine: Engine, location: str) -> str | None:
             connection.rollback()
             return revision
     except DatabaseError as exc:
-        reason = str(exc.orig)
-        if "unable to open" in reason or "readonly" in reason or "read-only" in reason:
+        reason = str(exc.orig).strip()
+        if engine.dialect.name != "sqlite":
+            advice = "check that the database server is running and that the URL, user and password are right"
+        elif "unable to open" in reason or "readonly" in reason or "read-only" in reason:
             advice = (
                 "the file or its directory is not writable (SQLite in WAL mode needs to create "
                 f"{location}-wal and -shm beside it): fix the permissions or copy the registry somewhere writable"
             )
         else:
             advice = (
-                "if it is a file, it is not a modelshelf catalog (or it is damaged): restore it from a backup "
+                "it is not a modelshelf catalog (or it is damaged): restore it from a backup "
                 "or point to another path"
             )
         raise CatalogError(f"cannot open the catalog {location}: {reason}; {advice}") from exc
@@ -134,8 +157,8 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
         return
     if revision is not None and not upgrade:
         raise describe(revision, location, engine)
-    with write_transaction(engine) as connection:
-        revision = current_revision(connection)  # again, now that we hold the write lock
+    with write_transaction(engine) as connection, _migration_lock(connection):
+        revision = current_revision(connection)  # again, now that we hold the lock
         if revision == HEAD_REVISION:
             return
         if revision is None and _has_foreign_tables(connection):
