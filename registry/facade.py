@@ -41,7 +41,7 @@ from registry.errors import (
 )
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
-from registry.store import LocalBlobStore, StagedBlob, open_store
+from registry.store import StagedBlob, open_store
 from registry.values import (
     capture_params,
     validate_description,
@@ -103,7 +103,7 @@ class Registry:
     ) -> None:
         self._signing_key = signing.signing_key(signing_key)
         locations = resolve(home, catalog, store)
-        self._store: LocalBlobStore = open_store(locations.store)
+        self._store: Any = open_store(locations.store)
         self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
 
     # -- lifecycle ---------------------------------------------------------

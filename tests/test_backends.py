@@ -25,23 +25,59 @@ from registry import (
 from registry.catalog import migrate
 from registry.errors import CatalogError
 from tests import workers
-from tests.servers import fresh_database
+from tests.servers import fresh_bucket, fresh_database, s3_server
 
-BACKENDS = ["sqlite", "postgresql", "mariadb"]
+BACKENDS = ["sqlite+local", "postgresql+s3", "mariadb+local"]
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[str]:
+    with s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=BACKENDS)
-def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(catalog URL, store location) for one combination of engines."""
+    catalog_kind, store_kind = request.param.split("+")
+    store = str(tmp_path / "store")
+    if store_kind == "s3":
+        request.getfixturevalue("s3")
+        store = fresh_bucket()
+    if catalog_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}", store
     else:
-        yield from fresh_database(request.param)
+        for url in fresh_database(catalog_kind):
+            yield url, store
 
 
 @pytest.fixture
-def reg(catalog_url: str, tmp_path: Path) -> Iterator[Registry]:
-    with Registry(catalog=catalog_url, store=tmp_path / "store") as registry:
+def catalog_url(backend: tuple[str, str]) -> str:
+    return backend[0]
+
+
+@pytest.fixture
+def reg(backend: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))
+    with Registry(catalog=backend[0], store=backend[1]) as registry:
         yield registry
+
+
+def corrupt(reg: Registry, digest: str) -> None:
+    """Flip one byte of a stored blob, wherever the store keeps it."""
+    store = reg._store
+    if hasattr(store, "cache"):  # an object store: rewrite the object, drop the cached copy
+        key = str(store.path_of(digest))
+        data = bytearray(store._fs.cat(key))
+        data[-3] ^= 1
+        store._fs.pipe(key, bytes(data))
+        store.cache.delete(digest)
+        return
+    blob = store.path_of(digest)
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[-3] ^= 1
+    blob.write_bytes(bytes(data))
 
 
 def test_register_and_fetch_every_way(reg: Registry, knn, iris) -> None:
@@ -105,13 +141,11 @@ def test_delete_and_numbering(reg: Registry, tmp_path: Path) -> None:
 
 def test_integrity(reg: Registry, tmp_path: Path) -> None:
     mv = reg.register("m", {"v": 1}, format="pickle")
-    blob = tmp_path / "store" / "blobs" / "sha256" / mv.digest[:2] / mv.digest[2:]
-    blob.chmod(0o644)
-    data = bytearray(blob.read_bytes())
-    data[-3] ^= 1
-    blob.write_bytes(bytes(data))
+    corrupt(reg, mv.digest)
     with pytest.raises(CorruptedArtifact):
         reg.load("m")
+    cache = tmp_path / "cache" / "blobs"
+    assert not any(p.is_file() for p in cache.rglob("*")) if cache.exists() else True  # nothing unverified kept
     report = reg.verify()
     assert [p.kind for p in report.problems] == ["checksum_mismatch"]
 
@@ -124,13 +158,13 @@ def test_migrations_agree_with_the_orm(reg: Registry, catalog_url: str) -> None:
     assert reg.verify(deep=True).ok
 
 
-def test_a_newer_catalog_is_refused(reg: Registry, catalog_url: str, tmp_path: Path) -> None:
-    engine = create_engine(catalog_url)
+def test_a_newer_catalog_is_refused(reg: Registry, backend: tuple[str, str]) -> None:
+    engine = create_engine(backend[0])
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
     engine.dispose()
     with pytest.raises(SchemaVersionError, match="newer"):
-        Registry(catalog=catalog_url, store=tmp_path / "store")
+        Registry(catalog=backend[0], store=backend[1])
 
 
 @pytest.fixture

@@ -139,9 +139,7 @@ def make_engine(url: URL) -> Engine:
             f"installed ({exc}); {hint}"
         ) from exc
     except Exception as exc:  # a bad option in the URL
-        raise CatalogError(
-            f"cannot use the catalog URL {url.render_as_string(hide_password=True)!r}: {exc}"
-        ) from exc
+        raise CatalogError(f"cannot use the catalog URL {url.render_as_string(hide_password=True)!r}: {exc}") from exc
     if backend == "sqlite":
         _configure_sqlite(engine, in_memory=sqlite_path(url) is None)
     _engines.add(engine)

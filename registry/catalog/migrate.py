@@ -138,8 +138,7 @@ def read_revision(engine: Engine, location: str) -> str | None:
             )
         else:
             advice = (
-                "it is not a modelshelf catalog (or it is damaged): restore it from a backup "
-                "or point to another path"
+                "it is not a modelshelf catalog (or it is damaged): restore it from a backup or point to another path"
             )
         raise CatalogError(f"cannot open the catalog {location}: {reason}; {advice}") from exc
 

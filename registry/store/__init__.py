@@ -1,20 +1,36 @@
 """The blob store: artifacts by SHA-256, written atomically and read only after verification.
 
-Only local directories exist so far; :func:`open_store` is where object-store
-backends will be chosen by URL scheme.
+:func:`open_store` picks the backend from the location: a directory (or
+``file://`` URL) is a :class:`LocalBlobStore`; ``s3://``, ``gs://`` and
+``az://`` URLs are a :class:`~registry.store.remote.RemoteBlobStore` read
+through a local verified cache. Both offer the same methods to the layers
+above, so nothing else knows which one it talks to.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
-from registry.store.local import LocalBlobStore, StagedBlob, check_digest
+from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
 
-__all__ = ["LocalBlobStore", "StagedBlob", "check_digest", "open_store"]
+__all__ = ["LocalBlobStore", "StagedBlob", "StoredFile", "check_digest", "default_cache_dir", "open_store"]
+
+REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+CACHE_VARIABLE = "MODELSHELF_CACHE"
 
 
-def open_store(location: str | os.PathLike[str]) -> LocalBlobStore:
-    """The blob store at ``location``: a directory path or a ``file://`` URL.
+def default_cache_dir() -> Path:
+    """``$MODELSHELF_CACHE``, else ``$XDG_CACHE_HOME/modelshelf``, else ``~/.cache/modelshelf``."""
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "modelshelf"
+
+
+def open_store(location: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Any:
+    """The blob store at ``location``: a directory, a ``file://`` URL, or an object-store URL.
 
     >>> open_store("/tmp/models/blobs")  # doctest: +ELLIPSIS
     LocalBlobStore('/tmp/models/blobs')
@@ -26,7 +42,13 @@ def open_store(location: str | os.PathLike[str]) -> LocalBlobStore:
         text = text[len("file://") :]
     elif "://" in text:
         scheme = text.split("://", 1)[0]
-        raise ValueError(f"store URL scheme {scheme!r} is not supported yet; give a local directory path")
+        if scheme not in REMOTE_SCHEMES:
+            raise ValueError(
+                f"store URL scheme {scheme!r} is not supported; use a directory, file://, s3://, gs:// or az://"
+            )
+        from registry.store.remote import RemoteBlobStore
+
+        return RemoteBlobStore(text, cache_dir if cache_dir is not None else default_cache_dir())
     if not text:
         raise ValueError("the store location is empty; give a directory path")
     return LocalBlobStore(text)

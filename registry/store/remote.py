@@ -1,0 +1,236 @@
+"""A blob store in an object store (S3, GCS, Azure) through fsspec, read through a verified local cache.
+
+This module is the only one that imports fsspec. The layout under the URL's
+prefix is the local one (``blobs/sha256/ab/cdef…``, ``tmp/…``), so hashing,
+verification and publishing rules do not change with the backend:
+
+* Writing: the artifact is serialized into a local staging file of the
+  cache, hashed while written (no second read, never held in memory). If an
+  object of that digest and size already exists nothing is uploaded;
+  otherwise the file is uploaded under a temporary key, and publishing —
+  under the catalog lock, like a local rename — copies it to its content
+  address server-side and removes the temporary key. Object stores make a
+  completed upload visible all at once, so no reader sees part of a blob.
+* Reading: blobs are downloaded into the local content-addressed cache
+  (``$MODELSHELF_CACHE``, default ``~/.cache/modelshelf``), hashed while
+  downloaded into a temporary file, and moved into the cache only if they
+  match the catalog's digest; the cache never keeps unverified bytes. Two
+  processes fetching one blob each download to their own temporary file and
+  rename atomically. Loads then verify the cached file as a local store does.
+* Credentials come from the usual mechanisms of each service (for S3:
+  environment variables, ``~/.aws``, instance roles; ``AWS_ENDPOINT_URL``
+  for S3-compatible servers); nothing secret is stored in the catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from registry.errors import CorruptedArtifact, StoreError
+from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
+
+#: URL scheme → the optional dependency that brings its fsspec implementation.
+EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "abfss": "azure"}
+
+
+def filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec filesystem for ``url`` and the path (bucket/prefix) within it."""
+    scheme = url.split("://", 1)[0]
+    try:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        extra = EXTRAS.get(scheme, scheme)
+        raise StoreError(
+            f"the store {url} needs a driver that is not installed ({exc}); pip install 'modelshelf[{extra}]'"
+        ) from None
+    return fs, path.rstrip("/")
+
+
+@dataclass
+class RemoteStagedBlob:
+    """A blob hashed into local staging and, unless already present, uploaded under a temporary key."""
+
+    store: RemoteBlobStore
+    local: StagedBlob
+    temp_key: str | None
+    published: bool = False
+
+    @property
+    def digest(self) -> str:
+        return self.local.digest
+
+    @property
+    def size(self) -> int:
+        return self.local.size
+
+    def publish(self) -> None:
+        if not self.published:
+            self.store._publish(self)
+            self.published = True
+
+    def __enter__(self) -> RemoteStagedBlob:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.local.__exit__(*exc_info)
+        if self.temp_key is not None:
+            with contextlib.suppress(Exception):
+                self.store._fs.rm(self.temp_key)
+
+
+class RemoteBlobStore:
+    """Blobs under an fsspec URL such as ``s3://bucket/prefix``; see the module docstring."""
+
+    def __init__(self, url: str, cache_dir: str | os.PathLike[str]) -> None:
+        self.url = url.rstrip("/")
+        self._fs, self._root = filesystem(url)
+        self.cache = LocalBlobStore(cache_dir)
+
+    def __repr__(self) -> str:
+        return f"RemoteBlobStore({self.url!r}, cache={str(self.cache.root)!r})"
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def _key(self, digest: str) -> str:
+        check_digest(digest)
+        return f"{self._root}/blobs/sha256/{digest[:2]}/{digest[2:]}"
+
+    def _failure(self, action: str, exc: Exception) -> StoreError:
+        return StoreError(
+            f"cannot {action} in the blob store {self.url}: {type(exc).__name__}: {exc}; check the URL, the "
+            "credentials (the service's usual environment variables or files) and that the bucket exists"
+        )
+
+    def path_of(self, digest: str) -> PurePosixPath:
+        return PurePosixPath(self._key(digest))
+
+    def size_of(self, digest: str) -> int | None:
+        try:
+            return int(self._fs.info(self._key(digest))["size"])
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._failure("look up a blob", exc) from exc
+
+    # -- writing ----------------------------------------------------------
+
+    def stage(self, write: Callable[[IO[bytes]], None]) -> RemoteStagedBlob:
+        local = self.cache.stage(write)
+        try:
+            temp_key = None
+            if self.size_of(local.digest) != local.size:
+                temp_key = f"{self._root}/tmp/{os.getpid()}-{secrets.token_hex(8)}"
+                self._fs.put_file(str(local.temp_path), temp_key)
+        except StoreError:
+            local.__exit__(None, None, None)
+            raise
+        except Exception as exc:
+            local.__exit__(None, None, None)
+            raise self._failure("upload an artifact", exc) from exc
+        return RemoteStagedBlob(self, local, temp_key)
+
+    def _publish(self, staged: RemoteStagedBlob) -> None:
+        final = self._key(staged.digest)
+        try:
+            if staged.temp_key is not None:
+                self._fs.copy(staged.temp_key, final)
+                self._fs.rm(staged.temp_key)
+                staged.temp_key = None
+            elif self.size_of(staged.digest) != staged.size:  # freed meanwhile: upload it again
+                self._fs.put_file(str(staged.local.temp_path), final)
+        except Exception as exc:
+            raise self._failure("publish an artifact", exc) from exc
+        staged.local.publish()  # the registering machine keeps a verified local copy
+
+    def delete(self, digest: str) -> bool:
+        key = self._key(digest)
+        try:
+            self._fs.rm(key)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._failure("delete a blob", exc) from exc
+        self.cache.delete(digest)
+        return True
+
+    # -- reading ----------------------------------------------------------
+
+    def _fetch(self, digest: str, size: int) -> None:
+        """Make sure the cache holds the verified blob, downloading it if needed."""
+        if self.cache.size_of(digest) == size:
+            return
+        key = self._key(digest)
+        try:
+            source = self._fs.open(key, "rb")
+        except FileNotFoundError:
+            raise CorruptedArtifact(
+                f"the blob sha256:{digest} is missing from {self.url}", expected=f"sha256:{digest}"
+            ) from None
+        except Exception as exc:
+            raise self._failure("download a blob", exc) from exc
+        with source, self.cache.stage(lambda file: shutil.copyfileobj(source, file, 1024 * 1024)) as staged:
+            if staged.digest != digest or staged.size != size:
+                raise CorruptedArtifact(
+                    f"the object for sha256:{digest} in {self.url} hashes to sha256:{staged.digest} "
+                    f"({staged.size} bytes); it was not cached",
+                    expected=f"sha256:{digest}",
+                    actual=f"sha256:{staged.digest}",
+                )
+            staged.publish()
+
+    @contextlib.contextmanager
+    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[IO[bytes]]:
+        self._fetch(digest, size)
+        with self.cache.open_verified(digest, size, private=private) as file:
+            yield file
+
+    def copy_out(self, digest: str, size: int, destination: Path) -> None:
+        self._fetch(digest, size)
+        self.cache.copy_out(digest, size, destination)
+
+    def hash_of(self, digest: str) -> str | None:
+        try:
+            with self._fs.open(self._key(digest), "rb") as source:
+                return hashlib.file_digest(source, "sha256").hexdigest()
+        except FileNotFoundError:
+            return None
+
+    def _listing(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        try:
+            found = self._fs.find(prefix, detail=True)
+        except FileNotFoundError:
+            return
+        for key, info in sorted(found.items()):
+            modified = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
+            mtime = modified.timestamp() if hasattr(modified, "timestamp") else float(modified or 0)
+            yield key, int(info.get("size", 0)), mtime
+
+    def blobs(self) -> Iterator[StoredFile]:
+        for key, size, mtime in self._listing(f"{self._root}/blobs/sha256"):
+            parts = key.rsplit("/", 2)
+            digest = parts[-2] + parts[-1] if len(parts) == 3 else ""
+            try:
+                check_digest(digest)
+            except CorruptedArtifact:
+                digest = None  # type: ignore[assignment]
+            yield StoredFile(PurePosixPath(key), size, mtime, digest)  # type: ignore[arg-type]
+
+    def temporary_files(self) -> Iterator[StoredFile]:
+        for key, size, mtime in self._listing(f"{self._root}/tmp"):
+            yield StoredFile(PurePosixPath(key), size, mtime)  # type: ignore[arg-type]
+
+    def remove_file(self, file: StoredFile) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._fs.rm(str(file.path))
