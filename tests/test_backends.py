@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 from collections.abc import Iterator
@@ -200,3 +201,47 @@ def test_clients_creating_one_catalog_at_once_migrate_it_once(server_url: str, t
 def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="server is running"):
         Registry(catalog="postgresql+psycopg://nobody@127.0.0.1:1/none", store=tmp_path / "s")
+
+
+@pytest.fixture
+def bucket(s3: str) -> str:
+    return fresh_bucket()
+
+
+def test_another_machine_reads_through_its_own_verified_cache(bucket: str, tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache-a"))
+    with Registry(catalog=catalog, store=bucket) as writer:
+        mv = writer.register("m", {"v": list(range(1000))}, format="pickle")
+        objects = writer._store._fs.find(bucket.removeprefix("s3://"))
+        assert [key.rsplit("/", 3)[-3] for key in objects] == ["sha256"] and len(objects) == 1  # no temp left
+        modified = writer._store._fs.info(objects[0])["LastModified"]
+        writer.register("m", {"v": list(range(1000))}, format="pickle")  # the same bytes: not uploaded again
+        assert writer._store._fs.info(objects[0])["LastModified"] == modified
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache-b"))
+    runner = CliRunner()
+    assert "0 blobs" in runner.invoke(cli, ["cache", "info"]).output
+    with Registry(catalog=catalog, store=bucket) as reader:
+        assert reader.load("m:1") == {"v": list(range(1000))}
+        assert reader.verify(deep=True).ok
+    info = json.loads(runner.invoke(cli, ["cache", "info", "--json"]).output)
+    assert info == {"path": str(tmp_path / "cache-b"), "blobs": 1, "bytes": mv.size}
+    assert "removed 1 files" in runner.invoke(cli, ["cache", "clear"]).output
+    with Registry(catalog=catalog, store=bucket) as reader:  # downloaded and verified again
+        assert reader.load("m:2") == {"v": list(range(1000))}
+
+
+def test_processes_fetching_one_blob_at_once(bucket: str, tmp_path: Path, monkeypatch) -> None:
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    with Registry(catalog=catalog, store=bucket) as writer:
+        writer.register("m", {"blob": bytes(3_000_000)}, format="pickle")
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "shared-cache"))
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("fork")) as pool:
+        sizes = list(pool.map(workers.load_size, [catalog] * 8, [bucket] * 8, ["m"] * 8))
+    assert sizes == [3_000_000] * 8
+    cached = [p for p in (tmp_path / "shared-cache" / "blobs").rglob("*") if p.is_file()]
+    assert len(cached) == 1 and list((tmp_path / "shared-cache" / "tmp").iterdir()) == []

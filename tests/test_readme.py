@@ -52,6 +52,7 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))  # never the user's own cache
     namespace: dict[str, object] = {"__name__": "__readme__"}
     output = io.StringIO()
     for number, code in enumerate(blocks("python"), 1):

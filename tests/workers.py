@@ -44,6 +44,12 @@ def open_url_and_count_migrations(catalog: str, store: str, start_at: float) -> 
     return sum("migrated the catalog" in message for message in counter.messages)
 
 
+def load_size(catalog: str, store: str, name: str) -> int:
+    """Load the latest version of ``name`` from a fresh Registry; return the size of its ``blob`` entry."""
+    with Registry(catalog=catalog, store=store) as reg:
+        return len(reg.load(name)["blob"])
+
+
 def read_latest_until(home: str, name: str, stop_file: str) -> int:
     """Load the latest version in a loop; check each object matches its metadata. Return loads done."""
     loads = 0

@@ -160,3 +160,46 @@ def db_current(ctx: click.Context, catalog_option: str | None) -> None:
         click.echo(f"{current} (older than this modelshelf's {head}: run `modelshelf db upgrade`)")
     else:
         click.echo(f"{current} (newer than this modelshelf's {head}: upgrade modelshelf)")
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect or empty the local cache of blobs downloaded from object stores.
+
+    \b
+    Example:
+      modelshelf cache info
+    """
+
+
+@cache.command("info")
+@json_option
+@click.pass_context
+def cache_info(ctx: click.Context) -> None:
+    """Print where the cache is ($MODELSHELF_CACHE), how many blobs it holds and their size.
+
+    \b
+    Example:
+      MODELSHELF_CACHE=/scratch/modelshelf modelshelf cache info
+    """
+    from registry.store import cache_usage
+
+    root, count, size = cache_usage()
+    if wants_json(ctx):
+        emit_json({"path": str(root), "blobs": count, "bytes": size})
+    else:
+        click.echo(f"{root}: {count} blobs, {size} bytes")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove every cached blob; they are downloaded (and verified) again when next loaded.
+
+    \b
+    Example:
+      modelshelf cache clear
+    """
+    from registry.store import clear_cache
+
+    count, freed = clear_cache()
+    click.echo(f"removed {count} files, {freed} bytes")

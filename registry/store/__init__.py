@@ -15,7 +15,16 @@ from typing import Any
 
 from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
 
-__all__ = ["LocalBlobStore", "StagedBlob", "StoredFile", "check_digest", "default_cache_dir", "open_store"]
+__all__ = [
+    "LocalBlobStore",
+    "StagedBlob",
+    "StoredFile",
+    "cache_usage",
+    "check_digest",
+    "clear_cache",
+    "default_cache_dir",
+    "open_store",
+]
 
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 CACHE_VARIABLE = "MODELSHELF_CACHE"
@@ -52,3 +61,20 @@ def open_store(location: str | os.PathLike[str], cache_dir: str | os.PathLike[st
     if not text:
         raise ValueError("the store location is empty; give a directory path")
     return LocalBlobStore(text)
+
+
+def cache_usage(cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, int, int]:
+    """The cache directory, the number of cached blobs and their total size in bytes."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    blobs = [file for file in LocalBlobStore(root).blobs() if file.digest]
+    return root, len(blobs), sum(file.size for file in blobs)
+
+
+def clear_cache(cache_dir: str | os.PathLike[str] | None = None) -> tuple[int, int]:
+    """Remove every cached blob and temporary file; return how many files and bytes were freed."""
+    store = LocalBlobStore(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    count = freed = 0
+    for file in [*store.blobs(), *store.temporary_files()]:
+        store.remove_file(file)
+        count, freed = count + 1, freed + file.size
+    return count, freed
