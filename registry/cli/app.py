@@ -105,8 +105,10 @@ def cli(
 
 
 def open_registry(ctx: click.Context) -> Any:
+    from registry.cli.output import install_progress_bars
     from registry.facade import Registry
 
+    install_progress_bars()
     return Registry(ctx.obj["home"], catalog=ctx.obj["catalog"], store=ctx.obj["store"])
 
 

@@ -7,9 +7,10 @@ README ("Command line") and kept stable: keys are only ever added.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -131,3 +132,27 @@ def point_json(point: MetricPoint) -> dict[str, Any]:
         "step": point.step,
         "timestamp": point.timestamp.isoformat(),
     }
+
+
+def install_progress_bars() -> None:
+    """On a terminal, show a progress bar for object-store transfers of a few megabytes or more."""
+    if not is_terminal():
+        return
+    from registry.store import remote
+
+    @contextlib.contextmanager
+    def reporter(description: str, total: int) -> Iterator[Callable[[int], None]]:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        with Progress(
+            "{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress:
+            task = progress.add_task(description.split(" ")[0], total=total)
+            yield lambda count: progress.advance(task, count)
+
+    remote.progress_reporter = reporter

@@ -37,6 +37,36 @@ from typing import IO, Any
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
 
+#: Transfers at least this large report progress to :data:`progress_reporter`, when one is set.
+PROGRESS_THRESHOLD = 4 * 1024 * 1024
+
+#: ``reporter(description, total_bytes)`` returns a context manager yielding ``advance(n_bytes)``.
+#: The command line sets one (a progress bar on a terminal); the library reports nothing by default.
+ProgressReporter = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
+progress_reporter: ProgressReporter | None = None
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    if progress_reporter is None or total < PROGRESS_THRESHOLD:
+        yield lambda _bytes: None
+        return
+    with progress_reporter(description, total) as advance:
+        yield advance
+
+
+class _Counting:
+    """A readable stream that reports each chunk read to ``advance``."""
+
+    def __init__(self, stream: IO[bytes], advance: Callable[[int], None]) -> None:
+        self._stream, self._advance = stream, advance
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._advance(len(data))
+        return data
+
+
 #: URL scheme → the optional dependency that brings its fsspec implementation.
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "abfss": "azure"}
 
@@ -132,7 +162,7 @@ class RemoteBlobStore:
             temp_key = None
             if self.size_of(local.digest) != local.size:
                 temp_key = f"{self._root}/tmp/{os.getpid()}-{secrets.token_hex(8)}"
-                self._fs.put_file(str(local.temp_path), temp_key)
+                self._upload(local, temp_key)
         except StoreError:
             local.__exit__(None, None, None)
             raise
@@ -140,6 +170,11 @@ class RemoteBlobStore:
             local.__exit__(None, None, None)
             raise self._failure("upload an artifact", exc) from exc
         return RemoteStagedBlob(self, local, temp_key)
+
+    def _upload(self, local: StagedBlob, key: str) -> None:
+        with _progress(f"uploading {local.size} bytes", local.size) as advance:
+            with open(local.temp_path, "rb") as source, self._fs.open(key, "wb") as target:
+                shutil.copyfileobj(_Counting(source, advance), target, 8 * 1024 * 1024)  # type: ignore[misc]
 
     def _publish(self, staged: RemoteStagedBlob) -> None:
         final = self._key(staged.digest)
@@ -149,7 +184,7 @@ class RemoteBlobStore:
                 self._fs.rm(staged.temp_key)
                 staged.temp_key = None
             elif self.size_of(staged.digest) != staged.size:  # freed meanwhile: upload it again
-                self._fs.put_file(str(staged.local.temp_path), final)
+                self._upload(staged.local, final)
         except Exception as exc:
             raise self._failure("publish an artifact", exc) from exc
         staged.local.publish()  # the registering machine keeps a verified local copy
@@ -180,7 +215,11 @@ class RemoteBlobStore:
             ) from None
         except Exception as exc:
             raise self._failure("download a blob", exc) from exc
-        with source, self.cache.stage(lambda file: shutil.copyfileobj(source, file, 1024 * 1024)) as staged:
+        with (
+            source,
+            _progress(f"downloading {size} bytes", size) as advance,
+            self.cache.stage(lambda file: shutil.copyfileobj(_Counting(source, advance), file, 1024 * 1024)) as staged,
+        ):
             if staged.digest != digest or staged.size != size:
                 raise CorruptedArtifact(
                     f"the object for sha256:{digest} in {self.url} hashes to sha256:{staged.digest} "
