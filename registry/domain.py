@@ -21,7 +21,10 @@ class ModelVersion:
     ``imports`` lists the globals (``module.name``) the artifact imports when
     unpickled, recorded at registration without unpickling anything, for
     audit; ``None`` for versions registered before modelshelf recorded them.
-    ``signature`` is set when the version was registered with a signing key.
+    ``signature`` is the HMAC set when the version was registered with a
+    signing key. ``lineage`` says where the version came from and
+    ``input_signature`` what input it takes; both are ``None`` for versions
+    registered before modelshelf recorded them.
 
     >>> mv = reg.register("iris-knn", model, metrics={"accuracy": 0.97})  # doctest: +SKIP
     >>> mv.ref, mv.checksum[:7]                                            # doctest: +SKIP
@@ -42,6 +45,8 @@ class ModelVersion:
     aliases: tuple[str, ...] = ()
     imports: tuple[str, ...] | None = None
     signature: str | None = None
+    lineage: Lineage | None = None
+    input_signature: InputSignature | None = None
 
     @property
     def ref(self) -> str:
@@ -52,6 +57,109 @@ class ModelVersion:
     def digest(self) -> str:
         """The bare 64-hex SHA-256 of the artifact (``checksum`` without its prefix)."""
         return self.checksum.removeprefix(CHECKSUM_PREFIX)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a version came from, recorded automatically at registration.
+
+    ``git_commit`` and ``git_dirty`` describe the git work tree the
+    registering code ran in (``None`` outside one); ``script`` is the script
+    or notebook path; ``data`` is the fingerprint (``"sha256:…"``) of the
+    training data given as ``register(..., data=…)``, with its shape and
+    column names; ``parent`` the version it was derived from (``"name:3"``).
+
+    >>> mv.lineage.git_commit[:7], mv.lineage.parent                  # doctest: +SKIP
+    ('3f2a9c1', 'iris-knn:2')
+    """
+
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    script: str | None = None
+    user: str | None = None
+    host: str | None = None
+    modelshelf_version: str | None = None
+    data: str | None = None
+    data_shape: tuple[int, ...] | None = None
+    data_columns: tuple[str, ...] | None = None
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class InputSignature:
+    """What input a model takes, so a caller can check data before predicting.
+
+    ``n_features`` columns, named ``feature_names`` when the model was fitted
+    on named columns; ``dtypes`` holds one numpy dtype name per column when
+    known (from ``input_example=`` or ``data=``); ``classes`` the labels a
+    classifier predicts; ``output`` the kind of output (``"classification"``,
+    ``"regression"``, ``"transform"``, ``"clustering"``, ``"outlier"`` or
+    ``None``). ``example`` keeps a few rows of the input example, as lists.
+
+    >>> mv.input_signature.n_features, mv.input_signature.classes      # doctest: +SKIP
+    (4, (0, 1, 2))
+    """
+
+    n_features: int | None = None
+    feature_names: tuple[str, ...] | None = None
+    dtypes: tuple[str, ...] | None = None
+    classes: tuple[Any, ...] | None = None
+    output: str | None = None
+    example: tuple[tuple[Any, ...], ...] | None = field(default=None, hash=False)
+
+
+#: The actions an :class:`Event` records.
+EVENT_ACTIONS = (
+    "register",
+    "alias.set",
+    "alias.move",
+    "alias.delete",
+    "tags.set",
+    "metrics.log",
+    "version.delete",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the audit trail: a change to the catalog, appended in the change's own transaction.
+
+    ``action`` is one of :data:`EVENT_ACTIONS`; ``old`` and ``new`` are the
+    values before and after (a version number for alias moves, a ``{key:
+    value}`` dict for tags and metrics, ``None`` where there was nothing).
+    Events are never updated or deleted by modelshelf.
+    """
+
+    id: int
+    at: datetime
+    action: str
+    model: str
+    version: int | None = None
+    alias: str | None = None
+    old: Any = field(default=None, hash=False)
+    new: Any = field(default=None, hash=False)
+    user: str | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class AliasPeriod:
+    """A stretch of time during which an alias pointed at one version.
+
+    ``until`` is ``None`` while it still does. ``set_by`` is the user who
+    pointed the alias there.
+    """
+
+    model: str
+    alias: str
+    version: int
+    since: datetime
+    until: datetime | None = None
+    set_by: str | None = None
+
+    def covers(self, moment: datetime) -> bool:
+        """Whether the alias pointed at this version at ``moment`` (timezone-aware)."""
+        return self.since <= moment and (self.until is None or moment < self.until)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,10 @@ from the builtin it resembles, so ``except LookupError`` or
     ├── EnvironmentMismatch
     ├── UnsafeArtifact
     ├── UntrustedTypes
-    └── UntrustedArtifact
+    ├── UntrustedArtifact
+    ├── InvalidQuery (ValueError)
+    ├── SignatureMismatch (ValueError)
+    └── SignatureNotFound (LookupError)
 
     EnvironmentMismatchWarning (UserWarning) is the warning twin of
     EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
@@ -151,3 +154,43 @@ class UntrustedTypes(RegistryError):
 
 class UntrustedArtifact(RegistryError):
     """A signing key is set and the version's signature is missing or does not match."""
+
+
+class InvalidQuery(RegistryError, ValueError):
+    """A search filter or ordering is malformed, or compares a field with the wrong kind of value.
+
+    ``query`` is the text, ``position`` the 0-based offset of the problem
+    (``None`` when it is not about one place) and ``expected`` what would
+    have been valid there.
+    """
+
+    def __init__(self, message: str, *, query: str, position: int | None = None, expected: str | None = None) -> None:
+        self.query = query
+        self.position = position
+        self.expected = expected
+        super().__init__(message)
+
+
+class SignatureMismatch(RegistryError, ValueError):
+    """Input given to a model does not match the input signature recorded with its version.
+
+    ``expected`` and ``actual`` describe the mismatching aspect (a column
+    count, the column names, a dtype); ``ref`` names the version.
+    """
+
+    def __init__(self, message: str, *, ref: str | None = None, expected: object = None, actual: object = None) -> None:
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+        super().__init__(message)
+
+
+class SignatureNotFound(RegistryError, LookupError):
+    """Input validation was asked for a version that has no input signature recorded."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(
+            f"{ref} has no input signature to check against; register it with signature=… or "
+            "input_example=… (fitted scikit-learn estimators get one automatically)"
+        )
