@@ -107,6 +107,37 @@ class InputSignature:
     output: str | None = None
     example: tuple[tuple[Any, ...], ...] | None = field(default=None, hash=False)
 
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form the catalog stores and ``--json`` prints: tuples become lists, keys only grow.
+
+        >>> InputSignature(n_features=2, classes=(0, 1)).to_json()["classes"]
+        [0, 1]
+        """
+        return {name: _nested(getattr(self, name), list) for name in _SIGNATURE_FIELDS}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> InputSignature | None:
+        """The inverse of :meth:`to_json`; keys written by a newer modelshelf are ignored.
+
+        >>> InputSignature.from_json({"n_features": 2, "classes": [0, 1], "added_later": 1}).classes
+        (0, 1)
+        """
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise ValueError(f"a stored input signature must be a JSON object, not {type(data).__name__}")
+        return cls(**{name: _nested(data.get(name), tuple) for name in _SIGNATURE_FIELDS})
+
+
+_SIGNATURE_FIELDS = ("n_features", "feature_names", "dtypes", "classes", "output", "example")
+
+
+def _nested(value: Any, container: type) -> Any:
+    """Lists and tuples, at any depth (multi-output ``classes``, example rows), as ``container``."""
+    if isinstance(value, (list, tuple)):
+        return container(_nested(item, container) for item in value)
+    return value
+
 
 #: The actions an :class:`Event` records.
 EVENT_ACTIONS = (
