@@ -1,0 +1,256 @@
+"""Where a model came from: the code that registered it, and a fingerprint of the data it was trained on.
+
+:func:`capture_lineage` runs on every registration, so it is cheap and never fails: HEAD is read from the
+``.git`` files, git runs once (for the dirty flag only), and whatever cannot be learnt is ``None``. ``GIT_*``
+variables are ignored and stripped from git's environment (a ``GIT_DIR`` set by a hook must not make the lineage
+describe another tree); git runs without its optional index lock, so it never collides with the user's own
+``git commit``, and still refuses repositories owned by others (``safe.directory``). Only the repository's location
+is cached: a notebook may commit between two registrations, and an edit changes nothing a cached flag could key on.
+
+Training-data fingerprints live in :mod:`registry.fingerprint`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import getpass
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from importlib import metadata
+from typing import Any, NamedTuple
+
+__all__ = ["capture_lineage", "identity"]
+
+#: Seconds git may take to tell whether the work tree is dirty; beyond that ``git_dirty`` is ``None``.
+GIT_TIMEOUT = 2.0
+
+_HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a SHA-1 or SHA-256 object name
+_PER_WORKTREE_REFS = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
+
+
+class _Repo(NamedTuple):
+    worktree: str  # the directory holding .git
+    gitdir: str  # its own git directory, with HEAD
+    commondir: str  # refs and packed-refs; not gitdir in a linked worktree
+
+
+_repos: dict[str, _Repo] = {}  # start directory -> the repository found from it (misses are not kept)
+
+
+def _read(path: str, limit: int = 64 * 1024) -> bytes | None:
+    """A small regular file's bytes, or ``None``: a FIFO, a directory or a huge file never blocks or raises."""
+    data = b""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            data = os.read(fd, limit + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        finally:
+            os.close(fd)
+    return data if 0 < len(data) <= limit else None
+
+
+def _text(path: str) -> str | None:
+    data = _read(path)
+    return data.decode("utf-8", "replace").strip() if data is not None else None
+
+
+def _open_dotgit(worktree: str) -> _Repo | None:
+    dotgit = os.path.join(worktree, ".git")
+    gitdir: str | None = dotgit
+    if not os.path.isdir(dotgit):
+        text = _text(dotgit)  # a linked worktree or a submodule: "gitdir: <path>"
+        gitdir = os.path.join(worktree, text[7:].strip()) if text and text.startswith("gitdir:") else None
+    if gitdir is None or not os.path.isfile(os.path.join(gitdir, "HEAD")):
+        return None
+    common = _text(os.path.join(gitdir, "commondir"))
+    commondir = os.path.join(gitdir, common) if common else gitdir
+    return _Repo(worktree, os.path.normpath(gitdir), os.path.normpath(commondir))
+
+
+def _find_repo(start: str) -> _Repo | None:
+    """The work tree holding ``start``, walking up from its real path as git does; cached when found."""
+    if start in _repos:
+        return _repos[start]
+    directory = os.path.realpath(start)
+    while (repo := _open_dotgit(directory)) is None:
+        if os.path.dirname(directory) == directory:
+            return None
+        directory = os.path.dirname(directory)
+    if len(_repos) >= 256:
+        _repos.clear()
+    _repos[start] = repo
+    return repo
+
+
+def _packed_ref(commondir: str, ref: str) -> str | None:
+    data = _read(os.path.join(commondir, "packed-refs"), limit=256 * 1024 * 1024)
+    pattern = rb"^([0-9a-f]{40}|[0-9a-f]{64}) " + re.escape(ref.encode()) + rb"\r?$"
+    match = re.search(pattern, data, re.MULTILINE) if data else None
+    return match.group(1).decode() if match else None
+
+
+def _head_commit(repo: _Repo) -> str | None:
+    """Follow HEAD through symbolic refs to a commit: the loose ref first, then ``packed-refs``, as git does."""
+    text = _text(os.path.join(repo.gitdir, "HEAD"))
+    for _ in range(8):  # symbolic refs may chain; a longer chain is a loop
+        if text is None or _HEX.fullmatch(text):
+            return text
+        ref = text[4:].strip() if text.startswith("ref:") else ""
+        if ref == "refs/heads/.invalid":  # a reftable repository: its refs are not files, so ask git
+            status, out = _git(repo, "rev-parse", "--verify", "--quiet", "HEAD")
+            text = out.decode("ascii", "replace").strip() if status == 0 else ""
+            return text if _HEX.fullmatch(text) else None
+        parts = ref.split("/")
+        if parts[0] != "refs" or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+            return None  # not a ref name: refuse to follow it out of the repository
+        base = repo.gitdir if ref.startswith(_PER_WORKTREE_REFS) else repo.commondir
+        text = _text(os.path.join(base, *parts)) or _packed_ref(repo.commondir, ref)  # None: no commit yet
+    return None
+
+
+def _git(repo: _Repo, *args: str) -> tuple[int, bytes]:
+    """Run git in the work tree: (exit status, output); (-1, b"") when it cannot run at all."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
+    pipes = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL}
+    flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    try:
+        proc = subprocess.Popen(
+            ["git", *args], cwd=repo.worktree, env=env, creationflags=flags, start_new_session=True, **pipes
+        )
+    except (OSError, ValueError, subprocess.SubprocessError):  # not installed, work tree gone
+        return -1, b""
+    # A timer kills it, not run(timeout=): that polls for the exit and adds a millisecond to every call.
+    timer = threading.Timer(GIT_TIMEOUT, _kill, (proc,))
+    timer.daemon = True
+    timer.start()
+    try:
+        out = proc.communicate()[0]
+    finally:
+        timer.cancel()
+        if proc.returncode is None:  # interrupted by KeyboardInterrupt: leave no git behind
+            _kill(proc)
+            proc.wait()
+    return proc.returncode, out
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    # The whole process group, as a child of git may hold the pipe open; while git is unreaped, the id is still its.
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(OSError):
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+
+
+def _git_dirty(repo: _Repo) -> bool | None:
+    # `status` compares contents where stat data is stale, so a touched file stays clean, in one process;
+    # `diff-index HEAD` calls it dirty unless `update-index --refresh` (a second process, and a write) runs first.
+    status, out = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    return bool(out.strip()) if status == 0 else None
+
+
+def _notebook(main: Any) -> str | None:
+    vscode = getattr(main, "__vsc_ipynb_file__", None)
+    if isinstance(vscode, str) and vscode:
+        return os.path.abspath(vscode)
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    if os.path.isabs(session):
+        return session
+    # Relative to the Jupyter server's root, which the kernel cannot see; but kernels start in the notebook's folder.
+    if session and os.path.isfile(os.path.basename(session)):
+        return os.path.abspath(os.path.basename(session))
+    return session if session.endswith(".ipynb") else None
+
+
+def _script() -> tuple[str | None, str | None]:
+    """What to record as ``script``, and the real file (if any) to search the repository from."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str) and path:
+        if path.startswith("<"):  # "<stdin>": `python - < file`, `cat file | python`
+            return path, None
+        path = os.path.abspath(path)
+        return path, path if os.path.isfile(path) else None
+    if callable(getattr(main, "get_ipython", None)):  # IPython puts it in the user namespace, which is __main__
+        notebook = _notebook(main)
+        return notebook or "<ipython>", notebook if notebook and os.path.isfile(notebook) else None
+    if sys.argv[:1] == ["-c"]:
+        return "-c", None
+    if sys.argv[:1] == [""] or hasattr(sys, "ps1"):  # the interactive interpreter
+        return "<stdin>", None
+    return None, None  # embedded: no script to name
+
+
+@functools.cache
+def _process_facts() -> tuple[str | None, str | None, str | None]:
+    """(user, host, modelshelf version): fixed for the life of the process, and of its forks."""
+    user: str | None = None
+    host: str | None = None
+    version: str | None = None
+    with contextlib.suppress(KeyError, OSError, ImportError):  # a uid with no passwd entry, as in containers
+        user = getpass.getuser()
+    with contextlib.suppress(OSError):
+        host = socket.gethostname() or None
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        version = metadata.version("modelshelf")
+    return user, host, version
+
+
+def identity() -> tuple[str | None, str | None]:
+    """The (user, host) this process acts as, which the audit trail records with each change; cached.
+
+    >>> identity()[1] == socket.gethostname()
+    True
+    """
+    return _process_facts()[:2]
+
+
+def capture_lineage(start: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Describe the process registering a model: git commit and dirtiness, script, user, host, modelshelf version.
+
+    The repository is searched upwards from ``start`` (a file or directory), else from the running script's
+    directory and, when that is in no repository (a console script in a virtualenv), from the current
+    directory. ``git_commit`` is HEAD's full hex name, ``None`` outside a
+    repository or before the first commit. ``git_dirty`` is true when a tracked file differs from HEAD, staged or
+    not (untracked files do not count); ``None`` when git is missing, fails or takes over ``GIT_TIMEOUT`` seconds,
+    or there is no commit. ``script`` is the absolute ``__main__.__file__``; in a notebook its path when VS Code
+    (``__vsc_ipynb_file__``) or JupyterLab (``JPY_SESSION_NAME``) tells it, else ``"<ipython>"``; ``"-c"`` for
+    ``python -c``; ``"<stdin>"`` for piped or interactive input; ``None`` when embedded. Never raises.
+
+    >>> sorted(capture_lineage())
+    ['git_commit', 'git_dirty', 'host', 'modelshelf_version', 'script', 'user']
+    """
+    script, script_file = _script()
+    commit = dirty = repo = None
+    try:
+        if start is not None:
+            origin = os.path.abspath(os.fspath(start))
+            origins = [origin if os.path.isdir(origin) else os.path.dirname(origin)]
+        elif script_file:  # then the working directory: a console script lives in a virtualenv, not the project
+            origins = [os.path.dirname(script_file), os.getcwd()]
+        else:
+            origins = [os.getcwd()]
+        for origin in origins:
+            repo = _find_repo(origin)
+            commit = _head_commit(repo) if repo is not None else None
+            if commit is None and _repos.pop(origin, None) is not None:  # the cached repository may have moved
+                repo = _find_repo(origin)
+                commit = _head_commit(repo) if repo is not None else None
+            if repo is not None:
+                break
+    except (OSError, ValueError, TypeError):  # a deleted current directory, a NUL in the path
+        repo = None
+    if repo is not None and commit is not None:
+        dirty = _git_dirty(repo)
+    user, host, version = _process_facts()
+    return dict(git_commit=commit, git_dirty=dirty, script=script, user=user, host=host, modelshelf_version=version)
