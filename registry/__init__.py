@@ -10,7 +10,17 @@ The public API is listed here and nowhere else; everything else is internal.
 
 from __future__ import annotations
 
-from registry.domain import GcReport, MetricPoint, ModelVersion, Problem, VerifyReport
+from registry.domain import (
+    AliasPeriod,
+    Event,
+    GcReport,
+    InputSignature,
+    Lineage,
+    MetricPoint,
+    ModelVersion,
+    Problem,
+    VerifyReport,
+)
 from registry.errors import (
     AliasNotFound,
     CatalogError,
@@ -18,11 +28,14 @@ from registry.errors import (
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
     InvalidName,
+    InvalidQuery,
     InvalidReference,
     ModelNotFound,
     RegistryError,
     SchemaVersionError,
     SerializationError,
+    SignatureMismatch,
+    SignatureNotFound,
     StoreError,
     UnsafeArtifact,
     UntrustedArtifact,
@@ -30,16 +43,22 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.facade import Registry
+from registry.validated import ValidatedModel, check_input
 
 __all__ = [
     "AliasNotFound",
+    "AliasPeriod",
     "CatalogError",
     "CorruptedArtifact",
     "EnvironmentMismatch",
     "EnvironmentMismatchWarning",
+    "Event",
     "GcReport",
+    "InputSignature",
     "InvalidName",
+    "InvalidQuery",
     "InvalidReference",
+    "Lineage",
     "MetricPoint",
     "ModelNotFound",
     "ModelVersion",
@@ -48,10 +67,14 @@ __all__ = [
     "RegistryError",
     "SchemaVersionError",
     "SerializationError",
+    "SignatureMismatch",
+    "SignatureNotFound",
     "StoreError",
     "UnsafeArtifact",
     "UntrustedArtifact",
     "UntrustedTypes",
+    "ValidatedModel",
     "VerifyReport",
     "VersionNotFound",
+    "check_input",
 ]

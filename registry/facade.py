@@ -9,6 +9,10 @@ Write path (``register``)::
 so a version row never points at a missing or partial blob, and a failure
 at any step leaves at most a temporary file that is removed on the way out.
 
+Each register also records the version's lineage (git commit, script, user,
+host, training-data fingerprint, parent) and input signature, and every
+change appends to the audit trail in its own transaction.
+
 Read path (``load``): catalog row → digest and size → the blob hashed
 through the descriptor that is then unpickled → compared with the catalog →
 environment check → deserialize. Every load goes through
@@ -22,26 +26,40 @@ import contextlib
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from registry import formats, maintenance, signing
-from registry.catalog import Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
+from registry import fingerprint, formats, lineage, maintenance, signing
+from registry.catalog import Actor, Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
-from registry.domain import GcReport, MetricPoint, ModelSummary, ModelVersion, VerifyReport
+from registry.domain import (
+    AliasPeriod,
+    Event,
+    GcReport,
+    InputSignature,
+    Lineage,
+    MetricPoint,
+    ModelSummary,
+    ModelVersion,
+    VerifyReport,
+)
 from registry.environment import current_environment, environment_differences
 from registry.errors import (
     CorruptedArtifact,
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
     SerializationError,
+    SignatureNotFound,
     StoreError,
     UntrustedArtifact,
+    VersionNotFound,
 )
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.store import StagedBlob, open_store
+from registry.validated import ValidatedModel
 from registry.values import (
     capture_params,
     validate_description,
@@ -66,6 +84,35 @@ class _Discard:
 
     def tell(self) -> int:
         return self.size
+
+
+def _validate_limit(limit: object) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be None or a positive integer, not {limit!r}")
+    return limit
+
+
+def _validate_since(since: object) -> datetime | None:
+    if since is None:
+        return None
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since)
+        except ValueError:
+            raise ValueError(f"since must be an ISO 8601 date or time such as '2026-03-03', not {since!r}") from None
+        if since.tzinfo is None:  # text without an offset means UTC, as everywhere in modelshelf
+            from datetime import UTC
+
+            since = since.replace(tzinfo=UTC)
+    if not isinstance(since, datetime):
+        raise ValueError(f"since must be a timezone-aware datetime or an ISO 8601 string, not {since!r}")
+    if since.tzinfo is None:
+        raise ValueError(
+            f"since={since!r} is a naive datetime; modelshelf times are UTC: pass datetime(..., tzinfo=UTC)"
+        )
+    return since
 
 
 def _validate_step(step: object) -> int | None:
@@ -105,6 +152,7 @@ class Registry:
         locations = resolve(home, catalog, store)
         self._store: Any = open_store(locations.store)
         self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
+        self._catalog.actor = Actor(*lineage.identity())
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -143,6 +191,11 @@ class Registry:
         description: str | None = None,
         format: str = formats.DEFAULT_FORMAT,
         alias: str | None = None,
+        *,
+        data: Any = None,
+        parent: str | ModelVersion | None = None,
+        signature: InputSignature | Mapping[str, Any] | None = None,
+        input_example: Any = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return its metadata.
 
@@ -150,6 +203,15 @@ class Registry:
         estimator) has its hyperparameters captured. Invalid input raises
         before anything is written: ``InvalidName``, ``ValueError`` naming the
         bad key, or ``SerializationError`` if the object cannot be pickled.
+
+        Lineage is recorded with no effort: the git commit, script, user and
+        host, plus a fingerprint of ``data`` (the training ``X`` or ``(X, y)``)
+        so that ``search(where="lineage.data = 'sha256:…'")`` finds every
+        version trained on the same data, and ``parent`` (a reference or a
+        ``ModelVersion``) for a model derived from another. A fitted
+        scikit-learn estimator gets an input signature automatically;
+        ``signature=`` gives one explicitly, and ``input_example=`` (a few rows
+        of input) adds column dtypes and is kept with the version.
         """
         name = validate_model_name(name)
         if alias is not None:
@@ -159,6 +221,13 @@ class Registry:
         checked_tags = validate_tags(tags)
         checked_description = validate_description(description)
         checked_params = capture_params(model) if params is None else validate_params(params)
+        from registry import signatures  # numpy: loaded when a model is registered, not on import
+
+        if signature is not None:
+            input_signature = signatures.coerce_signature(signature)
+        else:
+            input_signature = signatures.infer_signature(model, input_example=input_example, data=_features(data))
+        version_lineage = self._lineage(data, parent)
         imports: list[str] = []
 
         def write(file: IO[bytes]) -> None:
@@ -178,9 +247,29 @@ class Registry:
                     environment=current_environment(),
                     alias=alias,
                     imports=tuple(imports),
+                    lineage=version_lineage,
+                    input_signature=input_signature,
                 ),
                 staged,
             )
+
+    def _lineage(self, data: Any, parent: str | ModelVersion | None) -> Lineage:
+        """The lineage of a version about to be registered in this process."""
+        parent_ref = None
+        if parent is not None:
+            if isinstance(parent, ModelVersion):
+                parent = parent.ref
+            if not isinstance(parent, str):
+                raise ValueError(f"parent must be a reference such as 'iris-knn:3' or a ModelVersion, not {parent!r}")
+            parent_ref = self.get(parent).ref  # pinned now: an alias may move later, the lineage must not
+        data_print = None if data is None else fingerprint.fingerprint_data(data)
+        return Lineage(
+            **lineage.capture_lineage(),
+            data=None if data_print is None else data_print.digest,
+            data_shape=None if data_print is None else data_print.shape,
+            data_columns=None if data_print is None else data_print.columns,
+            parent=parent_ref,
+        )
 
     def _insert(self, new: NewVersion, staged: StagedBlob) -> ModelVersion:
         """Record a staged blob as the next version of ``new.name``, signed if a key is set."""
@@ -258,6 +347,7 @@ class Registry:
                     environment=current_environment(),
                     alias=alias,
                     imports=imports,
+                    lineage=self._lineage(None, None),
                 ),
                 staged,
             )
@@ -371,6 +461,80 @@ class Registry:
             raise ValueError(f"metric must be a metric name (str) or None, not {metric!r}")
         return self._catalog.metrics_history(validate_model_name(name), metric)
 
+    def search(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[ModelVersion]:
+        """Live versions matching a filter, found and sorted by the database.
+
+        >>> reg.search("iris-knn", where="metrics.accuracy > 0.9 and params.n_neighbors <= 8",
+        ...            order_by="metrics.accuracy desc", limit=3)               # doctest: +SKIP
+
+        Fields: ``metrics.KEY`` (latest value), ``params.KEY`` (compared by
+        the stored JSON type), ``tags.KEY``, ``lineage.KEY`` (``data``,
+        ``commit``, ``dirty``, ``script``, ``user``, ``host``,
+        ``modelshelf_version``, ``parent``), ``version``, ``created_at``,
+        ``format``, ``name``; operators ``= != < <= > >=``, ``in (…)``,
+        ``like``, ``is null``, ``and``, ``or``, ``not``, parentheses. Without
+        ``name`` every model is searched; without ``order_by`` results come
+        by name, then version. A malformed filter raises
+        :class:`~registry.errors.InvalidQuery` naming the position.
+        """
+        if name is not None:
+            name = validate_model_name(name)
+        return self._catalog.search(name, where, order_by, _validate_limit(limit))
+
+    def best(self, name: str, metric: str, mode: str = "max", where: str | None = None) -> ModelVersion:
+        """The live version of ``name`` with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.
+
+        Versions without the metric are not candidates; on a tie the newest
+        version wins. ``VersionNotFound`` when no version qualifies.
+        """
+        name = validate_model_name(name)
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"metric must be a metric name such as 'accuracy', not {metric!r}")
+        direction = "desc" if mode == "max" else "asc"
+        order_by = f"metrics.`{metric.replace('`', '``')}` {direction}, version desc"
+        found = self._catalog.search(name, where, order_by, 1, having_metric=metric)
+        if not found:
+            condition = f" matching {where!r}" if where is not None else ""
+            raise VersionNotFound(name, None, f"no live version{condition} has the metric {metric!r}")
+        return found[0]
+
+    def ancestors(self, ref_or_name: str, version: int | None = None, alias: str | None = None) -> list[str]:
+        """The references a version was derived from (``register(..., parent=…)``), nearest first."""
+        return self._catalog.ancestors(resolve_ref(ref_or_name, version, alias))
+
+    def events(
+        self, name: str | None = None, since: datetime | str | None = None, *, limit: int | None = None
+    ) -> list[Event]:
+        """The audit trail, oldest first: every register, alias change, tag change, metric log and deletion.
+
+        ``name`` keeps one model's events, ``since`` (a timezone-aware datetime
+        or an ISO 8601 string, UTC when it has no offset) those from that
+        moment on, ``limit`` only the most recent ones.
+        """
+        if name is not None:
+            name = validate_model_name(name)
+        return self._catalog.events(name, _validate_since(since), _validate_limit(limit))
+
+    def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:
+        """Which version ``alias`` pointed at, and from when until when, oldest first.
+
+        >>> [(p.version, p.since, p.until) for p in reg.alias_history("iris-knn", "production")]  # doctest: +SKIP
+        """
+        return self._catalog.alias_history(validate_model_name(name), validate_alias(alias))
+
+    def alias_at(self, name: str, alias: str, moment: datetime | str) -> AliasPeriod | None:
+        """The period covering ``moment``: which version ``alias`` pointed at then, and since when."""
+        when = _validate_since(moment)
+        return next((period for period in self.alias_history(name, alias) if when and period.covers(when)), None)
+
     def load(
         self,
         ref_or_name: str,
@@ -380,6 +544,7 @@ class Registry:
         strict: bool = False,
         safe: bool = False,
         trusted: Iterable[str] | None = None,
+        validate: bool = False,
     ) -> Any:
         """The object of one version, after verifying its SHA-256.
 
@@ -394,6 +559,12 @@ class Registry:
         (for skops artifacts, the types to trust). With a signing key, a
         version whose signature is missing or wrong raises
         :class:`UntrustedArtifact`.
+
+        ``validate=True`` returns a thin wrapper whose ``predict``,
+        ``transform`` and kin check their input against the version's input
+        signature first (:class:`~registry.errors.SignatureMismatch`); it
+        raises :class:`~registry.errors.SignatureNotFound` up front for a
+        version that has none.
         """
         if isinstance(trusted, str):
             raise ValueError("trusted must be a list of 'module.name' strings, not a single string")
@@ -401,7 +572,12 @@ class Registry:
         if not all(isinstance(name, str) for name in trusted_names):
             raise ValueError("trusted must be a list of 'module.name' strings")
         mv = self.get(ref_or_name, version, alias)
-        return self._load_version(mv, strict=strict, safe=bool(safe), trusted=trusted_names)
+        if validate and mv.input_signature is None:
+            raise SignatureNotFound(mv.ref)
+        model = self._load_version(mv, strict=strict, safe=bool(safe), trusted=trusted_names)
+        if validate and mv.input_signature is not None:
+            return ValidatedModel(model, mv.input_signature, mv.ref)
+        return model
 
     def _check_signature(self, mv: ModelVersion) -> None:
         key = self._signing_key
@@ -484,6 +660,11 @@ class Registry:
                 return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted)
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
+
+
+def _features(data: Any) -> Any:
+    """The ``X`` of ``data`` given as ``X`` or as the tuple ``(X, y)``."""
+    return data[0] if isinstance(data, tuple) and len(data) == 2 else data
 
 
 def catalog_revisions(

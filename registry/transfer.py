@@ -2,7 +2,8 @@
 
 A bundle is an uncompressed tar holding ``manifest.json`` (for each version:
 name, source version, checksum, size, format, params, tags, description,
-environment, imports, creation time and full metric history) and one member
+environment, imports, lineage, input signature, creation time and full
+metric history) and one member
 ``blobs/<digest>`` per distinct artifact.
 
 Importing is all or nothing: every blob is streamed into the target store
@@ -11,7 +12,9 @@ refused before a single version is recorded. Versions get new numbers in
 the target (the mapping is returned), keep their history and tags, and are
 tagged ``modelshelf.imported-from`` with their origin, so importing the same
 bundle again finds them and records nothing twice. Aliases are not carried
-over: promoting is a decision for the target registry.
+over: promoting is a decision for the target registry. Nor is a lineage's
+parent, which names a version of the source registry; the origin tag keeps
+the way back.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 from contextlib import ExitStack
@@ -28,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.catalog import NewVersion
-from registry.domain import CHECKSUM_PREFIX, MetricPoint, ModelVersion
+from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion
 from registry.errors import CorruptedArtifact, RegistryError
 from registry.facade import Registry
 from registry.formats import get_format
@@ -63,11 +67,74 @@ def _entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:
         "description": mv.description,
         "environment": mv.environment,
         "imports": None if mv.imports is None else list(mv.imports),
+        "lineage": None if mv.lineage is None else _lineage_entry(mv.lineage),
+        "input_signature": None if mv.input_signature is None else mv.input_signature.to_json(),
         "created_at": mv.created_at.isoformat(),
         "history": [
             {"key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp.isoformat()} for p in history
         ],
     }
+
+
+#: What each text field of a bundle's lineage may hold (the catalog's column sizes).
+_LINEAGE_TEXT = {
+    "git_commit": r"[0-9a-f]{40}",
+    "script": r"[^\x00]{1,4096}",
+    "user": r"[^\x00]{1,255}",
+    "host": r"[^\x00]{1,255}",
+    "modelshelf_version": r"[^\x00]{1,64}",
+    "data": r"sha256:[0-9a-f]{64}",
+}
+
+
+def _lineage_entry(lineage: Lineage) -> dict[str, Any]:
+    return {
+        "git_commit": lineage.git_commit,
+        "git_dirty": lineage.git_dirty,
+        "script": lineage.script,
+        "user": lineage.user,
+        "host": lineage.host,
+        "modelshelf_version": lineage.modelshelf_version,
+        "data": lineage.data,
+        "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
+        "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
+    }
+
+
+def _lineage_of(entry: dict[str, Any]) -> Lineage | None:
+    """The lineage of a manifest entry, each field checked for its type (a bundle is untrusted input)."""
+    data = entry.get("lineage")
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError("lineage is not an object")
+    texts = {}
+    for key, pattern in _LINEAGE_TEXT.items():
+        value = data.get(key)
+        if value is not None and not (isinstance(value, str) and re.fullmatch(pattern, value)):
+            raise ValueError(f"lineage {key} is not a valid value: {str(value)[:80]!r}")
+        texts[key] = value
+    dirty = data.get("git_dirty")
+    if dirty is not None and not isinstance(dirty, bool):
+        raise ValueError("lineage git_dirty is not a boolean")
+    shape, columns = data.get("data_shape"), data.get("data_columns")
+    if shape is not None and not (isinstance(shape, list) and all(type(n) is int for n in shape)):
+        raise ValueError("lineage data_shape is not a list of integers")
+    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
+        raise ValueError("lineage data_columns is not a list of strings")
+    return Lineage(
+        **texts,
+        git_dirty=dirty,
+        data_shape=None if shape is None else tuple(shape),
+        data_columns=None if columns is None else tuple(columns),
+    )
+
+
+def _signature_of(entry: dict[str, Any]) -> InputSignature | None:
+    from registry.signatures import coerce_signature  # numpy: only when a bundle is imported
+
+    value = entry.get("input_signature")
+    return None if value is None else coerce_signature(value)
 
 
 def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) -> list[ModelVersion]:
@@ -149,6 +216,8 @@ def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str) -> NewV
         environment=environment,
         imports=None if entry.get("imports") is None else tuple(str(name) for name in entry["imports"]),
         history=tuple(history),
+        lineage=_lineage_of(entry),
+        input_signature=_signature_of(entry),
     )
 
 

@@ -63,6 +63,8 @@ VERSION_KEYS = {
     "aliases",
     "imports",
     "signed",
+    "lineage",
+    "input_signature",
 }
 
 
@@ -93,7 +95,7 @@ def test_show(filled: Path) -> None:
     assert "\tref\tiris-knn:2" in result.output and "params\tn_neighbors\t3" in result.output
     assert "environment\tscikit-learn\t" in result.output and "sha256:" in result.output
     data = as_json(filled, "show", "iris-knn:2")
-    assert set(data) == VERSION_KEYS
+    assert set(data) == VERSION_KEYS | {"ancestors"}
     assert data["aliases"] == ["production"] and data["params"]["n_neighbors"] == 3 and data["signed"] is False
 
 

@@ -296,3 +296,90 @@ def test_a_catalog_of_the_first_revision_with_data_upgrades_and_still_loads(tmp_
         assert reg.register("legacy", {"new": True}, format="pickle").version == 2
         assert reg.verify().ok
     assert current_of(home) == migrate.HEAD_REVISION
+
+
+PREVIOUS_REVISION = "7bba9ce21c3f"  # the head before search, lineage and the audit trail
+
+
+def test_a_catalog_of_the_previous_revision_with_data_upgrades_with_its_history(tmp_path: Path) -> None:
+    """Versions, aliases, deletions and metrics written by the previous schema survive the upgrade.
+
+    The previous code's catalog is made by migrating to its revision and
+    writing rows as that code did; after the upgrade every live version
+    still loads, its params are searchable, and the audit trail starts with
+    the history the old catalog could tell.
+    """
+    import hashlib
+    import pickle
+
+    home = tmp_path / "old"
+    home.mkdir()
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.begin() as connection:
+        command.upgrade(migrate.alembic_config(connection), PREVIOUS_REVISION)
+    engine.dispose()
+    blobs = []
+    for number in (1, 2, 3):
+        data = pickle.dumps({"old": number})
+        digest = hashlib.sha256(data).hexdigest()
+        blob = home / "blobs" / "sha256" / digest[:2] / digest[2:]
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        blobs.append((digest, len(data)))
+    times = [f"2026-0{month}-01 00:00:00.000000" for month in (1, 2, 3, 4, 5)]
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("INSERT INTO models (id, name, last_version, created_at) VALUES (1, 'legacy', 3, ?)", (times[0],))
+        for number, (digest, size) in enumerate(blobs, 1):
+            db.execute("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)", (digest, size, times[0]))
+            db.execute(
+                "INSERT INTO versions (id, model_id, version, blob_digest, size, format, params, environment,"
+                " created_at, deleted_at, imports) VALUES (?, 1, ?, ?, ?, 'pickle', ?, '{}', ?, ?, '[]')",
+                (
+                    number,
+                    number,
+                    digest,
+                    size,
+                    f'{{"k": {number}, "solver": "lbfgs", "fit": true, "depth": null, "layers": [8, 4]}}',
+                    times[number - 1],
+                    times[3] if number == 2 else None,
+                ),
+            )
+            db.execute("INSERT INTO latest_metrics (version_id, key, value) VALUES (?, 'acc', ?)", (number, number / 4))
+            db.execute(
+                "INSERT INTO metrics (version_id, key, value, timestamp) VALUES (?, 'acc', ?, ?)",
+                (number, number / 4, times[number - 1]),
+            )
+        db.execute("INSERT INTO tags (version_id, key, value) VALUES (1, 'team', 'cv')")
+        db.execute(
+            "INSERT INTO aliases (model_id, alias, version_id, updated_at) VALUES (1, 'production', 3, ?)", (times[4],)
+        )
+    with pytest.raises(SchemaVersionError, match=PREVIOUS_REVISION):
+        Registry(home)
+    with Registry(home, upgrade=True) as reg:
+        assert [mv.version for mv in reg.versions("legacy")] == [1, 3]
+        assert [reg.load(mv.ref) for mv in reg.versions("legacy")] == [{"old": 1}, {"old": 3}]
+        assert reg.get("legacy@production").version == 3
+        assert [(p.version, p.value) for p in reg.metrics_history("legacy")] == [(1, 0.25), (3, 0.75)]
+        assert reg.get("legacy:1").tags == {"team": "cv"} and reg.get("legacy:1").lineage is None
+        assert [mv.version for mv in reg.search("legacy", where="params.k >= 2")] == [3]
+        assert [mv.version for mv in reg.search("legacy", where="params.solver = 'lbfgs' and params.fit = true")] == [
+            1,
+            3,
+        ]
+        assert reg.search("legacy", where="params.depth is not null") == []
+        assert [mv.version for mv in reg.search("legacy", where="params.layers is not null")] == [1, 3]
+        trail = [(e.action, e.version, e.alias, e.user) for e in reg.events("legacy")]
+        assert trail == [
+            ("register", 1, None, None),
+            ("register", 2, None, None),
+            ("register", 3, None, None),
+            ("version.delete", 2, None, None),
+            ("alias.set", 3, "production", None),
+        ]
+        (period,) = reg.alias_history("legacy", "production")
+        assert (period.version, period.since.month, period.until) == (3, 5, None)
+        reg.set_alias("legacy", "production", 1)
+        assert [p.version for p in reg.alias_history("legacy", "production")] == [3, 1]
+        assert reg.register("legacy", {"new": True}, format="pickle").version == 4
+        assert reg.verify().ok
+    assert current_of(home) == migrate.HEAD_REVISION

@@ -75,7 +75,7 @@ def test_import_layers_hold() -> None:
 
 
 def test_importing_registry_does_not_import_heavy_modules() -> None:
-    heavy = ("sklearn", "numpy", "joblib", "alembic", "click", "rich")
+    heavy = ("sklearn", "numpy", "scipy", "pandas", "joblib", "alembic", "lark", "click", "rich")
     code = f"import sys, registry; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -63,6 +63,14 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert "no alias 'canary'" in printed and "invalid model name '../etc'" in printed
     assert "sklearn.neighbors._classification.KNeighborsClassifier" in printed
     assert "True 3 []" in printed  # verify: ok, three versions, no problems
+    assert "search: ['iris-knn:1', 'iris-knn:2']" in printed and "best: iris-knn:1" in printed
+    assert "across models: 3" in printed
+    assert "lineage: iris-knn:2 (150, 4) True" in printed and "ancestors: ['iris-knn:2']" in printed
+    assert "trained on the same data: ['iris-knn:4']" in printed
+    assert "signature: 4 (0, 1, 2) classification" in printed and "expected a 2-D input" in printed
+    assert "event: metrics.log 2 None None {'metrics': {'accuracy': 0.95}, 'step': 1}" in printed
+    assert "event: register 4 None None {'checksum': 'sha256:" in printed and "'parent': 'iris-knn:2'}" in printed
+    assert "production: 2 True None" in printed and "now: 2" in printed
     assert (tmp_path / "models" / "catalog.db").exists()
 
     for body in blocks("sh")[1:]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from registry.catalog import migrate
+from registry.catalog.audit import Actor
 from registry.catalog.catalog import Catalog, NewVersion
 from registry.catalog.engine import make_engine, parse_url, sqlite_path
 from registry.catalog.migrate import HEAD_REVISION, ensure_schema, read_revision
@@ -17,6 +18,7 @@ from registry.errors import CatalogError
 
 __all__ = [
     "HEAD_REVISION",
+    "Actor",
     "Catalog",
     "NewVersion",
     "open_catalog",

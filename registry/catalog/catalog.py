@@ -13,6 +13,9 @@ version, never by reading ``max(version)`` first:
   which they read the incremented counter;
 * ``UNIQUE(model_id, version)`` is the safety net should anything else go wrong.
 
+Every change also appends its audit events (:mod:`registry.catalog.audit`)
+in the same transaction, so the trail records exactly what was committed.
+
 Freeing a blob and publishing one happen under a lock on the blob's row
 (see :mod:`registry.catalog.schema`), through callbacks, so this module never
 touches files itself and the store never touches the database.
@@ -27,11 +30,23 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from registry.catalog.audit import Actor, EventLog
 from registry.catalog.engine import write_transaction
 from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
-from registry.catalog.schema import AliasRow, BlobRow, LatestMetricRow, MetricRow, ModelRow, TagRow, VersionRow
+from registry.catalog.schema import (
+    AliasRow,
+    BlobRow,
+    LatestMetricRow,
+    LineageRow,
+    MetricRow,
+    ModelRow,
+    ParamValueRow,
+    TagRow,
+    VersionRow,
+)
+from registry.catalog.search import param_rows
 from registry.catalog.sql import insert_ignore, upsert
-from registry.domain import CHECKSUM_PREFIX, MetricPoint, ModelVersion, Ref
+from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound
 
 _MODELS = ModelRow.__table__
@@ -41,6 +56,8 @@ _TAGS = TagRow.__table__
 _METRICS = MetricRow.__table__
 _LATEST = LatestMetricRow.__table__
 _ALIASES = AliasRow.__table__
+_PARAM_VALUES = ParamValueRow.__table__
+_LINEAGE = LineageRow.__table__
 
 
 # Built once and reused with bound parameters (see reads.py for why).
@@ -52,6 +69,15 @@ _LOCK_BLOB = select(_BLOBS.c.digest).where(_BLOBS.c.digest == bindparam("digest"
 _INSERT_VERSION = insert(_VERSIONS)
 _INSERT_TAGS = insert(_TAGS)
 _INSERT_METRICS = insert(_METRICS)
+_INSERT_PARAM_VALUES = insert(_PARAM_VALUES)
+_INSERT_LINEAGE = insert(_LINEAGE)
+_LOCK_MODEL = select(_MODELS.c.id).where(_MODELS.c.id == bindparam("model_id")).with_for_update()
+_ALIAS_TARGET = (
+    select(_VERSIONS.c.version)
+    .join(_ALIASES, _ALIASES.c.version_id == _VERSIONS.c.id)
+    .where(_ALIASES.c.model_id == bindparam("model_id"), _ALIASES.c.alias == bindparam("alias"))
+)
+_ALIASES_OF_VERSION = select(_ALIASES.c.alias).where(_ALIASES.c.version_id == bindparam("version_id"))
 
 
 def utcnow() -> datetime:
@@ -75,12 +101,24 @@ class NewVersion:
     imports: tuple[str, ...] | None = None
     #: A full metric history to record instead of ``metrics`` (an imported version keeps its own).
     history: tuple[MetricPoint, ...] | None = None
+    #: Where the version came from; its ``parent`` is resolved (and must be live) inside the transaction.
+    lineage: Lineage | None = None
+    input_signature: InputSignature | None = None
 
 
 class Catalog(CatalogReads):
-    """Model metadata in a SQL database: the queries plus every write; safe to share between threads."""
+    """Model metadata in a SQL database: the queries plus every write; safe to share between threads.
+
+    ``actor`` is who the audit trail says made the changes (set by the registry).
+    """
+
+    actor: Actor = Actor()
 
     # -- writes ------------------------------------------------------------
+
+    def _lock_model(self, connection: Connection, model_id: int) -> None:
+        """Serialize alias changes of one model on server databases (SQLite holds the write lock already)."""
+        connection.execute(_LOCK_MODEL, {"model_id": model_id})
 
     def _ensure_model(self, connection: Connection, name: str, now: datetime) -> int:
         model_id = connection.execute(MODEL_ID_QUERY, {"name": name}).scalar()
@@ -93,7 +131,21 @@ class Catalog(CatalogReads):
         # A row lock on server databases; SQLite already holds the database write lock.
         connection.execute(_LOCK_BLOB, {"digest": digest})
 
-    def _point_alias(self, connection: Connection, model_id: int, alias: str, version_id: int, now: datetime) -> None:
+    def _point_alias(
+        self,
+        connection: Connection,
+        events: EventLog,
+        target: tuple[str, int, int, int],
+        alias: str,
+        now: datetime,
+    ) -> None:
+        """Point ``alias`` at ``target`` (name, model id, version id, version) and record the set or move."""
+        name, model_id, version_id, version = target
+        before = connection.execute(_ALIAS_TARGET, {"model_id": model_id, "alias": alias}).scalar()
+        if before == version:
+            return
+        action = "alias.set" if before is None else "alias.move"
+        events.add(action, name, version, alias=alias, old=before, new=version)
         upsert(
             connection,
             _ALIASES,
@@ -150,16 +202,25 @@ class Catalog(CatalogReads):
         """Record several versions in one transaction: all of them, or none (see :meth:`add_version`)."""
         with write_transaction(self.engine) as connection:
             now = utcnow()  # taken once the write lock is held, so time follows version order
-            return [self._add(connection, new, publish, sign, now) for new, publish in batch]
+            events = EventLog(self.actor, now)
+            added = [self._add(connection, events, new, publish, sign, now) for new, publish in batch]
+            events.write(connection)
+            return added
 
     def _add(
         self,
         connection: Connection,
+        events: EventLog,
         new: NewVersion,
         publish: Callable[[], None],
         sign: Callable[[NewVersion, int], str | None],
         now: datetime,
     ) -> ModelVersion:
+        parent_id = None
+        lineage = new.lineage
+        if lineage is not None and lineage.parent is not None:
+            name, _, number = lineage.parent.rpartition(":")
+            parent_id = self._find(connection, Ref(name, version=int(number))).id
         model_id = self._ensure_model(connection, new.name, now)
         connection.execute(_BUMP_COUNTER, {"model_id": model_id})
         version = connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()
@@ -182,8 +243,17 @@ class Catalog(CatalogReads):
                 "deleted_at": None,
                 "imports": None if new.imports is None else list(new.imports),
                 "signature": signature,
+                "input_signature": None if new.input_signature is None else new.input_signature.to_json(),
             },
         ).inserted_primary_key[0]
+        if new.params:
+            connection.execute(_INSERT_PARAM_VALUES, param_rows(version_id, new.params))
+        if lineage is not None:
+            connection.execute(_INSERT_LINEAGE, _lineage_row(version_id, lineage, parent_id))
+        registered: dict[str, Any] = {"checksum": CHECKSUM_PREFIX + new.digest, "format": new.format}
+        if lineage is not None and lineage.parent is not None:
+            registered["parent"] = lineage.parent
+        events.add("register", new.name, version, new=registered)
         if new.tags:
             connection.execute(
                 _INSERT_TAGS, [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
@@ -193,7 +263,7 @@ class Catalog(CatalogReads):
         else:
             self._record_history(connection, version_id, list(new.history))
         if new.alias is not None:
-            self._point_alias(connection, model_id, new.alias, version_id, now)
+            self._point_alias(connection, events, (new.name, model_id, version_id, version), new.alias, now)
         return ModelVersion(
             name=new.name,
             version=version,
@@ -209,38 +279,56 @@ class Catalog(CatalogReads):
             aliases=(new.alias,) if new.alias else (),
             imports=new.imports,
             signature=signature,
+            lineage=lineage,
+            input_signature=new.input_signature,
         )
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at a live version (atomically moving it if set); return that version."""
         with write_transaction(self.engine) as connection:
             now = utcnow()
-            row = self._find(connection, Ref(name, version=version))
             model_id = self._model_id(connection, name)
-            self._point_alias(connection, model_id, alias, row.id, now)
+            self._lock_model(connection, model_id)
+            row = self._find(connection, Ref(name, version=version))
+            events = EventLog(self.actor, now)
+            self._point_alias(connection, events, (name, model_id, row.id, version), alias, now)
+            events.write(connection)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
 
     def delete_alias(self, name: str, alias: str) -> None:
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
-            result = connection.execute(
-                delete(_ALIASES).where(_ALIASES.c.model_id == model_id, _ALIASES.c.alias == alias)
-            )
-            if result.rowcount == 0:
+            self._lock_model(connection, model_id)
+            before = connection.execute(_ALIAS_TARGET, {"model_id": model_id, "alias": alias}).scalar()
+            if before is None:
                 raise AliasNotFound(name, alias)
+            connection.execute(delete(_ALIASES).where(_ALIASES.c.model_id == model_id, _ALIASES.c.alias == alias))
+            events = EventLog(self.actor, utcnow())
+            events.add("alias.delete", name, before, alias=alias, old=before)
+            events.write(connection)
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None) -> None:
         with write_transaction(self.engine) as connection:
             now = utcnow()
             row = self._find(connection, Ref(name, version=version))
             self._record_metrics(connection, row.id, metrics, step, now)
+            events = EventLog(self.actor, now)
+            events.add("metrics.log", name, version, new={"metrics": metrics, "step": step})
+            events.write(connection)
 
     def delete_version(self, name: str, version: int) -> tuple[str, int]:
         """Mark a version deleted and drop its aliases; return its blob's digest and size."""
         with write_transaction(self.engine) as connection:
+            now = utcnow()
+            self._lock_model(connection, self._model_id(connection, name))
             row = self._find(connection, Ref(name, version=version))
-            connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=utcnow()))
+            events = EventLog(self.actor, now)
+            for alias in sorted(connection.execute(_ALIASES_OF_VERSION, {"version_id": row.id}).scalars()):
+                events.add("alias.delete", name, version, alias=alias, old=version)
+            connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=now))
             connection.execute(delete(_ALIASES).where(_ALIASES.c.version_id == row.id))
+            events.add("version.delete", name, version, old={"checksum": CHECKSUM_PREFIX + row.blob_digest})
+            events.write(connection)
             return row.blob_digest, row.size
 
     def free_blob_if_unreferenced(self, digest: str, size: int, delete_blob: Callable[[str], bool]) -> bool:
@@ -267,6 +355,17 @@ class Catalog(CatalogReads):
         """Set (overwrite) ``tags`` and remove the ``remove`` keys of one live version; return it."""
         with write_transaction(self.engine) as connection:
             row = self._find(connection, Ref(name, version=version))
+            keys = [*tags, *remove]
+            before = dict(
+                connection.execute(
+                    select(_TAGS.c.key, _TAGS.c.value).where(_TAGS.c.version_id == row.id, _TAGS.c.key.in_(keys))
+                ).all()
+            )
+            old = {key: before.get(key) for key in keys if before.get(key) != tags.get(key)}
+            if old:
+                events = EventLog(self.actor, utcnow())
+                events.add("tags.set", name, version, old=old, new={key: tags.get(key) for key in old})
+                events.write(connection)
             if remove:
                 connection.execute(delete(_TAGS).where(_TAGS.c.version_id == row.id, _TAGS.c.key.in_(remove)))
             if tags:
@@ -278,3 +377,19 @@ class Catalog(CatalogReads):
                     updates=["value"],
                 )
             return self._to_model_version(row, self._details(connection, version_id=row.id))
+
+
+def _lineage_row(version_id: int, lineage: Lineage, parent_id: int | None) -> dict[str, Any]:
+    return {
+        "version_id": version_id,
+        "git_commit": lineage.git_commit,
+        "git_dirty": lineage.git_dirty,
+        "script": lineage.script,
+        "user_name": lineage.user,
+        "host": lineage.host,
+        "modelshelf_version": lineage.modelshelf_version,
+        "data_digest": None if lineage.data is None else lineage.data.removeprefix(CHECKSUM_PREFIX),
+        "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
+        "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
+        "parent_id": parent_id,
+    }

@@ -12,12 +12,28 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CompoundSelect, Connection, Engine, Row, bindparam, func, literal, null, select, union_all
+from sqlalchemy.orm import aliased
 
+from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.engine import read_transaction
 from registry.catalog.migrate import schema_differences
-from registry.catalog.schema import AliasRow, LatestMetricRow, MetricRow, ModelRow, TagRow, VersionRow
-from registry.domain import CHECKSUM_PREFIX, MetricPoint, ModelSummary, ModelVersion, Ref
+from registry.catalog.schema import AliasRow, LatestMetricRow, LineageRow, MetricRow, ModelRow, TagRow, VersionRow
+from registry.catalog.search import search_statement
+from registry.domain import (
+    CHECKSUM_PREFIX,
+    AliasPeriod,
+    Event,
+    InputSignature,
+    Lineage,
+    MetricPoint,
+    ModelSummary,
+    ModelVersion,
+    Ref,
+)
 from registry.errors import AliasNotFound, ModelNotFound, VersionNotFound
+
+_PARENT = aliased(VersionRow, name="parent_version")
+_PARENT_MODEL = aliased(ModelRow, name="parent_model")
 
 _VERSION_COLUMNS = (
     VersionRow.id,
@@ -33,24 +49,43 @@ _VERSION_COLUMNS = (
     VersionRow.deleted_at,
     VersionRow.imports,
     VersionRow.signature,
+    VersionRow.input_signature,
+    LineageRow.version_id.label("lineage_id"),
+    LineageRow.git_commit,
+    LineageRow.git_dirty,
+    LineageRow.script,
+    LineageRow.user_name,
+    LineageRow.host,
+    LineageRow.modelshelf_version,
+    LineageRow.data_digest,
+    LineageRow.data_shape,
+    LineageRow.data_columns,
+    _PARENT_MODEL.name.label("parent_name"),
+    _PARENT.version.label("parent_version"),
 )
 
 
 # The statements are built once, with bound parameters, and reused: building a
 # SQLAlchemy expression costs more than running the query on SQLite.
-_FROM_VERSIONS = select(*_VERSION_COLUMNS).join(ModelRow, ModelRow.id == VersionRow.model_id)
+FROM_VERSIONS = (
+    select(*_VERSION_COLUMNS)
+    .join(ModelRow, ModelRow.id == VersionRow.model_id)
+    .outerjoin(LineageRow, LineageRow.version_id == VersionRow.id)
+    .outerjoin(_PARENT, _PARENT.id == LineageRow.parent_id)
+    .outerjoin(_PARENT_MODEL, _PARENT_MODEL.id == _PARENT.model_id)
+)
 MODEL_ID_QUERY = select(ModelRow.id).where(ModelRow.name == bindparam("name"))
-_PINNED = _FROM_VERSIONS.where(ModelRow.name == bindparam("name"), VersionRow.version == bindparam("version"))
-_BY_ALIAS = _FROM_VERSIONS.join(
+_PINNED = FROM_VERSIONS.where(ModelRow.name == bindparam("name"), VersionRow.version == bindparam("version"))
+_BY_ALIAS = FROM_VERSIONS.join(
     AliasRow, (AliasRow.version_id == VersionRow.id) & (AliasRow.model_id == ModelRow.id)
 ).where(ModelRow.name == bindparam("name"), AliasRow.alias == bindparam("alias"))
 _LATEST = (
-    _FROM_VERSIONS.where(ModelRow.name == bindparam("name"), VersionRow.deleted_at.is_(None))
+    FROM_VERSIONS.where(ModelRow.name == bindparam("name"), VersionRow.deleted_at.is_(None))
     .order_by(VersionRow.version.desc())
     .limit(1)
 )
 _LIVE_OF_MODEL = (VersionRow.model_id == bindparam("model_id")) & VersionRow.deleted_at.is_(None)
-_VERSIONS_OF_MODEL = _FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
+_VERSIONS_OF_MODEL = FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
 
 
 def _details_query(version_filter: Any) -> CompoundSelect:
@@ -69,6 +104,7 @@ def _details_query(version_filter: Any) -> CompoundSelect:
 
 
 _DETAILS_OF_VERSION = _details_query(lambda column: column == bindparam("version_id"))
+_DETAILS_OF_IDS = _details_query(lambda column: column.in_(bindparam("ids", expanding=True)))
 _DETAILS_OF_MODEL = _details_query(lambda column: column.in_(select(VersionRow.id).where(_LIVE_OF_MODEL)))
 _HISTORY = (
     select(VersionRow.version, MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
@@ -77,6 +113,20 @@ _HISTORY = (
     .order_by(VersionRow.version, MetricRow.step.is_(None).desc(), MetricRow.step, MetricRow.timestamp, MetricRow.id)
 )
 _HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
+
+
+_PARENT_OF = select(LineageRow.parent_id).where(LineageRow.version_id == bindparam("version_id"))
+_ANCESTOR = (
+    select(ModelRow.name, VersionRow.version, LineageRow.parent_id)
+    .join(ModelRow, ModelRow.id == VersionRow.model_id)
+    .outerjoin(LineageRow, LineageRow.version_id == VersionRow.id)
+    .where(VersionRow.id == bindparam("version_id"))
+)
+#: A bound on the walk up the parents (a cycle cannot form, but a catalog edited by hand could hold one).
+_MAX_ANCESTORS = 1000
+
+#: How many ids one ``IN (…)`` list carries (SQLite's old limit on bound parameters is 999).
+_ID_CHUNK = 500
 
 
 @dataclass
@@ -130,6 +180,19 @@ class CatalogReads:
         else:
             rows = connection.execute(_DETAILS_OF_MODEL, {"model_id": model_id})
         details = _Details()
+        self._collect_details(rows, details)
+        return details
+
+    def _details_of(self, connection: Connection, ids: list[int]) -> _Details:
+        """Tags, latest metrics and aliases of the versions ``ids``, in chunks that every engine accepts."""
+        details = _Details()
+        for start in range(0, len(ids), _ID_CHUNK):
+            rows = connection.execute(_DETAILS_OF_IDS, {"ids": ids[start : start + _ID_CHUNK]})
+            self._collect_details(rows, details)
+        return details
+
+    @staticmethod
+    def _collect_details(rows: Any, details: _Details) -> None:
         for kind, version, key, text_value, number in rows:
             if kind == "t":
                 details.tags.setdefault(version, {})[key] = text_value
@@ -137,7 +200,6 @@ class CatalogReads:
                 details.metrics.setdefault(version, {})[key] = number
             else:
                 details.aliases.setdefault(version, []).append(key)
-        return details
 
     @staticmethod
     def _to_model_version(row: Row[Any], details: _Details) -> ModelVersion:
@@ -156,6 +218,8 @@ class CatalogReads:
             aliases=tuple(sorted(details.aliases.get(row.id, ()))),
             imports=None if row.imports is None else tuple(row.imports),
             signature=row.signature,
+            lineage=_lineage(row),
+            input_signature=InputSignature.from_json(row.input_signature),
         )
 
     def get(self, ref: Ref) -> ModelVersion:
@@ -220,6 +284,54 @@ class CatalogReads:
                 for name, latest, count, updated in rows
             ]
 
+    def search(
+        self,
+        name: str | None,
+        where: str | None,
+        order_by: str | None,
+        limit: int | None,
+        having_metric: str | None = None,
+    ) -> list[ModelVersion]:
+        """Live versions (of ``name``, or of every model) matching ``where``, sorted by ``order_by``."""
+        base = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))
+        if having_metric is not None:
+            base = base.where(
+                VersionRow.id.in_(select(LatestMetricRow.version_id).where(LatestMetricRow.key == having_metric))
+            )
+        with read_transaction(self.engine) as connection:
+            if name is not None:
+                base = base.where(VersionRow.model_id == self._model_id(connection, name))
+            rows = connection.execute(search_statement(base, where, order_by, limit)).all()
+            details = self._details_of(connection, [row.id for row in rows])
+            return [self._to_model_version(row, details) for row in rows]
+
+    def ancestors(self, ref: Ref) -> list[str]:
+        """The references of the versions ``ref`` was derived from, nearest first (deleted ones included)."""
+        chain: list[str] = []
+        with read_transaction(self.engine) as connection:
+            row = self._find(connection, ref)
+            seen = {row.id}
+            parent_id = connection.execute(_PARENT_OF, {"version_id": row.id}).scalar()
+            while parent_id is not None and parent_id not in seen and len(chain) < _MAX_ANCESTORS:
+                seen.add(parent_id)
+                parent = connection.execute(_ANCESTOR, {"version_id": parent_id}).one()
+                chain.append(f"{parent.name}:{parent.version}")
+                parent_id = parent.parent_id
+        return chain
+
+    def events(self, name: str | None, since: datetime | None, limit: int | None) -> list[Event]:
+        """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all."""
+        with read_transaction(self.engine) as connection:
+            if name is not None:
+                self._model_id(connection, name)
+            return read_events(connection, name, since, limit)
+
+    def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:
+        """The periods during which ``alias`` of ``name`` pointed at each version, oldest first."""
+        with read_transaction(self.engine) as connection:
+            self._model_id(connection, name)
+            return alias_periods(connection, name, alias)
+
     def live_blobs(self) -> list[tuple[str, str, int]]:
         """``(ref, digest, size)`` of every live version, by name and version."""
         with read_transaction(self.engine) as connection:
@@ -244,3 +356,21 @@ def _aware(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _lineage(row: Row[Any]) -> Lineage | None:
+    """The lineage columns of a version row, or ``None`` for versions registered before lineage was recorded."""
+    if row.lineage_id is None:
+        return None
+    return Lineage(
+        git_commit=row.git_commit,
+        git_dirty=row.git_dirty,
+        script=row.script,
+        user=row.user_name,
+        host=row.host,
+        modelshelf_version=row.modelshelf_version,
+        data=None if row.data_digest is None else CHECKSUM_PREFIX + row.data_digest,
+        data_shape=None if row.data_shape is None else tuple(row.data_shape),
+        data_columns=None if row.data_columns is None else tuple(row.data_columns),
+        parent=None if row.parent_name is None else f"{row.parent_name}:{row.parent_version}",
+    )

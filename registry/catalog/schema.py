@@ -22,6 +22,16 @@ Design notes:
 * ``versions.imports`` lists the globals a pickle imports (recorded at
   dump time, for audit); ``versions.signature`` is the HMAC-SHA256 that
   binds name, version, format and checksum when a signing key is used.
+* ``param_values`` mirrors each version's top-level params as typed
+  key/value rows (a number, a string, a boolean, null, or other JSON), so a
+  search compares ``params.k = 3`` by the stored JSON type, in the database,
+  with an index, on every engine alike.
+* ``lineage`` holds one row per version registered since lineage was
+  recorded: git commit, script, user, host, the training-data fingerprint
+  and the parent version.
+* ``events`` is the audit trail: one row per change, appended in the same
+  transaction as the change and never updated or deleted. It names the model
+  by name (not by id) so that each row reads on its own.
 * Timestamps are UTC: :class:`UTCDateTime` refuses naive datetimes and
   returns aware ones, whatever the engine stores.
 """
@@ -34,6 +44,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Double,
@@ -63,6 +74,11 @@ KEY_LENGTH = 250
 DIGEST_LENGTH = 64
 FORMAT_LENGTH = 32
 SIGNATURE_LENGTH = 64
+ACTION_LENGTH = 32
+PARAM_KIND_LENGTH = 8
+COMMIT_LENGTH = 40
+IDENTITY_LENGTH = 255
+VERSION_TEXT_LENGTH = 64
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -132,10 +148,12 @@ class VersionRow(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     imports: Mapped[list[str] | None] = mapped_column(JSON)
     signature: Mapped[str | None] = mapped_column(String(SIGNATURE_LENGTH))
+    input_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class TagRow(Base):
     __tablename__ = "tags"
+    __table_args__ = (Index("ix_tags_key", "key"),)
 
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
@@ -171,3 +189,54 @@ class AliasRow(Base):
     alias: Mapped[str] = mapped_column(String(ALIAS_LENGTH), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ParamValueRow(Base):
+    __tablename__ = "param_values"
+    __table_args__ = (Index("ix_param_values_key_number", "key", "number"),)
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    #: "number", "string", "bool", "null" or "json" (a list or an object, kept as JSON text)
+    kind: Mapped[str] = mapped_column(String(PARAM_KIND_LENGTH))
+    number: Mapped[float | None] = mapped_column(Double)
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+class LineageRow(Base):
+    __tablename__ = "lineage"
+    __table_args__ = (
+        Index("ix_lineage_data_digest", "data_digest"),
+        Index("ix_lineage_parent_id", "parent_id"),
+    )
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    git_commit: Mapped[str | None] = mapped_column(String(COMMIT_LENGTH))
+    git_dirty: Mapped[bool | None] = mapped_column(Boolean)
+    script: Mapped[str | None] = mapped_column(Text)
+    user_name: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
+    host: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
+    modelshelf_version: Mapped[str | None] = mapped_column(String(VERSION_TEXT_LENGTH))
+    data_digest: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH))
+    data_shape: Mapped[list[int] | None] = mapped_column(JSON)
+    data_columns: Mapped[list[str] | None] = mapped_column(JSON)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_model_id", "model", "id"),
+        Index("ix_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    version: Mapped[int | None] = mapped_column(Integer)
+    alias: Mapped[str | None] = mapped_column(String(ALIAS_LENGTH))
+    old: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new: Mapped[Any] = mapped_column(JSON, nullable=True)
+    user_name: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
+    host: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))

@@ -15,6 +15,7 @@ from registry.cli.output import (
     emit_table,
     human_size,
     is_terminal,
+    lineage_json,
     point_json,
     sparkline,
     summary_json,
@@ -95,9 +96,10 @@ def versions(ctx: click.Context, name: str) -> None:
 @json_option
 @click.pass_context
 def show(ctx: click.Context, ref: str) -> None:
-    """Show one version in full: params, metrics, tags, environment, checksum, aliases.
+    """Show one version in full: params, metrics, tags, lineage, input signature, environment, checksum.
 
     REF is NAME (the latest), NAME:VERSION, NAME:latest or NAME@ALIAS.
+    The lineage section lists the ancestors the version was derived from.
 
     \b
     Example:
@@ -105,8 +107,9 @@ def show(ctx: click.Context, ref: str) -> None:
     """
     with open_registry(ctx) as reg:
         mv = reg.get(ref)
+        ancestors = reg.ancestors(mv.ref)
     if wants_json(ctx):
-        emit_json(version_json(mv))
+        emit_json({**version_json(mv), "ancestors": ancestors})
         return
     rows: list[tuple[str, str, Any]] = [
         ("", "ref", mv.ref),
@@ -125,6 +128,13 @@ def show(ctx: click.Context, ref: str) -> None:
         ("environment", mv.environment),
     ):
         rows.extend((section, key, value) for key, value in sorted(values.items()))
+    for key, value in (lineage_json(mv.lineage) or {}).items():
+        if value is not None:
+            rows.append(("lineage", key, value))
+    if ancestors:
+        rows.append(("lineage", "ancestors", " ← ".join(ancestors)))
+    signature = mv.input_signature.to_json() if mv.input_signature is not None else {}
+    rows.extend(("input", key, value) for key, value in signature.items() if value is not None and key != "example")
     rows.extend(("imports", str(i), name) for i, name in enumerate(mv.imports or (), 1))
     emit_table(mv.ref, ("section", "key", "value"), rows)
 

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from registry.domain import MetricPoint, ModelSummary, ModelVersion
+from registry.domain import AliasPeriod, Event, Lineage, MetricPoint, ModelSummary, ModelVersion
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -111,6 +111,51 @@ def version_json(mv: ModelVersion) -> dict[str, Any]:
         "aliases": list(mv.aliases),
         "imports": None if mv.imports is None else list(mv.imports),
         "signed": mv.signature is not None,
+        "lineage": lineage_json(mv.lineage),
+        "input_signature": None if mv.input_signature is None else mv.input_signature.to_json(),
+    }
+
+
+def lineage_json(lineage: Lineage | None) -> dict[str, Any] | None:
+    if lineage is None:
+        return None
+    return {
+        "git_commit": lineage.git_commit,
+        "git_dirty": lineage.git_dirty,
+        "script": lineage.script,
+        "user": lineage.user,
+        "host": lineage.host,
+        "modelshelf_version": lineage.modelshelf_version,
+        "data": lineage.data,
+        "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
+        "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
+        "parent": lineage.parent,
+    }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": event.at.isoformat(),
+        "action": event.action,
+        "model": event.model,
+        "version": event.version,
+        "alias": event.alias,
+        "old": event.old,
+        "new": event.new,
+        "user": event.user,
+        "host": event.host,
+    }
+
+
+def period_json(period: AliasPeriod) -> dict[str, Any]:
+    return {
+        "model": period.model,
+        "alias": period.alias,
+        "version": period.version,
+        "since": period.since.isoformat(),
+        "until": None if period.until is None else period.until.isoformat(),
+        "set_by": period.set_by,
     }
 
 

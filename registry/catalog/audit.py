@@ -1,0 +1,137 @@
+"""The audit trail: one appended ``events`` row per change, written inside the change's own transaction.
+
+Because the event is inserted by the same transaction that makes the
+change, the trail can neither miss a committed change nor record one that
+rolled back. Nothing in modelshelf updates or deletes an event.
+
+Alias history is derived from the trail rather than kept beside it: the
+``alias.set``/``alias.move``/``alias.delete`` events of one alias, in order,
+are the periods during which it pointed at each version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select
+
+from registry.catalog.schema import EventRow
+from registry.domain import AliasPeriod, Event
+
+_EVENTS = EventRow.__table__
+_INSERT_EVENT = insert(_EVENTS)
+_EVENT_COLUMNS = (
+    EventRow.id,
+    EventRow.at,
+    EventRow.action,
+    EventRow.model,
+    EventRow.version,
+    EventRow.alias,
+    EventRow.old,
+    EventRow.new,
+    EventRow.user_name,
+    EventRow.host,
+)
+_ALIAS_EVENTS = (
+    select(*_EVENT_COLUMNS)
+    .where(
+        EventRow.model == bindparam("model"),
+        EventRow.alias == bindparam("alias"),
+        EventRow.action.in_(("alias.set", "alias.move", "alias.delete")),
+    )
+    .order_by(EventRow.id)
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes the changes of one ``Registry``: recorded with every event."""
+
+    user: str | None = None
+    host: str | None = None
+
+
+class EventLog:
+    """Collects the events of one write transaction and appends them in one statement."""
+
+    def __init__(self, actor: Actor, now: datetime) -> None:
+        self._actor = actor
+        self._now = now
+        self._rows: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        action: str,
+        model: str,
+        version: int | None = None,
+        *,
+        alias: str | None = None,
+        old: Any = None,
+        new: Any = None,
+    ) -> None:
+        self._rows.append(
+            {
+                "at": self._now,
+                "action": action,
+                "model": model,
+                "version": version,
+                "alias": alias,
+                "old": old,
+                "new": new,
+                "user_name": self._actor.user,
+                "host": self._actor.host,
+            }
+        )
+
+    def write(self, connection: Connection) -> None:
+        """Insert the collected events; call it last in the transaction, before commit."""
+        if self._rows:
+            connection.execute(_INSERT_EVENT, self._rows)
+            self._rows = []
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        id=row.id,
+        at=row.at,
+        action=row.action,
+        model=row.model,
+        version=row.version,
+        alias=row.alias,
+        old=row.old,
+        new=row.new,
+        user=row.user_name,
+        host=row.host,
+    )
+
+
+def read_events(
+    connection: Connection, model: str | None, since: datetime | None, limit: int | None = None
+) -> list[Event]:
+    """Events in the order they happened, optionally of one model and from ``since`` on."""
+    query = select(*_EVENT_COLUMNS)
+    if model is not None:
+        query = query.where(EventRow.model == model)
+    if since is not None:
+        query = query.where(EventRow.at >= since)
+    if limit is not None:  # the most recent ``limit`` events, still returned oldest first
+        query = query.order_by(EventRow.id.desc()).limit(limit)
+        return [_event(row) for row in reversed(connection.execute(query).all())]
+    return [_event(row) for row in connection.execute(query.order_by(EventRow.id))]
+
+
+def alias_periods(connection: Connection, model: str, alias: str) -> list[AliasPeriod]:
+    """The stretches of time ``alias`` pointed at each version, oldest first; the current one has no end."""
+    periods: list[AliasPeriod] = []
+    current: AliasPeriod | None = None
+    for row in connection.execute(_ALIAS_EVENTS, {"model": model, "alias": alias}):
+        if current is not None:
+            periods.append(AliasPeriod(model, alias, current.version, current.since, row.at, current.set_by))
+            current = None
+        if row.action != "alias.delete":
+            current = AliasPeriod(model, alias, row.new, row.at, None, row.user_name)
+    if current is not None:
+        periods.append(current)
+    return periods

@@ -1,0 +1,269 @@
+"""Searching versions: a parsed filter (:mod:`registry.query`) compiled to one SQL statement.
+
+Every predicate becomes a SQLAlchemy expression with bound parameters, never
+text spliced into SQL, and the database does the filtering, sorting and
+limiting; Python only builds the results that come back.
+
+Semantics, the same on every engine:
+
+* A predicate on ``metrics.KEY``, ``params.KEY``, ``tags.KEY`` or
+  ``lineage.KEY`` is true only for versions that have that key: each is an
+  ``id IN (SELECT version_id …)`` over the indexed key/value table, so logic
+  stays two-valued and ``not`` means exactly "not that".
+* ``a != v`` and ``a not in (…)`` mean "has ``a``, and it is not ``v``".
+  ``a is null`` means "has no ``a``" (a param whose JSON value is null counts
+  as absent).
+* ``params.KEY`` compares by the stored JSON type: ``params.k = 3`` matches
+  the number 3 (or 3.0), never the string ``'3'``; ``true``/``false`` match
+  booleans.
+* ``like`` is case-insensitive everywhere (``%`` any run, ``_`` one character).
+* ``lineage.data`` accepts the fingerprint with or without ``sha256:``;
+  ``lineage.commit = 'abc1234'`` matches an abbreviated commit (4+ hex digits);
+  ``lineage.parent`` takes a pinned reference such as ``'iris:3'``.
+* Versions without the ordering key sort last, whatever the direction; ties
+  fall back to name, then version.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select
+
+from registry import query as q
+from registry.catalog.schema import LatestMetricRow, LineageRow, ModelRow, ParamValueRow, TagRow, VersionRow
+from registry.errors import InvalidQuery
+from registry.values import dumps
+
+_LINEAGE_COLUMNS = {
+    "data": LineageRow.data_digest,
+    "commit": LineageRow.git_commit,
+    "dirty": LineageRow.git_dirty,
+    "script": LineageRow.script,
+    "user": LineageRow.user_name,
+    "host": LineageRow.host,
+    "modelshelf_version": LineageRow.modelshelf_version,
+    "parent": LineageRow.parent_id,
+}
+_PLAIN_COLUMNS = {
+    "version": VersionRow.version,
+    "created_at": VersionRow.created_at,
+    "format": VersionRow.format,
+    "name": ModelRow.name,
+}
+_ABBREVIATED_COMMIT = re.compile(r"[0-9a-f]{4,39}")
+_PINNED_REF = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127}):([1-9][0-9]{0,9})")
+#: Param kinds that count as having a value (``null`` is treated as absent).
+_VALUED_KINDS = ("number", "string", "bool", "json")
+
+
+def param_rows(version_id: int, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The typed ``param_values`` rows of a version's top-level params, as search compares them."""
+    rows = []
+    for key, value in params.items():
+        row: dict[str, Any] = {"version_id": version_id, "key": key, "kind": "json", "number": None, "text": None}
+        if value is None:
+            row["kind"] = "null"
+        elif isinstance(value, bool):
+            row.update(kind="bool", number=1.0 if value else 0.0)
+        elif isinstance(value, (int, float)) and math.isfinite(float(value)):
+            row.update(kind="number", number=float(value))
+        elif isinstance(value, str):
+            row.update(kind="string", text=value)
+        else:
+            row["text"] = dumps(value)
+        rows.append(row)
+    return rows
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return column == value
+    if op == "!=":
+        return column != value
+    if op == "<":
+        return column < value
+    if op == "<=":
+        return column <= value
+    if op == ">":
+        return column > value
+    if op == ">=":
+        return column >= value
+    if op == "like":
+        return column.ilike(value)
+    raise AssertionError(f"unknown operator {op!r}")  # the parser admits no other
+
+
+class _Compiler:
+    """Turns one parsed filter into a WHERE clause over ``versions`` joined with ``models``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def refuse(self, message: str) -> InvalidQuery:
+        return InvalidQuery(f"invalid filter {self.text!r}: {message}", query=self.text)
+
+    # -- the tree ---------------------------------------------------------------
+
+    def node(self, node: q.Node) -> ColumnElement[bool]:
+        if isinstance(node, q.And):
+            return and_(*(self.node(part) for part in node.parts))
+        if isinstance(node, q.Or):
+            return or_(*(self.node(part) for part in node.parts))
+        if isinstance(node, q.Not):
+            return not_(self.node(node.part))
+        if isinstance(node, q.NullCheck):
+            present = self.present(node.field)
+            return present if node.negated else not_(present)
+        if isinstance(node, q.Membership):
+            matches = self.matches(node.field, lambda column, values: column.in_(values), node.values)
+            return and_(self.present(node.field), not_(matches)) if node.negated else matches
+        if isinstance(node, q.Comparison):
+            if node.op == "!=":
+                return and_(self.present(node.field), not_(self.comparison(node.field, "=", node.value)))
+            if node.op == "not like":
+                return and_(self.present(node.field), not_(self.comparison(node.field, "like", node.value)))
+            return self.comparison(node.field, node.op, node.value)
+        raise AssertionError(f"unknown node {node!r}")
+
+    def comparison(self, field: q.Field, op: str, value: Any) -> ColumnElement[bool]:
+        if field == q.Field("lineage", "commit") and op == "=" and _ABBREVIATED_COMMIT.fullmatch(value.lower()):
+            op, value = "like", value.lower() + "%"
+        return self.matches(field, lambda column, v: _compare(column, op, v), value)
+
+    # -- one field ----------------------------------------------------------------
+
+    def present(self, field: q.Field) -> ColumnElement[bool]:
+        """Whether a version has a value for ``field``."""
+        if field.kind in _PLAIN_COLUMNS:
+            return _PLAIN_COLUMNS[field.kind].is_not(None)
+        if field.kind == "params":
+            return self.keyed(ParamValueRow, field.key, ParamValueRow.kind.in_(_VALUED_KINDS))
+        if field.kind == "lineage":
+            column = _LINEAGE_COLUMNS[field.key or ""]
+            return VersionRow.id.in_(select(LineageRow.version_id).where(column.is_not(None)))
+        table = LatestMetricRow if field.kind == "metrics" else TagRow
+        return self.keyed(table, field.key)
+
+    @staticmethod
+    def keyed(table: Any, key: str | None, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        return VersionRow.id.in_(select(table.version_id).where(table.key == key, *conditions))
+
+    def matches(
+        self, field: q.Field, test: Callable[[Any, Any], ColumnElement[bool]], value: Any
+    ) -> ColumnElement[bool]:
+        """Versions whose ``field`` passes ``test(column, value)`` (``value`` is a tuple for ``in``)."""
+        if field.kind in _PLAIN_COLUMNS:
+            return test(_PLAIN_COLUMNS[field.kind], value)
+        if field.kind == "metrics":
+            return self.keyed(LatestMetricRow, field.key, test(LatestMetricRow.value, value))
+        if field.kind == "tags":
+            return self.keyed(TagRow, field.key, test(TagRow.value, value))
+        if field.kind == "params":
+            return self.params(field.key, test, value)
+        return self.lineage(field.key or "", test, value)
+
+    def params(self, key: str | None, test: Callable[[Any, Any], ColumnElement[bool]], value: Any) -> Any:
+        values = value if isinstance(value, tuple) else (value,)
+        by_kind: dict[str, list[Any]] = {}
+        for item in values:
+            if isinstance(item, bool):
+                by_kind.setdefault("bool", []).append(1.0 if item else 0.0)
+            elif isinstance(item, (int, float)):
+                by_kind.setdefault("number", []).append(float(item))
+            else:
+                by_kind.setdefault("string", []).append(item)
+        tests = []
+        for kind, items in by_kind.items():
+            column = ParamValueRow.text if kind == "string" else ParamValueRow.number
+            operand = tuple(items) if isinstance(value, tuple) else items[0]
+            tests.append(and_(ParamValueRow.kind == kind, test(column, operand)))
+        return self.keyed(ParamValueRow, key, or_(*tests)) if tests else false()
+
+    def lineage(self, key: str, test: Callable[[Any, Any], ColumnElement[bool]], value: Any) -> Any:
+        column = _LINEAGE_COLUMNS[key]
+        values = value if isinstance(value, tuple) else (value,)
+        if key == "data":
+            values = tuple(item.removeprefix("sha256:") for item in values)
+        elif key == "parent":
+            values = tuple(self.parent_id(item) for item in values)
+        condition = test(column, values if isinstance(value, tuple) else values[0])
+        return VersionRow.id.in_(select(LineageRow.version_id).where(condition))
+
+    def parent_id(self, ref: Any) -> Any:
+        match = _PINNED_REF.fullmatch(ref) if isinstance(ref, str) else None
+        if match is None:
+            raise self.refuse(f"lineage.parent takes a pinned reference such as 'iris-knn:3', not {ref!r}")
+        return (
+            select(VersionRow.id)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .where(ModelRow.name == match[1], VersionRow.version == int(match[2]))
+            .scalar_subquery()
+        )
+
+
+def compile_filter(text: str) -> ColumnElement[bool]:
+    """The WHERE clause of a filter such as ``"metrics.accuracy > 0.9 and tags.team = 'cv'"``."""
+    tree = q.parse_filter(text)
+    compiler = _Compiler(text)
+    _check_operators(compiler, tree)
+    return compiler.node(tree)
+
+
+def _check_operators(compiler: _Compiler, node: q.Node) -> None:
+    """Refuse what parses but means nothing here: ordering or ``like`` on a parent reference."""
+    if isinstance(node, (q.And, q.Or)):
+        for part in node.parts:
+            _check_operators(compiler, part)
+    elif isinstance(node, q.Not):
+        _check_operators(compiler, node.part)
+    elif isinstance(node, q.Comparison) and node.field == q.Field("lineage", "parent") and node.op not in ("=", "!="):
+        raise compiler.refuse(f"lineage.parent supports =, !=, in and is null, not {node.op!r}")
+
+
+def order_columns(text: str | None) -> list[Any]:
+    """ORDER BY elements for ``"metrics.accuracy desc, version"``; missing values sort last."""
+    order: list[Any] = []
+    for key in q.parse_order_by(text) if text is not None else ():
+        for expression in _sort_expressions(key.field):
+            order.append(expression.is_(None))  # false (has a value) sorts before true
+            order.append(expression.desc() if key.descending else expression.asc())
+    order.extend([ModelRow.name, VersionRow.version])
+    return order
+
+
+def _sort_expressions(field: q.Field) -> Sequence[Any]:
+    if field.kind in _PLAIN_COLUMNS:
+        return [_PLAIN_COLUMNS[field.kind]]
+    if field.kind == "metrics":
+        return [_value_of(LatestMetricRow, LatestMetricRow.value, field.key)]
+    if field.kind == "tags":
+        return [_value_of(TagRow, TagRow.value, field.key)]
+    if field.kind == "params":  # numbers (and booleans) first, then strings
+        return [
+            _value_of(ParamValueRow, ParamValueRow.number, field.key, ParamValueRow.kind.in_(("number", "bool"))),
+            _value_of(ParamValueRow, ParamValueRow.text, field.key, ParamValueRow.kind == "string"),
+        ]
+    column = _LINEAGE_COLUMNS[field.key or ""]
+    return [select(column).where(LineageRow.version_id == VersionRow.id).scalar_subquery()]
+
+
+def _value_of(table: Any, column: Any, key: str | None, *conditions: ColumnElement[bool]) -> Any:
+    return (
+        select(column)
+        .where(table.version_id == VersionRow.id, table.key == key, *conditions)
+        .correlate(VersionRow)
+        .scalar_subquery()
+    )
+
+
+def search_statement(base: Select[Any], where: str | None, order_by: str | None, limit: int | None) -> Select[Any]:
+    """``base`` (the version rows of live versions) filtered, ordered and limited."""
+    statement = base
+    if where is not None:
+        statement = statement.where(compile_filter(where))
+    statement = statement.order_by(*order_columns(order_by))
+    return statement.limit(limit) if limit is not None else statement
