@@ -151,6 +151,42 @@ def test_integrity(reg: Registry, tmp_path: Path) -> None:
     assert [p.kind for p in report.problems] == ["checksum_mismatch"]
 
 
+def test_search_best_lineage_and_trail(reg: Registry, iris) -> None:
+    """Search compiles to the same answers on every engine: typed params, missing keys, like, ordering."""
+    X, y = iris
+    rows = [
+        ({"k": 1, "solver": "lbfgs", "fit": True}, {"acc": 0.91}, {"team": "cv"}),
+        ({"k": 3, "solver": "LBFGS", "fit": False}, {"acc": 0.97, "f1": 0.9}, {"team": "cv"}),
+        ({"k": "3", "solver": None}, {"acc": 0.93}, {}),
+    ]
+    for params, metrics, tags in rows:
+        reg.register("m", [params["k"]], format="pickle", params=params, metrics=metrics, tags=tags, data=(X, y))
+    reg.register("n", [1], format="pickle", metrics={"acc": 0.99}, parent="m:2")
+
+    def refs(**query: object) -> list[str]:
+        return [mv.ref for mv in reg.search(**query)]
+
+    assert refs(where="params.k = 3") == ["m:2"] and refs(where="params.k = '3'") == ["m:3"]
+    assert refs(where="params.fit = true or metrics.acc > 0.98") == ["m:1", "n:1"]
+    assert refs(where="params.solver like 'lb%' and tags.team = 'cv'") == ["m:1", "m:2"]
+    assert refs(where="params.solver is null") == ["m:3", "n:1"]
+    assert refs(where="tags.team != 'cv'") == [] and refs(where="not tags.team = 'cv'") == ["m:3", "n:1"]
+    assert refs(order_by="metrics.f1 desc, metrics.acc desc", limit=3) == ["m:2", "n:1", "m:3"]
+    assert refs(name="m", where="created_at >= '2000-01-01' and version in (1, 3)") == ["m:1", "m:3"]
+    data = reg.get("m:1").lineage.data
+    assert refs(where=f"lineage.data = '{data}'") == ["m:1", "m:2", "m:3"]
+    assert refs(where="lineage.parent = 'm:2'") == ["n:1"] and reg.ancestors("n") == ["m:2"]
+    assert reg.best("m", "acc").ref == "m:2" and reg.best("m", "acc", mode="min", where="params.k = 3").ref == "m:2"
+    reg.set_alias("m", "production", 1)
+    reg.set_alias("m", "production", 2)
+    reg.set_tags("m", 2, {"stage": "prod"})
+    reg.delete_version("m", 2)
+    actions = [(e.action, e.version) for e in reg.events("m")][3:]
+    assert actions == [("alias.set", 1), ("alias.move", 2), ("tags.set", 2), ("alias.delete", 2), ("version.delete", 2)]
+    assert [(p.version, p.until is None) for p in reg.alias_history("m", "production")] == [(1, False), (2, False)]
+    assert reg.get("m:1").input_signature is None and reg.get("m:1").lineage.data_shape == (150, 4)
+
+
 def test_migrations_agree_with_the_orm(reg: Registry, catalog_url: str) -> None:
     engine = create_engine(catalog_url)
     with engine.connect() as connection:
@@ -185,6 +221,20 @@ def test_concurrent_writers_on_a_server(server_url: str, tmp_path: Path) -> None
     with Registry(catalog=server_url, store=store) as reg:
         for version, writer, i in done:
             assert reg.load(f"shared:{version}") == {"writer": writer, "i": i}
+
+
+@pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
+def test_concurrent_alias_moves_leave_one_unbroken_trail(server_url: str, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    with Registry(catalog=server_url, store=store) as reg:
+        for i in range(5):
+            reg.register("m", {"i": i}, format="pickle")
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("fork")) as pool:
+        moves = [[1 + (w + j) % 5 for j in range(5)] for w in range(4)]
+        futures = [pool.submit(workers.move_alias_at, server_url, store, "m", versions, 5) for versions in moves]
+        assert sum(future.result() for future in futures) == 100
+    with Registry(catalog=server_url, store=store) as reg:
+        assert 1 <= workers.check_alias_trail(reg, "m", "production") <= 100
 
 
 @pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)

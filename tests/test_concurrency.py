@@ -71,6 +71,7 @@ def test_concurrent_alias_moves_leave_one_consistent_alias(home: Path, pool) -> 
         assert 1 <= target.version <= 5
         assert [mv.version for mv in reg.versions("m") if "production" in mv.aliases] == [target.version]
         assert reg.load("m@production") == {"i": target.version - 1}
+        assert 1 <= workers.check_alias_trail(reg, "m", "production") <= 4 * 30
 
 
 def test_processes_opening_one_empty_directory_migrate_it_once(tmp_path: Path, pool) -> None:

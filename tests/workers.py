@@ -75,6 +75,30 @@ def move_alias(home: str, name: str, versions: list[int], rounds: int) -> int:
     return rounds * len(versions)
 
 
+def move_alias_at(catalog: str, store: str, name: str, versions: list[int], rounds: int) -> int:
+    with Registry(catalog=catalog, store=store) as reg:
+        for _ in range(rounds):
+            for version in versions:
+                reg.set_alias(name, "production", version)
+    return rounds * len(versions)
+
+
+def check_alias_trail(reg: Registry, name: str, alias: str) -> int:
+    """Assert the alias events form one unbroken chain ending at the alias's target; return how many there are.
+
+    Concurrent movers must be serialized: each event's ``old`` is the
+    previous event's ``new``, and the periods abut one another.
+    """
+    events = [e for e in reg.events(name) if e.alias == alias]
+    for before, after in zip(events, events[1:], strict=False):
+        assert after.old == before.new, (before, after)
+        assert after.action == "alias.move" and before.at <= after.at
+    periods = reg.alias_history(name, alias)
+    assert all(a.until == b.since for a, b in zip(periods, periods[1:], strict=False))
+    assert periods[-1].until is None and periods[-1].version == reg.get(f"{name}@{alias}").version
+    return len(events)
+
+
 class _Counter(logging.Handler):
     def __init__(self) -> None:
         super().__init__()

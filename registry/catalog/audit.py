@@ -54,11 +54,15 @@ class Actor:
 
 
 class EventLog:
-    """Collects the events of one write transaction and appends them in one statement."""
+    """Collects the events of one write transaction and appends them in one statement.
 
-    def __init__(self, actor: Actor, now: datetime) -> None:
+    Each event's time is taken by the caller once it holds the lock that
+    orders the change (the model's row, or SQLite's write lock), so on every
+    engine the times of one model's events follow their order.
+    """
+
+    def __init__(self, actor: Actor) -> None:
         self._actor = actor
-        self._now = now
         self._rows: list[dict[str, Any]] = []
 
     def add(
@@ -67,13 +71,14 @@ class EventLog:
         model: str,
         version: int | None = None,
         *,
+        at: datetime,
         alias: str | None = None,
         old: Any = None,
         new: Any = None,
     ) -> None:
         self._rows.append(
             {
-                "at": self._now,
+                "at": at,
                 "action": action,
                 "model": model,
                 "version": version,

@@ -116,9 +116,14 @@ class Catalog(CatalogReads):
 
     # -- writes ------------------------------------------------------------
 
-    def _lock_model(self, connection: Connection, model_id: int) -> None:
-        """Serialize alias changes of one model on server databases (SQLite holds the write lock already)."""
+    def _lock_model(self, connection: Connection, model_id: int) -> datetime:
+        """Serialize the changes of one model on server databases (SQLite holds the write lock already).
+
+        Returns the time of the change, taken under the lock, so that the
+        audit trail's times follow its order.
+        """
         connection.execute(_LOCK_MODEL, {"model_id": model_id})
+        return utcnow()
 
     def _ensure_model(self, connection: Connection, name: str, now: datetime) -> int:
         model_id = connection.execute(MODEL_ID_QUERY, {"name": name}).scalar()
@@ -145,7 +150,7 @@ class Catalog(CatalogReads):
         if before == version:
             return
         action = "alias.set" if before is None else "alias.move"
-        events.add(action, name, version, alias=alias, old=before, new=version)
+        events.add(action, name, version, at=now, alias=alias, old=before, new=version)
         upsert(
             connection,
             _ALIASES,
@@ -201,9 +206,8 @@ class Catalog(CatalogReads):
     ) -> list[ModelVersion]:
         """Record several versions in one transaction: all of them, or none (see :meth:`add_version`)."""
         with write_transaction(self.engine) as connection:
-            now = utcnow()  # taken once the write lock is held, so time follows version order
-            events = EventLog(self.actor, now)
-            added = [self._add(connection, events, new, publish, sign, now) for new, publish in batch]
+            events = EventLog(self.actor)
+            added = [self._add(connection, events, new, publish, sign) for new, publish in batch]
             events.write(connection)
             return added
 
@@ -214,16 +218,16 @@ class Catalog(CatalogReads):
         new: NewVersion,
         publish: Callable[[], None],
         sign: Callable[[NewVersion, int], str | None],
-        now: datetime,
     ) -> ModelVersion:
         parent_id = None
         lineage = new.lineage
         if lineage is not None and lineage.parent is not None:
             name, _, number = lineage.parent.rpartition(":")
             parent_id = self._find(connection, Ref(name, version=int(number))).id
-        model_id = self._ensure_model(connection, new.name, now)
-        connection.execute(_BUMP_COUNTER, {"model_id": model_id})
+        model_id = self._ensure_model(connection, new.name, utcnow())
+        connection.execute(_BUMP_COUNTER, {"model_id": model_id})  # locks the model's row until commit
         version = connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()
+        now = utcnow()  # taken under that lock, so time follows version order on every engine
         signature = sign(new, version)
         insert_ignore(connection, _BLOBS, [{"digest": new.digest, "size": new.size, "created_at": now}], ["digest"])
         self._lock_blob(connection, new.digest)
@@ -253,7 +257,7 @@ class Catalog(CatalogReads):
         registered: dict[str, Any] = {"checksum": CHECKSUM_PREFIX + new.digest, "format": new.format}
         if lineage is not None and lineage.parent is not None:
             registered["parent"] = lineage.parent
-        events.add("register", new.name, version, new=registered)
+        events.add("register", new.name, version, at=now, new=registered)
         if new.tags:
             connection.execute(
                 _INSERT_TAGS, [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
@@ -286,11 +290,10 @@ class Catalog(CatalogReads):
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at a live version (atomically moving it if set); return that version."""
         with write_transaction(self.engine) as connection:
-            now = utcnow()
             model_id = self._model_id(connection, name)
-            self._lock_model(connection, model_id)
+            now = self._lock_model(connection, model_id)
             row = self._find(connection, Ref(name, version=version))
-            events = EventLog(self.actor, now)
+            events = EventLog(self.actor)
             self._point_alias(connection, events, (name, model_id, row.id, version), alias, now)
             events.write(connection)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
@@ -298,36 +301,35 @@ class Catalog(CatalogReads):
     def delete_alias(self, name: str, alias: str) -> None:
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
-            self._lock_model(connection, model_id)
+            now = self._lock_model(connection, model_id)
             before = connection.execute(_ALIAS_TARGET, {"model_id": model_id, "alias": alias}).scalar()
             if before is None:
                 raise AliasNotFound(name, alias)
             connection.execute(delete(_ALIASES).where(_ALIASES.c.model_id == model_id, _ALIASES.c.alias == alias))
-            events = EventLog(self.actor, utcnow())
-            events.add("alias.delete", name, before, alias=alias, old=before)
+            events = EventLog(self.actor)
+            events.add("alias.delete", name, before, at=now, alias=alias, old=before)
             events.write(connection)
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None) -> None:
         with write_transaction(self.engine) as connection:
-            now = utcnow()
+            now = self._lock_model(connection, self._model_id(connection, name))
             row = self._find(connection, Ref(name, version=version))
             self._record_metrics(connection, row.id, metrics, step, now)
-            events = EventLog(self.actor, now)
-            events.add("metrics.log", name, version, new={"metrics": metrics, "step": step})
+            events = EventLog(self.actor)
+            events.add("metrics.log", name, version, at=now, new={"metrics": metrics, "step": step})
             events.write(connection)
 
     def delete_version(self, name: str, version: int) -> tuple[str, int]:
         """Mark a version deleted and drop its aliases; return its blob's digest and size."""
         with write_transaction(self.engine) as connection:
-            now = utcnow()
-            self._lock_model(connection, self._model_id(connection, name))
+            now = self._lock_model(connection, self._model_id(connection, name))
             row = self._find(connection, Ref(name, version=version))
-            events = EventLog(self.actor, now)
+            events = EventLog(self.actor)
             for alias in sorted(connection.execute(_ALIASES_OF_VERSION, {"version_id": row.id}).scalars()):
-                events.add("alias.delete", name, version, alias=alias, old=version)
+                events.add("alias.delete", name, version, at=now, alias=alias, old=version)
             connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=now))
             connection.execute(delete(_ALIASES).where(_ALIASES.c.version_id == row.id))
-            events.add("version.delete", name, version, old={"checksum": CHECKSUM_PREFIX + row.blob_digest})
+            events.add("version.delete", name, version, at=now, old={"checksum": CHECKSUM_PREFIX + row.blob_digest})
             events.write(connection)
             return row.blob_digest, row.size
 
@@ -354,6 +356,7 @@ class Catalog(CatalogReads):
     def set_tags(self, name: str, version: int, tags: dict[str, str], remove: tuple[str, ...]) -> ModelVersion:
         """Set (overwrite) ``tags`` and remove the ``remove`` keys of one live version; return it."""
         with write_transaction(self.engine) as connection:
+            now = self._lock_model(connection, self._model_id(connection, name))
             row = self._find(connection, Ref(name, version=version))
             keys = [*tags, *remove]
             before = dict(
@@ -363,8 +366,8 @@ class Catalog(CatalogReads):
             )
             old = {key: before.get(key) for key in keys if before.get(key) != tags.get(key)}
             if old:
-                events = EventLog(self.actor, utcnow())
-                events.add("tags.set", name, version, old=old, new={key: tags.get(key) for key in old})
+                events = EventLog(self.actor)
+                events.add("tags.set", name, version, at=now, old=old, new={key: tags.get(key) for key in old})
                 events.write(connection)
             if remove:
                 connection.execute(delete(_TAGS).where(_TAGS.c.version_id == row.id, _TAGS.c.key.in_(remove)))
