@@ -3,6 +3,7 @@
     python -m benchmarks            # everything but the 1 GB model (a few minutes)
     python -m benchmarks --large    # adds the 1 GB model
     python -m benchmarks --quick    # smaller counts, for a smoke run
+    python -m benchmarks --only search small     # some groups only (RESULTS.md keeps the others' rows)
 
 Prints a table of medians and ratios, writes ``benchmarks/results.json`` and
 regenerates ``benchmarks/RESULTS.md`` (date and machine included). MLflow is
@@ -27,6 +28,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from benchmarks.search import bench_search
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -386,24 +389,56 @@ def write_reports(results: Results, info: dict[str, Any]) -> None:
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
 
 
+#: The benchmark groups ``--only`` can name, and the result groups each one writes.
+GROUPS = {
+    "small": ("1 ", "2 "),
+    "metadata": ("3 ", "4 "),
+    "large": ("5 ",),
+    "cold": ("6 ",),
+    "concurrency": ("7 ",),
+    "search": ("8 ",),
+}
+
+
+def keep_other_groups(results: Results, ran: list[str]) -> None:
+    """With ``--only``, keep the rows of the groups not run from the previous ``results.json``."""
+    previous = HERE / "results.json"
+    if not previous.exists():
+        return
+    prefixes = tuple(prefix for name in ran for prefix in GROUPS[name])
+    kept = [row for row in json.loads(previous.read_text())["results"] if not row["group"].startswith(prefixes)]
+    results.rows = sorted(kept + results.rows, key=lambda row: int(row["group"].split()[0]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="modelshelf benchmarks")
     parser.add_argument("--large", action="store_true", help="also measure a 1 GB model")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    parser.add_argument("--only", nargs="+", choices=sorted(GROUPS), help="run only these groups")
     args = parser.parse_args()
     repeat = 7 if args.quick else 25
     versions = 1000 if args.quick else 10_000
+    run = args.only or list(GROUPS)
     results = Results()
     work = Path(tempfile.mkdtemp(prefix="modelshelf-bench-", dir=os.environ.get("MODELSHELF_BENCH_DIR")))
     try:
-        bench_small(work, results, repeat)
-        bench_metadata(work, results, repeat, versions)
-        for megabytes in [100, 1024] if args.large else [20 if args.quick else 100]:
-            bench_large(work, results, megabytes, 1 if args.quick or megabytes > 500 else 3)
-        bench_cold(work, results, 3 if args.quick else 7)
-        bench_concurrency(work, results, 10 if args.quick else 25)
+        if "small" in run:
+            bench_small(work, results, repeat)
+        if "metadata" in run:
+            bench_metadata(work, results, repeat, versions)
+        if "large" in run:
+            for megabytes in [100, 1024] if args.large else [20 if args.quick else 100]:
+                bench_large(work, results, megabytes, 1 if args.quick or megabytes > 500 else 3)
+        if "cold" in run:
+            bench_cold(work, results, 3 if args.quick else 7)
+        if "concurrency" in run:
+            bench_concurrency(work, results, 10 if args.quick else 25)
+        if "search" in run:
+            bench_search(work, results, repeat, versions, median_ms)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.only:
+        keep_other_groups(results, run)
     write_reports(results, machine())
 
 

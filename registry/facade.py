@@ -26,7 +26,7 @@ import contextlib
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -221,13 +221,13 @@ class Registry:
         checked_tags = validate_tags(tags)
         checked_description = validate_description(description)
         checked_params = capture_params(model) if params is None else validate_params(params)
+        finish_lineage = self._start_lineage(data, parent)
         from registry import signatures  # numpy: loaded when a model is registered, not on import
 
         if signature is not None:
             input_signature = signatures.coerce_signature(signature)
         else:
             input_signature = signatures.infer_signature(model, input_example=input_example, data=_features(data))
-        version_lineage = self._lineage(data, parent)
         imports: list[str] = []
 
         def write(file: IO[bytes]) -> None:
@@ -247,14 +247,18 @@ class Registry:
                     environment=current_environment(),
                     alias=alias,
                     imports=tuple(imports),
-                    lineage=version_lineage,
+                    lineage=finish_lineage(),
                     input_signature=input_signature,
                 ),
                 staged,
             )
 
-    def _lineage(self, data: Any, parent: str | ModelVersion | None) -> Lineage:
-        """The lineage of a version about to be registered in this process."""
+    def _start_lineage(self, data: Any, parent: str | ModelVersion | None) -> Callable[[], Lineage]:
+        """Check the parent and fingerprint the data now; git is asked on a helper thread meanwhile.
+
+        Returns the function that gives the version's lineage once the
+        artifact is written (the thread's wait overlaps the serialization).
+        """
         parent_ref = None
         if parent is not None:
             if isinstance(parent, ModelVersion):
@@ -263,13 +267,18 @@ class Registry:
                 raise ValueError(f"parent must be a reference such as 'iris-knn:3' or a ModelVersion, not {parent!r}")
             parent_ref = self.get(parent).ref  # pinned now: an alias may move later, the lineage must not
         data_print = None if data is None else fingerprint.fingerprint_data(data)
-        return Lineage(
-            **lineage.capture_lineage(),
-            data=None if data_print is None else data_print.digest,
-            data_shape=None if data_print is None else data_print.shape,
-            data_columns=None if data_print is None else data_print.columns,
-            parent=parent_ref,
-        )
+        pending = lineage.start_capture()
+
+        def finish() -> Lineage:
+            return Lineage(
+                **pending(),
+                data=None if data_print is None else data_print.digest,
+                data_shape=None if data_print is None else data_print.shape,
+                data_columns=None if data_print is None else data_print.columns,
+                parent=parent_ref,
+            )
+
+        return finish
 
     def _insert(self, new: NewVersion, staged: StagedBlob) -> ModelVersion:
         """Record a staged blob as the next version of ``new.name``, signed if a key is set."""
@@ -347,7 +356,7 @@ class Registry:
                     environment=current_environment(),
                     alias=alias,
                     imports=imports,
-                    lineage=self._lineage(None, None),
+                    lineage=self._start_lineage(None, None)(),
                 ),
                 staged,
             )

@@ -17,16 +17,19 @@ import functools
 import getpass
 import os
 import re
+import selectors
 import signal
 import socket
 import stat
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any, NamedTuple
 
-__all__ = ["capture_lineage", "identity"]
+__all__ = ["capture_lineage", "identity", "start_capture"]
 
 #: Seconds git may take to tell whether the work tree is dirty; beyond that ``git_dirty`` is ``None``.
 GIT_TIMEOUT = 2.0
@@ -127,18 +130,32 @@ def _git(repo: _Repo, *args: str) -> tuple[int, bytes]:
         )
     except (OSError, ValueError, subprocess.SubprocessError):  # not installed, work tree gone
         return -1, b""
-    # A timer kills it, not run(timeout=): that polls for the exit and adds a millisecond to every call.
-    timer = threading.Timer(GIT_TIMEOUT, _kill, (proc,))
-    timer.daemon = True
-    timer.start()
+    # Its output is read with select() against a deadline, not run(timeout=), which polls for the exit and adds
+    # a millisecond to every call, nor a timer, whose thread costs half a millisecond to start.
+    chunks: list[bytes] = []
     try:
-        out = proc.communicate()[0]
+        assert proc.stdout is not None
+        descriptor = proc.stdout.fileno()
+        deadline = time.monotonic() + GIT_TIMEOUT
+        with selectors.DefaultSelector() as selector:
+            selector.register(descriptor, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    _kill(proc)  # too slow: the flag stays unknown
+                    return -1, b""
+                chunk = os.read(descriptor, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        proc.wait()
     finally:
-        timer.cancel()
-        if proc.returncode is None:  # interrupted by KeyboardInterrupt: leave no git behind
+        if proc.returncode is None:  # timed out or interrupted by KeyboardInterrupt: leave no git behind
             _kill(proc)
             proc.wait()
-    return proc.returncode, out
+        if proc.stdout is not None:
+            proc.stdout.close()
+    return proc.returncode, b"".join(chunks)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -254,3 +271,30 @@ def capture_lineage(start: str | os.PathLike[str] | None = None) -> dict[str, An
         dirty = _git_dirty(repo)
     user, host, version = _process_facts()
     return dict(git_commit=commit, git_dirty=dirty, script=script, user=user, host=host, modelshelf_version=version)
+
+
+def start_capture(start: str | os.PathLike[str] | None = None) -> Callable[[], dict[str, Any]]:
+    """Begin :func:`capture_lineage` on a helper thread and return the function that waits for its answer.
+
+    Running git takes a couple of milliseconds, mostly waiting for another
+    process, which is as long as serializing a small model: the registry
+    starts the capture first and collects it once the artifact is written.
+
+    >>> finish = start_capture()
+    >>> sorted(finish()) == sorted(capture_lineage())
+    True
+    """
+    answer: list[dict[str, Any]] = []
+    helper = threading.Thread(
+        target=lambda: answer.append(capture_lineage(start)), name="modelshelf-lineage", daemon=True
+    )
+    try:
+        helper.start()
+    except RuntimeError:  # no thread to be had (interpreter shutting down, thread limit): capture on the spot
+        return lambda: capture_lineage(start)
+
+    def finish() -> dict[str, Any]:
+        helper.join()
+        return answer[0] if answer else capture_lineage(start)
+
+    return finish
