@@ -84,6 +84,24 @@ class Lineage:
     data_columns: tuple[str, ...] | None = None
     parent: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form ``--json`` prints and bundles carry (keys are only ever added)."""
+        return {name: _nested(getattr(self, name), list) for name in _LINEAGE_FIELDS}
+
+
+_LINEAGE_FIELDS = (
+    "git_commit",
+    "git_dirty",
+    "script",
+    "user",
+    "host",
+    "modelshelf_version",
+    "data",
+    "data_shape",
+    "data_columns",
+    "parent",
+)
+
 
 @dataclass(frozen=True)
 class InputSignature:

@@ -67,7 +67,7 @@ def _entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:
         "description": mv.description,
         "environment": mv.environment,
         "imports": None if mv.imports is None else list(mv.imports),
-        "lineage": None if mv.lineage is None else _lineage_entry(mv.lineage),
+        "lineage": None if mv.lineage is None else {**mv.lineage.to_json(), "parent": None},
         "input_signature": None if mv.input_signature is None else mv.input_signature.to_json(),
         "created_at": mv.created_at.isoformat(),
         "history": [
@@ -85,20 +85,6 @@ _LINEAGE_TEXT = {
     "modelshelf_version": r"[^\x00]{1,64}",
     "data": r"sha256:[0-9a-f]{64}",
 }
-
-
-def _lineage_entry(lineage: Lineage) -> dict[str, Any]:
-    return {
-        "git_commit": lineage.git_commit,
-        "git_dirty": lineage.git_dirty,
-        "script": lineage.script,
-        "user": lineage.user,
-        "host": lineage.host,
-        "modelshelf_version": lineage.modelshelf_version,
-        "data": lineage.data,
-        "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
-        "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
-    }
 
 
 def _lineage_of(entry: dict[str, Any]) -> Lineage | None:

@@ -117,20 +117,7 @@ def version_json(mv: ModelVersion) -> dict[str, Any]:
 
 
 def lineage_json(lineage: Lineage | None) -> dict[str, Any] | None:
-    if lineage is None:
-        return None
-    return {
-        "git_commit": lineage.git_commit,
-        "git_dirty": lineage.git_dirty,
-        "script": lineage.script,
-        "user": lineage.user,
-        "host": lineage.host,
-        "modelshelf_version": lineage.modelshelf_version,
-        "data": lineage.data,
-        "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
-        "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
-        "parent": lineage.parent,
-    }
+    return None if lineage is None else lineage.to_json()
 
 
 def event_json(event: Event) -> dict[str, Any]:
