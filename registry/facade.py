@@ -305,13 +305,15 @@ class Registry:
         description: str | None = None,
         alias: str | None = None,
         check: bool = True,
+        parent: str | ModelVersion | None = None,
     ) -> ModelVersion:
         """Register an artifact file made elsewhere, byte for byte, as the next version of ``name``.
 
         With ``check`` (the default) the file is first loaded with ``format``
         — which runs its code, so only for files you trust — to prove it is
-        usable; its hyperparameters and imports are then recorded as for
-        :meth:`register`. ``check=False`` stores the bytes unexamined.
+        usable; its hyperparameters, imports and input signature are then
+        recorded as for :meth:`register`. ``check=False`` stores the bytes
+        unexamined. ``parent`` is recorded in the lineage as for :meth:`register`.
         """
         name = validate_model_name(name)
         if alias is not None:
@@ -324,7 +326,9 @@ class Registry:
         checked_tags = validate_tags(tags)
         checked_description = validate_description(description)
         checked_params = validate_params(params) if params is not None else {}
+        finish_lineage = self._start_lineage(None, parent)
         imports: tuple[str, ...] | None = None
+        input_signature = None
         if check:
             try:
                 with open(source, "rb") as file:
@@ -337,6 +341,9 @@ class Registry:
             if params is None:
                 checked_params = capture_params(obj)
             imports = formats.dump(fmt, obj, _Discard())
+            from registry.signatures import infer_signature
+
+            input_signature = infer_signature(obj)
 
         def write(file: IO[bytes]) -> None:
             with open(source, "rb") as original:
@@ -356,7 +363,8 @@ class Registry:
                     environment=current_environment(),
                     alias=alias,
                     imports=imports,
-                    lineage=self._start_lineage(None, None)(),
+                    lineage=finish_lineage(),
+                    input_signature=input_signature,
                 ),
                 staged,
             )
@@ -507,6 +515,7 @@ class Registry:
             raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"metric must be a metric name such as 'accuracy', not {metric!r}")
+        validate_metrics({metric: 0.0})  # the key rules, stated as for any metric
         direction = "desc" if mode == "max" else "asc"
         order_by = f"metrics.`{metric.replace('`', '``')}` {direction}, version desc"
         found = self._catalog.search(name, where, order_by, 1, having_metric=metric)

@@ -92,3 +92,12 @@ def test_show_lists_lineage_ancestors_and_the_input_signature(filled: Path) -> N
     assert "lineage\tdata_shape\t[150, 4]" in shown
     data = as_json(filled, "show", "child")
     assert data["ancestors"] == ["iris-knn:3"] and data["lineage"]["parent"] == "iris-knn:3"
+
+
+def test_register_file_records_parent_and_signature(filled: Path, tmp_path: Path) -> None:
+    assert run(filled, "fetch", "iris-knn:1", "-o", str(tmp_path / "m.joblib")).exit_code == 0
+    data = as_json(filled, "register", str(tmp_path / "m.joblib"), "--name", "copy", "--parent", "iris-knn@production")
+    assert data["lineage"]["parent"] == "iris-knn:3" and data["input_signature"]["n_features"] == 4
+    result = run(filled, "register", str(tmp_path / "m.joblib"), "--name", "copy", "--parent", "iris-knn:9")
+    assert result.exit_code == EXIT_NOT_FOUND and "version 9" in result.output
+    assert [v["version"] for v in as_json(filled, "versions", "copy")] == [1]

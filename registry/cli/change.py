@@ -119,6 +119,7 @@ def delete(ctx: click.Context, ref: str, yes: bool) -> None:
 @click.option("--tag", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
 @click.option("--description", default=None)
 @click.option("--alias", "alias_name", default=None, help="Point this alias at the new version.")
+@click.option("--parent", default=None, metavar="REF", help="The version this model was derived from.")
 @click.option("--no-check", is_flag=True, help="Do not load the file first (it runs its code) to prove it works.")
 @json_option
 @click.pass_context
@@ -132,6 +133,7 @@ def register(
     tag: tuple[str, ...],
     description: str | None,
     alias_name: str | None,
+    parent: str | None,
     no_check: bool,
 ) -> None:
     """Register a model FILE made elsewhere, byte for byte.
@@ -151,6 +153,7 @@ def register(
             description=description,
             alias=alias_name,
             check=not no_check,
+            parent=parent,
         )
     if wants_json(ctx):
         emit_json(version_json(mv))
