@@ -63,14 +63,13 @@ class VersionNotFound(RegistryError, LookupError):
     def __init__(self, name: str, version: int | None, reason: str = "") -> None:
         self.name = name
         self.version = version
-        what = (
-            f"version {version} of model {name!r}" if version is not None else (f"model {name!r} has no live version")
-        )
         tail = f" ({reason})" if reason else ""
-        super().__init__(
-            f"{what} does not exist{tail}; "
-            f"list the versions with `modelshelf versions {name}` or Registry.versions({name!r})"
+        what = (
+            f"version {version} of model {name!r} does not exist{tail}"
+            if version is not None
+            else f"model {name!r} has no such version{tail}"
         )
+        super().__init__(f"{what}; list the versions with `modelshelf versions {name}` or Registry.versions({name!r})")
 
 
 class AliasNotFound(RegistryError, LookupError):

@@ -86,11 +86,14 @@ class _Discard:
         return self.size
 
 
+_MAX_LIMIT = 2**31 - 1
+
+
 def _validate_limit(limit: object) -> int | None:
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be None or a positive integer, not {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIMIT:
+        raise ValueError(f"limit must be None or an integer from 1 to {_MAX_LIMIT}, not {limit!r}")
     return limit
 
 
@@ -225,9 +228,14 @@ class Registry:
         from registry import signatures  # numpy: loaded when a model is registered, not on import
 
         if signature is not None:
+            if input_example is not None:
+                raise ValueError("give signature= or input_example= (from which one is inferred), not both")
             input_signature = signatures.coerce_signature(signature)
+            signatures.check_agrees(model, input_signature)
         else:
-            input_signature = signatures.infer_signature(model, input_example=input_example, data=_features(data))
+            input_signature = signatures.infer_signature(
+                model, input_example=input_example, data=fingerprint.split_pair(data)[0]
+            )
         imports: list[str] = []
 
         def write(file: IO[bytes]) -> None:
@@ -404,6 +412,9 @@ class Registry:
         removed = tuple(validate_tags({key: "" for key in remove}))
         if not checked and not removed:
             raise ValueError("give tags to set or keys to remove")
+        both = sorted(set(checked) & set(removed))
+        if both:
+            raise ValueError(f"tag keys {both} are both set and removed; give each key once")
         return self._catalog.set_tags(validate_model_name(name), validate_version(version), checked, removed)
 
     def model_summaries(self) -> list[ModelSummary]:
@@ -551,7 +562,9 @@ class Registry:
     def alias_at(self, name: str, alias: str, moment: datetime | str) -> AliasPeriod | None:
         """The period covering ``moment``: which version ``alias`` pointed at then, and since when."""
         when = _validate_since(moment)
-        return next((period for period in self.alias_history(name, alias) if when and period.covers(when)), None)
+        if when is None:
+            raise ValueError("moment must be a timezone-aware datetime or an ISO 8601 string, not None")
+        return next((period for period in self.alias_history(name, alias) if period.covers(when)), None)
 
     def load(
         self,
@@ -678,11 +691,6 @@ class Registry:
                 return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted)
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
-
-
-def _features(data: Any) -> Any:
-    """The ``X`` of ``data`` given as ``X`` or as the tuple ``(X, y)``."""
-    return data[0] if isinstance(data, tuple) and len(data) == 2 else data
 
 
 def catalog_revisions(

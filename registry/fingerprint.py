@@ -202,6 +202,20 @@ def _is_array_object(item: Any) -> bool:
     return (hasattr(item, "__array__") and not isinstance(item, np.generic)) or hasattr(item, "tocsr")
 
 
+def split_pair(data: Any) -> tuple[Any, Any]:
+    """``(X, y)`` of training data given as a pair, or ``(data, None)``; the one rule for what a pair is.
+
+    >>> import numpy as np
+    >>> split_pair((np.zeros((2, 2)), [0, 1]))[1]
+    [0, 1]
+    >>> split_pair([[1, 2], [3, 4]])[1] is None  # two plain lists are one matrix
+    True
+    """
+    if isinstance(data, (list, tuple)) and len(data) == 2 and any(_is_array_object(item) for item in data):
+        return data[0], data[1]
+    return data, None
+
+
 def fingerprint_data(data: Any) -> DataFingerprint:
     """Fingerprint training data, so that the versions trained on the same data share one digest.
 
@@ -223,9 +237,10 @@ def fingerprint_data(data: Any) -> DataFingerprint:
     Traceback (most recent call last):
     ValueError: data= takes a numpy array, a pandas DataFrame or Series, a scipy sparse matrix, ...
     """
-    if not (isinstance(data, (list, tuple)) and len(data) == 2 and any(_is_array_object(item) for item in data)):
+    X, y = split_pair(data)
+    if X is data:
         return DataFingerprint(*_fingerprint_one(data))
-    (x_digest, shape, columns), (y_digest, _, _) = _fingerprint_one(data[0]), _fingerprint_one(data[1])
+    (x_digest, shape, columns), (y_digest, _, _) = _fingerprint_one(X), _fingerprint_one(y)
     h = hashlib.sha256()
     for part in (_FORMAT_TAG, "pair", x_digest, y_digest):
         _put(h, part)

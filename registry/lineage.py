@@ -34,6 +34,10 @@ __all__ = ["capture_lineage", "identity", "start_capture"]
 #: Seconds git may take to tell whether the work tree is dirty; beyond that ``git_dirty`` is ``None``.
 GIT_TIMEOUT = 2.0
 
+# The catalog's column sizes (registry.catalog.schema), which this module may not import.
+_IDENTITY_LIMIT = 255
+_VERSION_LIMIT = 64
+_SCRIPT_LIMIT = 4096
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a SHA-1 or SHA-256 object name
 _PER_WORKTREE_REFS = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
 
@@ -208,6 +212,17 @@ def _script() -> tuple[str | None, str | None]:
     return None, None  # embedded: no script to name
 
 
+def _storable(text: str | None, limit: int) -> str | None:
+    """Text every catalog can store: bytes that are not UTF-8 escaped (a path may hold any), no NUL, bounded."""
+    if text is None:
+        return None
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # how Python keeps undecodable bytes of paths and names
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "")[:limit] or None
+
+
 @functools.cache
 def _process_facts() -> tuple[str | None, str | None, str | None]:
     """(user, host, modelshelf version): fixed for the life of the process, and of its forks."""
@@ -220,7 +235,7 @@ def _process_facts() -> tuple[str | None, str | None, str | None]:
         host = socket.gethostname() or None
     with contextlib.suppress(metadata.PackageNotFoundError):
         version = metadata.version("modelshelf")
-    return user, host, version
+    return _storable(user, _IDENTITY_LIMIT), _storable(host, _IDENTITY_LIMIT), _storable(version, _VERSION_LIMIT)
 
 
 def identity() -> tuple[str | None, str | None]:
@@ -270,6 +285,7 @@ def capture_lineage(start: str | os.PathLike[str] | None = None) -> dict[str, An
     if repo is not None and commit is not None:
         dirty = _git_dirty(repo)
     user, host, version = _process_facts()
+    script = _storable(script, _SCRIPT_LIMIT)
     return dict(git_commit=commit, git_dirty=dirty, script=script, user=user, host=host, modelshelf_version=version)
 
 

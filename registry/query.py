@@ -143,6 +143,10 @@ class Not:
 Node = Comparison | Membership | NullCheck | And | Or | Not
 _Value = str | int | float | bool | datetime
 _DIRTY = Field("lineage", "dirty")  # the one lineage key that is not text
+_PARENT = Field("lineage", "parent")  # a pinned reference, matched whole
+_PINNED_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[1-9][0-9]{0,9}")
+_REF_TEXT = "a pinned reference such as 'iris-knn:3'"
+_MAX_VERSION = 2**31 - 1  # the catalog's version column is a 32-bit integer
 
 
 @dataclass(frozen=True)
@@ -376,11 +380,15 @@ def _node(tree: Tree, source: _Source, depth: int) -> Node:
         return NullCheck(field, negated)
     if tree.data == "comparison":
         op = "!=" if operator.value == "<>" else operator.value
+        if field == _PARENT and op not in ("=", "!="):
+            source.fail(operator.start_pos, "versions are not ordered across models; use = or in", "= != in or is null")
         return Comparison(field, op, _value(field, op, kids[2], source))
     if tree.data == "like":
         if field.kind in _NOT_TEXT or field == _DIRTY:
             what = _NOT_TEXT.get(field.kind, "lineage.dirty is true or false")
             source.fail(operator.start_pos, f"{what}; like compares text", _COMPARE_TEXT)
+        if field == _PARENT:
+            source.fail(operator.start_pos, "lineage.parent is matched whole, with = or in", "= != in or is null")
         op = "not like" if negated else "like"
         return Comparison(field, op, _value(field, op, kids[-1], source))
     if field.kind == "created_at":
@@ -418,6 +426,8 @@ def _field(token: Token, source: _Source) -> Field:
     if not 1 <= len(key) <= _MAX_KEY_LENGTH:
         reason = f"keys are 1-{_MAX_KEY_LENGTH} characters long, this one has {len(key)}"
         source.fail(position, reason, f"a key of 1-{_MAX_KEY_LENGTH} characters")
+    if not _storable(key):
+        source.fail(position, "a key holds no NUL character and no lone surrogate", "a key of printable text")
     if section == "lineage" and key not in LINEAGE_KEYS:
         keys = ", ".join(LINEAGE_KEYS)
         source.fail(position, f"lineage has no key {key!r}; it has {keys}", f"one of lineage.{{{keys}}}")
@@ -459,6 +469,12 @@ def _value(field: Field, op: str, token: Token, source: _Source) -> _Value:
     if field.kind == "version" and not (is_number and isinstance(value, int)):
         how = "whole numbers" if is_number else "numbers, written without quotes"
         source.fail(position, f"versions are {how}, as in version {op} 3", "a whole number")
+    if field.kind == "version" and abs(value) > _MAX_VERSION:  # type: ignore[arg-type]
+        source.fail(position, f"versions are at most {_MAX_VERSION}", "a smaller whole number")
+    if isinstance(value, str) and not _storable(value):
+        source.fail(position, "a string holds no NUL character and no lone surrogate", _STRING_TEXT)
+    if field == _PARENT and not (isinstance(value, str) and _PINNED_REF.fullmatch(value)):
+        source.fail(position, f"lineage.parent holds {_REF_TEXT}, not {token.value}", _REF_TEXT)
     if field.kind == "created_at":
         return _datetime(token, value, source)
     if field == _DIRTY:
@@ -478,9 +494,22 @@ def _datetime(token: Token, value: _Value, source: _Source) -> datetime:
         source.fail(token.start_pos, f"created_at is compared with {_DATE_TEXT}", _DATE_TEXT)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError as exc:
         source.fail(token.start_pos, f"{value!r} is not a real date or time ({exc})", _DATE_TEXT)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # an offset that moves the moment out of the years 1-9999
+        source.fail(token.start_pos, f"{value!r} falls outside the years 1 to 9999 in UTC", _DATE_TEXT)
+
+
+def _storable(text: str) -> bool:
+    """Whether a database can hold ``text``: valid UTF-8, no NUL (such a value matches nothing anyway)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _show(text: str) -> str:

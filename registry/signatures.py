@@ -257,6 +257,26 @@ def infer_signature(model: Any, *, input_example: Any = None, data: Any = None) 
     return signature
 
 
+def check_agrees(model: Any, signature: InputSignature) -> None:
+    """Refuse an explicit ``signature=`` that contradicts the fitted estimator it is registered with.
+
+    Such a signature would make ``load(..., validate=True)`` reject the very
+    data the model was trained on.
+    """
+    fitted = infer_signature(model)
+    if fitted is None:
+        return
+    if signature.n_features is not None and signature.n_features != fitted.n_features:
+        raise ValueError(
+            f"signature says n_features={signature.n_features} but the model was fitted on {fitted.n_features} "
+            "features; leave signature= out to record the model's own"
+        )
+    if signature.feature_names is not None and fitted.feature_names is not None:
+        if signature.feature_names != fitted.feature_names:
+            difference = _column_difference(fitted.feature_names, signature.feature_names)
+            raise ValueError(f"signature feature_names differ from the model's feature_names_in_: {difference}")
+
+
 def _sequence(value: Any, field_name: str) -> tuple[Any, ...]:
     if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
         raise ValueError(f"signature field {field_name!r} must be a list or tuple, not {type(value).__name__}")

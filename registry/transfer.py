@@ -78,7 +78,7 @@ def _entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:
 
 #: What each text field of a bundle's lineage may hold (the catalog's column sizes).
 _LINEAGE_TEXT = {
-    "git_commit": r"[0-9a-f]{40}",
+    "git_commit": r"[0-9a-f]{40}|[0-9a-f]{64}",
     "script": r"[^\x00]{1,4096}",
     "user": r"[^\x00]{1,255}",
     "host": r"[^\x00]{1,255}",

@@ -20,6 +20,15 @@ from registry.locations import CATALOG_FILE_NAME
 
 
 @pytest.fixture(scope="session")
+def s3() -> Iterator[str]:
+    """One S3-protocol server (moto's) for the whole session: clients cache their connections to it."""
+    from tests.servers import s3_server
+
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
 def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("template")
     Registry(home).close()

@@ -129,3 +129,14 @@ def test_imports_are_recorded_as_registers(tmp_path, reg: Registry) -> None:
     with Registry(tmp_path / "target") as target:
         import_bundle(target, tmp_path / "b.tar")
         assert [(e.action, e.version) for e in target.events()] == [("register", 1)]
+
+
+def test_bad_arguments_are_refused_before_anything_changes(reg: Registry) -> None:
+    reg.register("m", [1], format="pickle", tags={"a": "1"})
+    with pytest.raises(ValueError, match="both set and removed"):
+        reg.set_tags("m", 1, {"a": "2"}, remove=["a"])
+    with pytest.raises(ValueError, match="not None"):
+        reg.alias_at("m", "production", None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="limit must be"):
+        reg.events(limit=2**63)
+    assert reg.get("m:1").tags == {"a": "1"} and [e.action for e in reg.events()] == ["register"]

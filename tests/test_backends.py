@@ -26,15 +26,9 @@ from registry import (
 from registry.catalog import migrate
 from registry.errors import CatalogError
 from tests import workers
-from tests.servers import fresh_bucket, fresh_database, s3_server
+from tests.servers import fresh_bucket, fresh_database
 
 BACKENDS = ["sqlite+local", "postgresql+s3", "mariadb+local"]
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[str]:
-    with s3_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture(params=BACKENDS)

@@ -81,6 +81,8 @@ def test_log_shows_the_trail_and_alias_periods(filled: Path) -> None:
     assert [(p["version"], p["until"] is None) for p in periods] == [(2, False), (3, True)]
     assert periods[0]["until"] == periods[1]["since"]
     assert run(filled, "log", "iris-knn", "--since", "yesterday").exit_code == EXIT_USAGE
+    refused = run(filled, "log", "iris-knn", "--alias", "production", "--limit", "1")
+    assert refused.exit_code == EXIT_USAGE and "--alias" in refused.output
 
 
 def test_show_lists_lineage_ancestors_and_the_input_signature(filled: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 
 from registry import (
     InputSignature,
+    ModelNotFound,
     Registry,
     SignatureMismatch,
     SignatureNotFound,
@@ -170,3 +172,34 @@ def test_lineage_and_signature_travel_in_bundles_but_not_the_parent(reg: Registr
         copied = target.get("iris:1")
         assert copied.lineage == base.lineage and copied.input_signature == base.input_signature
         assert target.get("iris:2").lineage.parent is None
+
+
+def test_data_as_a_list_pair_is_x_and_y(reg: Registry, iris, knn) -> None:
+    X, y = iris
+    as_list = reg.register("iris", knn, data=[X, y])
+    assert as_list.lineage.data == reg.register("iris", knn, data=(X, y)).lineage.data
+    assert as_list.lineage.data_shape == (150, 4) and as_list.input_signature.dtypes == ("float64",) * 4
+
+
+def test_an_explicit_signature_must_agree_with_the_fitted_model(reg: Registry, knn, iris) -> None:
+    with pytest.raises(ValueError, match="n_features=3 but the model was fitted on 4"):
+        reg.register("iris", knn, signature={"n_features": 3})
+    with pytest.raises(ValueError, match="not both"):
+        reg.register("iris", knn, signature={"n_features": 4}, input_example=iris[0][:2])
+    with pytest.raises(ModelNotFound):
+        reg.get("iris")  # nothing was written
+    assert reg.register("iris", knn, signature={"n_features": 4}).input_signature.n_features == 4
+
+
+def test_a_script_path_that_is_not_utf8_is_recorded_escaped(tmp_path: Path, home: Path) -> None:
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xffdir"))
+    folder.mkdir()
+    script = folder / "train.py"
+    script.write_text(
+        "import sys\nfrom registry import Registry\n"
+        "with Registry(sys.argv[1]) as reg:\n    print(reg.register('m', [1], format='pickle').lineage.script)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, str(script), str(home)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("bad\\xffdir/train.py")

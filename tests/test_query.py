@@ -408,14 +408,16 @@ def test_importing_the_module_does_not_import_lark() -> None:
 
 # Property tests: well-formed trees written out as text parse back to themselves.
 
-KEYS = st.one_of(st.from_regex(r"[A-Za-z0-9_./:-]{1,20}", fullmatch=True), st.text(min_size=1, max_size=20))
+# What a catalog can store: no NUL and no lone surrogate (filters holding them are refused, as tested above).
+STORABLE = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+KEYS = st.one_of(st.from_regex(r"[A-Za-z0-9_./:-]{1,20}", fullmatch=True), st.text(STORABLE, min_size=1, max_size=20))
 INTS = st.integers(-(2**63) + 1, 2**63 - 1)
 NUMBERS = st.one_of(INTS, st.floats(allow_nan=False, allow_infinity=False))
-TEXTS = st.text(max_size=20)
+TEXTS = st.text(STORABLE, max_size=20)
 DATES = st.datetimes(timezones=st.just(UTC))
 ORDERED = ["=", "!=", "<", "<=", ">", ">="]
 PLAIN = {"metrics": NUMBERS, "params": st.one_of(NUMBERS, TEXTS, st.booleans()), "tags": TEXTS}
-COLUMN_VALUES = {"version": INTS, "created_at": DATES, "format": TEXTS, "name": TEXTS}
+COLUMN_VALUES = {"version": st.integers(-(2**31) + 1, 2**31 - 1), "created_at": DATES, "format": TEXTS, "name": TEXTS}
 
 
 @st.composite
@@ -426,9 +428,12 @@ def fields(draw: st.DrawFn) -> Field:
     return Field(kind, draw(st.sampled_from(LINEAGE_KEYS) if kind == "lineage" else KEYS))
 
 
+PINNED_REFS = st.from_regex(r"[a-z][a-z0-9-]{0,8}:[1-9][0-9]{0,3}", fullmatch=True)
+
+
 def values_of(field: Field) -> st.SearchStrategy[Any]:
     if field.kind == "lineage":
-        return st.booleans() if field.key == "dirty" else TEXTS
+        return {"dirty": st.booleans(), "parent": PINNED_REFS}.get(field.key or "", TEXTS)
     return PLAIN[field.kind] if field.key is not None else COLUMN_VALUES[field.kind]
 
 
@@ -442,8 +447,8 @@ def predicates(draw: st.DrawFn) -> Node:
     if shape == "in":
         return Membership(field, tuple(draw(st.lists(values_of(field), min_size=1, max_size=4))), draw(st.booleans()))
     value = draw(values_of(field))
-    ops = ["=", "!="] if isinstance(value, bool) else ORDERED
-    if isinstance(value, str) and field.kind != "created_at":
+    ops = ["=", "!="] if isinstance(value, bool) or field == Field("lineage", "parent") else ORDERED
+    if isinstance(value, str) and field.kind != "created_at" and field != Field("lineage", "parent"):
         ops = [*ops, "like", "not like"]
     return Comparison(field, draw(st.sampled_from(ops)), value)
 

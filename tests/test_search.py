@@ -147,11 +147,23 @@ def test_a_malformed_filter_names_the_position(filled: Registry, where: str, pos
 def test_other_bad_arguments(filled: Registry) -> None:
     with pytest.raises(InvalidQuery):
         filled.search(order_by="metrics.accuracy sideways")
-    with pytest.raises(InvalidQuery, match="lineage.parent"):
+    with pytest.raises(InvalidQuery, match="pinned reference") as caught:
         filled.search(where="lineage.parent = 'not a ref'")
-    with pytest.raises(InvalidQuery, match="lineage.parent"):
+    assert caught.value.position == 17
+    with pytest.raises(InvalidQuery, match="not ordered") as caught:
         filled.search(where="lineage.parent > 'knn:1'")
+    assert caught.value.position == 15
     with pytest.raises(ValueError, match="limit"):
         filled.search(limit=0)
+    with pytest.raises(ValueError, match="limit"):
+        filled.search(limit=2**63)
+    with pytest.raises(InvalidQuery, match="at most 2147483647"):
+        filled.search(where="version = 9223372036854775807")
+    with pytest.raises(InvalidQuery, match="years 1 to 9999"):
+        filled.search(where="created_at > '0001-01-01T00:00:00+01:00'")
+    with pytest.raises(InvalidQuery, match="NUL"):
+        filled.search(where="tags.team = 'a\x00b'")
+    with pytest.raises(InvalidQuery):
+        filled.search(where=3)  # type: ignore[arg-type]
     with pytest.raises(ModelNotFound):
         filled.search("nothing", where="metrics.accuracy > 0")

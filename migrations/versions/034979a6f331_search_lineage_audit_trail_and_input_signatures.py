@@ -36,6 +36,15 @@ depends_on: str | Sequence[str] | None = None
 
 TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 _BATCH = 1000
+# Searched text compares exactly: MySQL/MariaDB's default collation ignores case and accents.
+BINARY = "utf8mb4_bin"
+
+
+def _exact_string(length: int) -> sa.types.TypeEngine:
+    return sa.String(length=length).with_variant(mysql.VARCHAR(length, collation=BINARY), "mysql", "mariadb")
+
+
+EXACT_TEXT = sa.Text().with_variant(mysql.TEXT(collation=BINARY), "mysql", "mariadb")
 
 
 def _param_row(version_id: int, key: str, value: Any) -> dict[str, Any]:
@@ -148,7 +157,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("at", TIMESTAMP, nullable=False),
         sa.Column("action", sa.String(length=32), nullable=False),
-        sa.Column("model", sa.String(length=128), nullable=False),
+        sa.Column("model", _exact_string(128), nullable=False),
         sa.Column("version", sa.Integer(), nullable=True),
         sa.Column("alias", sa.String(length=64), nullable=True),
         sa.Column("old", sa.JSON(), nullable=True),
@@ -162,12 +171,12 @@ def upgrade() -> None:
     op.create_table(
         "lineage",
         sa.Column("version_id", sa.Integer(), nullable=False),
-        sa.Column("git_commit", sa.String(length=40), nullable=True),
+        sa.Column("git_commit", sa.String(length=64), nullable=True),
         sa.Column("git_dirty", sa.Boolean(), nullable=True),
-        sa.Column("script", sa.Text(), nullable=True),
-        sa.Column("user_name", sa.String(length=255), nullable=True),
-        sa.Column("host", sa.String(length=255), nullable=True),
-        sa.Column("modelshelf_version", sa.String(length=64), nullable=True),
+        sa.Column("script", EXACT_TEXT, nullable=True),
+        sa.Column("user_name", _exact_string(255), nullable=True),
+        sa.Column("host", _exact_string(255), nullable=True),
+        sa.Column("modelshelf_version", _exact_string(64), nullable=True),
         sa.Column("data_digest", sa.String(length=64), nullable=True),
         sa.Column("data_shape", sa.JSON(), nullable=True),
         sa.Column("data_columns", sa.JSON(), nullable=True),
@@ -186,7 +195,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=250), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("number", sa.Double(), nullable=True),
-        sa.Column("text", sa.Text(), nullable=True),
+        sa.Column("text", EXACT_TEXT, nullable=True),
         sa.ForeignKeyConstraint(
             ["version_id"], ["versions.id"], name=op.f("fk_param_values_version_id_versions"), ondelete="CASCADE"
         ),
@@ -196,18 +205,25 @@ def upgrade() -> None:
     op.create_index("ix_tags_key", "tags", ["key"])
     with op.batch_alter_table("versions") as batch_op:
         batch_op.add_column(sa.Column("input_signature", sa.JSON(), nullable=True))
+    if op.get_bind().dialect.name in ("mysql", "mariadb"):  # names and tag values compare exactly, as elsewhere
+        op.alter_column(
+            "models", "name", existing_type=sa.String(128), type_=mysql.VARCHAR(128, collation=BINARY), nullable=False
+        )
+        op.alter_column("tags", "value", existing_type=sa.Text(), type_=mysql.TEXT(collation=BINARY), nullable=False)
     _backfill(op.get_bind())
 
 
 def downgrade() -> None:
+    # Tables first: dropping them drops their indexes and foreign keys, which MySQL/MariaDB will not drop
+    # on their own while a foreign key needs them (and their DDL is not transactional: order matters).
+    op.drop_table("events")
+    op.drop_table("lineage")
+    op.drop_table("param_values")
+    op.drop_index("ix_tags_key", table_name="tags")
+    if op.get_bind().dialect.name in ("mysql", "mariadb"):
+        op.alter_column("tags", "value", existing_type=mysql.TEXT(collation=BINARY), type_=sa.Text(), nullable=False)
+        op.alter_column(
+            "models", "name", existing_type=mysql.VARCHAR(128, collation=BINARY), type_=sa.String(128), nullable=False
+        )
     with op.batch_alter_table("versions") as batch_op:
         batch_op.drop_column("input_signature")
-    op.drop_index("ix_tags_key", table_name="tags")
-    op.drop_index("ix_param_values_key_number", table_name="param_values")
-    op.drop_table("param_values")
-    op.drop_index("ix_lineage_parent_id", table_name="lineage")
-    op.drop_index("ix_lineage_data_digest", table_name="lineage")
-    op.drop_table("lineage")
-    op.drop_index("ix_events_model_id", table_name="events")
-    op.drop_index("ix_events_at", table_name="events")
-    op.drop_table("events")

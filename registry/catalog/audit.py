@@ -58,7 +58,9 @@ class EventLog:
 
     Each event's time is taken by the caller once it holds the lock that
     orders the change (the model's row, or SQLite's write lock), so on every
-    engine the times of one model's events follow their order.
+    engine the times of one model's events follow their order, as far as
+    the clocks of the client machines writing them agree (times come from
+    the client, like every timestamp of the catalog).
     """
 
     def __init__(self, actor: Actor) -> None:

@@ -47,7 +47,7 @@ from registry.catalog.schema import (
 from registry.catalog.search import param_rows
 from registry.catalog.sql import insert_ignore, upsert
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
-from registry.errors import AliasNotFound
+from registry.errors import AliasNotFound, VersionNotFound
 
 _MODELS = ModelRow.__table__
 _VERSIONS = VersionRow.__table__
@@ -76,6 +76,11 @@ _ALIAS_TARGET = (
     select(_VERSIONS.c.version)
     .join(_ALIASES, _ALIASES.c.version_id == _VERSIONS.c.id)
     .where(_ALIASES.c.model_id == bindparam("model_id"), _ALIASES.c.alias == bindparam("alias"))
+)
+_LOCK_LIVE_VERSION = (
+    select(_VERSIONS.c.id)
+    .where(_VERSIONS.c.id == bindparam("version_id"), _VERSIONS.c.deleted_at.is_(None))
+    .with_for_update(read=True)
 )
 _ALIASES_OF_VERSION = select(_ALIASES.c.alias).where(_ALIASES.c.version_id == bindparam("version_id"))
 
@@ -224,6 +229,9 @@ class Catalog(CatalogReads):
         if lineage is not None and lineage.parent is not None:
             name, _, number = lineage.parent.rpartition(":")
             parent_id = self._find(connection, Ref(name, version=int(number))).id
+            # A shared lock: a delete of the parent committing meanwhile would leave a lineage naming a dead version.
+            if connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id}).scalar() is None:
+                raise VersionNotFound(name, int(number), "deleted while this version was registered")
         model_id = self._ensure_model(connection, new.name, utcnow())
         connection.execute(_BUMP_COUNTER, {"model_id": model_id})  # locks the model's row until commit
         version = connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()

@@ -12,13 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CompoundSelect, Connection, Engine, Row, bindparam, func, literal, null, select, union_all
-from sqlalchemy.orm import aliased
 
 from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.engine import read_transaction
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import AliasRow, LatestMetricRow, LineageRow, MetricRow, ModelRow, TagRow, VersionRow
-from registry.catalog.search import search_statement
+from registry.catalog.search import PARENT, PARENT_MODEL, search_statement
 from registry.domain import (
     CHECKSUM_PREFIX,
     AliasPeriod,
@@ -31,9 +30,6 @@ from registry.domain import (
     Ref,
 )
 from registry.errors import AliasNotFound, ModelNotFound, VersionNotFound
-
-_PARENT = aliased(VersionRow, name="parent_version")
-_PARENT_MODEL = aliased(ModelRow, name="parent_model")
 
 _VERSION_COLUMNS = (
     VersionRow.id,
@@ -60,8 +56,8 @@ _VERSION_COLUMNS = (
     LineageRow.data_digest,
     LineageRow.data_shape,
     LineageRow.data_columns,
-    _PARENT_MODEL.name.label("parent_name"),
-    _PARENT.version.label("parent_version"),
+    PARENT_MODEL.name.label("parent_name"),
+    PARENT.version.label("parent_version"),
 )
 
 
@@ -71,8 +67,8 @@ FROM_VERSIONS = (
     select(*_VERSION_COLUMNS)
     .join(ModelRow, ModelRow.id == VersionRow.model_id)
     .outerjoin(LineageRow, LineageRow.version_id == VersionRow.id)
-    .outerjoin(_PARENT, _PARENT.id == LineageRow.parent_id)
-    .outerjoin(_PARENT_MODEL, _PARENT_MODEL.id == _PARENT.model_id)
+    .outerjoin(PARENT, PARENT.id == LineageRow.parent_id)
+    .outerjoin(PARENT_MODEL, PARENT_MODEL.id == PARENT.model_id)
 )
 MODEL_ID_QUERY = select(ModelRow.id).where(ModelRow.name == bindparam("name"))
 _PINNED = FROM_VERSIONS.where(ModelRow.name == bindparam("name"), VersionRow.version == bindparam("version"))

@@ -76,9 +76,23 @@ FORMAT_LENGTH = 32
 SIGNATURE_LENGTH = 64
 ACTION_LENGTH = 32
 PARAM_KIND_LENGTH = 8
-COMMIT_LENGTH = 40
+COMMIT_LENGTH = 64  # a SHA-1 commit has 40 hex digits, a SHA-256 one 64
 IDENTITY_LENGTH = 255
 VERSION_TEXT_LENGTH = 64
+
+
+#: MySQL/MariaDB compare text case- and accent-blind by default; searched text compares exactly, as elsewhere.
+BINARY_COLLATION = "utf8mb4_bin"
+
+
+def exact_string(length: int) -> TypeEngine[str]:
+    """A ``VARCHAR`` compared byte for byte on every engine (binary collation on MySQL/MariaDB)."""
+    return String(length).with_variant(mysql.VARCHAR(length, collation=BINARY_COLLATION), "mysql", "mariadb")
+
+
+def exact_text() -> TypeEngine[str]:
+    """A ``TEXT`` compared byte for byte on every engine (binary collation on MySQL/MariaDB)."""
+    return Text().with_variant(mysql.TEXT(collation=BINARY_COLLATION), "mysql", "mariadb")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -115,7 +129,7 @@ class ModelRow(Base):
     __tablename__ = "models"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(exact_string(NAME_LENGTH), unique=True)
     last_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -148,7 +162,7 @@ class VersionRow(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     imports: Mapped[list[str] | None] = mapped_column(JSON)
     signature: Mapped[str | None] = mapped_column(String(SIGNATURE_LENGTH))
-    input_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    input_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class TagRow(Base):
@@ -157,7 +171,7 @@ class TagRow(Base):
 
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(exact_text())
 
 
 class MetricRow(Base):
@@ -200,7 +214,7 @@ class ParamValueRow(Base):
     #: "number", "string", "bool", "null" or "json" (a list or an object, kept as JSON text)
     kind: Mapped[str] = mapped_column(String(PARAM_KIND_LENGTH))
     number: Mapped[float | None] = mapped_column(Double)
-    text: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(exact_text())
 
 
 class LineageRow(Base):
@@ -213,13 +227,13 @@ class LineageRow(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
     git_commit: Mapped[str | None] = mapped_column(String(COMMIT_LENGTH))
     git_dirty: Mapped[bool | None] = mapped_column(Boolean)
-    script: Mapped[str | None] = mapped_column(Text)
-    user_name: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
-    host: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
-    modelshelf_version: Mapped[str | None] = mapped_column(String(VERSION_TEXT_LENGTH))
+    script: Mapped[str | None] = mapped_column(exact_text())
+    user_name: Mapped[str | None] = mapped_column(exact_string(IDENTITY_LENGTH))
+    host: Mapped[str | None] = mapped_column(exact_string(IDENTITY_LENGTH))
+    modelshelf_version: Mapped[str | None] = mapped_column(exact_string(VERSION_TEXT_LENGTH))
     data_digest: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH))
-    data_shape: Mapped[list[int] | None] = mapped_column(JSON)
-    data_columns: Mapped[list[str] | None] = mapped_column(JSON)
+    data_shape: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))
+    data_columns: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
 
 
@@ -233,10 +247,10 @@ class EventRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
-    model: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    model: Mapped[str] = mapped_column(exact_string(NAME_LENGTH))
     version: Mapped[int | None] = mapped_column(Integer)
     alias: Mapped[str | None] = mapped_column(String(ALIAS_LENGTH))
-    old: Mapped[Any] = mapped_column(JSON, nullable=True)
-    new: Mapped[Any] = mapped_column(JSON, nullable=True)
+    old: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    new: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     user_name: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
     host: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))

@@ -16,10 +16,12 @@ Semantics, the same on every engine:
 * ``params.KEY`` compares by the stored JSON type: ``params.k = 3`` matches
   the number 3 (or 3.0), never the string ``'3'``; ``true``/``false`` match
   booleans.
-* ``like`` is case-insensitive everywhere (``%`` any run, ``_`` one character).
+* ``like`` ignores the case of ASCII letters (``%`` any run, ``_`` one
+  character, ``\\`` escapes either) on every engine.
 * ``lineage.data`` accepts the fingerprint with or without ``sha256:``;
-  ``lineage.commit = 'abc1234'`` matches an abbreviated commit (4+ hex digits);
-  ``lineage.parent`` takes a pinned reference such as ``'iris:3'``.
+  ``lineage.commit = 'abc1234'`` (and ``!=``) matches an abbreviated commit
+  (4+ hex digits); ``lineage.parent`` takes a pinned reference such as
+  ``'iris:3'``.
 * Versions without the ordering key sort last, whatever the direction; ties
   fall back to name, then version.
 """
@@ -32,10 +34,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select
+from sqlalchemy.orm import aliased
 
 from registry import query as q
 from registry.catalog.schema import LatestMetricRow, LineageRow, ModelRow, ParamValueRow, TagRow, VersionRow
-from registry.errors import InvalidQuery
 from registry.values import dumps
 
 _LINEAGE_COLUMNS = {
@@ -48,14 +50,16 @@ _LINEAGE_COLUMNS = {
     "modelshelf_version": LineageRow.modelshelf_version,
     "parent": LineageRow.parent_id,
 }
+#: The parent version and its model, outer-joined to every version row that search and lookups read.
+PARENT = aliased(VersionRow, name="parent_version")
+PARENT_MODEL = aliased(ModelRow, name="parent_model")
 _PLAIN_COLUMNS = {
     "version": VersionRow.version,
     "created_at": VersionRow.created_at,
     "format": VersionRow.format,
     "name": ModelRow.name,
 }
-_ABBREVIATED_COMMIT = re.compile(r"[0-9a-f]{4,39}")
-_PINNED_REF = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127}):([1-9][0-9]{0,9})")
+_ABBREVIATED_COMMIT = re.compile(r"[0-9a-f]{4,63}")
 #: Param kinds that count as having a value (``null`` is treated as absent).
 _VALUED_KINDS = ("number", "string", "bool", "json")
 
@@ -93,7 +97,7 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == ">=":
         return column >= value
     if op == "like":
-        return column.ilike(value)
+        return column.ilike(value, escape="\\")
     raise AssertionError(f"unknown operator {op!r}")  # the parser admits no other
 
 
@@ -102,9 +106,6 @@ class _Compiler:
 
     def __init__(self, text: str) -> None:
         self.text = text
-
-    def refuse(self, message: str) -> InvalidQuery:
-        return InvalidQuery(f"invalid filter {self.text!r}: {message}", query=self.text)
 
     # -- the tree ---------------------------------------------------------------
 
@@ -186,42 +187,28 @@ class _Compiler:
     def lineage(self, key: str, test: Callable[[Any, Any], ColumnElement[bool]], value: Any) -> Any:
         column = _LINEAGE_COLUMNS[key]
         values = value if isinstance(value, tuple) else (value,)
-        if key == "data":
-            values = tuple(item.removeprefix("sha256:") for item in values)
+        if key in ("data", "commit"):  # digests are stored in lower case, without a prefix
+            values = tuple(item.lower().removeprefix("sha256:") for item in values)
         elif key == "parent":
             values = tuple(self.parent_id(item) for item in values)
         condition = test(column, values if isinstance(value, tuple) else values[0])
         return VersionRow.id.in_(select(LineageRow.version_id).where(condition))
 
-    def parent_id(self, ref: Any) -> Any:
-        match = _PINNED_REF.fullmatch(ref) if isinstance(ref, str) else None
-        if match is None:
-            raise self.refuse(f"lineage.parent takes a pinned reference such as 'iris-knn:3', not {ref!r}")
+    @staticmethod
+    def parent_id(ref: str) -> Any:
+        """The id of the version a pinned reference names (the parser checked its form)."""
+        name, _, number = ref.rpartition(":")
         return (
             select(VersionRow.id)
             .join(ModelRow, ModelRow.id == VersionRow.model_id)
-            .where(ModelRow.name == match[1], VersionRow.version == int(match[2]))
+            .where(ModelRow.name == name, VersionRow.version == int(number))
             .scalar_subquery()
         )
 
 
 def compile_filter(text: str) -> ColumnElement[bool]:
     """The WHERE clause of a filter such as ``"metrics.accuracy > 0.9 and tags.team = 'cv'"``."""
-    tree = q.parse_filter(text)
-    compiler = _Compiler(text)
-    _check_operators(compiler, tree)
-    return compiler.node(tree)
-
-
-def _check_operators(compiler: _Compiler, node: q.Node) -> None:
-    """Refuse what parses but means nothing here: ordering or ``like`` on a parent reference."""
-    if isinstance(node, (q.And, q.Or)):
-        for part in node.parts:
-            _check_operators(compiler, part)
-    elif isinstance(node, q.Not):
-        _check_operators(compiler, node.part)
-    elif isinstance(node, q.Comparison) and node.field == q.Field("lineage", "parent") and node.op not in ("=", "!="):
-        raise compiler.refuse(f"lineage.parent supports =, !=, in and is null, not {node.op!r}")
+    return _Compiler(text).node(q.parse_filter(text))
 
 
 def order_columns(text: str | None) -> list[Any]:
@@ -247,8 +234,9 @@ def _sort_expressions(field: q.Field) -> Sequence[Any]:
             _value_of(ParamValueRow, ParamValueRow.number, field.key, ParamValueRow.kind.in_(("number", "bool"))),
             _value_of(ParamValueRow, ParamValueRow.text, field.key, ParamValueRow.kind == "string"),
         ]
-    column = _LINEAGE_COLUMNS[field.key or ""]
-    return [select(column).where(LineageRow.version_id == VersionRow.id).scalar_subquery()]
+    if field.key == "parent":  # by reference, not by the internal id
+        return [PARENT_MODEL.name, PARENT.version]
+    return [_LINEAGE_COLUMNS[field.key or ""]]  # joined already (see FROM_VERSIONS)
 
 
 def _value_of(table: Any, column: Any, key: str | None, *conditions: ColumnElement[bool]) -> Any:

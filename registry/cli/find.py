@@ -17,12 +17,13 @@ from registry.cli.output import (
     version_json,
 )
 from registry.domain import Event, ModelVersion
+from registry.query import parse_order_by
 
 
 def _ordering_metrics(order_by: str | None, found: list[ModelVersion]) -> list[str]:
     """The metrics worth a column: those named in the ordering, else the most common ones."""
-    named = [part.split()[0].removeprefix("metrics.") for part in (order_by or "").split(",") if part.strip()]
-    keys = [key for key in named if any(key in mv.metrics for mv in found)]
+    named = [key.field.key for key in parse_order_by(order_by) if key.field.kind == "metrics"] if order_by else []
+    keys = [key for key in named if key is not None and any(key in mv.metrics for mv in found)]
     common = sorted({key for mv in found for key in mv.metrics}, key=lambda k: -sum(k in mv.metrics for mv in found))
     return (keys + [key for key in common if key not in keys])[:3]
 
@@ -119,6 +120,8 @@ def log(ctx: click.Context, name: str, alias_name: str | None, since: str | None
       modelshelf log iris-knn --alias production
       modelshelf log iris-knn --since 2026-03-01 --json
     """
+    if alias_name is not None and (since is not None or limit is not None):
+        raise click.UsageError("--alias lists every period of the alias; it takes no --since or --limit")
     with open_registry(ctx) as reg:
         if alias_name is not None:
             periods = reg.alias_history(name, alias_name)
