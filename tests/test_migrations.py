@@ -350,6 +350,13 @@ def test_a_catalog_of_the_previous_revision_with_data_upgrades_with_its_history(
                 (number, number / 4, times[number - 1]),
             )
         db.execute("INSERT INTO tags (version_id, key, value) VALUES (1, 'team', 'cv')")
+        # metrics logged after registration, as log_metrics wrote them: one event of two values
+        for key, value in (("acc", 0.8), ("f1", 0.7)):
+            db.execute(
+                "INSERT INTO metrics (version_id, key, value, step, timestamp) VALUES (3, ?, ?, 5, ?)",
+                (key, value, times[4]),
+            )
+        db.execute("UPDATE latest_metrics SET value = 0.8 WHERE version_id = 3")
         db.execute(
             "INSERT INTO aliases (model_id, alias, version_id, updated_at) VALUES (1, 'production', 3, ?)", (times[4],)
         )
@@ -359,7 +366,12 @@ def test_a_catalog_of_the_previous_revision_with_data_upgrades_with_its_history(
         assert [mv.version for mv in reg.versions("legacy")] == [1, 3]
         assert [reg.load(mv.ref) for mv in reg.versions("legacy")] == [{"old": 1}, {"old": 3}]
         assert reg.get("legacy@production").version == 3
-        assert [(p.version, p.value) for p in reg.metrics_history("legacy")] == [(1, 0.25), (3, 0.75)]
+        assert [(p.version, p.value) for p in reg.metrics_history("legacy")] == [
+            (1, 0.25),
+            (3, 0.75),
+            (3, 0.8),
+            (3, 0.7),
+        ]
         assert reg.get("legacy:1").tags == {"team": "cv"} and reg.get("legacy:1").lineage is None
         assert [mv.version for mv in reg.search("legacy", where="params.k >= 2")] == [3]
         assert [mv.version for mv in reg.search("legacy", where="params.solver = 'lbfgs' and params.fit = true")] == [
@@ -374,8 +386,10 @@ def test_a_catalog_of_the_previous_revision_with_data_upgrades_with_its_history(
             ("register", 2, None, None),
             ("register", 3, None, None),
             ("version.delete", 2, None, None),
+            ("metrics.log", 3, None, None),
             ("alias.set", 3, "production", None),
         ]
+        assert reg.events("legacy")[4].new == {"metrics": {"acc": 0.8, "f1": 0.7}, "step": 5}
         (period,) = reg.alias_history("legacy", "production")
         assert (period.version, period.since.month, period.until) == (3, 5, None)
         reg.set_alias("legacy", "production", 1)

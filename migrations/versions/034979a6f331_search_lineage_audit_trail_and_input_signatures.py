@@ -11,8 +11,9 @@ keys, the ``lineage`` table, the append-only ``events`` table and the
 Existing data is carried over, not left behind: every version's top-level
 params become ``param_values`` rows, and the audit trail starts with the
 history the catalog can still tell (one ``register`` event per version at
-its creation time, a ``version.delete`` event per deleted version, an
-``alias.set`` event per alias at its last move), with user and host unknown.
+its creation time, a ``metrics.log`` event per later logging of metrics, a
+``version.delete`` event per deleted version, an ``alias.set`` event per
+alias at its last move), with user and host unknown.
 Table and column names are spelled out here as literals, and the param
 classification is a frozen copy: a migration must keep meaning what it
 meant when written, whatever the live code becomes.
@@ -134,16 +135,41 @@ def _backfill(connection: sa.Connection) -> None:
         )  # fmt: skip
         if deleted_at is not None:
             history.append(
-                (deleted_at, 2, {**event, "at": deleted_at, "action": "version.delete",
+                (deleted_at, 3, {**event, "at": deleted_at, "action": "version.delete",
                                  "old": {"checksum": checksum}, "new": None})
             )  # fmt: skip
+    metrics = sa.table(
+        "metrics",
+        sa.column("id", sa.Integer()),
+        sa.column("version_id", sa.Integer()),
+        sa.column("key", sa.String()),
+        sa.column("value", sa.Double()),
+        sa.column("step", sa.BigInteger()),
+        sa.column("timestamp", TIMESTAMP),
+    )
+    logged: dict[tuple[Any, ...], dict[str, Any]] = {}  # one event per (version, time, step), as log_metrics wrote
+    for name, number, key, value, step, at in connection.execute(
+        sa.select(
+            models.c.name, versions.c.version, metrics.c.key, metrics.c.value, metrics.c.step, metrics.c.timestamp
+        )
+        .join(versions, versions.c.id == metrics.c.version_id)
+        .join(models, models.c.id == versions.c.model_id)
+        .where(metrics.c.timestamp > versions.c.created_at)  # not those given at registration, or imported with it
+        .order_by(metrics.c.id)
+    ):
+        event = logged.setdefault((name, number, at, step), {
+            "at": at, "action": "metrics.log", "model": name, "version": number, "alias": None, "old": None,
+            "new": {"metrics": {}, "step": step}, "user_name": None, "host": None,
+        })  # fmt: skip
+        event["new"]["metrics"][key] = value
+    history.extend((event["at"], 1, event) for event in logged.values())
     for name, alias, number, updated_at in connection.execute(
         sa.select(models.c.name, aliases.c.alias, versions.c.version, aliases.c.updated_at)
         .join(models, models.c.id == aliases.c.model_id)
         .join(versions, versions.c.id == aliases.c.version_id)
     ):
         history.append(
-            (updated_at, 1, {"at": updated_at, "action": "alias.set", "model": name, "version": number,
+            (updated_at, 2, {"at": updated_at, "action": "alias.set", "model": name, "version": number,
                              "alias": alias, "old": None, "new": number, "user_name": None, "host": None})
         )  # fmt: skip
     history.sort(key=lambda item: (item[0], item[1]))
