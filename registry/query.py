@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from registry.errors import InvalidQuery
+from registry.values import storable_text
 
 if TYPE_CHECKING:
     from lark import Lark, Token, Tree
@@ -426,7 +427,7 @@ def _field(token: Token, source: _Source) -> Field:
     if not 1 <= len(key) <= _MAX_KEY_LENGTH:
         reason = f"keys are 1-{_MAX_KEY_LENGTH} characters long, this one has {len(key)}"
         source.fail(position, reason, f"a key of 1-{_MAX_KEY_LENGTH} characters")
-    if not _storable(key):
+    if not storable_text(key):
         source.fail(position, "a key holds no NUL character and no lone surrogate", "a key of printable text")
     if section == "lineage" and key not in LINEAGE_KEYS:
         keys = ", ".join(LINEAGE_KEYS)
@@ -471,7 +472,7 @@ def _value(field: Field, op: str, token: Token, source: _Source) -> _Value:
         source.fail(position, f"versions are {how}, as in version {op} 3", "a whole number")
     if field.kind == "version" and abs(value) > _MAX_VERSION:  # type: ignore[arg-type]
         source.fail(position, f"versions are at most {_MAX_VERSION}", "a smaller whole number")
-    if isinstance(value, str) and not _storable(value):
+    if isinstance(value, str) and not storable_text(value):
         source.fail(position, "a string holds no NUL character and no lone surrogate", _STRING_TEXT)
     if field == _PARENT and not (isinstance(value, str) and _PINNED_REF.fullmatch(value)):
         source.fail(position, f"lineage.parent holds {_REF_TEXT}, not {token.value}", _REF_TEXT)
@@ -499,17 +500,6 @@ def _datetime(token: Token, value: _Value, source: _Source) -> datetime:
         source.fail(token.start_pos, f"{value!r} is not a real date or time ({exc})", _DATE_TEXT)
     except OverflowError:  # an offset that moves the moment out of the years 1-9999
         source.fail(token.start_pos, f"{value!r} falls outside the years 1 to 9999 in UTC", _DATE_TEXT)
-
-
-def _storable(text: str) -> bool:
-    """Whether a database can hold ``text``: valid UTF-8, no NUL (such a value matches nothing anyway)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _show(text: str) -> str:

@@ -38,7 +38,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _encodable(text: str) -> bool:
+def storable_text(text: str) -> bool:
     """Whether ``text`` can be stored: valid UTF-8 (no lone surrogate such as ``"\\ud800"``) and no NUL."""
     if "\x00" in text:
         return False
@@ -52,7 +52,7 @@ def _encodable(text: str) -> bool:
 def _check_key(kind: str, key: object) -> str:
     if not isinstance(key, str):
         raise ValueError(f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings")
-    if not key or len(key) > MAX_KEY_LENGTH or not _encodable(key):
+    if not key or len(key) > MAX_KEY_LENGTH or not storable_text(key):
         raise ValueError(
             f"{kind} key {key[:60]!r} is invalid: keys are 1-{MAX_KEY_LENGTH} characters of valid Unicode without NUL"
         )
@@ -98,7 +98,7 @@ def validate_tags(tags: object) -> dict[str, str]:
                 f"tag {key!r} is {value!r} ({type(value).__name__}); tag values are strings, "
                 f"convert it with str() if that is what you mean"
             )
-        if len(value) > MAX_TAG_VALUE_LENGTH or not _encodable(value):
+        if len(value) > MAX_TAG_VALUE_LENGTH or not storable_text(value):
             raise ValueError(
                 f"tag {key!r} is invalid: values are at most {MAX_TAG_VALUE_LENGTH} characters of valid Unicode "
                 "without NUL"
@@ -113,7 +113,7 @@ def validate_description(description: object) -> str | None:
         return None
     if not isinstance(description, str):
         raise ValueError(f"description must be a string or None, not {type(description).__name__}")
-    if len(description) > MAX_DESCRIPTION_LENGTH or not _encodable(description):
+    if len(description) > MAX_DESCRIPTION_LENGTH or not storable_text(description):
         raise ValueError(
             f"description is invalid: at most {MAX_DESCRIPTION_LENGTH} characters of valid Unicode without NUL"
         )
@@ -126,7 +126,7 @@ def _strict_json(path: str, value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        if not _encodable(value):
+        if not storable_text(value):
             raise ValueError(f"param {path} is not valid Unicode text (a lone surrogate or NUL)")
         return value
     if isinstance(value, int):
@@ -140,7 +140,7 @@ def _strict_json(path: str, value: Any, depth: int) -> Any:
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str) or not _encodable(key):
+            if not isinstance(key, str) or not storable_text(key):
                 raise ValueError(
                     f"param {path} has the key {key!r}; JSON object keys must be strings of valid Unicode without NUL"
                 )
@@ -182,7 +182,7 @@ def _json_safe(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        return value if _encodable(value) else value.encode("utf-8", "backslashreplace").decode()
+        return value if storable_text(value) else value.encode("utf-8", "backslashreplace").decode()
     if isinstance(value, type):
         return f"{value.__module__}.{value.__qualname__}"
     if hasattr(value, "get_params") or callable(value) or depth >= MAX_PARAMS_DEPTH:
