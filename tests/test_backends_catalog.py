@@ -138,3 +138,38 @@ def test_the_previous_schema_upgrades_with_its_data_and_downgrades(catalog_url: 
     engine.dispose()
     with Registry(catalog=catalog_url, store=store) as reg:
         assert [mv.version for mv in reg.versions("legacy")] == [1, 2, 3] and reg.load("legacy:3") == [3]
+
+
+def test_no_child_is_registered_after_its_parent_is_deleted(reg: Registry) -> None:  # noqa: F811
+    """Writers deriving from a version while another deletes it: each child was recorded before the deletion."""
+    import threading
+
+    from registry import VersionNotFound
+
+    reg.register("base", [0], format="pickle")
+    under_way = threading.Semaphore(0)
+    refused: list[int] = []
+
+    def derive(writer: int) -> None:
+        for i in range(200):
+            try:
+                reg.register(f"child-{writer % 2}", [writer, i], format="pickle", parent="base:1")
+            except VersionNotFound:
+                refused.append(writer)
+                return
+            if i == 2:
+                under_way.release()
+
+    threads = [threading.Thread(target=derive, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        under_way.acquire(timeout=30)  # every writer has registered children: delete while they go on
+    reg.delete_version("base", 1)
+    for thread in threads:
+        thread.join()
+    events = reg.events()
+    deleted = next(e.id for e in events if e.action == "version.delete")
+    children = [e for e in events if e.action == "register" and e.model.startswith("child-")]
+    assert all(e.id < deleted and e.new["parent"] == "base:1" for e in children)
+    assert len(children) >= 12 and len(refused) >= 1  # the deletion landed while writers were deriving

@@ -224,18 +224,19 @@ class Catalog(CatalogReads):
         publish: Callable[[], None],
         sign: Callable[[NewVersion, int], str | None],
     ) -> ModelVersion:
+        model_id = self._ensure_model(connection, new.name, utcnow())
+        connection.execute(_BUMP_COUNTER, {"model_id": model_id})  # locks the model's row until commit
+        version = connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()
+        now = utcnow()  # taken under that lock, so time follows version order on every engine
         parent_id = None
         lineage = new.lineage
         if lineage is not None and lineage.parent is not None:
             name, _, number = lineage.parent.rpartition(":")
             parent_id = self._find(connection, Ref(name, version=int(number))).id
-            # A shared lock: a delete of the parent committing meanwhile would leave a lineage naming a dead version.
+            # A shared lock, taken after the model's as every writer does (no deadlock): a delete of the parent
+            # committing meanwhile would leave a lineage naming a dead version.
             if connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id}).scalar() is None:
                 raise VersionNotFound(name, int(number), "deleted while this version was registered")
-        model_id = self._ensure_model(connection, new.name, utcnow())
-        connection.execute(_BUMP_COUNTER, {"model_id": model_id})  # locks the model's row until commit
-        version = connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()
-        now = utcnow()  # taken under that lock, so time follows version order on every engine
         signature = sign(new, version)
         insert_ignore(connection, _BLOBS, [{"digest": new.digest, "size": new.size, "created_at": now}], ["digest"])
         self._lock_blob(connection, new.digest)
