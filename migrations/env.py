@@ -18,7 +18,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine
 
-from registry.catalog.schema import Base
+from registry.catalog.schema import Base, compare_exact_types
 
 config = context.config
 target_metadata = Base.metadata
@@ -29,7 +29,7 @@ def _configure(connection) -> None:  # type: ignore[no-untyped-def]
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite alters tables by copying them
-        compare_type=True,
+        compare_type=compare_exact_types,  # Alembic's own comparison, plus the collation of exact columns
     )
 
 

@@ -40,6 +40,76 @@ def test_text_compares_exactly_and_like_escapes_alike(reg: Registry) -> None:  #
     assert reg.search(order_by="tags.v desc", limit=1)[0].ref == "t:7"
 
 
+def test_keys_differing_in_case_or_trailing_space_are_different_keys(reg: Registry) -> None:  # noqa: F811
+    """MySQL/MariaDB's default collation would merge them (and lose a metric value); no engine may."""
+    mv = reg.register(
+        "k",
+        [1],
+        format="pickle",
+        params={"k": 1, "K": 2, "k ": 3, "é": 4, "e": 5},
+        metrics={"acc": 0.1, "ACC": 0.9},
+        tags={"Team": "a", "team": "b"},
+    )
+    stored = reg.get("k")
+    assert stored.params == mv.params and stored.metrics == {"acc": 0.1, "ACC": 0.9}
+    assert stored.tags == {"Team": "a", "team": "b"}
+    assert refs(reg, where="metrics.ACC > 0.5") == ["k:1"] and refs(reg, where="metrics.acc > 0.5") == []
+    assert refs(reg, where="params.K = 2") == ["k:1"] and refs(reg, where="params.`k ` = 1") == []
+    assert reg.best("k", "ACC").ref == "k:1"
+
+
+EXACT_COLUMNS = [
+    ("models", "name"),
+    ("tags", "key"),
+    ("tags", "value"),
+    ("metrics", "key"),
+    ("latest_metrics", "key"),
+    ("param_values", "key"),
+    ("param_values", "text"),
+    ("lineage", "script"),
+    ("lineage", "user_name"),
+    ("events", "model"),
+]
+
+
+def assert_exact_collations(url: str) -> None:
+    """Read each searched column's collation off the server (``alembic check`` does not compare them)."""
+    engine = create_engine(url)
+    try:
+        if engine.dialect.name == "sqlite":
+            return  # SQLite compares bytes
+        expected = "C" if engine.dialect.name == "postgresql" else "utf8mb4_nopad_bin"
+        with engine.connect() as connection:
+            schema = connection.execute(text("SELECT current_schema()" if expected == "C" else "SELECT DATABASE()"))
+            where = schema.scalar_one()
+            for table_name, column_name in EXACT_COLUMNS:
+                found = connection.execute(
+                    text(
+                        "SELECT collation_name FROM information_schema.columns "
+                        "WHERE table_schema = :schema AND table_name = :t AND column_name = :c"
+                    ),
+                    {"schema": where, "t": table_name, "c": column_name},
+                ).scalar_one()
+                assert found == expected, (table_name, column_name, found)
+    finally:
+        engine.dispose()
+
+
+def test_searched_columns_compare_exactly_in_a_new_catalog(reg: Registry, catalog_url: str) -> None:  # noqa: F811
+    assert_exact_collations(catalog_url)
+    assert reg.verify(deep=False).ok
+    undo = {
+        "postgresql": 'ALTER TABLE tags ALTER COLUMN value TYPE TEXT COLLATE "default"',
+        "mysql": "ALTER TABLE tags MODIFY value TEXT COLLATE utf8mb4_general_ci NOT NULL",
+    }.get(reg._catalog.engine.dialect.name)
+    if undo is None:
+        return  # SQLite has no collation to lose
+    with reg._catalog.engine.begin() as connection:
+        connection.execute(text(undo))  # what a hand-made "fix" might do
+    report = reg.verify(deep=False)
+    assert not report.ok and any("tags" in p.detail and "value" in p.detail for p in report.problems)
+
+
 def test_model_names_differing_in_case_are_different_models(reg: Registry) -> None:  # noqa: F811
     reg.register("iris", [1], format="pickle")
     reg.register("Iris", [2], format="pickle")
@@ -126,6 +196,7 @@ def test_the_previous_schema_upgrades_with_its_data_and_downgrades(catalog_url: 
         ]
         reg.register("legacy", [3], format="pickle", tags={"team": "cv"}, parent="legacy:1")
         assert reg.verify().ok
+    assert_exact_collations(catalog_url)
     engine = create_engine(catalog_url)
     with engine.begin() as connection:
         config = migrate.alembic_config(connection)

@@ -37,15 +37,36 @@ depends_on: str | Sequence[str] | None = None
 
 TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 _BATCH = 1000
-# Searched text compares exactly: MySQL/MariaDB's default collation ignores case and accents.
-BINARY = "utf8mb4_bin"
 
 
-def _exact_string(length: int) -> sa.types.TypeEngine:
-    return sa.String(length=length).with_variant(mysql.VARCHAR(length, collation=BINARY), "mysql", "mariadb")
+def _collation() -> str | None:
+    """Keys, names and searched text compare by code point on every engine, as on SQLite.
+
+    MySQL/MariaDB's default collation ignores case, accents and trailing
+    spaces (``acc`` and ``ACC`` were one metric key there); PostgreSQL's
+    follows the locale.
+    """
+    dialect = op.get_bind().dialect
+    if dialect.name == "postgresql":
+        return "C"
+    if dialect.name in ("mysql", "mariadb"):
+        return "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
+    return None
 
 
-EXACT_TEXT = sa.Text().with_variant(mysql.TEXT(collation=BINARY), "mysql", "mariadb")
+def _exact(length: int | None = None) -> sa.types.TypeEngine:
+    collation = _collation()
+    return sa.Text(collation=collation) if length is None else sa.String(length=length, collation=collation)
+
+
+#: (table, column, length or None for TEXT, nullable): columns of the earlier schema that now compare exactly.
+_EXACT_COLUMNS = (
+    ("models", "name", 128, False),
+    ("tags", "key", 250, False),
+    ("tags", "value", None, False),
+    ("metrics", "key", 250, False),
+    ("latest_metrics", "key", 250, False),
+)
 
 
 def _param_row(version_id: int, key: str, value: Any) -> dict[str, Any]:
@@ -183,7 +204,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("at", TIMESTAMP, nullable=False),
         sa.Column("action", sa.String(length=32), nullable=False),
-        sa.Column("model", _exact_string(128), nullable=False),
+        sa.Column("model", _exact(128), nullable=False),
         sa.Column("version", sa.Integer(), nullable=True),
         sa.Column("alias", sa.String(length=64), nullable=True),
         sa.Column("old", sa.JSON(), nullable=True),
@@ -199,10 +220,10 @@ def upgrade() -> None:
         sa.Column("version_id", sa.Integer(), nullable=False),
         sa.Column("git_commit", sa.String(length=64), nullable=True),
         sa.Column("git_dirty", sa.Boolean(), nullable=True),
-        sa.Column("script", EXACT_TEXT, nullable=True),
-        sa.Column("user_name", _exact_string(255), nullable=True),
-        sa.Column("host", _exact_string(255), nullable=True),
-        sa.Column("modelshelf_version", _exact_string(64), nullable=True),
+        sa.Column("script", _exact(), nullable=True),
+        sa.Column("user_name", _exact(255), nullable=True),
+        sa.Column("host", _exact(255), nullable=True),
+        sa.Column("modelshelf_version", _exact(64), nullable=True),
         sa.Column("data_digest", sa.String(length=64), nullable=True),
         sa.Column("data_shape", sa.JSON(), nullable=True),
         sa.Column("data_columns", sa.JSON(), nullable=True),
@@ -218,10 +239,10 @@ def upgrade() -> None:
     op.create_table(
         "param_values",
         sa.Column("version_id", sa.Integer(), nullable=False),
-        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("key", _exact(250), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("number", sa.Double(), nullable=True),
-        sa.Column("text", EXACT_TEXT, nullable=True),
+        sa.Column("text", _exact(), nullable=True),
         sa.ForeignKeyConstraint(
             ["version_id"], ["versions.id"], name=op.f("fk_param_values_version_id_versions"), ondelete="CASCADE"
         ),
@@ -231,11 +252,10 @@ def upgrade() -> None:
     op.create_index("ix_tags_key", "tags", ["key"])
     with op.batch_alter_table("versions") as batch_op:
         batch_op.add_column(sa.Column("input_signature", sa.JSON(), nullable=True))
-    if op.get_bind().dialect.name in ("mysql", "mariadb"):  # names and tag values compare exactly, as elsewhere
-        op.alter_column(
-            "models", "name", existing_type=sa.String(128), type_=mysql.VARCHAR(128, collation=BINARY), nullable=False
-        )
-        op.alter_column("tags", "value", existing_type=sa.Text(), type_=mysql.TEXT(collation=BINARY), nullable=False)
+    if _collation() is not None:  # the earlier tables' keys, names and tag values compare exactly too
+        for table, name, length, nullable in _EXACT_COLUMNS:
+            before = sa.Text() if length is None else sa.String(length=length)
+            op.alter_column(table, name, existing_type=before, type_=_exact(length), nullable=nullable)
     _backfill(op.get_bind())
 
 
@@ -246,10 +266,7 @@ def downgrade() -> None:
     op.drop_table("lineage")
     op.drop_table("param_values")
     op.drop_index("ix_tags_key", table_name="tags")
-    if op.get_bind().dialect.name in ("mysql", "mariadb"):
-        op.alter_column("tags", "value", existing_type=mysql.TEXT(collation=BINARY), type_=sa.Text(), nullable=False)
-        op.alter_column(
-            "models", "name", existing_type=mysql.VARCHAR(128, collation=BINARY), type_=sa.String(128), nullable=False
-        )
+    # The exact collations stay: the earlier code reads them fine, and undoing them could fail halfway on
+    # MySQL/MariaDB, where names that now differ only in case would collide again.
     with op.batch_alter_table("versions") as batch_op:
         batch_op.drop_column("input_signature")

@@ -180,13 +180,13 @@ def schema_differences(connection: Connection, deep: bool = False) -> list[str]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from registry.catalog.schema import Base
+    from registry.catalog.schema import Base, compare_exact_types
 
     problems = []
     revision = current_revision(connection)
     if revision != HEAD_REVISION:
         problems.append(f"schema revision is {revision}, this modelshelf expects {HEAD_REVISION}")
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(connection, opts={"compare_type": compare_exact_types})
     problems.extend(
         f"catalog differs from the expected schema: {diff}" for diff in compare_metadata(context, Base.metadata)
     )

@@ -81,18 +81,63 @@ IDENTITY_LENGTH = 255
 VERSION_TEXT_LENGTH = 64
 
 
-#: MySQL/MariaDB compare text case- and accent-blind by default; searched text compares exactly, as elsewhere.
-BINARY_COLLATION = "utf8mb4_bin"
+def exact_collation(dialect: Dialect) -> str | None:
+    """The collation that compares and sorts text by code point, as SQLite does, on ``dialect``.
+
+    MySQL/MariaDB's default collation ignores case, accents and trailing
+    spaces, so ``acc`` and ``ACC`` would be one metric; PostgreSQL's follows
+    the locale. Keys, names and searched values must mean the same on every
+    engine. MariaDB has a binary collation without padding; MySQL's
+    ``utf8mb4_bin`` still ignores trailing spaces.
+    """
+    if dialect.name == "postgresql":
+        return "C"
+    if dialect.name in ("mysql", "mariadb"):
+        return "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
+    return None  # SQLite compares bytes already
 
 
-def exact_string(length: int) -> TypeEngine[str]:
-    """A ``VARCHAR`` compared byte for byte on every engine (binary collation on MySQL/MariaDB)."""
-    return String(length).with_variant(mysql.VARCHAR(length, collation=BINARY_COLLATION), "mysql", "mariadb")
+class ExactString(TypeDecorator[str]):
+    """A ``VARCHAR(length)`` that compares exactly on every engine (see :func:`exact_collation`)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(String(self.length, collation=exact_collation(dialect)))
 
 
-def exact_text() -> TypeEngine[str]:
-    """A ``TEXT`` compared byte for byte on every engine (binary collation on MySQL/MariaDB)."""
-    return Text().with_variant(mysql.TEXT(collation=BINARY_COLLATION), "mysql", "mariadb")
+class ExactText(TypeDecorator[str]):
+    """A ``TEXT`` that compares exactly on every engine (see :func:`exact_collation`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(Text(collation=exact_collation(dialect)))
+
+
+def compare_exact_types(
+    context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any, metadata_type: Any
+) -> bool | None:
+    """Alembic's ``compare_type`` hook: an exact column must have its length and its collation.
+
+    Alembic does not compare collations by itself, so without this hook a
+    column altered back to a case-blind collation would pass ``alembic check``.
+    Other columns get Alembic's own comparison (``None``).
+    """
+    if not isinstance(metadata_type, (ExactString, ExactText)):
+        return None
+    wanted = metadata_type.load_dialect_impl(context.dialect)
+    family = Text if isinstance(metadata_type, ExactText) else String
+    same_family = isinstance(inspected_type, family) and (family is String) != isinstance(inspected_type, Text)
+    same_length = getattr(inspected_type, "length", None) == getattr(wanted, "length", None)
+    same_collation = getattr(inspected_type, "collation", None) == wanted.collation
+    return not (same_family and same_length and same_collation)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -129,7 +174,7 @@ class ModelRow(Base):
     __tablename__ = "models"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(exact_string(NAME_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(ExactString(NAME_LENGTH), unique=True)
     last_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -170,8 +215,8 @@ class TagRow(Base):
     __table_args__ = (Index("ix_tags_key", "key"),)
 
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
-    value: Mapped[str] = mapped_column(exact_text())
+    key: Mapped[str] = mapped_column(ExactString(KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(ExactText())
 
 
 class MetricRow(Base):
@@ -180,7 +225,7 @@ class MetricRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    key: Mapped[str] = mapped_column(ExactString(KEY_LENGTH))
     value: Mapped[float] = mapped_column(Double)
     step: Mapped[int | None] = mapped_column(BigInteger)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -191,7 +236,7 @@ class LatestMetricRow(Base):
     __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
 
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    key: Mapped[str] = mapped_column(ExactString(KEY_LENGTH), primary_key=True)
     value: Mapped[float] = mapped_column(Double)
 
 
@@ -210,11 +255,11 @@ class ParamValueRow(Base):
     __table_args__ = (Index("ix_param_values_key_number", "key", "number"),)
 
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    key: Mapped[str] = mapped_column(ExactString(KEY_LENGTH), primary_key=True)
     #: "number", "string", "bool", "null" or "json" (a list or an object, kept as JSON text)
     kind: Mapped[str] = mapped_column(String(PARAM_KIND_LENGTH))
     number: Mapped[float | None] = mapped_column(Double)
-    text: Mapped[str | None] = mapped_column(exact_text())
+    text: Mapped[str | None] = mapped_column(ExactText())
 
 
 class LineageRow(Base):
@@ -227,10 +272,10 @@ class LineageRow(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
     git_commit: Mapped[str | None] = mapped_column(String(COMMIT_LENGTH))
     git_dirty: Mapped[bool | None] = mapped_column(Boolean)
-    script: Mapped[str | None] = mapped_column(exact_text())
-    user_name: Mapped[str | None] = mapped_column(exact_string(IDENTITY_LENGTH))
-    host: Mapped[str | None] = mapped_column(exact_string(IDENTITY_LENGTH))
-    modelshelf_version: Mapped[str | None] = mapped_column(exact_string(VERSION_TEXT_LENGTH))
+    script: Mapped[str | None] = mapped_column(ExactText())
+    user_name: Mapped[str | None] = mapped_column(ExactString(IDENTITY_LENGTH))
+    host: Mapped[str | None] = mapped_column(ExactString(IDENTITY_LENGTH))
+    modelshelf_version: Mapped[str | None] = mapped_column(ExactString(VERSION_TEXT_LENGTH))
     data_digest: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH))
     data_shape: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))
     data_columns: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
@@ -247,7 +292,7 @@ class EventRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
-    model: Mapped[str] = mapped_column(exact_string(NAME_LENGTH))
+    model: Mapped[str] = mapped_column(ExactString(NAME_LENGTH))
     version: Mapped[int | None] = mapped_column(Integer)
     alias: Mapped[str | None] = mapped_column(String(ALIAS_LENGTH))
     old: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
