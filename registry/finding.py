@@ -39,6 +39,11 @@ def _validate_since(since: object) -> datetime | None:
             since = since.replace(tzinfo=UTC)
     if not isinstance(since, datetime):
         raise ValueError(f"since must be a timezone-aware datetime or an ISO 8601 string, not {since!r}")
+    if since.tzinfo is not None:
+        try:
+            since.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"since={since.isoformat()} falls outside the years 1 to 9999 in UTC") from None
     if since.tzinfo is None:
         raise ValueError(
             f"since={since!r} is a naive datetime; modelshelf times are UTC: pass datetime(..., tzinfo=UTC)"

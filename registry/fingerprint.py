@@ -46,7 +46,7 @@ _U64 = struct.Struct("<Q")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _ACCEPTED = (
     "data= takes a numpy array, a pandas DataFrame or Series, a scipy sparse matrix, a list of numbers, "
-    "or an (X, y) pair of those"
+    "or an (X, y) pair in which at least one of the two is an array, frame or sparse matrix"
 )
 
 
@@ -139,6 +139,8 @@ def _update_column(h: Any, column: Any, pd: Any) -> None:
     elif isinstance(column.array, (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)):
         _update_array(h, column.isna().to_numpy())  # nullable: the mask, then the values with NA as 0, ints kept exact
         _update_array(h, column.to_numpy(dtype=dtype.numpy_dtype, na_value=dtype.numpy_dtype.type(0)))
+    elif isinstance(dtype, (pd.DatetimeTZDtype, pd.PeriodDtype)):  # the zone or frequency is in str(dtype)
+        _update_array(h, column.array.asi8)  # int64, not Timestamp objects: fast, and stable across pandas
     else:
         _update_array(h, np.asarray(column.to_numpy()))
 

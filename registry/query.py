@@ -145,7 +145,7 @@ Node = Comparison | Membership | NullCheck | And | Or | Not
 _Value = str | int | float | bool | datetime
 _DIRTY = Field("lineage", "dirty")  # the one lineage key that is not text
 _PARENT = Field("lineage", "parent")  # a pinned reference, matched whole
-_PINNED_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}:[1-9][0-9]{0,9}")
+_PINNED_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}:([1-9][0-9]{0,9})")
 _REF_TEXT = "a pinned reference such as 'iris-knn:3'"
 _MAX_VERSION = 2**31 - 1  # the catalog's version column is a 32-bit integer
 
@@ -295,7 +295,7 @@ def _parse_tree(source: _Source, start: str) -> Tree:
             reason = f"this ')' closes no '('; {reason}"
         elif exc.token.type == "OP" and consumed and consumed[-1].type == "OP":
             reason = f"{reason} (one operator only: write = rather than ==)"
-        elif consumed and consumed[-1].type == "STRING" and consumed[-1].end_pos == position:
+        elif not at_end and consumed and consumed[-1].type == "STRING" and consumed[-1].end_pos == position:
             reason = f"{reason} (write '' for a quote inside a string)"
         elif exc.token.type == "IDENT" and consumed and consumed[-1].type == "IDENT":
             reason = f"{reason} ({_BACKQUOTE_HINT})"
@@ -442,9 +442,8 @@ def _literal(token: Token, source: _Source) -> _Value:
     if token.type in ("TRUE", "FALSE"):
         return token.type == "TRUE"
     if re.fullmatch(r"-?[0-9]+", token.value):
-        number = (
-            int(token.value) if len(token.value) <= 20 else _MAX_INT + 1
-        )  # int() of 5000 digits is slow, and refused
+        digits = token.value.lstrip("-").lstrip("0") or "0"
+        number = int(token.value) if len(digits) <= 20 else _MAX_INT + 1  # int() of 5000 digits is slow
         if abs(number) > _MAX_INT:
             reason = f"integers are at most {_MAX_INT} in size; write a float such as 1e20 for larger numbers"
             source.fail(token.start_pos, reason, "a smaller integer")
@@ -463,6 +462,8 @@ def _value(field: Field, op: str, token: Token, source: _Source) -> _Value:
     if op in ("like", "not like"):
         if not isinstance(value, str):
             source.fail(position, f"like compares text; write {example}", "a 'quoted pattern'")
+        if (len(value) - len(value.rstrip("\\"))) % 2:
+            source.fail(position, "a like pattern cannot end with a lone \\ (it escapes what follows)", "a pattern")
         return value
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if field.kind == "metrics" and not is_number:
@@ -474,7 +475,8 @@ def _value(field: Field, op: str, token: Token, source: _Source) -> _Value:
         source.fail(position, f"versions are at most {_MAX_VERSION}", "a smaller whole number")
     if isinstance(value, str) and not storable_text(value):
         source.fail(position, "a string holds no NUL character and no lone surrogate", _STRING_TEXT)
-    if field == _PARENT and not (isinstance(value, str) and _PINNED_REF.fullmatch(value)):
+    pinned = _PINNED_REF.fullmatch(value) if field == _PARENT and isinstance(value, str) else None
+    if field == _PARENT and not (pinned and int(pinned[1]) <= _MAX_VERSION):
         source.fail(position, f"lineage.parent holds {_REF_TEXT}, not {token.value}", _REF_TEXT)
     if field.kind == "created_at":
         return _datetime(token, value, source)

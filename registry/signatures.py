@@ -98,12 +98,12 @@ def _kind_of_name(name: str) -> str | None:
 
 def _json_value(value: Any) -> Any:
     """A JSON-safe scalar: numpy scalars become Python ones; NaN, infinity, NaT and NA become ``None``."""
-    if value is None or type(value) in (bool, str):
+    if value is None or type(value) is bool:
         return value
     if isinstance(value, np.bool_):
         return bool(value)
-    if isinstance(value, str):  # np.str_ and other subclasses
-        return str(value)
+    if isinstance(value, str):  # np.str_ and other subclasses too; lone surrogates escaped, as JSON stores no such text
+        return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
@@ -191,8 +191,11 @@ def _example_rows(X: Any, n_columns: int) -> tuple[tuple[Any, ...], ...] | None:
         return None
     if _is_dataframe(X) and hasattr(X, "iloc"):
         rows: Any = X.iloc[:MAX_EXAMPLE_ROWS].itertuples(index=False, name=None)
-    elif hasattr(X, "toarray") and hasattr(type(X), "__getitem__"):  # sparse, in formats that slice rows
-        rows = X[:MAX_EXAMPLE_ROWS].toarray()
+    elif hasattr(X, "tocsr"):  # sparse, in any format: CSR slices rows
+        try:
+            rows = X.tocsr()[:MAX_EXAMPLE_ROWS].toarray()
+        except (TypeError, ValueError, NotImplementedError):
+            return None
     elif isinstance(X, np.ndarray | list | tuple):
         rows = np.asarray(X)[:MAX_EXAMPLE_ROWS]
     else:
@@ -263,17 +266,18 @@ def check_agrees(model: Any, signature: InputSignature) -> None:
     Such a signature would make ``load(..., validate=True)`` reject the very
     data the model was trained on.
     """
-    fitted = infer_signature(model)
-    if fitted is None:
-        return
-    if signature.n_features is not None and signature.n_features != fitted.n_features:
-        raise ValueError(
-            f"signature says n_features={signature.n_features} but the model was fitted on {fitted.n_features} "
-            "features; leave signature= out to record the model's own"
-        )
-    if signature.feature_names is not None and fitted.feature_names is not None:
-        if signature.feature_names != fitted.feature_names:
-            difference = _column_difference(fitted.feature_names, signature.feature_names)
+    n_features = _safe_getattr(model, "n_features_in_")  # read directly: no cap on the model's own names here
+    if isinstance(n_features, int | np.integer) and not isinstance(n_features, bool):
+        if signature.n_features is not None and signature.n_features != int(n_features):
+            raise ValueError(
+                f"signature says n_features={signature.n_features} but the model was fitted on {int(n_features)} "
+                "features; leave signature= out to record the model's own"
+            )
+    names = _safe_getattr(model, "feature_names_in_")
+    if signature.feature_names is not None and names is not None:
+        fitted_names = tuple(str(name) for name in names)
+        if signature.feature_names != fitted_names:
+            difference = _column_difference(fitted_names, signature.feature_names)
             raise ValueError(f"signature feature_names differ from the model's feature_names_in_: {difference}")
 
 
@@ -283,7 +287,7 @@ def _sequence(value: Any, field_name: str) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def coerce_signature(value: InputSignature | Mapping[str, Any]) -> InputSignature:
+def coerce_signature(value: InputSignature | Mapping[str, Any], *, known_dtypes: bool = True) -> InputSignature:
     """Validate a user-given ``signature=``: an :class:`InputSignature` or a dict of its fields.
 
     A wrong signature would refuse good input forever, so it fails at
@@ -319,7 +323,8 @@ def coerce_signature(value: InputSignature | Mapping[str, Any]) -> InputSignatur
     if dtypes is not None:
         dtypes = tuple(_dtype_name(d) if isinstance(d, np.dtype) else d for d in _sequence(dtypes, "dtypes"))
         for i, name in enumerate(dtypes):
-            if not isinstance(name, str) or _kind_of_name(name) is None:
+            # A bundle may carry dtypes this process cannot name (pyarrow, sparse); checks skip those anyway.
+            if not isinstance(name, str) or (known_dtypes and _kind_of_name(name) is None) or len(name) > 200:
                 known = "'float64', 'int64', 'bool', 'object', 'datetime64[ns]', 'category', 'Int64'"
                 raise ValueError(f"signature field 'dtypes'[{i}] is {name!r}, not a dtype name such as {known}")
     for field_name, entries in (("feature_names", names), ("dtypes", dtypes)):

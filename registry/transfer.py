@@ -120,7 +120,7 @@ def _signature_of(entry: dict[str, Any]) -> InputSignature | None:
     from registry.signatures import coerce_signature  # numpy: only when a bundle is imported
 
     value = entry.get("input_signature")
-    return None if value is None else coerce_signature(value)
+    return None if value is None else coerce_signature(value, known_dtypes=False)
 
 
 def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) -> list[ModelVersion]:

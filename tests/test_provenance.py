@@ -68,6 +68,8 @@ def test_a_script_in_a_git_repository_records_commit_script_and_dirty_flag(tmp_p
         commit = clean["commit"]
         assert [mv.version for mv in reg.search("m", where=f"lineage.commit = '{commit}'")] == [1, 2]
         assert [mv.version for mv in reg.search("m", where=f"lineage.commit = '{commit[:8]}'")] == [1, 2]
+        assert [mv.version for mv in reg.search("m", where=f"lineage.commit in ('{commit[:8]}', 'abcd')")] == [1, 2]
+        assert reg.search("m", where=f"lineage.commit not in ('{commit[:8]}')") == []
         assert [mv.version for mv in reg.search("m", where="lineage.dirty = true")] == [2]
 
 
@@ -203,3 +205,18 @@ def test_a_script_path_that_is_not_utf8_is_recorded_escaped(tmp_path: Path, home
     out = subprocess.run([sys.executable, str(script), str(home)], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("bad\\xffdir/train.py")
+
+
+def test_odd_inputs_to_lineage_and_signatures(reg: Registry) -> None:
+    import scipy.sparse as sp
+
+    from registry.fingerprint import fingerprint_data
+
+    mv = reg.register("sparse", [1], format="pickle", input_example=sp.random(10, 3, format="coo", random_state=0))
+    assert mv.input_signature.n_features == 3 and len(mv.input_signature.example) == 5
+    times = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=100_000, freq="s", tz="UTC")})
+    elsewhere = times.assign(t=times["t"].dt.tz_convert("Europe/Oslo"))  # the same instants, another zone
+    assert fingerprint_data(times) == fingerprint_data(times.copy())
+    assert fingerprint_data(times).digest != fingerprint_data(elsewhere).digest
+    with pytest.raises(ValueError, match="years 1 to 9999"):
+        reg.events(since="0001-01-01T00:00:00+01:00")

@@ -165,5 +165,10 @@ def test_other_bad_arguments(filled: Registry) -> None:
         filled.search(where="tags.team = 'a\x00b'")
     with pytest.raises(InvalidQuery):
         filled.search(where=3)  # type: ignore[arg-type]
+    with pytest.raises(InvalidQuery, match="pinned reference"):
+        filled.search(where="lineage.parent = 'knn:9999999999'")  # beyond any version number
+    with pytest.raises(InvalidQuery, match="lone") as caught:
+        filled.search(where="tags.team like 'cv\\'")
+    assert caught.value.position == 15
     with pytest.raises(ModelNotFound):
         filled.search("nothing", where="metrics.accuracy > 0")

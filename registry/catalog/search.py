@@ -16,12 +16,13 @@ Semantics, the same on every engine:
 * ``params.KEY`` compares by the stored JSON type: ``params.k = 3`` matches
   the number 3 (or 3.0), never the string ``'3'``; ``true``/``false`` match
   booleans.
-* ``like`` ignores the case of ASCII letters (``%`` any run, ``_`` one
-  character, ``\\`` escapes either) on every engine.
+* ``like`` ignores the case of ASCII letters on every engine (PostgreSQL and
+  MariaDB fold other letters too); ``%`` matches any run, ``_`` one
+  character, and ``\\`` escapes either.
 * ``lineage.data`` accepts the fingerprint with or without ``sha256:``;
-  ``lineage.commit = 'abc1234'`` (and ``!=``) matches an abbreviated commit
-  (4+ hex digits); ``lineage.parent`` takes a pinned reference such as
-  ``'iris:3'``.
+  ``lineage.commit = 'abc1234'`` (and ``!=``, ``in``) matches an abbreviated
+  commit (4+ hex digits); ``lineage.parent`` takes a pinned reference such
+  as ``'iris:3'``.
 * Versions without the ordering key sort last, whatever the direction; ties
   fall back to name, then version.
 """
@@ -60,6 +61,7 @@ _PLAIN_COLUMNS = {
     "name": ModelRow.name,
 }
 _ABBREVIATED_COMMIT = re.compile(r"[0-9a-f]{4,63}")
+_COMMIT = q.Field("lineage", "commit")
 #: Param kinds that count as having a value (``null`` is treated as absent).
 _VALUED_KINDS = ("number", "string", "bool", "json")
 
@@ -120,7 +122,10 @@ class _Compiler:
             present = self.present(node.field)
             return present if node.negated else not_(present)
         if isinstance(node, q.Membership):
-            matches = self.matches(node.field, lambda column, values: column.in_(values), node.values)
+            if node.field == _COMMIT:  # each value as =, so abbreviated commits match in lists too
+                matches = or_(*(self.comparison(node.field, "=", value) for value in node.values))
+            else:
+                matches = self.matches(node.field, lambda column, values: column.in_(values), node.values)
             return and_(self.present(node.field), not_(matches)) if node.negated else matches
         if isinstance(node, q.Comparison):
             if node.op == "!=":
@@ -131,7 +136,7 @@ class _Compiler:
         raise AssertionError(f"unknown node {node!r}")
 
     def comparison(self, field: q.Field, op: str, value: Any) -> ColumnElement[bool]:
-        if field == q.Field("lineage", "commit") and op == "=" and _ABBREVIATED_COMMIT.fullmatch(value.lower()):
+        if field == _COMMIT and op == "=" and _ABBREVIATED_COMMIT.fullmatch(value.lower()):
             op, value = "like", value.lower() + "%"
         return self.matches(field, lambda column, v: _compare(column, op, v), value)
 
