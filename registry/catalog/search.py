@@ -16,9 +16,9 @@ Semantics, the same on every engine:
 * ``params.KEY`` compares by the stored JSON type: ``params.k = 3`` matches
   the number 3 (or 3.0), never the string ``'3'``; ``true``/``false`` match
   booleans.
-* ``like`` ignores the case of ASCII letters on every engine (PostgreSQL and
-  MariaDB fold other letters too); ``%`` matches any run, ``_`` one
-  character, and ``\\`` escapes either.
+* ``like`` ignores the case of ASCII letters on every engine (MariaDB/MySQL
+  fold other letters too); ``%`` matches any run, ``_`` one character, and
+  ``\\`` escapes either.
 * ``lineage.data`` accepts the fingerprint with or without ``sha256:``;
   ``lineage.commit = 'abc1234'`` (and ``!=``, ``in``) matches an abbreviated
   commit (4+ hex digits); ``lineage.parent`` takes a pinned reference such
