@@ -14,6 +14,7 @@ from typing import Any
 from registry.domain import AliasPeriod, Event, ModelVersion
 from registry.errors import VersionNotFound
 from registry.names import resolve_ref, validate_alias, validate_model_name
+from registry.query import And, Field, Node, NullCheck, OrderKey, parse_filter, parse_order_by
 from registry.values import validate_metrics
 
 _MAX_LIMIT = 2**31 - 1
@@ -80,7 +81,9 @@ class FindingMixin:
         """
         if name is not None:
             name = validate_model_name(name)
-        return self._catalog.search(name, where, order_by, _validate_limit(limit))
+        tree = None if where is None else parse_filter(where)
+        order = () if order_by is None else parse_order_by(order_by)
+        return self._catalog.search(name, tree, order, _validate_limit(limit))
 
     def best(self, name: str, metric: str, mode: str = "max", where: str | None = None) -> ModelVersion:
         """The live version of ``name`` with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.
@@ -91,12 +94,13 @@ class FindingMixin:
         name = validate_model_name(name)
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
-        if not isinstance(metric, str) or not metric:
-            raise ValueError(f"metric must be a metric name such as 'accuracy', not {metric!r}")
         validate_metrics({metric: 0.0})  # the key rules, stated as for any metric
-        direction = "desc" if mode == "max" else "asc"
-        order_by = f"metrics.`{metric.replace('`', '``')}` {direction}, version desc"
-        found = self._catalog.search(name, where, order_by, 1, having_metric=metric)
+        field = Field("metrics", metric)
+        candidates: Node = NullCheck(field, negated=True)  # is not null: versions without it are no candidates
+        if where is not None:
+            candidates = And((parse_filter(where), candidates))
+        order = (OrderKey(field, descending=mode == "max"), OrderKey(Field("version", None), descending=True))
+        found = self._catalog.search(name, candidates, order, 1)
         if not found:
             condition = f" matching {where!r}" if where is not None else ""
             raise VersionNotFound(name, None, f"no live version{condition} has the metric {metric!r}")

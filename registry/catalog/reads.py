@@ -7,6 +7,7 @@ rows, then one each for their tags, latest metrics and aliases.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,7 @@ from registry.domain import (
     Ref,
 )
 from registry.errors import AliasNotFound, ModelNotFound, VersionNotFound
+from registry.query import Node, OrderKey
 
 _VERSION_COLUMNS = (
     VersionRow.id,
@@ -281,23 +283,14 @@ class CatalogReads:
             ]
 
     def search(
-        self,
-        name: str | None,
-        where: str | None,
-        order_by: str | None,
-        limit: int | None,
-        having_metric: str | None = None,
+        self, name: str | None, where: Node | None, order: Sequence[OrderKey], limit: int | None
     ) -> list[ModelVersion]:
-        """Live versions (of ``name``, or of every model) matching ``where``, sorted by ``order_by``."""
+        """Live versions (of ``name``, or of every model) matching a parsed filter, in the parsed order."""
         base = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))
-        if having_metric is not None:
-            base = base.where(
-                VersionRow.id.in_(select(LatestMetricRow.version_id).where(LatestMetricRow.key == having_metric))
-            )
         with read_transaction(self.engine) as connection:
             if name is not None:
                 base = base.where(VersionRow.model_id == self._model_id(connection, name))
-            rows = connection.execute(search_statement(base, where, order_by, limit)).all()
+            rows = connection.execute(search_statement(base, where, order, limit)).all()
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
 

@@ -106,9 +106,6 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
 class _Compiler:
     """Turns one parsed filter into a WHERE clause over ``versions`` joined with ``models``."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-
     # -- the tree ---------------------------------------------------------------
 
     def node(self, node: q.Node) -> ColumnElement[bool]:
@@ -211,20 +208,20 @@ class _Compiler:
         )
 
 
-def compile_filter(text: str) -> ColumnElement[bool]:
-    """The WHERE clause of a filter such as ``"metrics.accuracy > 0.9 and tags.team = 'cv'"``."""
-    return _Compiler(text).node(q.parse_filter(text))
+def compile_filter(tree: q.Node) -> ColumnElement[bool]:
+    """The WHERE clause of a parsed filter (:func:`registry.query.parse_filter`)."""
+    return _Compiler().node(tree)
 
 
-def order_columns(text: str | None) -> list[Any]:
-    """ORDER BY elements for ``"metrics.accuracy desc, version"``; missing values sort last."""
-    order: list[Any] = []
-    for key in q.parse_order_by(text) if text is not None else ():
+def order_columns(order: Sequence[q.OrderKey]) -> list[Any]:
+    """ORDER BY elements for parsed sort keys; missing values sort last, then name and version break ties."""
+    columns: list[Any] = []
+    for key in order:
         for expression in _sort_expressions(key.field):
-            order.append(expression.is_(None))  # false (has a value) sorts before true
-            order.append(expression.desc() if key.descending else expression.asc())
-    order.extend([ModelRow.name, VersionRow.version])
-    return order
+            columns.append(expression.is_(None))  # false (has a value) sorts before true
+            columns.append(expression.desc() if key.descending else expression.asc())
+    columns.extend([ModelRow.name, VersionRow.version])
+    return columns
 
 
 def _sort_expressions(field: q.Field) -> Sequence[Any]:
@@ -253,10 +250,10 @@ def _value_of(table: Any, column: Any, key: str | None, *conditions: ColumnEleme
     )
 
 
-def search_statement(base: Select[Any], where: str | None, order_by: str | None, limit: int | None) -> Select[Any]:
+def search_statement(
+    base: Select[Any], where: q.Node | None, order: Sequence[q.OrderKey], limit: int | None
+) -> Select[Any]:
     """``base`` (the version rows of live versions) filtered, ordered and limited."""
-    statement = base
-    if where is not None:
-        statement = statement.where(compile_filter(where))
-    statement = statement.order_by(*order_columns(order_by))
+    statement = base if where is None else base.where(compile_filter(where))
+    statement = statement.order_by(*order_columns(order))
     return statement.limit(limit) if limit is not None else statement
