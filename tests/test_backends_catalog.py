@@ -126,6 +126,7 @@ def test_ordering_by_every_lineage_key(reg: Registry, iris) -> None:  # noqa: F8
         assert sorted(found) == ["base:1", "child:1", "child:2"], key
     assert refs(reg, order_by="lineage.parent") == ["child:1", "child:2", "base:1"]  # parents base:1 < child:1
     assert refs(reg, order_by="lineage.data")[0] == "child:1"
+    assert reg.ancestors("child:2") == ["child:1", "base:1"]  # one recursive query on every engine
 
 
 def test_a_sha256_repository_records_its_64_digit_commit(backend: tuple[str, str], tmp_path: Path) -> None:  # noqa: F811

@@ -12,7 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Connection, Engine, Row, bindparam, func, literal, null, select, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    bindparam,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 
 from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.engine import read_transaction
@@ -113,15 +125,32 @@ _HISTORY = (
 _HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
 
 
-_PARENT_OF = select(LineageRow.parent_id).where(LineageRow.version_id == bindparam("version_id"))
-_ANCESTOR = (
-    select(ModelRow.name, VersionRow.version, LineageRow.parent_id)
-    .join(ModelRow, ModelRow.id == VersionRow.model_id)
-    .outerjoin(LineageRow, LineageRow.version_id == VersionRow.id)
-    .where(VersionRow.id == bindparam("version_id"))
-)
-#: A bound on the walk up the parents (a cycle cannot form, but a catalog edited by hand could hold one).
+#: A bound on the walk up the parents: a cycle cannot form through the API, but a catalog edited by hand could hold one.
 _MAX_ANCESTORS = 1000
+
+
+def _ancestors_query() -> Select[Any]:
+    """Every ancestor of one version in one recursive query, nearest first."""
+    chain = (
+        select(LineageRow.parent_id.label("id"), literal(1).label("depth"))
+        .where(LineageRow.version_id == bindparam("version_id"), LineageRow.parent_id.is_not(None))
+        .cte("chain", recursive=True)
+    )
+    step = (
+        select(LineageRow.parent_id, chain.c.depth + 1)
+        .join(chain, LineageRow.version_id == chain.c.id)
+        .where(LineageRow.parent_id.is_not(None), chain.c.depth < _MAX_ANCESTORS)
+    )
+    chain = chain.union_all(step)
+    return (
+        select(ModelRow.name, VersionRow.version)
+        .join(VersionRow, VersionRow.model_id == ModelRow.id)
+        .join(chain, chain.c.id == VersionRow.id)
+        .order_by(chain.c.depth)
+    )
+
+
+_ANCESTORS = _ancestors_query()
 
 #: How many ids one ``IN (…)`` list carries (SQLite's old limit on bound parameters is 999).
 _ID_CHUNK = 500
@@ -296,17 +325,10 @@ class CatalogReads:
 
     def ancestors(self, ref: Ref) -> list[str]:
         """The references of the versions ``ref`` was derived from, nearest first (deleted ones included)."""
-        chain: list[str] = []
         with read_transaction(self.engine) as connection:
             row = self._find(connection, ref)
-            seen = {row.id}
-            parent_id = connection.execute(_PARENT_OF, {"version_id": row.id}).scalar()
-            while parent_id is not None and parent_id not in seen and len(chain) < _MAX_ANCESTORS:
-                seen.add(parent_id)
-                parent = connection.execute(_ANCESTOR, {"version_id": parent_id}).one()
-                chain.append(f"{parent.name}:{parent.version}")
-                parent_id = parent.parent_id
-        return chain
+            chain = (f"{name}:{version}" for name, version in connection.execute(_ANCESTORS, {"version_id": row.id}))
+            return list(dict.fromkeys(chain))  # a hand-made cycle repeats its versions: each is listed once
 
     def events(self, name: str | None, since: datetime | None, limit: int | None) -> list[Event]:
         """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all."""
