@@ -7,7 +7,7 @@ and compared freely after the registry that produced them is closed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -86,21 +86,7 @@ class Lineage:
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form ``--json`` prints and bundles carry (keys are only ever added)."""
-        return {name: _nested(getattr(self, name), list) for name in _LINEAGE_FIELDS}
-
-
-_LINEAGE_FIELDS = (
-    "git_commit",
-    "git_dirty",
-    "script",
-    "user",
-    "host",
-    "modelshelf_version",
-    "data",
-    "data_shape",
-    "data_columns",
-    "parent",
-)
+        return _json_form(self)
 
 
 @dataclass(frozen=True)
@@ -131,7 +117,7 @@ class InputSignature:
         >>> InputSignature(n_features=2, classes=(0, 1)).to_json()["classes"]
         [0, 1]
         """
-        return {name: _nested(getattr(self, name), list) for name in _SIGNATURE_FIELDS}
+        return _json_form(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> InputSignature | None:
@@ -144,10 +130,12 @@ class InputSignature:
             return None
         if not isinstance(data, dict):
             raise ValueError(f"a stored input signature must be a JSON object, not {type(data).__name__}")
-        return cls(**{name: _nested(data.get(name), tuple) for name in _SIGNATURE_FIELDS})
+        return cls(**{f.name: _nested(data.get(f.name), tuple) for f in fields(cls)})
 
 
-_SIGNATURE_FIELDS = ("n_features", "feature_names", "dtypes", "classes", "output", "example")
+def _json_form(record: Any) -> dict[str, Any]:
+    """A dataclass of plain values as JSON: every field, tuples as lists at any depth."""
+    return {f.name: _nested(getattr(record, f.name), list) for f in fields(record)}
 
 
 def _nested(value: Any, container: type) -> Any:

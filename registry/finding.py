@@ -28,28 +28,26 @@ def _validate_limit(limit: object) -> int | None:
     return limit
 
 
-def _validate_since(since: object) -> datetime | None:
-    if since is None:
-        return None
-    if isinstance(since, str):
+def _validate_moment(value: object, what: str) -> datetime:
+    """A timezone-aware moment from a datetime or an ISO 8601 string (UTC when the string has no offset)."""
+    if isinstance(value, str):
         try:
-            since = datetime.fromisoformat(since)
+            value = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"since must be an ISO 8601 date or time such as '2026-03-03', not {since!r}") from None
-        if since.tzinfo is None:  # text without an offset means UTC, as everywhere in modelshelf
-            since = since.replace(tzinfo=UTC)
-    if not isinstance(since, datetime):
-        raise ValueError(f"since must be a timezone-aware datetime or an ISO 8601 string, not {since!r}")
-    if since.tzinfo is not None:
-        try:
-            since.astimezone(UTC)
-        except OverflowError:
-            raise ValueError(f"since={since.isoformat()} falls outside the years 1 to 9999 in UTC") from None
-    if since.tzinfo is None:
+            raise ValueError(f"{what} must be an ISO 8601 date or time such as '2026-03-03', not {value!r}") from None
+        if value.tzinfo is None:  # text without an offset means UTC, as everywhere in modelshelf
+            value = value.replace(tzinfo=UTC)
+    if not isinstance(value, datetime):
+        raise ValueError(f"{what} must be a timezone-aware datetime or an ISO 8601 string, not {value!r}")
+    if value.tzinfo is None:
         raise ValueError(
-            f"since={since!r} is a naive datetime; modelshelf times are UTC: pass datetime(..., tzinfo=UTC)"
+            f"{what}={value!r} is a naive datetime; modelshelf times are UTC: pass datetime(..., tzinfo=UTC)"
         )
-    return since
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{what}={value.isoformat()} falls outside the years 1 to 9999 in UTC") from None
+    return value
 
 
 class FindingMixin:
@@ -121,7 +119,8 @@ class FindingMixin:
         """
         if name is not None:
             name = validate_model_name(name)
-        return self._catalog.events(name, _validate_since(since), _validate_limit(limit))
+        moment = None if since is None else _validate_moment(since, "since")
+        return self._catalog.events(name, moment, _validate_limit(limit))
 
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:
         """Which version ``alias`` pointed at, and from when until when, oldest first.
@@ -132,7 +131,5 @@ class FindingMixin:
 
     def alias_at(self, name: str, alias: str, moment: datetime | str) -> AliasPeriod | None:
         """The period covering ``moment``: which version ``alias`` pointed at then, and since when."""
-        when = _validate_since(moment)
-        if when is None:
-            raise ValueError("moment must be a timezone-aware datetime or an ISO 8601 string, not None")
+        when = _validate_moment(moment, "moment")
         return next((period for period in self.alias_history(name, alias) if period.covers(when)), None)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -120,30 +121,19 @@ def lineage_json(lineage: Lineage | None) -> dict[str, Any] | None:
     return None if lineage is None else lineage.to_json()
 
 
-def event_json(event: Event) -> dict[str, Any]:
+def _record_json(record: Any) -> dict[str, Any]:
+    """Every field of a dataclass of plain values, times as ISO 8601 (the field names are the JSON keys)."""
     return {
-        "id": event.id,
-        "at": event.at.isoformat(),
-        "action": event.action,
-        "model": event.model,
-        "version": event.version,
-        "alias": event.alias,
-        "old": event.old,
-        "new": event.new,
-        "user": event.user,
-        "host": event.host,
+        f.name: (v.isoformat() if isinstance(v := getattr(record, f.name), datetime) else v) for f in fields(record)
     }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return _record_json(event)
 
 
 def period_json(period: AliasPeriod) -> dict[str, Any]:
-    return {
-        "model": period.model,
-        "alias": period.alias,
-        "version": period.version,
-        "since": period.since.isoformat(),
-        "until": None if period.until is None else period.until.isoformat(),
-        "set_by": period.set_by,
-    }
+    return _record_json(period)
 
 
 def summary_json(summary: ModelSummary) -> dict[str, Any]:
