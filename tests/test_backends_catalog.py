@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import pickle
 import subprocess
 import sys
 from datetime import datetime
@@ -16,6 +14,7 @@ from sqlalchemy import JSON, column, create_engine, insert, inspect, table, text
 
 from registry import Registry
 from registry.catalog import migrate
+from tests.old_catalogs import write_blob
 from tests.test_backends import backend, catalog_url, reg  # noqa: F401  (the fixtures, shared)
 
 PREVIOUS_REVISION = "7bba9ce21c3f"
@@ -160,11 +159,7 @@ def test_the_previous_schema_upgrades_with_its_data_and_downgrades(catalog_url: 
     with engine.begin() as connection:
         command.upgrade(migrate.alembic_config(connection), PREVIOUS_REVISION)
     store = tmp_path / "store"
-    data = pickle.dumps({"old": True})
-    digest = hashlib.sha256(data).hexdigest()
-    blob = store / "blobs" / "sha256" / digest[:2] / digest[2:]  # the local store's layout
-    blob.parent.mkdir(parents=True)
-    blob.write_bytes(data)
+    digest, data = write_blob(store, {"old": True})
     now = datetime(2026, 1, 1)  # noqa: DTZ001  (the catalog stores naive UTC)
 
     def row(connection, table_name: str, **values: object) -> None:

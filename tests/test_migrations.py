@@ -21,6 +21,7 @@ from registry import Registry, SchemaVersionError
 from registry.catalog import migrate
 from registry.cli import cli
 from registry.errors import CatalogError
+from tests.old_catalogs import old_catalog, write_blob
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,25 +250,15 @@ def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path) -> 
 
 
 FIRST_REVISION = "2395150adee6"
+
 FIRST_REVISION_OF_TEST = migrate.HEAD_REVISION  # the head before the newer_code fixture adds one
 
 
 def test_a_catalog_of_the_first_revision_with_data_upgrades_and_still_loads(tmp_path: Path) -> None:
     """Versions written by the first schema keep loading after the upgrade (imports unknown, unsigned)."""
-    import hashlib
-    import pickle
-
     home = tmp_path / "old"
-    home.mkdir()
-    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
-    with engine.begin() as connection:
-        command.upgrade(migrate.alembic_config(connection), FIRST_REVISION)
-    engine.dispose()
-    data = pickle.dumps({"old": True})
-    digest = hashlib.sha256(data).hexdigest()
-    blob = home / "blobs" / "sha256" / digest[:2] / digest[2:]
-    blob.parent.mkdir(parents=True)
-    blob.write_bytes(data)
+    old_catalog(home, FIRST_REVISION)
+    digest, data = write_blob(home, {"old": True})
     now = "2026-01-01 00:00:00.000000"
     with sqlite3.connect(home / "catalog.db") as db:
         db.execute("INSERT INTO models (id, name, last_version, created_at) VALUES (1, 'legacy', 1, ?)", (now,))
@@ -309,22 +300,11 @@ def test_a_catalog_of_the_previous_revision_with_data_upgrades_with_its_history(
     still loads, its params are searchable, and the audit trail starts with
     the history the old catalog could tell.
     """
-    import hashlib
-    import pickle
-
     home = tmp_path / "old"
-    home.mkdir()
-    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
-    with engine.begin() as connection:
-        command.upgrade(migrate.alembic_config(connection), PREVIOUS_REVISION)
-    engine.dispose()
+    old_catalog(home, PREVIOUS_REVISION)
     blobs = []
     for number in (1, 2, 3):
-        data = pickle.dumps({"old": number})
-        digest = hashlib.sha256(data).hexdigest()
-        blob = home / "blobs" / "sha256" / digest[:2] / digest[2:]
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
+        digest, data = write_blob(home, {"old": number})
         blobs.append((digest, len(data)))
     times = [f"2026-0{month}-01 00:00:00.000000" for month in (1, 2, 3, 4, 5)]
     with sqlite3.connect(home / "catalog.db") as db:
