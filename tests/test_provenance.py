@@ -160,6 +160,8 @@ def test_a_version_without_a_signature_cannot_be_loaded_validated(reg: Registry)
         reg.load("plain", validate=True)
     with pytest.raises(SignatureNotFound):
         check_input(mv, [[1, 2]])
+    with pytest.raises(ValueError, match="takes a ModelVersion"):
+        check_input("plain:1", [[1, 2]])  # type: ignore[arg-type]
     assert reg.load("plain") == [1, 2]
 
 

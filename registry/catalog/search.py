@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select
@@ -61,7 +61,8 @@ _PLAIN_COLUMNS = {
     "name": ModelRow.name,
 }
 _ABBREVIATED_COMMIT = re.compile(r"[0-9a-f]{4,63}")
-_COMMIT = q.Field("lineage", "commit")
+#: ``a != v`` and ``a not like p`` are "has ``a``, and not (``a = v``)": the operator tested under not.
+_NEGATIONS = {"!=": "=", "not like": "like"}
 #: Param kinds that count as having a value (``null`` is treated as absent).
 _VALUED_KINDS = ("number", "string", "bool", "json")
 
@@ -100,6 +101,8 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
         return column >= value
     if op == "like":
         return column.ilike(value, escape="\\")
+    if op == "in":
+        return column.in_(value)
     raise AssertionError(f"unknown operator {op!r}")  # the parser admits no other
 
 
@@ -119,23 +122,14 @@ class _Compiler:
             present = self.present(node.field)
             return present if node.negated else not_(present)
         if isinstance(node, q.Membership):
-            if node.field == _COMMIT:  # each value as =, so abbreviated commits match in lists too
-                matches = or_(*(self.comparison(node.field, "=", value) for value in node.values))
-            else:
-                matches = self.matches(node.field, lambda column, values: column.in_(values), node.values)
+            matches = self.matches(node.field, "in", node.values)
             return and_(self.present(node.field), not_(matches)) if node.negated else matches
         if isinstance(node, q.Comparison):
-            if node.op == "!=":
-                return and_(self.present(node.field), not_(self.comparison(node.field, "=", node.value)))
-            if node.op == "not like":
-                return and_(self.present(node.field), not_(self.comparison(node.field, "like", node.value)))
-            return self.comparison(node.field, node.op, node.value)
+            if node.op in _NEGATIONS:  # "has it, and it is not …": the positive test under not
+                positive = self.matches(node.field, _NEGATIONS[node.op], node.value)
+                return and_(self.present(node.field), not_(positive))
+            return self.matches(node.field, node.op, node.value)
         raise AssertionError(f"unknown node {node!r}")
-
-    def comparison(self, field: q.Field, op: str, value: Any) -> ColumnElement[bool]:
-        if field == _COMMIT and op == "=" and _ABBREVIATED_COMMIT.fullmatch(value.lower()):
-            op, value = "like", value.lower() + "%"
-        return self.matches(field, lambda column, v: _compare(column, op, v), value)
 
     # -- one field ----------------------------------------------------------------
 
@@ -155,21 +149,19 @@ class _Compiler:
     def keyed(table: Any, key: str | None, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
         return VersionRow.id.in_(select(table.version_id).where(table.key == key, *conditions))
 
-    def matches(
-        self, field: q.Field, test: Callable[[Any, Any], ColumnElement[bool]], value: Any
-    ) -> ColumnElement[bool]:
-        """Versions whose ``field`` passes ``test(column, value)`` (``value`` is a tuple for ``in``)."""
+    def matches(self, field: q.Field, op: str, value: Any) -> ColumnElement[bool]:
+        """Versions whose ``field`` passes ``op`` against ``value`` (a tuple for ``in``)."""
         if field.kind in _PLAIN_COLUMNS:
-            return test(_PLAIN_COLUMNS[field.kind], value)
+            return _compare(_PLAIN_COLUMNS[field.kind], op, value)
         if field.kind == "metrics":
-            return self.keyed(LatestMetricRow, field.key, test(LatestMetricRow.value, value))
+            return self.keyed(LatestMetricRow, field.key, _compare(LatestMetricRow.value, op, value))
         if field.kind == "tags":
-            return self.keyed(TagRow, field.key, test(TagRow.value, value))
+            return self.keyed(TagRow, field.key, _compare(TagRow.value, op, value))
         if field.kind == "params":
-            return self.params(field.key, test, value)
-        return self.lineage(field.key or "", test, value)
+            return self.params(field.key, op, value)
+        return self.lineage(field.key or "", op, value)
 
-    def params(self, key: str | None, test: Callable[[Any, Any], ColumnElement[bool]], value: Any) -> Any:
+    def params(self, key: str | None, op: str, value: Any) -> Any:
         values = value if isinstance(value, tuple) else (value,)
         by_kind: dict[str, list[Any]] = {}
         for item in values:
@@ -183,17 +175,22 @@ class _Compiler:
         for kind, items in by_kind.items():
             column = ParamValueRow.text if kind == "string" else ParamValueRow.number
             operand = tuple(items) if isinstance(value, tuple) else items[0]
-            tests.append(and_(ParamValueRow.kind == kind, test(column, operand)))
+            tests.append(and_(ParamValueRow.kind == kind, _compare(column, op, operand)))
         return self.keyed(ParamValueRow, key, or_(*tests)) if tests else false()
 
-    def lineage(self, key: str, test: Callable[[Any, Any], ColumnElement[bool]], value: Any) -> Any:
+    def lineage(self, key: str, op: str, value: Any) -> Any:
         column = _LINEAGE_COLUMNS[key]
         values = value if isinstance(value, tuple) else (value,)
         if key in ("data", "commit"):  # digests are stored in lower case, without a prefix
             values = tuple(item.lower().removeprefix("sha256:") for item in values)
         elif key == "parent":
             values = tuple(self.parent_id(item) for item in values)
-        condition = test(column, values if isinstance(value, tuple) else values[0])
+        if key == "commit" and op in ("=", "in"):  # an abbreviated commit matches the commits it begins
+            condition = or_(
+                *(column.like(v + "%") if _ABBREVIATED_COMMIT.fullmatch(v) else column == v for v in values)
+            )
+        else:
+            condition = _compare(column, op, values if isinstance(value, tuple) else values[0])
         return VersionRow.id.in_(select(LineageRow.version_id).where(condition))
 
     @staticmethod
