@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from registry.errors import InvalidQuery, RegistryError
@@ -448,7 +448,9 @@ def predicates(draw: st.DrawFn) -> Node:
         return Membership(field, tuple(draw(st.lists(values_of(field), min_size=1, max_size=4))), draw(st.booleans()))
     value = draw(values_of(field))
     ops = ["=", "!="] if isinstance(value, bool) or field == Field("lineage", "parent") else ORDERED
-    if isinstance(value, str) and field.kind != "created_at" and field != Field("lineage", "parent"):
+    # A pattern ending in an odd run of backslashes escapes nothing and is refused (tested in test_search).
+    patternable = isinstance(value, str) and (len(value) - len(value.rstrip("\\"))) % 2 == 0
+    if patternable and field.kind != "created_at" and field != Field("lineage", "parent"):
         ops = [*ops, "like", "not like"]
     return Comparison(field, draw(st.sampled_from(ops)), value)
 
@@ -505,6 +507,7 @@ CASINGS = st.sampled_from([str.lower, str.upper, str.title])
 
 @settings(max_examples=300, deadline=None)
 @given(TREES, CASINGS)
+@example(Comparison(Field("format", None), "like", "a\\\\"), str.lower)  # an escaped backslash ends it
 def test_rendered_trees_parse_back_to_themselves(tree: Node, kw: Callable[[str], str]) -> None:
     assert strict(parse_filter(render(tree, kw))) == strict(tree)
 
