@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, event, text
 
 from registry import (
     AliasNotFound,
@@ -240,6 +240,63 @@ def test_clients_creating_one_catalog_at_once_migrate_it_once(server_url: str, t
             for _ in range(4)
         ]
         assert sum(future.result() for future in futures) == 1
+
+
+def _migration_lock_is_free(connection: Connection) -> bool:
+    if connection.dialect.name == "postgresql":
+        return bool(
+            connection.execute(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": migrate.MIGRATION_LOCK_KEY}
+            ).scalar()
+        )
+    return connection.execute(text("SELECT IS_FREE_LOCK(:name)"), {"name": migrate.MIGRATION_LOCK_NAME}).scalar() == 1
+
+
+@pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
+def test_the_migration_lock_is_held_until_the_migration_has_committed(server_url: str) -> None:
+    """A client that waited for the lock must read the finished schema, not the revision its holder has not committed.
+
+    MySQL and MariaDB commit DDL implicitly but not Alembic's last update of
+    ``alembic_version``: a lock given up before the final commit let a second
+    client run the last migration again (seen as a rare failure above).
+    """
+    engine, observer = create_engine(server_url), create_engine(server_url)
+    free_at_commit: list[bool] = []
+
+    def look_from_another_session(_: Connection) -> None:
+        with observer.connect() as other:
+            free_at_commit.append(_migration_lock_is_free(other))
+            other.rollback()
+
+    event.listen(engine, "commit", look_from_another_session)
+    try:
+        migrate.ensure_schema(engine, server_url, upgrade=False)
+        with observer.connect() as other:
+            assert migrate.current_revision(other) == migrate.HEAD_REVISION
+            assert _migration_lock_is_free(other)  # and given up afterwards
+    finally:
+        engine.dispose()
+        observer.dispose()
+    assert free_at_commit == [False]
+
+
+@pytest.mark.parametrize("server_url", ["mariadb"], indirect=True)
+def test_a_client_stuck_migrating_is_named_after_the_wait(server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(migrate, "MIGRATION_WAIT", 1)
+    engine = create_engine(server_url)
+    try:
+        with engine.connect() as stuck:
+            stuck.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": migrate.MIGRATION_LOCK_NAME})
+            with pytest.raises(CatalogError, match="migrating the catalog .* for more than 1 s"):
+                migrate.ensure_schema(engine, "the test catalog", upgrade=False)
+            stuck.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": migrate.MIGRATION_LOCK_NAME})
+        with engine.connect() as connection:
+            assert migrate.current_revision(connection) is None  # nothing was half-created meanwhile
+        migrate.ensure_schema(engine, "the test catalog", upgrade=False)  # and once it is free, it goes on
+        with engine.connect() as connection:
+            assert migrate.current_revision(connection) == migrate.HEAD_REVISION
+    finally:
+        engine.dispose()
 
 
 def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DBAPIError
 
 from registry.catalog.engine import write_transaction
 from registry.errors import CatalogError, SchemaVersionError
@@ -34,6 +34,9 @@ HEAD_REVISION = "034979a6f331"
 UPGRADE_HINT = "modelshelf db upgrade"
 #: An arbitrary constant naming PostgreSQL's advisory lock for migrations.
 MIGRATION_LOCK_KEY = 0x6D6F64656C73
+#: MySQL's and MariaDB's named lock for migrations, and how long a client waits for it, in seconds.
+MIGRATION_LOCK_NAME = "modelshelf_migrations"
+MIGRATION_WAIT = 300
 
 logger = logging.getLogger(__name__)
 
@@ -85,20 +88,55 @@ def _upgrade(connection: Connection) -> None:
 
 
 @contextmanager
-def _migration_lock(connection: Connection) -> Iterator[None]:
-    """Serialize schema changes between clients: SQLite's write lock is already held; servers need a lock."""
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        yield
-    elif dialect in ("mysql", "mariadb"):  # DDL commits implicitly there: a session lock survives it
-        connection.execute(text("SELECT GET_LOCK('modelshelf_migrations', :seconds)"), {"seconds": 300})
+def _migration_transaction(engine: Engine, location: str) -> Iterator[Connection]:
+    """A write transaction that no other client's migration overlaps, up to and including its commit.
+
+    SQLite's ``BEGIN IMMEDIATE`` already excludes other writers. On
+    PostgreSQL, where DDL is transactional, an advisory lock scoped to the
+    transaction is released by the commit itself. MySQL and MariaDB commit
+    each DDL statement implicitly, but Alembic's last update of
+    ``alembic_version`` stays open until the final commit: a lock released
+    before that commit would let a waiting client read the previous revision
+    and run the last migration a second time. So there the lock is a session
+    lock held by a second connection and given up only after the commit.
+    """
+    if engine.dialect.name in ("mysql", "mariadb"):
+        with _session_lock(engine, location), write_transaction(engine) as connection:
+            yield connection
+        return
+    with write_transaction(engine) as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        yield connection
+
+
+@contextmanager
+def _session_lock(engine: Engine, location: str) -> Iterator[None]:
+    """MySQL's named lock for migrations, held by its own connection while the caller migrates."""
+    with engine.connect() as holder:
+        try:
+            acquired = holder.execute(_GET_LOCK, {"name": MIGRATION_LOCK_NAME, "seconds": MIGRATION_WAIT}).scalar()
+        except DBAPIError as exc:
+            raise CatalogError(
+                f"cannot take the migration lock of the catalog {location}: {exc.orig}; "
+                "check that the server is reachable"
+            ) from exc
+        if acquired != 1:
+            raise CatalogError(
+                f"another client has been migrating the catalog {location} for more than {MIGRATION_WAIT} s; "
+                f"it may be stuck: find it (SELECT IS_USED_LOCK('{MIGRATION_LOCK_NAME}')), or retry later"
+            )
         try:
             yield
         finally:
-            connection.execute(text("SELECT RELEASE_LOCK('modelshelf_migrations')"))
-    else:
-        yield
+            try:  # the pool keeps the session open, and with it the lock, until it is released
+                holder.execute(_RELEASE_LOCK, {"name": MIGRATION_LOCK_NAME})
+            except DBAPIError:
+                holder.invalidate()  # a lost session has dropped the lock already; the pool must not reuse it
+
+
+_GET_LOCK = text("SELECT GET_LOCK(:name, :seconds)")
+_RELEASE_LOCK = text("SELECT RELEASE_LOCK(:name)")
 
 
 def upgrade_command(engine: Engine) -> str:
@@ -156,7 +194,7 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
         return
     if revision is not None and not upgrade:
         raise describe(revision, location, engine)
-    with write_transaction(engine) as connection, _migration_lock(connection):
+    with _migration_transaction(engine, location) as connection:
         revision = current_revision(connection)  # again, now that we hold the lock
         if revision == HEAD_REVISION:
             return
