@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, make_url, text
 
 from registry import (
     AliasNotFound,
@@ -249,7 +249,8 @@ def _migration_lock_is_free(connection: Connection) -> bool:
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": migrate.MIGRATION_LOCK_KEY}
             ).scalar()
         )
-    return connection.execute(text("SELECT IS_FREE_LOCK(:name)"), {"name": migrate.MIGRATION_LOCK_NAME}).scalar() == 1
+    name = migrate.migration_lock_name(connection.engine)
+    return connection.execute(text("SELECT IS_FREE_LOCK(:name)"), {"name": name}).scalar() == 1
 
 
 @pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
@@ -281,18 +282,25 @@ def test_the_migration_lock_is_held_until_the_migration_has_committed(server_url
 
 
 @pytest.mark.parametrize("server_url", ["mariadb"], indirect=True)
-def test_a_client_stuck_migrating_is_named_after_the_wait(server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_client_stuck_migrating_is_named_after_the_wait_and_other_catalogs_go_on(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(migrate, "MIGRATION_WAIT", 1)
     engine = create_engine(server_url)
     try:
         with engine.connect() as stuck:
-            stuck.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": migrate.MIGRATION_LOCK_NAME})
+            stuck.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": migrate.migration_lock_name(engine)})
             with pytest.raises(CatalogError, match="migrating the catalog .* for more than 1 s"):
                 migrate.ensure_schema(engine, "the test catalog", upgrade=False)
-            stuck.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": migrate.MIGRATION_LOCK_NAME})
+            stuck.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": migrate.migration_lock_name(engine)})
         with engine.connect() as connection:
             assert migrate.current_revision(connection) is None  # nothing was half-created meanwhile
-        migrate.ensure_schema(engine, "the test catalog", upgrade=False)  # and once it is free, it goes on
+        elsewhere = create_engine(make_url(server_url).set(database="another_catalog"))
+        with engine.connect() as other_catalog_migrating:  # locks are server-wide; this one names another database
+            lock = migrate.migration_lock_name(elsewhere)
+            other_catalog_migrating.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": lock})
+            migrate.ensure_schema(engine, "the test catalog", upgrade=False)  # goes on without waiting for it
+            other_catalog_migrating.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": lock})
         with engine.connect() as connection:
             assert migrate.current_revision(connection) == migrate.HEAD_REVISION
     finally:

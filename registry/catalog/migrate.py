@@ -15,6 +15,7 @@ matches the scripts' single head.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shlex
 from collections.abc import Iterator
@@ -34,8 +35,7 @@ HEAD_REVISION = "034979a6f331"
 UPGRADE_HINT = "modelshelf db upgrade"
 #: An arbitrary constant naming PostgreSQL's advisory lock for migrations.
 MIGRATION_LOCK_KEY = 0x6D6F64656C73
-#: MySQL's and MariaDB's named lock for migrations, and how long a client waits for it, in seconds.
-MIGRATION_LOCK_NAME = "modelshelf_migrations"
+#: How long a client waits for another client's migration of the same catalog, in seconds.
 MIGRATION_WAIT = 300
 
 logger = logging.getLogger(__name__)
@@ -113,9 +113,10 @@ def _migration_transaction(engine: Engine, location: str) -> Iterator[Connection
 @contextmanager
 def _session_lock(engine: Engine, location: str) -> Iterator[None]:
     """MySQL's named lock for migrations, held by its own connection while the caller migrates."""
+    name = migration_lock_name(engine)
     with engine.connect() as holder:
         try:
-            acquired = holder.execute(_GET_LOCK, {"name": MIGRATION_LOCK_NAME, "seconds": MIGRATION_WAIT}).scalar()
+            acquired = holder.execute(_GET_LOCK, {"name": name, "seconds": MIGRATION_WAIT}).scalar()
         except DBAPIError as exc:
             raise CatalogError(
                 f"cannot take the migration lock of the catalog {location}: {exc.orig}; "
@@ -124,15 +125,26 @@ def _session_lock(engine: Engine, location: str) -> Iterator[None]:
         if acquired != 1:
             raise CatalogError(
                 f"another client has been migrating the catalog {location} for more than {MIGRATION_WAIT} s; "
-                f"it may be stuck: find it (SELECT IS_USED_LOCK('{MIGRATION_LOCK_NAME}')), or retry later"
+                f"it may be stuck: find it (SELECT IS_USED_LOCK('{name}')), or retry later"
             )
         try:
             yield
         finally:
             try:  # the pool keeps the session open, and with it the lock, until it is released
-                holder.execute(_RELEASE_LOCK, {"name": MIGRATION_LOCK_NAME})
+                holder.execute(_RELEASE_LOCK, {"name": name})
             except DBAPIError:
                 holder.invalidate()  # a lost session has dropped the lock already; the pool must not reuse it
+
+
+def migration_lock_name(engine: Engine) -> str:
+    """The name of the MySQL lock for this engine's database.
+
+    Named locks are server-wide, unlike PostgreSQL's advisory locks: naming
+    the database keeps catalogs on one server from waiting for each other.
+    A digest keeps the name within MySQL's 64 characters.
+    """
+    database = engine.url.database or ""
+    return f"modelshelf_migrations_{hashlib.sha256(database.encode()).hexdigest()[:32]}"
 
 
 _GET_LOCK = text("SELECT GET_LOCK(:name, :seconds)")
