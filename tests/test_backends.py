@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -240,6 +241,67 @@ def test_clients_creating_one_catalog_at_once_migrate_it_once(server_url: str, t
             for _ in range(4)
         ]
         assert sum(future.result() for future in futures) == 1
+
+
+@pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
+def test_imports_naming_models_in_opposite_orders_do_not_deadlock(server_url: str, tmp_path: Path) -> None:
+    """Each import is one transaction; taking its models' locks as it went let two of them wait on each other."""
+    from registry.transfer import export_bundle
+
+    names = [f"m{i}" for i in range(6)]
+    with Registry(tmp_path / "source") as source:
+        for name in names:
+            for i in range(2):
+                source.register(name, {"name": name, "i": i}, format="pickle")
+        export_bundle(source, [f"{name}:1" for name in names], tmp_path / "forward.tar")
+        export_bundle(source, [f"{name}:2" for name in reversed(names)], tmp_path / "backward.tar")
+    store = str(tmp_path / "store")
+    Registry(catalog=server_url, store=store).close()
+    start_at = time.time() + 0.5
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [
+            pool.submit(workers.import_bundle_at, server_url, store, str(tmp_path / bundle), start_at)
+            for bundle in ("forward.tar", "backward.tar")
+        ]
+        created = [ref for future in futures for ref in future.result()]
+    assert len(created) == 12
+    with Registry(catalog=server_url, store=store) as reg:
+        loaded = sorted((obj["name"], obj["i"]) for obj in (reg.load(ref) for ref in created))
+        assert loaded == sorted((name, i) for name in names for i in range(2))
+
+
+@pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
+def test_a_deadlock_the_server_breaks_is_named_as_one(server_url: str) -> None:
+    """Two transactions locking two rows in opposite orders: the server aborts one, and says so, not "stayed locked"."""
+    from registry.catalog.engine import write_transaction
+
+    engine = create_engine(server_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE pair (id INTEGER PRIMARY KEY)"))
+        connection.execute(text("INSERT INTO pair (id) VALUES (1), (2)"))
+    both_hold_one = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def lock(first: int, second: int) -> None:
+        try:
+            with write_transaction(engine) as connection:
+                connection.execute(text("SELECT id FROM pair WHERE id = :id FOR UPDATE"), {"id": first})
+                both_hold_one.wait()
+                connection.execute(text("SELECT id FROM pair WHERE id = :id FOR UPDATE"), {"id": second})
+            outcomes.append("committed")
+        except CatalogError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=lock, args=order) for order in ((1, 2), (2, 1))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        engine.dispose()
+    assert len(outcomes) == 2 and sorted(outcomes)[0] == "committed"
+    assert "waiting for each other (a deadlock); nothing of it was written: retry it" in sorted(outcomes)[1]
 
 
 def _migration_lock_is_free(connection: Connection) -> bool:

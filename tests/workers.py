@@ -32,6 +32,15 @@ def register_many_to(catalog: str, store: str, name: str, writer: int, count: in
     return done
 
 
+def import_bundle_at(catalog: str, store: str, bundle: str, start_at: float) -> list[str]:
+    """Import a bundle at a shared start time; return the references it created."""
+    from registry.transfer import import_bundle
+
+    time.sleep(max(0.0, start_at - time.time()))
+    with Registry(catalog=catalog, store=store) as reg:
+        return [result.target for result in import_bundle(reg, bundle) if result.created]
+
+
 def open_url_and_count_migrations(catalog: str, store: str, start_at: float) -> int:
     """Open a catalog URL at a shared start time; return how many migrations this process ran."""
     counter = _Counter()

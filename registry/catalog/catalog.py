@@ -211,10 +211,37 @@ class Catalog(CatalogReads):
     ) -> list[ModelVersion]:
         """Record several versions in one transaction: all of them, or none (see :meth:`add_version`)."""
         with write_transaction(self.engine) as connection:
+            if len(batch) > 1:
+                self._lock_in_order(connection, [new for new, _ in batch])
             events = EventLog(self.actor)
             added = [self._add(connection, events, new, publish, sign) for new, publish in batch]
             events.write(connection)
             return added
+
+    def _lock_in_order(self, connection: Connection, news: list[NewVersion]) -> None:
+        """Take a batch's row locks up front, in the one order every writer follows: models, parents, blobs.
+
+        A single registration takes its model, its parent and its blob in
+        that order anyway. A batch taking them version by version would hold
+        model ``a`` while waiting for ``b`` when another batch holds ``b``
+        and waits for ``a``: PostgreSQL and MariaDB then abort one of them.
+        Sorting within each kind makes any two writers meet in the same order.
+        """
+        for name in sorted({new.name for new in news}):
+            self._lock_model(connection, self._ensure_model(connection, name, utcnow()))
+        parent_ids = []
+        for reference in sorted({new.lineage.parent for new in news if new.lineage and new.lineage.parent}):
+            name, _, number = reference.rpartition(":")
+            try:
+                parent_ids.append(self._find(connection, Ref(name, version=int(number))).id)
+            except LookupError:
+                continue  # added by this very batch, or missing: _add tells which
+        for parent_id in sorted(parent_ids):
+            connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id})
+        now = utcnow()
+        for digest, size in sorted({(new.digest, new.size) for new in news}):
+            insert_ignore(connection, _BLOBS, [{"digest": digest, "size": size, "created_at": now}], ["digest"])
+            self._lock_blob(connection, digest)
 
     def _add(
         self,

@@ -147,8 +147,13 @@ def make_engine(url: URL) -> Engine:
 
 
 def _is_lock_error(exc: OperationalError) -> bool:
+    """SQLite's busy timeout, or a server's lock wait timeout (not any message that merely says "blocked")."""
     text = str(exc.orig).lower()
-    return "locked" in text or "busy" in text
+    return any(sign in text for sign in ("is locked", "busy", "lock timeout", "lock wait timeout"))
+
+
+def _is_deadlock(exc: DBAPIError) -> bool:
+    return "deadlock" in str(exc.orig).lower()
 
 
 def _describe(engine: Engine) -> str:
@@ -156,6 +161,11 @@ def _describe(engine: Engine) -> str:
 
 
 def _failure(engine: Engine, exc: DBAPIError) -> CatalogError:
+    if _is_deadlock(exc):
+        return CatalogError(
+            f"the catalog {_describe(engine)} aborted this change because it and another writer were waiting "
+            "for each other (a deadlock); nothing of it was written: retry it"
+        )
     if isinstance(exc, OperationalError) and _is_lock_error(exc):
         return CatalogError(
             f"the catalog {_describe(engine)} stayed locked by another writer for more than {LOCK_TIMEOUT:.0f} s; "
