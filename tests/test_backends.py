@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, create_engine, event, make_url, text
+from sqlalchemy import Connection, create_engine, event, text
 
 from registry import (
     AliasNotFound,
@@ -279,7 +279,7 @@ def test_a_deadlock_the_server_breaks_is_named_as_one(server_url: str) -> None:
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE pair (id INTEGER PRIMARY KEY)"))
         connection.execute(text("INSERT INTO pair (id) VALUES (1), (2)"))
-    both_hold_one = threading.Barrier(2)
+    both_hold_one = threading.Barrier(2, timeout=15)
     outcomes: list[str] = []
 
     def lock(first: int, second: int) -> None:
@@ -292,16 +292,39 @@ def test_a_deadlock_the_server_breaks_is_named_as_one(server_url: str) -> None:
         except CatalogError as exc:
             outcomes.append(str(exc))
 
-    threads = [threading.Thread(target=lock, args=order) for order in ((1, 2), (2, 1))]
+    threads = [threading.Thread(target=lock, args=order, daemon=True) for order in ((1, 2), (2, 1))]
     try:
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(30)
+            assert not thread.is_alive()
     finally:
         engine.dispose()
     assert len(outcomes) == 2 and sorted(outcomes)[0] == "committed"
-    assert "waiting for each other (a deadlock); nothing of it was written: retry it" in sorted(outcomes)[1]
+    assert "waiting for each other (a deadlock) and rolled it back: retry it" in sorted(outcomes)[1]
+
+
+@pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
+def test_a_server_lock_wait_timeout_is_named_as_one(server_url: str) -> None:
+    from registry.catalog.engine import write_transaction
+
+    engine = create_engine(server_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE held (id INTEGER PRIMARY KEY)"))
+            connection.execute(text("INSERT INTO held (id) VALUES (1)"))
+        with engine.connect() as holder, holder.begin():
+            holder.execute(text("SELECT id FROM held WHERE id = 1 FOR UPDATE"))
+            with pytest.raises(CatalogError, match="stayed locked by another writer past the server's lock wait"):
+                with write_transaction(engine) as waiter:
+                    if engine.dialect.name == "postgresql":
+                        waiter.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                    else:
+                        waiter.execute(text("SET SESSION innodb_lock_wait_timeout = 1"))
+                    waiter.execute(text("SELECT id FROM held WHERE id = 1 FOR UPDATE"))
+    finally:
+        engine.dispose()
 
 
 def _migration_lock_is_free(connection: Connection) -> bool:
@@ -311,7 +334,7 @@ def _migration_lock_is_free(connection: Connection) -> bool:
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": migrate.MIGRATION_LOCK_KEY}
             ).scalar()
         )
-    name = migrate.migration_lock_name(connection.engine)
+    name = migrate.migration_lock_name(connection.engine.url.database or "")
     return connection.execute(text("SELECT IS_FREE_LOCK(:name)"), {"name": name}).scalar() == 1
 
 
@@ -349,17 +372,17 @@ def test_a_client_stuck_migrating_is_named_after_the_wait_and_other_catalogs_go_
 ) -> None:
     monkeypatch.setattr(migrate, "MIGRATION_WAIT", 1)
     engine = create_engine(server_url)
+    this_catalog = migrate.migration_lock_name(engine.url.database or "")
     try:
         with engine.connect() as stuck:
-            stuck.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": migrate.migration_lock_name(engine)})
+            stuck.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": this_catalog})
             with pytest.raises(CatalogError, match="migrating the catalog .* for more than 1 s"):
                 migrate.ensure_schema(engine, "the test catalog", upgrade=False)
-            stuck.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": migrate.migration_lock_name(engine)})
+            stuck.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": this_catalog})
         with engine.connect() as connection:
             assert migrate.current_revision(connection) is None  # nothing was half-created meanwhile
-        elsewhere = create_engine(make_url(server_url).set(database="another_catalog"))
         with engine.connect() as other_catalog_migrating:  # locks are server-wide; this one names another database
-            lock = migrate.migration_lock_name(elsewhere)
+            lock = migrate.migration_lock_name("another_catalog")
             other_catalog_migrating.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": lock})
             migrate.ensure_schema(engine, "the test catalog", upgrade=False)  # goes on without waiting for it
             other_catalog_migrating.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": lock})

@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from registry.errors import CatalogError, InvalidCatalogURL
 from registry.values import dumps
@@ -146,14 +146,36 @@ def make_engine(url: URL) -> Engine:
     return engine
 
 
-def _is_lock_error(exc: OperationalError) -> bool:
-    """SQLite's busy timeout, or a server's lock wait timeout (not any message that merely says "blocked")."""
-    text = str(exc.orig).lower()
-    return any(sign in text for sign in ("is locked", "busy", "lock timeout", "lock wait timeout"))
+#: What each driver reports for "a lock wait timed out" and "the server broke a deadlock", by error code:
+#: SQLite's primary result codes BUSY and LOCKED, PostgreSQL's SQLSTATEs, MySQL's and MariaDB's error numbers.
+_LOCK_TIMEOUT_CODES = {"sqlite": {5, 6}, "postgresql": {"55P03"}, "mysql": {1205}}
+_DEADLOCK_CODES = {"postgresql": {"40P01"}, "mysql": {1213}}
 
 
-def _is_deadlock(exc: DBAPIError) -> bool:
-    return "deadlock" in str(exc.orig).lower()
+def _error_code(engine: Engine, exc: DBAPIError) -> int | str | None:
+    """The driver's own code for ``exc``: codes, unlike messages, do not change with the server's language."""
+    orig = exc.orig
+    if engine.dialect.name == "sqlite":
+        code = getattr(orig, "sqlite_errorcode", None)
+        return None if code is None else code & 0xFF
+    if engine.dialect.name == "postgresql":
+        return getattr(orig, "sqlstate", None)
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _dialect(engine: Engine) -> str:
+    return "mysql" if engine.dialect.name == "mariadb" else engine.dialect.name
+
+
+def _is_lock_error(engine: Engine, exc: DBAPIError) -> bool:
+    if _error_code(engine, exc) in _LOCK_TIMEOUT_CODES.get(_dialect(engine), set()):
+        return True
+    return engine.dialect.name == "sqlite" and "database is locked" in str(exc.orig).lower()
+
+
+def _is_deadlock(engine: Engine, exc: DBAPIError) -> bool:
+    return _error_code(engine, exc) in _DEADLOCK_CODES.get(_dialect(engine), set())
 
 
 def _describe(engine: Engine) -> str:
@@ -161,14 +183,19 @@ def _describe(engine: Engine) -> str:
 
 
 def _failure(engine: Engine, exc: DBAPIError) -> CatalogError:
-    if _is_deadlock(exc):
+    if _is_deadlock(engine, exc):
         return CatalogError(
             f"the catalog {_describe(engine)} aborted this change because it and another writer were waiting "
-            "for each other (a deadlock); nothing of it was written: retry it"
+            "for each other (a deadlock) and rolled it back: retry it"
         )
-    if isinstance(exc, OperationalError) and _is_lock_error(exc):
+    if _is_lock_error(engine, exc):
+        how_long = (
+            f"for more than {LOCK_TIMEOUT:.0f} s"
+            if engine.dialect.name == "sqlite"
+            else "past the server's lock wait timeout"
+        )
         return CatalogError(
-            f"the catalog {_describe(engine)} stayed locked by another writer for more than {LOCK_TIMEOUT:.0f} s; "
+            f"the catalog {_describe(engine)} stayed locked by another writer {how_long}; "
             "another process may be stuck holding it: find it, or retry later"
         )
     return CatalogError(

@@ -113,15 +113,18 @@ def _migration_transaction(engine: Engine, location: str) -> Iterator[Connection
 @contextmanager
 def _session_lock(engine: Engine, location: str) -> Iterator[None]:
     """MySQL's named lock for migrations, held by its own connection while the caller migrates."""
-    name = migration_lock_name(engine)
-    with engine.connect() as holder:
+    try:
+        holder = engine.connect()
+    except DBAPIError as exc:
+        raise _lock_failure(location, exc) from exc
+    with holder:
         try:
+            name = migration_lock_name(_database_of(holder))
             acquired = holder.execute(_GET_LOCK, {"name": name, "seconds": MIGRATION_WAIT}).scalar()
         except DBAPIError as exc:
-            raise CatalogError(
-                f"cannot take the migration lock of the catalog {location}: {exc.orig}; "
-                "check that the server is reachable"
-            ) from exc
+            raise _lock_failure(location, exc) from exc
+        if acquired is None:
+            raise CatalogError(f"the server refused the migration lock of the catalog {location}: retry")
         if acquired != 1:
             raise CatalogError(
                 f"another client has been migrating the catalog {location} for more than {MIGRATION_WAIT} s; "
@@ -136,17 +139,29 @@ def _session_lock(engine: Engine, location: str) -> Iterator[None]:
                 holder.invalidate()  # a lost session has dropped the lock already; the pool must not reuse it
 
 
-def migration_lock_name(engine: Engine) -> str:
-    """The name of the MySQL lock for this engine's database.
+def _lock_failure(location: str, exc: DBAPIError) -> CatalogError:
+    return CatalogError(
+        f"cannot take the migration lock of the catalog {location}: {exc.orig}; check that the server is reachable"
+    )
+
+
+def _database_of(connection: Connection) -> str:
+    """The database the server says the connection uses: a URL may differ from it in case, or name none."""
+    database, folds_case = connection.execute(_DATABASE).one()
+    return (database or "").lower() if folds_case else (database or "")
+
+
+def migration_lock_name(database: str) -> str:
+    """The name of the MySQL lock for migrations of ``database``.
 
     Named locks are server-wide, unlike PostgreSQL's advisory locks: naming
     the database keeps catalogs on one server from waiting for each other.
     A digest keeps the name within MySQL's 64 characters.
     """
-    database = engine.url.database or ""
     return f"modelshelf_migrations_{hashlib.sha256(database.encode()).hexdigest()[:32]}"
 
 
+_DATABASE = text("SELECT DATABASE(), @@lower_case_table_names <> 0")
 _GET_LOCK = text("SELECT GET_LOCK(:name, :seconds)")
 _RELEASE_LOCK = text("SELECT RELEASE_LOCK(:name)")
 
