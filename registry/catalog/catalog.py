@@ -235,7 +235,10 @@ class Catalog(CatalogReads):
             try:
                 parent_ids.append(self._find(connection, Ref(name, version=int(number))).id)
             except LookupError:
-                continue  # added by this very batch, or missing: _add tells which
+                # Added by this very batch, or missing (_add tells which). Should another client add it
+                # meanwhile, _add locks it after the blobs: harmless, as only a delete holds version rows
+                # exclusively and it waits on nothing after taking them.
+                continue
         for parent_id in sorted(parent_ids):
             connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id})
         now = utcnow()
