@@ -25,6 +25,7 @@ from registry import (
     VersionNotFound,
 )
 from registry.catalog import migrate
+from registry.catalog.engine import write_transaction
 from registry.errors import CatalogError
 from tests import workers
 from tests.servers import fresh_bucket, fresh_database
@@ -273,8 +274,6 @@ def test_imports_naming_models_in_opposite_orders_do_not_deadlock(server_url: st
 @pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
 def test_a_deadlock_the_server_breaks_is_named_as_one(server_url: str) -> None:
     """Two transactions locking two rows in opposite orders: the server aborts one, and says so, not "stayed locked"."""
-    from registry.catalog.engine import write_transaction
-
     engine = create_engine(server_url)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE pair (id INTEGER PRIMARY KEY)"))
@@ -307,8 +306,6 @@ def test_a_deadlock_the_server_breaks_is_named_as_one(server_url: str) -> None:
 
 @pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
 def test_a_server_lock_wait_timeout_is_named_as_one(server_url: str) -> None:
-    from registry.catalog.engine import write_transaction
-
     engine = create_engine(server_url)
     try:
         with engine.begin() as connection:

@@ -48,6 +48,7 @@ from registry.catalog.search import param_rows
 from registry.catalog.sql import insert_ignore, upsert
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound, VersionNotFound
+from registry.names import parse_ref
 
 _MODELS = ModelRow.__table__
 _VERSIONS = VersionRow.__table__
@@ -136,10 +137,6 @@ class Catalog(CatalogReads):
             insert_ignore(connection, _MODELS, [{"name": name, "last_version": 0, "created_at": now}], ["name"])
             model_id = self._model_id(connection, name)
         return model_id
-
-    def _lock_blob(self, connection: Connection, digest: str) -> None:
-        # A row lock on server databases; SQLite already holds the database write lock.
-        connection.execute(_LOCK_BLOB, {"digest": digest})
 
     def _point_alias(
         self,
@@ -231,9 +228,8 @@ class Catalog(CatalogReads):
             self._lock_model(connection, self._ensure_model(connection, name, utcnow()))
         parent_ids = []
         for reference in sorted({new.lineage.parent for new in news if new.lineage and new.lineage.parent}):
-            name, _, number = reference.rpartition(":")
             try:
-                parent_ids.append(self._find(connection, Ref(name, version=int(number))).id)
+                parent_ids.append(self._find(connection, parse_ref(reference)).id)
             except LookupError:
                 # Added by this very batch, or missing (_add tells which). Should another client add it
                 # meanwhile, _add locks it after the blobs: harmless, as only a delete holds version rows
@@ -243,8 +239,12 @@ class Catalog(CatalogReads):
             connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id})
         now = utcnow()
         for digest, size in sorted({(new.digest, new.size) for new in news}):
-            insert_ignore(connection, _BLOBS, [{"digest": digest, "size": size, "created_at": now}], ["digest"])
-            self._lock_blob(connection, digest)
+            self._claim_blob(connection, digest, size, now)
+
+    def _claim_blob(self, connection: Connection, digest: str, size: int, now: datetime) -> None:
+        """Make sure the blob has a row and hold its lock until commit: publishing and freeing happen under it."""
+        insert_ignore(connection, _BLOBS, [{"digest": digest, "size": size, "created_at": now}], ["digest"])
+        connection.execute(_LOCK_BLOB, {"digest": digest})  # a row lock on servers; SQLite holds its write lock
 
     def _add(
         self,
@@ -261,15 +261,14 @@ class Catalog(CatalogReads):
         parent_id = None
         lineage = new.lineage
         if lineage is not None and lineage.parent is not None:
-            name, _, number = lineage.parent.rpartition(":")
-            parent_id = self._find(connection, Ref(name, version=int(number))).id
+            parent = parse_ref(lineage.parent)
+            parent_id = self._find(connection, parent).id
             # A shared lock, taken after the model's as every writer does (no deadlock): a delete of the parent
             # committing meanwhile would leave a lineage naming a dead version.
             if connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id}).scalar() is None:
-                raise VersionNotFound(name, int(number), "deleted while this version was registered")
+                raise VersionNotFound(parent.name, parent.version, "deleted while this version was registered")
         signature = sign(new, version)
-        insert_ignore(connection, _BLOBS, [{"digest": new.digest, "size": new.size, "created_at": now}], ["digest"])
-        self._lock_blob(connection, new.digest)
+        self._claim_blob(connection, new.digest, new.size, now)
         publish()
         version_id = connection.execute(
             _INSERT_VERSION,
@@ -383,8 +382,7 @@ class Catalog(CatalogReads):
         none), so there is always a row to lock against concurrent writers.
         """
         with write_transaction(self.engine) as connection:
-            insert_ignore(connection, _BLOBS, [{"digest": digest, "size": size, "created_at": utcnow()}], ["digest"])
-            self._lock_blob(connection, digest)
+            self._claim_blob(connection, digest, size, utcnow())
             live = connection.execute(
                 select(func.count())
                 .select_from(_VERSIONS)

@@ -169,9 +169,7 @@ def _dialect(engine: Engine) -> str:
 
 
 def _is_lock_error(engine: Engine, exc: DBAPIError) -> bool:
-    if _error_code(engine, exc) in _LOCK_TIMEOUT_CODES.get(_dialect(engine), set()):
-        return True
-    return engine.dialect.name == "sqlite" and "database is locked" in str(exc.orig).lower()
+    return _error_code(engine, exc) in _LOCK_TIMEOUT_CODES.get(_dialect(engine), set())
 
 
 def _is_deadlock(engine: Engine, exc: DBAPIError) -> bool:

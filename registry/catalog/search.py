@@ -39,6 +39,7 @@ from sqlalchemy.orm import aliased
 
 from registry import query as q
 from registry.catalog.schema import LatestMetricRow, LineageRow, ModelRow, ParamValueRow, TagRow, VersionRow
+from registry.names import parse_ref
 from registry.values import dumps
 
 _LINEAGE_COLUMNS = {
@@ -196,11 +197,11 @@ class _Compiler:
     @staticmethod
     def parent_id(ref: str) -> Any:
         """The id of the version a pinned reference names (the parser checked its form)."""
-        name, _, number = ref.rpartition(":")
+        pinned = parse_ref(ref)
         return (
             select(VersionRow.id)
             .join(ModelRow, ModelRow.id == VersionRow.model_id)
-            .where(ModelRow.name == name, VersionRow.version == int(number))
+            .where(ModelRow.name == pinned.name, VersionRow.version == pinned.version)
             .scalar_subquery()
         )
 
