@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn
 
 from registry.errors import InvalidQuery
+from registry.names import MODEL_NAME_PATTERN
 from registry.values import storable_text
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ Node = Comparison | Membership | NullCheck | And | Or | Not
 _Value = str | int | float | bool | datetime
 _DIRTY = Field("lineage", "dirty")  # the one lineage key that is not text
 _PARENT = Field("lineage", "parent")  # a pinned reference, matched whole
-_PINNED_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}:([1-9][0-9]{0,9})")
+_PINNED_REF = re.compile(rf"(?:{MODEL_NAME_PATTERN.pattern}):([1-9][0-9]{{0,9}})")
 _REF_TEXT = "a pinned reference such as 'iris-knn:3'"
 _MAX_VERSION = 2**31 - 1  # the catalog's version column is a 32-bit integer
 
