@@ -15,6 +15,20 @@ bundle again finds them and records nothing twice. Aliases are not carried
 over: promoting is a decision for the target registry. Nor is a lineage's
 parent, which names a version of the source registry; the origin tag keeps
 the way back.
+
+Signed bundles (:mod:`registry.keys`): a registry with a bundle key signs
+the exact manifest bytes it exports and adds the member ``manifest.sig``.
+An import reads the manifest and its signature before believing anything
+in either, checks the signature, and goes on only if the signer's public
+key is trusted, or if the caller said ``allow_unsigned`` (for an unsigned
+bundle or an unknown signer; never for a signature that does not match).
+Then the tar must hold exactly the manifest, the signature and one blob
+per digest the manifest lists, each of the listed size, and every blob is
+hashed against the now authenticated manifest. So a bundle whose blob was
+replaced and whose manifest was rewritten to the new digest is refused, and
+the target's HMAC signing key never signs bytes nobody vouched for. Who
+signed the bundle, or who accepted it unsigned, is kept in each imported
+version's register event (``reg.events()``, ``modelshelf log``).
 """
 
 from __future__ import annotations
@@ -25,25 +39,34 @@ import os
 import re
 import shutil
 import tarfile
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from registry.catalog import NewVersion
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion
-from registry.errors import CorruptedArtifact, RegistryError
+from registry.errors import CorruptedArtifact, RegistryError, UntrustedBundle
 from registry.facade import Registry
 from registry.formats import get_format
 from registry.names import validate_model_name
 from registry.store import StagedBlob, check_digest
 from registry.values import validate_description, validate_metrics, validate_params, validate_tags
 
+if TYPE_CHECKING:
+    from registry.keys import PrivateKeySource, PublicKeySource
+
 BUNDLE_KIND = "modelshelf-bundle"
 BUNDLE_VERSION = 1
 ORIGIN_TAG = "modelshelf.imported-from"
 _MANIFEST = "manifest.json"
+_SIGNATURE = "manifest.sig"
+#: A manifest is read whole before it can be checked: bound what a hostile one can make us hold.
+_MAX_MANIFEST = 256 * 1024 * 1024
+_MAX_SIGNATURE = 64 * 1024
+_TRUSTED_VARIABLE = "MODELSHELF_TRUSTED_KEYS"
 
 
 @dataclass(frozen=True)
@@ -53,6 +76,10 @@ class Imported:
     source: str
     target: str
     created: bool
+    #: The fingerprint of the key that signed the bundle (``None`` for an unsigned one).
+    signer: str | None = None
+    #: Whether that key is one the import trusted (``False`` for a bundle accepted with ``allow_unsigned``).
+    verified: bool = False
 
 
 def _entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:
@@ -123,10 +150,31 @@ def _signature_of(entry: dict[str, Any]) -> InputSignature | None:
     return None if value is None else coerce_signature(value, known_dtypes=False)
 
 
-def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) -> list[ModelVersion]:
-    """Write the versions ``refs`` designate, with their artifacts, to the tar file ``path``."""
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def export_bundle(
+    reg: Registry,
+    refs: list[str],
+    path: str | os.PathLike[str],
+    *,
+    sign_with: PrivateKeySource | None = None,
+) -> list[ModelVersion]:
+    """Write the versions ``refs`` designate, with their artifacts, to the tar file ``path``.
+
+    The bundle is signed with ``sign_with`` (an Ed25519 private key or the
+    path of its PEM file), else with the registry's ``bundle_key``, else
+    with the key file ``$MODELSHELF_BUNDLE_KEY`` names; with none of them it
+    is unsigned, and an import refuses it unless told ``allow_unsigned``.
+    """
     if not refs:
         raise ValueError("name at least one version to export (for example 'iris-knn:3')")
+    from registry.keys import bundle_signing_key, sign_manifest  # cryptography: loaded only when bundles move
+
+    key = bundle_signing_key(sign_with if sign_with is not None else reg._bundle_key)
     versions = list({mv.ref: mv for mv in (reg.get(ref) for ref in refs)}.values())
     entries = [_entry(mv, [p for p in reg.metrics_history(mv.name) if p.version == mv.version]) for mv in versions]
     manifest = json.dumps({"kind": BUNDLE_KIND, "version": BUNDLE_VERSION, "versions": entries}, indent=1).encode()
@@ -134,9 +182,9 @@ def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) 
     temp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
     try:
         with tarfile.open(temp, "w", format=tarfile.PAX_FORMAT) as tar:
-            info = tarfile.TarInfo(_MANIFEST)
-            info.size = len(manifest)
-            tar.addfile(info, io.BytesIO(manifest))
+            _add_member(tar, _MANIFEST, manifest)
+            if key is not None:
+                _add_member(tar, _SIGNATURE, sign_manifest(key, manifest))
             written: set[str] = set()
             for mv in versions:
                 if mv.digest in written:
@@ -152,11 +200,99 @@ def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) 
     return versions
 
 
-def _read_manifest(tar: tarfile.TarFile, path: Path) -> list[dict[str, Any]]:
+def _open_bundle(path: Path) -> tarfile.TarFile:
     try:
-        member = tar.extractfile(_MANIFEST)
-        manifest = json.load(member) if member else None
-    except (KeyError, ValueError) as exc:
+        return tarfile.open(path, "r:")
+    except (tarfile.TarError, OSError) as exc:
+        raise RegistryError(f"{path} is not a modelshelf bundle (not a tar file: {exc})") from None
+
+
+def _members(tar: tarfile.TarFile, path: Path) -> dict[str, tarfile.TarInfo]:
+    """Every member by name; two members of one name, or anything but regular files, are refused.
+
+    ``tarfile`` answers a name with the *last* member of that name, so a
+    duplicate could show one manifest to a checker and another to an importer.
+    """
+    members: dict[str, tarfile.TarInfo] = {}
+    for member in tar.getmembers():
+        if member.name in members or not member.isfile():
+            what = "two members named" if member.name in members else "a member that is not a regular file,"
+            raise UntrustedBundle(f"{path} holds {what} {member.name!r}: it was altered; nothing was imported")
+        members[member.name] = member
+    return members
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int, path: Path) -> bytes:
+    if member.size > limit:
+        raise RegistryError(f"{path}: {member.name} is {member.size} bytes, more than {limit}; nothing was imported")
+    stream = tar.extractfile(member)
+    return b"" if stream is None else stream.read(limit)
+
+
+def bundle_signer(path: str | os.PathLike[str]) -> str | None:
+    """The fingerprint of the key the bundle at ``path`` names as its signer, unchecked; ``None`` if unsigned.
+
+    For display (what `modelshelf export` wrote); an import checks the signature itself.
+    """
+    source = Path(os.fspath(path))
+    with _open_bundle(source) as tar:
+        members = _members(tar, source)
+        if _SIGNATURE not in members:
+            return None
+        try:
+            signer = json.loads(_read_member(tar, members[_SIGNATURE], _MAX_SIGNATURE, source)).get("signer")
+        except (ValueError, AttributeError):
+            return None
+    return signer if isinstance(signer, str) else None
+
+
+def _authenticate(
+    reg: Registry,
+    path: Path,
+    tar: tarfile.TarFile,
+    members: dict[str, tarfile.TarInfo],
+    manifest: bytes,
+    trusted_keys: Iterable[PublicKeySource] | None,
+    allow_unsigned: bool,
+) -> tuple[str | None, bool, dict[str, Any]]:
+    """Who vouches for ``manifest``: (signer, whether trusted, what the register events keep of it).
+
+    A signature that does not match is refused even with ``allow_unsigned``:
+    that flag accepts a bundle nobody we know vouches for, never one that was
+    changed after someone did.
+    """
+    from registry.keys import check_signature, trusted_public_keys
+
+    trusted = trusted_public_keys(trusted_keys)
+    signer = None
+    if _SIGNATURE in members:
+        signer = check_signature(_read_member(tar, members[_SIGNATURE], _MAX_SIGNATURE, path), manifest, str(path))
+        if signer in trusted:
+            return signer, True, {"bundle": {"signer": signer}}
+    if not allow_unsigned:
+        accept = (
+            "or, if you accept the risk, import with --allow-unsigned (allow_unsigned=True), which the audit "
+            "trail records with your name"
+        )
+        if signer is None:
+            raise UntrustedBundle(
+                f"{path} is unsigned: nobody vouches for its bytes, and nothing was imported. Ask its exporter for a "
+                f"signed one (`modelshelf export --sign-key KEY`), {accept}"
+            )
+        raise UntrustedBundle(
+            f"{path} is signed by {signer}, a key this import does not trust; nothing was imported. If it is the "
+            f"exporter's key, trust it with --trust KEY.pub (trusted_keys=[...], or ${_TRUSTED_VARIABLE}), {accept}",
+            signer=signer,
+        )
+    actor = reg._catalog.actor
+    who = "@".join(part for part in (actor.user, actor.host) if part) or "unknown"
+    return signer, False, {"bundle": {"signer": signer, "accepted_unsigned_by": who}}
+
+
+def _parse_manifest(data: bytes, path: Path) -> list[dict[str, Any]]:
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
         raise RegistryError(f"{path} is not a modelshelf bundle: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("kind") != BUNDLE_KIND:
         raise RegistryError(f"{path} is not a modelshelf bundle (no {BUNDLE_KIND} manifest)")
@@ -165,7 +301,35 @@ def _read_manifest(tar: tarfile.TarFile, path: Path) -> list[dict[str, Any]]:
     entries = manifest.get("versions")
     if not isinstance(entries, list):
         raise RegistryError(f"{path}: the manifest lists no versions")
+    for entry in entries:
+        if not isinstance(entry, dict) or not {"name", "version", "checksum", "created_at"} <= set(entry):
+            raise RegistryError(f"{path}: a manifest entry lacks its name, version, checksum or date")
     return entries
+
+
+def _blob_members(
+    path: Path, members: dict[str, tarfile.TarInfo], entries: list[dict[str, Any]]
+) -> dict[str, tarfile.TarInfo]:
+    """The blob member of each digest the manifest lists, of the listed size; a member it does not list is refused."""
+    blobs: dict[str, tarfile.TarInfo] = {}
+    for entry in entries:
+        digest = check_digest(str(entry["checksum"]).removeprefix(CHECKSUM_PREFIX))
+        member = members.get(f"blobs/{digest}")
+        if member is None:
+            raise CorruptedArtifact(f"{path} lacks the blob {entry['checksum']}", expected=entry["checksum"])
+        if entry.get("size") != member.size:
+            raise CorruptedArtifact(
+                f"{path} was altered: the blob of {entry['name']}:{entry['version']} is {member.size} bytes, the "
+                f"manifest says {entry.get('size')}; nothing was imported",
+                expected=entry["checksum"],
+            )
+        blobs[digest] = member
+    unlisted = sorted(set(members) - {_MANIFEST, _SIGNATURE} - {f"blobs/{digest}" for digest in blobs})
+    if unlisted:
+        raise UntrustedBundle(
+            f"{path} holds {unlisted[0]!r}, which its manifest does not list: it was altered; nothing was imported"
+        )
+    return blobs
 
 
 def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> ModelVersion | None:
@@ -179,7 +343,9 @@ def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> Mode
     return None
 
 
-def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str) -> NewVersion:
+def _new_version(
+    entry: dict[str, Any], staged: StagedBlob, origin: str, provenance: dict[str, Any]
+) -> NewVersion:
     """The version to record for one manifest entry, every field validated as ``register`` would."""
     history = []
     for point in entry["history"]:
@@ -204,33 +370,51 @@ def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str) -> NewV
         history=tuple(history),
         lineage=_lineage_of(entry),
         input_signature=_signature_of(entry),
+        provenance=provenance,
     )
 
 
-def import_bundle(reg: Registry, path: str | os.PathLike[str]) -> list[Imported]:
-    """Add the versions of the bundle at ``path`` to ``reg``; see the module docstring."""
+def import_bundle(
+    reg: Registry,
+    path: str | os.PathLike[str],
+    *,
+    trusted_keys: Iterable[PublicKeySource] | None = None,
+    allow_unsigned: bool = False,
+) -> list[Imported]:
+    """Add the versions of the bundle at ``path`` to ``reg``; see the module docstring.
+
+    ``trusted_keys`` are the public keys (files, directories of ``*.pub``
+    files, or key objects) whose signatures are accepted; without them,
+    those ``$MODELSHELF_TRUSTED_KEYS`` names. An unsigned bundle, or one
+    signed by another key, raises :class:`~registry.errors.UntrustedBundle`
+    unless ``allow_unsigned``; a signature that does not match always does.
+    """
     source = Path(os.fspath(path))
     if not source.is_file():
         raise ValueError(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
     results: list[Imported] = []
-    with tarfile.open(source, "r:") as tar, ExitStack() as staged_blobs:
-        entries = _read_manifest(tar, source)
+    with _open_bundle(source) as tar, ExitStack() as staged_blobs:
+        members = _members(tar, source)
+        if _MANIFEST not in members:
+            raise RegistryError(f"{source} is not a modelshelf bundle (it has no {_MANIFEST})")
+        manifest = _read_member(tar, members[_MANIFEST], _MAX_MANIFEST, source)
+        signer, verified, provenance = _authenticate(
+            reg, source, tar, members, manifest, trusted_keys, bool(allow_unsigned)
+        )
+        entries = _parse_manifest(manifest, source)  # believed from here on: its signer vouched for it
+        blob_members = _blob_members(source, members, entries)
         staged: dict[str, StagedBlob] = {}
         pending = []
         for entry in entries:
-            if not isinstance(entry, dict) or not {"name", "version", "checksum", "created_at"} <= set(entry):
-                raise RegistryError(f"{source}: a manifest entry lacks its name, version, checksum or date")
             origin = f"{entry['name']}:{entry['version']} {entry['created_at']}"
             existing = _already_imported(reg, entry, origin)
             if existing is not None:
-                results.append(Imported(f"{entry['name']}:{entry['version']}", existing.ref, created=False))
+                results.append(Imported(f"{entry['name']}:{entry['version']}", existing.ref, False, signer, verified))
                 continue
             digest = check_digest(str(entry["checksum"]).removeprefix(CHECKSUM_PREFIX))
             if digest not in staged:
-                member = tar.extractfile(f"blobs/{digest}")
-                if member is None:
-                    raise CorruptedArtifact(f"{source} lacks the blob {entry['checksum']}", expected=entry["checksum"])
-                blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member: shutil.copyfileobj(m, file)))
+                member = tar.extractfile(blob_members[digest])
+                blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member: _copy(m, file)))
                 if blob.digest != digest:
                     raise CorruptedArtifact(
                         f"{source} was altered: the blob of {entry['name']}:{entry['version']} hashes to "
@@ -243,12 +427,17 @@ def import_bundle(reg: Registry, path: str | os.PathLike[str]) -> list[Imported]
         batch = []
         for entry, origin, blob in pending:  # every blob verified: check every entry before recording any
             try:
-                batch.append((_new_version(entry, blob, origin), blob))
+                batch.append((_new_version(entry, blob, origin, provenance), blob))
             except (KeyError, TypeError, ValueError) as exc:
                 raise RegistryError(
                     f"{source}: the manifest entry for {entry.get('name')}:{entry.get('version')} is malformed "
                     f"({type(exc).__name__}: {exc}); nothing was imported"
                 ) from None
         for (entry, _, _), mv in zip(pending, reg._insert_all(batch), strict=True):  # one transaction
-            results.append(Imported(f"{entry['name']}:{entry['version']}", mv.ref, created=True))
+            results.append(Imported(f"{entry['name']}:{entry['version']}", mv.ref, True, signer, verified))
     return results
+
+
+def _copy(member: IO[bytes] | None, file: IO[bytes]) -> None:
+    if member is not None:
+        shutil.copyfileobj(member, file)
