@@ -302,4 +302,3 @@ def check_signature(signature_file: bytes, manifest: bytes, where: str = "the bu
             signer=signer,
         ) from None
     return signer
-

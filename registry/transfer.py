@@ -343,9 +343,7 @@ def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> Mode
     return None
 
 
-def _new_version(
-    entry: dict[str, Any], staged: StagedBlob, origin: str, provenance: dict[str, Any]
-) -> NewVersion:
+def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str, provenance: dict[str, Any]) -> NewVersion:
     """The version to record for one manifest entry, every field validated as ``register`` would."""
     history = []
     for point in entry["history"]:
