@@ -25,6 +25,9 @@ fingerprint alone, against keys the importer holds.
 Keys are files: the private key as PKCS8 PEM (mode 0600, written once and
 never overwritten), the public key in OpenSSH's one-line form (PEM is
 accepted as well), so ``ssh-keygen -lf`` and this module read the same file.
+:func:`generate_key_pair` also makes ECDSA P-256 pairs (public key in PEM),
+the kind the OpenSSF model-signing tool signs with (:mod:`registry.openssf`);
+bundles are signed with Ed25519 only.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from registry.errors import InvalidKey, UntrustedBundle
@@ -53,6 +57,8 @@ _DOMAIN = b"modelshelf-bundle-signature-v1\n"
 _MAX_KEY_FILE = 64 * 1024
 _MAX_SIGNATURE_FILE = 64 * 1024
 _PUBLIC_SUFFIXES = (".pub", ".pem")
+#: The kinds of key pair :func:`generate_key_pair` makes: Ed25519 signs bundles, P-256 model-signing signatures.
+ALGORITHMS = ("ed25519", "ecdsa-p256")
 
 PrivateKeySource = str | os.PathLike[str] | Ed25519PrivateKey
 PublicKeySource = str | os.PathLike[str] | Ed25519PublicKey
@@ -67,16 +73,25 @@ class KeyPair:
     fingerprint: str
 
 
-def fingerprint(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
-    """The ``"sha256:<hex>"`` name of a key: the SHA-256 of its 32 raw public bytes.
+AnyKey = Ed25519PublicKey | Ed25519PrivateKey | ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey
+
+
+def fingerprint(key: AnyKey) -> str:
+    """The ``"sha256:<hex>"`` name of a key: the SHA-256 of its raw public bytes.
+
+    For Ed25519 those are its 32 bytes; for an elliptic-curve key, its
+    uncompressed point.
 
     Names the signer in messages and in the audit trail without printing the key.
 
     >>> fingerprint(Ed25519PrivateKey.from_private_bytes(bytes(32)))[:15]
     'sha256:139e3940'
     """
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    public = key.public_key() if isinstance(key, (Ed25519PrivateKey, ec.EllipticCurvePrivateKey)) else key
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        raw = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    else:
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
@@ -90,13 +105,20 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         os.close(descriptor)
 
 
-def generate_key_pair(directory: str | os.PathLike[str] = ".", name: str = DEFAULT_KEY_NAME) -> KeyPair:
-    """Create ``NAME.pem`` (private, 0600) and ``NAME.pub`` (OpenSSH public key) in ``directory``.
+def generate_key_pair(
+    directory: str | os.PathLike[str] = ".", name: str = DEFAULT_KEY_NAME, algorithm: str = "ed25519"
+) -> KeyPair:
+    """Create ``NAME.pem`` (private, 0600) and ``NAME.pub`` (public) in ``directory``.
+
+    ``algorithm`` is ``"ed25519"`` (public key in OpenSSH form; signs
+    bundles) or ``"ecdsa-p256"`` (public key in PEM; for model-signing).
 
     An existing file of either name is never overwritten (a key that signed
     bundles is an identity; losing it silently would orphan every trust
     given to it): :class:`InvalidKey` says which file is in the way.
     """
+    if algorithm not in ALGORITHMS:
+        raise InvalidKey(f"unknown key algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     if not isinstance(name, str) or not name or "/" in name or name.startswith(".") or "\x00" in name:
         raise InvalidKey(f"key name {name!r} must be a plain file name such as {DEFAULT_KEY_NAME!r}")
     folder = Path(os.fspath(directory))
@@ -106,14 +128,22 @@ def generate_key_pair(directory: str | os.PathLike[str] = ".", name: str = DEFAU
     for path in (private_path, public_path):
         if path.exists() or path.is_symlink():
             raise InvalidKey(f"{path} already exists; keys are never overwritten: give another --name or --out")
-    key = Ed25519PrivateKey.generate()
+    key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+    if algorithm == "ed25519":
+        key = Ed25519PrivateKey.generate()
+        ssh = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        public = ssh + f" {name}\n".encode()
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     _write_new(private_path, private, 0o600)
     try:
-        _write_new(public_path, public + f" {name}\n".encode(), 0o644)
+        _write_new(public_path, public, 0o644)
     except BaseException:
         private_path.unlink()
         raise
@@ -192,6 +222,33 @@ def load_public_key(source: PublicKeySource) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise InvalidKey(f"{path} holds a {type(key).__name__}; bundles are signed with Ed25519 keys only")
     return key
+
+
+def key_file_fingerprint(path: str | os.PathLike[str]) -> str:
+    """The fingerprint of the public key in, or of, a key file: public or private, Ed25519 or elliptic-curve.
+
+    What `modelshelf keys fingerprint` prints, to compare over another channel.
+    """
+    source = Path(os.fspath(path))
+    data = _read_key_file(source)
+    try:
+        if data.lstrip().startswith(b"ssh-"):
+            key = serialization.load_ssh_public_key(data.strip())
+        elif b"BEGIN OPENSSH PRIVATE KEY" in data:
+            key = serialization.load_ssh_private_key(data, password=None)
+        elif b"PRIVATE KEY" in data:
+            key = serialization.load_pem_private_key(data, password=None)
+        else:
+            key = serialization.load_pem_public_key(data)
+    except TypeError:
+        raise InvalidKey(f"{source} is encrypted; modelshelf reads unencrypted keys") from None
+    except Exception as exc:  # ValueError, binascii.Error or cryptography's UnsupportedAlgorithm
+        raise InvalidKey(f"{source} is not a key file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(
+        key, (Ed25519PublicKey, Ed25519PrivateKey, ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)
+    ):
+        raise InvalidKey(f"{source} holds a {type(key).__name__}; modelshelf uses Ed25519 and ECDSA keys")
+    return fingerprint(key)
 
 
 def _key_files(path: Path) -> list[Path]:

@@ -189,7 +189,6 @@ def fetch(ctx: click.Context, ref: str, output: Path | None) -> None:
 @click.option(
     "-o",
     "--output",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="The bundle file to write (a tar).",
 )
@@ -198,25 +197,58 @@ def fetch(ctx: click.Context, ref: str, output: Path | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Sign the bundle with this Ed25519 private key [env MODELSHELF_BUNDLE_KEY]; unsigned without one.",
 )
+@click.option(
+    "--model-signing",
+    "model_signing_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also (or instead) write each version to DIR/NAME-VERSION/ with an OpenSSF model-signing signature.",
+)
+@click.option(
+    "--model-signing-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The ECDSA P-256 private key for --model-signing (`keys generate --algorithm ecdsa-p256`).",
+)
 @click.pass_context
-def export_command(ctx: click.Context, refs: tuple[str, ...], output: Path, sign_key: Path | None) -> None:
+def export_command(
+    ctx: click.Context,
+    refs: tuple[str, ...],
+    output: Path | None,
+    sign_key: Path | None,
+    model_signing_dir: Path | None,
+    model_signing_key: Path | None,
+) -> None:
     """Write versions with their metadata, history and artifacts to a bundle.
 
     With a key (--sign-key or $MODELSHELF_BUNDLE_KEY) the bundle's manifest,
     which lists every artifact's SHA-256, is signed, so the importer can
     check that nothing changed on the way and who sent it.
 
+    With --model-signing DIR (and an ECDSA key), each version is also
+    written as a directory that the OpenSSF `model_signing verify key`
+    command checks without modelshelf.
+
     \b
     Example:
       modelshelf export iris-knn:3 iris-knn@production -o iris.tar --sign-key keys/team-a.pem
+      modelshelf export iris-knn:3 --model-signing out --model-signing-key keys/ec.pem
     """
     from registry.transfer import bundle_signer, export_bundle
 
+    if output is None and model_signing_dir is None:
+        raise click.UsageError("give -o BUNDLE.tar, --model-signing DIR, or both")
+    if (model_signing_dir is None) != (model_signing_key is None):
+        raise click.UsageError("--model-signing DIR and --model-signing-key FILE go together")
     with open_registry(ctx) as reg:
-        exported = export_bundle(reg, list(refs), output, sign_with=sign_key)
-    signer = bundle_signer(output)
-    click.echo(f"wrote {len(exported)} versions to {output}: " + ", ".join(mv.ref for mv in exported))
-    click.echo(f"signed by {signer}" if signer else "unsigned: importers must pass --allow-unsigned to accept it")
+        if output is not None:
+            exported = export_bundle(reg, list(refs), output, sign_with=sign_key)
+            signer = bundle_signer(output)
+            click.echo(f"wrote {len(exported)} versions to {output}: " + ", ".join(mv.ref for mv in exported))
+            click.echo(f"signed by {signer}" if signer else "unsigned: importers must pass --allow-unsigned")
+        if model_signing_dir is not None and model_signing_key is not None:
+            from registry.openssf import export_model_signed
+
+            for signed in export_model_signed(reg, list(refs), model_signing_dir, model_signing_key):
+                click.echo(f"wrote {signed.ref} to {signed.directory} (model-signing signature {signed.signature})")
 
 
 @cli.command("import")

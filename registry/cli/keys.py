@@ -32,9 +32,16 @@ def keys() -> None:
     help="Directory to write NAME.pem (private, mode 0600) and NAME.pub (public) into.",
 )
 @click.option("--name", default="modelshelf-bundle", show_default=True, help="File name of the pair, no suffix.")
+@click.option(
+    "--algorithm",
+    type=click.Choice(["ed25519", "ecdsa-p256"]),
+    default="ed25519",
+    show_default=True,
+    help="ed25519 signs bundles; ecdsa-p256 signs `export --model-signing` directories.",
+)
 @json_option
 @click.pass_context
-def generate(ctx: click.Context, out: Path, name: str) -> None:
+def generate(ctx: click.Context, out: Path, name: str, algorithm: str) -> None:
     """Create a new key pair; existing files are never overwritten.
 
     Keep NAME.pem secret (it signs in your name); hand NAME.pub, or just its
@@ -47,12 +54,13 @@ def generate(ctx: click.Context, out: Path, name: str) -> None:
     """
     from registry.keys import generate_key_pair
 
-    pair = generate_key_pair(out, name)
+    pair = generate_key_pair(out, name, algorithm)
     if wants_json(ctx):
         emit_json({"private": str(pair.private_path), "public": str(pair.public_path), "fingerprint": pair.fingerprint})
         return
     click.echo(f"private key {pair.private_path} (keep it secret)")
-    click.echo(f"public key  {pair.public_path} (give it to the importers: import --trust)")
+    use = "import --trust" if algorithm == "ed25519" else "model_signing verify key --public_key"
+    click.echo(f"public key  {pair.public_path} (give it to those who check your signatures: {use})")
     click.echo(f"fingerprint {pair.fingerprint}")
 
 
@@ -70,16 +78,10 @@ def fingerprint_command(ctx: click.Context, file: Path) -> None:
     Example:
       modelshelf keys fingerprint keys/team-a.pub
     """
-    from registry.errors import InvalidKey
-    from registry.keys import fingerprint, load_private_key, load_public_key
+    from registry.keys import key_file_fingerprint
 
-    try:
-        key = load_public_key(file)
-    except InvalidKey as exc:
-        if "private key" not in str(exc):
-            raise
-        key = load_private_key(file).public_key()
+    shown = key_file_fingerprint(file)
     if wants_json(ctx):
-        emit_json({"file": str(file), "fingerprint": fingerprint(key)})
+        emit_json({"file": str(file), "fingerprint": shown})
     else:
-        click.echo(fingerprint(key))
+        click.echo(shown)
