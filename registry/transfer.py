@@ -46,9 +46,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from registry.bundle_checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNATURE, check_bundle, open_bundle
+from registry.bundle_checks import bundle_signer as bundle_signer
 from registry.catalog import NewVersion
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion
-from registry.errors import CorruptedArtifact, RegistryError, UntrustedBundle
+from registry.errors import CorruptedArtifact, RegistryError
 from registry.facade import Registry
 from registry.formats import get_format
 from registry.names import validate_model_name
@@ -58,15 +60,7 @@ from registry.values import validate_description, validate_metrics, validate_par
 if TYPE_CHECKING:
     from registry.keys import PrivateKeySource, PublicKeySource
 
-BUNDLE_KIND = "modelshelf-bundle"
-BUNDLE_VERSION = 1
 ORIGIN_TAG = "modelshelf.imported-from"
-_MANIFEST = "manifest.json"
-_SIGNATURE = "manifest.sig"
-#: A manifest is read whole before it can be checked: bound what a hostile one can make us hold.
-_MAX_MANIFEST = 256 * 1024 * 1024
-_MAX_SIGNATURE = 64 * 1024
-_TRUSTED_VARIABLE = "MODELSHELF_TRUSTED_KEYS"
 
 
 @dataclass(frozen=True)
@@ -182,9 +176,9 @@ def export_bundle(
     temp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
     try:
         with tarfile.open(temp, "w", format=tarfile.PAX_FORMAT) as tar:
-            _add_member(tar, _MANIFEST, manifest)
+            _add_member(tar, MANIFEST, manifest)
             if key is not None:
-                _add_member(tar, _SIGNATURE, sign_manifest(key, manifest))
+                _add_member(tar, SIGNATURE, sign_manifest(key, manifest))
             written: set[str] = set()
             for mv in versions:
                 if mv.digest in written:
@@ -198,138 +192,6 @@ def export_bundle(
     finally:
         temp.unlink(missing_ok=True)
     return versions
-
-
-def _open_bundle(path: Path) -> tarfile.TarFile:
-    try:
-        return tarfile.open(path, "r:")
-    except (tarfile.TarError, OSError) as exc:
-        raise RegistryError(f"{path} is not a modelshelf bundle (not a tar file: {exc})") from None
-
-
-def _members(tar: tarfile.TarFile, path: Path) -> dict[str, tarfile.TarInfo]:
-    """Every member by name; two members of one name, or anything but regular files, are refused.
-
-    ``tarfile`` answers a name with the *last* member of that name, so a
-    duplicate could show one manifest to a checker and another to an importer.
-    """
-    members: dict[str, tarfile.TarInfo] = {}
-    for member in tar.getmembers():
-        if member.name in members or not member.isfile():
-            what = "two members named" if member.name in members else "a member that is not a regular file,"
-            raise UntrustedBundle(f"{path} holds {what} {member.name!r}: it was altered; nothing was imported")
-        members[member.name] = member
-    return members
-
-
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int, path: Path) -> bytes:
-    if member.size > limit:
-        raise RegistryError(f"{path}: {member.name} is {member.size} bytes, more than {limit}; nothing was imported")
-    stream = tar.extractfile(member)
-    return b"" if stream is None else stream.read(limit)
-
-
-def bundle_signer(path: str | os.PathLike[str]) -> str | None:
-    """The fingerprint of the key the bundle at ``path`` names as its signer, unchecked; ``None`` if unsigned.
-
-    For display (what `modelshelf export` wrote); an import checks the signature itself.
-    """
-    source = Path(os.fspath(path))
-    with _open_bundle(source) as tar:
-        members = _members(tar, source)
-        if _SIGNATURE not in members:
-            return None
-        try:
-            signer = json.loads(_read_member(tar, members[_SIGNATURE], _MAX_SIGNATURE, source)).get("signer")
-        except (ValueError, AttributeError):
-            return None
-    return signer if isinstance(signer, str) else None
-
-
-def _authenticate(
-    reg: Registry,
-    path: Path,
-    tar: tarfile.TarFile,
-    members: dict[str, tarfile.TarInfo],
-    manifest: bytes,
-    trusted_keys: Iterable[PublicKeySource] | None,
-    allow_unsigned: bool,
-) -> tuple[str | None, bool, dict[str, Any]]:
-    """Who vouches for ``manifest``: (signer, whether trusted, what the register events keep of it).
-
-    A signature that does not match is refused even with ``allow_unsigned``:
-    that flag accepts a bundle nobody we know vouches for, never one that was
-    changed after someone did.
-    """
-    from registry.keys import check_signature, trusted_public_keys
-
-    trusted = trusted_public_keys(trusted_keys)
-    signer = None
-    if _SIGNATURE in members:
-        signer = check_signature(_read_member(tar, members[_SIGNATURE], _MAX_SIGNATURE, path), manifest, str(path))
-        if signer in trusted:
-            return signer, True, {"bundle": {"signer": signer}}
-    if not allow_unsigned:
-        accept = (
-            "or, if you accept the risk, import with --allow-unsigned (allow_unsigned=True), which the audit "
-            "trail records with your name"
-        )
-        if signer is None:
-            raise UntrustedBundle(
-                f"{path} is unsigned: nobody vouches for its bytes, and nothing was imported. Ask its exporter for a "
-                f"signed one (`modelshelf export --sign-key KEY`), {accept}"
-            )
-        raise UntrustedBundle(
-            f"{path} is signed by {signer}, a key this import does not trust; nothing was imported. If it is the "
-            f"exporter's key, trust it with --trust KEY.pub (trusted_keys=[...], or ${_TRUSTED_VARIABLE}), {accept}",
-            signer=signer,
-        )
-    actor = reg._catalog.actor
-    who = "@".join(part for part in (actor.user, actor.host) if part) or "unknown"
-    return signer, False, {"bundle": {"signer": signer, "accepted_unsigned_by": who}}
-
-
-def _parse_manifest(data: bytes, path: Path) -> list[dict[str, Any]]:
-    try:
-        manifest = json.loads(data)
-    except ValueError as exc:
-        raise RegistryError(f"{path} is not a modelshelf bundle: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != BUNDLE_KIND:
-        raise RegistryError(f"{path} is not a modelshelf bundle (no {BUNDLE_KIND} manifest)")
-    if manifest.get("version") != BUNDLE_VERSION:
-        raise RegistryError(f"{path} is a bundle of version {manifest.get('version')}; upgrade modelshelf to read it")
-    entries = manifest.get("versions")
-    if not isinstance(entries, list):
-        raise RegistryError(f"{path}: the manifest lists no versions")
-    for entry in entries:
-        if not isinstance(entry, dict) or not {"name", "version", "checksum", "created_at"} <= set(entry):
-            raise RegistryError(f"{path}: a manifest entry lacks its name, version, checksum or date")
-    return entries
-
-
-def _blob_members(
-    path: Path, members: dict[str, tarfile.TarInfo], entries: list[dict[str, Any]]
-) -> dict[str, tarfile.TarInfo]:
-    """The blob member of each digest the manifest lists, of the listed size; a member it does not list is refused."""
-    blobs: dict[str, tarfile.TarInfo] = {}
-    for entry in entries:
-        digest = check_digest(str(entry["checksum"]).removeprefix(CHECKSUM_PREFIX))
-        member = members.get(f"blobs/{digest}")
-        if member is None:
-            raise CorruptedArtifact(f"{path} lacks the blob {entry['checksum']}", expected=entry["checksum"])
-        if entry.get("size") != member.size:
-            raise CorruptedArtifact(
-                f"{path} was altered: the blob of {entry['name']}:{entry['version']} is {member.size} bytes, the "
-                f"manifest says {entry.get('size')}; nothing was imported",
-                expected=entry["checksum"],
-            )
-        blobs[digest] = member
-    unlisted = sorted(set(members) - {_MANIFEST, _SIGNATURE} - {f"blobs/{digest}" for digest in blobs})
-    if unlisted:
-        raise UntrustedBundle(
-            f"{path} holds {unlisted[0]!r}, which its manifest does not list: it was altered; nothing was imported"
-        )
-    return blobs
 
 
 def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> ModelVersion | None:
@@ -391,19 +253,16 @@ def import_bundle(
     if not source.is_file():
         raise ValueError(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
     results: list[Imported] = []
-    with _open_bundle(source) as tar, ExitStack() as staged_blobs:
-        members = _members(tar, source)
-        if _MANIFEST not in members:
-            raise RegistryError(f"{source} is not a modelshelf bundle (it has no {_MANIFEST})")
-        manifest = _read_member(tar, members[_MANIFEST], _MAX_MANIFEST, source)
-        signer, verified, provenance = _authenticate(
-            reg, source, tar, members, manifest, trusted_keys, bool(allow_unsigned)
+    actor = reg._catalog.actor
+    who = "@".join(part for part in (actor.user, actor.host) if part) or "unknown"
+    with open_bundle(source) as tar, ExitStack() as staged_blobs:
+        bundle = check_bundle(
+            tar, source, trusted_keys=trusted_keys, allow_unsigned=bool(allow_unsigned), accepted_by=who
         )
-        entries = _parse_manifest(manifest, source)  # believed from here on: its signer vouched for it
-        blob_members = _blob_members(source, members, entries)
+        signer, verified = bundle.signer, bundle.verified
         staged: dict[str, StagedBlob] = {}
         pending = []
-        for entry in entries:
+        for entry in bundle.entries:
             origin = f"{entry['name']}:{entry['version']} {entry['created_at']}"
             existing = _already_imported(reg, entry, origin)
             if existing is not None:
@@ -411,7 +270,7 @@ def import_bundle(
                 continue
             digest = check_digest(str(entry["checksum"]).removeprefix(CHECKSUM_PREFIX))
             if digest not in staged:
-                member = tar.extractfile(blob_members[digest])
+                member = tar.extractfile(bundle.blobs[digest])
                 blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member: _copy(m, file)))
                 if blob.digest != digest:
                     raise CorruptedArtifact(
@@ -425,7 +284,7 @@ def import_bundle(
         batch = []
         for entry, origin, blob in pending:  # every blob verified: check every entry before recording any
             try:
-                batch.append((_new_version(entry, blob, origin, provenance), blob))
+                batch.append((_new_version(entry, blob, origin, bundle.provenance), blob))
             except (KeyError, TypeError, ValueError) as exc:
                 raise RegistryError(
                     f"{source}: the manifest entry for {entry.get('name')}:{entry.get('version')} is malformed "
