@@ -31,7 +31,7 @@ from registry.cli import cli
 from registry.keys import KeyPair, fingerprint, generate_key_pair, load_private_key, sign_manifest
 from registry.locations import CATALOG_FILE_NAME
 from registry.transfer import export_bundle, import_bundle
-from tests.conftest import blob_files
+from tests.conftest import blob_files, temp_files
 
 HMAC_KEY = "target-registry-hmac-secret"
 WHO = f"{getpass.getuser()}@{socket.gethostname()}"
@@ -144,7 +144,7 @@ def _swap_blob(bundle: Path, out: Path, payload: bytes, *, keep_signature: bool 
 def _assert_untouched(home: Path) -> None:
     with Registry(home) as reg:
         assert reg.models() == [] and reg.events() == []
-    assert blob_files(home) == []
+    assert blob_files(home) == [] and temp_files(home) == []
 
 
 def _run(home: Path, *args: str) -> Any:
@@ -332,6 +332,22 @@ def test_a_mangled_signature_is_refused_even_with_allow_unsigned(
     with Registry(target) as reg:
         with pytest.raises(UntrustedBundle):
             import_bundle(reg, bad, trusted_keys=[exporter.public_path], allow_unsigned=True)
+    _assert_untouched(target)
+
+
+def test_nothing_in_the_manifest_is_believed_before_the_signature(
+    signed: Path, target: Path, tmp_path: Path, exporter: KeyPair, keys_dir: Path
+) -> None:
+    """A manifest built to trip the parser (a bad digest, a huge entry list) is refused for its signer first."""
+    intruder = load_private_key(generate_key_pair(keys_dir, "intruder").private_path)
+    hostile = json.dumps({"kind": "modelshelf-bundle", "version": 1, "versions": [{"checksum": "../../etc"}]}).encode()
+
+    def replace(name: str, data: bytes) -> bytes:
+        return {"manifest.json": hostile, "manifest.sig": sign_manifest(intruder, hostile)}.get(name, data)
+
+    bad = _rewrite(signed, tmp_path / "hostile.tar", replace)
+    with Registry(target) as reg, pytest.raises(UntrustedBundle, match="does not trust"):
+        import_bundle(reg, bad, trusted_keys=[exporter.public_path])
     _assert_untouched(target)
 
 
