@@ -20,6 +20,8 @@ from the builtin it resembles, so ``except LookupError`` or
     ├── UnsafeArtifact
     ├── UntrustedTypes
     ├── UntrustedArtifact
+    │   └── UntrustedBundle
+    ├── InvalidKey (ValueError)
     ├── InvalidQuery (ValueError)
     ├── SignatureMismatch (ValueError)
     └── SignatureNotFound (LookupError)
@@ -153,6 +155,24 @@ class UntrustedTypes(RegistryError):
 
 class UntrustedArtifact(RegistryError):
     """A signing key is set and the version's signature is missing or does not match."""
+
+
+class UntrustedBundle(UntrustedArtifact):
+    """A bundle is unsigned, signed by a key not trusted here, or its signature does not match its manifest.
+
+    Nothing of the bundle was recorded or stored. ``signer`` is the
+    ``"sha256:…"`` fingerprint of the public key the bundle names (``None``
+    when it is unsigned or its signature cannot be read).
+    """
+
+    def __init__(self, message: str, *, signer: str | None = None) -> None:
+        self.signer = signer
+        super().__init__(message)
+
+
+class InvalidKey(RegistryError, ValueError):
+    """A key file (or key object) cannot be used: not a key, the wrong kind, encrypted, or a private key
+    given where a public one belongs."""
 
 
 class InvalidQuery(RegistryError, ValueError):

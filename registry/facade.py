@@ -28,7 +28,7 @@ import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from registry import fingerprint, formats, lineage, maintenance, signing
 from registry.catalog import Actor, Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
@@ -64,6 +64,9 @@ from registry.values import (
     validate_params,
     validate_tags,
 )
+
+if TYPE_CHECKING:
+    from registry.keys import PrivateKeySource
 
 _MAX_STEP = 2**63 - 1
 
@@ -105,6 +108,9 @@ class Registry(FindingMixin):
     ``upgrade=True`` (otherwise :class:`~registry.errors.SchemaVersionError`
     says what to run). With ``signing_key`` (or ``$MODELSHELF_SIGNING_KEY``)
     new versions are signed and ``load`` refuses unsigned or forged ones.
+    With ``bundle_key`` (an Ed25519 private key or the path of its PEM file;
+    else ``$MODELSHELF_BUNDLE_KEY``) the bundles it exports are signed, so
+    another registry can check who wrote them (:mod:`registry.transfer`).
     """
 
     def __init__(
@@ -115,8 +121,10 @@ class Registry(FindingMixin):
         store: str | os.PathLike[str] | None = None,
         upgrade: bool = False,
         signing_key: str | bytes | None = None,
+        bundle_key: PrivateKeySource | None = None,
     ) -> None:
         self._signing_key = signing.signing_key(signing_key)
+        self._bundle_key = bundle_key  # read when a bundle is exported: cryptography is not loaded before
         locations = resolve(home, catalog, store)
         self._store: Any = open_store(locations.store)
         self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)

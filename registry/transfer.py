@@ -15,6 +15,20 @@ bundle again finds them and records nothing twice. Aliases are not carried
 over: promoting is a decision for the target registry. Nor is a lineage's
 parent, which names a version of the source registry; the origin tag keeps
 the way back.
+
+Signed bundles (:mod:`registry.keys`): a registry with a bundle key signs
+the exact manifest bytes it exports and adds the member ``manifest.sig``.
+An import reads the manifest and its signature before believing anything
+in either, checks the signature, and goes on only if the signer's public
+key is trusted, or if the caller said ``allow_unsigned`` (for an unsigned
+bundle or an unknown signer; never for a signature that does not match).
+Then the tar must hold exactly the manifest, the signature and one blob
+per digest the manifest lists, each of the listed size, and every blob is
+hashed against the now authenticated manifest. So a bundle whose blob was
+replaced and whose manifest was rewritten to the new digest is refused, and
+the target's HMAC signing key never signs bytes nobody vouched for. Who
+signed the bundle, or who accepted it unsigned, is kept in each imported
+version's register event (``reg.events()``, ``modelshelf log``).
 """
 
 from __future__ import annotations
@@ -25,12 +39,15 @@ import os
 import re
 import shutil
 import tarfile
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
+from registry.bundle_checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNATURE, check_bundle, open_bundle
+from registry.bundle_checks import bundle_signer as bundle_signer
 from registry.catalog import NewVersion
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion
 from registry.errors import CorruptedArtifact, RegistryError
@@ -40,10 +57,10 @@ from registry.names import validate_model_name
 from registry.store import StagedBlob, check_digest
 from registry.values import validate_description, validate_metrics, validate_params, validate_tags
 
-BUNDLE_KIND = "modelshelf-bundle"
-BUNDLE_VERSION = 1
+if TYPE_CHECKING:
+    from registry.keys import PrivateKeySource, PublicKeySource
+
 ORIGIN_TAG = "modelshelf.imported-from"
-_MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,10 @@ class Imported:
     source: str
     target: str
     created: bool
+    #: The fingerprint of the key that signed the bundle (``None`` for an unsigned one).
+    signer: str | None = None
+    #: Whether that key is one the import trusted (``False`` for a bundle accepted with ``allow_unsigned``).
+    verified: bool = False
 
 
 def _entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:
@@ -123,10 +144,31 @@ def _signature_of(entry: dict[str, Any]) -> InputSignature | None:
     return None if value is None else coerce_signature(value, known_dtypes=False)
 
 
-def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) -> list[ModelVersion]:
-    """Write the versions ``refs`` designate, with their artifacts, to the tar file ``path``."""
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def export_bundle(
+    reg: Registry,
+    refs: list[str],
+    path: str | os.PathLike[str],
+    *,
+    sign_with: PrivateKeySource | None = None,
+) -> list[ModelVersion]:
+    """Write the versions ``refs`` designate, with their artifacts, to the tar file ``path``.
+
+    The bundle is signed with ``sign_with`` (an Ed25519 private key or the
+    path of its PEM file), else with the registry's ``bundle_key``, else
+    with the key file ``$MODELSHELF_BUNDLE_KEY`` names; with none of them it
+    is unsigned, and an import refuses it unless told ``allow_unsigned``.
+    """
     if not refs:
         raise ValueError("name at least one version to export (for example 'iris-knn:3')")
+    from registry.keys import bundle_signing_key, sign_manifest  # cryptography: loaded only when bundles move
+
+    key = bundle_signing_key(sign_with if sign_with is not None else reg._bundle_key)
     versions = list({mv.ref: mv for mv in (reg.get(ref) for ref in refs)}.values())
     entries = [_entry(mv, [p for p in reg.metrics_history(mv.name) if p.version == mv.version]) for mv in versions]
     manifest = json.dumps({"kind": BUNDLE_KIND, "version": BUNDLE_VERSION, "versions": entries}, indent=1).encode()
@@ -134,9 +176,9 @@ def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) 
     temp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
     try:
         with tarfile.open(temp, "w", format=tarfile.PAX_FORMAT) as tar:
-            info = tarfile.TarInfo(_MANIFEST)
-            info.size = len(manifest)
-            tar.addfile(info, io.BytesIO(manifest))
+            _add_member(tar, MANIFEST, manifest)
+            if key is not None:
+                _add_member(tar, SIGNATURE, sign_manifest(key, manifest))
             written: set[str] = set()
             for mv in versions:
                 if mv.digest in written:
@@ -152,22 +194,6 @@ def export_bundle(reg: Registry, refs: list[str], path: str | os.PathLike[str]) 
     return versions
 
 
-def _read_manifest(tar: tarfile.TarFile, path: Path) -> list[dict[str, Any]]:
-    try:
-        member = tar.extractfile(_MANIFEST)
-        manifest = json.load(member) if member else None
-    except (KeyError, ValueError) as exc:
-        raise RegistryError(f"{path} is not a modelshelf bundle: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != BUNDLE_KIND:
-        raise RegistryError(f"{path} is not a modelshelf bundle (no {BUNDLE_KIND} manifest)")
-    if manifest.get("version") != BUNDLE_VERSION:
-        raise RegistryError(f"{path} is a bundle of version {manifest.get('version')}; upgrade modelshelf to read it")
-    entries = manifest.get("versions")
-    if not isinstance(entries, list):
-        raise RegistryError(f"{path}: the manifest lists no versions")
-    return entries
-
-
 def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> ModelVersion | None:
     try:
         existing = reg.versions(entry["name"])
@@ -179,7 +205,7 @@ def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> Mode
     return None
 
 
-def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str) -> NewVersion:
+def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str, provenance: dict[str, Any]) -> NewVersion:
     """The version to record for one manifest entry, every field validated as ``register`` would."""
     history = []
     for point in entry["history"]:
@@ -204,33 +230,48 @@ def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str) -> NewV
         history=tuple(history),
         lineage=_lineage_of(entry),
         input_signature=_signature_of(entry),
+        provenance=provenance,
     )
 
 
-def import_bundle(reg: Registry, path: str | os.PathLike[str]) -> list[Imported]:
-    """Add the versions of the bundle at ``path`` to ``reg``; see the module docstring."""
+def import_bundle(
+    reg: Registry,
+    path: str | os.PathLike[str],
+    *,
+    trusted_keys: Iterable[PublicKeySource] | None = None,
+    allow_unsigned: bool = False,
+) -> list[Imported]:
+    """Add the versions of the bundle at ``path`` to ``reg``; see the module docstring.
+
+    ``trusted_keys`` are the public keys (files, directories of ``*.pub``
+    files, or key objects) whose signatures are accepted; without them,
+    those ``$MODELSHELF_TRUSTED_KEYS`` names. An unsigned bundle, or one
+    signed by another key, raises :class:`~registry.errors.UntrustedBundle`
+    unless ``allow_unsigned``; a signature that does not match always does.
+    """
     source = Path(os.fspath(path))
     if not source.is_file():
         raise ValueError(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
     results: list[Imported] = []
-    with tarfile.open(source, "r:") as tar, ExitStack() as staged_blobs:
-        entries = _read_manifest(tar, source)
+    actor = reg._catalog.actor
+    who = "@".join(part for part in (actor.user, actor.host) if part) or "unknown"
+    with open_bundle(source) as tar, ExitStack() as staged_blobs:
+        bundle = check_bundle(
+            tar, source, trusted_keys=trusted_keys, allow_unsigned=bool(allow_unsigned), accepted_by=who
+        )
+        signer, verified = bundle.signer, bundle.verified
         staged: dict[str, StagedBlob] = {}
         pending = []
-        for entry in entries:
-            if not isinstance(entry, dict) or not {"name", "version", "checksum", "created_at"} <= set(entry):
-                raise RegistryError(f"{source}: a manifest entry lacks its name, version, checksum or date")
+        for entry in bundle.entries:
             origin = f"{entry['name']}:{entry['version']} {entry['created_at']}"
             existing = _already_imported(reg, entry, origin)
             if existing is not None:
-                results.append(Imported(f"{entry['name']}:{entry['version']}", existing.ref, created=False))
+                results.append(Imported(f"{entry['name']}:{entry['version']}", existing.ref, False, signer, verified))
                 continue
             digest = check_digest(str(entry["checksum"]).removeprefix(CHECKSUM_PREFIX))
             if digest not in staged:
-                member = tar.extractfile(f"blobs/{digest}")
-                if member is None:
-                    raise CorruptedArtifact(f"{source} lacks the blob {entry['checksum']}", expected=entry["checksum"])
-                blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member: shutil.copyfileobj(m, file)))
+                member = tar.extractfile(bundle.blobs[digest])
+                blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member: _copy(m, file)))
                 if blob.digest != digest:
                     raise CorruptedArtifact(
                         f"{source} was altered: the blob of {entry['name']}:{entry['version']} hashes to "
@@ -243,12 +284,17 @@ def import_bundle(reg: Registry, path: str | os.PathLike[str]) -> list[Imported]
         batch = []
         for entry, origin, blob in pending:  # every blob verified: check every entry before recording any
             try:
-                batch.append((_new_version(entry, blob, origin), blob))
+                batch.append((_new_version(entry, blob, origin, bundle.provenance), blob))
             except (KeyError, TypeError, ValueError) as exc:
                 raise RegistryError(
                     f"{source}: the manifest entry for {entry.get('name')}:{entry.get('version')} is malformed "
                     f"({type(exc).__name__}: {exc}); nothing was imported"
                 ) from None
         for (entry, _, _), mv in zip(pending, reg._insert_all(batch), strict=True):  # one transaction
-            results.append(Imported(f"{entry['name']}:{entry['version']}", mv.ref, created=True))
+            results.append(Imported(f"{entry['name']}:{entry['version']}", mv.ref, True, signer, verified))
     return results
+
+
+def _copy(member: IO[bytes] | None, file: IO[bytes]) -> None:
+    if member is not None:
+        shutil.copyfileobj(member, file)

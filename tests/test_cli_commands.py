@@ -213,12 +213,13 @@ def test_export_import_round_trip(filled: Path, tmp_path: Path, template_home: P
     assert result.exit_code == 0 and "2 versions" in result.output  # the same version named twice
     with Registry(target) as reg:
         reg.register("iris-knn", {"already": "here"}, format="pickle")
-    imported = as_json(target, "import", str(bundle))
+    assert run(target, "import", str(bundle)).exit_code == 3  # unsigned: refused unless accepted
+    imported = as_json(target, "import", str(bundle), "--allow-unsigned")
     assert imported == [
-        {"source": "iris-knn:2", "target": "iris-knn:2", "created": True},
-        {"source": "other:1", "target": "other:1", "created": True},
+        {"source": "iris-knn:2", "target": "iris-knn:2", "created": True, "signer": None, "verified": False},
+        {"source": "other:1", "target": "other:1", "created": True, "signer": None, "verified": False},
     ]
-    again = as_json(target, "import", str(bundle))
+    again = as_json(target, "import", str(bundle), "--allow-unsigned")
     assert [r["created"] for r in again] == [False, False] and [r["target"] for r in again] == ["iris-knn:2", "other:1"]
     with Registry(filled) as source, Registry(target) as copy:
         original, moved = source.get("iris-knn:2"), copy.get("iris-knn:2")
@@ -245,7 +246,7 @@ def test_a_tampered_bundle_is_refused_whole(filled: Path, tmp_path: Path) -> Non
                 data[len(data) // 2] ^= 1
             out.addfile(member, __import__("io").BytesIO(bytes(data)))
     target = tmp_path / "target"
-    result = run(target, "import", str(tampered))
+    result = run(target, "import", str(tampered), "--allow-unsigned")  # accepted unsigned, still hashed
     assert result.exit_code == 3 and "altered" in result.output
     with Registry(target) as reg:
         assert reg.models() == []  # not even the intact version was recorded
@@ -297,7 +298,7 @@ def test_import_is_all_or_nothing_and_handles_shared_bytes(tmp_path: Path) -> No
         src.register("b", {"same": 1}, format="pickle")  # the same bytes as a:1
         export_bundle(src, ["a:1", "b:1"], tmp_path / "ok.tar")
     with Registry(tmp_path / "dst") as dst:
-        assert [r.target for r in import_bundle(dst, tmp_path / "ok.tar")] == ["a:1", "b:1"]
+        assert [r.target for r in import_bundle(dst, tmp_path / "ok.tar", allow_unsigned=True)] == ["a:1", "b:1"]
         assert dst.load("b") == {"same": 1} and dst.verify().ok
 
     with tarfile.open(tmp_path / "ok.tar") as source, tarfile.open(tmp_path / "bad.tar", "w") as out:
@@ -313,5 +314,5 @@ def test_import_is_all_or_nothing_and_handles_shared_bytes(tmp_path: Path) -> No
             out.addfile(member, __import__("io").BytesIO(data))
     with Registry(tmp_path / "dst2") as dst:
         with pytest.raises(RegistryError, match="malformed.*nothing was imported"):
-            import_bundle(dst, tmp_path / "bad.tar")
+            import_bundle(dst, tmp_path / "bad.tar", allow_unsigned=True)
         assert dst.models() == []

@@ -172,7 +172,7 @@ def test_lineage_and_signature_travel_in_bundles_but_not_the_parent(reg: Registr
     reg.register("iris", knn, parent=base)
     export_bundle(reg, ["iris:1", "iris:2"], tmp_path / "b.tar")
     with Registry(tmp_path / "target") as target:
-        import_bundle(target, tmp_path / "b.tar")
+        import_bundle(target, tmp_path / "b.tar", allow_unsigned=True)
         copied = target.get("iris:1")
         assert copied.lineage == base.lineage and copied.input_signature == base.input_signature
         assert target.get("iris:2").lineage.parent is None

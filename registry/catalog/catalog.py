@@ -110,6 +110,8 @@ class NewVersion:
     #: Where the version came from; its ``parent`` is resolved (and must be live) inside the transaction.
     lineage: Lineage | None = None
     input_signature: InputSignature | None = None
+    #: Facts about how the version arrived (e.g. who signed the bundle it came in), kept in its register event.
+    provenance: dict[str, Any] | None = None
 
 
 class Catalog(CatalogReads):
@@ -295,6 +297,8 @@ class Catalog(CatalogReads):
         registered: dict[str, Any] = {"checksum": CHECKSUM_PREFIX + new.digest, "format": new.format}
         if lineage is not None and lineage.parent is not None:
             registered["parent"] = lineage.parent
+        if new.provenance:  # never overriding the checksum or format
+            registered = {**new.provenance, **registered}
         events.add("register", new.name, version, at=now, new=registered)
         if new.tags:
             connection.execute(

@@ -189,45 +189,113 @@ def fetch(ctx: click.Context, ref: str, output: Path | None) -> None:
 @click.option(
     "-o",
     "--output",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="The bundle file to write (a tar).",
 )
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign the bundle with this Ed25519 private key [env MODELSHELF_BUNDLE_KEY]; unsigned without one.",
+)
+@click.option(
+    "--model-signing",
+    "model_signing_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also (or instead) write each version to DIR/NAME-VERSION/ with an OpenSSF model-signing signature.",
+)
+@click.option(
+    "--model-signing-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The ECDSA P-256 private key for --model-signing (`keys generate --algorithm ecdsa-p256`).",
+)
 @click.pass_context
-def export_command(ctx: click.Context, refs: tuple[str, ...], output: Path) -> None:
+def export_command(
+    ctx: click.Context,
+    refs: tuple[str, ...],
+    output: Path | None,
+    sign_key: Path | None,
+    model_signing_dir: Path | None,
+    model_signing_key: Path | None,
+) -> None:
     """Write versions with their metadata, history and artifacts to a bundle.
+
+    With a key (--sign-key or $MODELSHELF_BUNDLE_KEY) the bundle's manifest,
+    which lists every artifact's SHA-256, is signed, so the importer can
+    check that nothing changed on the way and who sent it.
+
+    With --model-signing DIR (and an ECDSA key), each version is also
+    written as a directory that the OpenSSF `model_signing verify key`
+    command checks without modelshelf.
 
     \b
     Example:
-      modelshelf export iris-knn:3 iris-knn@production -o iris.tar
+      modelshelf export iris-knn:3 iris-knn@production -o iris.tar --sign-key keys/team-a.pem
+      modelshelf export iris-knn:3 --model-signing out --model-signing-key keys/ec.pem
     """
-    from registry.transfer import export_bundle
+    from registry.transfer import bundle_signer, export_bundle
 
+    if output is None and model_signing_dir is None:
+        raise click.UsageError("give -o BUNDLE.tar, --model-signing DIR, or both")
+    if (model_signing_dir is None) != (model_signing_key is None):
+        raise click.UsageError("--model-signing DIR and --model-signing-key FILE go together")
     with open_registry(ctx) as reg:
-        exported = export_bundle(reg, list(refs), output)
-    click.echo(f"wrote {len(exported)} versions to {output}: " + ", ".join(mv.ref for mv in exported))
+        if output is not None:
+            exported = export_bundle(reg, list(refs), output, sign_with=sign_key)
+            signer = bundle_signer(output)
+            click.echo(f"wrote {len(exported)} versions to {output}: " + ", ".join(mv.ref for mv in exported))
+            click.echo(f"signed by {signer}" if signer else "unsigned: importers must pass --allow-unsigned")
+        if model_signing_dir is not None and model_signing_key is not None:
+            from registry.openssf import export_model_signed
+
+            for signed in export_model_signed(reg, list(refs), model_signing_dir, model_signing_key):
+                click.echo(f"wrote {signed.ref} to {signed.directory} (model-signing signature {signed.signature})")
 
 
 @cli.command("import")
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--trust",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    metavar="PUBKEY",
+    help="Accept bundles signed by this public key, or any key file in this directory (repeatable) "
+    "[default: env MODELSHELF_TRUSTED_KEYS].",
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Accept a bundle that is unsigned or signed by a key not trusted here; the audit trail records "
+    "who accepted it. A signature that does not match is refused all the same.",
+)
 @json_option
 @click.pass_context
-def import_command(ctx: click.Context, bundle: Path) -> None:
-    """Add the versions of a bundle (checksums verified first); print old → new references.
+def import_command(ctx: click.Context, bundle: Path, trust: tuple[Path, ...], allow_unsigned: bool) -> None:
+    """Add the versions of a bundle; print old → new references.
+
+    The bundle's signature is checked first, against the trusted public
+    keys; then every artifact against the signed manifest's SHA-256. An
+    unsigned bundle or an unknown signer is refused (exit 3) unless
+    --allow-unsigned.
 
     \b
     Example:
-      modelshelf --home other-registry import iris.tar
+      modelshelf --home other-registry import iris.tar --trust keys/team-a.pub
     """
     from registry.transfer import import_bundle
 
     with open_registry(ctx) as reg:
-        results = import_bundle(reg, bundle)
+        results = import_bundle(reg, bundle, trusted_keys=list(trust) or None, allow_unsigned=allow_unsigned)
     if wants_json(ctx):
-        emit_json([{"source": r.source, "target": r.target, "created": r.created} for r in results])
+        fields = ("source", "target", "created", "signer", "verified")
+        emit_json([{field: getattr(r, field) for field in fields} for r in results])
         return
+    signer = results[0].signer if results else None
+    verified = bool(results) and results[0].verified
+    title = f"imported from {bundle}, " + (
+        f"signed by {signer}" if verified else f"accepted unverified (signer {signer or 'none'})"
+    )
     emit_table(
-        f"imported from {bundle}",
+        title,
         ("source", "target", "status"),
         [(r.source, r.target, "imported" if r.created else "already present") for r in results],
     )

@@ -96,7 +96,13 @@ def _change(event: Event) -> str:
         return values if step is None else f"{values} (step {step})"
     if event.action == "register":
         parent = (event.new or {}).get("parent")
-        return (event.new or {}).get("checksum", "")[:19] + (f" from {parent}" if parent else "")
+        bundle = (event.new or {}).get("bundle")
+        text = (event.new or {}).get("checksum", "")[:19] + (f" from {parent}" if parent else "")
+        if isinstance(bundle, dict) and bundle.get("accepted_unsigned_by"):
+            return f"{text}, unverified bundle accepted by {bundle['accepted_unsigned_by']}"
+        if isinstance(bundle, dict) and bundle.get("signer"):
+            return f"{text}, bundle signed by {str(bundle['signer'])[:19]}"
+        return text
     return ""
 
 
