@@ -68,21 +68,6 @@ from registry.values import (
 _MAX_STEP = 2**63 - 1
 
 
-class _Discard:
-    """A file object that keeps nothing: serializing into it only traces the imports."""
-
-    def __init__(self) -> None:
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        count = memoryview(data).nbytes
-        self.size += count
-        return count
-
-    def tell(self) -> int:
-        return self.size
-
-
 def _validate_step(step: object) -> int | None:
     if step is None:
         return None
@@ -313,7 +298,8 @@ class Registry(FindingMixin):
                 ) from exc
             if params is None:
                 checked_params = capture_params(obj)
-            imports = formats.dump(fmt, obj, _Discard())
+            with open(source, "rb") as file:
+                imports = formats.scan_imports(fmt, file)  # what the file's own bytes import, not a re-dump
             from registry.signatures import infer_signature
 
             input_signature = infer_signature(obj)
@@ -576,7 +562,7 @@ class Registry(FindingMixin):
                         ),
                         stacklevel=3,
                     )
-                return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted)
+                return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted, inventory=mv.imports)
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
 
