@@ -56,7 +56,8 @@ def container(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     An iterable such as ``range(10**8)`` would let 45 bytes allocate gigabytes.
     """
     if len(args) > 1 or (args and type(args[0]) not in _SIZED):
-        raise refuse(f"{func.__name__}({', '.join(type(a).__name__ for a in args)})", "only a container is copied")
+        kinds = ", ".join(type(a).__name__ for a in args)
+        raise refuse(f"builtins.{func.__name__}({kinds})", "only a container is copied")
     budget.charge(64 + 3 * _SLOT * (len(args[0]) if args else 0), f"builtins.{func.__name__}")
     return func(*args)
 
