@@ -216,10 +216,16 @@ def _new_object(func: Any, args: tuple[Any, ...], budget: checks.Budget) -> Any:
 def _reconstructor(func: Any, args: tuple[Any, ...], budget: checks.Budget) -> Any:
     if len(args) != 3 or not isinstance(args[0], type) or not _instantiable(args[0]):
         raise checks.refuse("copyreg._reconstructor with these arguments", "it only creates classes on the policy")
-    if args[1] is not object or args[2] is not None:
-        raise checks.refuse("copyreg._reconstructor with this base", "only the plain object base is accepted")
+    cls, base, state = args
+    if base is dict and issubclass(cls, dict) and type(state) is dict:  # scipy's dok_matrix is a dict
+        budget.charge(256 + 48 * len(state), "copyreg._reconstructor")
+        obj = dict.__new__(cls)
+        dict.update(obj, state)
+        return obj
+    if base is not object or state is not None:
+        raise checks.refuse("copyreg._reconstructor with this base", "only the object and dict bases are accepted")
     budget.charge(256, "copyreg._reconstructor")
-    return object.__new__(args[0])
+    return object.__new__(cls)
 
 
 POLICY: Mapping[str, Entry] = {
