@@ -471,3 +471,26 @@ def test_malformed_bytes_are_a_serialization_error_naming_the_problem() -> None:
             scan(data)
         with pytest.raises(SerializationError, match=problem):
             safe_load(data)
+
+
+@pytest.mark.slow
+def test_deeply_nested_tuples_are_refused_before_hashing_them_can_crash_the_process() -> None:
+    """Hashing a 200 000-deep tuple (a dict key, a frozenset) overflows CPython 3.11's C stack: a segfault."""
+    import subprocess
+    import sys
+
+    script = (
+        "import io, pickle as P\n"
+        "from registry import formats, SerializationError\n"
+        "deep = P.NONE + P.TUPLE1 * 200_000\n"
+        "for body in (P.EMPTY_DICT + deep + P.NONE + P.SETITEM, P.MARK + deep + P.FROZENSET):\n"
+        "    try:\n"
+        "        formats.load(formats.get_format('pickle'), io.BytesIO(P.PROTO + b'\\x04' + body + P.STOP), 'x',"
+        " safe=True)\n"
+        "    except SerializationError as exc:\n"
+        "        assert 'nested' in str(exc), exc\n"
+        "    else:\n"
+        "        raise SystemExit('loaded')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])

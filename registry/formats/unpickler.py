@@ -38,6 +38,8 @@ SIZE_MULTIPLE = 16
 SIZE_CONSTANT = 64 * 2**20
 
 _MAX_LINE = 1 << 20
+#: How deeply tuples and frozensets may nest: hashing them recurses in C, and CPython 3.11 has no guard.
+MAX_NESTING = 200
 _CONTAINER = 64
 _SLOT = 16
 
@@ -134,6 +136,7 @@ class Interpreter:
         self.stack: list[Any] = []
         self.marks: list[int] = []
         self.memo: dict[int, Any] = {}
+        self.depths: dict[int, int] = {}  # id -> nesting depth of each tuple/frozenset made here
         self.imports: set[str] = set()
         self.protocol = 0
 
@@ -357,21 +360,30 @@ class Interpreter:
         items = self._pop_mark()
         self._push(items, _CONTAINER + _SLOT * len(items))
 
+    def _nested(self, value: Any) -> Any:
+        """Record how deeply a hashable container nests; refuse one whose hash could overflow the C stack."""
+        if type(value) in (tuple, frozenset) and value:
+            depth = 1 + max(self.depths.get(id(item), 0) for item in value)
+            if depth > MAX_NESTING:
+                raise Malformed(f"malformed pickle: tuples nested more than {MAX_NESTING} deep")
+            self.depths[id(value)] = depth
+        return value
+
     def op_tuple(self) -> None:
         items = self._pop_mark()
-        self._push(tuple(items), _CONTAINER + _SLOT * len(items))
+        self._push(self._nested(tuple(items)), _CONTAINER + _SLOT * len(items))
 
     def op_tuple1(self) -> None:
-        self._push((self._pop(),), _CONTAINER)
+        self._push(self._nested((self._pop(),)), _CONTAINER)
 
     def op_tuple2(self) -> None:
         second = self._pop()
-        self._push((self._pop(), second), _CONTAINER)
+        self._push(self._nested((self._pop(), second)), _CONTAINER)
 
     def op_tuple3(self) -> None:
         third = self._pop()
         second = self._pop()
-        self._push((self._pop(), second, third), _CONTAINER)
+        self._push(self._nested((self._pop(), second, third)), _CONTAINER)
 
     def op_dict(self) -> None:
         items = self._pop_mark()
@@ -385,7 +397,7 @@ class Interpreter:
     def op_frozenset(self) -> None:
         items = self._pop_mark()
         self.budget.charge(4 * _CONTAINER + 3 * _SLOT * len(items), "a frozenset")
-        self.stack.append(frozenset(items))
+        self.stack.append(self._nested(frozenset(items)))
 
     def op_append(self) -> None:
         value = self._pop()
@@ -492,7 +504,7 @@ class Interpreter:
         func = self._pop()
         if type(args) is not tuple:
             raise Malformed("malformed pickle: REDUCE's arguments are not a tuple")
-        self.stack.append(self.hooks.call(func, args, self.budget))
+        self.stack.append(self._nested(self.hooks.call(func, args, self.budget)))
 
     def op_newobj(self) -> None:
         args = self._pop()
@@ -511,7 +523,7 @@ class Interpreter:
 
     def _instantiate(self, cls: Any, args: list[Any]) -> None:
         if args or not isinstance(cls, type):
-            self.stack.append(self.hooks.call(cls, tuple(args), self.budget))
+            self.stack.append(self._nested(self.hooks.call(cls, tuple(args), self.budget)))
         else:
             self.stack.append(self.hooks.new(cls, (), {}, self.budget))
 
