@@ -3,12 +3,12 @@
 This package is the only place that imports click or rich. The commands
 live in four modules by purpose: ``browse`` (read), ``find`` (search,
 best, log), ``change`` (write, move between registries) and ``admin``
-(verify, gc, db, demo).
+(verify, gc, db, demo); ``policy`` prints what safe loading admits.
 """
 
 from __future__ import annotations
 
-from registry.cli import admin, browse, change, find  # noqa: F401  (they add their commands to the group)
+from registry.cli import admin, browse, change, find, policy  # noqa: F401  (they add their commands to the group)
 from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_USAGE, cli
 
 __all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]

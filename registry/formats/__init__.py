@@ -18,13 +18,16 @@ from typing import IO, Any, Protocol
 
 from registry.errors import RegistryError, SerializationError
 from registry.formats.pickling import JoblibFormat, PickleFormat
+from registry.formats.policy import POLICY_VERSION, describe_policy
 from registry.formats.skops_format import SkopsFormat
 
 __all__ = [
     "DEFAULT_FORMAT",
     "FORMATS",
     "INHERENTLY_SAFE",
+    "POLICY_VERSION",
     "Format",
+    "describe_policy",
     "dump",
     "get_format",
     "load",

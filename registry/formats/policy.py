@@ -241,7 +241,13 @@ def describe_policy() -> dict[str, Any]:
         "version": POLICY_VERSION,
         "size_limit": {"multiple_of_artifact": SIZE_MULTIPLE, "constant_bytes": SIZE_CONSTANT},
         "entries": [
-            {"name": e.name, "role": e.role, "why": e.why, **({"identity": e.identity} if e.identity else {})}
+            {
+                "name": e.name,
+                "role": e.role,
+                "why": e.why,
+                "callable": e.call is not None,
+                **({"identity": e.identity} if e.identity else {}),
+            }
             for e in sorted(POLICY.values(), key=lambda e: e.name)
         ],
     }
