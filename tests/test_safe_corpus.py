@@ -194,3 +194,19 @@ def test_a_safe_load_stays_within_the_documented_bound(corpus: dict[str, tuple[A
         finally:
             tracemalloc.stop()
         assert peak <= SIZE_MULTIPLE * size + SIZE_CONSTANT
+
+
+def test_a_real_file_is_read_once_into_one_buffer(tmp_path) -> None:
+    array = np.arange(2**20, dtype=np.float64)  # 8 MiB
+    path = tmp_path / "model.joblib"
+    with open(path, "wb") as file:
+        formats.dump(formats.get_format("joblib"), {"weights": array}, file)
+    with open(path, "rb") as file:
+        tracemalloc.start()
+        try:
+            loaded = formats.load(formats.get_format("joblib"), file, "big", safe=True)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert np.array_equal(loaded["weights"], array)
+    assert peak < 1.1 * path.stat().st_size, peak  # the file's bytes once, arrays are views of them

@@ -16,6 +16,7 @@ joblib's raw arrays become numpy views of that buffer.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 from collections.abc import Collection
 from typing import IO, Any
@@ -48,13 +49,30 @@ class _Tee:
 
 
 def _buffer(file: IO[bytes]) -> memoryview:
-    """The rest of ``file`` as one memoryview: the caller's own buffer if it lends one, else read once."""
+    """The rest of ``file`` as one writable memoryview, read once.
+
+    A file object that lends its buffer (``getbuffer()``: ``io.BytesIO``, the
+    store's verified private copy) is used in place, zero-copy; a real file is
+    read straight into a buffer of its size; anything else is read and copied.
+    """
     getbuffer = getattr(file, "getbuffer", None)
     if getbuffer is not None and hasattr(file, "tell"):
         view = getbuffer()
         return view[file.tell() :].cast("B")
-    data = bytearray(file.read())
-    return memoryview(data)
+    try:
+        size = os.fstat(file.fileno()).st_size - file.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return memoryview(bytearray(file.read()))
+    data = bytearray(max(size, 0))
+    view = memoryview(data)
+    filled = 0
+    while filled < len(data):
+        count = file.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not count:
+            return view[:filled]
+        filled += count
+    rest = file.read()
+    return view if not rest else memoryview(bytes(data) + rest)
 
 
 def _scan(data: memoryview, *, container: bool) -> tuple[str, ...]:
