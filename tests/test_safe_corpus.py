@@ -210,3 +210,23 @@ def test_a_real_file_is_read_once_into_one_buffer(tmp_path) -> None:
             tracemalloc.stop()
     assert np.array_equal(loaded["weights"], array)
     assert peak < 1.1 * path.stat().st_size, peak  # the file's bytes once, arrays are views of them
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_large_payloads_are_skipped_by_the_registration_scan_yet_load(fmt: str) -> None:
+    """Payloads of 1 MiB+ are holes in the scan's copy; the inventory and the load stay exact."""
+    value = {
+        "text": "x" * (3 << 20),
+        "blob": b"y" * (2 << 20),
+        "weights": np.arange(1 << 19, dtype=float),
+        "objects": np.array(["z" * (2 << 20), 1], dtype=object),
+    }
+    buffer = io.BytesIO()
+    inventory = formats.dump(formats.get_format(fmt), value, buffer)
+    assert "numpy.dtype" in inventory and not any("Inert" in name for name in inventory)
+    buffer.seek(0)
+    assert inventory == formats.scan_imports(formats.get_format(fmt), buffer)
+    buffer.seek(0)
+    loaded = formats.load(formats.get_format(fmt), buffer, "big", safe=True, inventory=inventory)
+    assert loaded["text"] == value["text"] and loaded["blob"] == value["blob"]
+    assert np.array_equal(loaded["weights"], value["weights"]) and loaded["objects"][0] == value["objects"][0]

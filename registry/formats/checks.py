@@ -247,6 +247,8 @@ def numpy_scalar(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     if len(args) not in (1, 2) or not isinstance(args[0], numpy.dtype):
         raise refuse("numpy scalar with these arguments", "it needs a dtype and one item")
     descr = args[0]
+    if descr.hasobject and (descr.kind != "O" or descr.fields is not None or descr.subdtype is not None):
+        raise refuse(f"numpy scalar of dtype {descr}", "only a plain object dtype may hold an object")
     if not descr.hasobject:
         data = args[1] if len(args) == 2 else b""
         if type(data) is str:

@@ -29,23 +29,46 @@ _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x5d\x00\x00", b"\x04\x22\x4d
 
 
 class _Tee:
-    """Forwards writes to the real (write-only) file and keeps a copy for the import scan."""
+    """Forwards writes to the real (write-only) file and keeps what the import scan reads.
+
+    Writes of 1 MiB or more are array data or byte/str payloads: framed
+    pickles (protocol 4+, which both formats write) put opcodes in frames
+    of about 64 KiB and write larger payloads on their own. The scan reads
+    no payload, so those are kept as holes and the scan buffer costs little
+    more than the opcodes (its holes are zero pages). Were a hole ever to
+    cover opcodes, the scan would fail and registration with it: it fails
+    closed, never with a short inventory.
+    """
+
+    _HOLE = 1 << 20
 
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
-        self.copy = io.BytesIO()
+        self.size = 0
+        self.chunks: list[tuple[int, bytes]] = []
 
     def write(self, data: Any) -> int:
-        self.copy.write(data)
-        return self.file.write(data)
+        count = memoryview(data).nbytes
+        if count < self._HOLE:
+            self.chunks.append((self.size, bytes(data)))
+        self.size += count
+        written = self.file.write(data)
+        return count if written is None else written
 
     def tell(self) -> int:
-        return self.copy.tell()
+        return self.size
 
     def flush(self) -> None:
         flush = getattr(self.file, "flush", None)
         if flush is not None:
             flush()
+
+    def scanned(self) -> memoryview:
+        """The bytes written, large writes left as zero-filled holes."""
+        data = bytearray(self.size)
+        for start, chunk in self.chunks:
+            data[start : start + len(chunk)] = chunk
+        return memoryview(data)
 
 
 def _buffer(file: IO[bytes]) -> memoryview:
@@ -97,7 +120,7 @@ class PickleFormat:
     def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
         tee = _Tee(file)
         pickle.Pickler(tee, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-        return _scan(tee.copy.getbuffer(), container=False)
+        return _scan(tee.scanned(), container=False)
 
     def scan(self, file: IO[bytes]) -> tuple[str, ...]:
         return _scan(_buffer(file), container=False)
@@ -128,7 +151,7 @@ class JoblibFormat:
 
         tee = _Tee(file)
         joblib.dump(obj, tee)  # type: ignore[arg-type]
-        return _scan(tee.copy.getbuffer(), container=True)
+        return _scan(tee.scanned(), container=True)
 
     def scan(self, file: IO[bytes]) -> tuple[str, ...]:
         data = _buffer(file)

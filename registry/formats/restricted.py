@@ -27,6 +27,7 @@ from registry.formats.unpickler import ArraySpec, Budget, Hooks, Interpreter
 
 _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
 _WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_SMALL_PAYLOAD = 4096
 _STRUCTURAL = frozenset({"numpy.dtype", "numpy.ndarray", _WRAPPER})
 
 
@@ -265,6 +266,10 @@ class ScanHooks(LoadHooks):
 
     def array(self, data: memoryview, spec: ArraySpec, budget: Budget) -> Any:
         return _Inert("array")
+
+    def payload(self, data: memoryview, kind: type) -> Any:
+        # Large payloads are array data; nothing the container walk needs is in bytes, so none is copied.
+        return kind(data) if len(data) <= _SMALL_PAYLOAD else _Inert(kind.__name__)
 
 
 def run(data: memoryview, hooks: Hooks, *, container: bool, pos: int = 0) -> tuple[Any, set[str], int]:

@@ -109,6 +109,10 @@ class Hooks:
         """The array of ``spec`` over ``data`` (exactly its bytes)."""
         raise NotImplementedError
 
+    def payload(self, data: memoryview, kind: type) -> Any:
+        """A BINBYTES/BYTEARRAY8 payload as ``kind``; a scan may stand in a placeholder (it reads no payload)."""
+        return kind(data)
+
 
 class _Mark:
     __slots__ = ()
@@ -336,11 +340,11 @@ class Interpreter:
         self._bytes(self._take(self._unpack("<Q")))
 
     def _bytes(self, raw: memoryview) -> None:
-        self._push(bytes(raw), 40 + len(raw))
+        self._push(self.hooks.payload(raw, bytes), 40 + len(raw))
 
     def op_bytearray8(self) -> None:
         raw = self._take(self._unpack("<Q"))
-        self._push(bytearray(raw), 64 + len(raw))
+        self._push(self.hooks.payload(raw, bytearray), 64 + len(raw))
 
     # -- containers -------------------------------------------------------------------------
 
