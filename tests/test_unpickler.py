@@ -494,3 +494,12 @@ def test_deeply_nested_tuples_are_refused_before_hashing_them_can_crash_the_proc
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+
+
+def test_build_on_an_instance_whose_class_takes_no_state_is_refused() -> None:
+    """A numpy scalar or a plain container is data: the policy gives BUILD nothing to set on it."""
+    descr = call(glob("numpy", "dtype"), text("f8"), P.NEWFALSE, P.NEWTRUE)
+    number = call(glob("numpy.core.multiarray", "scalar"), descr, raw_bytes(b"\x00" * 8))
+    for target in (number, call(glob("collections", "OrderedDict"))):
+        with pytest.raises(UnsafeArtifact, match="no state to set"):
+            safe_load(stream(target + P.EMPTY_DICT + text("x") + P.NONE + P.SETITEM + P.BUILD))

@@ -139,7 +139,11 @@ def _numpy() -> list[Entry]:
                              ("mtrand", "RandomState"))
     ]  # fmt: skip
     entries += [
-        _ref(f"{random}.bit_generator.SeedSequence", "numpy's seed sequence"),
+        _ref(
+            f"{random}.bit_generator.SeedSequence",
+            "numpy's seed sequence; state by its own __setstate__",
+            state=_own_setstate,
+        ),
         _fn(
             f"{random}.bit_generator.__pyx_unpickle_SeedSequence",
             "Cython's rebuild of a SeedSequence",

@@ -150,8 +150,8 @@ class LoadHooks(Hooks):
         entry = _entry_of(cls)
         if entry is not None and entry.state is not None:
             return entry.state(obj, state, budget)
-        if entry is None and qualified not in self.trusted:
-            raise checks.refuse(f"setting state on a {qualified}", "its class is not on the policy")
+        if (entry is None or entry.role != "class") and qualified not in self.trusted:
+            raise checks.refuse(f"setting state on a {qualified}", "the policy gives its class no state to set")
         setstate = getattr(cls, "__setstate__", None)
         if setstate is not None:
             setstate(obj, state)
