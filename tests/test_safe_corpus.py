@@ -230,3 +230,20 @@ def test_large_payloads_are_skipped_by_the_registration_scan_yet_load(fmt: str) 
     loaded = formats.load(formats.get_format(fmt), buffer, "big", safe=True, inventory=inventory)
     assert loaded["text"] == value["text"] and loaded["blob"] == value["blob"]
     assert np.array_equal(loaded["weights"], value["weights"]) and loaded["objects"][0] == value["objects"][0]
+
+
+@pytest.mark.parametrize("method", ["zlib", "gzip", "bz2", "lzma", "xz"])
+def test_compressed_joblib_files_load_safely(iris: tuple[Any, Any], method: str) -> None:
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = iris
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer, compress=(method, 3))
+    buffer.seek(0)
+    inventory = formats.scan_imports(formats.get_format("joblib"), buffer)
+    assert "sklearn.tree._tree.Tree" in inventory
+    buffer.seek(0)
+    loaded = formats.load(formats.get_format("joblib"), buffer, "compressed", safe=True, inventory=inventory)
+    assert np.array_equal(loaded.predict(X), model.predict(X))

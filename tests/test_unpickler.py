@@ -347,6 +347,7 @@ def test_copying_one_large_value_many_times_is_refused_by_the_budget() -> None:
     assert _peak(attempt) < 96 * 2**20
 
 
+@pytest.mark.slow
 def test_many_empty_containers_exhaust_the_budget_not_the_memory() -> None:
     data = stream(P.EMPTY_LIST + (P.EMPTY_SET + P.APPEND) * 400_000)
     limit = 16 * len(data) + 64 * 2**20
@@ -503,3 +504,20 @@ def test_build_on_an_instance_whose_class_takes_no_state_is_refused() -> None:
     for target in (number, call(glob("collections", "OrderedDict"))):
         with pytest.raises(UnsafeArtifact, match="no state to set"):
             safe_load(stream(target + P.EMPTY_DICT + text("x") + P.NONE + P.SETITEM + P.BUILD))
+
+
+def test_a_decompression_bomb_stops_at_the_budget() -> None:
+    import io
+
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(np.zeros(40_000_000), buffer, compress=("zlib", 9))  # 320 MB of zeros in ~300 KB
+    data = buffer.getvalue()
+    limit = 16 * len(data) + 64 * 2**20
+
+    def attempt() -> None:
+        with pytest.raises(ArtifactTooLarge, match="inflates"):
+            safe_load(data, "joblib")
+
+    assert _peak(attempt) < 2 * limit

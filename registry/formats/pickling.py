@@ -21,11 +21,9 @@ import pickle
 from collections.abc import Collection
 from typing import IO, Any
 
-from registry.errors import SerializationError
+from registry.formats.decompress import inflate
 from registry.formats.restricted import LoadHooks, ScanHooks, run
-
-_ZLIB_MAGIC = b"ZF"
-_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x5d\x00\x00", b"\x04\x22\x4d\x18", _ZLIB_MAGIC, b"\x78")
+from registry.formats.unpickler import Budget
 
 
 class _Tee:
@@ -98,18 +96,16 @@ def _buffer(file: IO[bytes]) -> memoryview:
     return view if not rest else memoryview(bytes(data) + rest)
 
 
-def _scan(data: memoryview, *, container: bool) -> tuple[str, ...]:
-    _, imports, _ = run(data, ScanHooks(), container=container)
+def _scan(data: memoryview, *, container: bool, budget_size: int | None = None) -> tuple[str, ...]:
+    _, imports, _ = run(data, ScanHooks(), container=container, budget_size=budget_size)
     return tuple(sorted(imports))
 
 
-def _refuse_compressed(data: memoryview) -> None:
-    head = bytes(data[:6])
-    if head[:1] != b"\x80" and any(head.startswith(magic) for magic in _COMPRESSED):
-        raise SerializationError(
-            "the artifact is a compressed joblib file: the safe loader and the import scanner read only "
-            "uncompressed files; re-save it with joblib.dump(obj, path) (compress=0), or load it with safe=False"
-        )
+def _joblib_stream(file: IO[bytes]) -> tuple[memoryview, int]:
+    """The pickle stream of a joblib file, inflated if compressed, and the artifact's size for the budget."""
+    data = _buffer(file)
+    inflated = inflate(data, Budget(len(data)).limit)
+    return (data, len(data)) if inflated is None else (inflated, len(data))
 
 
 class PickleFormat:
@@ -154,16 +150,14 @@ class JoblibFormat:
         return _scan(tee.scanned(), container=True)
 
     def scan(self, file: IO[bytes]) -> tuple[str, ...]:
-        data = _buffer(file)
-        _refuse_compressed(data)
-        return _scan(data, container=True)
+        data, size = _joblib_stream(file)
+        return _scan(data, container=True, budget_size=size)
 
     def load(
         self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
     ) -> Any:
         if safe:
-            data = _buffer(file)
-            _refuse_compressed(data)
-            value, _, _ = run(data, LoadHooks(trusted, inventory), container=True)
+            data, size = _joblib_stream(file)
+            value, _, _ = run(data, LoadHooks(trusted, inventory), container=True, budget_size=size)
             return value
         return _load_joblib_unsafe(file)

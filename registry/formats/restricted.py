@@ -272,8 +272,17 @@ class ScanHooks(LoadHooks):
         return kind(data) if len(data) <= _SMALL_PAYLOAD else _Inert(kind.__name__)
 
 
-def run(data: memoryview, hooks: Hooks, *, container: bool, pos: int = 0) -> tuple[Any, set[str], int]:
-    """Run one stream; return the object, the globals it named, and where it ended."""
-    interpreter = Interpreter(data, pos, hooks, Budget(len(data)), container=container)
+def run(
+    data: memoryview, hooks: Hooks, *, container: bool, budget_size: int | None = None
+) -> tuple[Any, set[str], int]:
+    """Run one stream; return the object, the globals it named, and where it ended.
+
+    ``budget_size`` is the artifact's size when ``data`` was inflated from it:
+    the budget, and the inflated bytes themselves, count against the artifact.
+    """
+    budget = Budget(len(data) if budget_size is None else budget_size)
+    if budget_size is not None and budget_size != len(data):
+        budget.charge(len(data), "the decompressed stream")
+    interpreter = Interpreter(data, 0, hooks, budget, container=container)
     value = interpreter.run()
     return value, interpreter.imports, interpreter.pos
