@@ -521,3 +521,41 @@ def test_a_decompression_bomb_stops_at_the_budget() -> None:
             safe_load(data, "joblib")
 
     assert _peak(attempt) < 2 * limit
+
+
+# -- state that compiled code would trust -------------------------------------------------------------
+
+
+def test_a_sparse_matrix_with_indices_outside_its_shape_is_refused() -> None:
+    """scipy's C++ routines index with these without bounds checks: an out-of-range index reads and writes wild."""
+    from scipy.sparse import csr_matrix
+
+    forged = csr_matrix(np.eye(3))
+    forged.indices[0] = 10**6
+    for fmt in FORMATS:
+        with pytest.raises(UnsafeArtifact, match="format check"):
+            safe_load(P.dumps(forged, protocol=5), fmt)
+
+
+def test_a_decision_tree_whose_links_loop_or_leave_the_node_array_is_refused(iris) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris
+    for field, value in (("left_child", 0), ("right_child", 10**6), ("feature", 99)):
+        model = DecisionTreeClassifier(random_state=0).fit(X, y)
+        state = model.tree_.__getstate__()
+        nodes = state["nodes"].copy()
+        nodes[field][0] = value
+        model.tree_.__setstate__({**state, "nodes": nodes})
+        with pytest.raises(UnsafeArtifact, match="Tree state"):
+            safe_load(P.dumps(model, protocol=5))
+
+
+def test_a_hist_gradient_boosting_predictor_with_a_looping_link_is_refused(iris) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = iris
+    model = HistGradientBoostingClassifier(max_iter=2).fit(X, y)
+    model._predictors[0][0].nodes["left"][0] = 0
+    with pytest.raises(UnsafeArtifact, match="TreePredictor"):
+        safe_load(P.dumps(model, protocol=5))

@@ -365,8 +365,71 @@ def tree_state(obj: Any, state: Any, budget: Budget) -> Any:
             f"sklearn Tree state with node_count={node_count}",
             f"its arrays hold {nodes.shape[0] if nodes.ndim else 0} nodes",
         )
+    if nodes.dtype.names is None or not {"left_child", "right_child", "feature"} <= set(nodes.dtype.names):
+        raise refuse("sklearn Tree state", "its node array is not a tree's")
+    _check_children(nodes["left_child"], nodes["right_child"], -1, "sklearn Tree")
+    internal = nodes["left_child"] != -1
+    features = nodes["feature"][internal]
+    if features.size and (features.min() < 0 or features.max() >= obj.n_features):
+        raise refuse("sklearn Tree state", f"a split names a feature outside 0..{obj.n_features - 1}")
     budget.charge(nodes.nbytes + values.nbytes, "sklearn Tree state")
     obj.__setstate__(state)
+    return obj
+
+
+def _check_children(left: Any, right: Any, leaf: int | None, what: str) -> None:
+    """Every child comes after its parent and inside the array: prediction never reads outside it or loops."""
+    import numpy
+
+    index = numpy.arange(left.shape[0])
+    internal = left != leaf if leaf is not None else numpy.ones(left.shape[0], bool)
+    if leaf is not None and not numpy.array_equal(internal, right != leaf):
+        raise refuse(f"{what} state", "a node has one child")
+    for children in (left[internal], right[internal]):
+        if children.size and ((children <= index[internal]).any() or children.max() >= left.shape[0]):
+            raise refuse(f"{what} state", "a child index points backwards or outside the node array")
+
+
+def predictor_state(obj: Any, state: Any, budget: Budget) -> Any:
+    """A HistGradientBoosting ``TreePredictor``: its node links and bitset indexes stay inside its arrays."""
+    import numpy
+
+    if type(state) is not dict or not all(type(key) is str for key in state):
+        raise refuse("TreePredictor state", "it is not a dict of names")
+    nodes = state.get("nodes")
+    if type(nodes) is not numpy.ndarray or nodes.ndim != 1 or nodes.dtype.names is None:
+        raise refuse("TreePredictor state", "it has no node array")
+    leaf = nodes["is_leaf"].astype(bool)
+    internal = ~leaf
+    left, right = nodes["left"].astype(numpy.int64), nodes["right"].astype(numpy.int64)
+    _check_children(numpy.where(internal, left, -1), numpy.where(internal, right, -1), -1, "TreePredictor")
+    categorical = internal & nodes["is_categorical"].astype(bool)
+    for key in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
+        bitsets = state.get(key)
+        if type(bitsets) is not numpy.ndarray or bitsets.ndim != 2:
+            raise refuse("TreePredictor state", f"{key} is not a 2-d array")
+        if categorical.any() and nodes["bitset_idx"][categorical].max() >= bitsets.shape[0]:
+            raise refuse("TreePredictor state", "a categorical split points outside its bitsets")
+    budget.charge(256, "TreePredictor state")
+    obj.__dict__.update(state)
+    return obj
+
+
+def sparse_state(obj: Any, state: Any, budget: Budget) -> Any:
+    """A scipy.sparse matrix's attributes, then scipy's own full format check (its C code trusts indices)."""
+    if type(state) is not dict or not all(type(key) is str for key in state):
+        raise refuse(f"{type(obj).__name__} state", "it is not a dict of names")
+    budget.charge(256, f"{type(obj).__name__} state")
+    obj.__dict__.update(state)
+    try:
+        if hasattr(obj, "check_format"):
+            obj.check_format(full_check=True)
+        elif obj.format == "coo":
+            obj._check()
+        elif obj.format == "dia" and (obj.data.ndim != 2 or obj.offsets.shape != (obj.data.shape[0],)):
+            raise ValueError("data and offsets disagree")
+    except (ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise refuse(f"{type(obj).__name__} state", f"scipy's format check fails: {exc}") from None
     return obj
 
 

@@ -160,14 +160,23 @@ def _numpy() -> list[Entry]:
 
 def _scipy() -> list[Entry]:
     return [
-        _cls(f"scipy.sparse._{kind}.{kind}_{flavour}", "a scipy.sparse matrix or array; state onto the instance")
+        _cls(
+            f"scipy.sparse._{kind}.{kind}_{flavour}",
+            "a scipy.sparse matrix or array; state onto the instance, then scipy's full format check",
+            state=checks.sparse_state,
+        )
         for kind in _SPARSE
         for flavour in ("matrix", "array")
     ]
 
 
 def _sklearn() -> list[Entry]:
-    entries = [_cls(name, "a scikit-learn class its fitted models pickle") for name in SKLEARN_CLASSES]
+    entries = [
+        _cls(name, "a HistGradientBoosting tree; node links checked", state=checks.predictor_state)
+        if name.endswith(".predictor.TreePredictor")
+        else _cls(name, "a scikit-learn class its fitted models pickle")
+        for name in SKLEARN_CLASSES
+    ]
     entries += [_ref(name, "a scikit-learn function an estimator keeps as a parameter") for name in SKLEARN_REFERENCES]
     for name in SKLEARN_CYTHON:
         leaf = name.rsplit(".", 1)[1]
