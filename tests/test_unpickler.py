@@ -559,3 +559,17 @@ def test_a_hist_gradient_boosting_predictor_with_a_looping_link_is_refused(iris)
     model._predictors[0][0].nodes["left"][0] = 0
     with pytest.raises(UnsafeArtifact, match="TreePredictor"):
         safe_load(P.dumps(model, protocol=5))
+
+
+def test_a_neighbours_tree_whose_index_leaves_its_data_is_refused(iris) -> None:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = iris
+    for algorithm in ("kd_tree", "ball_tree"):
+        model = KNeighborsClassifier(algorithm=algorithm).fit(X, y)
+        state = list(model._tree.__getstate__())
+        state[1] = state[1].copy()
+        state[1][0] = 10**6
+        model._tree.__setstate__(tuple(state))
+        with pytest.raises(UnsafeArtifact, match="do not fit its data"):
+            safe_load(P.dumps(model, protocol=5))

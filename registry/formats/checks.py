@@ -474,3 +474,37 @@ def partial_state(obj: Any, state: Any, budget: Budget) -> Any:
     budget.charge(256, "functools.partial state")
     obj.__setstate__(state)
     return obj
+
+
+def binary_tree_state(obj: Any, state: Any, budget: Budget) -> Any:
+    """A ``KDTree``/``BallTree``: index array a range over the data, node ranges and bounds that fit it."""
+    import numpy
+
+    if type(state) is not tuple or len(state) != 13:
+        raise refuse(f"{type(obj).__name__} state", "it is not the tuple scikit-learn writes")
+    data, idx_array, node_data, node_bounds = state[:4]
+    n_levels, n_nodes = state[5], state[6]
+    arrays = (data, idx_array, node_data, node_bounds)
+    if not all(type(a) is numpy.ndarray for a in arrays) or data.ndim != 2 or idx_array.ndim != 1:
+        raise refuse(f"{type(obj).__name__} state", "its arrays are not a tree's")
+    n_samples = data.shape[0]
+    problems = [
+        idx_array.shape[0] != n_samples,
+        idx_array.size and (idx_array.min() < 0 or idx_array.max() >= n_samples),
+        type(n_nodes) is not int or type(n_levels) is not int or node_data.shape != (n_nodes,),
+        node_data.dtype.names is None or not {"idx_start", "idx_end", "is_leaf"} <= set(node_data.dtype.names or ()),
+        node_bounds.ndim != 3 or node_bounds.shape[1:] != (n_nodes, data.shape[1]),
+        state[12] is not None and (type(state[12]) is not numpy.ndarray or state[12].shape != (n_samples,)),
+    ]
+    if not any(problems):
+        start, end = node_data["idx_start"], node_data["idx_end"]
+        inner = numpy.flatnonzero(~node_data["is_leaf"].astype(bool))
+        problems += [
+            bool(start.size) and (start.min() < 0 or (end < start).any() or end.max() > n_samples),
+            bool(inner.size) and 2 * int(inner.max()) + 2 >= n_nodes,
+        ]
+    if any(problems):
+        raise refuse(f"{type(obj).__name__} state", "its index and node arrays do not fit its data")
+    budget.charge(1024, f"{type(obj).__name__} state")
+    obj.__setstate__(state)
+    return obj

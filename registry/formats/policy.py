@@ -197,6 +197,10 @@ def _sklearn() -> list[Entry]:
             entries.append(
                 _fn(name, "scikit-learn's cls.__new__(cls) for its Cython types on this policy", _new_object)
             )
+        elif leaf in ("KDTree", "BallTree"):
+            entries.append(
+                _cls(name, "a neighbours tree; its index and node arrays checked", state=checks.binary_tree_state)
+            )
         else:
             entries.append(
                 _cls(name, "a scikit-learn Cython type, rebuilt from a few numbers", call=checks.scalar_arguments)
