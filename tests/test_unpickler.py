@@ -573,3 +573,27 @@ def test_a_neighbours_tree_whose_index_leaves_its_data_is_refused(iris) -> None:
         model._tree.__setstate__(tuple(state))
         with pytest.raises(UnsafeArtifact, match="do not fit its data"):
             safe_load(P.dumps(model, protocol=5))
+
+
+def _structured_dtype(fields: dict, itemsize: int, flags: int) -> bytes:
+    names = tup(*(text(name) for name in fields))
+    entries = P.EMPTY_DICT + b"".join(
+        text(name) + tup(call(glob("numpy", "dtype"), text(code), P.NEWFALSE, P.NEWTRUE), integer(offset)) + P.SETITEM
+        for name, (code, offset) in fields.items()
+    )
+    state = tup(integer(3), text("|"), P.NONE, names, entries, integer(itemsize), integer(1), integer(flags))
+    return call(glob("numpy", "dtype"), text("V8"), P.NEWFALSE, P.NEWTRUE) + state + P.BUILD
+
+
+@pytest.mark.parametrize(
+    "fields, itemsize, flags",
+    [
+        ({"a": ("O8", 0)}, 8, 0),  # object field, flags say "no objects": raw bytes would be pointers
+        ({"a": ("O8", 4)}, 8, 63),  # object field reaching past the item
+        ({"a": ("O8", 0), "b": ("i4", 4)}, 8, 63),  # overlapping a raw field
+    ],
+    ids=["unflagged", "out-of-bounds", "overlapping"],
+)
+def test_a_forged_dtype_cannot_turn_bytes_into_pointers_or_write_outside_an_item(fields, itemsize, flags) -> None:
+    with pytest.raises(UnsafeArtifact, match="numpy.dtype state"):
+        safe_load(stream(_structured_dtype(fields, itemsize, flags)))

@@ -183,7 +183,52 @@ def dtype_state(obj: Any, state: Any, budget: Budget) -> Any:
     obj.__setstate__(state)
     if obj.itemsize > 2**31:
         raise refuse("numpy.dtype state", "its item size is absurdly large")
+    _check_layout(obj)
     return obj
+
+
+def _holds_objects(descr: Any) -> bool:
+    if descr.subdtype is not None:
+        return _holds_objects(descr.subdtype[0])
+    if descr.fields:
+        return any(_holds_objects(field[0]) for field in descr.fields.values())
+    return descr.kind == "O"
+
+
+def _check_layout(descr: Any) -> None:
+    """numpy's dtype ``__setstate__`` trusts its input: object fields must be flagged, in bounds, apart.
+
+    Unflagged, an object field lets raw artifact bytes become pointers; out of
+    bounds or overlapping, filling it from a list writes outside the item.
+    """
+    import numpy
+
+    if _holds_objects(descr) != descr.hasobject:
+        raise refuse("numpy.dtype state", "its flags hide object fields (raw bytes would become pointers)")
+    if descr.subdtype is not None:
+        base, shape = descr.subdtype
+        _check_layout(base)
+        if base.itemsize * _count(tuple(shape)) != descr.itemsize:
+            raise refuse("numpy.dtype state", "its subarray does not fill its item size")
+        return
+    if not descr.fields:
+        return
+    spans = []
+    for field in descr.fields.values():
+        sub, offset = field[0], field[1]
+        _check_layout(sub)
+        if offset < 0 or offset + sub.itemsize > descr.itemsize:
+            raise refuse("numpy.dtype state", "a field lies outside the item")
+        spans.append((offset, offset + sub.itemsize, _holds_objects(sub)))
+    pointer = numpy.dtype("O").alignment
+    for start, stop, objects in spans:
+        if not objects:
+            continue
+        if start % pointer:
+            raise refuse("numpy.dtype state", "an object field is misaligned")
+        for other_start, other_stop, _ in spans:
+            if (other_start, other_stop) != (start, stop) and other_start < stop and start < other_stop:
+                raise refuse("numpy.dtype state", "an object field overlaps another field")
 
 
 def _ndarray_class() -> Any:
