@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import importlib
+import types
 from collections.abc import Collection
 from typing import Any
 
@@ -28,6 +29,8 @@ from registry.formats.unpickler import ArraySpec, Budget, Hooks, Interpreter
 _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
 _WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _SMALL_PAYLOAD = 4096
+#: Never a target of BUILD or item stores, even should an allowed call ever hand one back.
+_CODE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 _STRUCTURAL = frozenset({"numpy.dtype", "numpy.ndarray", _WRAPPER})
 
 
@@ -135,7 +138,7 @@ class LoadHooks(Hooks):
     # -- state onto instances only ---------------------------------------------------------
 
     def _own(self, obj: Any, what: str) -> None:
-        if self.created.get(id(obj)) is not obj:
+        if self.created.get(id(obj)) is not obj or isinstance(obj, _CODE):
             raise checks.refuse(
                 f"{what} on {checks._name(obj) if isinstance(obj, type) else type(obj).__name__}",
                 "state goes only onto objects this load created, never onto a class, module or function",
