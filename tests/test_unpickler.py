@@ -597,3 +597,18 @@ def _structured_dtype(fields: dict, itemsize: int, flags: int) -> bytes:
 def test_a_forged_dtype_cannot_turn_bytes_into_pointers_or_write_outside_an_item(fields, itemsize, flags) -> None:
     with pytest.raises(UnsafeArtifact, match="numpy.dtype state"):
         safe_load(stream(_structured_dtype(fields, itemsize, flags)))
+
+
+def test_a_neighbours_tree_with_a_metric_of_the_wrong_width_is_refused() -> None:
+    from sklearn.metrics import DistanceMetric
+    from sklearn.neighbors import BallTree
+
+    rng = np.random.default_rng(0)
+    data = rng.random((30, 3))
+    tree = BallTree(data, metric="mahalanobis", V=np.cov(data.T))
+    state = list(tree.__getstate__())
+    state[11] = DistanceMetric.get_metric("mahalanobis", V=np.eye(1))  # 1x1: its loops would read 3x3
+    tree.__setstate__(tuple(state))
+    with pytest.raises(UnsafeArtifact, match="columns"):
+        safe_load(P.dumps(tree, protocol=5))
+    assert safe_load(P.dumps(BallTree(data, metric="mahalanobis", V=np.cov(data.T)), protocol=5)).data.shape == (30, 3)

@@ -550,6 +550,23 @@ def binary_tree_state(obj: Any, state: Any, budget: Budget) -> Any:
         ]
     if any(problems):
         raise refuse(f"{type(obj).__name__} state", "its index and node arrays do not fit its data")
+    _check_metric(state[11], data.shape[1], type(obj).__name__)
     budget.charge(1024, f"{type(obj).__name__} state")
     obj.__setstate__(state)
     return obj
+
+
+def _check_metric(metric: Any, features: int, what: str) -> None:
+    """A tree's distance metric whose weights or matrix have the data's width (its loops trust them)."""
+    from sklearn.metrics._dist_metrics import DistanceMetric
+
+    if not isinstance(metric, DistanceMetric):
+        raise refuse(f"{what} state", "its metric is not a scikit-learn DistanceMetric")
+    _, vec, mat = metric.__getstate__()[:3]
+    name = type(metric).__name__
+    if (
+        (name.startswith("Mahalanobis") and mat.shape != (features, features))
+        or (name.startswith("SEuclidean") and vec.shape != (features,))
+        or (name.startswith("Minkowski") and vec.shape[0] not in (0, features))
+    ):
+        raise refuse(f"{what} state", f"its {name} parameters do not have the data's {features} columns")
