@@ -180,7 +180,7 @@ def test_joblib_arrays_are_views_of_the_verified_buffer() -> None:
 
 @pytest.mark.slow
 def test_a_safe_load_stays_within_the_documented_bound(corpus: dict[str, tuple[Any, Any]]) -> None:
-    from registry.formats.unpickler import SIZE_CONSTANT, SIZE_MULTIPLE
+    from registry.formats.hooks import SIZE_CONSTANT, SIZE_MULTIPLE
 
     for fmt in FORMATS:
         buffer = io.BytesIO()

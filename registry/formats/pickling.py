@@ -22,8 +22,8 @@ from collections.abc import Collection
 from typing import IO, Any
 
 from registry.formats.decompress import inflate
+from registry.formats.hooks import Budget
 from registry.formats.restricted import LoadHooks, ScanHooks, run
-from registry.formats.unpickler import Budget
 
 
 class _Tee:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from registry.formats import checks
+from registry.formats import checks, model_checks
 from registry.formats.policy_sklearn import SKLEARN_CLASSES, SKLEARN_CYTHON, SKLEARN_REFERENCES
 
 #: Bump when an entry is added, removed or changes role; recorded nowhere else.
@@ -163,7 +163,7 @@ def _scipy() -> list[Entry]:
         _cls(
             f"scipy.sparse._{kind}.{kind}_{flavour}",
             "a scipy.sparse matrix or array; state onto the instance, then scipy's full format check",
-            state=checks.sparse_state,
+            state=model_checks.sparse_state,
         )
         for kind in _SPARSE
         for flavour in ("matrix", "array")
@@ -172,7 +172,7 @@ def _scipy() -> list[Entry]:
 
 def _sklearn() -> list[Entry]:
     entries = [
-        _cls(name, "a HistGradientBoosting tree; node links checked", state=checks.predictor_state)
+        _cls(name, "a HistGradientBoosting tree; node links checked", state=model_checks.predictor_state)
         if name.endswith(".predictor.TreePredictor")
         else _cls(name, "a scikit-learn class its fitted models pickle")
         for name in SKLEARN_CLASSES
@@ -185,8 +185,8 @@ def _sklearn() -> list[Entry]:
                 _cls(
                     name,
                     "a fitted decision tree; arguments and node counts checked",
-                    call=checks.tree,
-                    state=checks.tree_state,
+                    call=model_checks.tree,
+                    state=model_checks.tree_state,
                 )
             )
         elif leaf.startswith("__pyx_unpickle_"):
@@ -199,11 +199,11 @@ def _sklearn() -> list[Entry]:
             )
         elif leaf in ("KDTree", "BallTree"):
             entries.append(
-                _cls(name, "a neighbours tree; its index and node arrays checked", state=checks.binary_tree_state)
+                _cls(name, "a neighbours tree; its index and node arrays checked", state=model_checks.binary_tree_state)
             )
         else:
             entries.append(
-                _cls(name, "a scikit-learn Cython type, rebuilt from a few numbers", call=checks.scalar_arguments)
+                _cls(name, "a scikit-learn Cython type, rebuilt from a few numbers", call=model_checks.scalar_arguments)
             )
     return entries  # fmt: skip
 
@@ -211,7 +211,7 @@ def _sklearn() -> list[Entry]:
 def _partial() -> Entry:
     return Entry(
         "functools.partial", "callable", "only around check_array, as scikit-learn stores it (plain arguments)",
-        call=checks.partial, state=checks.partial_state,
+        call=model_checks.partial, state=model_checks.partial_state,
     )  # fmt: skip
 
 
@@ -252,7 +252,7 @@ POLICY: Mapping[str, Entry] = {
 
 def describe_policy() -> dict[str, Any]:
     """The policy as plain data — version, size limits and every entry — for ``modelshelf policy``."""
-    from registry.formats.unpickler import SIZE_CONSTANT, SIZE_MULTIPLE
+    from registry.formats.hooks import SIZE_CONSTANT, SIZE_MULTIPLE
 
     return {
         "version": POLICY_VERSION,

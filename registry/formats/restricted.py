@@ -23,8 +23,9 @@ from typing import Any
 
 from registry.errors import UnsafeArtifact
 from registry.formats import checks
+from registry.formats.hooks import ArraySpec, Budget, Hooks
 from registry.formats.policy import POLICY, Entry
-from registry.formats.unpickler import ArraySpec, Budget, Hooks, Interpreter
+from registry.formats.unpickler import Interpreter
 
 _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
 _WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
@@ -119,7 +120,7 @@ class LoadHooks(Hooks):
         if known and entry is None:  # trusted by the caller
             return self._keep(func(*args))
         if entry is None or entry.call is None:
-            raise checks.refuse(f"calling {checks._name(func)}", "the policy does not let it be called")
+            raise checks.refuse(f"calling {checks.qualified_name(func)}", "the policy does not let it be called")
         return self._keep(entry.call(func, args, budget))
 
     def new(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget) -> Any:
@@ -127,7 +128,7 @@ class LoadHooks(Hooks):
         if known and entry is None and isinstance(cls, type):
             return self._keep(cls.__new__(cls, *args, **kwargs))
         if entry is None or entry.role != "class" or not isinstance(cls, type):
-            raise checks.refuse(f"creating {checks._name(cls)}", "the policy does not let it be instantiated")
+            raise checks.refuse(f"creating {checks.qualified_name(cls)}", "the policy does not let it be instantiated")
         if args or kwargs:
             raise checks.refuse(f"creating {entry.name} with arguments", "classes are created empty, then given state")
         budget.charge(256, entry.name)
@@ -140,7 +141,7 @@ class LoadHooks(Hooks):
     def _own(self, obj: Any, what: str) -> None:
         if self.created.get(id(obj)) is not obj or isinstance(obj, _CODE):
             raise checks.refuse(
-                f"{what} on {checks._name(obj) if isinstance(obj, type) else type(obj).__name__}",
+                f"{what} on {checks.qualified_name(obj) if isinstance(obj, type) else type(obj).__name__}",
                 "state goes only onto objects this load created, never onto a class, module or function",
             )
 
