@@ -73,6 +73,14 @@ class Interpreter:
         start, self.pos = self.pos, stop
         return self.data[start:stop]
 
+    def _byte(self) -> int:
+        """One byte: the common case of :meth:`_take`, without making a view."""
+        pos = self.pos
+        if pos >= (self.end if self.frame_end is None else self.frame_end):
+            return self._take(1)[0]  # raises, naming the problem
+        self.pos = pos + 1
+        return self.data[pos]
+
     def _line(self) -> bytes:
         limit = self.end if self.frame_end is None else self.frame_end
         stop = min(limit, self.pos + _MAX_LINE)
@@ -118,7 +126,7 @@ class Interpreter:
         while True:
             if self.frame_end is not None and self.pos == self.frame_end:
                 self.frame_end = None
-            code = self._take(1)[0]
+            code = self._byte()
             handler = dispatch.get(code)
             if handler is None:
                 raise Malformed(_refused_opcode(code, self.pos - 1))
@@ -132,7 +140,7 @@ class Interpreter:
     # -- opcodes: framing and markers ---------------------------------------------------
 
     def op_proto(self) -> None:
-        self.protocol = self._take(1)[0]
+        self.protocol = self._byte()
         if self.protocol > 5:
             raise Malformed(f"malformed pickle: unsupported protocol {self.protocol}")
 
@@ -190,13 +198,13 @@ class Interpreter:
         self._push(self._unpack("<i"), 32)
 
     def op_binint1(self) -> None:
-        self._push(self._take(1)[0], 8)
+        self._push(self._byte(), 8)
 
     def op_binint2(self) -> None:
         self._push(self._unpack("<H"), 32)
 
     def op_long1(self) -> None:
-        self._push(int.from_bytes(self._take(self._take(1)[0]), "little", signed=True), 40)
+        self._push(int.from_bytes(self._take(self._byte()), "little", signed=True), 40)
 
     def op_long4(self) -> None:
         size = self._unpack("<i")
@@ -226,7 +234,7 @@ class Interpreter:
         self._text(self._take(self._unpack("<I")), "utf-8")
 
     def op_short_binunicode(self) -> None:
-        self._text(self._take(self._take(1)[0]), "utf-8")
+        self._text(self._take(self._byte()), "utf-8")
 
     def op_binunicode8(self) -> None:
         self._text(self._take(self._unpack("<Q")), "utf-8")
@@ -245,13 +253,13 @@ class Interpreter:
         self._text(self._take(size), "latin-1")
 
     def op_short_binstring(self) -> None:
-        self._text(self._take(self._take(1)[0]), "latin-1")
+        self._text(self._take(self._byte()), "latin-1")
 
     def op_binbytes(self) -> None:
         self._bytes(self._take(self._unpack("<I")))
 
     def op_short_binbytes(self) -> None:
-        self._bytes(self._take(self._take(1)[0]))
+        self._bytes(self._take(self._byte()))
 
     def op_binbytes8(self) -> None:
         self._bytes(self._take(self._unpack("<Q")))
@@ -365,7 +373,7 @@ class Interpreter:
         self._get(_parse_int(self._line()))
 
     def op_binget(self) -> None:
-        self._get(self._take(1)[0])
+        self._get(self._byte())
 
     def op_long_binget(self) -> None:
         self._get(self._unpack("<I"))
@@ -374,7 +382,7 @@ class Interpreter:
         self._put(_parse_int(self._line()))
 
     def op_binput(self) -> None:
-        self._put(self._take(1)[0])
+        self._put(self._byte())
 
     def op_long_binput(self) -> None:
         self._put(self._unpack("<I"))
@@ -412,7 +420,7 @@ class Interpreter:
         self._push(self._global(*key), 8)
 
     def op_ext1(self) -> None:
-        self._ext(self._take(1)[0])
+        self._ext(self._byte())
 
     def op_ext2(self) -> None:
         self._ext(self._unpack("<H"))
@@ -482,7 +490,7 @@ class Interpreter:
             self.pos = nested.pos
             return value
         if spec.aligned:
-            padding = self._take(1)[0]
+            padding = self._byte()
             self._take(padding)
         count = 1
         for extent in spec.shape:
