@@ -247,3 +247,19 @@ def test_compressed_joblib_files_load_safely(iris: tuple[Any, Any], method: str)
     buffer.seek(0)
     loaded = formats.load(formats.get_format("joblib"), buffer, "compressed", safe=True, inventory=inventory)
     assert np.array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_every_pickle_protocol_loads_safely(corpus: dict[str, tuple[Any, Any]], protocol: int) -> None:
+    """Protocols 0-2 name Python 2 modules (copy_reg, __builtin__): mapped as CPython maps them."""
+    import pickle
+
+    fmt = formats.get_format("pickle")
+    for name in ("forest", "column-pipeline", "hist-gb-categorical", "knn-ball-tree", "tfidf", "sgd"):
+        model, X = corpus[name]
+        data = pickle.dumps(model, protocol=protocol)
+        inventory = formats.scan_imports(fmt, io.BytesIO(data))
+        assert not any(n.startswith(("copy_reg.", "__builtin__.")) for n in inventory), name
+        loaded = formats.load(fmt, io.BytesIO(data), name, safe=True, inventory=inventory)
+        assert np.array_equal(_outputs(loaded, X), _outputs(model, X)), (name, protocol)

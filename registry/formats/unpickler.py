@@ -23,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import _compat_pickle
 import codecs
 import copyreg
 import struct
@@ -393,6 +394,11 @@ class Interpreter:
     # -- globals and calls -------------------------------------------------------------------------
 
     def _global(self, module: str, name: str) -> Any:
+        if self.protocol < 3:  # Python 2 names, as CPython's unpickler maps them (fix_imports)
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
         self.imports.add(f"{module}.{name}")
         return self.hooks.find_class(module, name)
 
