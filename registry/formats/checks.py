@@ -164,7 +164,7 @@ def dtype(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     """``numpy.dtype('f8', align, copy)``: a short type code only (fields arrive by BUILD)."""
     if not args or len(args) > 3 or type(args[0]) is not str or not _DTYPE_SPEC.fullmatch(args[0]):
         raise refuse("numpy.dtype with these arguments", "only a short type code such as 'f8' is accepted")
-    if any(type(a) is not bool for a in args[1:]):
+    if any(type(a) not in (bool, int) or a not in (0, 1) for a in args[1:]):  # old pickles write 0 and 1
         raise refuse("numpy.dtype with these arguments", "align and copy must be booleans")
     budget.charge(256, "numpy.dtype")
     result = func(*args)
