@@ -214,7 +214,7 @@ def test_a_real_file_is_read_once_into_one_buffer(tmp_path) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_large_payloads_are_skipped_by_the_registration_scan_yet_load(fmt: str) -> None:
-    """Payloads of 1 MiB+ are holes in the scan's copy; the inventory and the load stay exact."""
+    """Payloads of 256 KiB+ are holes in the scan's copy; the inventory and the load stay exact."""
     value = {
         "text": "x" * (3 << 20),
         "blob": b"y" * (2 << 20),

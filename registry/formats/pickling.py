@@ -29,7 +29,7 @@ from registry.formats.restricted import LoadHooks, ScanHooks, run
 class _Tee:
     """Forwards writes to the real (write-only) file and keeps what the import scan reads.
 
-    Writes of 1 MiB or more are array data or byte/str payloads: framed
+    Writes of 256 KiB or more are array data or byte/str payloads: framed
     pickles (protocol 4+, which both formats write) put opcodes in frames
     of about 64 KiB and write larger payloads on their own. The scan reads
     no payload, so those are kept as holes and the scan buffer costs little
@@ -38,7 +38,7 @@ class _Tee:
     closed, never with a short inventory.
     """
 
-    _HOLE = 1 << 20
+    _HOLE = 1 << 18
 
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
