@@ -23,6 +23,7 @@ from registry.domain import (
 )
 from registry.errors import (
     AliasNotFound,
+    ArtifactTooLarge,
     CatalogError,
     CorruptedArtifact,
     EnvironmentMismatch,
@@ -50,6 +51,7 @@ from registry.validated import ValidatedModel, check_input
 __all__ = [
     "AliasNotFound",
     "AliasPeriod",
+    "ArtifactTooLarge",
     "CatalogError",
     "CorruptedArtifact",
     "EnvironmentMismatch",

@@ -18,6 +18,7 @@ from the builtin it resembles, so ``except LookupError`` or
     ├── StoreError (OSError)
     ├── EnvironmentMismatch
     ├── UnsafeArtifact
+    │   └── ArtifactTooLarge
     ├── UntrustedTypes
     ├── UntrustedArtifact
     │   └── UntrustedBundle
@@ -143,6 +144,20 @@ class UnsafeArtifact(RegistryError):
     def __init__(self, message: str, global_name: str) -> None:
         self.global_name = global_name
         super().__init__(message)
+
+
+class ArtifactTooLarge(UnsafeArtifact):
+    """A safe load would allocate far more than the artifact's size: the bytes are built to amplify.
+
+    ``constructor`` names what would have allocated; ``requested`` and
+    ``limit`` are in bytes. Nothing of the oversized allocation was made.
+    """
+
+    def __init__(self, message: str, constructor: str, requested: int, limit: int) -> None:
+        self.constructor = constructor
+        self.requested = requested
+        self.limit = limit
+        super().__init__(message, constructor)
 
 
 class UntrustedTypes(RegistryError):

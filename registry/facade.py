@@ -23,8 +23,8 @@ has been verified.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -50,6 +50,7 @@ from registry.errors import (
     SerializationError,
     SignatureNotFound,
     StoreError,
+    UnsafeArtifact,
     UntrustedArtifact,
 )
 from registry.finding import FindingMixin
@@ -69,21 +70,6 @@ if TYPE_CHECKING:
     from registry.keys import PrivateKeySource
 
 _MAX_STEP = 2**63 - 1
-
-
-class _Discard:
-    """A file object that keeps nothing: serializing into it only traces the imports."""
-
-    def __init__(self) -> None:
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        count = memoryview(data).nbytes
-        self.size += count
-        return count
-
-    def tell(self) -> int:
-        return self.size
 
 
 def _validate_step(step: object) -> int | None:
@@ -285,17 +271,23 @@ class Registry(FindingMixin):
         tags: dict[str, str] | None = None,
         description: str | None = None,
         alias: str | None = None,
-        check: bool = True,
+        check: bool | str = True,
         parent: str | ModelVersion | None = None,
     ) -> ModelVersion:
         """Register an artifact file made elsewhere, byte for byte, as the next version of ``name``.
 
-        With ``check`` (the default) the file is first loaded with ``format``
-        — which runs its code, so only for files you trust — to prove it is
-        usable; its hyperparameters, imports and input signature are then
-        recorded as for :meth:`register`. ``check=False`` stores the bytes
-        unexamined. ``parent`` is recorded in the lineage as for :meth:`register`.
+        With ``check`` (``True``, the default, or ``"unsafe"``) the file is
+        first loaded with ``format`` — which runs its code, so only for files
+        you trust — to prove it is usable; ``check="safe"`` loads it with the
+        safe unpickler instead (nothing it names outside the policy runs, and
+        a refusal is :class:`UnsafeArtifact`). Its hyperparameters and input
+        signature are then recorded as for :meth:`register`, and its imports
+        are read from the file's own bytes (the same bytes that are stored).
+        ``check=False`` stores the bytes without loading them. ``parent`` is
+        recorded in the lineage as for :meth:`register`.
         """
+        if check not in (True, False, "safe", "unsafe"):
+            raise ValueError(f"check must be True, False, 'safe' or 'unsafe', not {check!r}")
         name = validate_model_name(name)
         if alias is not None:
             alias = validate_alias(alias)
@@ -308,12 +300,14 @@ class Registry(FindingMixin):
         checked_description = validate_description(description)
         checked_params = validate_params(params) if params is not None else {}
         finish_lineage = self._start_lineage(None, parent)
+        content = source.read_bytes()  # read once: the bytes checked and scanned are the bytes stored
         imports: tuple[str, ...] | None = None
         input_signature = None
         if check:
             try:
-                with open(source, "rb") as file:
-                    obj = fmt.load(file, safe=False, trusted=frozenset())
+                obj = fmt.load(io.BytesIO(content), safe=check == "safe", trusted=frozenset())
+            except UnsafeArtifact:
+                raise
             except Exception as exc:
                 raise SerializationError(
                     f"{source} could not load as {fmt.name}: {type(exc).__name__}: {exc}; check the format, "
@@ -321,14 +315,16 @@ class Registry(FindingMixin):
                 ) from exc
             if params is None:
                 checked_params = capture_params(obj)
-            imports = formats.dump(fmt, obj, _Discard())
+            imports = formats.scan_imports(fmt, io.BytesIO(content))  # the file's own imports, not a re-dump
             from registry.signatures import infer_signature
 
             input_signature = infer_signature(obj)
+        else:
+            with contextlib.suppress(SerializationError):  # unexamined, but its imports are still read
+                imports = formats.scan_imports(fmt, io.BytesIO(content))
 
         def write(file: IO[bytes]) -> None:
-            with open(source, "rb") as original:
-                shutil.copyfileobj(original, file)  # type: ignore[misc]
+            file.write(content)
 
         with self._store.stage(write) as staged:
             return self._insert(
@@ -584,7 +580,7 @@ class Registry(FindingMixin):
                         ),
                         stacklevel=3,
                     )
-                return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted)
+                return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted, inventory=mv.imports)
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
 

@@ -40,7 +40,8 @@ def payloads(mark: Path) -> dict[str, tuple[Any, str]]:
         "exec": (Payload(exec, f"open({str(mark)!r}, 'w').write('ran')"), "builtins.exec"),
         "importlib": (Payload(importlib.import_module, "antigravity"), "importlib.import_module"),
         "runpy": (Payload(runpy.run_path, str(script)), "runpy.run_path"),
-        "partial": (Payload(functools.partial(os.system, f"touch {mark}")), "functools.partial"),
+        # functools.partial is admitted around check_array only: the refusal names what it wraps
+        "partial": (Payload(functools.partial(os.system, f"touch {mark}")), "system"),
         "getattr": (Payload(getattr, Path(mark), "write_text"), "builtins.getattr"),
         "memmap": (Payload(np.memmap, str(mark), np.uint8, "w+", 0, (1,)), "numpy.memmap"),
     }

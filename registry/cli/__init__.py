@@ -1,14 +1,15 @@
 """The ``modelshelf`` command line (click for parsing, rich for output).
 
 This package is the only place that imports click or rich. The commands
-live in five modules by purpose: ``browse`` (read), ``find`` (search,
-best, log), ``change`` (write, move between registries), ``keys`` (the
-keys that sign bundles) and ``admin`` (verify, gc, db, demo).
+live in modules by purpose: ``browse`` (read), ``find`` (search, best,
+log), ``change`` (write, move between registries), ``keys`` (the keys that
+sign bundles), ``policy`` (what safe loading admits) and ``admin`` (verify,
+gc, db, demo).
 """
 
 from __future__ import annotations
 
-from registry.cli import admin, browse, change, find, keys  # noqa: F401  (they add their commands to the group)
+from registry.cli import admin, browse, change, find, keys, policy  # noqa: F401  (they add their commands to the group)
 from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_USAGE, cli
 
 __all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]

@@ -120,7 +120,12 @@ def delete(ctx: click.Context, ref: str, yes: bool) -> None:
 @click.option("--description", default=None)
 @click.option("--alias", "alias_name", default=None, help="Point this alias at the new version.")
 @click.option("--parent", default=None, metavar="REF", help="The version this model was derived from.")
-@click.option("--no-check", is_flag=True, help="Do not load the file first (it runs its code) to prove it works.")
+@click.option(
+    "--unsafe-check",
+    is_flag=True,
+    help="Prove the file works by loading it with pickle/joblib as they are: this RUNS ANY CODE IN THE FILE.",
+)
+@click.option("--no-check", is_flag=True, help="Store the file without loading it (its imports are still read).")
 @json_option
 @click.pass_context
 def register(
@@ -134,9 +139,17 @@ def register(
     description: str | None,
     alias_name: str | None,
     parent: str | None,
+    unsafe_check: bool,
     no_check: bool,
 ) -> None:
     """Register a model FILE made elsewhere, byte for byte.
+
+    By default the file is first loaded with the safe unpickler, which runs
+    no code outside `modelshelf policy`, to prove it works; a file that needs
+    more is refused (exit 3). --unsafe-check loads it with pickle/joblib
+    themselves, which runs whatever code the file contains: only for files
+    you trust. --no-check stores it without loading it. Either way the
+    globals the file imports are read from its bytes and recorded.
 
     \b
     Example:
@@ -152,7 +165,7 @@ def register(
             tags=parse_pairs(tag, "--tag"),
             description=description,
             alias=alias_name,
-            check=not no_check,
+            check=False if no_check else "unsafe" if unsafe_check else "safe",
             parent=parent,
         )
     if wants_json(ctx):

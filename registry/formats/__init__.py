@@ -18,7 +18,21 @@ from typing import IO, Any, Protocol
 
 from registry.errors import RegistryError, SerializationError
 from registry.formats.pickling import JoblibFormat, PickleFormat
+from registry.formats.policy import POLICY_VERSION, describe_policy
 from registry.formats.skops_format import SkopsFormat
+
+__all__ = [
+    "DEFAULT_FORMAT",
+    "FORMATS",
+    "INHERENTLY_SAFE",
+    "POLICY_VERSION",
+    "Format",
+    "describe_policy",
+    "dump",
+    "get_format",
+    "load",
+    "scan_imports",
+]
 
 
 class Format(Protocol):
@@ -28,7 +42,11 @@ class Format(Protocol):
 
     def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]: ...
 
-    def load(self, file: IO[bytes], *, safe: bool, trusted: Collection[str]) -> Any: ...
+    def scan(self, file: IO[bytes]) -> tuple[str, ...]: ...
+
+    def load(
+        self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
+    ) -> Any: ...
 
 
 FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (JoblibFormat(), PickleFormat(), SkopsFormat())}
@@ -63,12 +81,55 @@ def dump(fmt: Format, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
         ) from exc
 
 
-def load(fmt: Format, file: IO[bytes], what: str, *, safe: bool = False, trusted: Collection[str] = ()) -> Any:
-    """Read an object with ``fmt`` from verified bytes; failures become ``SerializationError``."""
+def scan_imports(fmt: Format, file: IO[bytes]) -> tuple[str, ...]:
+    """Every global ``file``'s bytes will import when loaded, sorted; nothing is imported or run.
+
+    The scan is the safe loader's own interpreter with every global made an
+    inert placeholder, so it covers all protocols, memoised names, INST/OBJ,
+    extension codes and the nested pickles in joblib's container. Malformed
+    bytes become :class:`SerializationError` naming what is wrong.
+    """
     try:
-        return fmt.load(file, safe=safe, trusted=frozenset(trusted))
+        return fmt.scan(file)
     except RegistryError:
         raise
+    except MemoryError as exc:
+        raise SerializationError(f"cannot scan the {fmt.name} artifact: it needs more memory than there is") from exc
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot scan the {fmt.name} artifact for its imports: {type(exc).__name__}: {exc}; "
+            f"it is not a well-formed {fmt.name} file"
+        ) from exc
+
+
+def load(
+    fmt: Format,
+    file: IO[bytes],
+    what: str,
+    *,
+    safe: bool = False,
+    trusted: Collection[str] = (),
+    inventory: Collection[str] | None = None,
+) -> Any:
+    """Read an object with ``fmt`` from verified bytes; failures become ``SerializationError``.
+
+    With ``safe``, ``inventory`` (the version's recorded imports) narrows the
+    policy further: a global it does not list is refused even if the policy
+    admits it, since bytes and catalog were recorded together.
+    """
+    try:
+        if inventory is None:
+            return fmt.load(file, safe=safe, trusted=frozenset(trusted))
+        return fmt.load(file, safe=safe, trusted=frozenset(trusted), inventory=frozenset(inventory))
+    except RegistryError:
+        raise
+    except MemoryError as exc:
+        raise SerializationError(
+            f"{what}: ran out of memory while loading the {fmt.name} artifact; it is larger than this process "
+            "can hold (with safe=True this means the artifact's own data does not fit)"
+        ) from exc
+    except RecursionError as exc:
+        raise SerializationError(f"{what}: the {fmt.name} artifact is nested too deeply to load") from exc
     except Exception as exc:
         raise SerializationError(
             f"{what}: the artifact is intact (its checksum matches) but {fmt.name} could not load it: "

@@ -1,54 +1,111 @@
-"""The pickle and joblib formats: dumping with a record of imports, loading with an optional allow-list.
+"""The pickle and joblib formats: an inventory read from the bytes, and a restricted load.
 
-At dump time both pickle streams are watched for the globals they will
-import on load (classes, functions, reconstructors), so ``mv.imports`` lets
-someone audit a version before loading it, without unpickling anything.
-At load time ``safe=True`` routes every global through
-:func:`~registry.formats.allowlist.safe_find_class`; for joblib that includes
-the nested pickle stream joblib writes for arrays of Python objects, which
-this module reads itself rather than trusting the installed joblib to
-restrict it.
+At dump time the bytes are written as pickle or joblib write them, and a
+copy is scanned by :mod:`registry.formats.restricted` — the same
+interpreter the safe loader runs — so ``mv.imports`` lists every global
+the bytes will import (nested object-array pickles included), not what a
+tracer thought it saved. At load time ``safe=True`` runs the restricted
+interpreter over the bytes; ``safe=False`` uses pickle or joblib as they
+are (:func:`_load_joblib_unsafe` is the one unsafe joblib call).
+
+The restricted load reads the whole stream once into a private buffer
+(or uses the caller's buffer through ``getbuffer()``, zero-copy), and
+joblib's raw arrays become numpy views of that buffer.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import pickle
-import types
 from collections.abc import Collection
-from functools import cache
 from typing import IO, Any
 
-from registry.formats.allowlist import safe_find_class
+from registry.formats.decompress import inflate
+from registry.formats.hooks import Budget
+from registry.formats.restricted import LoadHooks, ScanHooks, run
 
 
-def _global_name(obj: Any, name: str | None = None) -> str | None:
-    qualname = name or getattr(obj, "__qualname__", None)
-    module = getattr(obj, "__module__", None) or (pickle.whichmodule(obj, qualname) if qualname else None)
-    return f"{module}.{qualname}" if module and qualname else None
+class _Tee:
+    """Forwards writes to the real (write-only) file and keeps what the import scan reads.
 
+    Writes of 256 KiB or more are array data or byte/str payloads: framed
+    pickles (protocol 4+, which both formats write) put opcodes in frames
+    of about 64 KiB and write larger payloads on their own. The scan reads
+    no payload, so those are kept as holes and the scan buffer costs little
+    more than the opcodes (its holes are zero pages). Were a hole ever to
+    cover opcodes, the scan would fail and registration with it: it fails
+    closed, never with a short inventory.
+    """
 
-class _TracingPickler(pickle.Pickler):
-    """The C pickler, noting every class and function it saves (they are saved by reference)."""
+    _HOLE = 1 << 18
 
     def __init__(self, file: IO[bytes]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.imports: set[str] = set()
+        self.file = file
+        self.size = 0
+        self.chunks: list[tuple[int, bytes]] = []
 
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__")):
-            name = _global_name(obj)
-            if name:
-                self.imports.add(name)
-        return NotImplemented
+    def write(self, data: Any) -> int:
+        count = memoryview(data).nbytes
+        if count < self._HOLE:
+            self.chunks.append((self.size, bytes(data)))
+        self.size += count
+        written = self.file.write(data)
+        return count if written is None else written
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        flush = getattr(self.file, "flush", None)
+        if flush is not None:
+            flush()
+
+    def scanned(self) -> memoryview:
+        """The bytes written, large writes left as zero-filled holes."""
+        data = bytearray(self.size)
+        for start, chunk in self.chunks:
+            data[start : start + len(chunk)] = chunk
+        return memoryview(data)
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], trusted: Collection[str]) -> None:
-        super().__init__(file)
-        self._trusted = trusted
+def _buffer(file: IO[bytes]) -> memoryview:
+    """The rest of ``file`` as one writable memoryview, read once.
 
-    def find_class(self, module: str, name: str) -> Any:
-        return safe_find_class(module, name, self._trusted)
+    A file object that lends its buffer (``getbuffer()``: ``io.BytesIO``, the
+    store's verified private copy) is used in place, zero-copy; a real file is
+    read straight into a buffer of its size; anything else is read and copied.
+    """
+    getbuffer = getattr(file, "getbuffer", None)
+    if getbuffer is not None and hasattr(file, "tell"):
+        view = getbuffer()
+        return view[file.tell() :].cast("B")
+    try:
+        size = os.fstat(file.fileno()).st_size - file.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return memoryview(bytearray(file.read()))
+    data = bytearray(max(size, 0))
+    view = memoryview(data)
+    filled = 0
+    while filled < len(data):
+        count = file.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not count:
+            return view[:filled]
+        filled += count
+    rest = file.read()
+    return view if not rest else memoryview(bytes(data) + rest)
+
+
+def _scan(data: memoryview, *, container: bool, budget_size: int | None = None) -> tuple[str, ...]:
+    _, imports, _ = run(data, ScanHooks(), container=container, budget_size=budget_size)
+    return tuple(sorted(imports))
+
+
+def _joblib_stream(file: IO[bytes]) -> tuple[memoryview, int]:
+    """The pickle stream of a joblib file, inflated if compressed, and the artifact's size for the budget."""
+    data = _buffer(file)
+    inflated = inflate(data, Budget(len(data)).limit)
+    return (data, len(data)) if inflated is None else (inflated, len(data))
 
 
 class PickleFormat:
@@ -57,69 +114,27 @@ class PickleFormat:
     name = "pickle"
 
     def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
-        pickler = _TracingPickler(file)
-        pickler.dump(obj)
-        return tuple(sorted(pickler.imports))
+        tee = _Tee(file)
+        pickle.Pickler(tee, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return _scan(tee.scanned(), container=False)
 
-    def load(self, file: IO[bytes], *, safe: bool, trusted: Collection[str]) -> Any:
+    def scan(self, file: IO[bytes]) -> tuple[str, ...]:
+        return _scan(_buffer(file), container=False)
+
+    def load(
+        self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
+    ) -> Any:
         if safe:
-            return _SafeUnpickler(file, trusted).load()
+            value, _, _ = run(_buffer(file), LoadHooks(trusted, inventory), container=False)
+            return value
         return pickle.load(file)
 
 
-@cache
-def _joblib_pickler() -> type:
-    """joblib's pickler, noting the globals it saves (it is the pure-Python pickler underneath)."""
-    from joblib.numpy_pickle import NumpyPickler
+def _load_joblib_unsafe(file: IO[bytes]) -> Any:
+    """joblib's own loader: runs whatever the bytes say. Only for ``safe=False``."""
+    import joblib
 
-    class TracingNumpyPickler(NumpyPickler):  # type: ignore[misc]
-        dispatch = NumpyPickler.dispatch.copy()
-
-        def __init__(self, file: IO[bytes]) -> None:
-            super().__init__(file, protocol=None)
-            self.imports: set[str] = set()
-
-        def save_global(self, obj: Any, name: str | None = None) -> None:
-            qualified = _global_name(obj, name)
-            if qualified:
-                self.imports.add(qualified)
-            super().save_global(obj, name)
-
-        # The dispatch table holds the base class's save_global for functions; route them here too.
-        dispatch[types.FunctionType] = save_global
-
-    return TracingNumpyPickler
-
-
-@cache
-def _joblib_safe_unpickler() -> type:
-    """joblib's unpickler with the allow-list, reading object arrays' nested streams itself."""
-    from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
-
-    class SafeNumpyUnpickler(NumpyUnpickler):  # type: ignore[misc]
-        dispatch = NumpyUnpickler.dispatch.copy()
-
-        def __init__(self, file: IO[bytes], trusted: Collection[str]) -> None:
-            super().__init__("", file, ensure_native_byte_order=True)
-            self.trusted = trusted
-
-        def find_class(self, module: str, name: str) -> Any:
-            return safe_find_class(module, name, self.trusted)
-
-        def load_build(self) -> None:
-            pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
-            wrapper = self.stack[-1]
-            if not isinstance(wrapper, NumpyArrayWrapper):
-                return
-            self.stack.pop()
-            if wrapper.dtype.hasobject:  # a nested pickle stream: read it with this same restricted class
-                self.stack.append(SafeNumpyUnpickler(self.file_handle, self.trusted).load())
-            else:  # raw array bytes, nothing to unpickle
-                self.stack.append(wrapper.read(self, self.ensure_native_byte_order))
-
-        dispatch[pickle.BUILD[0]] = load_build
-
-    return SafeNumpyUnpickler
+    return joblib.load(file)
 
 
 class JoblibFormat:
@@ -128,13 +143,21 @@ class JoblibFormat:
     name = "joblib"
 
     def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
-        pickler = _joblib_pickler()(file)
-        pickler.dump(obj)
-        return tuple(sorted(pickler.imports))
-
-    def load(self, file: IO[bytes], *, safe: bool, trusted: Collection[str]) -> Any:
-        if safe:
-            return _joblib_safe_unpickler()(file, trusted).load()
         import joblib
 
-        return joblib.load(file)
+        tee = _Tee(file)
+        joblib.dump(obj, tee)  # type: ignore[arg-type]
+        return _scan(tee.scanned(), container=True)
+
+    def scan(self, file: IO[bytes]) -> tuple[str, ...]:
+        data, size = _joblib_stream(file)
+        return _scan(data, container=True, budget_size=size)
+
+    def load(
+        self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
+    ) -> Any:
+        if safe:
+            data, size = _joblib_stream(file)
+            value, _, _ = run(data, LoadHooks(trusted, inventory), container=True, budget_size=size)
+            return value
+        return _load_joblib_unsafe(file)

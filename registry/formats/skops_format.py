@@ -31,7 +31,13 @@ class SkopsFormat:
         file.write(data)
         return tuple(sorted(sio.get_untrusted_types(data=data)))
 
-    def load(self, file: IO[bytes], *, safe: bool, trusted: Collection[str]) -> Any:
+    def scan(self, file: IO[bytes]) -> tuple[str, ...]:
+        """The types a loader must trust: skops imports nothing else."""
+        return tuple(sorted(_skops_io().get_untrusted_types(data=file.read())))
+
+    def load(
+        self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
+    ) -> Any:
         sio = _skops_io()
         data = file.read()
         untrusted = sio.get_untrusted_types(data=data)
