@@ -23,14 +23,13 @@ has been verified.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from registry import fingerprint, formats, lineage, maintenance, signing
+from registry import filecheck, fingerprint, formats, lineage, maintenance, signing
 from registry.catalog import Actor, Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.domain import (
@@ -47,10 +46,8 @@ from registry.errors import (
     CorruptedArtifact,
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
-    SerializationError,
     SignatureNotFound,
     StoreError,
-    UnsafeArtifact,
     UntrustedArtifact,
 )
 from registry.finding import FindingMixin
@@ -273,25 +270,31 @@ class Registry(FindingMixin):
         alias: str | None = None,
         check: bool | str = True,
         parent: str | ModelVersion | None = None,
+        trusted: Iterable[str] | None = None,
     ) -> ModelVersion:
         """Register an artifact file made elsewhere, byte for byte, as the next version of ``name``.
 
-        With ``check`` (``True``, the default, or ``"unsafe"``) the file is
-        first loaded with ``format`` — which runs its code, so only for files
-        you trust — to prove it is usable; ``check="safe"`` loads it with the
-        safe unpickler instead (nothing it names outside the policy runs, and
-        a refusal is :class:`UnsafeArtifact`). Its hyperparameters and input
-        signature are then recorded as for :meth:`register`, and its imports
-        are read from the file's own bytes (the same bytes that are stored).
-        ``check=False`` stores the bytes without loading them. ``parent`` is
-        recorded in the lineage as for :meth:`register`.
+        ``check`` says how the file proves it is usable before anything is
+        recorded: ``"safe"`` loads it with the safe unpickler (no code from the
+        file runs; a global outside the safe-loading policy or ``trusted``
+        raises :class:`~registry.errors.UnsafeArtifact`); ``True`` (the
+        default, kept for compatibility) or ``"unsafe"`` loads it with the
+        format's own loader, which runs the pickle's code, so only for files
+        you trust; ``False`` stores the bytes unloaded. A checked file has its
+        hyperparameters and input signature recorded as for :meth:`register`.
+
+        The file is read once, and the bytes checked, scanned and stored are
+        that one copy. In every mode the import inventory is read from them by
+        a scanner that runs nothing (``None`` only for an unchecked file that
+        is not a pickle). ``parent`` is recorded in the lineage as for
+        :meth:`register`.
         """
-        if check not in (True, False, "safe", "unsafe"):
-            raise ValueError(f"check must be True, False, 'safe' or 'unsafe', not {check!r}")
         name = validate_model_name(name)
         if alias is not None:
             alias = validate_alias(alias)
         fmt = formats.get_format(format)
+        mode = filecheck.check_mode(check)
+        trusted_names = filecheck.trusted_names(trusted)
         source = Path(os.fspath(path))
         if not source.is_file():
             raise ValueError(f"{source} is not a file; give the path of a {fmt.name} artifact")
@@ -300,28 +303,19 @@ class Registry(FindingMixin):
         checked_description = validate_description(description)
         checked_params = validate_params(params) if params is not None else {}
         finish_lineage = self._start_lineage(None, parent)
-        content = source.read_bytes()  # read once: the bytes checked and scanned are the bytes stored
-        imports: tuple[str, ...] | None = None
+        try:
+            content = source.read_bytes()  # read once: the bytes checked and scanned are the bytes stored
+        except OSError as exc:
+            raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        imports = filecheck.scanned_imports(fmt, content, source, required=mode is not None)
         input_signature = None
-        if check:
-            try:
-                obj = fmt.load(io.BytesIO(content), safe=check == "safe", trusted=frozenset())
-            except UnsafeArtifact:
-                raise
-            except Exception as exc:
-                raise SerializationError(
-                    f"{source} could not load as {fmt.name}: {type(exc).__name__}: {exc}; check the format, "
-                    "or register it unexamined with check=False (--no-check)"
-                ) from exc
+        if mode is not None:
+            obj = filecheck.check_file(fmt, content, source, mode, trusted_names, imports)
             if params is None:
                 checked_params = capture_params(obj)
-            imports = formats.scan_imports(fmt, io.BytesIO(content))  # the file's own imports, not a re-dump
             from registry.signatures import infer_signature
 
             input_signature = infer_signature(obj)
-        else:
-            with contextlib.suppress(SerializationError):  # unexamined, but its imports are still read
-                imports = formats.scan_imports(fmt, io.BytesIO(content))
 
         def write(file: IO[bytes]) -> None:
             file.write(content)
@@ -489,11 +483,7 @@ class Registry(FindingMixin):
         raises :class:`~registry.errors.SignatureNotFound` up front for a
         version that has none.
         """
-        if isinstance(trusted, str):
-            raise ValueError("trusted must be a list of 'module.name' strings, not a single string")
-        trusted_names = frozenset(trusted or ())
-        if not all(isinstance(name, str) for name in trusted_names):
-            raise ValueError("trusted must be a list of 'module.name' strings")
+        trusted_names = filecheck.trusted_names(trusted)
         mv = self.get(ref_or_name, version, alias)
         if validate and mv.input_signature is None:
             raise SignatureNotFound(mv.ref)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import pickle as P
 from pathlib import Path
+from typing import Any
 
+import joblib
+import pytest
 from click.testing import CliRunner
 from sklearn.linear_model import Ridge
 
@@ -62,3 +65,56 @@ def test_register_file_checks_safely_when_asked(reg: Registry, tmp_path: Path) -
     else:
         raise AssertionError("a safe check admitted posix.system")
     assert not mark.exists() and reg.models() == []
+
+
+def test_the_cli_refuses_both_check_flags_at_once(home: Path, tmp_path: Path) -> None:
+    artifact, mark = _sneaky_file(tmp_path)
+    result = _register(home, str(artifact), "--name", "sneaky", "--unsafe-check", "--no-check")
+    assert result.exit_code == 2 and "not both" in result.output and not mark.exists()
+
+
+@pytest.mark.parametrize("fmt", ["pickle", "joblib"])
+def test_a_clean_file_passes_the_safe_check_with_params_and_signature(
+    reg: Registry, tmp_path: Path, pipeline: Any, iris: Any, fmt: str
+) -> None:
+    path = tmp_path / f"model.{fmt}"
+    joblib.dump(pipeline, path) if fmt == "joblib" else path.write_bytes(P.dumps(pipeline))
+    mv = reg.register_file("pipe", path, format=fmt, check="safe")
+    assert mv.params["logisticregression__C"] == 0.5 and mv.input_signature is not None
+    assert "sklearn.pipeline.Pipeline" in mv.imports
+    X, _ = iris
+    assert (reg.load("pipe", safe=True).predict(X) == pipeline.predict(X)).all()
+
+
+class Box:
+    """A user's own class: not on the safe-loading policy."""
+
+    def __init__(self, content: Any) -> None:
+        self.content = content
+
+
+BOX = f"{Box.__module__}.{Box.__qualname__}"
+
+
+def test_the_safe_check_refuses_a_class_outside_the_policy_unless_trusted(reg: Registry, tmp_path: Path) -> None:
+    path = tmp_path / "box.pkl"
+    path.write_bytes(P.dumps(Box([1, 2])))
+    with pytest.raises(UnsafeArtifact) as refused:
+        reg.register_file("box", path, format="pickle", check="safe")
+    assert refused.value.global_name == BOX
+    assert "check='unsafe'" in str(refused.value)
+    assert reg.models() == []
+    mv = reg.register_file("box", path, format="pickle", check="safe", trusted=[BOX])
+    assert mv.imports == (BOX,)
+    assert reg.load("box", safe=True, trusted=[BOX]).content == [1, 2]
+
+
+def test_check_takes_only_the_documented_values(reg: Registry, tmp_path: Path) -> None:
+    path = tmp_path / "x.pkl"
+    path.write_bytes(P.dumps([1, 2]))
+    for wrong in ("yes", 1, None, "SAFE"):
+        with pytest.raises(ValueError, match="check must be"):
+            reg.register_file("x", path, format="pickle", check=wrong)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="single string"):
+        reg.register_file("x", path, format="pickle", check="safe", trusted="builtins.list")
+    assert reg.models() == []

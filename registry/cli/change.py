@@ -126,6 +126,13 @@ def delete(ctx: click.Context, ref: str, yes: bool) -> None:
     help="Prove the file works by loading it with pickle/joblib as they are: this RUNS ANY CODE IN THE FILE.",
 )
 @click.option("--no-check", is_flag=True, help="Store the file without loading it (its imports are still read).")
+@click.option(
+    "--trust",
+    "trusted",
+    multiple=True,
+    metavar="MODULE.NAME",
+    help="A global the safe check may import beyond the policy (repeatable); see `modelshelf policy`.",
+)
 @json_option
 @click.pass_context
 def register(
@@ -141,6 +148,7 @@ def register(
     parent: str | None,
     unsafe_check: bool,
     no_check: bool,
+    trusted: tuple[str, ...],
 ) -> None:
     """Register a model FILE made elsewhere, byte for byte.
 
@@ -165,13 +173,20 @@ def register(
             tags=parse_pairs(tag, "--tag"),
             description=description,
             alias=alias_name,
-            check=False if no_check else "unsafe" if unsafe_check else "safe",
+            check=_check_mode(unsafe_check, no_check),
             parent=parent,
+            trusted=trusted,
         )
     if wants_json(ctx):
         emit_json(version_json(mv))
     else:
         click.echo(f"registered {mv.ref} {mv.checksum}")
+
+
+def _check_mode(unsafe_check: bool, no_check: bool) -> bool | str:
+    if unsafe_check and no_check:
+        raise click.UsageError("give --unsafe-check or --no-check, not both")
+    return False if no_check else "unsafe" if unsafe_check else "safe"
 
 
 @cli.command()
