@@ -19,6 +19,7 @@ from functools import cache
 from typing import IO, Any
 
 from registry.formats.allowlist import safe_find_class
+from registry.formats.joblib_fast import load_joblib_unsafe as _load_joblib_unsafe
 
 
 def _global_name(obj: Any, name: str | None = None) -> str | None:
@@ -135,6 +136,4 @@ class JoblibFormat:
     def load(self, file: IO[bytes], *, safe: bool, trusted: Collection[str]) -> Any:
         if safe:
             return _joblib_safe_unpickler()(file, trusted).load()
-        import joblib
-
-        return joblib.load(file)
+        return _load_joblib_unsafe(file)
