@@ -254,6 +254,30 @@ def test_the_store_file_is_read_once_and_closed_before_anything_reads_the_artifa
     assert pickle.loads(data) == pickle.loads(again) == payload
 
 
+def test_fetch_writes_only_bytes_it_hashed_while_writing(reg: Registry, monkeypatch, tmp_path: Path) -> None:
+    """A rewrite of the blob while it is being copied out: the copy is refused and never appears."""
+    from registry.store import hashing
+
+    mv = reg.register("m", {"blob": os.urandom(3_000_000)}, format="pickle")
+    blob = reg._store.path_of(mv.digest)
+    original = hashing.HashingWriter.write
+
+    def write_then_rewrite(self: Any, data: Any) -> int:
+        written = original(self, data)
+        if self.size == written:  # after the first chunk, the rest of the file changes
+            os.chmod(blob, 0o644)
+            with open(blob, "r+b") as file:
+                file.seek(2_000_000)
+                file.write(b"tampered" * 1000)
+        return written
+
+    monkeypatch.setattr(hashing.HashingWriter, "write", write_then_rewrite)
+    destination = tmp_path / "out.pkl"
+    with pytest.raises(CorruptedArtifact):
+        reg.fetch("m", destination)
+    assert not destination.exists() and list(tmp_path.glob(".out.pkl*")) == []
+
+
 def test_a_fifo_planted_as_a_blob_is_refused_without_hanging(reg: Registry) -> None:
     mv = reg.register("m", {"v": 1}, format="pickle")
     blob = reg._store.path_of(mv.digest)

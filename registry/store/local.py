@@ -380,7 +380,9 @@ class LocalBlobStore:
         every write, every ``utime`` (restoring mtime) and every rename or
         link change moves it, and only root changing the system clock can
         fake it. If the identity differs in any way, the bytes in memory
-        are hashed. Raises :class:`CorruptedArtifact` when the blob is
+        are hashed. Blobs above :data:`IN_MEMORY_LIMIT` are read the same
+        way into an unlinked temporary file under ``tmp/`` instead of
+        anonymous memory (see :mod:`registry.store.buffer`). Raises :class:`CorruptedArtifact` when the blob is
         missing, is a link or not a regular file, has another size, ends
         early or has another digest.
         """
