@@ -396,3 +396,26 @@ def test_the_verified_reader_is_a_read_only_seekable_file() -> None:
     reader.close()
     with pytest.raises(ValueError, match="closed"):
         reader.read()
+
+
+def test_a_shape_claiming_more_bytes_than_the_buffer_holds_gets_no_view() -> None:
+    """A view never allocates; a wrapper announcing more data than follows is left to joblib's reader."""
+    from types import SimpleNamespace
+
+    from registry.formats.joblib_fast import array_view
+    from registry.store.buffer import VerifiedReader
+
+    memory = bytearray(b"\x0f" + b"\xff" * 15 + bytes(200_000))
+    reader = VerifiedReader(memory)
+    whole = reader.getbuffer()
+    address = np.frombuffer(whole, dtype=np.uint8).ctypes.data
+
+    def wrapper(rows: int) -> Any:
+        return SimpleNamespace(
+            dtype=np.dtype("<f8"), shape=(rows,), order="C", safe_get_numpy_array_alignment_bytes=lambda: 16
+        )
+
+    assert array_view(wrapper(10**12), reader, whole, address) is None and reader.tell() == 0
+    array = array_view(wrapper(25_000), reader, whole, address)
+    assert array is not None and array.shape == (25_000,) and reader.tell() == 16 + 200_000
+    assert not array.flags.owndata

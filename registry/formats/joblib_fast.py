@@ -59,39 +59,50 @@ def load_joblib_unsafe(file: IO[bytes]) -> Any:
     return _zero_copy_unpickler()(file, getbuffer()).load()
 
 
+def array_view(wrapper: Any, file: IO[bytes], whole: memoryview, address: int) -> Any:
+    """The array a joblib ``NumpyArrayWrapper`` announces, as a view of ``whole``; ``None`` to copy it instead.
+
+    ``file`` is positioned where joblib wrote the array (its padding byte
+    first); ``whole`` is the buffer ``file`` reads from and ``address`` the
+    memory address of its first byte. On success ``file`` is moved past the
+    array; on ``None`` it is left where it was, for joblib's own reader. A
+    view never allocates, and a shape that claims more bytes than the buffer
+    holds gets ``None`` (joblib's reader then reports the short read), so a
+    restricted loader can use this too without letting a shape amplify.
+    """
+    import numpy as np
+
+    dtype = wrapper.dtype
+    if dtype.hasobject or not dtype.isnative or wrapper.safe_get_numpy_array_alignment_bytes() is None:
+        return None
+    count = math.prod(int(extent) for extent in wrapper.shape)
+    nbytes = count * dtype.itemsize
+    if nbytes < ZERO_COPY_MIN_BYTES:
+        return None
+    start = file.tell()
+    padding = file.read(1)
+    offset = start + 1 + (padding[0] if padding else 0)
+    if not padding or offset + nbytes > len(whole) or (address + offset) % max(dtype.alignment, 1):
+        file.seek(start)
+        return None
+    array = np.frombuffer(whole, dtype=dtype, count=count, offset=offset)
+    array = array.reshape(wrapper.shape[::-1]).transpose() if wrapper.order == "F" else array.reshape(wrapper.shape)
+    file.seek(offset + nbytes)
+    return array
+
+
 @cache
 def _zero_copy_unpickler() -> type:
     """joblib's unpickler, reading large plain arrays as views of the buffer (built once, joblib imported late)."""
     import numpy as np
     from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
-    def view_of(wrapper: Any, unpickler: Any) -> Any:
-        """The array ``wrapper`` announces, as a view of the buffer; ``None`` to let joblib copy it."""
-        whole, dtype = unpickler.zero_copy_buffer, wrapper.dtype
-        if dtype.hasobject or not dtype.isnative or wrapper.safe_get_numpy_array_alignment_bytes() is None:
-            return None
-        count = math.prod(int(extent) for extent in wrapper.shape)
-        nbytes = count * dtype.itemsize
-        if nbytes < ZERO_COPY_MIN_BYTES:
-            return None
-        file = unpickler.file_handle
-        start = file.tell()
-        padding = file.read(1)
-        offset = start + 1 + (padding[0] if padding else 0)
-        misaligned = (unpickler.buffer_address + offset) % max(dtype.alignment, 1)
-        if not padding or offset + nbytes > len(whole) or misaligned:
-            file.seek(start)
-            return None
-        array = np.frombuffer(whole, dtype=dtype, count=count, offset=offset)
-        array = array.reshape(wrapper.shape[::-1]).transpose() if wrapper.order == "F" else array.reshape(wrapper.shape)
-        file.seek(offset + nbytes)
-        return array
-
     class ZeroCopyArrayWrapper(NumpyArrayWrapper):  # type: ignore[misc]
         """joblib's array wrapper, whose data is viewed in the buffer rather than read from the file."""
 
         def read_array(self, unpickler: Any, *args: Any, **kwargs: Any) -> Any:
-            array = view_of(self, unpickler)
+            whole, address = unpickler.zero_copy_buffer, unpickler.buffer_address
+            array = array_view(self, unpickler.file_handle, whole, address)
             return super().read_array(unpickler, *args, **kwargs) if array is None else array
 
     class ZeroCopyUnpickler(NumpyUnpickler):  # type: ignore[misc]
