@@ -13,12 +13,14 @@ pages is most of the cost of filling new memory, so a large buffer asks
 for transparent huge pages (``MADV_HUGEPAGE``: one fault per 2 MiB; about
 6x faster to fill 100 MB here) and a small one is pre-faulted in one call
 with ``MAP_POPULATE``, where the platform has them.
-Blobs above the store's in-memory limit (:func:`default_in_memory_limit`) go to an unlinked temporary file in the
-store's own ``tmp/`` directory, mapped the same way: still one read of the
-store's file, and the kernel may write those pages back to disk instead of
-holding them in RAM. No path leads to that file; only this process (and
-whoever may already inspect its memory, e.g. a debugger of the same user)
-can reach it.
+Blobs above the store's in-memory limit (:func:`default_in_memory_limit`)
+go to an unlinked temporary file in the store's own ``tmp/`` directory,
+its blocks reserved up front (a full disk is an ``OSError`` then, not a
+``SIGBUS`` in the middle of the read) and mapped into this process: still
+one read of the store's file, and the kernel may write those pages back to
+disk instead of holding them in RAM. No path leads to that file; only this
+process (and whoever may already inspect its memory, e.g. a debugger of the
+same user) can reach it.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def allocate(size: int, spill_dir: Path, in_memory_limit: int) -> mmap.mmap | by
 
     Up to ``in_memory_limit`` bytes it is anonymous memory; beyond, the pages
     of an unlinked temporary file created in ``spill_dir`` (which must have
-    room for it). An empty blob gets an empty ``bytearray``: a mapping
-    cannot be empty.
+    room for it; if it has not, ``OSError``). An empty blob gets an empty
+    ``bytearray``: a mapping cannot be empty.
     """
     if size == 0:
         return bytearray()
@@ -67,7 +69,10 @@ def allocate(size: int, spill_dir: Path, in_memory_limit: int) -> mmap.mmap | by
         return mmap.mmap(-1, size, flags=private | _POPULATE)
     spill_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=spill_dir) as file:  # unlinked at once (O_TMPFILE where available)
-        file.truncate(size)
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(file.fileno(), 0, size)
+        else:
+            file.truncate(size)
         return mmap.mmap(file.fileno(), size, access=mmap.ACCESS_WRITE)  # the mapping outlives the descriptor
 
 

@@ -390,7 +390,10 @@ class LocalBlobStore:
         with self._open(digest, size) as source:
             before = _identity(source)
             remembered = self._verified.get(before) == digest
-            memory = allocate(size, self._tmp, IN_MEMORY_LIMIT)
+            try:
+                memory = allocate(size, self._tmp, IN_MEMORY_LIMIT)
+            except OSError as exc:
+                raise self._failure(f"make room for a private copy of {size} bytes", exc) from exc
             actual = read_once(source, memory, hashing=not remembered)
             after = _identity(source)
         if actual is None and after != before:
