@@ -4,6 +4,7 @@
     python -m benchmarks --large    # adds the 1 GB model
     python -m benchmarks --quick    # smaller counts, for a smoke run
     python -m benchmarks --only search small     # some groups only (RESULTS.md keeps the others' rows)
+    python -m benchmarks --only load-budgets     # issue 11's one-read budgets for a ~100 MB forest
 
 Prints a table of medians and ratios, writes ``benchmarks/results.json`` and
 regenerates ``benchmarks/RESULTS.md`` (date and machine included). MLflow is
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.budgets import bench_load_budgets
 from benchmarks.search import bench_search
 
 HERE = Path(__file__).resolve().parent
@@ -397,6 +399,7 @@ GROUPS = {
     "cold": ("6 ",),
     "concurrency": ("7 ",),
     "search": ("8 ",),
+    "load-budgets": ("9 ",),
 }
 
 
@@ -435,6 +438,8 @@ def main() -> None:
             bench_concurrency(work, results, 10 if args.quick else 25)
         if "search" in run:
             bench_search(work, results, repeat, versions, median_ms)
+        if "load-budgets" in run:
+            bench_load_budgets(work, results, 20 if args.quick else 100, 3 if args.quick else 7)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.only:

@@ -560,8 +560,8 @@ class Registry(FindingMixin):
                 "install matching versions, or load without strict=True to accept the risk"
             )
         try:
-            # With a signing key the store is assumed writable by an adversary: load a private copy.
-            with self._store.open_verified(mv.digest, mv.size, private=self._signing_key is not None) as file:
+            # One read: the bytes hashed are the bytes unpickled, whoever can write the store meanwhile.
+            with self._store.open_verified(mv.digest, mv.size) as file:
                 if differences:
                     warnings.warn(
                         EnvironmentMismatchWarning(

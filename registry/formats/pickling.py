@@ -6,7 +6,9 @@ interpreter the safe loader runs — so ``mv.imports`` lists every global
 the bytes will import (nested object-array pickles included), not what a
 tracer thought it saved. At load time ``safe=True`` runs the restricted
 interpreter over the bytes; ``safe=False`` uses pickle or joblib as they
-are (:func:`_load_joblib_unsafe` is the one unsafe joblib call).
+are (:func:`~registry.formats.joblib_fast.load_joblib_unsafe` is the one unsafe
+joblib call: joblib's own unpickler, with large arrays as views of the
+verified buffer).
 
 The restricted load reads the whole stream once into a private buffer
 (or uses the caller's buffer through ``getbuffer()``, zero-copy), and
@@ -23,6 +25,7 @@ from typing import IO, Any
 
 from registry.formats.decompress import inflate
 from registry.formats.hooks import Budget
+from registry.formats.joblib_fast import load_joblib_unsafe as _load_joblib_unsafe
 from registry.formats.restricted import LoadHooks, ScanHooks, run
 
 
@@ -128,13 +131,6 @@ class PickleFormat:
             value, _, _ = run(_buffer(file), LoadHooks(trusted, inventory), container=False)
             return value
         return pickle.load(file)
-
-
-def _load_joblib_unsafe(file: IO[bytes]) -> Any:
-    """joblib's own loader: runs whatever the bytes say. Only for ``safe=False``."""
-    import joblib
-
-    return joblib.load(file)
 
 
 class JoblibFormat:

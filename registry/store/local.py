@@ -19,11 +19,11 @@ Invariants, and why:
   version that referenced them.
 * Writing bytes that already exist stores nothing new: the fresh copy is
   renamed over the old one (which also repairs a damaged file).
-* Reading verifies before anything is deserialized, in one of two modes
-  (see :meth:`LocalBlobStore.open_verified`): into a private copy, which no
-  rewrite of the store can touch, or through the file's own descriptor with
-  a per-process record of verified (inode, ctime) identities, which guards
-  against accidental damage at the cost of trusting ctime.
+* Reading is one read (see :meth:`LocalBlobStore.open_verified`): the file
+  is opened once (no link on the way, regular, of the recorded size), read
+  once into private memory, hashed there, and only that memory is handed
+  on. Nothing that is deserialized is ever read from the store's file after
+  the hash, with or without a signing key.
 * Digests are validated (64 lowercase hex) before they become paths.
 """
 
@@ -38,20 +38,21 @@ import re
 import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from registry.errors import CorruptedArtifact, StoreError
+from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
 from registry.store.hashing import HashingWriter
+from registry.store.reading import hash_memory, read_once
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _BUFFER = 1024 * 1024
-#: Artifacts up to this size are verified into memory; larger ones into an unlinked temporary file.
-IN_MEMORY_LIMIT = 64 * 1024 * 1024
+#: Artifacts up to this size are read into anonymous memory; larger ones into an unlinked temporary file.
+IN_MEMORY_LIMIT = default_in_memory_limit()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -62,9 +63,41 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _identity(file: IO[bytes]) -> tuple[int, ...]:
+def _identity(file: io.RawIOBase) -> tuple[int, ...]:
     info = os.fstat(file.fileno())
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_without_links(root: Path, parts: tuple[str, ...]) -> int:
+    """Open ``root/part/…/name`` for reading, refusing a symbolic link at any step below ``root``.
+
+    Each directory is opened relative to the one before (``openat`` with
+    ``O_NOFOLLOW``), so no link can be swapped in between a check and the
+    open. ``O_NONBLOCK`` keeps a FIFO planted under a blob's name from
+    blocking the open; the caller then refuses it as not a regular file.
+    Where the platform lacks ``dir_fd``, each step is checked with
+    ``lstat`` first (which leaves that race open).
+    """
+    flags = os.O_RDONLY | _NO_FOLLOW | getattr(os, "O_NONBLOCK", 0)
+    if os.open not in os.supports_dir_fd:
+        step = root
+        for part in parts[:-1]:
+            step = step / part
+            if step.is_symlink():
+                raise OSError(errno.ELOOP, "a directory of the store is a symbolic link")
+        return os.open(step / parts[-1], flags)
+    directory = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | _NO_FOLLOW | getattr(os, "O_DIRECTORY", 0), dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        return os.open(parts[-1], flags, dir_fd=directory)
+    finally:
+        os.close(directory)
 
 
 def check_digest(digest: object) -> str:
@@ -279,30 +312,42 @@ class LocalBlobStore:
         _fsync_dir(path.parent)
         return True
 
-    def _open(self, digest: str, size: int) -> IO[bytes]:
-        """Open a blob for reading after checking it is a regular file (no link) of the recorded size."""
+    def _open(self, digest: str, size: int) -> io.FileIO:
+        """Open a blob for reading after checking it is a regular file (no link) of the recorded size.
+
+        The file is unbuffered: its one reader reads straight into its own
+        memory, with no copy in between.
+        """
         path = self.path_of(digest)
         expected = f"sha256:{digest}"
         try:
-            if path.parent.is_symlink():
-                raise OSError(errno.ELOOP, "a directory of the store is a symbolic link")
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = _open_without_links(self.root, path.relative_to(self.root).parts)
         except FileNotFoundError:
             raise CorruptedArtifact(
                 f"the blob {expected} is missing from the store at {self.root}",
                 expected=expected,
             ) from None
         except OSError as exc:
-            if exc.errno != errno.ELOOP:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise self._failure("read a blob", exc) from exc
             raise CorruptedArtifact(
-                f"the blob {expected} at {path} is a symbolic link; modelshelf never writes links, "
+                f"the blob {expected} at {path} is, or lies under, a symbolic link or something else that is "
+                "not a directory; modelshelf never writes links, "
                 "so the store was tampered with: remove the link and restore the blob",
                 expected=expected,
                 actual="symbolic link",
             ) from None
-        file = open(fd, "rb", buffering=_BUFFER)
-        actual_size = os.fstat(fd).st_size
+        file = open(fd, "rb", buffering=0)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            file.close()
+            raise CorruptedArtifact(
+                f"the blob {expected} at {path} is not a regular file; the store was tampered with: "
+                "remove it and restore the blob",
+                expected=expected,
+                actual="not a regular file",
+            )
+        actual_size = info.st_size
         if actual_size != size:
             file.close()
             raise CorruptedArtifact(
@@ -313,48 +358,52 @@ class LocalBlobStore:
         return file
 
     @contextlib.contextmanager
-    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[IO[bytes]]:
-        """Yield the blob for reading, verified against ``digest``.
+    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[VerifiedReader]:
+        """Yield the blob's bytes, read once into private memory and verified there against ``digest``.
 
-        ``private=True`` (what a signing key asks for) hashes the bytes while
-        copying them where no other process can reach — memory up to
-        :data:`IN_MEMORY_LIMIT`, an unlinked temporary file beyond — and yields
-        only that copy: the deserializer reads exactly the verified bytes even
-        if someone with write access rewrites the store's file meanwhile.
+        The file is opened once (no symbolic link on the way, a regular
+        file of the recorded ``size``) and read once, each chunk hashed in
+        the memory it landed in; the SHA-256 is compared, and only then is
+        a read-only file object over that memory yielded (with
+        ``getbuffer()`` for zero-copy arrays). The file is closed before
+        anything reads the yielded object, so whatever rewrites the store's
+        file afterwards — another process, another machine on a shared
+        disk — cannot reach the deserializer. This holds with and without a
+        signing key: ``private`` is accepted for compatibility and ignored,
+        every read is private now.
 
-        ``private=False`` trades that for speed against accidental damage
-        (bit rot, partial copies, a wrong file): the file is hashed through
-        its descriptor and then read again from it, and this process
-        remembers the file's identity and change time (device, inode, size,
-        mtime and ctime in nanoseconds) as verified. A later load of a file
-        whose identity and change time are unchanged skips the hashing: any
-        write to a file changes its ctime, which only a clock change by root
-        can fake. Raises :class:`CorruptedArtifact` when the blob is missing,
-        is a link, has another size or another digest.
+        Repeated loads skip the hash (not the read) when this process
+        verified the same file before and its identity — device, inode,
+        size, mtime and ctime in nanoseconds — is unchanged both *before*
+        and *after* this read: the bytes in memory are then the bytes
+        verified before. The assumption is that ctime cannot be set back:
+        every write, every ``utime`` (restoring mtime) and every rename or
+        link change moves it, and only root changing the system clock can
+        fake it. If the identity differs in any way, the bytes in memory
+        are hashed. Blobs above :data:`IN_MEMORY_LIMIT` are read the same
+        way into an unlinked temporary file under ``tmp/`` instead of
+        anonymous memory (see :mod:`registry.store.buffer`). Raises :class:`CorruptedArtifact` when the blob is
+        missing, is a link or not a regular file, has another size, ends
+        early or has another digest.
         """
+        del private  # every read is private; kept so existing callers do not break
         with self._open(digest, size) as source:
-            if private:
-                with self._private_copy(size) as copy:
-                    writer = HashingWriter(copy, lambda exc: self._failure("copy a blob for verification", exc))
-                    shutil.copyfileobj(source, writer, _BUFFER)  # type: ignore[misc]
-                    self._check(digest, writer.hexdigest)
-                    copy.seek(0)
-                    yield copy
-                return
-            identity = _identity(source)
-            if self._verified.get(identity) != digest:
-                self._check(digest, hashlib.file_digest(source, "sha256").hexdigest())
-                # The content must not have moved while hashed. ctime is left out of this check: another
-                # process renaming an identical copy over this name changes the link count, hence ctime.
-                if _identity(source)[:4] != identity[:4]:
-                    raise CorruptedArtifact(
-                        f"the blob sha256:{digest} changed while it was being verified",
-                        expected=f"sha256:{digest}",
-                        actual="changed during verification",
-                    )
-                self._verified[identity] = digest
-                source.seek(0)
-            yield source
+            before = _identity(source)
+            remembered = self._verified.get(before) == digest
+            try:
+                memory = allocate(size, self._tmp, IN_MEMORY_LIMIT)
+            except OSError as exc:
+                raise self._failure(f"make room for a private copy of {size} bytes", exc) from exc
+            actual = read_once(source, memory, hashing=not remembered)
+            after = _identity(source)
+        if actual is None and after != before:
+            actual = hash_memory(memory)  # the file changed during this read: the shortcut does not apply
+        if actual is not None:
+            self._check(digest, actual)
+        if after == before:
+            self._verified[after] = digest
+        with VerifiedReader(memory) as reader:
+            yield reader
 
     @staticmethod
     def _check(digest: str, actual: str) -> None:
@@ -364,12 +413,3 @@ class LocalBlobStore:
                 expected=f"sha256:{digest}",
                 actual=f"sha256:{actual}",
             )
-
-    @contextlib.contextmanager
-    def _private_copy(self, size: int) -> Iterator[IO[bytes]]:
-        if size <= IN_MEMORY_LIMIT:
-            yield io.BytesIO()
-            return
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=self._tmp) as file:  # unlinked at once: no path leads to it
-            yield file  # type: ignore[misc]

@@ -16,7 +16,9 @@ verification and publishing rules do not change with the backend:
   downloaded into a temporary file, and moved into the cache only if they
   match the catalog's digest; the cache never keeps unverified bytes. Two
   processes fetching one blob each download to their own temporary file and
-  rename atomically. Loads then verify the cached file as a local store does.
+  rename atomically. Loads then read the cached file once into private
+  memory and verify it there, as a local store does (the cache is as
+  writable by others as a local store, and gets the same one-read rule).
 * Credentials come from the usual mechanisms of each service (for S3:
   environment variables, ``~/.aws``, instance roles; ``AWS_ENDPOINT_URL``
   for S3-compatible servers); nothing secret is stored in the catalog.
@@ -35,6 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from registry.errors import CorruptedArtifact, StoreError
+from registry.store.buffer import VerifiedReader
 from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
 
 #: Transfers at least this large report progress to :data:`progress_reporter`, when one is set.
@@ -230,7 +233,8 @@ class RemoteBlobStore:
             staged.publish()
 
     @contextlib.contextmanager
-    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[IO[bytes]]:
+    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[VerifiedReader]:
+        """The blob, downloaded into the verified cache if needed, then read once from it like a local blob."""
         self._fetch(digest, size)
         with self.cache.open_verified(digest, size, private=private) as file:
             yield file

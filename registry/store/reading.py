@@ -1,0 +1,76 @@
+"""One read of a blob: its bytes land in private memory and are hashed there, never read again.
+
+The SHA-256 is computed over the very memory the deserializer will read,
+chunk by chunk as each chunk arrives from the file, so no rewrite of the
+file at any moment can separate "the bytes that were checked" from "the
+bytes that are used". For large blobs a helper thread hashes chunk *k*
+while chunk *k + 1* is being read (both release the GIL), so the first
+load costs about the longer of reading and hashing, not their sum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mmap
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from registry.errors import CorruptedArtifact
+
+#: Bytes read (and hashed) per step.
+CHUNK = 4 * 1024 * 1024
+#: Blobs at least this large are hashed on a helper thread while the next chunk is read.
+OVERLAP_THRESHOLD = 2 * CHUNK
+
+
+def _sha256() -> Any:
+    """A fresh SHA-256; one function so a test can count how often a load really hashes."""
+    return hashlib.sha256()
+
+
+def hash_memory(memory: mmap.mmap | bytearray) -> str:
+    """The SHA-256 of bytes already in memory (a load whose file changed while it was read)."""
+    sha = _sha256()
+    sha.update(memory)
+    return str(sha.hexdigest())
+
+
+def read_once(source: io.RawIOBase, memory: mmap.mmap | bytearray, *, hashing: bool) -> str | None:
+    """Fill ``memory`` from ``source`` (at its start) in one pass; return the SHA-256 of ``memory``.
+
+    With ``hashing=False`` (a file this process verified and that did not
+    change, see ``LocalBlobStore.open_verified``) nothing is hashed and
+    ``None`` is returned. A file shorter than ``memory`` — truncated while
+    it was read — is :class:`CorruptedArtifact`.
+    """
+    view = memoryview(memory)
+    size = len(view)
+    sha = _sha256() if hashing else None
+    helper = ThreadPoolExecutor(1, thread_name_prefix="modelshelf-hash") if sha and size >= OVERLAP_THRESHOLD else None
+    pending: Future[None] | None = None
+    offset = 0
+    try:
+        while offset < size:
+            count = source.readinto(view[offset : offset + CHUNK])
+            if not count:
+                raise CorruptedArtifact(
+                    f"the blob ended after {offset} of its {size} bytes while it was read; "
+                    "something truncated it (run `modelshelf verify`)",
+                    actual=f"{offset} bytes",
+                )
+            if sha is not None:
+                chunk = view[offset : offset + count]
+                if helper is None:
+                    sha.update(chunk)
+                else:
+                    if pending is not None:
+                        pending.result()  # keep the hash in order: chunk k is done before k + 1 starts
+                    pending = helper.submit(sha.update, chunk)
+            offset += count
+        if pending is not None:
+            pending.result()
+    finally:
+        if helper is not None:
+            helper.shutdown(wait=True)
+    return None if sha is None else str(sha.hexdigest())
