@@ -13,11 +13,11 @@ Each register also records the version's lineage (git commit, script, user,
 host, training-data fingerprint, parent) and input signature, and every
 change appends to the audit trail in its own transaction.
 
-Read path (``load``): catalog row → digest and size → the blob hashed
-through the descriptor that is then unpickled → compared with the catalog →
-environment check → deserialize. Every load goes through
+Read path (``load``): catalog row → digest and size → the blob read once
+into private memory and hashed there → compared with the catalog →
+environment check → deserialize that memory. Every load goes through
 :meth:`Registry._load_version`; nothing is unpickled before its checksum
-has been verified.
+has been verified, and nothing is read from the store after it.
 """
 
 from __future__ import annotations
