@@ -14,7 +14,10 @@ version, never by reading ``max(version)`` first:
 * ``UNIQUE(model_id, version)`` is the safety net should anything else go wrong.
 
 Every change also appends its audit events (:mod:`registry.catalog.audit`)
-in the same transaction, so the trail records exactly what was committed.
+in the same transaction, so the trail records exactly what was committed,
+and then reseals the model's state (:mod:`registry.catalog.sealing`): with
+the signing key after checking that the state it changes is the sealed one,
+without it by marking the state unsealed.
 
 Freeing a blob and publishing one happen under a lock on the blob's row
 (see :mod:`registry.catalog.schema`), through callbacks, so this module never
@@ -32,6 +35,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from registry.catalog.audit import Actor, EventLog
 from registry.catalog.engine import write_transaction
+from registry.catalog.inventory import import_rows
 from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
 from registry.catalog.schema import (
     AliasRow,
@@ -42,8 +46,10 @@ from registry.catalog.schema import (
     ModelRow,
     ParamValueRow,
     TagRow,
+    VersionImportRow,
     VersionRow,
 )
+from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
 from registry.catalog.sql import insert_ignore, upsert
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
@@ -59,6 +65,7 @@ _LATEST = LatestMetricRow.__table__
 _ALIASES = AliasRow.__table__
 _PARAM_VALUES = ParamValueRow.__table__
 _LINEAGE = LineageRow.__table__
+_VERSION_IMPORTS = VersionImportRow.__table__
 
 
 # Built once and reused with bound parameters (see reads.py for why).
@@ -72,6 +79,7 @@ _INSERT_TAGS = insert(_TAGS)
 _INSERT_METRICS = insert(_METRICS)
 _INSERT_PARAM_VALUES = insert(_PARAM_VALUES)
 _INSERT_LINEAGE = insert(_LINEAGE)
+_INSERT_VERSION_IMPORTS = insert(_VERSION_IMPORTS)
 _LOCK_MODEL = select(_MODELS.c.id).where(_MODELS.c.id == bindparam("model_id")).with_for_update()
 _ALIAS_TARGET = (
     select(_VERSIONS.c.version)
@@ -115,12 +123,55 @@ class NewVersion:
 class Catalog(CatalogReads):
     """Model metadata in a SQL database: the queries plus every write; safe to share between threads.
 
-    ``actor`` is who the audit trail says made the changes (set by the registry).
+    ``actor`` is who the audit trail says made the changes (set by the registry);
+    ``key`` (see :class:`CatalogReads`) also seals every change.
     """
 
     actor: Actor = Actor()
 
     # -- writes ------------------------------------------------------------
+
+    def _events(self) -> EventLog:
+        return EventLog(self.actor, self.key)
+
+    def _guard(self, connection: Connection, name: str) -> None:
+        """With a key, refuse to change a model whose rows are not its sealed state (call it under the lock).
+
+        Resealing on top of someone else's edit would launder it into a
+        valid seal; refusing keeps the edit visible until it is undone or
+        deliberately adopted (:meth:`seal_state`).
+        """
+        if self.key is None:
+            return
+        verdict = check_state(connection, self.key, name, with_metrics=True)
+        if verdict is not None:
+            verdict.raise_if_untrusted()
+
+    def _finish(self, connection: Connection, events: EventLog) -> None:
+        """Append the transaction's events, then reseal (or, without a key, unseal) every model they touch."""
+        for name in sorted(events.write(connection)):
+            reseal(connection, self.key, self._model_id(connection, name), name)
+
+    def seal_state(self, name: str) -> int:
+        """Adopt ``name``'s current state under the key, as an audited ``state.seal`` event; return its seq.
+
+        This is the one way to make a keyed reader accept a model that was
+        written without the key (or before sealing existed), so whoever
+        runs it vouches for the state as it is: it is recorded with their
+        user and host, and what it replaced (``old``).
+        """
+        if self.key is None:
+            raise ValueError("sealing needs the signing key: set MODELSHELF_SIGNING_KEY or pass signing_key=")
+        with write_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            now = self._lock_model(connection, model_id)
+            verdict = check_state(connection, self.key, name, with_metrics=True)
+            assert verdict is not None
+            events = self._events()
+            was = {"seq": verdict.seq, "problem": verdict.problem}
+            events.add("state.seal", name, None, at=now, old=was, new={"seq": verdict.seq + 1})
+            self._finish(connection, events)
+            return verdict.seq + 1
 
     def _lock_model(self, connection: Connection, model_id: int) -> datetime:
         """Serialize the changes of one model on server databases (SQLite holds the write lock already).
@@ -210,9 +261,13 @@ class Catalog(CatalogReads):
         with write_transaction(self.engine) as connection:
             if len(batch) > 1:
                 self._lock_in_order(connection, [new for new, _ in batch])
-            events = EventLog(self.actor)
+            if self.key is not None:  # models first, in name order, as every writer takes them
+                for name in sorted({new.name for new, _ in batch}):
+                    self._lock_model(connection, self._ensure_model(connection, name, utcnow()))
+                    self._guard(connection, name)
+            events = self._events()
             added = [self._add(connection, events, new, publish, sign) for new, publish in batch]
-            events.write(connection)
+            self._finish(connection, events)
             return added
 
     def _lock_in_order(self, connection: Connection, news: list[NewVersion]) -> None:
@@ -290,6 +345,8 @@ class Catalog(CatalogReads):
         ).inserted_primary_key[0]
         if new.params:
             connection.execute(_INSERT_PARAM_VALUES, param_rows(version_id, new.params))
+        if new.imports:
+            connection.execute(_INSERT_VERSION_IMPORTS, import_rows(version_id, new.imports))
         if lineage is not None:
             connection.execute(_INSERT_LINEAGE, _lineage_row(version_id, lineage, parent_id))
         registered: dict[str, Any] = {"checksum": CHECKSUM_PREFIX + new.digest, "format": new.format}
@@ -330,45 +387,49 @@ class Catalog(CatalogReads):
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
+            self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
-            events = EventLog(self.actor)
+            events = self._events()
             self._point_alias(connection, events, (name, model_id, row.id, version), alias, now)
-            events.write(connection)
+            self._finish(connection, events)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
 
     def delete_alias(self, name: str, alias: str) -> None:
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
+            self._guard(connection, name)
             before = connection.execute(_ALIAS_TARGET, {"model_id": model_id, "alias": alias}).scalar()
             if before is None:
                 raise AliasNotFound(name, alias)
             connection.execute(delete(_ALIASES).where(_ALIASES.c.model_id == model_id, _ALIASES.c.alias == alias))
-            events = EventLog(self.actor)
+            events = self._events()
             events.add("alias.delete", name, before, at=now, alias=alias, old=before)
-            events.write(connection)
+            self._finish(connection, events)
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None) -> None:
         with write_transaction(self.engine) as connection:
             now = self._lock_model(connection, self._model_id(connection, name))
+            self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
             self._record_metrics(connection, row.id, metrics, step, now)
-            events = EventLog(self.actor)
+            events = self._events()
             events.add("metrics.log", name, version, at=now, new={"metrics": metrics, "step": step})
-            events.write(connection)
+            self._finish(connection, events)
 
     def delete_version(self, name: str, version: int) -> tuple[str, int]:
         """Mark a version deleted and drop its aliases; return its blob's digest and size."""
         with write_transaction(self.engine) as connection:
             now = self._lock_model(connection, self._model_id(connection, name))
+            self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
-            events = EventLog(self.actor)
+            events = self._events()
             for alias in sorted(connection.execute(_ALIASES_OF_VERSION, {"version_id": row.id}).scalars()):
                 events.add("alias.delete", name, version, at=now, alias=alias, old=version)
             connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=now))
             connection.execute(delete(_ALIASES).where(_ALIASES.c.version_id == row.id))
             events.add("version.delete", name, version, at=now, old={"checksum": CHECKSUM_PREFIX + row.blob_digest})
-            events.write(connection)
+            self._finish(connection, events)
             return row.blob_digest, row.size
 
     def free_blob_if_unreferenced(self, digest: str, size: int, delete_blob: Callable[[str], bool]) -> bool:
@@ -394,6 +455,7 @@ class Catalog(CatalogReads):
         """Set (overwrite) ``tags`` and remove the ``remove`` keys of one live version; return it."""
         with write_transaction(self.engine) as connection:
             now = self._lock_model(connection, self._model_id(connection, name))
+            self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
             keys = [*tags, *remove]
             before = dict(
@@ -403,9 +465,9 @@ class Catalog(CatalogReads):
             )
             old = {key: before.get(key) for key in keys if before.get(key) != tags.get(key)}
             if old:
-                events = EventLog(self.actor)
+                events = self._events()
                 events.add("tags.set", name, version, at=now, old=old, new={key: tags.get(key) for key in old})
-                events.write(connection)
+                self._finish(connection, events)
             if remove:
                 connection.execute(delete(_TAGS).where(_TAGS.c.version_id == row.id, _TAGS.c.key.in_(remove)))
             if tags:
