@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from registry import fingerprint, formats, lineage, maintenance, signing
-from registry.freshness import StateMemory
 from registry.catalog import Actor, Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.domain import (
@@ -54,6 +53,7 @@ from registry.errors import (
     UntrustedArtifact,
 )
 from registry.finding import FindingMixin
+from registry.freshness import StateMemory
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.store import StagedBlob, default_cache_dir, open_store
@@ -419,8 +419,12 @@ class Registry(FindingMixin):
         and sizes, which is fast on thousands of versions. ``report.ok`` is
         false when any version is missing or damaged; unreferenced blobs and
         stale temporary files are listed too, as waste for :meth:`gc`.
+
+        The catalog's trust is checked too: every audit-trail chain, and with
+        a signing key every model's sealed state (aliases, deletions, latest,
+        metrics) and every version's signature.
         """
-        return maintenance.verify(self._catalog, self._store, deep=bool(deep))
+        return maintenance.verify(self._catalog, self._store, deep=bool(deep), key=self._signing_key)
 
     def gc(self, dry_run: bool = True, *, min_age: float = maintenance.DEFAULT_MIN_AGE) -> GcReport:
         """Remove blobs that no live version references and stale temporary files.

@@ -41,9 +41,7 @@ def importing_query(base: Select[Any]) -> Select[Any]:
     The ``IN`` over ``version_imports.name`` is answered by its index; the
     alias test is an ``EXISTS`` on the aliases' own index.
     """
-    matching = select(VersionImportRow.version_id).where(
-        VersionImportRow.name.in_(bindparam("names", expanding=True))
-    )
+    matching = select(VersionImportRow.version_id).where(VersionImportRow.name.in_(bindparam("names", expanding=True)))
     aliased = exists().where(AliasRow.version_id == VersionRow.id)
     return base.where(VersionRow.id.in_(matching)).order_by(case((aliased, 0), else_=1), *base_order(base))
 

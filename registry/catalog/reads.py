@@ -33,6 +33,7 @@ from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import AliasRow, LatestMetricRow, LineageRow, MetricRow, ModelRow, TagRow, VersionRow
 from registry.catalog.sealing import check_state
 from registry.catalog.search import PARENT, PARENT_MODEL, search_statement
+from registry.catalog.verification import Finding, index_findings, state_findings, trail_findings
 from registry.domain import (
     CHECKSUM_PREFIX,
     AliasPeriod,
@@ -369,9 +370,9 @@ class CatalogReads:
         if not wanted:
             return []
         with read_transaction(self.engine) as connection:
-            rows = connection.execute(importing_query(FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))), {
-                "names": wanted
-            }).all()
+            rows = connection.execute(
+                importing_query(FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))), {"names": wanted}
+            ).all()
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
 
@@ -405,6 +406,23 @@ class CatalogReads:
                 .order_by(ModelRow.name, VersionRow.version)
             )
             return [(f"{name}:{version}", digest, size) for name, version, digest, size in rows]
+
+    def live_versions(self) -> list[ModelVersion]:
+        """Every live version of every model, by name and version, *without* checking seals (for ``verify``)."""
+        with read_transaction(self.engine) as connection:
+            query = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None)).order_by(ModelRow.name, VersionRow.version)
+            rows = connection.execute(query).all()
+            details = self._details_of(connection, [row.id for row in rows])
+            return [self._to_model_version(row, details) for row in rows]
+
+    def trust_findings(self) -> list[Finding]:
+        """Broken event chains, seals that do not match (with a key) and a stale imports index, in one snapshot."""
+        with read_transaction(self.engine) as connection:
+            found = list(trail_findings(connection, self.key))
+            if self.key is not None:
+                found.extend(state_findings(connection, self.key))
+            found.extend(index_findings(connection))
+            return found
 
     def schema_problems(self, deep: bool) -> list[str]:
         """Differences between the catalog's tables and the schema this code expects (and, deep, corruption)."""

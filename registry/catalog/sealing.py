@@ -69,7 +69,9 @@ _IDENTITY = CatalogIdentityRow.__table__
 _CATALOG_ID = select(_IDENTITY.c.id).where(_IDENTITY.c.slot == 1)
 _MODELS = ModelRow.__table__
 _UNSEAL = (
-    update(_MODELS).where(_MODELS.c.id == bindparam("model_id")).values(state_seq=_MODELS.c.state_seq + 1, state_seal=None)
+    update(_MODELS)
+    .where(_MODELS.c.id == bindparam("model_id"))
+    .values(state_seq=_MODELS.c.state_seq + 1, state_seal=None)
 )
 
 
@@ -219,7 +221,9 @@ def differences(sealed: ModelState, actual: ModelState) -> list[str]:
         if before == now:
             continue
         if before is None:
-            found.append(f"alias {alias!r} points at version {now} but was not set when sealed (set outside modelshelf)")
+            found.append(
+                f"alias {alias!r} points at version {now} but was not set when sealed (set outside modelshelf)"
+            )
         elif now is None:
             found.append(f"alias {alias!r} was removed outside modelshelf (sealed pointing at version {before})")
         else:

@@ -8,7 +8,7 @@ best, log), ``change`` (write, move between registries) and ``admin``
 
 from __future__ import annotations
 
-from registry.cli import admin, browse, change, find  # noqa: F401  (they add their commands to the group)
+from registry.cli import admin, audit, browse, change, find  # noqa: F401  (they add their commands to the group)
 from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_USAGE, cli
 
 __all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]

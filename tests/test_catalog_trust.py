@@ -1,0 +1,288 @@
+"""Authenticated catalog state: what decides which bytes are served cannot be changed by SQL alone.
+
+Each attack plays someone who can write the catalog database (here with
+``sqlite3`` on the file, as any SQL client could) but does not hold the
+signing key. With the key every one is refused at ``get``/``load`` with
+:class:`UntrustedArtifact` and reported by ``verify``; on the code before
+sealing each of them was served.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from registry import Registry, UntrustedArtifact
+from registry.cli import cli
+
+KEY = "catalog-trust-key-of-at-least-32-bytes"
+NOW = "2026-06-01 00:00:00.000000"
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The client's rollback memory lives in its cache: each test gets its own, never the user's."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def keyed(home: Path) -> Iterator[Registry]:
+    """m:1 acc .5, m:2 acc .9 @production, m:3 acc .7 (latest), m:4 deleted (revoked)."""
+    with Registry(home, signing_key=KEY) as reg:
+        reg.register("m", {"v": 1}, format="pickle", metrics={"acc": 0.5})
+        reg.register("m", {"v": 2}, format="pickle", metrics={"acc": 0.9}, alias="production")
+        reg.register("m", {"v": 3}, format="pickle", metrics={"acc": 0.7})
+        reg.register("m", {"v": 4}, format="pickle", metrics={"acc": 0.1})
+        reg.delete_version("m", 4)
+        yield reg
+
+
+def sql(home: Path, *statements: str) -> None:
+    with sqlite3.connect(home / "catalog.db") as db:
+        for statement in statements:
+            db.execute(statement)
+
+
+def version_id(number: int) -> str:
+    return f"(SELECT id FROM versions WHERE version = {number})"
+
+
+#: name → (the SQL of the attack, a lookup that it would redirect, what the refusal must say)
+ATTACKS: dict[str, tuple[list[str], Callable[[Registry], object], str]] = {
+    "alias moved to an old version": (
+        [f"UPDATE aliases SET version_id = {version_id(1)} WHERE alias = 'production'"],
+        lambda reg: reg.load("m@production"),
+        "alias 'production' points at version 1 but was sealed pointing at version 2",
+    ),
+    "delete rolls latest back": (
+        [f"UPDATE versions SET deleted_at = '{NOW}' WHERE version = 3"],
+        lambda reg: reg.load("m"),
+        "version 3 is deleted but was live when sealed",
+    ),
+    "revoked version brought back": (
+        ["UPDATE versions SET deleted_at = NULL WHERE version = 4"],
+        lambda reg: reg.load("m:4"),
+        "version 4 was deleted when sealed but is live again",
+    ),
+    "un-delete makes it latest": (
+        ["UPDATE versions SET deleted_at = NULL WHERE version = 4"],
+        lambda reg: reg.get("m"),
+        "un-deleted outside modelshelf",
+    ),
+    "metrics raised so best() picks another version": (
+        [f"UPDATE latest_metrics SET value = 0.99 WHERE version_id = {version_id(1)}"],
+        lambda reg: reg.best("m", "acc"),
+        "latest metrics differ from the sealed ones",
+    ),
+    "metrics row removed so best() skips the real best": (
+        [f"DELETE FROM latest_metrics WHERE version_id = {version_id(2)}"],
+        lambda reg: reg.best("m", "acc"),
+        "latest metrics differ",
+    ),
+    "import inventory rewritten": (
+        ["UPDATE versions SET imports = '[\"builtins.eval\"]' WHERE version = 2"],
+        lambda reg: reg.get("m:2"),
+        "signature that does not match its catalog entry",
+    ),
+    "alias pointed by forging a whole new alias row": (
+        [
+            "INSERT INTO aliases (model_id, alias, version_id, updated_at)"
+            f" VALUES (1, 'staging', {version_id(1)}, '{NOW}')"
+        ],
+        lambda reg: reg.load("m@staging"),
+        "alias 'staging' points at version 1 but was not set when sealed",
+    ),
+    "event of the trail removed": (
+        ["DELETE FROM events WHERE id = (SELECT MAX(id) FROM events)"],
+        lambda reg: reg.load("m:1"),
+        "audit trail does not end with the sealed event",
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_each_catalog_tamper_is_refused_with_the_key_and_reported_by_verify(
+    keyed: Registry, home: Path, attack: str
+) -> None:
+    statements, lookup, message = ATTACKS[attack]
+    sql(home, *statements)
+    with pytest.raises(UntrustedArtifact, match=message):
+        lookup(keyed)
+    report = keyed.verify(deep=False)
+    assert not report.ok
+    assert {p.kind for p in report.problems} & {"state_mismatch", "signature_mismatch"}
+
+
+def test_without_tampering_every_keyed_lookup_answers(keyed: Registry) -> None:
+    """The control: the same lookups as the attacks, on the untouched catalog."""
+    assert keyed.load("m@production") == {"v": 2}
+    assert keyed.get("m").version == 3
+    assert keyed.best("m", "acc").version == 2
+    assert keyed.load("m:2") == {"v": 2}
+    assert keyed.verify().ok, keyed.verify().problems
+
+
+def test_the_import_inventory_rewrite_is_refused_at_load_too(keyed: Registry, home: Path) -> None:
+    sql(home, 'UPDATE versions SET imports = \'["builtins.dict", "posix.system"]\' WHERE version = 2')
+    with pytest.raises(UntrustedArtifact, match="m:2 has a signature that does not match"):
+        keyed.load("m@production")
+    (problem,) = [p for p in keyed.verify(deep=False).problems if p.kind == "signature_mismatch"]
+    assert problem.ref == "m:2"
+
+
+def test_a_change_by_a_client_without_the_key_is_refused_until_sealed(keyed: Registry, home: Path) -> None:
+    with Registry(home) as plain:  # a legitimate client that simply lacks the key
+        plain.set_alias("m", "production", 1)
+        assert plain.get("m@production").version == 1
+    with pytest.raises(UntrustedArtifact, match="changed by a client without the signing key.*modelshelf seal m"):
+        keyed.get("m@production")
+    assert "state_unsealed" in {p.kind for p in keyed.verify(deep=False).problems}
+    with pytest.raises(UntrustedArtifact, match="without the signing key"):
+        keyed.set_alias("m", "production", 2)  # a keyed writer never reseals someone else's change
+    keyed.seal("m")
+    assert keyed.get("m@production").version == 1
+    seal_event = keyed.events("m")[-1]
+    assert seal_event.action == "state.seal" and seal_event.old["problem"] == "state_unsealed"
+    assert seal_event.user is not None
+    assert keyed.verify(deep=False).ok
+
+
+def test_a_forged_seal_is_refused(keyed: Registry, home: Path) -> None:
+    """The attacker moves the alias and writes a matching plain-text state; the MAC gives them away."""
+    with sqlite3.connect(home / "catalog.db") as db:
+        (state,) = db.execute("SELECT state FROM models WHERE name = 'm'").fetchone()
+        forged = json.loads(state)
+        forged["aliases"]["production"] = 1
+        db.execute(f"UPDATE aliases SET version_id = {version_id(1)}")
+        db.execute("UPDATE models SET state = ?", (json.dumps(forged),))
+    with pytest.raises(UntrustedArtifact, match="does not verify under this signing key"):
+        keyed.load("m@production")
+
+
+def test_legitimate_changes_with_the_key_keep_loading(home: Path, knn) -> None:
+    with Registry(home, signing_key=KEY) as reg:
+        reg.register("m", knn, metrics={"acc": 0.8}, alias="production")
+        reg.register("m", knn, metrics={"acc": 0.9})
+        reg.set_alias("m", "production", 2)
+        reg.set_alias("m", "staging", 1)
+        reg.delete_alias("m", "staging")
+        reg.log_metrics("m", 1, {"acc": 0.95}, step=2)
+        reg.set_tags("m", 1, {"team": "cv"})
+        reg.register("m", knn)
+        reg.delete_version("m", 3)
+        assert reg.best("m", "acc").version == 1
+        assert reg.get("m").version == 2
+        assert reg.load("m@production").predict([[5.1, 3.5, 1.4, 0.2]])[0] == 0
+        assert [mv.version for mv in reg.search("m", where="tags.team = 'cv'")] == [1]
+        assert [mv.version for mv in reg.search(where="metrics.acc > 0.5")] == [1, 2]
+        assert reg.verify().ok, reg.verify().problems
+    with Registry(home, signing_key=KEY) as again:  # another client, same key
+        assert again.get("m@production").version == 2
+
+
+def test_a_catalog_rolled_back_to_an_earlier_copy_is_refused(keyed: Registry, home: Path, own_cache: Path) -> None:
+    """Every seal in the old copy verifies: only the client's memory of a newer state catches it."""
+    old = home.parent / "old-catalog.db"
+    with sqlite3.connect(home / "catalog.db") as live, sqlite3.connect(old) as copy:
+        live.backup(copy)
+    keyed.set_alias("m", "production", 1)  # say version 2 was revoked from production
+    assert keyed.get("m@production").version == 1  # this client has now seen the newer state
+    with sqlite3.connect(old) as copy, sqlite3.connect(home / "catalog.db") as live:
+        copy.backup(live)  # the attacker restores the backup
+    with Registry(home, signing_key=KEY) as reg:
+        with pytest.raises(UntrustedArtifact, match="rolled back.*remove .*catalog-state"):
+            reg.load("m@production")
+    shutil.rmtree(own_cache / "catalog-state")  # the rollback was deliberate: forget the newer state
+    with Registry(home, signing_key=KEY) as reg:
+        assert reg.load("m@production") == {"v": 2}
+
+
+def test_a_catalog_from_before_sealing_must_be_sealed_explicitly(home: Path) -> None:
+    with Registry(home) as plain:
+        plain.register("m", {"v": 1}, format="pickle")
+    with Registry(home, signing_key=KEY) as reg:
+        with pytest.raises(UntrustedArtifact, match="never been sealed.*modelshelf seal m"):
+            reg.get("m")
+        assert "state_unsealed" in {p.kind for p in reg.verify(deep=False).problems}
+        reg.seal("m")
+        assert reg.get("m").version == 1
+        with pytest.raises(UntrustedArtifact, match="no signature"):
+            reg.load("m")  # sealing adopts which version is served, not unsigned bytes
+
+
+# -- without a key: the unkeyed chain makes accidental damage visible ---------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE events SET new = '1' WHERE action = 'alias.set'",
+        "DELETE FROM events WHERE id = (SELECT MIN(id) FROM events)",
+        "UPDATE events SET user_name = 'someone-else' WHERE id = 2",
+    ],
+    ids=["edited", "removed from the start", "actor rewritten"],
+)
+def test_without_a_key_verify_shows_an_edited_trail(home: Path, damage: str) -> None:
+    with Registry(home) as reg:
+        reg.register("m", {"v": 1}, format="pickle")
+        reg.register("m", {"v": 2}, format="pickle", alias="production")
+        reg.register("m", {"v": 3}, format="pickle")
+        assert reg.verify(deep=False).ok
+        sql(home, damage)
+        problems = [p for p in reg.verify(deep=False).problems if p.kind == "trail_broken"]
+        assert len(problems) == 1 and "'m'" in problems[0].detail
+        assert not reg.verify(deep=False).ok
+
+
+# -- audit --deny: the imports index ---------------------------------------------
+
+
+def test_versions_importing_lists_aliased_versions_first_from_the_index(home: Path, knn, pipeline) -> None:
+    with Registry(home) as reg:
+        reg.register("a", knn)
+        reg.register("b", knn, alias="production")
+        reg.register("c", pipeline)
+        reg.register("d", {"plain": 1}, format="pickle")
+        knn_class = "sklearn.neighbors._classification.KNeighborsClassifier"
+        assert knn_class in reg.get("a").imports
+        assert [mv.ref for mv in reg.versions_importing([knn_class])] == ["b:1", "a:1"]
+        assert reg.versions_importing(["posix.system"]) == []
+        sql(home, f"UPDATE version_imports SET name = 'x' WHERE version_id = {version_id(1)} AND name = '{knn_class}'")
+        assert "inventory_index" in {p.kind for p in reg.verify(deep=False).problems}
+
+
+def test_audit_deny_command_exits_3_when_a_version_imports_a_denied_global(home: Path, knn) -> None:
+    with Registry(home) as reg:
+        reg.register("a", knn, alias="production")
+        reg.register("d", {"plain": 1}, format="pickle")
+    knn_class = "sklearn.neighbors._classification.KNeighborsClassifier"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--home", str(home), "audit", "--deny", f"posix.system,{knn_class}", "--json"])
+    assert result.exit_code == 3, result.output
+    data = json.loads(result.output)
+    assert [v["ref"] for v in data["versions"]] == ["a:1"]
+    assert data["versions"][0]["denied_imports"] == [knn_class]
+    result = runner.invoke(cli, ["--home", str(home), "audit", "--deny", "posix.system"])
+    assert result.exit_code == 0 and "ok: no live version imports posix.system" in result.output
+
+
+def test_seal_command_adopts_a_model_with_the_key(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Registry(home) as plain:
+        plain.register("m", {"v": 1}, format="pickle")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--home", str(home), "seal", "m"])
+    assert result.exit_code == 2 and "signing key" in result.output
+    monkeypatch.setenv("MODELSHELF_SIGNING_KEY", KEY)
+    result = runner.invoke(cli, ["--home", str(home), "show", "m"])
+    assert result.exit_code == 3 and "modelshelf seal m" in result.output
+    result = runner.invoke(cli, ["--home", str(home), "seal", "m"])
+    assert result.exit_code == 0 and "sealed m" in result.output
+    assert runner.invoke(cli, ["--home", str(home), "show", "m"]).exit_code == 0
