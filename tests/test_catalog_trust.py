@@ -329,3 +329,16 @@ def test_sealing_and_tampering_on_every_engine(engine_url: str, tmp_path: Path) 
         assert "state_mismatch" in kinds and "trail_broken" not in kinds
     with Registry(catalog=engine_url, store=tmp_path / "store") as plain:
         assert not {p.kind for p in plain.verify(deep=False).problems} & {"trail_broken", "inventory_index"}
+
+
+def test_export_and_import_between_keyed_registries_keep_loading(keyed: Registry, tmp_path: Path) -> None:
+    from registry.transfer import export_bundle, import_bundle
+
+    bundle = tmp_path / "bundle.tar"
+    export_bundle(keyed, ["m@production", "m:3"], bundle)
+    with Registry(tmp_path / "target", signing_key=KEY) as target:
+        import_bundle(target, bundle)
+        loaded = sorted((target.load(mv.ref)["v"], mv.metrics["acc"]) for mv in target.versions("m"))
+        assert loaded == [(2, 0.9), (3, 0.7)]
+        assert target.load(target.best("m", "acc").ref) == {"v": 2}
+        assert target.verify().ok, target.verify().problems
