@@ -254,23 +254,23 @@ def _unsealed_message(name: str, never: bool) -> str:
     else:
         why = "was changed by a client without the signing key since it was last sealed"
     return (
-        f"model {name!r} {why}: which versions its references serve cannot be trusted, so nothing was served. "
-        f"Check its trail (`modelshelf log {name}`), then adopt its current state with `{SEAL_COMMAND} {name}` "
-        "(Registry.seal) holding the key"
+        f"model {name!r} {why}: which versions its references serve cannot be trusted, so it was refused "
+        f"(nothing served or changed). Check its trail (`modelshelf log {name}`), then adopt its current state "
+        f"with `{SEAL_COMMAND} {name}` (Registry.seal) holding the key"
     )
 
 
 def _forged_message(name: str) -> str:
     return (
         f"the sealed state of model {name!r} does not verify under this signing key: it was edited outside "
-        "modelshelf, or another key sealed it; nothing was served. Restore the catalog from a backup, or if you "
-        f"trust its current state, adopt it with `{SEAL_COMMAND} {name}` holding the key"
+        "modelshelf, or another key sealed it; nothing was served or changed. Restore the catalog from a backup, "
+        f"or if you trust its current state, adopt it with `{SEAL_COMMAND} {name}` holding the key"
     )
 
 
 def _mismatch_message(name: str, changes: list[str]) -> str:
     return (
         f"the catalog state of model {name!r} does not match its seal: {'; '.join(changes)}. It was changed "
-        "outside modelshelf (by SQL); nothing was served. Undo the change or restore the catalog from a backup "
-        f"(`modelshelf verify` lists every such problem), or adopt it with `{SEAL_COMMAND} {name}`"
+        "outside modelshelf (by SQL); nothing was served or changed. Undo the change or restore the catalog from "
+        f"a backup (`modelshelf verify` lists every such problem), or adopt it with `{SEAL_COMMAND} {name}`"
     )
