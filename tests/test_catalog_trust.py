@@ -167,8 +167,10 @@ def test_a_forged_seal_is_refused(keyed: Registry, home: Path) -> None:
         keyed.load("m@production")
 
 
-def test_legitimate_changes_with_the_key_keep_loading(home: Path, knn) -> None:
+def test_legitimate_changes_with_the_key_keep_loading(home: Path, knn, pipeline) -> None:
     with Registry(home, signing_key=KEY) as reg:
+        reg.register("p", pipeline, params=None)  # captured params (nested, tuples, floats) signed and read back
+        assert reg.load("p", safe=True).predict([[5.1, 3.5, 1.4, 0.2]])[0] == 0
         reg.register("m", knn, metrics={"acc": 0.8}, alias="production")
         reg.register("m", knn, metrics={"acc": 0.9})
         reg.set_alias("m", "production", 2)
@@ -342,3 +344,28 @@ def test_export_and_import_between_keyed_registries_keep_loading(keyed: Registry
         assert loaded == [(2, 0.9), (3, 0.7)]
         assert target.load(target.best("m", "acc").ref) == {"v": 2}
         assert target.verify().ok, target.verify().problems
+
+
+def test_keyed_writers_in_parallel_keep_every_model_sealed(engine_url: str, tmp_path: Path) -> None:
+    """Writers of one model serialize on its row; of different models they do not wait on each other's seal."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        try:
+            with Registry(catalog=engine_url, store=tmp_path / "store", signing_key=KEY) as reg:
+                for number in range(4):
+                    reg.register(name, {"n": number}, format="pickle", alias="production")
+        except BaseException as exc:  # reported below, with the thread's traceback
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in ("a", "a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    with Registry(catalog=engine_url, store=tmp_path / "store", signing_key=KEY) as reg:
+        assert [reg.get(f"{name}@production").version for name in "abc"] == [8, 4, 4]
+        assert reg.verify(deep=False).ok, reg.verify(deep=False).problems

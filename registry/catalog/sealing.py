@@ -137,7 +137,9 @@ def catalog_id(connection: Connection, create: bool = False) -> str | None:
     if found is None and create:
         now = datetime.now(UTC)
         insert_ignore(connection, _IDENTITY, [{"slot": 1, "id": uuid.uuid4().hex, "created_at": now}], ["slot"])
-        found = connection.execute(_CATALOG_ID).scalar_one()
+        # A locking read: under MariaDB's repeatable read a plain one could miss the row another writer just
+        # committed (its snapshot is older); a shared lock reads the latest and blocks no other reader.
+        found = connection.execute(_CATALOG_ID.with_for_update(read=True)).scalar_one()
     return found
 
 
