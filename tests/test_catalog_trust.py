@@ -35,12 +35,16 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def keyed(home: Path) -> Iterator[Registry]:
-    """m:1 acc .5, m:2 acc .9 @production, m:3 acc .7 (latest), m:4 deleted (revoked)."""
+    """m:1 acc .5, m:2 acc .9 @production, m:3 acc .7 (latest), m:4 deleted (revoked).
+
+    m:4 has m:1's bytes, so its blob outlives the deletion: bringing it back
+    by SQL would serve it (the attacker could as well restore a blob).
+    """
     with Registry(home, signing_key=KEY) as reg:
         reg.register("m", {"v": 1}, format="pickle", metrics={"acc": 0.5})
         reg.register("m", {"v": 2}, format="pickle", metrics={"acc": 0.9}, alias="production")
         reg.register("m", {"v": 3}, format="pickle", metrics={"acc": 0.7})
-        reg.register("m", {"v": 4}, format="pickle", metrics={"acc": 0.1})
+        reg.register("m", {"v": 1}, format="pickle", metrics={"acc": 0.1})
         reg.delete_version("m", 4)
         yield reg
 
@@ -369,3 +373,23 @@ def test_keyed_writers_in_parallel_keep_every_model_sealed(engine_url: str, tmp_
     with Registry(catalog=engine_url, store=tmp_path / "store", signing_key=KEY) as reg:
         assert [reg.get(f"{name}@production").version for name in "abc"] == [8, 4, 4]
         assert reg.verify(deep=False).ok, reg.verify(deep=False).problems
+
+
+def test_an_edited_event_behind_the_head_is_reported_by_verify_with_the_key(keyed: Registry, home: Path) -> None:
+    """History rewritten (who registered m:1) while the head is left alone: the keyed links give it away."""
+    sql(home, "UPDATE events SET user_name = 'mallory' WHERE id = 1")
+    problems = [p for p in keyed.verify(deep=False).problems if p.kind == "trail_broken"]
+    assert len(problems) == 1 and "event #1" in problems[0].detail
+
+
+def test_a_v1_signature_still_loads_and_is_reported_as_legacy(keyed: Registry, home: Path) -> None:
+    """Versions signed before v2 keep their identity check; verify says their inventory is not covered."""
+    from registry import signing
+
+    one = keyed.get("m:1")
+    legacy = signing.sign(KEY.encode(), "m", 1, one.format, one.checksum)
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("UPDATE versions SET signature = ? WHERE version = 1", (legacy,))
+    assert keyed.load("m:1") == {"v": 1}
+    report = keyed.verify(deep=False)
+    assert [(p.kind, p.ref) for p in report.problems] == [("legacy_signature", "m:1")] and report.ok
