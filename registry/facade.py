@@ -13,7 +13,9 @@ Each register also records the version's lineage (git commit, script, user,
 host, training-data fingerprint, parent) and input signature, and every
 change appends to the audit trail in its own transaction.
 
-Read path (``load``): catalog row → digest and size → the blob hashed
+Read path (``load``): with a signing key, the model's sealed state checked
+against its rows and against the newest state this client has seen → catalog
+row → its signature → digest and size → the blob hashed
 through the descriptor that is then unpickled → compared with the catalog →
 environment check → deserialize. Every load goes through
 :meth:`Registry._load_version`; nothing is unpickled before its checksum
@@ -105,7 +107,11 @@ class Registry(FindingMixin):
     parts of ``home``. An older catalog schema is only migrated when
     ``upgrade=True`` (otherwise :class:`~registry.errors.SchemaVersionError`
     says what to run). With ``signing_key`` (or ``$MODELSHELF_SIGNING_KEY``)
-    new versions are signed and ``load`` refuses unsigned or forged ones.
+    new versions are signed and ``load`` refuses unsigned or forged ones;
+    every change also seals the model's state (aliases, deletions, latest,
+    metrics, audit trail), and every lookup refuses a model whose rows no
+    longer match their seal, or whose seal is older than one this client has
+    seen (a catalog rolled back): see :meth:`seal` and :meth:`verify`.
     """
 
     def __init__(

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from registry.catalog.audit import HEAD_QUERY
 from registry.catalog.chain import canonical_json
@@ -53,7 +53,12 @@ SEAL_COMMAND = "modelshelf seal"
 _MODEL_STATE = select(
     ModelRow.id, ModelRow.last_version, ModelRow.state_seq, ModelRow.state, ModelRow.state_seal
 ).where(ModelRow.name == bindparam("name"))
-_VERSION_STATES = select(VersionRow.version, VersionRow.deleted_at).where(VersionRow.model_id == bindparam("model_id"))
+_LIVE_SUMMARY = select(func.max(VersionRow.version), func.count()).where(
+    VersionRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_(None)
+)
+_DELETED = select(VersionRow.version).where(
+    VersionRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_not(None)
+)
 _ALIAS_MAP = (
     select(AliasRow.alias, VersionRow.version)
     .join(VersionRow, VersionRow.id == AliasRow.version_id)
@@ -147,10 +152,8 @@ def read_state(
     connection: Connection, model_id: int, name: str, seq: int, last_version: int, *, with_metrics: bool
 ) -> ModelState:
     """The model's state as its rows say now (the metrics digest only ``with_metrics``)."""
-    live: list[int] = []
-    deleted: list[int] = []
-    for number, deleted_at in connection.execute(_VERSION_STATES, {"model_id": model_id}):
-        (live if deleted_at is None else deleted).append(number)
+    latest, live = connection.execute(_LIVE_SUMMARY, {"model_id": model_id}).one()
+    deleted = connection.execute(_DELETED, {"model_id": model_id}).scalars().all()
     aliases = {alias: number for alias, number in connection.execute(_ALIAS_MAP, {"model_id": model_id})}
     digest = None
     if with_metrics:
@@ -160,8 +163,8 @@ def read_state(
         seq=seq,
         head=connection.execute(HEAD_QUERY, {"model": name}).scalar(),
         last_version=last_version,
-        latest=max(live) if live else None,
-        live=len(live),
+        latest=latest,
+        live=live,
         deleted=tuple(sorted(deleted)),
         aliases=aliases,
         metrics=digest,
