@@ -253,6 +253,7 @@ FATAL_PROBLEMS = frozenset(
         "trail_broken",
         "state_unsealed",
         "state_mismatch",
+        "rolled_back",
         "signature_mismatch",
         "unsigned",
         "inventory_index",
@@ -269,6 +270,7 @@ class Problem:
     ``trail_broken`` (the audit trail was edited), ``inventory_index``, and
     with a signing key ``state_unsealed``, ``state_mismatch`` (a model's
     aliases, deletions, latest or metrics are not its sealed state),
+    ``rolled_back`` (its sealed state is older than one this client saw),
     ``signature_mismatch``, ``unsigned`` (fatal: a version cannot be trusted,
     or the catalog is damaged); or ``legacy_signature`` (a v1 signature, which
     does not cover the import inventory), ``orphan_blob``, ``stale_temp``

@@ -206,6 +206,7 @@ def test_a_catalog_rolled_back_to_an_earlier_copy_is_refused(keyed: Registry, ho
     with Registry(home, signing_key=KEY) as reg:
         with pytest.raises(UntrustedArtifact, match="rolled back.*remove .*catalog-state"):
             reg.load("m@production")
+        assert "rolled_back" in {p.kind for p in reg.verify(deep=False).problems}
     shutil.rmtree(own_cache / "catalog-state")  # the rollback was deliberate: forget the newer state
     with Registry(home, signing_key=KEY) as reg:
         assert reg.load("m@production") == {"v": 2}

@@ -420,7 +420,7 @@ class CatalogReads:
         with read_transaction(self.engine) as connection:
             found = list(trail_findings(connection, self.key))
             if self.key is not None:
-                found.extend(state_findings(connection, self.key))
+                found.extend(state_findings(connection, self.key, self.state_seen))
             found.extend(index_findings(connection))
             return found
 

@@ -8,13 +8,15 @@ load. Each finding is ``(kind, detail, ref)``:
   Checked with or without a key for unkeyed links; keyed links need the key.
 * ``state_unsealed`` / ``state_mismatch`` (with a key only) — a model whose
   rows are not its sealed state (see :mod:`registry.catalog.sealing`).
+* ``rolled_back`` (with a key) — a model's sealed state is older than one
+  this client has seen (:mod:`registry.freshness`).
 * ``inventory_index`` — ``version_imports`` disagrees with a version's
   recorded inventory, so ``audit --deny`` would answer wrongly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Connection, select
 
@@ -22,6 +24,7 @@ from registry.catalog.chain import check_link
 from registry.catalog.inventory import index_name
 from registry.catalog.schema import EventRow, ModelRow, VersionImportRow, VersionRow
 from registry.catalog.sealing import check_state
+from registry.errors import UntrustedArtifact
 
 Finding = tuple[str, str, str | None]
 
@@ -60,12 +63,21 @@ def trail_findings(connection: Connection, key: bytes | None) -> Iterator[Findin
         previous[model] = row["link"]
 
 
-def state_findings(connection: Connection, key: bytes) -> Iterator[Finding]:
-    """Every model whose rows are not its sealed state under ``key``."""
+def state_findings(
+    connection: Connection, key: bytes, observe: Callable[[str | None, str, int], None] | None = None
+) -> Iterator[Finding]:
+    """Every model whose rows are not its sealed state under ``key``, or (``observe``) older than one seen."""
     for (name,) in connection.execute(select(ModelRow.name).order_by(ModelRow.name)):
         verdict = check_state(connection, key, name, with_metrics=True)
-        if verdict is not None and verdict.problem is not None:
+        if verdict is None:
+            continue
+        if verdict.problem is not None:
             yield verdict.problem, verdict.detail, None
+        elif observe is not None:
+            try:
+                observe(verdict.catalog_id, name, verdict.seq)
+            except UntrustedArtifact as exc:
+                yield "rolled_back", str(exc), None
 
 
 def index_findings(connection: Connection) -> Iterator[Finding]:
