@@ -251,6 +251,7 @@ FATAL_PROBLEMS = frozenset(
         "checksum_mismatch",
         "schema",
         "trail_broken",
+        "trail_mismatch",
         "state_unsealed",
         "state_mismatch",
         "rolled_back",
@@ -267,7 +268,8 @@ class Problem:
     """One finding of :meth:`Registry.verify`.
 
     ``kind`` is one of ``missing_blob``, ``checksum_mismatch``, ``schema``,
-    ``trail_broken`` (the audit trail was edited), ``inventory_index``, and
+    ``trail_broken`` (the audit trail was edited), ``trail_mismatch`` (an
+    alias or deletion the trail does not tell of), ``inventory_index``, and
     with a signing key ``state_unsealed``, ``state_mismatch`` (a model's
     aliases, deletions, latest or metrics are not its sealed state),
     ``rolled_back`` (its sealed state is older than one this client saw),

@@ -249,6 +249,28 @@ def test_without_a_key_verify_shows_an_edited_trail(home: Path, damage: str) -> 
         assert not reg.verify(deep=False).ok
 
 
+@pytest.mark.parametrize(
+    ("edit", "what"),
+    [
+        (f"UPDATE aliases SET version_id = {version_id(1)}", "alias 'production' of 'm' points at version 1"),
+        (f"UPDATE versions SET deleted_at = '{NOW}' WHERE version = 3", "has no deletion of it"),
+        ("UPDATE versions SET deleted_at = NULL WHERE version = 2", "but is live again"),
+    ],
+    ids=["alias moved", "deleted", "un-deleted"],
+)
+def test_without_a_key_verify_shows_a_change_the_trail_does_not_tell_of(home: Path, edit: str, what: str) -> None:
+    """The alias move by SQL that left no audit event: the trail and the tables no longer agree."""
+    with Registry(home) as reg:
+        reg.register("m", {"v": 1}, format="pickle")
+        reg.register("m", {"v": 2}, format="pickle", alias="production")
+        reg.delete_version("m", 2)
+        reg.register("m", {"v": 3}, format="pickle", alias="production")
+        assert reg.verify(deep=False).ok
+        sql(home, edit)
+        (problem,) = [p for p in reg.verify(deep=False).problems if p.kind == "trail_mismatch"]
+        assert what in problem.detail and not reg.verify(deep=False).ok
+
+
 # -- audit --deny: the imports index ---------------------------------------------
 
 

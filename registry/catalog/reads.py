@@ -33,7 +33,13 @@ from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import AliasRow, LatestMetricRow, LineageRow, MetricRow, ModelRow, TagRow, VersionRow
 from registry.catalog.sealing import check_state
 from registry.catalog.search import PARENT, PARENT_MODEL, search_statement
-from registry.catalog.verification import Finding, index_findings, state_findings, trail_findings
+from registry.catalog.verification import (
+    Finding,
+    index_findings,
+    state_findings,
+    told_findings,
+    trail_findings,
+)
 from registry.domain import (
     CHECKSUM_PREFIX,
     AliasPeriod,
@@ -419,6 +425,7 @@ class CatalogReads:
         """Broken event chains, seals that do not match (with a key) and a stale imports index, in one snapshot."""
         with read_transaction(self.engine) as connection:
             found = list(trail_findings(connection, self.key))
+            found.extend(told_findings(connection))
             if self.key is not None:
                 found.extend(state_findings(connection, self.key, self.state_seen))
             found.extend(index_findings(connection))

@@ -8,6 +8,10 @@ load. Each finding is ``(kind, detail, ref)``:
   Checked with or without a key for unkeyed links; keyed links need the key.
 * ``state_unsealed`` / ``state_mismatch`` (with a key only) — a model whose
   rows are not its sealed state (see :mod:`registry.catalog.sealing`).
+* ``trail_mismatch`` — an alias or a deletion that the trail does not tell
+  of (an alias moved, a version deleted or un-deleted by SQL, leaving no
+  event). Checked with or without a key: without one it catches the edits
+  that did not also forge events.
 * ``rolled_back`` (with a key) — a model's sealed state is older than one
   this client has seen (:mod:`registry.freshness`).
 * ``inventory_index`` — ``version_imports`` disagrees with a version's
@@ -22,7 +26,7 @@ from sqlalchemy import Connection, select
 
 from registry.catalog.chain import check_link
 from registry.catalog.inventory import index_name
-from registry.catalog.schema import EventRow, ModelRow, VersionImportRow, VersionRow
+from registry.catalog.schema import AliasRow, EventRow, ModelRow, VersionImportRow, VersionRow
 from registry.catalog.sealing import check_state
 from registry.errors import UntrustedArtifact
 
@@ -61,6 +65,54 @@ def trail_findings(connection: Connection, key: bytes | None) -> Iterator[Findin
                 None,
             )
         previous[model] = row["link"]
+
+
+_ALIAS_ACTIONS = ("alias.set", "alias.move", "alias.delete")
+
+
+def told_findings(connection: Connection) -> Iterator[Finding]:
+    """Every alias and deletion that differs from what the trail's events say it should be."""
+    told_aliases: dict[tuple[str, str], int | None] = {}
+    told_deleted: set[tuple[str, int]] = set()
+    events = select(EventRow.model, EventRow.action, EventRow.alias, EventRow.version, EventRow.new).where(
+        EventRow.action.in_((*_ALIAS_ACTIONS, "version.delete"))
+    )
+    for model, action, alias, version, new in connection.execute(events.order_by(EventRow.id)):
+        if action == "version.delete":
+            told_deleted.add((model, version))
+        elif alias is not None:
+            told_aliases[(model, alias)] = None if action == "alias.delete" else new
+    actual_aliases = {
+        (model, alias): version
+        for model, alias, version in connection.execute(
+            select(ModelRow.name, AliasRow.alias, VersionRow.version)
+            .join(AliasRow, AliasRow.model_id == ModelRow.id)
+            .join(VersionRow, VersionRow.id == AliasRow.version_id)
+        )
+    }
+    for model, alias in sorted(set(told_aliases) | set(actual_aliases)):
+        told, actual = told_aliases.get((model, alias)), actual_aliases.get((model, alias))
+        if told != actual:
+            said = "removed it" if told is None else f"set it to version {told}"
+            now = "is not set" if actual is None else f"points at version {actual}"
+            yield (
+                "trail_mismatch",
+                f"alias {alias!r} of {model!r} {now}, but the audit trail last {said}: it was changed outside "
+                "modelshelf",
+                None,
+            )
+    deleted = {
+        (model, version)
+        for model, version in connection.execute(
+            select(ModelRow.name, VersionRow.version)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .where(VersionRow.deleted_at.is_not(None))
+        )
+    }
+    for model, version in sorted(deleted - told_deleted):
+        yield "trail_mismatch", "is deleted, but the audit trail has no deletion of it", f"{model}:{version}"
+    for model, version in sorted(told_deleted - deleted):
+        yield "trail_mismatch", "was deleted, says the audit trail, but is live again", f"{model}:{version}"
 
 
 def state_findings(
