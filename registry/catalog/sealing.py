@@ -33,15 +33,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, literal, null, select, union_all, update
 
-from registry.catalog.audit import HEAD_QUERY
 from registry.catalog.chain import canonical_json
-from registry.catalog.schema import AliasRow, CatalogIdentityRow, LatestMetricRow, ModelRow, VersionRow
+from registry.catalog.schema import AliasRow, CatalogIdentityRow, EventRow, LatestMetricRow, ModelRow, VersionRow
 from registry.catalog.sql import insert_ignore
 from registry.errors import UntrustedArtifact
 
@@ -50,19 +49,34 @@ _DOMAIN = b"modelshelf-state-v1"
 #: The command that adopts a model's current state under the key, named in every refusal.
 SEAL_COMMAND = "modelshelf seal"
 
+_IDENTITY = CatalogIdentityRow.__table__
+_CATALOG_ID = select(_IDENTITY.c.id).where(_IDENTITY.c.slot == 1)
+_LIVE = (VersionRow.model_id == ModelRow.id) & VersionRow.deleted_at.is_(None)
+# One round trip for the model's row and every scalar of its state (each subquery on an index), and one
+# for its deleted versions and aliases: a keyed lookup pays two queries more than an unkeyed one.
 _MODEL_STATE = select(
-    ModelRow.id, ModelRow.last_version, ModelRow.state_seq, ModelRow.state, ModelRow.state_seal
+    ModelRow.id,
+    ModelRow.last_version,
+    ModelRow.state_seq,
+    ModelRow.state,
+    ModelRow.state_seal,
+    _CATALOG_ID.scalar_subquery().label("catalog"),
+    select(func.max(VersionRow.version)).where(_LIVE).scalar_subquery().label("latest"),
+    select(func.count()).select_from(VersionRow).where(_LIVE).scalar_subquery().label("live"),
+    select(EventRow.link)
+    .where(EventRow.model == ModelRow.name)
+    .order_by(EventRow.id.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("head"),
 ).where(ModelRow.name == bindparam("name"))
-_LIVE_SUMMARY = select(func.max(VersionRow.version), func.count()).where(
-    VersionRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_(None)
-)
-_DELETED = select(VersionRow.version).where(
-    VersionRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_not(None)
-)
-_ALIAS_MAP = (
-    select(AliasRow.alias, VersionRow.version)
+_DELETED_AND_ALIASES = union_all(
+    select(literal("d"), VersionRow.version, null()).where(
+        VersionRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_not(None)
+    ),
+    select(literal("a"), VersionRow.version, AliasRow.alias)
     .join(VersionRow, VersionRow.id == AliasRow.version_id)
-    .where(AliasRow.model_id == bindparam("model_id"))
+    .where(AliasRow.model_id == bindparam("model_id")),
 )
 _LATEST_METRICS = (
     select(VersionRow.version, LatestMetricRow.key, LatestMetricRow.value)
@@ -70,8 +84,6 @@ _LATEST_METRICS = (
     .where(VersionRow.model_id == bindparam("model_id"))
     .order_by(VersionRow.version, LatestMetricRow.key)
 )
-_IDENTITY = CatalogIdentityRow.__table__
-_CATALOG_ID = select(_IDENTITY.c.id).where(_IDENTITY.c.slot == 1)
 _MODELS = ModelRow.__table__
 _UNSEAL = (
     update(_MODELS)
@@ -148,23 +160,25 @@ def catalog_id(connection: Connection, create: bool = False) -> str | None:
     return found
 
 
-def read_state(
-    connection: Connection, model_id: int, name: str, seq: int, last_version: int, *, with_metrics: bool
-) -> ModelState:
-    """The model's state as its rows say now (the metrics digest only ``with_metrics``)."""
-    latest, live = connection.execute(_LIVE_SUMMARY, {"model_id": model_id}).one()
-    deleted = connection.execute(_DELETED, {"model_id": model_id}).scalars().all()
-    aliases = {alias: number for alias, number in connection.execute(_ALIAS_MAP, {"model_id": model_id})}
+def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics: bool) -> ModelState:
+    """The model's state as its rows say now, from its ``_MODEL_STATE`` row (metrics only ``with_metrics``)."""
+    deleted: list[int] = []
+    aliases: dict[str, int] = {}
+    for kind, number, alias in connection.execute(_DELETED_AND_ALIASES, {"model_id": row.id}):
+        if kind == "d":
+            deleted.append(number)
+        else:
+            aliases[alias] = number
     digest = None
     if with_metrics:
-        rows = connection.execute(_LATEST_METRICS, {"model_id": model_id}).all()
+        rows = connection.execute(_LATEST_METRICS, {"model_id": row.id}).all()
         digest = hashlib.sha256(canonical_json([[v, k, repr(float(x))] for v, k, x in rows]).encode()).hexdigest()
     return ModelState(
-        seq=seq,
-        head=connection.execute(HEAD_QUERY, {"model": name}).scalar(),
-        last_version=last_version,
-        latest=latest,
-        live=live,
+        seq=row.state_seq,
+        head=row.head,
+        last_version=row.last_version,
+        latest=row.latest,
+        live=row.live,
         deleted=tuple(sorted(deleted)),
         aliases=aliases,
         metrics=digest,
@@ -182,8 +196,8 @@ def check_state(connection: Connection, key: bytes, name: str, *, with_metrics: 
     row = connection.execute(_MODEL_STATE, {"name": name}).first()
     if row is None:
         return None
-    catalog = catalog_id(connection)
-    actual = read_state(connection, row.id, name, row.state_seq, row.last_version, with_metrics=with_metrics)
+    catalog = row.catalog
+    actual = read_state(connection, row, name, with_metrics=with_metrics)
     if row.state_seal is None:
         if row.state is None and actual.last_version == 0 and actual.head is None:
             return Verdict(name, catalog, row.state_seq)  # created, nothing registered yet: nothing to protect
@@ -207,10 +221,10 @@ def reseal(connection: Connection, key: bytes | None, model_id: int, name: str) 
     if key is None:
         connection.execute(_UNSEAL, {"model_id": model_id})
         return
-    row = connection.execute(_MODEL_STATE, {"name": name}).one()
     catalog = catalog_id(connection, create=True)
     assert catalog is not None
-    state = read_state(connection, model_id, name, row.state_seq + 1, row.last_version, with_metrics=True)
+    state = read_state(connection, connection.execute(_MODEL_STATE, {"name": name}).one(), name, with_metrics=True)
+    state = replace(state, seq=state.seq + 1)
     connection.execute(
         update(_MODELS)
         .where(_MODELS.c.id == model_id)
