@@ -416,3 +416,15 @@ def test_a_v1_signature_still_loads_and_is_reported_as_legacy(keyed: Registry, h
     assert keyed.load("m:1") == {"v": 1}
     report = keyed.verify(deep=False)
     assert [(p.kind, p.ref) for p in report.problems] == [("legacy_signature", "m:1")] and report.ok
+
+
+def test_a_keyed_write_after_a_metric_edit_does_not_seal_the_edit(keyed: Registry, home: Path) -> None:
+    """Writers do not re-read every metric; the sealed digest moves only by what they wrote, so the edit stays."""
+    sql(home, f"UPDATE latest_metrics SET value = 0.99 WHERE version_id = {version_id(1)}")
+    keyed.set_alias("m", "staging", 3)
+    keyed.log_metrics("m", 3, {"acc": 0.75})
+    keyed.register("m", {"v": 5}, format="pickle", metrics={"acc": 0.2})
+    with pytest.raises(UntrustedArtifact, match="latest metrics differ"):
+        keyed.best("m", "acc")
+    sql(home, f"UPDATE latest_metrics SET value = 0.5 WHERE version_id = {version_id(1)}")  # undone
+    assert keyed.best("m", "acc").version == 2 and keyed.verify(deep=False).ok

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 
-from registry.catalog.chain import next_link
+from registry.catalog.chain import metric_term, next_link
 from registry.catalog.schema import EventRow
 from registry.domain import AliasPeriod, Event
 
@@ -73,6 +73,17 @@ class EventLog:
         self._actor = actor
         self._key = key
         self._rows: list[dict[str, Any]] = []
+        self._metric_deltas: dict[str, int] = {}
+
+    def tally_metrics(
+        self, model: str, removed: list[tuple[int, str, float]], added: list[tuple[int, str, float]]
+    ) -> None:
+        """Note latest-metric values this transaction replaces and writes: the seal's digest moves by them."""
+        delta = sum(map(metric_term, added)) - sum(map(metric_term, removed))
+        self._metric_deltas[model] = self._metric_deltas.get(model, 0) + delta
+
+    def metric_delta(self, model: str) -> int:
+        return self._metric_deltas.get(model, 0)
 
     def add(
         self,

@@ -91,6 +91,9 @@ _LOCK_LIVE_VERSION = (
     .where(_VERSIONS.c.id == bindparam("version_id"), _VERSIONS.c.deleted_at.is_(None))
     .with_for_update(read=True)
 )
+_LATEST_VALUES = select(_LATEST.c.key, _LATEST.c.value).where(
+    _LATEST.c.version_id == bindparam("version_id"), _LATEST.c.key.in_(bindparam("keys", expanding=True))
+)
 _ALIASES_OF_VERSION = select(_ALIASES.c.alias).where(_ALIASES.c.version_id == bindparam("version_id"))
 
 
@@ -143,14 +146,20 @@ class Catalog(CatalogReads):
         """
         if self.key is None:
             return
-        verdict = check_state(connection, self.key, name, with_metrics=True)
+        # Metrics are not read here: the seal's digest of them is then updated by difference, so an edit of a
+        # metric by SQL stays a mismatch after this write (it is caught where metrics decide: best, verify).
+        verdict = check_state(connection, self.key, name, with_metrics=False)
         if verdict is not None:
             verdict.raise_if_untrusted()
 
-    def _finish(self, connection: Connection, events: EventLog) -> None:
-        """Append the transaction's events, then reseal (or, without a key, unseal) every model they touch."""
+    def _finish(self, connection: Connection, events: EventLog, *, adopt: bool = False) -> None:
+        """Append the transaction's events, then reseal (or, without a key, unseal) every model they touch.
+
+        ``adopt`` recomputes the metrics digest from the rows instead of updating the sealed one.
+        """
         for name in sorted(events.write(connection)):
-            reseal(connection, self.key, self._model_id(connection, name), name)
+            delta = None if adopt else events.metric_delta(name)
+            reseal(connection, self.key, self._model_id(connection, name), name, delta)
 
     def seal_state(self, name: str) -> int:
         """Adopt ``name``'s current state under the key, as an audited ``state.seal`` event; return its seq.
@@ -170,7 +179,7 @@ class Catalog(CatalogReads):
             events = self._events()
             was = {"seq": verdict.seq, "problem": verdict.problem}
             events.add("state.seal", name, None, at=now, old=was, new={"seq": verdict.seq + 1})
-            self._finish(connection, events)
+            self._finish(connection, events, adopt=True)
             return verdict.seq + 1
 
     def _lock_model(self, connection: Connection, model_id: int) -> datetime:
@@ -213,14 +222,31 @@ class Catalog(CatalogReads):
         )
 
     def _record_metrics(
-        self, connection: Connection, version_id: int, metrics: dict[str, float], step: int | None, now: datetime
+        self,
+        connection: Connection,
+        version: tuple[int, str, int, EventLog],
+        metrics: dict[str, float],
+        step: int | None,
+        now: datetime,
     ) -> None:
-        self._record_history(connection, version_id, [MetricPoint(0, k, v, step, now) for k, v in metrics.items()])
+        self._record_history(connection, version, [MetricPoint(0, k, v, step, now) for k, v in metrics.items()])
 
-    def _record_history(self, connection: Connection, version_id: int, points: list[MetricPoint]) -> None:
-        """Append metric values in the order given; the last value of each key becomes its latest."""
+    def _record_history(
+        self, connection: Connection, version: tuple[int, str, int, EventLog], points: list[MetricPoint]
+    ) -> None:
+        """Append metric values in the order given; the last value of each key becomes its latest.
+
+        ``version`` is (row id, model name, number, the transaction's event log). With a key, what the
+        latest values change is tallied on the log, so the seal's metrics digest is updated by the
+        difference instead of being recomputed over every metric of the model.
+        """
+        version_id, name, number, events = version
         if not points:
             return
+        latest = {point.key: point.value for point in points}
+        if self.key is not None:
+            before = connection.execute(_LATEST_VALUES, {"version_id": version_id, "keys": list(latest)}).all()
+            events.tally_metrics(name, [(number, k, v) for k, v in before], [(number, k, v) for k, v in latest.items()])
         connection.execute(
             _INSERT_METRICS,
             [
@@ -228,7 +254,6 @@ class Catalog(CatalogReads):
                 for p in points
             ],
         )
-        latest = {point.key: point.value for point in points}
         upsert(
             connection,
             _LATEST,
@@ -358,9 +383,9 @@ class Catalog(CatalogReads):
                 _INSERT_TAGS, [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
             )
         if new.history is None:
-            self._record_metrics(connection, version_id, new.metrics, None, now)
+            self._record_metrics(connection, (version_id, new.name, version, events), new.metrics, None, now)
         else:
-            self._record_history(connection, version_id, list(new.history))
+            self._record_history(connection, (version_id, new.name, version, events), list(new.history))
         if new.alias is not None:
             self._point_alias(connection, events, (new.name, model_id, version_id, version), new.alias, now)
         return ModelVersion(
@@ -412,8 +437,8 @@ class Catalog(CatalogReads):
             now = self._lock_model(connection, self._model_id(connection, name))
             self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
-            self._record_metrics(connection, row.id, metrics, step, now)
             events = self._events()
+            self._record_metrics(connection, (row.id, name, version, events), metrics, step, now)
             events.add("metrics.log", name, version, at=now, new={"metrics": metrics, "step": step})
             self._finish(connection, events)
 

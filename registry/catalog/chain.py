@@ -85,3 +85,15 @@ def check_link(key: bytes | None, previous: str | None, event: Mapping[str, Any]
             return "unverifiable"
         return "authentic" if hmac.compare_digest(link, next_link(key, previous, event)) else "broken"
     return "broken"
+
+
+#: The metrics digest is a sum of per-value hashes modulo 2**256: a multiset hash, which a write can move by
+#: what it changes without reading the model's other metrics (see :mod:`registry.catalog.sealing`).
+METRIC_MODULUS = 2**256
+
+
+def metric_term(value: tuple[int, str, float]) -> int:
+    """One latest-metric value ``(version, key, value)`` as a term of the model's metrics digest."""
+    number, key, metric = value
+    text = canonical_json([number, key, repr(float(metric))])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest(), "big")

@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, literal, null, select, union_all, update
 
-from registry.catalog.chain import canonical_json
+from registry.catalog.chain import METRIC_MODULUS, canonical_json, metric_term
 from registry.catalog.schema import AliasRow, CatalogIdentityRow, EventRow, LatestMetricRow, ModelRow, VersionRow
 from registry.catalog.sql import insert_ignore
 from registry.errors import UntrustedArtifact
@@ -172,7 +172,7 @@ def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics
     digest = None
     if with_metrics:
         rows = connection.execute(_LATEST_METRICS, {"model_id": row.id}).all()
-        digest = hashlib.sha256(canonical_json([[v, k, repr(float(x))] for v, k, x in rows]).encode()).hexdigest()
+        digest = _hex(sum(metric_term((v, k, x)) for v, k, x in rows))
     return ModelState(
         seq=row.state_seq,
         head=row.head,
@@ -183,6 +183,10 @@ def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics
         aliases=aliases,
         metrics=digest,
     )
+
+
+def _hex(total: int) -> str:
+    return f"{total % METRIC_MODULUS:064x}"
 
 
 def seal_of(key: bytes, catalog: str, name: str, state: ModelState) -> str:
@@ -216,14 +220,26 @@ def check_state(connection: Connection, key: bytes, name: str, *, with_metrics: 
     return Verdict(name, catalog, sealed.seq)
 
 
-def reseal(connection: Connection, key: bytes | None, model_id: int, name: str) -> None:
-    """After a change: seal the model's new state (with a key), or mark it unsealed (without one)."""
+def reseal(connection: Connection, key: bytes | None, model_id: int, name: str, metric_delta: int | None) -> None:
+    """After a change: seal the model's new state (with a key), or mark it unsealed (without one).
+
+    ``metric_delta`` is what the transaction's metric writes moved the digest by: added to the sealed
+    digest (which the writer's guard verified under the lock) it gives the new one without reading every
+    metric of the model; and a metric edited by SQL beforehand stays a mismatch rather than being sealed.
+    ``None`` (adopting a state, or a model never sealed) recomputes it from the rows.
+    """
     if key is None:
         connection.execute(_UNSEAL, {"model_id": model_id})
         return
     catalog = catalog_id(connection, create=True)
     assert catalog is not None
-    state = read_state(connection, connection.execute(_MODEL_STATE, {"name": name}).one(), name, with_metrics=True)
+    row = connection.execute(_MODEL_STATE, {"name": name}).one()
+    sealed_digest = (row.state or {}).get("metrics") if row.state_seal is not None else None
+    incremental = metric_delta is not None and isinstance(sealed_digest, str)
+    state = read_state(connection, row, name, with_metrics=not incremental)
+    if incremental:
+        assert metric_delta is not None and isinstance(sealed_digest, str)
+        state = replace(state, metrics=_hex(int(sealed_digest, 16) + metric_delta))
     state = replace(state, seq=state.seq + 1)
     connection.execute(
         update(_MODELS)
