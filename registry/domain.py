@@ -245,18 +245,38 @@ class Ref:
 
 
 #: Problem kinds that mean a version cannot be trusted or loaded; the others are only waste.
-FATAL_PROBLEMS = frozenset({"missing_blob", "checksum_mismatch", "schema"})
-PROBLEM_KINDS = FATAL_PROBLEMS | {"orphan_blob", "stale_temp"}
+FATAL_PROBLEMS = frozenset(
+    {
+        "missing_blob",
+        "checksum_mismatch",
+        "schema",
+        "trail_broken",
+        "trail_mismatch",
+        "state_unsealed",
+        "state_mismatch",
+        "rolled_back",
+        "signature_mismatch",
+        "unsigned",
+        "inventory_index",
+    }
+)
+PROBLEM_KINDS = FATAL_PROBLEMS | {"orphan_blob", "stale_temp", "legacy_signature"}
 
 
 @dataclass(frozen=True)
 class Problem:
     """One finding of :meth:`Registry.verify`.
 
-    ``kind`` is one of ``missing_blob``, ``checksum_mismatch``, ``schema``
-    (fatal: a version cannot be trusted, or the catalog is damaged) or
-    ``orphan_blob``, ``stale_temp`` (waste that ``gc`` removes). ``ref`` names
-    the version concerned, when one is.
+    ``kind`` is one of ``missing_blob``, ``checksum_mismatch``, ``schema``,
+    ``trail_broken`` (the audit trail was edited), ``trail_mismatch`` (an
+    alias or deletion the trail does not tell of), ``inventory_index``, and
+    with a signing key ``state_unsealed``, ``state_mismatch`` (a model's
+    aliases, deletions, latest or metrics are not its sealed state),
+    ``rolled_back`` (its sealed state is older than one this client saw),
+    ``signature_mismatch``, ``unsigned`` (fatal: a version cannot be trusted,
+    or the catalog is damaged); or ``legacy_signature`` (a v1 signature, which
+    does not cover the import inventory), ``orphan_blob``, ``stale_temp``
+    (waste that ``gc`` removes). ``ref`` names the version concerned, when one is.
     """
 
     kind: str

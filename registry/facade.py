@@ -13,9 +13,11 @@ Each register also records the version's lineage (git commit, script, user,
 host, training-data fingerprint, parent) and input signature, and every
 change appends to the audit trail in its own transaction.
 
-Read path (``load``): catalog row → digest and size → the blob read once
-into private memory and hashed there → compared with the catalog →
-environment check → deserialize that memory. Every load goes through
+Read path (``load``): with a signing key, the model's sealed state checked
+against its rows and against the newest state this client has seen → catalog
+row → its signature → digest and size → the blob read once into private
+memory and hashed there → compared with the catalog → environment check →
+deserialize that memory. Every load goes through
 :meth:`Registry._load_version`; nothing is unpickled before its checksum
 has been verified, and nothing is read from the store after it.
 """
@@ -51,9 +53,10 @@ from registry.errors import (
     UntrustedArtifact,
 )
 from registry.finding import FindingMixin
+from registry.freshness import StateMemory
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
-from registry.store import StagedBlob, open_store
+from registry.store import StagedBlob, default_cache_dir, open_store
 from registry.validated import ValidatedModel
 from registry.values import (
     capture_params,
@@ -90,7 +93,11 @@ class Registry(FindingMixin):
     parts of ``home``. An older catalog schema is only migrated when
     ``upgrade=True`` (otherwise :class:`~registry.errors.SchemaVersionError`
     says what to run). With ``signing_key`` (or ``$MODELSHELF_SIGNING_KEY``)
-    new versions are signed and ``load`` refuses unsigned or forged ones.
+    new versions are signed and ``load`` refuses unsigned or forged ones;
+    every change also seals the model's state (aliases, deletions, latest,
+    metrics, audit trail), and every lookup refuses a model whose rows no
+    longer match their seal, or whose seal is older than one this client has
+    seen (a catalog rolled back): see :meth:`seal` and :meth:`verify`.
     With ``bundle_key`` (an Ed25519 private key or the path of its PEM file;
     else ``$MODELSHELF_BUNDLE_KEY``) the bundles it exports are signed, so
     another registry can check who wrote them (:mod:`registry.transfer`).
@@ -112,6 +119,10 @@ class Registry(FindingMixin):
         self._store: Any = open_store(locations.store)
         self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
         self._catalog.actor = Actor(*lineage.identity())
+        # With a key, the catalog seals every change and checks the seal of every model it resolves.
+        self._catalog.key = self._signing_key
+        if self._signing_key is not None:
+            self._catalog.state_seen = StateMemory(default_cache_dir()).observe
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -253,7 +264,10 @@ class Registry(FindingMixin):
         key = self._signing_key
 
         def sign(new: NewVersion, version: int) -> str | None:
-            return None if key is None else signing.sign(key, new.name, version, new.format, f"sha256:{new.digest}")
+            if key is None:
+                return None
+            checksum = f"sha256:{new.digest}"
+            return signing.sign_version(key, new.name, version, new.format, checksum, new.size, new.imports, new.params)
 
         return self._catalog.add_versions([(new, staged.publish) for new, staged in batch], sign)
 
@@ -409,8 +423,12 @@ class Registry(FindingMixin):
         and sizes, which is fast on thousands of versions. ``report.ok`` is
         false when any version is missing or damaged; unreferenced blobs and
         stale temporary files are listed too, as waste for :meth:`gc`.
+
+        The catalog's trust is checked too: every audit-trail chain, and with
+        a signing key every model's sealed state (aliases, deletions, latest,
+        metrics) and every version's signature.
         """
-        return maintenance.verify(self._catalog, self._store, deep=bool(deep))
+        return maintenance.verify(self._catalog, self._store, deep=bool(deep), key=self._signing_key)
 
     def gc(self, dry_run: bool = True, *, min_age: float = maintenance.DEFAULT_MIN_AGE) -> GcReport:
         """Remove blobs that no live version references and stale temporary files.
@@ -432,7 +450,36 @@ class Registry(FindingMixin):
         ``ref_or_name`` is a name (the latest version) or a reference:
         ``"iris-knn:3"``, ``"iris-knn:latest"``, ``"iris-knn@production"``.
         """
-        return self._catalog.get(resolve_ref(ref_or_name, version, alias))
+        mv = self._catalog.get(resolve_ref(ref_or_name, version, alias))
+        self._check_signature(mv, required=False)
+        return mv
+
+    def seal(self, name: str) -> int:
+        """Adopt the current state of ``name`` under the signing key; return its new state number.
+
+        A keyed registry refuses a model whose state was changed without the
+        key (or never sealed, as in catalogs made before sealing): check the
+        model first (``events``, ``versions``, aliases), then seal it. The
+        seal is recorded in the audit trail (``state.seal``) with who ran it.
+        """
+        if self._signing_key is None:
+            raise ValueError("sealing needs the signing key: set MODELSHELF_SIGNING_KEY or pass signing_key=")
+        return self._catalog.seal_state(validate_model_name(name))
+
+    def versions_importing(self, globals: Iterable[str]) -> list[ModelVersion]:
+        """Live versions whose import inventory names any of ``globals`` (``"module.qualname"``).
+
+        Aliased versions come first (they are what is served), then by name
+        and version. One indexed query; no artifact is read. Versions
+        registered unexamined (``check=False``) record no inventory and are
+        not listed.
+        """
+        if isinstance(globals, str):
+            raise ValueError("globals must be a list of 'module.qualname' strings, not a single string")
+        names = list(globals)
+        if not all(isinstance(name, str) and name for name in names):
+            raise ValueError("globals must be non-empty 'module.qualname' strings")
+        return self._catalog.versions_importing(names)
 
     def latest(self, name: str) -> ModelVersion:
         """The metadata of the highest live version of ``name``."""
@@ -492,14 +539,31 @@ class Registry(FindingMixin):
             return ValidatedModel(model, mv.input_signature, mv.ref)
         return model
 
-    def _check_signature(self, mv: ModelVersion) -> None:
+    def _check_signature(self, mv: ModelVersion, *, required: bool = True) -> None:
+        """With a key, refuse a version whose signature does not match what the catalog says of it.
+
+        ``required=False`` (metadata reads) lets an unsigned version through
+        but still refuses a signature that no longer matches: a v2 signature
+        covers the import inventory and params that ``get`` shows.
+        """
         key = self._signing_key
-        if key is not None and not signing.is_valid(key, mv.signature, mv.name, mv.version, mv.format, mv.checksum):
-            state = "has no signature" if mv.signature is None else "has a signature that does not match"
+        if key is None:
+            return
+        state = signing.check_version(
+            key, mv.signature, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params
+        )
+        if state in ("valid", "legacy") or (state == "missing" and not required):
+            return
+        if state == "missing":
             raise UntrustedArtifact(
-                f"{mv.ref} {state} for this signing key: it was registered without the key, or its catalog "
-                "entry was altered; nothing was loaded. Re-register it with the key if you trust it"
+                f"{mv.ref} has no signature for this signing key: it was registered without the key; "
+                "nothing was loaded. Re-register it with the key if you trust it"
             )
+        raise UntrustedArtifact(
+            f"{mv.ref} has a signature that does not match its catalog entry for this signing key: its checksum, "
+            "size, import inventory or params were altered outside modelshelf, or another key signed it; nothing "
+            "was served. Restore the catalog from a backup, or re-register the model with the key if you trust it"
+        )
 
     def fetch(
         self, ref_or_name: str, path: str | os.PathLike[str], version: int | None = None, alias: str | None = None

@@ -7,6 +7,10 @@ describe the other.
   another size (and with ``deep``, another SHA-256), plus catalog schema
   drift; those make the report not ``ok``. Blobs no live version references
   and temporary files older than the grace period are reported as waste.
+* ``verify`` also walks the catalog's trust: every event chain (accidental
+  damage is visible without a key), and with a key every model's seal and
+  every version's signature (``legacy_signature`` for v1 ones, which do not
+  cover the import inventory).
 * ``gc`` removes exactly that waste. A blob is removed only under the
   catalog lock after re-checking that no live version references it, and
   only when older than ``min_age`` (one hour by default): a register in
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import time
 
+from registry import signing
 from registry.catalog import Catalog
 from registry.domain import GcReport, Problem, VerifyReport
 from registry.store import LocalBlobStore
@@ -26,9 +31,19 @@ from registry.store import LocalBlobStore
 DEFAULT_MIN_AGE = 3600.0
 
 
-def verify(catalog: Catalog, store: LocalBlobStore, *, deep: bool, min_age: float = DEFAULT_MIN_AGE) -> VerifyReport:
-    """Check every live version's blob, the catalog schema, and look for waste."""
+def verify(
+    catalog: Catalog,
+    store: LocalBlobStore,
+    *,
+    deep: bool,
+    min_age: float = DEFAULT_MIN_AGE,
+    key: bytes | None = None,
+) -> VerifyReport:
+    """Check every live version's blob, the catalog schema and its trust, and look for waste."""
     problems = [Problem("schema", detail) for detail in catalog.schema_problems(deep=deep)]
+    problems.extend(Problem(kind, detail, ref) for kind, detail, ref in catalog.trust_findings())
+    if key is not None:
+        problems.extend(_signature_problems(catalog, key))
     live = catalog.live_blobs()
     checked: dict[str, Problem | None] = {}  # digest → its problem, so shared bytes are checked once
     for ref, digest, size in live:
@@ -39,6 +54,23 @@ def verify(catalog: Catalog, store: LocalBlobStore, *, deep: bool, min_age: floa
             problems.append(Problem(problem.kind, problem.detail, ref))
     problems.extend(_waste(catalog, store, {digest for _, digest, _ in live}, min_age))
     return VerifyReport(problems=problems, versions_checked=len(live), deep=deep)
+
+
+def _signature_problems(catalog: Catalog, key: bytes) -> list[Problem]:
+    problems = []
+    for mv in catalog.live_versions():
+        state = signing.check_version(
+            key, mv.signature, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params
+        )
+        if state == "legacy":
+            detail = "signed with a v1 signature, which does not cover its import inventory; re-register it"
+            problems.append(Problem("legacy_signature", detail, mv.ref))
+        elif state == "missing":
+            problems.append(Problem("unsigned", "has no signature: a keyed load refuses it", mv.ref))
+        elif state == "invalid":
+            detail = "its signature does not match its checksum, size, inventory or params under this key"
+            problems.append(Problem("signature_mismatch", detail, mv.ref))
+    return problems
 
 
 def _check_blob(store: LocalBlobStore, ref: str, digest: str, size: int, deep: bool) -> Problem | None:

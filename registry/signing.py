@@ -1,21 +1,42 @@
 """Signatures that bind a version's identity to its bytes, for registries shared across a trust boundary.
 
-With a signing key, ``register`` stores ``HMAC-SHA256(key, name, version,
-format, checksum)`` and ``load`` refuses a version whose signature is
-missing or different. Someone who can write the catalog and the blob store
-but does not hold the key can then neither swap the bytes (the checksum
-changes) nor re-point a version at other bytes (the signature no longer
-matches), nor forge a new version that loads.
+With a signing key, ``register`` stores a signature and ``load`` refuses a
+version whose signature is missing or different. Someone who can write the
+catalog and the blob store but does not hold the key can then neither swap
+the bytes (the checksum changes) nor re-point a version at other bytes (the
+signature no longer matches), nor forge a new version that loads.
+
+Two generations:
+
+* **v1** (bare hex, written before this module knew v2):
+  ``HMAC-SHA256(key, name, version, format, checksum)``. Still accepted for
+  identity, but it does not cover the import inventory, so ``verify``
+  reports such versions as ``legacy_signature``.
+* **v2** (``v2:`` + the MAC in base64url): the same HMAC over canonical JSON
+  of name, version, format, checksum, size, the sorted import inventory
+  (``null`` when none was recorded) and the registration params. A rewritten
+  ``versions.imports`` (which the safe loader enforces) or params no longer
+  match. Base64 keeps a v2 signature within the 64 characters of the
+  existing column, which SQLite could only widen by rebuilding the table.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 KEY_VARIABLE = "MODELSHELF_SIGNING_KEY"
 _DOMAIN = b"modelshelf-signature-v1"
+_DOMAIN_V2 = b"modelshelf-signature-v2"
+V2_PREFIX = "v2:"
+
+#: What checking a version's signature found.
+SignatureState = Literal["valid", "legacy", "missing", "invalid"]
 
 
 def signing_key(key: str | bytes | None) -> bytes | None:
@@ -42,3 +63,60 @@ def is_valid(key: bytes, signature: str | None, name: str, version: int, format:
     if signature is None:
         return False
     return hmac.compare_digest(signature, sign(key, name, version, format, checksum))
+
+
+def _v2_message(
+    name: str,
+    version: int,
+    format: str,
+    checksum: str,
+    size: int,
+    imports: Iterable[str] | None,
+    params: Mapping[str, Any],
+) -> bytes:
+    fields = {
+        "name": name,
+        "version": version,
+        "format": format,
+        "checksum": checksum,
+        "size": size,
+        "imports": None if imports is None else sorted(set(imports)),
+        "params": params,
+    }
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _DOMAIN_V2 + b"\n" + text.encode()
+
+
+def sign_version(
+    key: bytes,
+    name: str,
+    version: int,
+    format: str,
+    checksum: str,
+    size: int,
+    imports: Iterable[str] | None,
+    params: Mapping[str, Any],
+) -> str:
+    """The v2 signature of one version: identity, bytes, import inventory and params."""
+    mac = hmac.new(key, _v2_message(name, version, format, checksum, size, imports, params), hashlib.sha256)
+    return V2_PREFIX + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def check_version(
+    key: bytes,
+    signature: str | None,
+    name: str,
+    version: int,
+    format: str,
+    checksum: str,
+    size: int,
+    imports: Iterable[str] | None,
+    params: Mapping[str, Any],
+) -> SignatureState:
+    """``valid`` (v2 and matching), ``legacy`` (a matching v1), ``missing`` or ``invalid``."""
+    if signature is None:
+        return "missing"
+    if signature.startswith(V2_PREFIX):
+        expected = sign_version(key, name, version, format, checksum, size, imports, params)
+        return "valid" if hmac.compare_digest(signature, expected) else "invalid"
+    return "legacy" if is_valid(key, signature, name, version, format, checksum) else "invalid"

@@ -19,6 +19,15 @@ from registry import Registry
 from registry.locations import CATALOG_FILE_NAME
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never the user's cache: a keyed registry remembers the catalog states it saw there (anti-rollback)."""
+    import os
+
+    if not os.environ.get("MODELSHELF_CACHE"):
+        monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def s3() -> Iterator[str]:
     """One S3-protocol server (moto's) for the whole session: clients cache their connections to it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -377,3 +378,52 @@ def test_a_catalog_of_the_previous_revision_with_data_upgrades_with_its_history(
         assert reg.register("legacy", {"new": True}, format="pickle").version == 4
         assert reg.verify().ok
     assert current_of(home) == migrate.HEAD_REVISION
+
+
+SEALING_PREVIOUS_REVISION = "034979a6f331"  # the head before the event chain, seals and the imports index
+
+
+def test_a_catalog_from_before_sealing_upgrades_with_its_trail_chained_and_imports_indexed(tmp_path: Path) -> None:
+    """Existing events get their unkeyed links (verify finds the trail intact), inventories get indexed,
+    and a keyed reader asks for an explicit seal before trusting any model."""
+    from registry import UntrustedArtifact
+
+    home = tmp_path / "old"
+    old_catalog(home, SEALING_PREVIOUS_REVISION)
+    digest, data = write_blob(home, {"old": True})
+    times = ["2026-01-01 00:00:00.000000", "2026-02-01 00:00:00.123456"]
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("INSERT INTO models (id, name, last_version, created_at) VALUES (1, 'legacy', 1, ?)", (times[0],))
+        db.execute("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)", (digest, len(data), times[0]))
+        db.execute(
+            "INSERT INTO versions (id, model_id, version, blob_digest, size, format, params, environment,"
+            " created_at, imports) VALUES (1, 1, 1, ?, ?, 'pickle', '{}', '{}', ?, '[\"builtins.dict\"]')",
+            (digest, len(data), times[0]),
+        )
+        db.execute(
+            "INSERT INTO events (at, action, model, version, old, new, user_name, host) VALUES"
+            " (?, 'register', 'legacy', 1, NULL, ?, 'ana', 'box')",
+            (times[0], json.dumps({"checksum": f"sha256:{digest}", "format": "pickle"})),
+        )
+        db.execute(
+            "INSERT INTO events (at, action, model, version, alias, old, new) VALUES"
+            " (?, 'alias.set', 'legacy', 1, 'production', NULL, '1')",
+            (times[1],),
+        )
+        db.execute("INSERT INTO aliases (model_id, alias, version_id, updated_at) VALUES (1, 'production', 1, ?)",
+                   (times[1],))  # fmt: skip
+    with Registry(home, upgrade=True) as reg:
+        assert [mv.ref for mv in reg.versions_importing(["builtins.dict"])] == ["legacy:1"]
+        assert reg.verify().ok, reg.verify().problems
+    with sqlite3.connect(home / "catalog.db") as db:
+        links = [row[0] for row in db.execute("SELECT link FROM events ORDER BY id")]
+    assert len(links) == 2 and all(link.startswith("u1:") for link in links)
+    with Registry(home, signing_key="a-signing-key-for-the-migration-test") as keyed:
+        with pytest.raises(UntrustedArtifact, match="never been sealed.*modelshelf seal legacy"):
+            keyed.get("legacy@production")
+        keyed.seal("legacy")
+        assert keyed.get("legacy@production").version == 1
+        assert [(p.kind, p.ref) for p in keyed.verify(deep=False).problems] == [("unsigned", "legacy:1")]
+    with Registry(home) as reg:
+        reg.register("legacy", {"new": True}, format="pickle")
+        assert reg.verify().ok

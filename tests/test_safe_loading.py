@@ -197,7 +197,8 @@ def signed(home: Path) -> Registry:
 
 def test_signed_versions_load_and_carry_a_signature(signed: Registry) -> None:
     assert signed.load("m:1") == {"v": 1}
-    assert len(signed.get("m:1").signature) == 64
+    signature = signed.get("m:1").signature
+    assert signature.startswith("v2:") and len(signature) <= 64  # fits the column v1 signatures had
 
 
 def test_a_version_repointed_in_the_catalog_is_refused(signed: Registry, home: Path) -> None:
@@ -232,13 +233,18 @@ def test_a_blob_replaced_together_with_its_checksum_is_refused(signed: Registry,
 
 
 def test_unsigned_versions_and_wrong_keys_are_refused(signed: Registry, home: Path, monkeypatch) -> None:
+    """A keyless write leaves the model unsealed: refused until someone with the key adopts its state."""
     with Registry(home) as plain:
         plain.register("m", {"v": 3}, format="pickle")
         assert plain.load("m:3") == {"v": 3}
+    with pytest.raises(UntrustedArtifact, match="changed by a client without the signing key.*modelshelf seal m"):
+        signed.load("m:1")
+    signed.seal("m")
+    assert signed.load("m:1") == {"v": 1}
     with pytest.raises(UntrustedArtifact, match="no signature"):
         signed.load("m:3")
     with Registry(home, signing_key=KEY.upper()) as other:
-        with pytest.raises(UntrustedArtifact, match="does not match"):
+        with pytest.raises(UntrustedArtifact, match="does not verify under this signing key"):
             other.load("m:1")
     monkeypatch.setenv("MODELSHELF_SIGNING_KEY", KEY)
     with Registry(home) as from_env:

@@ -4,6 +4,9 @@ Because the event is inserted by the same transaction that makes the
 change, the trail can neither miss a committed change nor record one that
 rolled back. Nothing in modelshelf updates or deletes an event.
 
+Each event carries a ``link`` chaining it to the model's previous event
+(:mod:`registry.catalog.chain`), computed here as the rows are appended.
+
 Alias history is derived from the trail rather than kept beside it: the
 ``alias.set``/``alias.move``/``alias.delete`` events of one alias, in order,
 are the periods during which it pointed at each version.
@@ -17,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 
+from registry.catalog.chain import metric_term, next_link
 from registry.catalog.schema import EventRow
 from registry.domain import AliasPeriod, Event
 
@@ -43,6 +47,8 @@ _ALIAS_EVENTS = (
     )
     .order_by(EventRow.id)
 )
+#: The model's chain head: its last event's link (the (model, id) index answers it).
+HEAD_QUERY = select(EventRow.link).where(EventRow.model == bindparam("model")).order_by(EventRow.id.desc()).limit(1)
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,21 @@ class EventLog:
     the client, like every timestamp of the catalog).
     """
 
-    def __init__(self, actor: Actor) -> None:
+    def __init__(self, actor: Actor, key: bytes | None = None) -> None:
         self._actor = actor
+        self._key = key
         self._rows: list[dict[str, Any]] = []
+        self._metric_deltas: dict[str, int] = {}
+
+    def tally_metrics(
+        self, model: str, removed: list[tuple[int, str, float]], added: list[tuple[int, str, float]]
+    ) -> None:
+        """Note latest-metric values this transaction replaces and writes: the seal's digest moves by them."""
+        delta = sum(map(metric_term, added)) - sum(map(metric_term, removed))
+        self._metric_deltas[model] = self._metric_deltas.get(model, 0) + delta
+
+    def metric_delta(self, model: str) -> int:
+        return self._metric_deltas.get(model, 0)
 
     def add(
         self,
@@ -92,11 +110,24 @@ class EventLog:
             }
         )
 
-    def write(self, connection: Connection) -> None:
-        """Insert the collected events; call it last in the transaction, before commit."""
+    def write(self, connection: Connection) -> dict[str, str]:
+        """Insert the collected events, chained; return each touched model's new chain head.
+
+        Call it last in the transaction, before commit, with the models'
+        locks held: the previous link read here is then still the last one
+        when the rows land. The rows go in one statement, in the order they
+        were added, so their ids follow the chain.
+        """
+        heads: dict[str, str] = {}
+        for row in self._rows:
+            model = row["model"]
+            if model not in heads:
+                heads[model] = connection.execute(HEAD_QUERY, {"model": model}).scalar()
+            row["link"] = heads[model] = next_link(self._key, heads[model], row)
         if self._rows:
             connection.execute(_INSERT_EVENT, self._rows)
             self._rows = []
+        return heads
 
 
 def _event(row: Any) -> Event:

@@ -14,7 +14,10 @@ version, never by reading ``max(version)`` first:
 * ``UNIQUE(model_id, version)`` is the safety net should anything else go wrong.
 
 Every change also appends its audit events (:mod:`registry.catalog.audit`)
-in the same transaction, so the trail records exactly what was committed.
+in the same transaction, so the trail records exactly what was committed,
+and then reseals the model's state (:mod:`registry.catalog.sealing`): with
+the signing key after checking that the state it changes is the sealed one,
+without it by marking the state unsealed.
 
 Freeing a blob and publishing one happen under a lock on the blob's row
 (see :mod:`registry.catalog.schema`), through callbacks, so this module never
@@ -32,6 +35,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from registry.catalog.audit import Actor, EventLog
 from registry.catalog.engine import write_transaction
+from registry.catalog.inventory import import_rows
 from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
 from registry.catalog.schema import (
     AliasRow,
@@ -42,8 +46,10 @@ from registry.catalog.schema import (
     ModelRow,
     ParamValueRow,
     TagRow,
+    VersionImportRow,
     VersionRow,
 )
+from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
 from registry.catalog.sql import insert_ignore, upsert
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
@@ -59,6 +65,7 @@ _LATEST = LatestMetricRow.__table__
 _ALIASES = AliasRow.__table__
 _PARAM_VALUES = ParamValueRow.__table__
 _LINEAGE = LineageRow.__table__
+_VERSION_IMPORTS = VersionImportRow.__table__
 
 
 # Built once and reused with bound parameters (see reads.py for why).
@@ -72,6 +79,7 @@ _INSERT_TAGS = insert(_TAGS)
 _INSERT_METRICS = insert(_METRICS)
 _INSERT_PARAM_VALUES = insert(_PARAM_VALUES)
 _INSERT_LINEAGE = insert(_LINEAGE)
+_INSERT_VERSION_IMPORTS = insert(_VERSION_IMPORTS)
 _LOCK_MODEL = select(_MODELS.c.id).where(_MODELS.c.id == bindparam("model_id")).with_for_update()
 _ALIAS_TARGET = (
     select(_VERSIONS.c.version)
@@ -82,6 +90,9 @@ _LOCK_LIVE_VERSION = (
     select(_VERSIONS.c.id)
     .where(_VERSIONS.c.id == bindparam("version_id"), _VERSIONS.c.deleted_at.is_(None))
     .with_for_update(read=True)
+)
+_LATEST_VALUES = select(_LATEST.c.key, _LATEST.c.value).where(
+    _LATEST.c.version_id == bindparam("version_id"), _LATEST.c.key.in_(bindparam("keys", expanding=True))
 )
 _ALIASES_OF_VERSION = select(_ALIASES.c.alias).where(_ALIASES.c.version_id == bindparam("version_id"))
 
@@ -117,12 +128,61 @@ class NewVersion:
 class Catalog(CatalogReads):
     """Model metadata in a SQL database: the queries plus every write; safe to share between threads.
 
-    ``actor`` is who the audit trail says made the changes (set by the registry).
+    ``actor`` is who the audit trail says made the changes (set by the registry);
+    ``key`` (see :class:`CatalogReads`) also seals every change.
     """
 
     actor: Actor = Actor()
 
     # -- writes ------------------------------------------------------------
+
+    def _events(self) -> EventLog:
+        return EventLog(self.actor, self.key)
+
+    def _guard(self, connection: Connection, name: str) -> None:
+        """With a key, refuse to change a model whose rows are not its sealed state (call it under the lock).
+
+        Resealing on top of someone else's edit would launder it into a
+        valid seal; refusing keeps the edit visible until it is undone or
+        deliberately adopted (:meth:`seal_state`).
+        """
+        if self.key is None:
+            return
+        # Metrics are not read here: the seal's digest of them is then updated by difference, so an edit of a
+        # metric by SQL stays a mismatch after this write (it is caught where metrics decide: best, verify).
+        verdict = check_state(connection, self.key, name, with_metrics=False)
+        if verdict is not None:
+            verdict.raise_if_untrusted()
+
+    def _finish(self, connection: Connection, events: EventLog, *, adopt: bool = False) -> None:
+        """Append the transaction's events, then reseal (or, without a key, unseal) every model they touch.
+
+        ``adopt`` recomputes the metrics digest from the rows instead of updating the sealed one.
+        """
+        for name in sorted(events.write(connection)):
+            delta = None if adopt else events.metric_delta(name)
+            reseal(connection, self.key, self._model_id(connection, name), name, delta)
+
+    def seal_state(self, name: str) -> int:
+        """Adopt ``name``'s current state under the key, as an audited ``state.seal`` event; return its seq.
+
+        This is the one way to make a keyed reader accept a model that was
+        written without the key (or before sealing existed), so whoever
+        runs it vouches for the state as it is: it is recorded with their
+        user and host, and what it replaced (``old``).
+        """
+        if self.key is None:
+            raise ValueError("sealing needs the signing key: set MODELSHELF_SIGNING_KEY or pass signing_key=")
+        with write_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            now = self._lock_model(connection, model_id)
+            verdict = check_state(connection, self.key, name, with_metrics=True)
+            assert verdict is not None
+            events = self._events()
+            was = {"seq": verdict.seq, "problem": verdict.problem}
+            events.add("state.seal", name, None, at=now, old=was, new={"seq": verdict.seq + 1})
+            self._finish(connection, events, adopt=True)
+            return verdict.seq + 1
 
     def _lock_model(self, connection: Connection, model_id: int) -> datetime:
         """Serialize the changes of one model on server databases (SQLite holds the write lock already).
@@ -164,14 +224,31 @@ class Catalog(CatalogReads):
         )
 
     def _record_metrics(
-        self, connection: Connection, version_id: int, metrics: dict[str, float], step: int | None, now: datetime
+        self,
+        connection: Connection,
+        version: tuple[int, str, int, EventLog],
+        metrics: dict[str, float],
+        step: int | None,
+        now: datetime,
     ) -> None:
-        self._record_history(connection, version_id, [MetricPoint(0, k, v, step, now) for k, v in metrics.items()])
+        self._record_history(connection, version, [MetricPoint(0, k, v, step, now) for k, v in metrics.items()])
 
-    def _record_history(self, connection: Connection, version_id: int, points: list[MetricPoint]) -> None:
-        """Append metric values in the order given; the last value of each key becomes its latest."""
+    def _record_history(
+        self, connection: Connection, version: tuple[int, str, int, EventLog], points: list[MetricPoint]
+    ) -> None:
+        """Append metric values in the order given; the last value of each key becomes its latest.
+
+        ``version`` is (row id, model name, number, the transaction's event log). With a key, what the
+        latest values change is tallied on the log, so the seal's metrics digest is updated by the
+        difference instead of being recomputed over every metric of the model.
+        """
+        version_id, name, number, events = version
         if not points:
             return
+        latest = {point.key: point.value for point in points}
+        if self.key is not None:
+            before = connection.execute(_LATEST_VALUES, {"version_id": version_id, "keys": list(latest)}).all()
+            events.tally_metrics(name, [(number, k, v) for k, v in before], [(number, k, v) for k, v in latest.items()])
         connection.execute(
             _INSERT_METRICS,
             [
@@ -179,7 +256,6 @@ class Catalog(CatalogReads):
                 for p in points
             ],
         )
-        latest = {point.key: point.value for point in points}
         upsert(
             connection,
             _LATEST,
@@ -212,9 +288,13 @@ class Catalog(CatalogReads):
         with write_transaction(self.engine) as connection:
             if len(batch) > 1:
                 self._lock_in_order(connection, [new for new, _ in batch])
-            events = EventLog(self.actor)
+            if self.key is not None:  # models first, in name order, as every writer takes them
+                for name in sorted({new.name for new, _ in batch}):
+                    self._lock_model(connection, self._ensure_model(connection, name, utcnow()))
+                    self._guard(connection, name)
+            events = self._events()
             added = [self._add(connection, events, new, publish, sign) for new, publish in batch]
-            events.write(connection)
+            self._finish(connection, events)
             return added
 
     def _lock_in_order(self, connection: Connection, news: list[NewVersion]) -> None:
@@ -292,6 +372,8 @@ class Catalog(CatalogReads):
         ).inserted_primary_key[0]
         if new.params:
             connection.execute(_INSERT_PARAM_VALUES, param_rows(version_id, new.params))
+        if new.imports:
+            connection.execute(_INSERT_VERSION_IMPORTS, import_rows(version_id, new.imports))
         if lineage is not None:
             connection.execute(_INSERT_LINEAGE, _lineage_row(version_id, lineage, parent_id))
         registered: dict[str, Any] = {"checksum": CHECKSUM_PREFIX + new.digest, "format": new.format}
@@ -305,9 +387,9 @@ class Catalog(CatalogReads):
                 _INSERT_TAGS, [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
             )
         if new.history is None:
-            self._record_metrics(connection, version_id, new.metrics, None, now)
+            self._record_metrics(connection, (version_id, new.name, version, events), new.metrics, None, now)
         else:
-            self._record_history(connection, version_id, list(new.history))
+            self._record_history(connection, (version_id, new.name, version, events), list(new.history))
         if new.alias is not None:
             self._point_alias(connection, events, (new.name, model_id, version_id, version), new.alias, now)
         return ModelVersion(
@@ -334,45 +416,49 @@ class Catalog(CatalogReads):
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
+            self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
-            events = EventLog(self.actor)
+            events = self._events()
             self._point_alias(connection, events, (name, model_id, row.id, version), alias, now)
-            events.write(connection)
+            self._finish(connection, events)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
 
     def delete_alias(self, name: str, alias: str) -> None:
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
+            self._guard(connection, name)
             before = connection.execute(_ALIAS_TARGET, {"model_id": model_id, "alias": alias}).scalar()
             if before is None:
                 raise AliasNotFound(name, alias)
             connection.execute(delete(_ALIASES).where(_ALIASES.c.model_id == model_id, _ALIASES.c.alias == alias))
-            events = EventLog(self.actor)
+            events = self._events()
             events.add("alias.delete", name, before, at=now, alias=alias, old=before)
-            events.write(connection)
+            self._finish(connection, events)
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None) -> None:
         with write_transaction(self.engine) as connection:
             now = self._lock_model(connection, self._model_id(connection, name))
+            self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
-            self._record_metrics(connection, row.id, metrics, step, now)
-            events = EventLog(self.actor)
+            events = self._events()
+            self._record_metrics(connection, (row.id, name, version, events), metrics, step, now)
             events.add("metrics.log", name, version, at=now, new={"metrics": metrics, "step": step})
-            events.write(connection)
+            self._finish(connection, events)
 
     def delete_version(self, name: str, version: int) -> tuple[str, int]:
         """Mark a version deleted and drop its aliases; return its blob's digest and size."""
         with write_transaction(self.engine) as connection:
             now = self._lock_model(connection, self._model_id(connection, name))
+            self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
-            events = EventLog(self.actor)
+            events = self._events()
             for alias in sorted(connection.execute(_ALIASES_OF_VERSION, {"version_id": row.id}).scalars()):
                 events.add("alias.delete", name, version, at=now, alias=alias, old=version)
             connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=now))
             connection.execute(delete(_ALIASES).where(_ALIASES.c.version_id == row.id))
             events.add("version.delete", name, version, at=now, old={"checksum": CHECKSUM_PREFIX + row.blob_digest})
-            events.write(connection)
+            self._finish(connection, events)
             return row.blob_digest, row.size
 
     def free_blob_if_unreferenced(self, digest: str, size: int, delete_blob: Callable[[str], bool]) -> bool:
@@ -398,6 +484,7 @@ class Catalog(CatalogReads):
         """Set (overwrite) ``tags`` and remove the ``remove`` keys of one live version; return it."""
         with write_transaction(self.engine) as connection:
             now = self._lock_model(connection, self._model_id(connection, name))
+            self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
             keys = [*tags, *remove]
             before = dict(
@@ -407,9 +494,9 @@ class Catalog(CatalogReads):
             )
             old = {key: before.get(key) for key in keys if before.get(key) != tags.get(key)}
             if old:
-                events = EventLog(self.actor)
+                events = self._events()
                 events.add("tags.set", name, version, at=now, old=old, new={key: tags.get(key) for key in old})
-                events.write(connection)
+                self._finish(connection, events)
             if remove:
                 connection.execute(delete(_TAGS).where(_TAGS.c.version_id == row.id, _TAGS.c.key.in_(remove)))
             if tags:

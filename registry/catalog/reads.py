@@ -7,7 +7,7 @@ rows, then one each for their tags, latest metrics and aliases.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,9 +28,18 @@ from sqlalchemy import (
 
 from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.engine import read_transaction
+from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import AliasRow, LatestMetricRow, LineageRow, MetricRow, ModelRow, TagRow, VersionRow
+from registry.catalog.sealing import check_state
 from registry.catalog.search import PARENT, PARENT_MODEL, search_statement
+from registry.catalog.verification import (
+    Finding,
+    index_findings,
+    state_findings,
+    told_findings,
+    trail_findings,
+)
 from registry.domain import (
     CHECKSUM_PREFIX,
     AliasPeriod,
@@ -163,12 +172,38 @@ class _Details:
     aliases: dict[int, list[str]] = field(default_factory=dict)
 
 
+#: Called with (catalog id, model, seq) after a model's seal checked out: the client's rollback memory.
+StateObserver = Callable[[str | None, str, int], None]
+
+
 class CatalogReads:
-    """Read-only queries of the catalog; safe to share between threads."""
+    """Read-only queries of the catalog; safe to share between threads.
+
+    With ``key`` set (the registry's signing key) every lookup that
+    resolves a model's versions first checks the model's sealed state
+    (:mod:`registry.catalog.sealing`) in the same snapshot, and refuses with
+    :class:`~registry.errors.UntrustedArtifact` what does not match; each
+    state that checks out is reported to ``state_seen``. Without a key none
+    of this runs.
+    """
+
+    key: bytes | None = None
+    state_seen: StateObserver | None = None
 
     def __init__(self, engine: Engine, location: str) -> None:
         self.engine = engine
         self.location = location
+
+    def _trust(self, connection: Connection, name: str, *, with_metrics: bool = False) -> None:
+        """With a key, refuse a model whose rows are not its sealed state; nothing without one."""
+        if self.key is None:
+            return
+        verdict = check_state(connection, self.key, name, with_metrics=with_metrics)
+        if verdict is None:
+            return  # no such model: the lookup itself says so
+        verdict.raise_if_untrusted()
+        if self.state_seen is not None:
+            self.state_seen(verdict.catalog_id, name, verdict.seq)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -252,12 +287,14 @@ class CatalogReads:
     def get(self, ref: Ref) -> ModelVersion:
         """The live version ``ref`` designates (latest when it names no version or alias)."""
         with read_transaction(self.engine) as connection:
+            self._trust(connection, ref.name)
             row = self._find(connection, ref)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every live version of ``name``, ascending; ``ModelNotFound`` if it was never registered."""
         with read_transaction(self.engine) as connection:
+            self._trust(connection, name)
             model_id = self._model_id(connection, name)
             rows = connection.execute(_VERSIONS_OF_MODEL, {"model_id": model_id}).all()
             details = self._details(connection, model_id=model_id)
@@ -318,8 +355,30 @@ class CatalogReads:
         base = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))
         with read_transaction(self.engine) as connection:
             if name is not None:
+                # metrics included: best() and metric filters must not follow a value raised by SQL
+                self._trust(connection, name, with_metrics=True)
                 base = base.where(VersionRow.model_id == self._model_id(connection, name))
             rows = connection.execute(search_statement(base, where, order, limit)).all()
+            if name is None:
+                for model in sorted({row.name for row in rows}):
+                    self._trust(connection, model, with_metrics=True)
+            details = self._details_of(connection, [row.id for row in rows])
+            return [self._to_model_version(row, details) for row in rows]
+
+    def versions_importing(self, names: Iterable[str]) -> list[ModelVersion]:
+        """Live versions whose recorded inventory imports any of ``names``: aliased ones first, then by name.
+
+        One indexed query over ``version_imports`` (plus one for the
+        versions' tags, metrics and aliases); no blob is read. A version
+        registered with ``check=False`` has no inventory and is never listed.
+        """
+        wanted = sorted({index_name(name) for name in names})
+        if not wanted:
+            return []
+        with read_transaction(self.engine) as connection:
+            rows = connection.execute(
+                importing_query(FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))), {"names": wanted}
+            ).all()
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
 
@@ -353,6 +412,24 @@ class CatalogReads:
                 .order_by(ModelRow.name, VersionRow.version)
             )
             return [(f"{name}:{version}", digest, size) for name, version, digest, size in rows]
+
+    def live_versions(self) -> list[ModelVersion]:
+        """Every live version of every model, by name and version, *without* checking seals (for ``verify``)."""
+        with read_transaction(self.engine) as connection:
+            query = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None)).order_by(ModelRow.name, VersionRow.version)
+            rows = connection.execute(query).all()
+            details = self._details_of(connection, [row.id for row in rows])
+            return [self._to_model_version(row, details) for row in rows]
+
+    def trust_findings(self) -> list[Finding]:
+        """Broken event chains, seals that do not match (with a key) and a stale imports index, in one snapshot."""
+        with read_transaction(self.engine) as connection:
+            found = list(trail_findings(connection, self.key))
+            found.extend(told_findings(connection))
+            if self.key is not None:
+                found.extend(state_findings(connection, self.key, self.state_seen))
+            found.extend(index_findings(connection))
+            return found
 
     def schema_problems(self, deep: bool) -> list[str]:
         """Differences between the catalog's tables and the schema this code expects (and, deep, corruption)."""

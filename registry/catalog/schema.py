@@ -31,7 +31,14 @@ Design notes:
   and the parent version.
 * ``events`` is the audit trail: one row per change, appended in the same
   transaction as the change and never updated or deleted. It names the model
-  by name (not by id) so that each row reads on its own.
+  by name (not by id) so that each row reads on its own. Each row's ``link``
+  chains it to the model's previous event (see :mod:`registry.catalog.chain`).
+* ``models.state_seq``/``state``/``state_seal`` are the model's sealed state:
+  what decides which bytes a reference serves, MACed under the signing key
+  (see :mod:`registry.catalog.sealing`). ``catalog_identity`` holds the one
+  random id of the catalog that seals and the client's rollback memory name.
+* ``version_imports`` indexes each version's import inventory by global name,
+  so ``audit --deny`` is one indexed query.
 * Timestamps are UTC: :class:`UTCDateTime` refuses naive datetimes and
   returns aware ones, whatever the engine stores.
 """
@@ -73,7 +80,10 @@ ALIAS_LENGTH = 64
 KEY_LENGTH = 250
 DIGEST_LENGTH = 64
 FORMAT_LENGTH = 32
-SIGNATURE_LENGTH = 64
+SIGNATURE_LENGTH = 64  # v1: 64 hex digits; v2: "v2:" and the MAC in 43 base64url characters
+LINK_LENGTH = 72  # "k1:" or "u1:" and 64 hex digits
+CATALOG_ID_LENGTH = 32
+IMPORT_NAME_LENGTH = 500  # within MySQL's 3072-byte key limit at 4 bytes a character, beside an integer
 ACTION_LENGTH = 32
 PARAM_KIND_LENGTH = 8
 COMMIT_LENGTH = 64  # a SHA-1 commit has 40 hex digits, a SHA-256 one 64
@@ -177,6 +187,12 @@ class ModelRow(Base):
     name: Mapped[str] = mapped_column(ExactString(NAME_LENGTH), unique=True)
     last_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Bumped by every change of the model, keyed or not: what the client's rollback memory compares.
+    state_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The state last sealed with a key (plain JSON, so a reader can say what changed since).
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    #: ``HMAC(key, state)``; ``NULL`` after a change by a client without the key.
+    state_seal: Mapped[str | None] = mapped_column(String(LINK_LENGTH))
 
 
 class BlobRow(Base):
@@ -299,3 +315,21 @@ class EventRow(Base):
     new: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     user_name: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
     host: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
+    link: Mapped[str | None] = mapped_column(String(LINK_LENGTH))
+
+
+class CatalogIdentityRow(Base):
+    __tablename__ = "catalog_identity"
+
+    #: Always 1: the primary key keeps the table to one row, whoever creates it first.
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(CATALOG_ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VersionImportRow(Base):
+    __tablename__ = "version_imports"
+    __table_args__ = (Index("ix_version_imports_name", "name"),)
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(ExactString(IMPORT_NAME_LENGTH), primary_key=True)
