@@ -21,6 +21,10 @@ class ModelVersion:
     ``imports`` lists the globals (``module.name``) the artifact imports when
     unpickled, recorded at registration without unpickling anything, for
     audit; ``None`` for versions registered before modelshelf recorded them.
+    ``imports_scanned`` is true when that list was read from the artifact's
+    bytes by the scanner (every version registered since the scanner
+    exists): only then does ``load(..., safe=True)`` refuse a global the
+    list does not name, since older lists missed nested pickles.
     ``signature`` is the HMAC set when the version was registered with a
     signing key. ``lineage`` says where the version came from and
     ``input_signature`` what input it takes; both are ``None`` for versions
@@ -45,6 +49,7 @@ class ModelVersion:
     aliases: tuple[str, ...] = ()
     imports: tuple[str, ...] | None = None
     signature: str | None = None
+    imports_scanned: bool = False
     lineage: Lineage | None = None
     input_signature: InputSignature | None = None
 

@@ -634,9 +634,22 @@ class Registry(FindingMixin):
                         ),
                         stacklevel=3,
                     )
-                return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted, inventory=mv.imports)
+                return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted, inventory=_inventory(mv))
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
+
+
+def _inventory(mv: ModelVersion) -> tuple[str, ...] | None:
+    """The import inventory a safe load holds ``mv`` to, or ``None`` if it has none it can be held to.
+
+    Inventories recorded before the scanner came from a tracer that missed
+    nested pickles; holding such a version to one would refuse a good model.
+    A ``v2:`` signature is only made by code that scans, so with a key the
+    flag itself cannot be cleared by SQL to lift the check.
+    """
+    if mv.imports_scanned or (mv.signature or "").startswith("v2:"):
+        return mv.imports
+    return None
 
 
 def catalog_revisions(

@@ -37,7 +37,6 @@ import io
 import json
 import os
 import re
-import shutil
 import tarfile
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -50,12 +49,14 @@ from registry.bundle_checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNAT
 from registry.bundle_checks import bundle_signer as bundle_signer
 from registry.catalog import NewVersion
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion
-from registry.errors import CorruptedArtifact, RegistryError
+from registry.errors import CorruptedArtifact, RegistryError, SerializationError
 from registry.facade import Registry
-from registry.formats import get_format
+from registry.formats import get_format, scan_imports
 from registry.names import validate_model_name
 from registry.store import StagedBlob, check_digest
 from registry.values import validate_description, validate_metrics, validate_params, validate_tags
+
+_CHUNK = 1024 * 1024
 
 if TYPE_CHECKING:
     from registry.keys import PrivateKeySource, PublicKeySource
@@ -205,8 +206,19 @@ def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> Mode
     return None
 
 
-def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str, provenance: dict[str, Any]) -> NewVersion:
-    """The version to record for one manifest entry, every field validated as ``register`` would."""
+def _new_version(
+    entry: dict[str, Any],
+    staged: StagedBlob,
+    origin: str,
+    provenance: dict[str, Any],
+    imports: tuple[str, ...] | None,
+) -> NewVersion:
+    """The version to record for one manifest entry, every field validated as ``register`` would.
+
+    ``imports`` is the inventory scanned from the blob itself: the manifest's
+    list is the exporter's word (and, from an older registry, a tracer's
+    incomplete one), while the safe loader holds the version to this list.
+    """
     history = []
     for point in entry["history"]:
         step = point.get("step")
@@ -226,7 +238,7 @@ def _new_version(entry: dict[str, Any], staged: StagedBlob, origin: str, provena
         tags={**validate_tags(entry["tags"]), ORIGIN_TAG: origin},
         description=validate_description(entry.get("description")),
         environment=environment,
-        imports=None if entry.get("imports") is None else tuple(str(name) for name in entry["imports"]),
+        imports=imports,
         history=tuple(history),
         lineage=_lineage_of(entry),
         input_signature=_signature_of(entry),
@@ -261,6 +273,7 @@ def import_bundle(
         )
         signer, verified = bundle.signer, bundle.verified
         staged: dict[str, StagedBlob] = {}
+        inventories: dict[str, tuple[str, ...] | None] = {}
         pending = []
         for entry in bundle.entries:
             origin = f"{entry['name']}:{entry['version']} {entry['created_at']}"
@@ -271,7 +284,8 @@ def import_bundle(
             digest = check_digest(str(entry["checksum"]).removeprefix(CHECKSUM_PREFIX))
             if digest not in staged:
                 member = tar.extractfile(bundle.blobs[digest])
-                blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member: _copy(m, file)))
+                content = io.BytesIO()
+                blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member, c=content: _copy(m, file, c)))
                 if blob.digest != digest:
                     raise CorruptedArtifact(
                         f"{source} was altered: the blob of {entry['name']}:{entry['version']} hashes to "
@@ -280,11 +294,13 @@ def import_bundle(
                         actual=f"sha256:{blob.digest}",
                     )
                 staged[digest] = blob
+                inventories[digest] = _scanned_imports(entry, content)
             pending.append((entry, origin, staged[digest]))
         batch = []
         for entry, origin, blob in pending:  # every blob verified: check every entry before recording any
             try:
-                batch.append((_new_version(entry, blob, origin, bundle.provenance), blob))
+                new = _new_version(entry, blob, origin, bundle.provenance, inventories[blob.digest])
+                batch.append((new, blob))
             except (KeyError, TypeError, ValueError) as exc:
                 raise RegistryError(
                     f"{source}: the manifest entry for {entry.get('name')}:{entry.get('version')} is malformed "
@@ -295,6 +311,19 @@ def import_bundle(
     return results
 
 
-def _copy(member: IO[bytes] | None, file: IO[bytes]) -> None:
-    if member is not None:
-        shutil.copyfileobj(member, file)
+def _copy(member: IO[bytes] | None, file: IO[bytes], content: io.BytesIO) -> None:
+    """Stream a blob member into the store, keeping the bytes for the import scan (one read of the tar)."""
+    if member is None:
+        return
+    while chunk := member.read(_CHUNK):
+        file.write(chunk)
+        content.write(chunk)
+
+
+def _scanned_imports(entry: dict[str, Any], content: io.BytesIO) -> tuple[str, ...] | None:
+    """The globals a blob imports, read by the scanner; ``None`` for bytes that are not a pickle of its format."""
+    content.seek(0)
+    try:
+        return scan_imports(get_format(entry.get("format")), content)
+    except (SerializationError, ValueError):
+        return None

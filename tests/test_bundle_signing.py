@@ -456,3 +456,29 @@ def test_key_files_of_the_wrong_kind_are_refused_with_what_to_do(
     assert not (tmp_path / "x.tar").exists()
     _assert_untouched(target)
     assert _run(target, "import", str(signed), "--trust", str(not_a_key)).exit_code == 2
+
+
+def test_an_accepted_unsigned_bundle_gets_the_inventory_of_its_bytes_not_of_its_manifest(
+    unsigned: Path, target: Path, tmp_path: Path
+) -> None:
+    """The manifest's import list is the exporter's word: the target scans what it stores."""
+    marker = tmp_path / "ran"
+    evil = _swap_blob(unsigned, tmp_path / "evil.tar", pickle.dumps(Payload(marker)))
+
+    def clean_list(name: str, data: bytes) -> bytes | None:
+        if name != "manifest.json":
+            return data
+        manifest = json.loads(data)
+        for entry in manifest["versions"]:
+            entry["imports"] = ["sklearn.neighbors._classification.KNeighborsClassifier"]
+        return json.dumps(manifest).encode()
+
+    lying = _rewrite(evil, tmp_path / "lying.tar", clean_list)
+    with Registry(target) as reg:
+        imported = import_bundle(reg, lying, allow_unsigned=True)
+        swapped = reg.get(imported[0].target)
+        write_text = f"{Path.write_text.__module__}.{Path.write_text.__qualname__}"
+        assert write_text in swapped.imports and swapped.imports_scanned
+        assert "sklearn.neighbors._classification.KNeighborsClassifier" not in swapped.imports
+        assert reg.versions_importing([write_text]) == [swapped]
+    assert not marker.exists()

@@ -6,8 +6,9 @@ Create Date: 2026-12-02 04:40:00.000000
 
 Adds ``events.link`` (each event chained to its model's previous one),
 ``models.state_seq``/``state``/``state_seal`` (the model's sealed state),
-the one-row ``catalog_identity`` table and the ``version_imports`` index of
-every version's import inventory. (``v2:`` signatures fit the existing
+the one-row ``catalog_identity`` table, the ``version_imports`` index of
+every version's import inventory and ``versions.imports_scanned`` (left
+empty for existing rows, whose inventories a pickler tracer recorded). (``v2:`` signatures fit the existing
 ``versions.signature`` column: widening it would make SQLite rebuild the
 table, and dropping the old one cascades into every table that refers to it.)
 
@@ -136,11 +137,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("state_seal", sa.String(length=72), nullable=True))
     with op.batch_alter_table("events") as batch_op:
         batch_op.add_column(sa.Column("link", sa.String(length=72), nullable=True))
+    with op.batch_alter_table("versions") as batch_op:  # existing inventories came from the tracer: not scanned
+        batch_op.add_column(sa.Column("imports_scanned", sa.Boolean(), nullable=True))
     _backfill(op.get_bind())
 
 
 def downgrade() -> None:
     # v2 signatures stay: the earlier code compares them as v1 and refuses them, which is the safe reading.
+    with op.batch_alter_table("versions") as batch_op:
+        batch_op.drop_column("imports_scanned")
     with op.batch_alter_table("events") as batch_op:
         batch_op.drop_column("link")
     with op.batch_alter_table("models") as batch_op:

@@ -222,6 +222,9 @@ class VersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     imports: Mapped[list[str] | None] = mapped_column(JSON)
+    #: True when ``imports`` was read from the artifact's bytes by the scanner; older rows hold what a
+    #: pickler tracer saw, which missed nested pickles, so safe loads cannot hold those versions to it.
+    imports_scanned: Mapped[bool | None] = mapped_column(Boolean)
     signature: Mapped[str | None] = mapped_column(String(SIGNATURE_LENGTH))
     input_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
