@@ -62,6 +62,7 @@ VERSION_KEYS = {
     "environment",
     "aliases",
     "imports",
+    "imports_scanned",
     "signed",
     "lineage",
     "input_signature",

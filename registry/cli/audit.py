@@ -33,8 +33,9 @@ def audit(ctx: click.Context, deny: tuple[str, ...]) -> None:
 
     Aliased versions (what is served) come first. This reads the catalog's
     imports index only, never an artifact, so it is fast on any registry;
-    versions registered with --no-check record no inventory and are not
-    listed.
+    a version whose bytes are not a pickle has no inventory and is not
+    listed, and one registered before inventories were scanned from the
+    bytes may miss globals of nested pickles.
 
     \b
     Example:
