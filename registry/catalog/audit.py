@@ -26,7 +26,7 @@ from registry.domain import AliasPeriod, Event
 
 _EVENTS = EventRow.__table__
 _INSERT_EVENT = insert(_EVENTS)
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     EventRow.id,
     EventRow.at,
     EventRow.action,
@@ -39,7 +39,7 @@ _EVENT_COLUMNS = (
     EventRow.host,
 )
 _ALIAS_EVENTS = (
-    select(*_EVENT_COLUMNS)
+    select(*EVENT_COLUMNS)
     .where(
         EventRow.model == bindparam("model"),
         EventRow.alias == bindparam("alias"),
@@ -149,7 +149,7 @@ def read_events(
     connection: Connection, model: str | None, since: datetime | None, limit: int | None = None
 ) -> list[Event]:
     """Events in the order they happened, optionally of one model and from ``since`` on."""
-    query = select(*_EVENT_COLUMNS)
+    query = select(*EVENT_COLUMNS)
     if model is not None:
         query = query.where(EventRow.model == model)
     if since is not None:

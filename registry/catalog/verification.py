@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy import Connection, select
 
+from registry.catalog.audit import EVENT_COLUMNS
 from registry.catalog.chain import check_link
 from registry.catalog.inventory import index_name
 from registry.catalog.schema import AliasRow, EventRow, ModelRow, VersionImportRow, VersionRow
@@ -32,19 +33,7 @@ from registry.errors import UntrustedArtifact
 
 Finding = tuple[str, str, str | None]
 
-_EVENTS = select(
-    EventRow.id,
-    EventRow.at,
-    EventRow.action,
-    EventRow.model,
-    EventRow.version,
-    EventRow.alias,
-    EventRow.old,
-    EventRow.new,
-    EventRow.user_name,
-    EventRow.host,
-    EventRow.link,
-).order_by(EventRow.model, EventRow.id)
+_EVENTS = select(*EVENT_COLUMNS, EventRow.link).order_by(EventRow.model, EventRow.id)
 
 
 def trail_findings(connection: Connection, key: bytes | None) -> Iterator[Finding]:
