@@ -11,7 +11,10 @@ every operation alike), with the file in the page cache for all of them:
 * ``joblib.load`` of the plain file;
 * the first ``Registry.load`` of the process (one read into private memory,
   hashed there, zero-copy arrays) and a repeated one (no hash: the file's
-  identity was unchanged before and after the read).
+  identity was unchanged before and after the read);
+* the first ``Registry.load(..., safe=True)``: the same read, then the
+  restricted interpreter instead of joblib (no budget of the issue's, shown
+  for what safety costs).
 
 Peak memory is ``ru_maxrss`` after the load minus ``ru_maxrss`` just before
 it, in that fresh process, after the imports and opening the registry (the
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-OPERATIONS = ("sha256", "load-joblib", "load-registry", "load-registry-again")
+OPERATIONS = ("sha256", "load-joblib", "load-registry", "load-registry-again", "load-registry-safe")
 
 
 def _peak_mb() -> float:
@@ -82,6 +85,8 @@ def measure(operation: str, workdir: str) -> dict[str, float]:
         joblib.load(path)
     elif operation in ("load-registry", "load-registry-again"):
         reg.load("forest")
+    elif operation == "load-registry-safe":
+        reg.load("forest", safe=True)
     else:
         raise SystemExit(f"unknown operation {operation}")
     seconds = time.perf_counter() - started
@@ -116,6 +121,7 @@ def bench_load_budgets(work: Path, results: Any, megabytes: int, rounds: int) ->
     plain = median("load-joblib", "seconds") * 1000
     first = median("load-registry", "seconds") * 1000
     again = median("load-registry-again", "seconds") * 1000
+    safe = median("load-registry-safe", "seconds") * 1000
     group = f"9 load budgets ({size_mb:.0f} MB forest)"
     results.add(group, "sha256 of the same bytes", sha)
     results.add(group, "joblib.load of the same bytes", plain)
@@ -128,6 +134,7 @@ def bench_load_budgets(work: Path, results: Any, megabytes: int, rounds: int) ->
         target="target <= 1.15x",
     )
     results.add(group, "repeated load", again, baseline=plain, baseline_name="joblib.load", target="target <= 1.25x")
+    results.add(group, "first verified safe load", safe, baseline=sha + plain, baseline_name="sha256+joblib.load")
     results.add(
         group,
         "peak extra memory, first load (ru_maxrss)",
@@ -136,6 +143,14 @@ def bench_load_budgets(work: Path, results: Any, megabytes: int, rounds: int) ->
         baseline=max(median("load-joblib", "peak_extra_mb"), 1.0),
         baseline_name="joblib.load",
         target="target <= 1.25x",
+    )
+    results.add(
+        group,
+        "peak extra memory, first safe load (ru_maxrss)",
+        median("load-registry-safe", "peak_extra_mb"),
+        unit="MB",
+        baseline=max(median("load-joblib", "peak_extra_mb"), 1.0),
+        baseline_name="joblib.load",
     )
 
 
