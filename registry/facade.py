@@ -487,7 +487,17 @@ class Registry(FindingMixin):
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every live version of ``name``, oldest first."""
-        return self._catalog.versions(validate_model_name(name))
+        return self._authenticated(self._catalog.versions(validate_model_name(name)))
+
+    def _authenticated(self, found: list[ModelVersion]) -> list[ModelVersion]:
+        """With a key, refuse a listing that shows a version whose signature no longer matches its row.
+
+        As for :meth:`get`, an unsigned version is listed; one whose import
+        inventory or params were rewritten is not shown as if signed.
+        """
+        for mv in found:
+            self._check_signature(mv, required=False)
+        return found
 
     def models(self) -> list[str]:
         """The names of the models that have at least one live version, sorted."""

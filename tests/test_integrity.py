@@ -188,11 +188,11 @@ def test_registering_known_bytes_repairs_a_damaged_blob(reg: Registry, home: Pat
 
 
 def test_a_blob_changed_after_a_verified_load_is_verified_again(reg: Registry, home: Path, tmp_path: Path) -> None:
-    """Without a signing key, loads remember verified files by identity and change time; any write voids that."""
+    """A later write, even with mtime put back, is caught: every load hashes what it reads."""
     mark = tmp_path / "mark"
     reg.register("m", Marker(mark), format="pickle")
     (blob,) = blob_files(home)
-    assert reg.load("m") == "marked"  # verified, and remembered
+    assert reg.load("m") == "marked"  # verified
     mark.unlink()
     before = blob.stat()
     flip_byte(blob, before.st_size // 2)

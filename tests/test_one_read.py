@@ -122,7 +122,7 @@ def test_a_blob_rewritten_as_the_unpickler_starts_is_not_what_it_reads(
     reg = registry_factory()
     mv = reg.register("m", knn, format=fmt)
     if which == "repeated":
-        reg.load("m")  # verified and remembered: the next load takes the identity shortcut
+        reg.load("m")  # a load before: the next one must not trust anything it learned
     blob = local_file(reg, mv.digest)
     original = formats.load
 
@@ -137,19 +137,19 @@ def test_a_blob_rewritten_as_the_unpickler_starts_is_not_what_it_reads(
 
 
 @pytest.mark.parametrize("fmt", ["joblib", "pickle"])
-def test_a_rewrite_during_a_shortcut_read_is_hashed_and_never_unpickled(
+def test_a_rewrite_right_after_a_repeated_read_is_never_unpickled(
     reg: Registry, home: Path, monkeypatch, tmp_path: Path, knn, iris, fmt: str
 ) -> None:
-    """A remembered file rewritten while (or right after) it is read: its identity moved, so the memory is hashed."""
+    """A file loaded before, rewritten right after this load's read: the memory holds (and hashed) the old bytes."""
     mark = tmp_path / "mark"
     mv = reg.register("m", knn, format=fmt)
-    reg.load("m")  # verified and remembered: the next load may skip the hash if nothing changes
+    reg.load("m")
     blob = reg._store.path_of(mv.digest)
     original = local.read_once
 
-    def read_then_rewrite(source: Any, memory: Any, *, hashing: bool) -> str | None:
-        result = original(source, memory, hashing=hashing)
-        rewrite_start(blob, evil_pickle(mark))  # after the read, before the identity is taken again
+    def read_then_rewrite(source: Any, memory: Any) -> str:
+        result = original(source, memory)
+        rewrite_start(blob, evil_pickle(mark))  # after the read and its hash, before anything is unpickled
         return result
 
     monkeypatch.setattr(local, "read_once", read_then_rewrite)
@@ -180,9 +180,7 @@ def test_a_rewrite_in_the_middle_of_the_read_is_refused(reg: Registry, monkeypat
                 rewrite_start(blob, bytes(256) + evil_pickle(mark))
             return int(self.source.readinto(buffer))
 
-    monkeypatch.setattr(
-        local, "read_once", lambda source, memory, hashing: original(RewritingSource(source), memory, hashing=hashing)
-    )
+    monkeypatch.setattr(local, "read_once", lambda source, memory: original(RewritingSource(source), memory))
     with pytest.raises(CorruptedArtifact):
         reg.load("m")
     assert not mark.exists()
@@ -202,25 +200,39 @@ def hash_count(monkeypatch) -> list[int]:
     return calls
 
 
-def test_the_identity_shortcut_is_taken_only_while_nothing_changed(
-    reg: Registry, home: Path, hash_count: list[int]
-) -> None:
-    mv = reg.register("m", {"weights": list(range(1000))}, format="pickle")
-    blob = reg._store.path_of(mv.digest)
-    for _ in range(3):
-        assert reg.load("m") == {"weights": list(range(1000))}
-    assert len(hash_count) == 1, "only the first load of an unchanged file hashes it"
+def test_every_load_hashes_even_after_a_write_that_moves_no_timestamp(reg: Registry, hash_count: list[int]) -> None:
+    """A write through a shared writable mapping whose page is already dirty changes neither mtime nor ctime.
 
-    before = blob.stat()
-    os.utime(blob, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime "unchanged", ctime moved
-    assert reg.load("m") == {"weights": list(range(1000))}
-    assert len(hash_count) == 2, "a file whose ctime moved is hashed again"
-    assert reg.load("m") == {"weights": list(range(1000))}
-    assert len(hash_count) == 2
+    An identity shortcut (skip the hash while device, inode, size, mtime and
+    ctime are unchanged) would then unpickle bytes nobody verified; so
+    every load hashes what it read.
+    """
+    import mmap
+    import stat
 
-    with Registry(home) as other:  # another process knows nothing this one verified
-        other.load("m")
-    assert len(hash_count) == 3
+    mv = reg.register("m", {"v": "A" * 200}, format="pickle")
+    path = reg._store.path_of(mv.digest)
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    with open(path, "r+b") as file:
+        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_WRITE)
+    try:
+        mapping[0:1] = mapping[0:1]  # dirty the page with the same byte
+        os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        assert reg.load("m") == {"v": "A" * 200}
+        before = os.stat(path)
+        offset = mapping.find(b"A" * 200)
+        mapping[offset : offset + 200] = b"B" * 200  # no page fault: no timestamp moves
+        after = os.stat(path)
+        assert (after.st_mtime_ns, after.st_ctime_ns, after.st_ino) == (
+            before.st_mtime_ns,
+            before.st_ctime_ns,
+            before.st_ino,
+        )
+        with pytest.raises(CorruptedArtifact):
+            reg.load("m")
+    finally:
+        mapping.close()
+    assert len(hash_count) == 2  # both loads hashed
 
 
 def test_bytes_changed_between_two_loads_are_hashed_and_refused(

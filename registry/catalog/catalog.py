@@ -153,6 +153,8 @@ class Catalog(CatalogReads):
         verdict = check_state(connection, self.key, name, with_metrics=False)
         if verdict is not None:
             verdict.raise_if_untrusted()
+            if self.state_seen is not None:  # a writer must not seal a catalog rolled back behind its readers
+                self.state_seen(verdict.catalog_id, name, verdict.seq)
 
     def _finish(self, connection: Connection, events: EventLog, *, adopt: bool = False) -> None:
         """Append the transaction's events, then reseal (or, without a key, unseal) every model they touch.

@@ -360,10 +360,12 @@ class CatalogReads:
                 # metrics included: best() and metric filters must not follow a value raised by SQL
                 self._trust(connection, name, with_metrics=True)
                 base = base.where(VersionRow.model_id == self._model_id(connection, name))
-            rows = connection.execute(search_statement(base, where, order, limit)).all()
-            if name is None:
-                for model in sorted({row.name for row in rows}):
+            elif self.key is not None:
+                # Every model, not only those in the result: a metric lowered by SQL would otherwise drop the
+                # true best out of the result unchecked, and serve the runner-up.
+                for model in connection.execute(select(ModelRow.name).order_by(ModelRow.name)).scalars():
                     self._trust(connection, model, with_metrics=True)
+            rows = connection.execute(search_statement(base, where, order, limit)).all()
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
 

@@ -203,7 +203,7 @@ def check_state(connection: Connection, key: bytes, name: str, *, with_metrics: 
     catalog = row.catalog
     actual = read_state(connection, row, name, with_metrics=with_metrics)
     if row.state_seal is None:
-        if row.state is None and actual.last_version == 0 and actual.head is None:
+        if row.state is None and _holds_nothing(actual):
             return Verdict(name, catalog, row.state_seq)  # created, nothing registered yet: nothing to protect
         return Verdict(name, catalog, row.state_seq, "state_unsealed", _unsealed_message(name, row.state is None))
     if row.state is None or catalog is None:
@@ -218,6 +218,17 @@ def check_state(connection: Connection, key: bytes, name: str, *, with_metrics: 
     if changes:
         return Verdict(name, catalog, sealed.seq, "state_mismatch", _mismatch_message(name, changes))
     return Verdict(name, catalog, sealed.seq)
+
+
+def _holds_nothing(actual: ModelState) -> bool:
+    """Whether a model's rows hold nothing a seal would protect: no version row, alias or event at all.
+
+    Decided from the rows themselves, never from the model's counter: an
+    attacker who resets ``last_version`` and clears the seal must not make a
+    model with versions look newly created (its state would then be served
+    unsealed, and the next keyed write would seal it).
+    """
+    return actual.live == 0 and not actual.deleted and not actual.aliases and actual.head is None
 
 
 def reseal(connection: Connection, key: bytes | None, model_id: int, name: str, metric_delta: int | None) -> None:

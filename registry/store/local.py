@@ -46,7 +46,7 @@ from typing import IO
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
 from registry.store.hashing import HashingWriter
-from registry.store.reading import hash_memory, read_once
+from registry.store.reading import read_once
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -61,11 +61,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _identity(file: io.RawIOBase) -> tuple[int, ...]:
-    info = os.fstat(file.fileno())
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -155,8 +150,6 @@ class LocalBlobStore:
         self.root = Path(root).absolute()
         self._blobs = self.root / "blobs" / "sha256"
         self._tmp = self.root / "tmp"
-        #: (device, inode, size, mtime_ns, ctime_ns) of files this process verified → their digest.
-        self._verified: dict[tuple[int, ...], str] = {}
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self.root)!r})"
@@ -372,15 +365,12 @@ class LocalBlobStore:
         signing key: ``private`` is accepted for compatibility and ignored,
         every read is private now.
 
-        Repeated loads skip the hash (not the read) when this process
-        verified the same file before and its identity — device, inode,
-        size, mtime and ctime in nanoseconds — is unchanged both *before*
-        and *after* this read: the bytes in memory are then the bytes
-        verified before. The assumption is that ctime cannot be set back:
-        every write, every ``utime`` (restoring mtime) and every rename or
-        link change moves it, and only root changing the system clock can
-        fake it. If the identity differs in any way, the bytes in memory
-        are hashed. Blobs above :data:`IN_MEMORY_LIMIT` are read the same
+        Every load hashes, repeated ones too. An earlier version skipped the
+        hash when the file's identity (device, inode, size, mtime, ctime) was
+        unchanged since a verified read, trusting that every write moves
+        ctime; a write through a shared writable mapping whose page is
+        already dirty moves neither time, so a writer to the store could
+        have had unverified bytes unpickled. Blobs above :data:`IN_MEMORY_LIMIT` are read the same
         way into an unlinked temporary file under ``tmp/`` instead of
         anonymous memory (see :mod:`registry.store.buffer`). Raises :class:`CorruptedArtifact` when the blob is
         missing, is a link or not a regular file, has another size, ends
@@ -388,20 +378,12 @@ class LocalBlobStore:
         """
         del private  # every read is private; kept so existing callers do not break
         with self._open(digest, size) as source:
-            before = _identity(source)
-            remembered = self._verified.get(before) == digest
             try:
                 memory = allocate(size, self._tmp, IN_MEMORY_LIMIT)
             except OSError as exc:
                 raise self._failure(f"make room for a private copy of {size} bytes", exc) from exc
-            actual = read_once(source, memory, hashing=not remembered)
-            after = _identity(source)
-        if actual is None and after != before:
-            actual = hash_memory(memory)  # the file changed during this read: the shortcut does not apply
-        if actual is not None:
-            self._check(digest, actual)
-        if after == before:
-            self._verified[after] = digest
+            actual = read_once(source, memory)
+        self._check(digest, actual)
         with VerifiedReader(memory) as reader:
             yield reader
 

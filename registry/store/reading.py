@@ -29,25 +29,16 @@ def _sha256() -> Any:
     return hashlib.sha256()
 
 
-def hash_memory(memory: mmap.mmap | bytearray) -> str:
-    """The SHA-256 of bytes already in memory (a load whose file changed while it was read)."""
-    sha = _sha256()
-    sha.update(memory)
-    return str(sha.hexdigest())
-
-
-def read_once(source: io.RawIOBase, memory: mmap.mmap | bytearray, *, hashing: bool) -> str | None:
+def read_once(source: io.RawIOBase, memory: mmap.mmap | bytearray) -> str:
     """Fill ``memory`` from ``source`` (at its start) in one pass; return the SHA-256 of ``memory``.
 
-    With ``hashing=False`` (a file this process verified and that did not
-    change, see ``LocalBlobStore.open_verified``) nothing is hashed and
-    ``None`` is returned. A file shorter than ``memory`` — truncated while
-    it was read — is :class:`CorruptedArtifact`.
+    A file shorter than ``memory`` — truncated while it was read — is
+    :class:`CorruptedArtifact`.
     """
     view = memoryview(memory)
     size = len(view)
-    sha = _sha256() if hashing else None
-    helper = ThreadPoolExecutor(1, thread_name_prefix="modelshelf-hash") if sha and size >= OVERLAP_THRESHOLD else None
+    sha = _sha256()
+    helper = ThreadPoolExecutor(1, thread_name_prefix="modelshelf-hash") if size >= OVERLAP_THRESHOLD else None
     pending: Future[None] | None = None
     offset = 0
     try:
@@ -59,18 +50,17 @@ def read_once(source: io.RawIOBase, memory: mmap.mmap | bytearray, *, hashing: b
                     "something truncated it (run `modelshelf verify`)",
                     actual=f"{offset} bytes",
                 )
-            if sha is not None:
-                chunk = view[offset : offset + count]
-                if helper is None:
-                    sha.update(chunk)
-                else:
-                    if pending is not None:
-                        pending.result()  # keep the hash in order: chunk k is done before k + 1 starts
-                    pending = helper.submit(sha.update, chunk)
+            chunk = view[offset : offset + count]
+            if helper is None:
+                sha.update(chunk)
+            else:
+                if pending is not None:
+                    pending.result()  # keep the hash in order: chunk k is done before k + 1 starts
+                pending = helper.submit(sha.update, chunk)
             offset += count
         if pending is not None:
             pending.result()
     finally:
         if helper is not None:
             helper.shutdown(wait=True)
-    return None if sha is None else str(sha.hexdigest())
+    return str(sha.hexdigest())
