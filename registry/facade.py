@@ -470,9 +470,10 @@ class Registry(FindingMixin):
         """Live versions whose import inventory names any of ``globals`` (``"module.qualname"``).
 
         Aliased versions come first (they are what is served), then by name
-        and version. One indexed query; no artifact is read. Versions
-        registered unexamined (``check=False``) record no inventory and are
-        not listed.
+        and version. One indexed query; no artifact is read. A version whose
+        bytes are not a pickle has no inventory and is not listed; one
+        registered before inventories were scanned (``imports_scanned``
+        false) may miss the globals of nested pickles.
         """
         if isinstance(globals, str):
             raise ValueError("globals must be a list of 'module.qualname' strings, not a single string")

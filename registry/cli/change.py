@@ -156,7 +156,7 @@ def register(
     no code outside `modelshelf policy`, to prove it works; a file that needs
     more is refused (exit 3). --unsafe-check loads it with pickle/joblib
     themselves, which runs whatever code the file contains: only for files
-    you trust. --no-check stores it without loading it. Either way the
+    you trust. --no-check stores it without loading it. In every mode the
     globals the file imports are read from its bytes and recorded.
 
     \b

@@ -1,4 +1,4 @@
-"""Commands for the Ed25519 keys that sign bundles: keys generate, keys fingerprint."""
+"""Commands for the keys that sign bundles (Ed25519; ECDSA for model-signing): keys generate, keys fingerprint."""
 
 from __future__ import annotations
 
