@@ -1,0 +1,163 @@
+"""Native state: allowed Cython types rebuilt from hostile arrays must not crash the process that uses them.
+
+scikit-learn's ``Tree`` and ``KDTree`` are on every safe-load allow-list,
+and both take their state as arrays they trust: child and feature indices,
+an index array into the training data. None of them is bounds-checked at
+predict time (the Cython code runs with ``boundscheck=False``), so a model
+whose tree points a child at node 10**8 reads far outside its arrays — a
+segmentation fault at best. This is the scikit-learn counterpart of
+PyTorch's CVE-2026-24747 (heap corruption from crafted storage metadata
+under ``weights_only=True``).
+
+The payloads are real fitted models whose state was edited the way an
+attacker edits bytes. A safe load must refuse them (:class:`UnsafeArtifact`);
+a clean Python error at predict time would also do, a crash or a silent
+out-of-range read would not. Each load and predict
+runs in a forked child of one helper process, so a crash is reported as a
+failed test and never takes pytest down with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry import Registry
+from registry.locations import CATALOG_FILE_NAME
+
+
+def _iris() -> tuple[Any, Any]:
+    from sklearn.datasets import load_iris
+
+    return load_iris(return_X_y=True)
+
+
+def _tree_with(field: str, value: int) -> Any:
+    """A fitted decision tree whose root node's ``field`` was overwritten (children or split feature)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    model = DecisionTreeClassifier(max_depth=2, random_state=0).fit(*_iris())
+    state = model.tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes[field][0] = value
+    model.tree_.__setstate__({**state, "nodes": nodes})
+    return model
+
+
+def _forest_with_child_out_of_range() -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0).fit(*_iris())
+    tree = model.estimators_[1].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["right_child"][0] = 10**8
+    tree.__setstate__({**state, "nodes": nodes})
+    return model
+
+
+def _kd_tree_with_indices_out_of_range() -> Any:
+    """A k-nearest-neighbours model whose KD-tree index array points past the training data."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model = KNeighborsClassifier(algorithm="kd_tree").fit(*_iris())
+    state = list(model._tree.__getstate__())
+    state[1] = state[1].copy()
+    state[1][:] = 10**9  # idx_array: every neighbour is a row far outside the data
+    model._tree.__setstate__(tuple(state))
+    return model
+
+
+HOSTILE: dict[str, Callable[[], Any]] = {
+    "tree child out of range": lambda: _tree_with("left_child", 10**8),
+    "tree negative child": lambda: _tree_with("right_child", -(10**8)),
+    "tree feature out of range": lambda: _tree_with("feature", 10**8),
+    "forest member child out of range": _forest_with_child_out_of_range,
+    "kd-tree index out of range": _kd_tree_with_indices_out_of_range,
+}
+
+CHILD = r"""
+import json, os, sys
+
+from sklearn.datasets import load_iris
+
+from registry import Registry, UnsafeArtifact
+
+home, refs = sys.argv[1], json.loads(sys.argv[2])
+X, _ = load_iris(return_X_y=True)
+with Registry(home) as reg:
+    reg.load("warmup", safe=True).predict(X[:2])  # imports happen once, before the forks
+    results = {}
+    for name, ref in refs.items():
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(reader)
+            try:
+                reg.load(ref, safe=True).predict(X)
+                outcome = "predicted"
+            except UnsafeArtifact:
+                outcome = "refused"
+            except BaseException as exc:
+                outcome = type(exc).__name__
+            os.write(writer, outcome.encode())
+            os._exit(0)
+        os.close(writer)
+        _, status = os.waitpid(pid, 0)
+        said = os.read(reader, 200).decode()
+        os.close(reader)
+        signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        results[name] = said or f"killed by signal {signal}"
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory, template_home: Path) -> dict[str, str]:
+    """Register every hostile model in both formats, then load and use each in a forked child."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    home = tmp_path_factory.mktemp("native")
+    shutil.copyfile(template_home / CATALOG_FILE_NAME, home / CATALOG_FILE_NAME)
+    files = tmp_path_factory.mktemp("native-files")
+    refs: dict[str, str] = {}
+    with Registry(home) as reg:
+        reg.register("warmup", LogisticRegression(max_iter=200).fit(*_iris()))
+        for number, (name, build) in enumerate(HOSTILE.items()):
+            model = build()
+            for fmt in ("pickle", "joblib"):
+                path = files / f"hostile-{number}.{fmt}"
+                if fmt == "joblib":
+                    joblib.dump(model, path)
+                else:
+                    path.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+                mv = reg.register_file(f"hostile-{number}-{fmt}", path, format=fmt, check=False)
+                refs[f"{name} [{fmt}]"] = mv.ref
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(home), json.dumps(refs)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert child.returncode == 0, child.stderr
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["pickle", "joblib"])
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_model_with_out_of_range_native_state_is_refused_or_harmless(
+    outcomes: dict[str, str], name: str, fmt: str
+) -> None:
+    """Refused at load, or a clean Python error at predict; never a crash, never a silent out-of-range read."""
+    outcome = outcomes[f"{name} [{fmt}]"]
+    assert outcome != "predicted", f"{name} ({fmt}): predict read outside the model's arrays and returned"
+    assert not outcome.startswith("killed"), f"{name} ({fmt}): a safe load, then predict, was {outcome}"
