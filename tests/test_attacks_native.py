@@ -1,9 +1,11 @@
 """Native state: allowed Cython types rebuilt from hostile arrays must not crash the process that uses them.
 
-scikit-learn's ``Tree`` and ``KDTree`` are on every safe-load allow-list,
-and both take their state as arrays they trust: child and feature indices,
-an index array into the training data. None of them is bounds-checked at
-predict time (the Cython code runs with ``boundscheck=False``), so a model
+scikit-learn's ``Tree`` and ``KDTree`` and scipy's sparse matrices are on
+every safe-load allow-list, and all take their state as arrays they trust:
+child and feature indices, an index array into the training data, column
+indices. None of them is bounds-checked when used (the Cython and C++ code
+runs without bounds checks; scipy validates only in its constructor, which
+unpickling skips), so a model
 whose tree points a child at node 10**8 reads far outside its arrays — a
 segmentation fault at best. This is the scikit-learn counterpart of
 PyTorch's CVE-2026-24747 (heap corruption from crafted storage metadata
@@ -77,12 +79,35 @@ def _kd_tree_with_indices_out_of_range() -> Any:
     return model
 
 
-HOSTILE: dict[str, Callable[[], Any]] = {
-    "tree child out of range": lambda: _tree_with("left_child", 10**8),
-    "tree negative child": lambda: _tree_with("right_child", -(10**8)),
-    "tree feature out of range": lambda: _tree_with("feature", 10**8),
-    "forest member child out of range": _forest_with_child_out_of_range,
-    "kd-tree index out of range": _kd_tree_with_indices_out_of_range,
+def _sparse_with_index_out_of_range() -> Any:
+    """A CSR matrix whose column index points far past its width (scipy checks this only in its constructor)."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    matrix = csr_matrix(np.eye(4))
+    matrix.indices = np.array([0, 1, 2, 10**8], dtype=matrix.indices.dtype)
+    return matrix
+
+
+def _logistic_with_sparse_coef_out_of_range() -> Any:
+    """``LogisticRegression.sparsify()`` keeps ``coef_`` as CSR; predict multiplies by it."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=300).fit(*_iris()).sparsify()
+    model.coef_.indices = model.coef_.indices.copy()
+    model.coef_.indices[-1] = 10**8
+    return model
+
+
+#: name -> (what builds the hostile object, what a user then does with it)
+HOSTILE: dict[str, tuple[Callable[[], Any], str]] = {
+    "tree child out of range": (lambda: _tree_with("left_child", 10**8), "predict"),
+    "tree negative child": (lambda: _tree_with("right_child", -(10**8)), "predict"),
+    "tree feature out of range": (lambda: _tree_with("feature", 10**8), "predict"),
+    "forest member child out of range": (_forest_with_child_out_of_range, "predict"),
+    "kd-tree index out of range": (_kd_tree_with_indices_out_of_range, "predict"),
+    "csr index out of range": (_sparse_with_index_out_of_range, "toarray"),
+    "sparse coef index out of range": (_logistic_with_sparse_coef_out_of_range, "predict"),
 }
 
 CHILD = r"""
@@ -103,7 +128,8 @@ with Registry(home) as reg:
         if pid == 0:
             os.close(reader)
             try:
-                reg.load(ref, safe=True).predict(X)
+                loaded = reg.load(ref["ref"], safe=True)
+                loaded.predict(X) if ref["use"] == "predict" else loaded.toarray()
                 outcome = "predicted"
             except UnsafeArtifact:
                 outcome = "refused"
@@ -130,10 +156,10 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory, template_home: Path) -> d
     home = tmp_path_factory.mktemp("native")
     shutil.copyfile(template_home / CATALOG_FILE_NAME, home / CATALOG_FILE_NAME)
     files = tmp_path_factory.mktemp("native-files")
-    refs: dict[str, str] = {}
+    refs: dict[str, dict[str, str]] = {}
     with Registry(home) as reg:
         reg.register("warmup", LogisticRegression(max_iter=200).fit(*_iris()))
-        for number, (name, build) in enumerate(HOSTILE.items()):
+        for number, (name, (build, use)) in enumerate(HOSTILE.items()):
             model = build()
             for fmt in ("pickle", "joblib"):
                 path = files / f"hostile-{number}.{fmt}"
@@ -142,7 +168,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory, template_home: Path) -> d
                 else:
                     path.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
                 mv = reg.register_file(f"hostile-{number}-{fmt}", path, format=fmt, check=False)
-                refs[f"{name} [{fmt}]"] = mv.ref
+                refs[f"{name} [{fmt}]"] = {"ref": mv.ref, "use": use}
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(home), json.dumps(refs)], capture_output=True, text=True, env=env, timeout=300
@@ -159,5 +185,5 @@ def test_a_model_with_out_of_range_native_state_is_refused_or_harmless(
 ) -> None:
     """Refused at load, or a clean Python error at predict; never a crash, never a silent out-of-range read."""
     outcome = outcomes[f"{name} [{fmt}]"]
-    assert outcome != "predicted", f"{name} ({fmt}): predict read outside the model's arrays and returned"
-    assert not outcome.startswith("killed"), f"{name} ({fmt}): a safe load, then predict, was {outcome}"
+    assert outcome != "predicted", f"{name} ({fmt}): its first use read outside its arrays and returned"
+    assert not outcome.startswith("killed"), f"{name} ({fmt}): a safe load and its first use ended {outcome}"
