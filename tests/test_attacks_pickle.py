@@ -461,11 +461,42 @@ def test_an_extension_cached_by_an_earlier_ordinary_load_is_not_served_from_the_
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("opcode", ["PERSID", "BINPERSID"])
-def test_persistent_ids_are_refused(reg: Registry, tmp_path: Path, fmt: str, opcode: str) -> None:
-    """Persistent ids hand a value to a loader hook; modelshelf's formats have none to offer an attacker."""
-    expr = pickle.PERSID + b"posix.system\n" if opcode == "PERSID" else text("posix.system") + pickle.BINPERSID
-    refused(reg, tmp_path, program(expr), fmt, also=MALFORMED)
+@pytest.mark.parametrize("opcode", ["PERSID", "BINPERSID", "NEXT_BUFFER", "READONLY_BUFFER"])
+def test_persistent_ids_and_out_of_band_buffers_are_refused(
+    reg: Registry, tmp_path: Path, fmt: str, opcode: str
+) -> None:
+    """Persistent ids and protocol 5's out-of-band buffers hand the stream a value from outside the artifact."""
+    expr = {
+        "PERSID": pickle.PERSID + b"posix.system\n",
+        "BINPERSID": text("posix.system") + pickle.BINPERSID,
+        "NEXT_BUFFER": pickle.NEXT_BUFFER,
+        "READONLY_BUFFER": pickle.NEXT_BUFFER + pickle.READONLY_BUFFER,
+    }[opcode]
+    refused(reg, tmp_path, program(expr, protocol=5), fmt, also=MALFORMED)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_stream_that_breaks_after_its_payload_is_refused_before_the_payload(
+    reg: Registry, tmp_path: Path, marker: Path, fmt: str
+) -> None:
+    """picklescan GHSA-9gvj-pp9x-gcfr, modelscan #348: a scanner that crashes on a bad memo reference reports nothing.
+
+    CPython runs the call, then fails on ``BINGET`` of an index never put.
+    The load must refuse at the global, and registration must not record a
+    clean inventory for a stream it could not finish reading.
+    """
+    stream = program(then(call(sklearn_chain("np.f2py.subprocess.Popen"), touch(marker)), recall(250)))
+    path = tmp_path / f"broken.{fmt}"
+    path.write_bytes(stream)
+    try:
+        mv = reg.register_file("broken", path, format=fmt, check=False)
+    except (UnsafeArtifact, SerializationError):
+        assert reg.models() == []
+    else:
+        assert mv.imports is None or "sklearn.base.np.f2py.subprocess.Popen" in mv.imports
+        with pytest.raises((UnsafeArtifact, SerializationError)):
+            reg.load(f"broken:{mv.version}", safe=True)
+    assert_nothing_ran(marker, spawned=True)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -559,6 +590,21 @@ def test_build_cannot_replace_a_method_of_an_allowed_sparse_class(
     refused(reg, tmp_path, stream, fmt)
     assert vars(csr_matrix).get("toarray") is original
     assert (csr_matrix(np.eye(2)).toarray() == np.eye(2)).all()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_build_on_a_class_fetched_back_from_the_memo_is_refused_too(
+    reg: Registry, tmp_path: Path, fmt: str, restore_class_dicts
+) -> None:
+    """The class goes through the memo first, so a loader that only looks at the opcode before ``BUILD`` misses it."""
+    from scipy.sparse import csr_matrix
+
+    restore_class_dicts(csr_matrix, "toarray")
+    original = vars(csr_matrix).get("toarray")
+    expr = memoize(global_("scipy.sparse", "csr_matrix"), 3) + pickle.POP + data(1) + pickle.POP + recall(3)
+    stream = program(expr + data((None, {"toarray": "patched"})) + pickle.BUILD)
+    refused(reg, tmp_path, stream, fmt)
+    assert vars(csr_matrix).get("toarray") is original
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -662,6 +708,35 @@ def test_a_nested_stream_of_a_nested_stream_is_refused(reg: Registry, tmp_path: 
     nested = joblib_with_object_array(innermost)
     refused(reg, tmp_path, joblib_with_object_array(nested), "joblib", also=MALFORMED)  # joblib never nests wrappers
     assert_nothing_ran(marker)
+
+
+def test_joblibs_old_array_wrapper_reads_no_other_file(reg: Registry, tmp_path: Path) -> None:
+    """joblib's pre-0.10 ``NDArrayWrapper`` names a file; ``joblib.load`` reads it by ``np.load(allow_pickle=True)``.
+
+    An absolute name reads any file on the machine into the result (or
+    unpickles it, unrestricted); a blob store's paths are predictable.
+    """
+    import numpy as np
+
+    secret = tmp_path / "secret.npy"
+    np.save(secret, np.array([4, 2]))
+    wrapper = stack_global("joblib.numpy_pickle_compat", "NDArrayWrapper") + pickle.EMPTY_TUPLE + pickle.NEWOBJ
+    state = data({"filename": str(secret), "allow_mmap": False})
+    stream = program(wrapper + state + pickle.BUILD)
+    refused(reg, tmp_path, stream, "joblib", also=MALFORMED)
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_writing_into_a_loaded_array_does_not_change_the_stored_artifact(reg: Registry, safe: bool) -> None:
+    """Whatever a loader maps or shares (zero-copy reads), the next load still gets the registered bytes."""
+    import numpy as np
+
+    reg.register("weights", {"w": np.arange(1000, dtype=np.float64)}, format="joblib")
+    loaded = reg.load("weights", safe=safe)["w"]
+    if loaded.flags.writeable:
+        loaded[:] = -1.0
+    assert np.array_equal(reg.load("weights", safe=safe)["w"], np.arange(1000, dtype=np.float64))
+    assert reg.verify().ok
 
 
 def test_a_compressed_joblib_file_is_not_handed_to_an_unrestricted_loader(
