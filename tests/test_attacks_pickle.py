@@ -835,3 +835,38 @@ def test_files_written_by_pickle_or_joblib_load_safely_when_registered_unexamine
         path.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     mv = reg.register_file(kind, path, format=fmt, check=False)
     assert _same_predictions(model, reg.load(f"{kind}:{mv.version}", safe=True))
+
+
+# --- trusted names are exact too -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Marker.__init__.__globals__",  # an attribute chain hanging off the trusted class
+        "leave_mark",  # a neighbour of the trusted class in the same module
+    ],
+)
+def test_trusting_a_class_admits_that_class_and_nothing_reachable_from_it(
+    reg: Registry, tmp_path: Path, marker: Path, fmt: str, name: str
+) -> None:
+    path = tmp_path / f"neighbour.{fmt}"
+    path.write_bytes(program(call(global_("tests.markers", name), str(marker))))
+    mv = reg.register_file("neighbour", path, format=fmt, check=False)
+    with pytest.raises(UnsafeArtifact):
+        reg.load(f"neighbour:{mv.version}", safe=True, trusted=["tests.markers.Marker"])
+    assert_nothing_ran(marker)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_trusted_name_that_is_a_reexport_is_not_honoured(reg: Registry, tmp_path: Path, fmt: str) -> None:
+    """``tests.markers.Path`` is pathlib's class under another module's name: trusting the name is not enough."""
+    import tests.markers
+
+    assert tests.markers.Path.__module__ == "pathlib"
+    path = tmp_path / f"reexport.{fmt}"
+    path.write_bytes(program(call(global_("tests.markers", "Path"), str(tmp_path))))
+    mv = reg.register_file("reexport", path, format=fmt, check=False)
+    with pytest.raises(UnsafeArtifact):
+        reg.load(f"reexport:{mv.version}", safe=True, trusted=["tests.markers.Path"])
