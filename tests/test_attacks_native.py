@@ -79,6 +79,17 @@ def _kd_tree_with_indices_out_of_range() -> Any:
     return model
 
 
+def _hist_gradient_boosting_with_child_out_of_range() -> Any:
+    """``HistGradientBoosting*`` keeps its trees as ``TreePredictor`` node arrays, walked without bounds checks."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=3).fit(*_iris())
+    predictor = model._predictors[0][0]
+    predictor.nodes = predictor.nodes.copy()
+    predictor.nodes["left"][0] = predictor.nodes["right"][0] = 10**8
+    return model
+
+
 def _sparse_with_index_out_of_range() -> Any:
     """A CSR matrix whose column index points far past its width (scipy checks this only in its constructor)."""
     import numpy as np
@@ -106,6 +117,7 @@ HOSTILE: dict[str, tuple[Callable[[], Any], str]] = {
     "tree feature out of range": (lambda: _tree_with("feature", 10**8), "predict"),
     "forest member child out of range": (_forest_with_child_out_of_range, "predict"),
     "kd-tree index out of range": (_kd_tree_with_indices_out_of_range, "predict"),
+    "hist gradient boosting child out of range": (_hist_gradient_boosting_with_child_out_of_range, "predict"),
     "csr index out of range": (_sparse_with_index_out_of_range, "toarray"),
     "sparse coef index out of range": (_logistic_with_sparse_coef_out_of_range, "predict"),
 }
