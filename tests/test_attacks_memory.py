@@ -95,6 +95,18 @@ def _memo_copies() -> bytes:
 
 
 PAYLOADS["copyreg._reconstructor(bytes)"] = ("pickle", _reconstructor_bytes())
+# ndarray.__new__(ndarray, shape) allocates the shape: 8 GB of float64, lazily.
+PAYLOADS["copyreg._reconstructor(ndarray)"] = (
+    "pickle",
+    program(
+        call_with(
+            global_("copyreg", "_reconstructor"),
+            global_("numpy", "ndarray"),
+            global_("numpy", "ndarray"),
+            data((ONE_GB,)),
+        )
+    ),
+)
 PAYLOADS["numpy _reconstruct shape"] = ("joblib", _numpy_reconstruct_shape())
 PAYLOADS["memo copies"] = ("pickle", _memo_copies())
 # joblib: a wrapper that claims 10**8 float64 values (800 MB) and is followed by eight bytes.
