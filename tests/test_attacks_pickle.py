@@ -294,11 +294,11 @@ def _scanner_bypasses(marker: Path, script: Path) -> dict[str, Expr]:
     code = python_writing(str(marker))
     inner = program(call(global_("posix", "system"), shell), protocol=2)
     return {
-        # picklescan CVE-2025-1716 (GHSA-655q-fx9r-782v): pip was not on the deny-list.
+        # picklescan CVE-2025-1716: pip was not on the deny-list (pip.main installs and runs anything).
         "pip.main": call(global_("pip", "main"), ["--log", str(marker), "list"]),
         # picklescan PR #27 / fickling: runpy runs a file.
         "runpy.run_path": call(global_("runpy", "run_path"), str(script)),
-        # picklescan GHSA-9w88-8rmg-7g2p, fickling GHSA-46h3-79wf-xr6c: profilers exec their argument.
+        # picklescan GHSA-9w88-8rmg-7g2p (cProfile.runctx), GHSA-46h3-79wf-xr6c: profilers exec their argument.
         "cProfile.run": call(global_("cProfile", "run"), code),
         # picklescan GHSA-v7x6-rv5q-mhwc: timeit compiles and runs its statement.
         "timeit.main": call(global_("timeit", "main"), ["-n", "1", "-r", "1", code]),
@@ -333,7 +333,7 @@ def _scanner_bypasses(marker: Path, script: Path) -> dict[str, Expr]:
         "ctypes.CDLL": call(
             call_with(call(reexported(ATTRGETTER), "system"), call(global_("ctypes", "CDLL"), None)), shell.encode()
         ),
-        # numpy's own eval and exec helpers (fickling PR #210: numpy.f2py.crackfortran).
+        # numpy's own eval and exec helpers (fickling PR #210 lists numpy.f2py.crackfortran's eval users).
         "numpy.f2py.crackfortran.myeval": call(global_("numpy.f2py.crackfortran", "myeval"), code),
         "numpy.testing._private.utils.runstring": call(global_("numpy.testing._private.utils", "runstring"), code, {}),
         # modelscan #89: numpy's __builtins__ dict, then dict.get.
