@@ -83,7 +83,7 @@ def refused(
 def assert_nothing_ran(marker: Path, *, spawned: bool = False) -> None:
     """The payload's mark is absent; a payload that starts a process gets a moment to have finished."""
     if spawned:
-        time.sleep(0.3)
+        time.sleep(0.1)  # Popen returns once the child has exec'd; touch needs a few milliseconds more
     assert not marker.exists(), f"the payload ran: {marker.name} was written"
 
 
@@ -109,6 +109,7 @@ def touch(marker: Path) -> list[str]:
     return ["touch", str(marker)]
 
 
+@pytest.mark.slow  # imports four scikit-learn subpackages the safe loader itself never needs
 def test_the_reexports_used_below_are_really_foreign_objects_under_sklearn_names() -> None:
     """Guard the corpus itself: each name resolves, and to something scikit-learn did not define."""
     import functools
@@ -354,7 +355,7 @@ def test_callables_from_scanner_advisories_are_refused(reg: Registry, tmp_path: 
     expr = _scanner_bypasses(marker, script)[name]
     for fmt in FORMATS:
         refused(reg, tmp_path, program(expr), fmt)
-    assert_nothing_ran(marker, spawned=True)
+    assert_nothing_ran(marker)  # every one of these would have run synchronously
 
 
 # --- every opcode that imports or calls ----------------------------------------------------------
