@@ -90,6 +90,22 @@ def _hist_gradient_boosting_with_child_out_of_range() -> Any:
     return model
 
 
+def _mahalanobis_metric_too_small() -> Any:
+    """A ball tree's Mahalanobis metric whose matrix is 1x1 for four features: the distance writes past it.
+
+    glibc reports the result as heap corruption (``free(): invalid next size``): a write, not only a read.
+    """
+    import numpy as np
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model = KNeighborsClassifier(algorithm="ball_tree", metric="mahalanobis", metric_params={"VI": np.eye(4)})
+    model.fit(*_iris())
+    metric = model._tree.__getstate__()[11]
+    p, vec, _ = metric.__getstate__()
+    metric.__setstate__((p, vec, np.eye(1)))
+    return model
+
+
 def _sparse_with_index_out_of_range() -> Any:
     """A CSR matrix whose column index points far past its width (scipy checks this only in its constructor)."""
     import numpy as np
@@ -117,6 +133,7 @@ HOSTILE: dict[str, tuple[Callable[[], Any], str]] = {
     "tree feature out of range": (lambda: _tree_with("feature", 10**8), "predict"),
     "forest member child out of range": (_forest_with_child_out_of_range, "predict"),
     "kd-tree index out of range": (_kd_tree_with_indices_out_of_range, "predict"),
+    "ball-tree mahalanobis matrix too small": (_mahalanobis_metric_too_small, "predict"),
     "hist gradient boosting child out of range": (_hist_gradient_boosting_with_child_out_of_range, "predict"),
     "csr index out of range": (_sparse_with_index_out_of_range, "toarray"),
     "sparse coef index out of range": (_logistic_with_sparse_coef_out_of_range, "predict"),
