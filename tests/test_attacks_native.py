@@ -79,14 +79,15 @@ def _kd_tree_with_indices_out_of_range() -> Any:
     return model
 
 
-def _hist_gradient_boosting_with_child_out_of_range() -> Any:
+def _hist_gradient_boosting_with(**root: Any) -> Any:
     """``HistGradientBoosting*`` keeps its trees as ``TreePredictor`` node arrays, walked without bounds checks."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     model = HistGradientBoostingClassifier(max_iter=3).fit(*_iris())
     predictor = model._predictors[0][0]
     predictor.nodes = predictor.nodes.copy()
-    predictor.nodes["left"][0] = predictor.nodes["right"][0] = 10**8
+    for field, value in root.items():
+        predictor.nodes[field][0] = value
     return model
 
 
@@ -134,7 +135,15 @@ HOSTILE: dict[str, tuple[Callable[[], Any], str]] = {
     "forest member child out of range": (_forest_with_child_out_of_range, "predict"),
     "kd-tree index out of range": (_kd_tree_with_indices_out_of_range, "predict"),
     "ball-tree mahalanobis matrix too small": (_mahalanobis_metric_too_small, "predict"),
-    "hist gradient boosting child out of range": (_hist_gradient_boosting_with_child_out_of_range, "predict"),
+    "hist gradient boosting child out of range": (
+        lambda: _hist_gradient_boosting_with(left=10**8, right=10**8),
+        "predict",
+    ),
+    "hist gradient boosting feature out of range": (lambda: _hist_gradient_boosting_with(feature_idx=10**8), "predict"),
+    "hist gradient boosting bitset out of range": (
+        lambda: _hist_gradient_boosting_with(is_categorical=1, bitset_idx=10**8),
+        "predict",
+    ),
     "csr index out of range": (_sparse_with_index_out_of_range, "toarray"),
     "sparse coef index out of range": (_logistic_with_sparse_coef_out_of_range, "predict"),
 }
