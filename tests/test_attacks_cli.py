@@ -49,3 +49,26 @@ def test_register_with_default_options_still_takes_an_ordinary_model(home: Path,
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     with Registry(home) as reg:
         assert "sklearn.neighbors._classification.KNeighborsClassifier" in reg.get("knn").imports
+
+
+def test_the_printed_policy_admits_no_test_doubles_and_no_foreign_names(home: Path) -> None:
+    """The policy as ``modelshelf policy --json`` prints it: nothing from test helpers, nothing re-exported.
+
+    ``sklearn.utils._mocking.CheckingClassifier`` calls the ``check_X`` and
+    ``check_y`` it was given (its state, so the attacker's) at every predict;
+    test doubles have no business in a model.
+    """
+    import importlib
+    import json
+
+    result = CliRunner().invoke(cli, ["--home", str(home), "policy", "--json"])
+    assert result.exit_code == 0, result.output
+    names = [entry["name"] for entry in json.loads(result.output)["entries"]]
+    assert len(names) == len(set(names)) > 0
+    forbidden = ("sklearn.utils._mocking", "sklearn.utils._testing", "sklearn.externals", "sklearn.datasets", ".tests")
+    assert [name for name in names if any(part in name for part in forbidden)] == []
+    for name in names:
+        module, _, qualname = name.rpartition(".")
+        if module.startswith("sklearn.") and "." not in qualname and not qualname.startswith("__pyx_unpickle_"):
+            obj = getattr(importlib.import_module(module), qualname)
+            assert getattr(obj, "__module__", module) == module, f"{name} is a re-export of {obj.__module__}"
