@@ -117,6 +117,18 @@ def _sparse_with_index_out_of_range() -> Any:
     return matrix
 
 
+def _sparse_with(kind: str, field: str, last: int) -> Any:
+    """A 4x4 identity in scipy format ``kind`` whose index array ``field`` ends in ``last``."""
+    import numpy as np
+    import scipy.sparse
+
+    matrix = getattr(scipy.sparse, kind)(np.eye(4))
+    values = getattr(matrix, field).copy()
+    values[-1] = last
+    setattr(matrix, field, values)
+    return matrix
+
+
 def _logistic_with_sparse_coef_out_of_range() -> Any:
     """``LogisticRegression.sparsify()`` keeps ``coef_`` as CSR; predict multiplies by it."""
     from sklearn.linear_model import LogisticRegression
@@ -145,6 +157,10 @@ HOSTILE: dict[str, tuple[Callable[[], Any], str]] = {
         "predict",
     ),
     "csr index out of range": (_sparse_with_index_out_of_range, "toarray"),
+    "csr row pointer past the data": (lambda: _sparse_with("csr_matrix", "indptr", 10**6), "toarray"),
+    "csc index out of range": (lambda: _sparse_with("csc_matrix", "indices", 10**8), "toarray"),
+    "coo row out of range": (lambda: _sparse_with("coo_matrix", "row", 10**7), "toarray"),
+    "csr_array index out of range": (lambda: _sparse_with("csr_array", "indices", 10**8), "toarray"),
     "sparse coef index out of range": (_logistic_with_sparse_coef_out_of_range, "predict"),
 }
 
