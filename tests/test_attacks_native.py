@@ -107,6 +107,19 @@ def _mahalanobis_metric_too_small() -> Any:
     return model
 
 
+def _metric_vector_too_short(metric: str, param: str) -> Any:
+    """A ball tree's weighted metric (``seuclidean``'s V, ``minkowski``'s w) with one weight for four features."""
+    import numpy as np
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model = KNeighborsClassifier(algorithm="ball_tree", metric=metric, p=3, metric_params={param: np.ones(4)})
+    model.fit(*_iris())
+    distance = model._tree.__getstate__()[11]
+    p, _, matrix = distance.__getstate__()
+    distance.__setstate__((p, np.ones(1), matrix))
+    return model
+
+
 def _sparse_with_index_out_of_range() -> Any:
     """A CSR matrix whose column index points far past its width (scipy checks this only in its constructor)."""
     import numpy as np
@@ -147,6 +160,8 @@ HOSTILE: dict[str, tuple[Callable[[], Any], str]] = {
     "forest member child out of range": (_forest_with_child_out_of_range, "predict"),
     "kd-tree index out of range": (_kd_tree_with_indices_out_of_range, "predict"),
     "ball-tree mahalanobis matrix too small": (_mahalanobis_metric_too_small, "predict"),
+    "ball-tree seuclidean weights too short": (lambda: _metric_vector_too_short("seuclidean", "V"), "predict"),
+    "ball-tree minkowski weights too short": (lambda: _metric_vector_too_short("minkowski", "w"), "predict"),
     "hist gradient boosting child out of range": (
         lambda: _hist_gradient_boosting_with(left=10**8, right=10**8),
         "predict",
