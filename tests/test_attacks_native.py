@@ -120,6 +120,16 @@ def _metric_vector_too_short(metric: str, param: str) -> Any:
     return model
 
 
+def _svc_with_dual_coefficients_cut_short() -> Any:
+    """libsvm reads one dual coefficient per support vector; scikit-learn checks the vectors' count, not this."""
+    import numpy as np
+    from sklearn.svm import SVC
+
+    model = SVC().fit(*_iris())
+    model._dual_coef_ = np.ascontiguousarray(model._dual_coef_[:, :1])
+    return model
+
+
 def _sparse_with_index_out_of_range() -> Any:
     """A CSR matrix whose column index points far past its width (scipy checks this only in its constructor)."""
     import numpy as np
@@ -171,6 +181,7 @@ HOSTILE: dict[str, tuple[Callable[[], Any], str]] = {
         lambda: _hist_gradient_boosting_with(is_categorical=1, bitset_idx=10**8),
         "predict",
     ),
+    "svc dual coefficients cut short": (_svc_with_dual_coefficients_cut_short, "predict"),
     "csr index out of range": (_sparse_with_index_out_of_range, "toarray"),
     "csr row pointer past the data": (lambda: _sparse_with("csr_matrix", "indptr", 10**6), "toarray"),
     "csc index out of range": (lambda: _sparse_with("csc_matrix", "indices", 10**8), "toarray"),
