@@ -130,6 +130,26 @@ def _svc_with_dual_coefficients_cut_short() -> Any:
     return model
 
 
+def _gradient_boosting_with_too_many_trees_per_stage() -> Any:
+    """Every tree is valid; the ensemble is not: 40 trees per stage for a one-column output.
+
+    ``predict_stages`` adds tree ``k``'s value into output column ``k``
+    without bounds checks, so this writes past the output array (glibc then
+    reports ``malloc(): invalid size``). No per-tree check can see it.
+    """
+    import numpy as np
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, y = _iris()
+    model = GradientBoostingClassifier(n_estimators=3, max_depth=2).fit(X, (y > 0).astype(int))
+    stages = np.empty((3, 40), dtype=object)
+    for stage in range(3):
+        for column in range(40):
+            stages[stage, column] = model.estimators_[stage, 0]
+    model.estimators_ = stages
+    return model
+
+
 def _sparse_with_index_out_of_range() -> Any:
     """A CSR matrix whose column index points far past its width (scipy checks this only in its constructor)."""
     import numpy as np
@@ -168,6 +188,7 @@ HOSTILE: dict[str, tuple[Callable[[], Any], str]] = {
     "tree negative child": (lambda: _tree_with("right_child", -(10**8)), "predict"),
     "tree feature out of range": (lambda: _tree_with("feature", 10**8), "predict"),
     "forest member child out of range": (_forest_with_child_out_of_range, "predict"),
+    "gradient boosting stages wider than its output": (_gradient_boosting_with_too_many_trees_per_stage, "predict"),
     "kd-tree index out of range": (_kd_tree_with_indices_out_of_range, "predict"),
     "ball-tree mahalanobis matrix too small": (_mahalanobis_metric_too_small, "predict"),
     "ball-tree seuclidean weights too short": (lambda: _metric_vector_too_short("seuclidean", "V"), "predict"),
