@@ -838,6 +838,21 @@ def test_files_written_by_pickle_or_joblib_load_safely_when_registered_unexamine
     assert _same_predictions(model, reg.load(f"{kind}:{mv.version}", safe=True))
 
 
+@pytest.mark.parametrize("protocol", [0, 2])
+def test_old_protocol_pickles_with_python_2_names_load_safely(
+    reg: Registry, tmp_path: Path, fitted: dict[str, object], protocol: int
+) -> None:
+    """Protocols 0-2 may write ``copy_reg`` and ``__builtin__`` (Python 2's names); CPython maps them back."""
+    model = fitted["pipeline"]
+    stream = pickle.dumps(model, protocol=protocol)
+    if protocol == 0:
+        assert b"copy_reg\n_reconstructor" in stream  # what makes this one old
+    path = tmp_path / f"old-{protocol}.pkl"
+    path.write_bytes(stream)
+    mv = reg.register_file("old", path, format="pickle", check=False)
+    assert _same_predictions(model, reg.load(f"old:{mv.version}", safe=True))
+
+
 # --- trusted names are exact too -------------------------------------------------------------------
 
 
