@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from registry import Registry
 from registry.cli import cli
+from tests.conftest import blob_files, temp_files
 from tests.markers import Marker
 from tests.pickle_payloads import call, global_, program
 
@@ -38,6 +39,7 @@ def test_register_with_default_options_runs_none_of_the_files_code(home: Path, t
     assert result.exit_code != 0, result.output  # type: ignore[attr-defined]
     with Registry(home) as reg:
         assert reg.models() == []
+    assert blob_files(home) == [] and temp_files(home) == []  # nothing written, not even an orphan blob
 
 
 def test_register_with_default_options_still_takes_an_ordinary_model(home: Path, tmp_path: Path, knn) -> None:
