@@ -86,6 +86,9 @@ class Hooks:
         """The array of ``spec`` over ``data`` (exactly its bytes)."""
         raise NotImplementedError
 
+    def finish(self, value: Any) -> None:
+        """The stream is done and ``value`` is what the caller gets: check what only the whole can show."""
+
     def payload(self, data: memoryview, kind: type) -> Any:
         """A BINBYTES/BYTEARRAY8 payload as ``kind``; a scan may stand in a placeholder (it reads no payload)."""
         return kind(data)

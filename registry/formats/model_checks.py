@@ -77,27 +77,37 @@ def _check_children(left: Any, right: Any, leaf: int | None, what: str) -> None:
 
 def predictor_state(obj: Any, state: Any, budget: Budget) -> Any:
     """A HistGradientBoosting ``TreePredictor``: its node links and bitset indexes stay inside its arrays."""
-    import numpy
-
     if type(state) is not dict or not all(type(key) is str for key in state):
         raise refuse("TreePredictor state", "it is not a dict of names")
-    nodes = state.get("nodes")
-    if type(nodes) is not numpy.ndarray or nodes.ndim != 1 or nodes.dtype.names is None:
-        raise refuse("TreePredictor state", "it has no node array")
-    leaf = nodes["is_leaf"].astype(bool)
-    internal = ~leaf
-    left, right = nodes["left"].astype(numpy.int64), nodes["right"].astype(numpy.int64)
-    _check_children(numpy.where(internal, left, -1), numpy.where(internal, right, -1), -1, "TreePredictor")
-    categorical = internal & nodes["is_categorical"].astype(bool)
-    for key in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
-        bitsets = state.get(key)
-        if type(bitsets) is not numpy.ndarray or bitsets.ndim != 2:
-            raise refuse("TreePredictor state", f"{key} is not a 2-d array")
-        if categorical.any() and nodes["bitset_idx"][categorical].max() >= bitsets.shape[0]:
-            raise refuse("TreePredictor state", "a categorical split points outside its bitsets")
+    check_predictor_nodes(state, "TreePredictor state")
     budget.charge(256, "TreePredictor state")
     obj.__dict__.update(state)
     return obj
+
+
+_BITSET_WORDS = 8  # a category bitset is 256 bits: the compiled walk reads word value // 32 of its row
+
+
+def check_predictor_nodes(state: Any, what: str) -> None:
+    """A ``TreePredictor``'s own arrays: a root, children inside the nodes, bitset rows that exist and are whole."""
+    import numpy
+
+    nodes = state.get("nodes")
+    if type(nodes) is not numpy.ndarray or nodes.ndim != 1 or nodes.dtype.names is None or nodes.shape[0] < 1:
+        raise refuse(what, "it has no node array")
+    if not {"is_leaf", "left", "right", "is_categorical", "bitset_idx", "feature_idx"} <= set(nodes.dtype.names):
+        raise refuse(what, "its node array is not a TreePredictor's")
+    leaf = nodes["is_leaf"].astype(bool)
+    internal = ~leaf
+    left, right = nodes["left"].astype(numpy.int64), nodes["right"].astype(numpy.int64)
+    _check_children(numpy.where(internal, left, -1), numpy.where(internal, right, -1), -1, what)
+    categorical = internal & nodes["is_categorical"].astype(bool)
+    for key in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
+        bitsets = state.get(key)
+        if type(bitsets) is not numpy.ndarray or bitsets.ndim != 2 or bitsets.shape[1] != _BITSET_WORDS:
+            raise refuse(what, f"{key} is not a 2-d array of {_BITSET_WORDS}-word bitsets")
+        if categorical.any() and nodes["bitset_idx"][categorical].max() >= bitsets.shape[0]:
+            raise refuse(what, "a categorical split points outside its bitsets")
 
 
 def sparse_state(obj: Any, state: Any, budget: Budget) -> Any:
@@ -123,7 +133,7 @@ def scalar_arguments(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     if len(args) > 4 or not all(type(a) in (int, float, bool) for a in args):
         raise refuse(f"{qualified_name(func)} with these arguments", "this type is rebuilt from a few numbers only")
     budget.charge(1024, qualified_name(func))
-    return func()
+    return func(*args)
 
 
 #: The only functions a ``functools.partial`` in a safe load may wrap (scikit-learn stores these).

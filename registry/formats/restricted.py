@@ -23,6 +23,7 @@ from typing import Any
 
 from registry.errors import UnsafeArtifact
 from registry.formats import checks
+from registry.formats.estimator_checks import check_estimator
 from registry.formats.hooks import ArraySpec, Budget, Hooks
 from registry.formats.policy import POLICY, Entry
 from registry.formats.unpickler import Interpreter
@@ -81,6 +82,7 @@ class LoadHooks(Hooks):
         self.inventory = None if inventory is None else frozenset(inventory)
         self.entries: dict[int, tuple[Any, Entry | None]] = {}  # id(resolved global) -> (object, its entry)
         self.created: dict[int, Any] = {}  # id -> object, for every object this load created by call/new
+        self.stated: set[int] = set()  # ids of the objects BUILD has given state (once each)
 
     # -- globals ----------------------------------------------------------------
 
@@ -149,6 +151,7 @@ class LoadHooks(Hooks):
         if isinstance(obj, _Wrapper) and self.created.get(id(obj)) is obj:
             return checks.array_wrapper_state(obj, state, budget)
         self._own(obj, "setting state")
+        self._once(obj)
         cls = type(obj)
         qualified = f"{cls.__module__}.{cls.__qualname__}"
         entry = _entry_of(cls)
@@ -170,6 +173,23 @@ class LoadHooks(Hooks):
         if slots is not None:
             self._set_slots(obj, slots, qualified)
         return obj
+
+    def _once(self, obj: Any) -> None:
+        """An object gets its state once, as pickle writes it, so no check can be undone by a later BUILD."""
+        import numpy
+
+        if isinstance(obj, numpy.dtype):  # numpy hands out one shared instance per builtin dtype
+            return
+        if id(obj) in self.stated:
+            raise checks.refuse(
+                f"setting state twice on a {type(obj).__name__}",
+                "pickle gives each object its state once; a second BUILD would replace state already checked",
+            )
+        self.stated.add(id(obj))
+
+    def finish(self, value: Any) -> None:
+        for obj in self.created.values():
+            check_estimator(obj)
 
     @staticmethod
     def _set_slots(obj: Any, slots: Any, qualified: str) -> None:
@@ -256,6 +276,9 @@ class ScanHooks(LoadHooks):
             return super().build(obj, state, budget)
         return obj
 
+    def finish(self, value: Any) -> None:
+        """A scan builds no estimators: nothing to check as a whole."""
+
     def setitems(self, target: Any, pairs: list[tuple[Any, Any]]) -> None:
         if type(target) is dict:
             target.update(pairs)
@@ -289,4 +312,5 @@ def run(
         budget.charge(len(data), "the decompressed stream")
     interpreter = Interpreter(data, 0, hooks, budget, container=container)
     value = interpreter.run()
+    hooks.finish(value)
     return value, interpreter.imports, interpreter.pos
