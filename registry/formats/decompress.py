@@ -16,7 +16,8 @@ from typing import Any
 
 from registry.errors import ArtifactTooLarge, SerializationError
 
-_STEP = 1 << 24
+#: Inflate this much at a time, and refuse before a step would pass the limit: the peak stays near the limit.
+_STEP = 1 << 20
 
 #: joblib's magic prefixes, the stdlib decompressor for each, and its name.
 _FORMATS: tuple[tuple[bytes, Callable[[], Any], str], ...] = (
@@ -49,15 +50,15 @@ def _bounded(decompressor: Any, data: bytes, limit: int, name: str) -> bytearray
     out = bytearray()
 
     def take(chunk: bytes) -> None:
-        out.extend(chunk)
-        if len(out) > limit:
+        if len(out) + len(chunk) > limit:
             raise ArtifactTooLarge(
                 f"refused to load: the {name}-compressed artifact inflates to more than {limit} bytes, "
                 f"the most a safe load of {len(data)} bytes may allocate; if you trust it, load it with safe=False",
                 f"{name} decompression",
-                len(out),
+                len(out) + len(chunk),
                 limit,
             )
+        out.extend(chunk)
 
     try:
         if hasattr(decompressor, "unconsumed_tail"):  # zlib and gzip
