@@ -1,0 +1,265 @@
+"""A safe load checks a fitted estimator's whole state, once everything is built; each object gets state once.
+
+Per-object checks see one tree or one matrix; what compiled code trusts at
+predict is often a relation between objects (a tree's split features and
+the width its estimator checks the input for, a libsvm model's coefficient
+rows and its support, a boosting ensemble's stage width and the output
+its initial estimator shapes). Every hostile model here is a real fitted
+model edited the way an attacker edits bytes; each is refused at load
+(on the code before these checks, each loaded, and its predict read or
+wrote outside its arrays). The legitimate variants beside them keep
+loading with equal predictions.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle as P
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from registry import Registry, SerializationError, UnsafeArtifact, formats
+from tests.hostile_pickles import call, glob, integer, safe_load, stream, tup
+
+FORMATS = ["pickle", "joblib"]
+
+
+def _dumped(model: Any, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    formats.dump(formats.get_format(fmt), model, buffer)
+    return buffer.getvalue()
+
+
+def _iris() -> tuple[Any, Any]:
+    from sklearn.datasets import load_iris
+
+    return load_iris(return_X_y=True)
+
+
+def _frame() -> Any:
+    import pandas as pd
+
+    X, _ = _iris()
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    frame["kind"] = pd.Categorical(np.array(["x", "y", "z"])[np.arange(len(frame)) % 3])
+    return frame
+
+
+# -- hostile: relations between objects ----------------------------------------------------------------
+
+
+def _tree_wider_than_its_input_check() -> Any:
+    """A tree that splits on feature 3 while its estimator checks the input for one column."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    model = DecisionTreeClassifier(random_state=0).fit(*_iris())
+    model.n_features_in_ = 1
+    return model
+
+
+def _hist_gradient_boosting_preprocessor_dropping_columns() -> Any:
+    """The categorical preprocessor hands the trees one column; they split on up to five."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(_frame(), _iris()[1])
+    name, _, columns = model._preprocessor.transformers_[1]
+    model._preprocessor.transformers_[1] = (name, "drop", columns)
+    return model
+
+
+def _hist_gradient_boosting_bitsets_one_word_wide() -> Any:
+    """Category bitsets are 8 words a row; the compiled walk reads word ``value // 32`` of one word."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(_frame(), _iris()[1])
+    for stage in model._predictors:
+        for predictor in stage:
+            predictor.raw_left_cat_bitsets = np.ascontiguousarray(predictor.raw_left_cat_bitsets[:, :1])
+    return model
+
+
+def _gradient_boosting_initial_estimator_narrower() -> Any:
+    """Three trees a stage, but the initial estimator predicts two classes: ``predict_stages`` writes past them."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, y = _iris()
+    model = GradientBoostingClassifier(n_estimators=2, max_depth=2).fit(X, y)
+    model.init_ = DummyClassifier(strategy="prior").fit(X, y > 0)
+    return model
+
+
+def _svc_precomputed_support_past_the_training_rows() -> Any:
+    """A precomputed kernel reads column ``support_[i]`` of the kernel row; these point far past it."""
+    from sklearn.svm import SVC
+
+    X, y = _iris()
+    model = SVC(kernel="precomputed").fit(X @ X.T, y)
+    model.support_ = np.full_like(model.support_, 10**6)
+    return model
+
+
+def _svc_sparse_dual_coefficients_without_their_zeros() -> Any:
+    """libsvm copies (classes - 1) x support values from the sparse coefficients' data, whatever nnz says."""
+    import scipy.sparse
+    from sklearn.svm import SVC
+
+    X, y = _iris()
+    model = SVC().fit(scipy.sparse.csr_matrix(X), y)
+    dense = model._dual_coef_.toarray()
+    dense[:, 1:] = 0.0
+    model._dual_coef_ = scipy.sparse.csr_matrix(dense)
+    return model
+
+
+def _svc_probability_without_its_coefficients() -> Any:
+    """A sparse model that predicts with probabilities copies ``_probA`` from a NULL pointer when it is empty."""
+    import scipy.sparse
+    from sklearn.svm import SVC
+
+    X, y = _iris()
+    model = SVC().fit(scipy.sparse.csr_matrix(X), y)
+    model._effective_probability = True
+    return model
+
+
+HOSTILE = {
+    "tree wider than its input check": _tree_wider_than_its_input_check,
+    "hist gradient boosting preprocessor dropping columns": _hist_gradient_boosting_preprocessor_dropping_columns,
+    "hist gradient boosting bitsets one word wide": _hist_gradient_boosting_bitsets_one_word_wide,
+    "gradient boosting initial estimator narrower than its stages": _gradient_boosting_initial_estimator_narrower,
+    "svc precomputed support past the training rows": _svc_precomputed_support_past_the_training_rows,
+    "svc sparse dual coefficients without their zeros": _svc_sparse_dual_coefficients_without_their_zeros,
+    "svc probability without its coefficients": _svc_probability_without_its_coefficients,
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_model_whose_objects_disagree_is_refused_at_load(name: str, fmt: str) -> None:
+    data = _dumped(HOSTILE[name](), fmt)
+    with pytest.raises(UnsafeArtifact) as caught:
+        safe_load(data, fmt)
+    assert "nothing was run" in str(caught.value)
+
+
+# -- hostile: state given twice ------------------------------------------------------------------------------
+
+
+def _array_state(values: bytes) -> bytes:
+    dtype = call(glob("numpy", "dtype"), P.SHORT_BINUNICODE + b"\x02f8", P.NEWFALSE, P.NEWTRUE)
+    dtype += tup(
+        integer(3), P.SHORT_BINUNICODE + b"\x01<", P.NONE, P.NONE, P.NONE, integer(-1), integer(-1), integer(0)
+    )
+    dtype += P.BUILD
+    shape = tup(integer(len(values) // 8))
+    return tup(integer(1), shape, dtype, P.NEWFALSE, P.SHORT_BINBYTES + bytes([len(values)]) + values)
+
+
+def test_a_second_build_on_one_object_is_refused() -> None:
+    """A check at BUILD holds only if nothing replaces the state after it: pickle writes each object's state once.
+
+    Without this, an array a ``TreePredictor`` or a KD-tree was checked
+    against could be given new contents by a later BUILD of the same memo
+    entry, after the check passed.
+    """
+    reconstruct = call(
+        glob("numpy._core.multiarray", "_reconstruct"),
+        glob("numpy", "ndarray"),
+        tup(integer(0)),
+        P.SHORT_BINBYTES + b"\x01b",
+    )
+    first = reconstruct + P.BINPUT + b"\x00" + _array_state(np.arange(2.0).tobytes()) + P.BUILD + P.POP
+    again = P.BINGET + b"\x00" + _array_state(np.full(2, 7.0).tobytes()) + P.BUILD
+    assert np.array_equal(safe_load(stream(reconstruct + _array_state(np.arange(2.0).tobytes()) + P.BUILD)), [0.0, 1.0])
+    with pytest.raises(UnsafeArtifact, match="state twice"):
+        safe_load(stream(first + again))
+
+
+# -- legitimate: every shape of these estimators keeps loading -------------------------------------------------
+
+
+def _legitimate() -> dict[str, tuple[Any, Any]]:
+    import scipy.sparse
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+    )
+    from sklearn.svm import SVC, SVR, NuSVC, OneClassSVM
+
+    X, y = _iris()
+    sparse = scipy.sparse.csr_matrix(X)
+    kernel = X @ X.T
+    mixed = np.c_[X[:, :3], np.arange(len(X)) % 4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SVC(probability=True) is deprecated, and still pickled by users
+        return {
+            "svc probability": (SVC(probability=True, random_state=0).fit(X, y), X),
+            "svc sparse": (SVC().fit(sparse, y), sparse),
+            "svc sparse probability": (SVC(probability=True, random_state=0).fit(sparse, y), sparse),
+            "svc precomputed": (SVC(kernel="precomputed").fit(kernel, y), kernel),
+            "svc binary balanced": (SVC(class_weight="balanced").fit(X, y > 0), X),
+            "nu svc": (NuSVC().fit(X, y), X),
+            "svr sparse": (SVR().fit(sparse, y), sparse),
+            "one-class svm": (OneClassSVM().fit(X), X),
+            "gradient boosting quantile": (GradientBoostingRegressor(n_estimators=2, loss="quantile").fit(X, y), X),
+            "gradient boosting huber": (GradientBoostingRegressor(n_estimators=2, loss="huber").fit(X, y), X),
+            "gradient boosting zero init": (GradientBoostingClassifier(n_estimators=2, init="zero").fit(X, y), X),
+            "gradient boosting sparse": (GradientBoostingClassifier(n_estimators=2).fit(sparse, y > 0), sparse),
+            "hist gradient boosting from dtype": (
+                HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(_frame(), y),
+                _frame(),
+            ),
+            "hist gradient boosting mask": (
+                HistGradientBoostingRegressor(max_iter=3, categorical_features=[False, False, False, True]).fit(
+                    mixed, y
+                ),
+                mixed,
+            ),
+        }
+
+
+LEGITIMATE = sorted(_legitimate())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_legitimate_variants_of_the_checked_estimators_keep_loading(fmt: str) -> None:
+    for name, (model, X) in _legitimate().items():
+        loaded = safe_load(_dumped(model, fmt), fmt)
+        assert np.array_equal(loaded.predict(X), model.predict(X)), name
+
+
+# -- registering bytes unexamined -------------------------------------------------------------------------
+
+
+def test_bytes_that_are_no_pickle_at_all_are_stored_unexamined_without_an_inventory(
+    reg: Registry, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.joblib"
+    junk.write_bytes(b"not a model")
+    assert reg.register_file("junk", junk, check=False).imports is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x04\x22\x4d\x18" + bytes(60),  # lz4, which joblib.load decompresses and unpickles
+        b"ZF0x10\n" + bytes(60),  # joblib's pre-0.10 container, which joblib.load still unpickles
+        stream(glob("posix", "system") + tup(P.SHORT_BINUNICODE + b"\x04true") + P.REDUCE + P.POP + P.BINGET + b"\xfa"),
+    ],
+    ids=["lz4", "pre-0.10 joblib", "broken after its payload"],
+)
+def test_bytes_joblib_would_read_but_the_scanner_cannot_are_not_stored_unexamined(
+    reg: Registry, tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "artifact.joblib"
+    path.write_bytes(content)
+    with pytest.raises(SerializationError, match="nothing was written"):
+        reg.register_file("unreadable", path, check=False)
+    assert reg.models() == []
