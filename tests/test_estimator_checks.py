@@ -127,7 +127,47 @@ def _svc_probability_without_its_coefficients() -> Any:
     return model
 
 
+def _brute_neighbours_training_data_narrower() -> Any:
+    """Brute-force search reads ``_fit_X`` rows with the query's width (four columns); one is there."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model = KNeighborsClassifier(algorithm="brute").fit(*_iris())
+    model._fit_X = np.ascontiguousarray(model._fit_X[:, :1])
+    return model
+
+
+def _brute_neighbours_mahalanobis_matrix_too_small() -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model = KNeighborsClassifier(algorithm="brute", metric="mahalanobis", metric_params={"VI": np.eye(4)})
+    model.fit(*_iris())
+    model.metric_params = {"VI": np.eye(1)}
+    model.effective_metric_params_ = {"VI": np.eye(1)}
+    return model
+
+
+def _k_means_centres_narrower() -> Any:
+    """Lloyd's loop reads each centre with the query's width (four columns); one is there."""
+    from sklearn.cluster import KMeans
+
+    model = KMeans(3, n_init=1, random_state=0).fit(_iris()[0])
+    model.cluster_centers_ = np.ascontiguousarray(model.cluster_centers_[:, :1])
+    return model
+
+
+def _k_means_with_a_million_threads() -> Any:
+    from sklearn.cluster import KMeans
+
+    model = KMeans(3, n_init=1, random_state=0).fit(_iris()[0])
+    model._n_threads = 10**6
+    return model
+
+
 HOSTILE = {
+    "brute neighbours training data narrower than the input check": _brute_neighbours_training_data_narrower,
+    "brute neighbours mahalanobis matrix too small": _brute_neighbours_mahalanobis_matrix_too_small,
+    "k-means centres narrower than the input check": _k_means_centres_narrower,
+    "k-means with a million threads": _k_means_with_a_million_threads,
     "tree wider than its input check": _tree_wider_than_its_input_check,
     "hist gradient boosting preprocessor dropping columns": _hist_gradient_boosting_preprocessor_dropping_columns,
     "hist gradient boosting bitsets one word wide": _hist_gradient_boosting_bitsets_one_word_wide,
@@ -185,12 +225,14 @@ def test_a_second_build_on_one_object_is_refused() -> None:
 
 def _legitimate() -> dict[str, tuple[Any, Any]]:
     import scipy.sparse
+    from sklearn.cluster import KMeans
     from sklearn.ensemble import (
         GradientBoostingClassifier,
         GradientBoostingRegressor,
         HistGradientBoostingClassifier,
         HistGradientBoostingRegressor,
     )
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, LocalOutlierFactor
     from sklearn.svm import SVC, SVR, NuSVC, OneClassSVM
 
     X, y = _iris()
@@ -216,6 +258,21 @@ def _legitimate() -> dict[str, tuple[Any, Any]]:
                 HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(_frame(), y),
                 _frame(),
             ),
+            "brute neighbours on sparse data": (KNeighborsClassifier(algorithm="brute").fit(sparse, y), sparse),
+            "neighbours precomputed": (KNeighborsClassifier(metric="precomputed").fit(kernel, y), kernel),
+            "neighbours mahalanobis": (
+                KNeighborsClassifier(algorithm="brute", metric="mahalanobis", metric_params={"VI": np.eye(4)}).fit(
+                    X, y
+                ),
+                X,
+            ),
+            "neighbours weighted minkowski": (
+                KNeighborsRegressor(metric="minkowski", p=3, metric_params={"w": [1.0, 2.0, 3.0, 4.0]}).fit(X, y),
+                X,
+            ),
+            "local outlier factor": (LocalOutlierFactor(novelty=True).fit(X), X),
+            "k-means float32": (KMeans(3, n_init=1, random_state=0).fit(X.astype(np.float32)), X.astype(np.float32)),
+            "k-means sparse": (KMeans(3, n_init=1, random_state=0).fit(sparse), sparse),
             "hist gradient boosting mask": (
                 HistGradientBoostingRegressor(max_iter=3, categorical_features=[False, False, False, True]).fit(
                     mixed, y

@@ -5,7 +5,9 @@ one matrix as it gets its state; what compiled code trusts at predict is
 often a relation between objects: a libsvm model's coefficient rows and
 its support vectors, a ``HistGradientBoosting`` tree's split features and
 the width of the data its preprocessor hands it, a gradient boosting
-ensemble's stage width and the output array ``predict_stages`` writes into.
+ensemble's stage width and the output array ``predict_stages`` writes into,
+the width of a neighbours model's training data or a k-means model's
+centres and the width its input check lets through.
 A pickle can also change a list or dict after the object holding it got
 its state, so these run after the last opcode, on the objects as the
 caller will receive them. Each check leaves an estimator that was never
@@ -278,12 +280,72 @@ def _check_public_copies(state: Mapping[str, Any], what: str) -> None:
             raise refuse(what, f"its {public} and {private} differ in shape")
 
 
+def neighbors(obj: Any) -> None:
+    """The brute-force and radius searches walk ``_fit_X`` with the query's width, unchecked."""
+    import numpy
+    import scipy.sparse
+
+    state = vars(obj)
+    if "_fit_X" not in state:
+        return
+    what = f"{type(obj).__name__} state"
+    n_features = _count(state.get("n_features_in_"), f"{what} (n_features_in_)")
+    fitted = state["_fit_X"]
+    if not (type(fitted) is numpy.ndarray or scipy.sparse.issparse(fitted)) or fitted.ndim != 2:
+        raise refuse(what, "its training data is not a 2-d array")
+    if fitted.shape[1] != n_features:
+        raise refuse(what, f"its training data has {fitted.shape[1]} columns, not the {n_features} it checks input for")
+    for params in (state.get("effective_metric_params_"), state.get("metric_params")):
+        _check_metric_params(params, n_features, what)
+
+
+#: Metric parameters (Mahalanobis' VI and V, seuclidean's V, minkowski's w) every side of which is the data's width.
+_METRIC_PARAMS = frozenset({"VI", "V", "w"})
+
+
+def _check_metric_params(params: Any, n_features: int, what: str) -> None:
+    import numpy
+
+    if params is None:
+        return
+    if type(params) is not dict:
+        raise refuse(what, "its metric parameters are not a dict")
+    for key, value in params.items():
+        if key not in _METRIC_PARAMS or value is None:
+            continue
+        array = numpy.asarray(value) if type(value) in (list, tuple) else value
+        if type(array) is not numpy.ndarray or any(side != n_features for side in array.shape) or array.ndim > 2:
+            raise refuse(what, f"its metric parameter {key} does not have the data's {n_features} columns")
+
+
+_MAX_THREADS = 4096
+
+
+def k_means(obj: Any) -> None:
+    """The Lloyd and Elkan loops read each centre with the query's width, unchecked."""
+    import numpy
+
+    state = vars(obj)
+    if "cluster_centers_" not in state:
+        return
+    what = f"{type(obj).__name__} state"
+    n_features = _count(state.get("n_features_in_"), f"{what} (n_features_in_)")
+    centers = _ndarray(state["cluster_centers_"], 2, f"{what} (cluster_centers_)")
+    if centers.shape[0] < 1 or centers.shape[1] != n_features or centers.dtype not in (numpy.float32, numpy.float64):
+        raise refuse(what, f"its cluster centres are not {n_features} floating-point columns wide")
+    threads = state.get("_n_threads", 1)
+    if type(threads) is not int or not 1 <= threads <= _MAX_THREADS:
+        raise refuse(what, f"its thread count {threads!r} is not between 1 and {_MAX_THREADS}")
+
+
 #: Base class ``module.qualname`` -> the check of a fitted instance's whole state.
 ESTIMATOR_CHECKS: Mapping[str, Callable[[Any], None]] = {
     "sklearn.tree._classes.BaseDecisionTree": decision_tree,
     "sklearn.ensemble._gb.BaseGradientBoosting": gradient_boosting,
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.BaseHistGradientBoosting": hist_gradient_boosting,
     "sklearn.svm._base.BaseLibSVM": libsvm,
+    "sklearn.neighbors._base.NeighborsBase": neighbors,
+    "sklearn.cluster._kmeans._BaseKMeans": k_means,
 }
 
 
