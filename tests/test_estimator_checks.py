@@ -163,7 +163,68 @@ def _k_means_with_a_million_threads() -> Any:
     return model
 
 
+_DOCS = ["the cat sat", "the dog ran", "a cat ran"]
+
+
+def _count_vectorizer_vocabulary_past_its_columns() -> Any:
+    """The vocabulary's numbers become column indices of a matrix as wide as the vocabulary: toarray() crashes."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    model = CountVectorizer().fit(_DOCS)
+    model.vocabulary_ = {term: index * 10**7 for term, index in model.vocabulary_.items()}
+    return model
+
+
+def _dict_vectorizer_vocabulary_past_its_columns() -> Any:
+    from sklearn.feature_extraction import DictVectorizer
+
+    model = DictVectorizer().fit([{"a": 1, "b": 2}])
+    model.vocabulary_ = {"a": 10**8, "b": 1}
+    return model
+
+
+def _multilabel_binarizer_cache_past_its_classes() -> Any:
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    model = MultiLabelBinarizer().fit([[1, 2], [3]])
+    model._cached_dict = {1: 10**8, 2: 1, 3: 2}
+    return model
+
+
+def _feature_hasher_with_no_features() -> Any:
+    """Each hash is taken modulo n_features in C: zero is a floating-point exception (SIGFPE)."""
+    from sklearn.feature_extraction import FeatureHasher
+
+    model = FeatureHasher(n_features=8).fit([{"a": 1}])
+    model.n_features = 0
+    return model
+
+
+def _one_hot_encoder_mapping_past_its_columns() -> Any:
+    from sklearn.preprocessing import OneHotEncoder
+
+    encoded = np.array([["a"]] * 10 + [["b"]] * 10 + [["c"]] * 2)
+    model = OneHotEncoder(min_frequency=5, handle_unknown="infrequent_if_exist").fit(encoded)
+    model._default_to_infrequent_mappings = [np.array([10**8, 10**8, 10**8])]
+    return model
+
+
+def _one_hot_encoder_numeric_categories_unsorted() -> Any:
+    """``searchsorted`` on unsorted categories may return their count: one column past the feature's."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    model = OneHotEncoder().fit(np.array([[1.0], [2.0], [3.0]]))
+    model.categories_ = [np.array([3.0, 1.0, 2.0])]
+    return model
+
+
 HOSTILE = {
+    "count vectorizer vocabulary past its columns": _count_vectorizer_vocabulary_past_its_columns,
+    "dict vectorizer vocabulary past its columns": _dict_vectorizer_vocabulary_past_its_columns,
+    "multilabel binarizer cache past its classes": _multilabel_binarizer_cache_past_its_classes,
+    "feature hasher with no features": _feature_hasher_with_no_features,
+    "one-hot encoder mapping past its columns": _one_hot_encoder_mapping_past_its_columns,
+    "one-hot encoder numeric categories unsorted": _one_hot_encoder_numeric_categories_unsorted,
     "brute neighbours training data narrower than the input check": _brute_neighbours_training_data_narrower,
     "brute neighbours mahalanobis matrix too small": _brute_neighbours_mahalanobis_matrix_too_small,
     "k-means centres narrower than the input check": _k_means_centres_narrower,
@@ -290,6 +351,57 @@ def test_legitimate_variants_of_the_checked_estimators_keep_loading(fmt: str) ->
     for name, (model, X) in _legitimate().items():
         loaded = safe_load(_dumped(model, fmt), fmt)
         assert np.array_equal(loaded.predict(X), model.predict(X)), name
+
+
+def _legitimate_transformers() -> dict[str, tuple[Any, Any]]:
+    import pandas as pd
+    from sklearn.feature_extraction import DictVectorizer, FeatureHasher
+    from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfVectorizer
+    from sklearn.preprocessing import KBinsDiscretizer, MultiLabelBinarizer, OneHotEncoder
+
+    X, _ = _iris()
+    docs = _DOCS * 4
+    letters = np.array([["a"], ["b"], ["c"], ["a"]] * 5, dtype=object)
+    numbers = np.array([[1.5, 2], [2.5, 3], [np.nan, 3], [1.5, 9]] * 5)
+    frame = pd.DataFrame({"s": ["x", "y", None, "x"] * 5, "n": [1, 2, 3, 1] * 5})
+    labels = MultiLabelBinarizer().fit([[1, 2], [3]])
+    labels.transform([[1]])  # fills its cache, which is then pickled
+    return {
+        "one-hot": (OneHotEncoder().fit(letters), letters),
+        "one-hot numbers with nan": (OneHotEncoder().fit(numbers), numbers),
+        "one-hot drop first": (OneHotEncoder(drop="first").fit(letters), letters),
+        "one-hot drop if binary": (OneHotEncoder(drop="if_binary").fit(numbers), numbers),
+        "one-hot infrequent": (
+            OneHotEncoder(min_frequency=6, handle_unknown="infrequent_if_exist").fit(letters),
+            letters,
+        ),
+        "one-hot max categories and drop": (OneHotEncoder(max_categories=2, drop="first").fit(numbers), numbers),
+        "one-hot data frame": (OneHotEncoder(handle_unknown="ignore").fit(frame), frame),
+        "one-hot categories given unsorted": (OneHotEncoder(categories=[["c", "b", "a"]]).fit(letters), letters),
+        "count vectorizer limited": (CountVectorizer(max_features=3, min_df=2).fit(docs), docs),
+        "count vectorizer fixed vocabulary": (CountVectorizer(vocabulary=["cat", "dog"]).fit(docs), docs),
+        "tfidf bigrams": (TfidfVectorizer(ngram_range=(1, 2)).fit(docs), docs),
+        "hashing vectorizer": (HashingVectorizer(n_features=16), docs),
+        "feature hasher": (FeatureHasher(8, input_type="string").fit([["a"]]), [["a", "b"]]),
+        "dict vectorizer restricted": (
+            DictVectorizer().fit([{"a": 1, "b": 2}, {"c": 3}]).restrict([True, False, True]),
+            [{"a": 1, "c": 2}],
+        ),
+        "multilabel binarizer": (labels, [[1, 3]]),
+        "k-bins one-hot": (KBinsDiscretizer(n_bins=3, encode="onehot").fit(X), X),
+    }
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_legitimate_transformers_that_build_sparse_output_keep_loading(fmt: str) -> None:
+    import scipy.sparse
+
+    def dense(value: Any) -> Any:
+        return value.toarray() if scipy.sparse.issparse(value) else value
+
+    for name, (model, X) in _legitimate_transformers().items():
+        loaded = safe_load(_dumped(model, fmt), fmt)
+        assert np.array_equal(dense(loaded.transform(X)), dense(model.transform(X))), name
 
 
 # -- registering bytes unexamined -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from registry.formats import transformer_checks
 from registry.formats.checks import refuse
 from registry.formats.model_checks import check_predictor_nodes
 
@@ -346,6 +347,12 @@ ESTIMATOR_CHECKS: Mapping[str, Callable[[Any], None]] = {
     "sklearn.svm._base.BaseLibSVM": libsvm,
     "sklearn.neighbors._base.NeighborsBase": neighbors,
     "sklearn.cluster._kmeans._BaseKMeans": k_means,
+    "sklearn.feature_extraction.text.CountVectorizer": transformer_checks.count_vectorizer,
+    "sklearn.feature_extraction.text.HashingVectorizer": transformer_checks.feature_hasher,
+    "sklearn.feature_extraction._hash.FeatureHasher": transformer_checks.feature_hasher,
+    "sklearn.feature_extraction._dict_vectorizer.DictVectorizer": transformer_checks.dict_vectorizer,
+    "sklearn.preprocessing._encoders.OneHotEncoder": transformer_checks.one_hot_encoder,
+    "sklearn.preprocessing._label.MultiLabelBinarizer": transformer_checks.multilabel_binarizer,
 }
 
 
