@@ -356,10 +356,23 @@ ESTIMATOR_CHECKS: Mapping[str, Callable[[Any], None]] = {
 }
 
 
+_BY_TYPE: dict[type, Callable[[Any], None] | None] = {}
+
+
 def check_estimator(obj: Any) -> None:
     """Run the whole-state check of ``obj``'s nearest listed base class, if it has one."""
-    for klass in type(obj).__mro__[:-1]:
+    cls = type(obj)
+    try:
+        check = _BY_TYPE[cls]
+    except KeyError:
+        check = _BY_TYPE[cls] = _check_of(cls)
+    if check is not None:
+        check(obj)
+
+
+def _check_of(cls: type) -> Callable[[Any], None] | None:
+    for klass in cls.__mro__[:-1]:
         check = ESTIMATOR_CHECKS.get(f"{klass.__module__}.{klass.__qualname__}")
         if check is not None:
-            check(obj)
-            return
+            return check
+    return None

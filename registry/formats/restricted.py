@@ -68,6 +68,12 @@ def _entry_of(cls: type) -> Entry | None:
     return None
 
 
+def _numpy_dtype() -> type:
+    import numpy
+
+    return numpy.dtype
+
+
 class _Wrapper:
     """A joblib array wrapper under construction: BUILD turns it into an :class:`ArraySpec`."""
 
@@ -176,11 +182,9 @@ class LoadHooks(Hooks):
 
     def _once(self, obj: Any) -> None:
         """An object gets its state once, as pickle writes it, so no check can be undone by a later BUILD."""
-        import numpy
-
-        if isinstance(obj, numpy.dtype):  # numpy hands out one shared instance per builtin dtype
-            return
         if id(obj) in self.stated:
+            if isinstance(obj, _numpy_dtype()):  # numpy hands out one shared instance per builtin dtype
+                return
             raise checks.refuse(
                 f"setting state twice on a {type(obj).__name__}",
                 "pickle gives each object its state once; a second BUILD would replace state already checked",
