@@ -470,9 +470,9 @@ class Registry(FindingMixin):
         """Live versions whose import inventory names any of ``globals`` (``"module.qualname"``).
 
         Aliased versions come first (they are what is served), then by name
-        and version. One indexed query; no artifact is read. Versions
-        registered unexamined (``check=False``) record no inventory and are
-        not listed.
+        and version. One indexed query; no artifact is read. Only a file
+        that is no pickle at all, registered unexamined (``check=False``),
+        records no inventory and is not listed.
         """
         if isinstance(globals, str):
             raise ValueError("globals must be a list of 'module.qualname' strings, not a single string")

@@ -33,8 +33,8 @@ def audit(ctx: click.Context, deny: tuple[str, ...]) -> None:
 
     Aliased versions (what is served) come first. This reads the catalog's
     imports index only, never an artifact, so it is fast on any registry;
-    versions registered with --no-check record no inventory and are not
-    listed.
+    only a file that is no pickle at all, registered with --no-check, has no
+    inventory and is not listed.
 
     \b
     Example:
