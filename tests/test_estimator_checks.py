@@ -218,7 +218,19 @@ def _one_hot_encoder_numeric_categories_unsorted() -> Any:
     return model
 
 
+def _svc_sparse_with_a_precomputed_kernel() -> Any:
+    """scikit-learn never fits this pairing; sparse libsvm would read the kernel row at each vector's stored value."""
+    import scipy.sparse
+    from sklearn.svm import SVC
+
+    X, y = _iris()
+    model = SVC().fit(scipy.sparse.csr_matrix(X), y)
+    model.kernel = "precomputed"
+    return model
+
+
 HOSTILE = {
+    "svc sparse with a precomputed kernel": _svc_sparse_with_a_precomputed_kernel,
     "count vectorizer vocabulary past its columns": _count_vectorizer_vocabulary_past_its_columns,
     "dict vectorizer vocabulary past its columns": _dict_vectorizer_vocabulary_past_its_columns,
     "multilabel binarizer cache past its classes": _multilabel_binarizer_cache_past_its_classes,

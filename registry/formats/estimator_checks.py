@@ -250,7 +250,10 @@ def _check_coefficients(
 
     vectors, dual = state["support_vectors_"], state["_dual_coef_"]
     n_features = state.get("n_features_in_")
-    if scipy.sparse.issparse(vectors) or scipy.sparse.issparse(dual):
+    precomputed = state.get("kernel") == "precomputed" or callable(state.get("kernel"))
+    if scipy.sparse.issparse(vectors) or scipy.sparse.issparse(dual) or state.get("_sparse") is not False:
+        if precomputed:  # scikit-learn never fits this: sparse libsvm reads the kernel row at a vector's value
+            raise refuse(what, "a sparse libsvm model cannot have a precomputed kernel")
         if not (scipy.sparse.issparse(vectors) and scipy.sparse.issparse(dual)):
             raise refuse(what, "its support vectors and dual coefficients are not both sparse")
         if vectors.format != "csr" or dual.format != "csr":
@@ -266,7 +269,6 @@ def _check_coefficients(
     _ndarray(dual, 2, f"{what} (_dual_coef_)")
     if dual.shape != (n_class - 1, count):
         raise refuse(what, f"its dual coefficients are {dual.shape}, not ({n_class - 1}, {count})")
-    precomputed = state.get("kernel") == "precomputed" or callable(state.get("kernel"))
     if precomputed:
         if vectors.size:
             raise refuse(what, "a precomputed-kernel model keeps no support vectors")
