@@ -444,3 +444,40 @@ def test_bytes_joblib_would_read_but_the_scanner_cannot_are_not_stored_unexamine
     with pytest.raises(SerializationError, match="nothing was written"):
         reg.register_file("unreadable", path, check=False)
     assert reg.models() == []
+
+
+# -- scipy's LIL format: rows are Python lists -------------------------------------------------------------
+
+
+def test_a_lil_matrix_whose_rows_point_past_its_width_is_refused() -> None:
+    """scipy has no format check for LIL; ``tocsr()`` flattens the rows with Cython and crashes on this."""
+    import scipy.sparse
+
+    matrix = scipy.sparse.lil_matrix(np.eye(4))
+    matrix.rows[3] = [10**8]
+    with pytest.raises(UnsafeArtifact, match="lil_matrix"):
+        safe_load(P.dumps(matrix, protocol=5))
+
+
+def test_a_lil_row_grown_by_appends_after_its_matrix_got_state_is_refused() -> None:
+    """The rows are lists in the memo: APPENDS can reach them after BUILD checked them, so they are checked last."""
+    import pickletools
+    import struct
+
+    import scipy.sparse
+
+    original = P.dumps(scipy.sparse.lil_matrix(np.eye(4)), protocol=2)
+    ops = list(pickletools.genops(original))
+    lists = [
+        ops[k + 1][1] for k in range(len(ops) - 1) if ops[k][0].name == "EMPTY_LIST" and ops[k + 1][0].name == "BINPUT"
+    ]
+    refused = 0
+    for memo in lists:
+        grown = original[:-1] + P.BINGET + bytes([memo]) + P.MARK + P.BININT + struct.pack("<i", 10**8) + P.APPENDS
+        try:
+            loaded = safe_load(grown + P.POP + P.STOP)
+        except UnsafeArtifact:
+            refused += 1
+            continue
+        assert all(10**8 not in row for row in loaded.rows), "a row points past the matrix and was served"
+    assert refused >= 4  # one per row list

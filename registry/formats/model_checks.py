@@ -123,9 +123,42 @@ def sparse_state(obj: Any, state: Any, budget: Budget) -> Any:
             obj._check()
         elif obj.format == "dia" and (obj.data.ndim != 2 or obj.offsets.shape != (obj.data.shape[0],)):
             raise ValueError("data and offsets disagree")
+        elif obj.format == "lil":
+            _check_lil(obj)
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
         raise refuse(f"{type(obj).__name__} state", f"scipy's format check fails: {exc}") from None
     return obj
+
+
+def lil_rows(obj: Any) -> None:
+    """The LIL check again once the load is built: its rows are lists, which later APPENDS could still grow."""
+    try:
+        _check_lil(obj)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise refuse(f"{type(obj).__name__} state", f"its rows do not fit it: {exc}") from None
+
+
+def _check_lil(obj: Any) -> None:
+    """A LIL matrix's rows: sorted column lists inside its width, each as long as its data (``tocsr`` trusts both).
+
+    scipy has no format check for LIL; its Cython flattening writes each
+    row's data where the rows' lengths said it would fit.
+    """
+    import numpy
+
+    rows, data = obj.rows, obj.data
+    height, width = obj.shape
+    for array in (rows, data):
+        if type(array) is not numpy.ndarray or array.dtype != object or array.shape != (height,):
+            raise ValueError("rows and data must be object arrays of one list per row")
+    for columns, values in zip(rows.tolist(), data.tolist(), strict=True):
+        if type(columns) is not list or type(values) is not list or len(columns) != len(values):
+            raise ValueError("a row's column list and data list differ")
+        previous = -1
+        for column in columns:
+            if type(column) is bool or not isinstance(column, (int, numpy.integer)) or not previous < column < width:
+                raise ValueError(f"a row's column indices are not sorted inside 0..{width - 1}")
+            previous = int(column)
 
 
 def scalar_arguments(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
