@@ -9,6 +9,7 @@ would have built before the object is handed its state.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from registry.formats.checks import qualified_name, refuse
@@ -200,7 +201,10 @@ def partial_state(obj: Any, state: Any, budget: Budget) -> Any:
     if kwds is not None and (type(kwds) is not dict or not all(type(k) is str and plain(v) for k, v in kwds.items())):
         raise refuse("functools.partial state", "its keyword arguments must be plain values")
     budget.charge(256, "functools.partial state")
-    obj.__setstate__(state)
+    # The partial keeps the very dict (and lists) it is given: copies of these plain values, so a later SETITEMS
+    # or APPENDS on the memo's containers cannot change what was checked.
+    args, kwds = copy.deepcopy((args, kwds))
+    obj.__setstate__((state[0], args, kwds, extra))
     return obj
 
 
