@@ -179,11 +179,23 @@ def _check_preprocessor(preprocessor: Any, n_features: int, what: str) -> None:
             or type(transformer) in (OrdinalEncoder, FunctionTransformer)
         ):
             raise refuse(what, "its preprocessor holds a transformer that may change the number of columns")
-        if type(transformer) is FunctionTransformer and vars(transformer).get("inverse_func") is not None:
+        if type(transformer) is FunctionTransformer and not _keeps_width(vars(transformer)):
             raise refuse(what, "its preprocessor's function transformer is not the one scikit-learn builds")
         total += _selected(columns, preprocessor, what)
     if total != n_features:
         raise refuse(what, f"its preprocessor hands the trees {total} columns, not {n_features}")
+
+
+def _keeps_width(state: Mapping[str, Any]) -> bool:
+    """A function transformer that returns its input's columns: none, or ``check_array`` (maybe in a partial)."""
+    import functools
+
+    from sklearn.utils.validation import check_array
+
+    func = state.get("func")
+    if type(func) is functools.partial:
+        func = func.func
+    return (func is None or func is check_array) and state.get("inverse_func") is None
 
 
 def _selected(columns: Any, preprocessor: Any, what: str) -> int:
