@@ -481,3 +481,59 @@ def test_a_lil_row_grown_by_appends_after_its_matrix_got_state_is_refused() -> N
             continue
         assert all(10**8 not in row for row in loaded.rows), "a row points past the matrix and was served"
     assert refused >= 4  # one per row list
+
+
+def _su(value: str) -> bytes:
+    raw = value.encode()
+    return P.SHORT_BINUNICODE + bytes([len(raw)]) + raw
+
+
+def _wrapper_under_another_name(command: str) -> bytes:
+    """joblib's NumpyArrayWrapper reached as ``sklearn.utils.parallel`` + ``joblib.numpy_pickle.NumpyArrayWrapper``.
+
+    joblib reads a padding byte (66), skips 66 bytes and reads an empty array
+    after BUILD, then runs ``posix.system``; a scanner that does not know the
+    name is the wrapper reads the padding byte as BINBYTES, whose length
+    swallows the call.
+    """
+    import struct
+
+    dtype = _su("numpy") + _su("dtype") + P.STACK_GLOBAL + _su("u1") + P.TUPLE1 + P.REDUCE
+    ndarray = _su("numpy") + _su("ndarray") + P.STACK_GLOBAL
+    wrapper = _su("sklearn.utils.parallel") + _su("joblib.numpy_pickle.NumpyArrayWrapper") + P.STACK_GLOBAL
+    head = wrapper + P.MARK + ndarray + P.MARK + P.BININT1 + b"\x00" + P.TUPLE + _su("C") + dtype + P.TUPLE
+    call = _su("posix") + _su("system") + P.STACK_GLOBAL + _su(command) + P.TUPLE1 + P.REDUCE + P.POP
+    padding = bytes([66]) + struct.pack("<I", 62 + len(call)) + bytes(62)
+    body = head + P.REDUCE + P.EMPTY_DICT + P.BUILD + padding + call
+    return P.PROTO + b"\x04" + P.MARK + body + P.POP_MARK + P.NONE + P.STOP
+
+
+def _joblib_imports(stream: bytes) -> list[str]:
+    """What joblib's own unpickler asks for, answering with inert classes (the wrapper and numpy are real)."""
+    from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+
+    class Recording(NumpyUnpickler):
+        asked: list[str] = []
+
+        def find_class(self, module: str, name: str) -> Any:
+            self.asked.append(f"{module}.{name}")
+            if name.endswith("NumpyArrayWrapper"):
+                return NumpyArrayWrapper
+            if module == "numpy":
+                return getattr(np, name)
+            return lambda *args: None
+
+    Recording("artifact", io.BytesIO(stream), ensure_native_byte_order=False).load()
+    return Recording.asked
+
+
+def test_joblibs_array_wrapper_under_another_name_is_not_stored_with_a_short_inventory(
+    reg: Registry, tmp_path: Path
+) -> None:
+    stream = _wrapper_under_another_name("true")
+    assert "posix.system" in _joblib_imports(stream)  # the ground truth: joblib.load would run it
+    path = tmp_path / "aliased.joblib"
+    path.write_bytes(stream)
+    with pytest.raises(SerializationError, match="NumpyArrayWrapper another way"):
+        reg.register_file("aliased", path, format="joblib", check=False)
+    assert reg.models() == []

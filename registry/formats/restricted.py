@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import collections
 import importlib
+import inspect
+import sys
 import types
 from collections.abc import Collection
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 from registry.errors import UnsafeArtifact
 from registry.formats import checks
 from registry.formats.estimator_checks import check_estimator
-from registry.formats.hooks import ArraySpec, Budget, Hooks
+from registry.formats.hooks import ArraySpec, Budget, Hooks, Malformed
 from registry.formats.policy import POLICY, Entry
 from registry.formats.unpickler import Interpreter
 
@@ -253,6 +255,28 @@ class _Inert:
         self.name = name
 
 
+def _may_be_the_wrapper(module: str, name: str) -> bool:
+    """Whether joblib could resolve ``module.name`` to its array wrapper (``sklearn.utils.parallel.joblib...``).
+
+    joblib reads raw array bytes after BUILD of anything that *is* its
+    wrapper, whatever name reached it, while the scan treats only the
+    canonical name so. Without importing or running anything, a name whose
+    last part is the wrapper's, or that static lookups in modules already
+    imported here lead to it, is refused.
+    """
+    if name.rpartition(".")[2] == "NumpyArrayWrapper":
+        return True
+    wrapper = getattr(sys.modules.get("joblib.numpy_pickle"), "NumpyArrayWrapper", None)
+    obj: Any = sys.modules.get(module)
+    if wrapper is None or obj is None:
+        return False
+    for part in name.split("."):
+        obj = inspect.getattr_static(obj, part, None)
+        if obj is None:
+            return False
+    return obj is wrapper
+
+
 class ScanHooks(LoadHooks):
     """The import scanner's decisions: placeholders for everything but joblib's container structure."""
 
@@ -263,6 +287,11 @@ class ScanHooks(LoadHooks):
         qualified = f"{module}.{name}"
         if qualified in _STRUCTURAL:
             return super().find_class(module, name)
+        if _may_be_the_wrapper(module, name):
+            raise Malformed(
+                f"malformed joblib file: the global {qualified!r} names joblib's NumpyArrayWrapper another way; "
+                "joblib would read array bytes after it that this scan would read as opcodes"
+            )
         return _Inert(qualified)
 
     def call(self, func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
