@@ -382,7 +382,10 @@ def check_estimator(obj: Any) -> None:
     except KeyError:
         check = _BY_TYPE[cls] = _check_of(cls)
     if check is not None:
-        check(obj)
+        try:
+            check(obj)
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:  # state too odd to examine
+            raise refuse(f"{cls.__name__} state", f"it cannot be checked ({type(exc).__name__}: {exc})") from None
 
 
 def _check_of(cls: type) -> Callable[[Any], None] | None:
