@@ -127,7 +127,7 @@ def hist_gradient_boosting(obj: Any) -> None:
         raise refuse(what, "its bin mapper is not scikit-learn's")
     is_categorical = _ndarray(vars(mapper).get("is_categorical_"), 1, f"{what} (bin mapper is_categorical_)")
     if is_categorical.shape != (n_features,) or is_categorical.dtype.kind not in "bu":
-        raise refuse(what, f"its bin mapper describes {is_categorical.shape[0]} features, not {n_features}")
+        raise refuse(what, f"its bin mapper's categorical mask is not one flag for each of {n_features} features")
     thresholds = vars(mapper).get("bin_thresholds_")
     if type(thresholds) is not list or len(thresholds) != n_features:
         raise refuse(what, "its bin mapper's thresholds do not have one entry per feature")
