@@ -50,16 +50,29 @@ def scanned_imports(fmt: formats.Format, content: bytes, source: Path, *, requir
     """The globals ``content`` imports, read by the scanner (which runs nothing).
 
     A file that is not a valid pickle has no inventory: that is an error when
-    the file is to be checked, and ``None`` when it is stored unexamined.
+    the file is to be checked. Stored unexamined it records ``None`` only if
+    it does not even begin as a pickle (CPython's unpickler would import
+    nothing from it either) or is in a format that never unpickles. A stream
+    that begins as a pickle and then breaks, or straddles its frames, may
+    still be run in part by CPython's unpickler, which reads on to the bad
+    spot: with no inventory, ``audit --deny`` would never list it, so it is
+    refused and nothing is stored.
     """
     try:
         return formats.scan_imports(fmt, io.BytesIO(content))
     except SerializationError as exc:
-        if not required:
+        if required:
+            raise SerializationError(
+                f"{source} could not load as {fmt.name}: {exc}; check the format, "
+                "or register it unexamined with check=False (--no-check)"
+            ) from exc
+        if isinstance(exc, formats.NotAPickle) or fmt.name in formats.INHERENTLY_SAFE:
             return None
         raise SerializationError(
-            f"{source} could not load as {fmt.name}: {exc}; check the format, "
-            "or register it unexamined with check=False (--no-check)"
+            f"{source} was not registered: it begins as a {fmt.name} file but cannot be read to its end "
+            f"({exc}); CPython's unpickler could still import and run what it names before the bad spot, "
+            "and an artifact whose imports cannot be read is never stored, not even unexamined. "
+            "Re-save it with pickle or joblib; nothing was written"
         ) from exc
 
 

@@ -51,7 +51,7 @@ from registry.catalog import NewVersion
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion
 from registry.errors import CorruptedArtifact, RegistryError, SerializationError
 from registry.facade import Registry
-from registry.formats import get_format, scan_imports
+from registry.formats import INHERENTLY_SAFE, NotAPickle, get_format, scan_imports
 from registry.names import validate_model_name
 from registry.store import StagedBlob, check_digest
 from registry.values import validate_description, validate_metrics, validate_params, validate_tags
@@ -321,9 +321,26 @@ def _copy(member: IO[bytes] | None, file: IO[bytes], content: io.BytesIO) -> Non
 
 
 def _scanned_imports(entry: dict[str, Any], content: io.BytesIO) -> tuple[str, ...] | None:
-    """The globals a blob imports, read by the scanner; ``None`` for bytes that are not a pickle of its format."""
+    """The globals a blob imports, read by the scanner; ``None`` for bytes that are not a pickle of its format.
+
+    A blob that begins as a pickle but cannot be read to its end may still be
+    run in part by CPython's unpickler: it is refused (see
+    ``registry.filecheck.scanned_imports``), so no imported version hides from
+    ``audit --deny`` behind a missing inventory.
+    """
     content.seek(0)
     try:
-        return scan_imports(get_format(entry.get("format")), content)
-    except (SerializationError, ValueError):
+        fmt = get_format(entry.get("format"))
+    except ValueError:
         return None
+    try:
+        return scan_imports(fmt, content)
+    except (NotAPickle, ValueError):
+        return None
+    except SerializationError as exc:
+        if fmt.name in INHERENTLY_SAFE:
+            return None
+        raise SerializationError(
+            f"the blob of {entry.get('name')}:{entry.get('version')} begins as a {fmt.name} file but cannot be "
+            f"read to its end ({exc}); its imports cannot be recorded, so nothing was imported"
+        ) from exc

@@ -482,3 +482,24 @@ def test_an_accepted_unsigned_bundle_gets_the_inventory_of_its_bytes_not_of_its_
         assert "sklearn.neighbors._classification.KNeighborsClassifier" not in swapped.imports
         assert reg.versions_importing([write_text]) == [swapped]
     assert not marker.exists()
+
+
+def test_a_blob_that_breaks_after_its_payload_is_not_imported_without_an_inventory(
+    unsigned: Path, target: Path, tmp_path: Path
+) -> None:
+    """CPython's unpickler runs ``posix.system`` before it meets the bad memo reference; the scanner stops.
+
+    Imported with no inventory, the version would never be listed by
+    ``audit --deny posix.system``: the import is refused instead.
+    """
+    from registry import SerializationError
+
+    payload = (
+        pickle.PROTO + b"\x04" + pickle.GLOBAL + b"posix\nsystem\n" + pickle.SHORT_BINUNICODE + b"\x04true"
+        + pickle.TUPLE1 + pickle.REDUCE + pickle.POP + pickle.BINGET + b"\xfa" + pickle.STOP
+    )  # fmt: skip
+    swapped = _swap_blob(unsigned, tmp_path / "broken.tar", payload)
+    with Registry(target, signing_key=HMAC_KEY) as reg:
+        with pytest.raises(SerializationError, match="nothing was imported"):
+            import_bundle(reg, swapped, allow_unsigned=True)
+    _assert_untouched(target)

@@ -374,7 +374,8 @@ class CatalogReads:
 
         One indexed query over ``version_imports`` (plus one for the
         versions' tags, metrics and aliases); no blob is read. A version
-        registered with ``check=False`` has no inventory and is never listed.
+        whose bytes are no pickle at all (registered with ``check=False``)
+        has no inventory and is never listed.
         """
         wanted = sorted({index_name(name) for name in names})
         if not wanted:

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from typing import IO, Any, Protocol
 
 from registry.errors import RegistryError, SerializationError
+from registry.formats.hooks import NotAPickle
 from registry.formats.pickling import JoblibFormat, PickleFormat
 from registry.formats.policy import POLICY_VERSION, describe_policy
 from registry.formats.skops_format import SkopsFormat
@@ -27,6 +28,7 @@ __all__ = [
     "INHERENTLY_SAFE",
     "POLICY_VERSION",
     "Format",
+    "NotAPickle",
     "describe_policy",
     "dump",
     "get_format",
@@ -87,7 +89,9 @@ def scan_imports(fmt: Format, file: IO[bytes]) -> tuple[str, ...]:
     The scan is the safe loader's own interpreter with every global made an
     inert placeholder, so it covers all protocols, memoised names, INST/OBJ,
     extension codes and the nested pickles in joblib's container. Malformed
-    bytes become :class:`SerializationError` naming what is wrong.
+    bytes become :class:`SerializationError` naming what is wrong;
+    :class:`NotAPickle` (a subclass) says the bytes do not even begin as a
+    pickle, so CPython's unpickler would import nothing from them either.
     """
     try:
         return fmt.scan(file)

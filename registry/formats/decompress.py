@@ -16,15 +16,17 @@ from typing import Any
 
 from registry.errors import ArtifactTooLarge, SerializationError
 
-_STEP = 1 << 24
+#: Inflate this much at a time, and refuse before a step would pass the limit: the peak stays near the limit.
+_STEP = 1 << 20
 
-#: joblib's magic prefixes, the stdlib decompressor for each, and its name.
+#: joblib's magic prefixes, exactly as joblib tests them (a looser or stricter test here would let a file be
+#: read as one stream by the scanner and as another by joblib), the stdlib decompressor for each, and its name.
 _FORMATS: tuple[tuple[bytes, Callable[[], Any], str], ...] = (
     (b"\x1f\x8b", lambda: zlib.decompressobj(wbits=31), "gzip"),
     (b"x", lambda: zlib.decompressobj(), "zlib"),
-    (b"BZh", bz2.BZ2Decompressor, "bz2"),
+    (b"BZ", bz2.BZ2Decompressor, "bz2"),
     (b"\xfd7zXZ", lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ), "xz"),
-    (b"\x5d\x00\x00", lambda: lzma.LZMADecompressor(format=lzma.FORMAT_ALONE), "lzma"),
+    (b"\x5d\x00", lambda: lzma.LZMADecompressor(format=lzma.FORMAT_ALONE), "lzma"),
 )
 
 
@@ -39,6 +41,11 @@ def inflate(data: memoryview, limit: int) -> memoryview | None:
             "the artifact is in joblib's pre-0.10 format, which the safe loader does not read; "
             "re-save it with a current joblib, or load it with safe=False"
         )
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        raise SerializationError(
+            "the artifact is lz4-compressed, which the safe loader does not read; "
+            "re-save it with another compression (or none), or load it with safe=False"
+        )
     for prefix, make, name in _FORMATS:
         if head.startswith(prefix):
             return memoryview(_bounded(make(), bytes(data), limit, name))
@@ -49,15 +56,15 @@ def _bounded(decompressor: Any, data: bytes, limit: int, name: str) -> bytearray
     out = bytearray()
 
     def take(chunk: bytes) -> None:
-        out.extend(chunk)
-        if len(out) > limit:
+        if len(out) + len(chunk) > limit:
             raise ArtifactTooLarge(
                 f"refused to load: the {name}-compressed artifact inflates to more than {limit} bytes, "
                 f"the most a safe load of {len(data)} bytes may allocate; if you trust it, load it with safe=False",
                 f"{name} decompression",
-                len(out),
+                len(out) + len(chunk),
                 limit,
             )
+        out.extend(chunk)
 
     try:
         if hasattr(decompressor, "unconsumed_tail"):  # zlib and gzip

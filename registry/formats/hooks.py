@@ -25,6 +25,15 @@ class Malformed(SerializationError):
     """The bytes are not a pickle this interpreter will read (truncated, inconsistent, straddling a frame)."""
 
 
+class NotAPickle(Malformed):
+    """The bytes do not even begin as a pickle: CPython's unpickler stops at the first byte too, importing nothing.
+
+    Every other :class:`Malformed` stream may still be run in part by
+    CPython (which reads on to the bad spot and does not insist on frames),
+    so only this one can honestly be said to import nothing.
+    """
+
+
 class Budget:
     """The bytes a load may still allocate; refuses with :class:`ArtifactTooLarge` when spent."""
 
@@ -85,6 +94,9 @@ class Hooks:
     def array(self, data: memoryview, spec: ArraySpec, budget: Budget) -> Any:
         """The array of ``spec`` over ``data`` (exactly its bytes)."""
         raise NotImplementedError
+
+    def finish(self, value: Any) -> None:
+        """The stream is done and ``value`` is what the caller gets: check what only the whole can show."""
 
     def payload(self, data: memoryview, kind: type) -> Any:
         """A BINBYTES/BYTEARRAY8 payload as ``kind``; a scan may stand in a placeholder (it reads no payload)."""

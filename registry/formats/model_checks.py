@@ -9,6 +9,7 @@ would have built before the object is handed its state.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from registry.formats.checks import qualified_name, refuse
@@ -77,27 +78,37 @@ def _check_children(left: Any, right: Any, leaf: int | None, what: str) -> None:
 
 def predictor_state(obj: Any, state: Any, budget: Budget) -> Any:
     """A HistGradientBoosting ``TreePredictor``: its node links and bitset indexes stay inside its arrays."""
-    import numpy
-
     if type(state) is not dict or not all(type(key) is str for key in state):
         raise refuse("TreePredictor state", "it is not a dict of names")
-    nodes = state.get("nodes")
-    if type(nodes) is not numpy.ndarray or nodes.ndim != 1 or nodes.dtype.names is None:
-        raise refuse("TreePredictor state", "it has no node array")
-    leaf = nodes["is_leaf"].astype(bool)
-    internal = ~leaf
-    left, right = nodes["left"].astype(numpy.int64), nodes["right"].astype(numpy.int64)
-    _check_children(numpy.where(internal, left, -1), numpy.where(internal, right, -1), -1, "TreePredictor")
-    categorical = internal & nodes["is_categorical"].astype(bool)
-    for key in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
-        bitsets = state.get(key)
-        if type(bitsets) is not numpy.ndarray or bitsets.ndim != 2:
-            raise refuse("TreePredictor state", f"{key} is not a 2-d array")
-        if categorical.any() and nodes["bitset_idx"][categorical].max() >= bitsets.shape[0]:
-            raise refuse("TreePredictor state", "a categorical split points outside its bitsets")
+    check_predictor_nodes(state, "TreePredictor state")
     budget.charge(256, "TreePredictor state")
     obj.__dict__.update(state)
     return obj
+
+
+_BITSET_WORDS = 8  # a category bitset is 256 bits: the compiled walk reads word value // 32 of its row
+
+
+def check_predictor_nodes(state: Any, what: str) -> None:
+    """A ``TreePredictor``'s own arrays: a root, children inside the nodes, bitset rows that exist and are whole."""
+    import numpy
+
+    nodes = state.get("nodes")
+    if type(nodes) is not numpy.ndarray or nodes.ndim != 1 or nodes.dtype.names is None or nodes.shape[0] < 1:
+        raise refuse(what, "it has no node array")
+    if not {"is_leaf", "left", "right", "is_categorical", "bitset_idx", "feature_idx"} <= set(nodes.dtype.names):
+        raise refuse(what, "its node array is not a TreePredictor's")
+    leaf = nodes["is_leaf"].astype(bool)
+    internal = ~leaf
+    left, right = nodes["left"].astype(numpy.int64), nodes["right"].astype(numpy.int64)
+    _check_children(numpy.where(internal, left, -1), numpy.where(internal, right, -1), -1, what)
+    categorical = internal & nodes["is_categorical"].astype(bool)
+    for key in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
+        bitsets = state.get(key)
+        if type(bitsets) is not numpy.ndarray or bitsets.ndim != 2 or bitsets.shape[1] != _BITSET_WORDS:
+            raise refuse(what, f"{key} is not a 2-d array of {_BITSET_WORDS}-word bitsets")
+        if categorical.any() and nodes["bitset_idx"][categorical].max() >= bitsets.shape[0]:
+            raise refuse(what, "a categorical split points outside its bitsets")
 
 
 def sparse_state(obj: Any, state: Any, budget: Budget) -> Any:
@@ -113,9 +124,42 @@ def sparse_state(obj: Any, state: Any, budget: Budget) -> Any:
             obj._check()
         elif obj.format == "dia" and (obj.data.ndim != 2 or obj.offsets.shape != (obj.data.shape[0],)):
             raise ValueError("data and offsets disagree")
+        elif obj.format == "lil":
+            _check_lil(obj)
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
         raise refuse(f"{type(obj).__name__} state", f"scipy's format check fails: {exc}") from None
     return obj
+
+
+def lil_rows(obj: Any) -> None:
+    """The LIL check again once the load is built: its rows are lists, which later APPENDS could still grow."""
+    try:
+        _check_lil(obj)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise refuse(f"{type(obj).__name__} state", f"its rows do not fit it: {exc}") from None
+
+
+def _check_lil(obj: Any) -> None:
+    """A LIL matrix's rows: sorted column lists inside its width, each as long as its data (``tocsr`` trusts both).
+
+    scipy has no format check for LIL; its Cython flattening writes each
+    row's data where the rows' lengths said it would fit.
+    """
+    import numpy
+
+    rows, data = obj.rows, obj.data
+    height, width = obj.shape
+    for array in (rows, data):
+        if type(array) is not numpy.ndarray or array.dtype != object or array.shape != (height,):
+            raise ValueError("rows and data must be object arrays of one list per row")
+    for columns, values in zip(rows.tolist(), data.tolist(), strict=True):
+        if type(columns) is not list or type(values) is not list or len(columns) != len(values):
+            raise ValueError("a row's column list and data list differ")
+        previous = -1
+        for column in columns:
+            if type(column) is bool or not isinstance(column, (int, numpy.integer)) or not previous < column < width:
+                raise ValueError(f"a row's column indices are not sorted inside 0..{width - 1}")
+            previous = int(column)
 
 
 def scalar_arguments(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
@@ -123,7 +167,7 @@ def scalar_arguments(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     if len(args) > 4 or not all(type(a) in (int, float, bool) for a in args):
         raise refuse(f"{qualified_name(func)} with these arguments", "this type is rebuilt from a few numbers only")
     budget.charge(1024, qualified_name(func))
-    return func()
+    return func(*args)
 
 
 #: The only functions a ``functools.partial`` in a safe load may wrap (scikit-learn stores these).
@@ -157,7 +201,10 @@ def partial_state(obj: Any, state: Any, budget: Budget) -> Any:
     if kwds is not None and (type(kwds) is not dict or not all(type(k) is str and plain(v) for k, v in kwds.items())):
         raise refuse("functools.partial state", "its keyword arguments must be plain values")
     budget.charge(256, "functools.partial state")
-    obj.__setstate__(state)
+    # The partial keeps the very dict (and lists) it is given: copies of these plain values, so a later SETITEMS
+    # or APPENDS on the memo's containers cannot change what was checked.
+    args, kwds = copy.deepcopy((args, kwds))
+    obj.__setstate__((state[0], args, kwds, extra))
     return obj
 
 

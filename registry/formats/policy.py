@@ -31,7 +31,7 @@ from registry.formats import checks, model_checks
 from registry.formats.policy_sklearn import SKLEARN_CLASSES, SKLEARN_CYTHON, SKLEARN_REFERENCES
 
 #: Bump when an entry is added, removed or changes role; recorded nowhere else.
-POLICY_VERSION = "2026.12.1"
+POLICY_VERSION = "2026.12.2"
 
 
 @dataclass(frozen=True)

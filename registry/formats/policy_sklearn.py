@@ -308,9 +308,6 @@ SKLEARN_CLASSES: tuple[str, ...] = (
     "sklearn.tree._classes.DecisionTreeRegressor",
     "sklearn.tree._classes.ExtraTreeClassifier",
     "sklearn.tree._classes.ExtraTreeRegressor",
-    "sklearn.utils._mocking.CheckingClassifier",
-    "sklearn.utils._mocking.NoSampleWeightWrapper",
-    "sklearn.utils._mocking._MockEstimatorOnOffPrediction",
     "sklearn.utils.metaestimators._BaseComposition",
 )
 

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import collections
 import importlib
+import inspect
+import sys
 import types
 from collections.abc import Collection
 from typing import Any
 
 from registry.errors import UnsafeArtifact
 from registry.formats import checks
-from registry.formats.hooks import ArraySpec, Budget, Hooks
+from registry.formats.estimator_checks import check_estimator
+from registry.formats.hooks import ArraySpec, Budget, Hooks, Malformed
 from registry.formats.policy import POLICY, Entry
 from registry.formats.unpickler import Interpreter
 
@@ -67,6 +70,12 @@ def _entry_of(cls: type) -> Entry | None:
     return None
 
 
+def _numpy_dtype() -> type:
+    import numpy
+
+    return numpy.dtype
+
+
 class _Wrapper:
     """A joblib array wrapper under construction: BUILD turns it into an :class:`ArraySpec`."""
 
@@ -81,6 +90,7 @@ class LoadHooks(Hooks):
         self.inventory = None if inventory is None else frozenset(inventory)
         self.entries: dict[int, tuple[Any, Entry | None]] = {}  # id(resolved global) -> (object, its entry)
         self.created: dict[int, Any] = {}  # id -> object, for every object this load created by call/new
+        self.stated: set[int] = set()  # ids of the objects BUILD has given state (once each)
 
     # -- globals ----------------------------------------------------------------
 
@@ -149,6 +159,7 @@ class LoadHooks(Hooks):
         if isinstance(obj, _Wrapper) and self.created.get(id(obj)) is obj:
             return checks.array_wrapper_state(obj, state, budget)
         self._own(obj, "setting state")
+        self._once(obj)
         cls = type(obj)
         qualified = f"{cls.__module__}.{cls.__qualname__}"
         entry = _entry_of(cls)
@@ -170,6 +181,21 @@ class LoadHooks(Hooks):
         if slots is not None:
             self._set_slots(obj, slots, qualified)
         return obj
+
+    def _once(self, obj: Any) -> None:
+        """An object gets its state once, as pickle writes it, so no check can be undone by a later BUILD."""
+        if id(obj) in self.stated:
+            if isinstance(obj, _numpy_dtype()):  # numpy hands out one shared instance per builtin dtype
+                return
+            raise checks.refuse(
+                f"setting state twice on a {type(obj).__name__}",
+                "pickle gives each object its state once; a second BUILD would replace state already checked",
+            )
+        self.stated.add(id(obj))
+
+    def finish(self, value: Any) -> None:
+        for obj in self.created.values():
+            check_estimator(obj)
 
     @staticmethod
     def _set_slots(obj: Any, slots: Any, qualified: str) -> None:
@@ -229,6 +255,28 @@ class _Inert:
         self.name = name
 
 
+def _may_be_the_wrapper(module: str, name: str) -> bool:
+    """Whether joblib could resolve ``module.name`` to its array wrapper (``sklearn.utils.parallel.joblib...``).
+
+    joblib reads raw array bytes after BUILD of anything that *is* its
+    wrapper, whatever name reached it, while the scan treats only the
+    canonical name so. Without importing or running anything, a name whose
+    last part is the wrapper's, or that static lookups in modules already
+    imported here lead to it, is refused.
+    """
+    if name.rpartition(".")[2] == "NumpyArrayWrapper":
+        return True
+    wrapper = getattr(sys.modules.get("joblib.numpy_pickle"), "NumpyArrayWrapper", None)
+    obj: Any = sys.modules.get(module)
+    if wrapper is None or obj is None:
+        return False
+    for part in name.split("."):
+        obj = inspect.getattr_static(obj, part, None)
+        if obj is None:
+            return False
+    return obj is wrapper
+
+
 class ScanHooks(LoadHooks):
     """The import scanner's decisions: placeholders for everything but joblib's container structure."""
 
@@ -239,6 +287,11 @@ class ScanHooks(LoadHooks):
         qualified = f"{module}.{name}"
         if qualified in _STRUCTURAL:
             return super().find_class(module, name)
+        if _may_be_the_wrapper(module, name):
+            raise Malformed(
+                f"malformed joblib file: the global {qualified!r} names joblib's NumpyArrayWrapper another way; "
+                "joblib would read array bytes after it that this scan would read as opcodes"
+            )
         return _Inert(qualified)
 
     def call(self, func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
@@ -255,6 +308,9 @@ class ScanHooks(LoadHooks):
         if isinstance(obj, _Wrapper) or type(obj).__module__.startswith("numpy"):
             return super().build(obj, state, budget)
         return obj
+
+    def finish(self, value: Any) -> None:
+        """A scan builds no estimators: nothing to check as a whole."""
 
     def setitems(self, target: Any, pairs: list[tuple[Any, Any]]) -> None:
         if type(target) is dict:
@@ -289,4 +345,5 @@ def run(
         budget.charge(len(data), "the decompressed stream")
     interpreter = Interpreter(data, 0, hooks, budget, container=container)
     value = interpreter.run()
+    hooks.finish(value)
     return value, interpreter.imports, interpreter.pos

@@ -26,11 +26,12 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import copyreg
+import pickletools
 import struct
 import sys
 from typing import Any
 
-from registry.formats.hooks import ArraySpec, Budget, Hooks, Malformed
+from registry.formats.hooks import ArraySpec, Budget, Hooks, Malformed, NotAPickle
 
 _MAX_LINE = 1 << 20
 #: How deeply tuples and frozensets may nest: hashing them recurses in C, and CPython 3.11 has no guard.
@@ -124,12 +125,16 @@ class Interpreter:
 
     def run(self) -> Any:
         dispatch = _DISPATCH
+        if self.pos == 0 and self.end == 0:
+            raise NotAPickle("not a pickle: the data is empty")
         while True:
             if self.frame_end is not None and self.pos == self.frame_end:
                 self.frame_end = None
             code = self._byte()
             handler = dispatch.get(code)
             if handler is None:
+                if self.pos == 1 and code not in _KNOWN_OPCODES:
+                    raise NotAPickle(f"not a pickle: its first byte {code:#04x} is no pickle opcode")
                 raise Malformed(_refused_opcode(code, self.pos - 1))
             if handler(self) is _STOP:
                 if self.frame_end is not None and self.pos != self.frame_end:
@@ -518,6 +523,10 @@ def _parse_int(text: bytes) -> int:
         return int(text)
     except ValueError:
         raise Malformed(f"malformed pickle: {text[:40]!r} is not an integer") from None
+
+
+#: Every opcode CPython's unpickler knows, read or not here: a first byte outside it is no pickle at all.
+_KNOWN_OPCODES = frozenset(ord(opcode.code) for opcode in pickletools.opcodes)
 
 
 def _refused_opcode(code: int, position: int) -> str:
