@@ -37,7 +37,7 @@ def qualified_name(obj: Any) -> str:
 
 def _ints(values: Any, what: str) -> tuple[int, ...]:
     if type(values) is not tuple or not all(type(v) is int and v >= 0 for v in values):
-        raise refuse(what, f"a shape must be a tuple of non-negative integers, not {values!r:.80}")
+        raise refuse(what, f"a shape must be a tuple of non-negative integers, not a {type(values).__name__}")
     return values
 
 
@@ -181,11 +181,41 @@ def dtype_state(obj: Any, state: Any, budget: Budget) -> Any:
     if fields is not None and (type(fields) is not dict or len(fields) > 100_000):
         raise refuse("numpy.dtype state", "its fields are not a dict")
     budget.charge(256 + 256 * (len(fields) if fields else 0), "numpy.dtype fields")
+    _check_kind_state(obj, state)
     obj.__setstate__(state)
+    if obj.kind == "U" and obj.itemsize % 4:
+        raise refuse("numpy.dtype state", "a unicode item size must be a whole number of 4-byte characters")
     if obj.itemsize > 2**31:
         raise refuse("numpy.dtype state", "its item size is absurdly large")
     _check_layout(obj)
     return obj
+
+
+_DATETIME_UNITS = frozenset(
+    {b"generic", b"Y", b"M", b"W", b"D", b"h", b"m", b"s", b"ms", b"us", b"ns", b"ps", b"fs", b"as"}
+)
+
+
+def _check_kind_state(obj: Any, state: tuple[Any, ...]) -> None:
+    """What numpy's C ``__setstate__`` dereferences without looking: a datetime's unit, a unicode size.
+
+    A datetime dtype given state without its ``(unit, num, den, events)``
+    metadata crashes the interpreter inside ``__setstate__``.
+    """
+    if obj.kind in ("M", "m"):
+        meta = state[8] if len(state) == 9 else None
+        unit = meta[1] if type(meta) is tuple and len(meta) == 2 else None
+        if (
+            type(unit) is not tuple
+            or len(unit) != 4
+            or unit[0] not in _DATETIME_UNITS
+            or not all(type(v) is int for v in unit[1:])
+            or not 1 <= unit[1] < 2**31
+            or unit[2:] != (1, 1)
+        ):
+            raise refuse("numpy.dtype state", "a datetime dtype needs its unit metadata as numpy writes it")
+    if obj.kind == "U" and (type(state[5]) is not int or state[5] % 4):
+        raise refuse("numpy.dtype state", "a unicode item size must be a whole number of 4-byte characters")
 
 
 def _holds_objects(descr: Any) -> bool:
