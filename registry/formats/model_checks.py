@@ -54,6 +54,7 @@ def tree_state(obj: Any, state: Any, budget: Budget) -> Any:
     if nodes.dtype.names is None or not {"left_child", "right_child", "feature"} <= set(nodes.dtype.names):
         raise refuse("sklearn Tree state", "its node array is not a tree's")
     _check_children(nodes["left_child"], nodes["right_child"], -1, "sklearn Tree")
+    _check_tree_depth(nodes["left_child"], nodes["right_child"], state.get("max_depth"))
     internal = nodes["left_child"] != -1
     features = nodes["feature"][internal]
     if features.size and (features.min() < 0 or features.max() >= obj.n_features):
@@ -61,6 +62,30 @@ def tree_state(obj: Any, state: Any, budget: Budget) -> Any:
     budget.charge(nodes.nbytes + values.nbytes, "sklearn Tree state")
     obj.__setstate__(state)
     return obj
+
+
+def _check_tree_depth(left: Any, right: Any, max_depth: Any) -> None:
+    """``max_depth`` sizes the buffers ``decision_path`` fills, one entry per level: it must not understate.
+
+    Each node has at most one parent (it is a tree), so walking level by
+    level from the root visits every node once.
+    """
+    import numpy
+
+    if left.shape[0] == 0:
+        return
+    internal = left != -1
+    children = numpy.concatenate([left[internal], right[internal]])
+    if numpy.unique(children).shape[0] != children.shape[0]:
+        raise refuse("sklearn Tree state", "a node has two parents (a tree's nodes form a tree)")
+    depth, frontier = -1, numpy.zeros(1, dtype=numpy.intp)
+    while frontier.size:
+        depth += 1
+        inner = frontier[internal[frontier]]
+        frontier = numpy.concatenate([left[inner], right[inner]]).astype(numpy.intp)
+    if type(max_depth) is not int or max_depth < depth:
+        given = max_depth if type(max_depth) is int else type(max_depth).__name__
+        raise refuse("sklearn Tree state", f"its max_depth {given} understates its depth {depth}")
 
 
 def _check_children(left: Any, right: Any, leaf: int | None, what: str) -> None:
