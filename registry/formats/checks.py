@@ -340,8 +340,9 @@ def array_wrapper_state(obj: Any, state: Any, budget: Budget) -> ArraySpec:
     """A joblib ``NumpyArrayWrapper``'s state becomes the spec of the array bytes that follow."""
     import numpy
 
-    if type(state) is not dict:
-        raise refuse("joblib NumpyArrayWrapper state", "it is not a dict")
+    if type(state) is not dict or not all(type(key) is str for key in state):
+        # A key the import scan cannot read (a call's result) could name 'shape': scan and load would diverge.
+        raise refuse("joblib NumpyArrayWrapper state", "it is not a dict of plain names")
     shape = _ints(state.get("shape"), "joblib NumpyArrayWrapper")
     descr, order = state.get("dtype"), state.get("order", "C")
     alignment = state.get("numpy_array_alignment_bytes")

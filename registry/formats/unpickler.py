@@ -373,6 +373,7 @@ class Interpreter:
         self.budget.charge(_CONTAINER + 3 * _SLOT * len(items), "a dict")
         self._keys(items[::2])
         value: dict[Any, Any] = {}
+        _fresh_keys(value, items[::2])
         self.stack.append(value)
         self.hooks.setitems(value, list(zip(items[::2], items[1::2], strict=True)))
 
@@ -397,6 +398,7 @@ class Interpreter:
         key = self._pop()
         self.budget.charge(3 * _SLOT, "a dict item")
         self._keys((key,))
+        _fresh_keys(self._top(), (key,))
         self.hooks.setitems(self._top(), [(key, value)])
 
     def op_setitems(self) -> None:
@@ -405,6 +407,7 @@ class Interpreter:
             raise Malformed("malformed pickle: SETITEMS with an odd number of items")
         self.budget.charge(3 * _SLOT * len(items), "dict items")
         self._keys(items[::2])
+        _fresh_keys(self._top(), items[::2])
         self.hooks.setitems(self._top(), list(zip(items[::2], items[1::2], strict=True)))
 
     def op_additems(self) -> None:
@@ -567,6 +570,18 @@ class Interpreter:
 
 
 _STOP = object()
+
+
+def _fresh_keys(target: Any, keys: Any) -> None:
+    """A pickler writes each key of a dict once: a key set twice would let a later value (maybe a call's
+    result, which the import scan cannot know) replace one the scan already used to walk the container."""
+    if not isinstance(target, dict):
+        return
+    seen: set[Any] = set()
+    for key in keys:
+        if key in target or key in seen:
+            raise Malformed(f"malformed pickle: a dict key is set twice ({type(key).__name__})")
+        seen.add(key)
 
 
 def _parse_int(text: bytes) -> int:
