@@ -239,6 +239,15 @@ def test_a_dict_of_colliding_integer_keys_is_bounded(home: Path) -> None:
     _bounded_time(home, data, seconds=20)
 
 
+@pytest.mark.parametrize("factory", ["set", "frozenset"])
+def test_a_set_made_by_a_call_of_colliding_integers_is_bounded(home: Path, factory: str) -> None:
+    """The same collision through builtins.set(list): the keys reach the set by a call, not by ADDITEMS."""
+    modulus = 2**61 - 1
+    keys = b"".join(long(7 + n * modulus) for n in range(150_000))
+    data = stream(call(glob("builtins", factory), P.EMPTY_LIST + P.MARK + keys + P.APPENDS))
+    _bounded_time(home, data, seconds=20)
+
+
 def test_huge_decimal_integers_in_protocol_0_are_refused_quickly(reg: Registry, tmp_path: Path) -> None:
     for opcode in (P.INT, P.LONG):
         started = time.perf_counter()

@@ -60,7 +60,27 @@ def container(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
         kinds = ", ".join(type(a).__name__ for a in args)
         raise refuse(f"builtins.{func.__name__}({kinds})", "only a container is copied")
     budget.charge(64 + 3 * _SLOT * (len(args[0]) if args else 0), f"builtins.{func.__name__}")
+    if args and func in (set, frozenset, dict):
+        _refuse_colliding_keys(args[0] if func is not dict else _pair_keys(args[0]), f"builtins.{func.__name__}")
     return func(*args)
+
+
+#: ``hash(k) == hash(k + n * (2**61 - 1))``: from this size on, integer keys can be made to share one hash.
+_COLLIDING_INT = 1 << 61
+
+
+def _pair_keys(pairs: Any) -> Any:
+    if type(pairs) is dict:
+        return ()  # its keys were stored by the stream, which refuses colliding ones
+    return (pair[0] for pair in pairs if type(pair) in (tuple, list) and pair)
+
+
+def _refuse_colliding_keys(keys: Any, what: str) -> None:
+    """Keys chosen to share a hash make building a set or dict quadratic (150 000 keys: minutes)."""
+    for key in keys:
+        parts = key if type(key) is tuple else (key,)
+        if any(type(part) is int and abs(part) >= _COLLIDING_INT for part in parts):
+            raise refuse(what, "an integer key of 61 bits or more (such keys can be chosen to share one hash)")
 
 
 def scalar_type(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
@@ -104,6 +124,8 @@ def ordered_dict(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     if args and not (len(args) == 1 and type(args[0]) in (list, tuple, dict)):
         raise refuse("collections.OrderedDict with these arguments", "only a container of pairs is copied")
     budget.charge(64 + 6 * _SLOT * (len(args[0]) if args else 0), "collections.OrderedDict")
+    if args:
+        _refuse_colliding_keys(_pair_keys(args[0]), "collections.OrderedDict")
     return func(*args)
 
 
