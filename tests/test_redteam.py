@@ -32,7 +32,9 @@ def register(reg: Registry, tmp_path: Path, data: bytes, fmt: str = "pickle", na
     return mv.ref
 
 
-def in_subprocess(home: Path, data: bytes, fmt: str, after: str = "", timeout: float = 60) -> subprocess.CompletedProcess:
+def in_subprocess(
+    home: Path, data: bytes, fmt: str, after: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess:
     """Register ``data`` in ``home`` and load it safely in a fresh interpreter; run ``after`` on the result."""
     blob = home.parent / f"payload.{fmt}"
     blob.write_bytes(data)
@@ -159,7 +161,9 @@ def _diverging_joblib(mark: Path, big: int = 4096) -> bytes:
     return P.PROTO + b"\x02" + wrapper + state + P.BUILD + region + loader_tail
 
 
-def test_the_inventory_lists_the_globals_of_a_tail_the_scanner_parsed_differently(reg: Registry, tmp_path: Path) -> None:
+def test_the_inventory_lists_the_globals_of_a_tail_the_scanner_parsed_differently(
+    reg: Registry, tmp_path: Path
+) -> None:
     mark = tmp_path / "mark"
     try:  # refusing the file at registration (its container cannot be walked from literals alone) also holds
         ref = register(reg, tmp_path, _diverging_joblib(mark), "joblib")
@@ -225,7 +229,9 @@ def test_a_frozenset_of_a_shared_tuple_dag_is_bounded(home: Path) -> None:
 
 def test_repr_of_a_shared_list_dag_in_a_refusal_message_is_bounded(home: Path) -> None:
     """checks._ints formats {values!r:.80}: the repr of a 2**40-leaf list DAG is built in full before truncation."""
-    empty = call(glob("numpy.core.multiarray", "_reconstruct"), glob("numpy", "ndarray"), tup(integer(0)), raw_bytes(b"b"))
+    empty = call(
+        glob("numpy.core.multiarray", "_reconstruct"), glob("numpy", "ndarray"), tup(integer(0)), raw_bytes(b"b")
+    )
     state = tup(integer(1), _dag(40, P.LIST), _dtype("f8"), P.NEWFALSE, raw_bytes(b""))
     data = stream(empty + state + P.BUILD)
     _bounded_time(home, data)
@@ -252,7 +258,9 @@ def test_huge_decimal_integers_in_protocol_0_are_refused_quickly(reg: Registry, 
     for opcode in (P.INT, P.LONG):
         started = time.perf_counter()
         with pytest.raises(SerializationError):  # the scan at registration may already refuse
-            ref = register(reg, tmp_path, P.PROTO + b"\x02" + opcode + b"9" * 1_000_000 + b"\n" + P.STOP, name=f"big{opcode[0]}")
+            ref = register(
+                reg, tmp_path, P.PROTO + b"\x02" + opcode + b"9" * 1_000_000 + b"\n" + P.STOP, name=f"big{opcode[0]}"
+            )
             reg.load(ref, safe=True)
         assert time.perf_counter() - started < 2
 
@@ -275,7 +283,9 @@ def test_many_small_tuples_stay_inside_the_memory_budget(reg: Registry, tmp_path
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak <= limit, f"peak {peak / 2**20:.0f} MiB > budget {limit / 2**20:.0f} MiB for a {len(data)}-byte artifact"
+    assert peak <= limit, (
+        f"peak {peak / 2**20:.0f} MiB > budget {limit / 2**20:.0f} MiB for a {len(data)}-byte artifact"
+    )
 
 
 # -- 6. BUILD twice on one array: use-after-free through a view a validated object keeps ---------------------
@@ -286,7 +296,9 @@ def _array_state(count: int, data: bytes, code: str = "i4") -> bytes:
 
 
 def _empty_array() -> bytes:
-    return call(glob("numpy.core.multiarray", "_reconstruct"), glob("numpy", "ndarray"), tup(integer(0)), raw_bytes(b"b"))
+    return call(
+        glob("numpy.core.multiarray", "_reconstruct"), glob("numpy", "ndarray"), tup(integer(0)), raw_bytes(b"b")
+    )
 
 
 def _csr_then_rebuild_its_indices(n: int) -> bytes:
@@ -314,7 +326,8 @@ def _csr_then_rebuild_its_indices(n: int) -> bytes:
 
 def test_a_second_build_on_an_array_a_sparse_matrix_views_is_refused(home: Path) -> None:
     after = """
-        print("indices alias a rebuilt array:", obj.indices.base is not None and obj.indices.base.shape == (1,), flush=True)
+        rebuilt = obj.indices.base is not None and obj.indices.base.shape == (1,)
+        print("indices alias a rebuilt array:", rebuilt, flush=True)
         print("indices now", obj.indices[:2], "(all were 0 when scipy checked them)", flush=True)
         print(obj.toarray())
     """
@@ -349,11 +362,14 @@ def test_a_dtype_rebuilt_after_an_array_was_made_of_it_is_refused(home: Path) ->
     """BUILD on a dtype an array already uses: the array's 64-byte buffer is now read as 4 items of 1 GiB each."""
     descr = _dtype("V8") + P.BINPUT + b"\x00"
     array = call(glob("numpy.core.numeric", "_frombuffer"), raw_bytes(b"\x00" * 32), descr, tup(long(4)), text("C"))
-    grow = P.BINGET + b"\x00" + tup(integer(3), text("|"), P.NONE, P.NONE, P.NONE, integer(2**30), integer(1), integer(0))
+    grow = (
+        P.BINGET + b"\x00" + tup(integer(3), text("|"), P.NONE, P.NONE, P.NONE, integer(2**30), integer(1), integer(0))
+    )
     data = stream(P.EMPTY_LIST + array + P.APPEND + grow + P.BUILD + P.POP, protocol=5)
     after = """
         arr = obj[0]
-        print("array of", arr.shape, arr.dtype, "over", arr.base.__len__() if arr.base is not None else "?", "bytes", flush=True)
+        size = arr.base.__len__() if arr.base is not None else "?"
+        print("array of", arr.shape, arr.dtype, "over", size, "bytes", flush=True)
         print(len(arr[3].tobytes()))
     """
     done = in_subprocess(home, data, "pickle", after=after)
@@ -376,11 +392,11 @@ _DEFENDED = {
     "memo_class_then_build": stream(glob("sklearn.linear_model._ridge", "Ridge") + P.BINPUT + b"\x00" + P.POP
                                     + P.BINGET + b"\x00" + P.EMPTY_DICT + text("fit") + P.NONE + P.SETITEM + P.BUILD),
     "dup_class_then_setstate_slots": stream(glob("scipy.sparse._csr", "csr_matrix") + P.DUP + P.POP
-                                            + tup(P.NONE, P.EMPTY_DICT + text("toarray") + P.NONE + P.SETITEM) + P.BUILD),
+                                            + tup(P.NONE, P.EMPTY_DICT + text("toarray") + P.NONE + P.SETITEM) + P.BUILD),  # noqa: E501
     "newobj_ex_kwargs": stream(glob("sklearn.linear_model._ridge", "Ridge") + P.EMPTY_TUPLE
                                + P.EMPTY_DICT + text("alpha") + integer(1) + P.SETITEM + P.NEWOBJ_EX, protocol=4),
     "unregistered_ext": stream(P.EXT4 + struct.pack("<i", 0x7FFFFFF0)),
-    "reconstructor_list_base": stream(call(glob("copyreg", "_reconstructor"), glob("sklearn.linear_model._ridge", "Ridge"),
+    "reconstructor_list_base": stream(call(glob("copyreg", "_reconstructor"), glob("sklearn.linear_model._ridge", "Ridge"),  # noqa: E501
                                            glob("builtins", "list"), P.EMPTY_LIST)),
     "reconstructor_of_a_function": stream(call(glob("copyreg", "_reconstructor"), glob("builtins", "object"),
                                                glob("builtins", "object"), P.NONE)),
@@ -388,18 +404,18 @@ _DEFENDED = {
                                                                 raw_bytes(b"\x41" * 8)) + P.BUILD),
     "frombuffer_object_dtype": stream(call(glob("numpy.core.numeric", "_frombuffer"), raw_bytes(b"\x41" * 8),
                                            _dtype("O"), tup(long(1)), text("C")), protocol=5),
-    "scalar_object_dtype_struct": stream(call(glob("numpy.core.multiarray", "scalar"), _dtype("O"), raw_bytes(b"\x41" * 8))),
+    "scalar_object_dtype_struct": stream(call(glob("numpy.core.multiarray", "scalar"), _dtype("O"), raw_bytes(b"\x41" * 8))),  # noqa: E501
     "partial_of_exec": stream(call(glob("functools", "partial"), glob("builtins", "exec"))),
-    "partial_state_swaps_func": stream(call(glob("functools", "partial"), glob("sklearn.utils.validation", "check_array"))
+    "partial_state_swaps_func": stream(call(glob("functools", "partial"), glob("sklearn.utils.validation", "check_array"))  # noqa: E501
                                        + tup(glob("builtins", "list"), P.EMPTY_TUPLE, P.NONE, P.NONE) + P.BUILD),
-    "defaultdict_factory_partial": stream(call(glob("collections", "defaultdict"), glob("sklearn.utils.validation", "check_array"))),
+    "defaultdict_factory_partial": stream(call(glob("collections", "defaultdict"), glob("sklearn.utils.validation", "check_array"))),  # noqa: E501
     "bytes_of_length": stream(call(glob("builtins", "bytearray"), long(10**10))),
-    "dtype_subarray_huge": stream(_dtype("V8") + tup(integer(3), text("|"), tup(_dtype("f8"), tup(long(2**40))), P.NONE, P.NONE,
+    "dtype_subarray_huge": stream(_dtype("V8") + tup(integer(3), text("|"), tup(_dtype("f8"), tup(long(2**40))), P.NONE, P.NONE,  # noqa: E501
                                                     integer(8), integer(1), integer(0)) + P.BUILD),
     "int_with_4300_digits": stream(call(glob("builtins", "int"), text("9" * 4096 + "9" * 300))),
     "persid": stream(P.PERSID + b"x\n"),
     "readonly_buffer": stream(P.NONE + P.READONLY_BUFFER, protocol=5),
-    "frame_inside_frame": P.PROTO + b"\x04" + P.FRAME + struct.pack("<Q", 12) + P.FRAME + struct.pack("<Q", 2) + P.NONE + P.STOP,
+    "frame_inside_frame": P.PROTO + b"\x04" + P.FRAME + struct.pack("<Q", 12) + P.FRAME + struct.pack("<Q", 2) + P.NONE + P.STOP,  # noqa: E501
     "reexport_attrgetter": stream(call(glob("sklearn.utils._repr_html.estimator", "attrgetter"), text("x"))),
     "dotted_chain": stream(glob("sklearn.base", "np.f2py.subprocess.Popen")),
 }  # fmt: skip
