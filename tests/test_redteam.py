@@ -87,6 +87,26 @@ def test_lil_matrix_with_a_column_outside_its_shape_is_refused(home: Path) -> No
     assert done.returncode == 0 and "REFUSED" in done.stdout, (done.returncode, done.stdout[-300:], done.stderr[-500:])
 
 
+class _ForgedDok:
+    """Pickles as a dok_matrix (as scipy writes one) whose keys lie outside its 2 x 2 shape."""
+
+    def __reduce__(self) -> tuple:
+        import copyreg
+
+        from scipy.sparse import dok_matrix
+
+        keys = {(0, 0): np.float64(1.0), (0, 10**9): np.float64(5.0)}
+        state = {"_shape": (2, 2), "maxprint": 50, "_dict": dict(keys), "dtype": np.dtype("float64")}
+        return copyreg._reconstructor, (dok_matrix, dict, keys), state
+
+
+def test_a_dok_matrix_with_a_key_outside_its_shape_is_refused(reg: Registry, tmp_path: Path) -> None:
+    ref = register(reg, tmp_path, P.dumps(_ForgedDok(), protocol=5))
+    with pytest.raises(UnsafeArtifact, match="outside the shape"):
+        got = reg.load(ref, safe=True)
+        pytest.fail(f"loaded a dok_matrix with keys {sorted(got.keys())}")
+
+
 def test_a_tree_whose_max_depth_is_understated_is_refused(home: Path) -> None:
     """Tree.decision_path sizes its index buffer n_samples*(1+max_depth) and writes one entry per level, unchecked."""
     from sklearn.datasets import load_iris

@@ -151,6 +151,8 @@ def sparse_state(obj: Any, state: Any, budget: Budget) -> Any:
             raise ValueError("data and offsets disagree")
         elif obj.format == "lil":
             _check_lil(obj)
+        elif obj.format == "dok":
+            _check_dok(obj)
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
         raise refuse(f"{type(obj).__name__} state", f"scipy's format check fails: {exc}") from None
     return obj
@@ -185,6 +187,35 @@ def _check_lil(obj: Any) -> None:
             if type(column) is bool or not isinstance(column, (int, numpy.integer)) or not previous < column < width:
                 raise ValueError(f"a row's column indices are not sorted inside 0..{width - 1}")
             previous = int(column)
+
+
+def dok_keys(obj: Any) -> None:
+    """The DOK check again once the load is built: its key dicts are containers a later SETITEMS could grow."""
+    try:
+        _check_dok(obj)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise refuse(f"{type(obj).__name__} state", f"its keys do not fit it: {exc}") from None
+
+
+def _check_dok(obj: Any) -> None:
+    """A DOK matrix's keys (in its ``_dict`` and in itself, a dict) are indices inside its shape.
+
+    scipy has no format check for DOK; its conversions trust the keys it stores.
+    """
+    import numpy
+
+    shape = obj.shape
+    if type(obj._dict) is not dict:
+        raise ValueError("its _dict is not a dict")
+    own = dict.keys(obj) if isinstance(obj, dict) else ()
+    for keys in (obj._dict.keys(), own):
+        for key in keys:
+            index = (key,) if len(shape) == 1 and type(key) is not tuple else key
+            if type(index) is not tuple or len(index) != len(shape):
+                raise ValueError(f"a key is not an index of {len(shape)} integers")
+            for value, extent in zip(index, shape, strict=True):
+                if type(value) is bool or not isinstance(value, (int, numpy.integer)) or not 0 <= value < extent:
+                    raise ValueError(f"a key lies outside the shape {shape}")
 
 
 def scalar_arguments(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
