@@ -396,6 +396,28 @@ def test_a_dtype_rebuilt_after_an_array_was_made_of_it_is_refused(home: Path) ->
     assert done.returncode == 0 and "REFUSED" in done.stdout, (done.returncode, done.stdout[-300:], done.stderr[-500:])
 
 
+def test_a_field_dtype_rebuilt_after_a_structured_dtype_was_made_of_it_is_refused(home: Path) -> None:
+    """The same through a structured dtype's fields dict: the field's dtype is held inside a tuple in a dict."""
+    field = _dtype("V8") + P.BINPUT + b"\x00"
+    fields = P.EMPTY_DICT + text("a") + tup(field, integer(0)) + P.SETITEM
+    structured = _dtype("V8") + tup(integer(3), text("|"), P.NONE, tup(text("a")), fields, integer(8), integer(1),
+                                    integer(16)) + P.BUILD  # fmt: skip
+    array = call(
+        glob("numpy.core.numeric", "_frombuffer"), raw_bytes(b"\x00" * 32), structured, tup(long(4)), text("C")
+    )
+    grow = (
+        P.BINGET + b"\x00" + tup(integer(3), text("|"), P.NONE, P.NONE, P.NONE, integer(2**30), integer(1), integer(0))
+    )
+    data = stream(P.EMPTY_LIST + array + P.APPEND + grow + P.BUILD + P.POP, protocol=5)
+    after = """
+        arr = obj[0]
+        print("field", arr.dtype.fields["a"][0], "in items of", arr.dtype.itemsize, "bytes", flush=True)
+        print(len(arr["a"][3].tobytes()))
+    """
+    done = in_subprocess(home, data, "pickle", after=after)
+    assert done.returncode == 0 and "REFUSED" in done.stdout, (done.returncode, done.stdout[-300:], done.stderr[-500:])
+
+
 def test_many_short_protocol_0_lines_are_linear_time(home: Path) -> None:
     """Interpreter._line copies min(1 MiB, rest of the data) for every text opcode before looking for b'\\n':
     an 8 MB stream of 2 000 000 ``I1\\n0`` makes ~2 TB of copies (scan, then load)."""

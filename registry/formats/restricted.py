@@ -90,6 +90,7 @@ class LoadHooks(Hooks):
         self.created: dict[int, Any] = {}  # id -> object, for every object this load created by call/new
         self.stated: set[int] = set()  # ids of the objects BUILD has given state (once each)
         self.used: set[int] = set()  # ids of created objects already handed to a call, a BUILD or a container
+        self.held: list[Any] = []  # the plain containers walked by _use
 
     # -- globals ----------------------------------------------------------------
 
@@ -125,18 +126,34 @@ class LoadHooks(Hooks):
     # -- calls and instantiation --------------------------------------------------
 
     def _use(self, values: Any) -> None:
-        for value in values:
+        """Mark created objects as held, through the tuples, lists and dicts that hold them.
+
+        Each container is walked once: a tuple cannot change, and items added
+        to a list or dict later pass through here on their own.
+        """
+        pending = list(values)
+        while pending:
+            value = pending.pop()
+            if id(value) in self.used:
+                continue
+            kind = type(value)
             if self.created.get(id(value)) is value:
                 self.used.add(id(value))
+            elif kind in (tuple, list, dict, set, frozenset):
+                if not value:  # nothing to mark; items added later are marked as they are added
+                    continue
+                self.used.add(id(value))
+                self.held.append(value)  # keeps its id from being reused while it is recorded
+            else:
+                continue
+            if kind in (tuple, list, set, frozenset):
+                pending.extend(value)
+            elif kind is dict:
+                pending.extend(value.keys())
+                pending.extend(value.values())
 
     def _use_state(self, state: Any) -> None:
-        if type(state) is tuple:
-            self._use(state)
-            for part in state:
-                if type(part) is dict:
-                    self._use(part.values())
-        elif type(state) is dict:
-            self._use(state.values())
+        self._use((state,))
 
     def _unused(self, obj: Any, entry: Entry, state: Any) -> None:
         """Checked state goes on before anything holds the object: a later BUILD would undo what was checked.

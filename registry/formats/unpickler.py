@@ -306,7 +306,7 @@ class Interpreter:
 
     def op_list(self) -> None:
         items = self._pop_mark()
-        self._push(items, _CONTAINER + _SLOT * len(items))
+        self._push(items, _CONTAINER + _SLOT * len(items) + (_RECORD if items else 0))
 
     def _nested(self, value: Any) -> Any:
         """Record how a hashable container nests; refuse one whose hash could overflow the C stack or run forever.
@@ -352,25 +352,25 @@ class Interpreter:
 
     def op_tuple(self) -> None:
         items = self._pop_mark()
-        self._push(self._nested(tuple(items)), _CONTAINER + _SLOT * len(items))
+        self._push(self._nested(tuple(items)), _CONTAINER + _SLOT * len(items) + (_RECORD if items else 0))
 
     def op_tuple1(self) -> None:
-        self._push(self._nested((self._pop(),)), _CONTAINER + _SLOT)
+        self._push(self._nested((self._pop(),)), _CONTAINER + _SLOT + _RECORD)
 
     def op_tuple2(self) -> None:
         second = self._pop()
-        self._push(self._nested((self._pop(), second)), _CONTAINER + 2 * _SLOT)
+        self._push(self._nested((self._pop(), second)), _CONTAINER + 2 * _SLOT + _RECORD)
 
     def op_tuple3(self) -> None:
         third = self._pop()
         second = self._pop()
-        self._push(self._nested((self._pop(), second, third)), _CONTAINER + 3 * _SLOT)
+        self._push(self._nested((self._pop(), second, third)), _CONTAINER + 3 * _SLOT + _RECORD)
 
     def op_dict(self) -> None:
         items = self._pop_mark()
         if len(items) % 2:
             raise Malformed("malformed pickle: DICT with an odd number of items")
-        self.budget.charge(_CONTAINER + 3 * _SLOT * len(items), "a dict")
+        self.budget.charge(_CONTAINER + 3 * _SLOT * len(items) + (_RECORD if items else 0), "a dict")
         self._keys(items[::2])
         value: dict[Any, Any] = {}
         _fresh_keys(value, items[::2])
@@ -379,24 +379,24 @@ class Interpreter:
 
     def op_frozenset(self) -> None:
         items = self._pop_mark()
-        self.budget.charge(4 * _CONTAINER + 3 * _SLOT * len(items), "a frozenset")
+        self.budget.charge(4 * _CONTAINER + 3 * _SLOT * len(items) + (_RECORD if items else 0), "a frozenset")
         self._keys(items)
         self.stack.append(self._nested(frozenset(items)))
 
     def op_append(self) -> None:
         value = self._pop()
-        self.budget.charge(_SLOT, "a list item")
+        self.budget.charge(_SLOT + _first_items(self._top()), "a list item")
         self.hooks.extend(self._top(), [value])
 
     def op_appends(self) -> None:
         items = self._pop_mark()
-        self.budget.charge(_SLOT * len(items), "list items")
+        self.budget.charge(_SLOT * len(items) + _first_items(self._top()), "list items")
         self.hooks.extend(self._top(), items)
 
     def op_setitem(self) -> None:
         value = self._pop()
         key = self._pop()
-        self.budget.charge(3 * _SLOT, "a dict item")
+        self.budget.charge(3 * _SLOT + _first_items(self._top()), "a dict item")
         self._keys((key,))
         _fresh_keys(self._top(), (key,))
         self.hooks.setitems(self._top(), [(key, value)])
@@ -405,14 +405,14 @@ class Interpreter:
         items = self._pop_mark()
         if len(items) % 2:
             raise Malformed("malformed pickle: SETITEMS with an odd number of items")
-        self.budget.charge(3 * _SLOT * len(items), "dict items")
+        self.budget.charge(3 * _SLOT * len(items) + _first_items(self._top()), "dict items")
         self._keys(items[::2])
         _fresh_keys(self._top(), items[::2])
         self.hooks.setitems(self._top(), list(zip(items[::2], items[1::2], strict=True)))
 
     def op_additems(self) -> None:
         items = self._pop_mark()
-        self.budget.charge(3 * _SLOT * len(items), "set items")
+        self.budget.charge(3 * _SLOT * len(items) + _first_items(self._top()), "set items")
         self._keys(items)
         self.hooks.add(self._top(), items)
 
@@ -570,6 +570,13 @@ class Interpreter:
 
 
 _STOP = object()
+#: What the loader may spend recording a non-empty plain container as held (see LoadHooks._use).
+_RECORD = 48
+
+
+def _first_items(target: Any) -> int:
+    """The record cost of a plain container that its first items make non-empty."""
+    return _RECORD if type(target) in (list, dict, set) and not target else 0
 
 
 def _fresh_keys(target: Any, keys: Any) -> None:
