@@ -107,6 +107,7 @@ def test_a_dok_matrix_with_a_key_outside_its_shape_is_refused(reg: Registry, tmp
         pytest.fail(f"loaded a dok_matrix with keys {sorted(got.keys())}")
 
 
+@pytest.mark.slow
 def test_a_tree_whose_max_depth_is_understated_is_refused(home: Path) -> None:
     """Tree.decision_path sizes its index buffer n_samples*(1+max_depth) and writes one entry per level, unchecked."""
     from sklearn.datasets import load_iris
@@ -127,6 +128,7 @@ def test_a_tree_whose_max_depth_is_understated_is_refused(home: Path) -> None:
     assert done.returncode == 0 and "REFUSED" in done.stdout, (done.returncode, done.stdout[-300:], done.stderr[-500:])
 
 
+@pytest.mark.slow
 def test_a_hist_gradient_boosting_split_on_a_feature_outside_the_data_is_refused(home: Path) -> None:
     """predictor_state checks links and bitsets but not feature_idx: predict reads X[row, 2**31-1]."""
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -288,6 +290,7 @@ def test_huge_decimal_integers_in_protocol_0_are_refused_quickly(reg: Registry, 
 # -- 5. the budget: 16 x size + 64 MiB ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_many_small_tuples_stay_inside_the_memory_budget(reg: Registry, tmp_path: Path) -> None:
     """TUPLE1 costs 2 bytes and is charged 64, but the tuple plus its entry in Interpreter.depths take ~150."""
     count = 1_300_000
@@ -418,6 +421,7 @@ def test_a_field_dtype_rebuilt_after_a_structured_dtype_was_made_of_it_is_refuse
     assert done.returncode == 0 and "REFUSED" in done.stdout, (done.returncode, done.stdout[-300:], done.stderr[-500:])
 
 
+@pytest.mark.slow
 def test_many_short_protocol_0_lines_are_linear_time(home: Path) -> None:
     """Interpreter._line copies min(1 MiB, rest of the data) for every text opcode before looking for b'\\n':
     an 8 MB stream of 2 000 000 ``I1\\n0`` makes ~2 TB of copies (scan, then load)."""
