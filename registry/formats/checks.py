@@ -37,7 +37,7 @@ def qualified_name(obj: Any) -> str:
 
 def _ints(values: Any, what: str) -> tuple[int, ...]:
     if type(values) is not tuple or not all(type(v) is int and v >= 0 for v in values):
-        raise refuse(what, f"a shape must be a tuple of non-negative integers, not {values!r:.80}")
+        raise refuse(what, f"a shape must be a tuple of non-negative integers, not a {type(values).__name__}")
     return values
 
 
@@ -60,7 +60,27 @@ def container(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
         kinds = ", ".join(type(a).__name__ for a in args)
         raise refuse(f"builtins.{func.__name__}({kinds})", "only a container is copied")
     budget.charge(64 + 3 * _SLOT * (len(args[0]) if args else 0), f"builtins.{func.__name__}")
+    if args and func in (set, frozenset, dict):
+        _refuse_colliding_keys(args[0] if func is not dict else _pair_keys(args[0]), f"builtins.{func.__name__}")
     return func(*args)
+
+
+#: ``hash(k) == hash(k + n * (2**61 - 1))``: from this size on, integer keys can be made to share one hash.
+_COLLIDING_INT = 1 << 61
+
+
+def _pair_keys(pairs: Any) -> Any:
+    if type(pairs) is dict:
+        return ()  # its keys were stored by the stream, which refuses colliding ones
+    return (pair[0] for pair in pairs if type(pair) in (tuple, list) and pair)
+
+
+def _refuse_colliding_keys(keys: Any, what: str) -> None:
+    """Keys chosen to share a hash make building a set or dict quadratic (150 000 keys: minutes)."""
+    for key in keys:
+        parts = key if type(key) is tuple else (key,)
+        if any(type(part) is int and abs(part) >= _COLLIDING_INT for part in parts):
+            raise refuse(what, "an integer key of 61 bits or more (such keys can be chosen to share one hash)")
 
 
 def scalar_type(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
@@ -104,6 +124,8 @@ def ordered_dict(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     if args and not (len(args) == 1 and type(args[0]) in (list, tuple, dict)):
         raise refuse("collections.OrderedDict with these arguments", "only a container of pairs is copied")
     budget.charge(64 + 6 * _SLOT * (len(args[0]) if args else 0), "collections.OrderedDict")
+    if args:
+        _refuse_colliding_keys(_pair_keys(args[0]), "collections.OrderedDict")
     return func(*args)
 
 
@@ -181,11 +203,41 @@ def dtype_state(obj: Any, state: Any, budget: Budget) -> Any:
     if fields is not None and (type(fields) is not dict or len(fields) > 100_000):
         raise refuse("numpy.dtype state", "its fields are not a dict")
     budget.charge(256 + 256 * (len(fields) if fields else 0), "numpy.dtype fields")
+    _check_kind_state(obj, state)
     obj.__setstate__(state)
+    if obj.kind == "U" and obj.itemsize % 4:
+        raise refuse("numpy.dtype state", "a unicode item size must be a whole number of 4-byte characters")
     if obj.itemsize > 2**31:
         raise refuse("numpy.dtype state", "its item size is absurdly large")
     _check_layout(obj)
     return obj
+
+
+_DATETIME_UNITS = frozenset(
+    {b"generic", b"Y", b"M", b"W", b"D", b"h", b"m", b"s", b"ms", b"us", b"ns", b"ps", b"fs", b"as"}
+)
+
+
+def _check_kind_state(obj: Any, state: tuple[Any, ...]) -> None:
+    """What numpy's C ``__setstate__`` dereferences without looking: a datetime's unit, a unicode size.
+
+    A datetime dtype given state without its ``(unit, num, den, events)``
+    metadata crashes the interpreter inside ``__setstate__``.
+    """
+    if obj.kind in ("M", "m"):
+        meta = state[8] if len(state) == 9 else None
+        unit = meta[1] if type(meta) is tuple and len(meta) == 2 else None
+        if (
+            type(unit) is not tuple
+            or len(unit) != 4
+            or unit[0] not in _DATETIME_UNITS
+            or not all(type(v) is int for v in unit[1:])
+            or not 1 <= unit[1] < 2**31
+            or unit[2:] != (1, 1)
+        ):
+            raise refuse("numpy.dtype state", "a datetime dtype needs its unit metadata as numpy writes it")
+    if obj.kind == "U" and (type(state[5]) is not int or state[5] % 4):
+        raise refuse("numpy.dtype state", "a unicode item size must be a whole number of 4-byte characters")
 
 
 def _holds_objects(descr: Any) -> bool:
@@ -310,8 +362,9 @@ def array_wrapper_state(obj: Any, state: Any, budget: Budget) -> ArraySpec:
     """A joblib ``NumpyArrayWrapper``'s state becomes the spec of the array bytes that follow."""
     import numpy
 
-    if type(state) is not dict:
-        raise refuse("joblib NumpyArrayWrapper state", "it is not a dict")
+    if type(state) is not dict or not all(type(key) is str for key in state):
+        # A key the import scan cannot read (a call's result) could name 'shape': scan and load would diverge.
+        raise refuse("joblib NumpyArrayWrapper state", "it is not a dict of plain names")
     shape = _ints(state.get("shape"), "joblib NumpyArrayWrapper")
     descr, order = state.get("dtype"), state.get("order", "C")
     alignment = state.get("numpy_array_alignment_bytes")

@@ -21,7 +21,7 @@ from typing import Any
 
 from registry.formats import transformer_checks
 from registry.formats.checks import refuse
-from registry.formats.model_checks import check_predictor_nodes, lil_rows
+from registry.formats.model_checks import check_predictor_nodes, dok_keys, lil_rows
 
 
 def _ndarray(value: Any, ndim: int, what: str) -> Any:
@@ -368,6 +368,7 @@ ESTIMATOR_CHECKS: Mapping[str, Callable[[Any], None]] = {
     "sklearn.preprocessing._encoders.OneHotEncoder": transformer_checks.one_hot_encoder,
     "sklearn.preprocessing._label.MultiLabelBinarizer": transformer_checks.multilabel_binarizer,
     "scipy.sparse._lil._lil_base": lil_rows,
+    "scipy.sparse._dok._dok_base": dok_keys,
 }
 
 

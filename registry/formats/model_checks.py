@@ -54,6 +54,7 @@ def tree_state(obj: Any, state: Any, budget: Budget) -> Any:
     if nodes.dtype.names is None or not {"left_child", "right_child", "feature"} <= set(nodes.dtype.names):
         raise refuse("sklearn Tree state", "its node array is not a tree's")
     _check_children(nodes["left_child"], nodes["right_child"], -1, "sklearn Tree")
+    _check_tree_depth(nodes["left_child"], nodes["right_child"], state.get("max_depth"))
     internal = nodes["left_child"] != -1
     features = nodes["feature"][internal]
     if features.size and (features.min() < 0 or features.max() >= obj.n_features):
@@ -61,6 +62,30 @@ def tree_state(obj: Any, state: Any, budget: Budget) -> Any:
     budget.charge(nodes.nbytes + values.nbytes, "sklearn Tree state")
     obj.__setstate__(state)
     return obj
+
+
+def _check_tree_depth(left: Any, right: Any, max_depth: Any) -> None:
+    """``max_depth`` sizes the buffers ``decision_path`` fills, one entry per level: it must not understate.
+
+    Each node has at most one parent (it is a tree), so walking level by
+    level from the root visits every node once.
+    """
+    import numpy
+
+    if left.shape[0] == 0:
+        return
+    internal = left != -1
+    children = numpy.concatenate([left[internal], right[internal]])
+    if numpy.unique(children).shape[0] != children.shape[0]:
+        raise refuse("sklearn Tree state", "a node has two parents (a tree's nodes form a tree)")
+    depth, frontier = -1, numpy.zeros(1, dtype=numpy.intp)
+    while frontier.size:
+        depth += 1
+        inner = frontier[internal[frontier]]
+        frontier = numpy.concatenate([left[inner], right[inner]]).astype(numpy.intp)
+    if type(max_depth) is not int or max_depth < depth:
+        given = max_depth if type(max_depth) is int else type(max_depth).__name__
+        raise refuse("sklearn Tree state", f"its max_depth {given} understates its depth {depth}")
 
 
 def _check_children(left: Any, right: Any, leaf: int | None, what: str) -> None:
@@ -126,6 +151,8 @@ def sparse_state(obj: Any, state: Any, budget: Budget) -> Any:
             raise ValueError("data and offsets disagree")
         elif obj.format == "lil":
             _check_lil(obj)
+        elif obj.format == "dok":
+            _check_dok(obj)
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
         raise refuse(f"{type(obj).__name__} state", f"scipy's format check fails: {exc}") from None
     return obj
@@ -160,6 +187,35 @@ def _check_lil(obj: Any) -> None:
             if type(column) is bool or not isinstance(column, (int, numpy.integer)) or not previous < column < width:
                 raise ValueError(f"a row's column indices are not sorted inside 0..{width - 1}")
             previous = int(column)
+
+
+def dok_keys(obj: Any) -> None:
+    """The DOK check again once the load is built: its key dicts are containers a later SETITEMS could grow."""
+    try:
+        _check_dok(obj)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise refuse(f"{type(obj).__name__} state", f"its keys do not fit it: {exc}") from None
+
+
+def _check_dok(obj: Any) -> None:
+    """A DOK matrix's keys (in its ``_dict`` and in itself, a dict) are indices inside its shape.
+
+    scipy has no format check for DOK; its conversions trust the keys it stores.
+    """
+    import numpy
+
+    shape = obj.shape
+    if type(obj._dict) is not dict:
+        raise ValueError("its _dict is not a dict")
+    own = dict.keys(obj) if isinstance(obj, dict) else ()
+    for keys in (obj._dict.keys(), own):
+        for key in keys:
+            index = (key,) if len(shape) == 1 and type(key) is not tuple else key
+            if type(index) is not tuple or len(index) != len(shape):
+                raise ValueError(f"a key is not an index of {len(shape)} integers")
+            for value, extent in zip(index, shape, strict=True):
+                if type(value) is bool or not isinstance(value, (int, numpy.integer)) or not 0 <= value < extent:
+                    raise ValueError(f"a key lies outside the shape {shape}")
 
 
 def scalar_arguments(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:

@@ -91,6 +91,8 @@ class LoadHooks(Hooks):
         self.entries: dict[int, tuple[Any, Entry | None]] = {}  # id(resolved global) -> (object, its entry)
         self.created: dict[int, Any] = {}  # id -> object, for every object this load created by call/new
         self.stated: set[int] = set()  # ids of the objects BUILD has given state (once each)
+        self.used: set[int] = set()  # ids of created objects already handed to a call, a BUILD or a container
+        self.held: list[Any] = []  # the plain containers walked by _use
 
     # -- globals ----------------------------------------------------------------
 
@@ -125,7 +127,50 @@ class LoadHooks(Hooks):
 
     # -- calls and instantiation --------------------------------------------------
 
+    def _use(self, values: Any) -> None:
+        """Mark created objects as held, through the tuples, lists and dicts that hold them.
+
+        Each container is walked once: a tuple cannot change, and items added
+        to a list or dict later pass through here on their own.
+        """
+        pending = list(values)
+        while pending:
+            value = pending.pop()
+            if id(value) in self.used:
+                continue
+            kind = type(value)
+            if self.created.get(id(value)) is value:
+                self.used.add(id(value))
+            elif kind in (tuple, list, dict, set, frozenset):
+                if not value:  # nothing to mark; items added later are marked as they are added
+                    continue
+                self.used.add(id(value))
+                self.held.append(value)  # keeps its id from being reused while it is recorded
+            else:
+                continue
+            if kind in (tuple, list, set, frozenset):
+                pending.extend(value)
+            elif kind is dict:
+                pending.extend(value.keys())
+                pending.extend(value.values())
+
+    def _use_state(self, state: Any) -> None:
+        self._use((state,))
+
+    def _unused(self, obj: Any, entry: Entry, state: Any) -> None:
+        """Checked state goes on before anything holds the object: a later BUILD would undo what was checked.
+
+        numpy's shared builtin dtypes may be handed the very state they have again: that changes nothing.
+        """
+        if id(obj) in self.used and not (isinstance(obj, _numpy_dtype()) and obj.__reduce__()[2] == state):
+            raise checks.refuse(
+                f"setting state on a {entry.name} already in use",
+                "pickle gives an object its state before handing it to anything; another object "
+                "(an array, a sparse matrix) was already built on this one and checked against its old state",
+            )
+
     def call(self, func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
+        self._use(args)
         known, entry = self._entry(func)
         if known and entry is None:  # trusted by the caller
             return self._keep(func(*args))
@@ -134,6 +179,8 @@ class LoadHooks(Hooks):
         return self._keep(entry.call(func, args, budget))
 
     def new(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget) -> Any:
+        self._use(args)
+        self._use(kwargs.values())
         known, entry = self._entry(cls)
         if known and entry is None and isinstance(cls, type):
             return self._keep(cls.__new__(cls, *args, **kwargs))
@@ -160,10 +207,12 @@ class LoadHooks(Hooks):
             return checks.array_wrapper_state(obj, state, budget)
         self._own(obj, "setting state")
         self._once(obj)
+        self._use_state(state)
         cls = type(obj)
         qualified = f"{cls.__module__}.{cls.__qualname__}"
         entry = _entry_of(cls)
         if entry is not None and entry.state is not None:
+            self._unused(obj, entry, state)
             return entry.state(obj, state, budget)
         if (entry is None or entry.role != "class") and qualified not in self.trusted:
             raise checks.refuse(f"setting state on a {qualified}", "the policy gives its class no state to set")
@@ -206,6 +255,7 @@ class LoadHooks(Hooks):
             object.__setattr__(obj, key, value)
 
     def setitems(self, target: Any, pairs: list[tuple[Any, Any]]) -> None:
+        self._use(value for pair in pairs for value in pair)
         if type(target) in _DICTS:
             for key, value in pairs:
                 target[key] = value
@@ -218,6 +268,7 @@ class LoadHooks(Hooks):
         raise checks.refuse(f"storing items into a {type(target).__name__}", "only dicts take items")
 
     def extend(self, target: Any, items: list[Any]) -> None:
+        self._use(items)
         if type(target) is list:
             target.extend(items)
         elif type(target) is collections.deque:
@@ -231,6 +282,7 @@ class LoadHooks(Hooks):
     def add(self, target: Any, items: list[Any]) -> None:
         if type(target) is not set:
             raise checks.refuse(f"adding items to a {type(target).__name__}", "only sets take added items")
+        self._use(items)
         target.update(items)
 
     def array(self, data: memoryview, spec: ArraySpec, budget: Budget) -> Any:

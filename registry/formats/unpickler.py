@@ -36,6 +36,10 @@ from registry.formats.hooks import ArraySpec, Budget, Hooks, Malformed, NotAPick
 _MAX_LINE = 1 << 20
 #: How deeply tuples and frozensets may nest: hashing them recurses in C, and CPython 3.11 has no guard.
 MAX_NESTING = 200
+#: How many items hashing one tuple may reach (shared, memoised parts counted each time they are reached).
+MAX_LEAVES = 1 << 22
+#: ``hash(k) == hash(k + n * (2**61 - 1))``: from this size on, integer keys can be made to collide.
+_COLLIDING_INT = 1 << 61
 _CONTAINER = 64
 _SLOT = 16
 
@@ -59,7 +63,8 @@ class Interpreter:
         self.stack: list[Any] = []
         self.marks: list[int] = []
         self.memo: dict[int, Any] = {}
-        self.depths: dict[int, int] = {}  # id -> nesting depth of each tuple/frozenset made here
+        # id -> (tuple or frozenset, depth, items reached by hashing, holds a colliding int), when not flat and small
+        self.depths: dict[int, tuple[Any, int, int, bool]] = {}
         self.imports: set[str] = set()
         self.protocol = 0
 
@@ -84,14 +89,22 @@ class Interpreter:
         return self.data[pos]
 
     def _line(self) -> bytes:
+        """Look for the newline in growing windows, so each text opcode costs about its own length."""
         limit = self.end if self.frame_end is None else self.frame_end
         stop = min(limit, self.pos + _MAX_LINE)
-        chunk = bytes(self.data[self.pos : stop])
-        index = chunk.find(b"\n")
-        if index < 0:
-            raise Malformed(f"malformed pickle: unterminated line at byte {self.pos} (or one longer than 1 MiB)")
-        self.pos += index + 1
-        return chunk[:index]
+        start = self.pos
+        window = 64
+        while True:
+            end = min(stop, start + window)
+            chunk = bytes(self.data[start:end])
+            index = chunk.find(b"\n")
+            if index >= 0:
+                line = bytes(self.data[self.pos : start + index])
+                self.pos = start + index + 1
+                return line
+            if end >= stop:
+                raise Malformed(f"malformed pickle: unterminated line at byte {self.pos} (or one longer than 1 MiB)")
+            start, window = end, window * 4
 
     def _unpack(self, fmt: str) -> Any:
         return struct.unpack(fmt, self._take(struct.calcsize(fmt)))[0]
@@ -293,73 +306,114 @@ class Interpreter:
 
     def op_list(self) -> None:
         items = self._pop_mark()
-        self._push(items, _CONTAINER + _SLOT * len(items))
+        self._push(items, _CONTAINER + _SLOT * len(items) + (_RECORD if items else 0))
 
     def _nested(self, value: Any) -> Any:
-        """Record how deeply a hashable container nests; refuse one whose hash could overflow the C stack."""
+        """Record how a hashable container nests; refuse one whose hash could overflow the C stack or run forever.
+
+        Tuples cache no hash, so hashing one walks every path through shared
+        items: a DAG of 64 memoised levels has 2**64 of them. Only what differs
+        from a flat tuple of small items is recorded, to keep the record small.
+        """
         if type(value) in (tuple, frozenset) and value:
-            depth = 1 + max(self.depths.get(id(item), 0) for item in value)
+            depth, leaves, big = 1, 0, False
+            for item in value:
+                item_depth, item_leaves, item_big = self._shape(item)
+                depth = max(depth, item_depth + 1)
+                leaves += item_leaves
+                big = big or item_big
             if depth > MAX_NESTING:
                 raise Malformed(f"malformed pickle: tuples nested more than {MAX_NESTING} deep")
-            self.depths[id(value)] = depth
+            if leaves > MAX_LEAVES:
+                raise Malformed(f"malformed pickle: a tuple reaches more than {MAX_LEAVES} items through shared parts")
+            if depth > 1 or big:  # the record keeps ``value`` alive, so its id is never reused for another object
+                self.depths[id(value)] = (value, depth, leaves, big)
         return value
+
+    def _shape(self, item: Any) -> tuple[int, int, bool]:
+        """(nesting depth, items reached when hashing, holds a colliding integer) of one container item."""
+        if type(item) is int:
+            return 0, 1, abs(item) >= _COLLIDING_INT
+        if type(item) in (tuple, frozenset) and item:
+            recorded = self.depths.get(id(item))
+            if recorded is not None and recorded[0] is item:
+                return recorded[1:]
+            return 1, len(item), False
+        return 0, 1, False
+
+    def _keys(self, keys: Any) -> None:
+        """Refuse keys whose hashes an attacker can make collide (dict and set insertion turns quadratic)."""
+        for key in keys:
+            if type(key) in (int, tuple, frozenset) and self._shape(key)[2]:
+                raise Malformed(
+                    f"malformed pickle: an integer key of {_COLLIDING_INT.bit_length()} bits or more "
+                    "(such keys can be chosen to share one hash)"
+                )
 
     def op_tuple(self) -> None:
         items = self._pop_mark()
-        self._push(self._nested(tuple(items)), _CONTAINER + _SLOT * len(items))
+        self._push(self._nested(tuple(items)), _CONTAINER + _SLOT * len(items) + (_RECORD if items else 0))
 
     def op_tuple1(self) -> None:
-        self._push(self._nested((self._pop(),)), _CONTAINER)
+        self._push(self._nested((self._pop(),)), _CONTAINER + _SLOT + _RECORD)
 
     def op_tuple2(self) -> None:
         second = self._pop()
-        self._push(self._nested((self._pop(), second)), _CONTAINER)
+        self._push(self._nested((self._pop(), second)), _CONTAINER + 2 * _SLOT + _RECORD)
 
     def op_tuple3(self) -> None:
         third = self._pop()
         second = self._pop()
-        self._push(self._nested((self._pop(), second, third)), _CONTAINER)
+        self._push(self._nested((self._pop(), second, third)), _CONTAINER + 3 * _SLOT + _RECORD)
 
     def op_dict(self) -> None:
         items = self._pop_mark()
         if len(items) % 2:
             raise Malformed("malformed pickle: DICT with an odd number of items")
-        self.budget.charge(_CONTAINER + 3 * _SLOT * len(items), "a dict")
+        self.budget.charge(_CONTAINER + 3 * _SLOT * len(items) + (_RECORD if items else 0), "a dict")
+        self._keys(items[::2])
         value: dict[Any, Any] = {}
+        _fresh_keys(value, items[::2])
         self.stack.append(value)
         self.hooks.setitems(value, list(zip(items[::2], items[1::2], strict=True)))
 
     def op_frozenset(self) -> None:
         items = self._pop_mark()
-        self.budget.charge(4 * _CONTAINER + 3 * _SLOT * len(items), "a frozenset")
+        self.budget.charge(4 * _CONTAINER + 3 * _SLOT * len(items) + (_RECORD if items else 0), "a frozenset")
+        self._keys(items)
         self.stack.append(self._nested(frozenset(items)))
 
     def op_append(self) -> None:
         value = self._pop()
-        self.budget.charge(_SLOT, "a list item")
+        self.budget.charge(_SLOT + _first_items(self._top()), "a list item")
         self.hooks.extend(self._top(), [value])
 
     def op_appends(self) -> None:
         items = self._pop_mark()
-        self.budget.charge(_SLOT * len(items), "list items")
+        self.budget.charge(_SLOT * len(items) + _first_items(self._top()), "list items")
         self.hooks.extend(self._top(), items)
 
     def op_setitem(self) -> None:
         value = self._pop()
         key = self._pop()
-        self.budget.charge(3 * _SLOT, "a dict item")
+        self.budget.charge(3 * _SLOT + _first_items(self._top()), "a dict item")
+        self._keys((key,))
+        _fresh_keys(self._top(), (key,))
         self.hooks.setitems(self._top(), [(key, value)])
 
     def op_setitems(self) -> None:
         items = self._pop_mark()
         if len(items) % 2:
             raise Malformed("malformed pickle: SETITEMS with an odd number of items")
-        self.budget.charge(3 * _SLOT * len(items), "dict items")
+        self.budget.charge(3 * _SLOT * len(items) + _first_items(self._top()), "dict items")
+        self._keys(items[::2])
+        _fresh_keys(self._top(), items[::2])
         self.hooks.setitems(self._top(), list(zip(items[::2], items[1::2], strict=True)))
 
     def op_additems(self) -> None:
         items = self._pop_mark()
-        self.budget.charge(3 * _SLOT * len(items), "set items")
+        self.budget.charge(3 * _SLOT * len(items) + _first_items(self._top()), "set items")
+        self._keys(items)
         self.hooks.add(self._top(), items)
 
     # -- memo ------------------------------------------------------------------------------------
@@ -516,6 +570,25 @@ class Interpreter:
 
 
 _STOP = object()
+#: What the loader may spend recording a non-empty plain container as held (see LoadHooks._use).
+_RECORD = 48
+
+
+def _first_items(target: Any) -> int:
+    """The record cost of a plain container that its first items make non-empty."""
+    return _RECORD if type(target) in (list, dict, set) and not target else 0
+
+
+def _fresh_keys(target: Any, keys: Any) -> None:
+    """A pickler writes each key of a dict once: a key set twice would let a later value (maybe a call's
+    result, which the import scan cannot know) replace one the scan already used to walk the container."""
+    if not isinstance(target, dict):
+        return
+    seen: set[Any] = set()
+    for key in keys:
+        if key in target or key in seen:
+            raise Malformed(f"malformed pickle: a dict key is set twice ({type(key).__name__})")
+        seen.add(key)
 
 
 def _parse_int(text: bytes) -> int:
