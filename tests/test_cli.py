@@ -26,6 +26,7 @@ def modelshelf(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subp
     )
 
 
+@pytest.mark.slow
 def test_demo_runs_in_a_fresh_directory(tmp_path: Path) -> None:
     result = modelshelf("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

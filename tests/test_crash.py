@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from registry import Registry
 from tests.conftest import blob_files
 
@@ -57,6 +59,7 @@ class Killer:
         self.zygote.wait()
 
 
+@pytest.mark.slow
 def test_repeated_sigkill_loses_nothing_and_leaves_only_garbage(home: Path) -> None:
     killer = Killer(home, random.Random(SEED))
     committed: list[int] = []

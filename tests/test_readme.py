@@ -48,6 +48,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
 
+@pytest.mark.slow
 def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,6 +80,7 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
             assert result.returncode == 0, (command, result.stderr)
 
 
+@pytest.mark.slow
 def test_the_demo_command_runs(tmp_path: Path) -> None:
     demo, _ = commands(blocks("sh")[0])
     command = demo.split("&&")[-1].strip()  # the install part is exercised by CI's fresh environment
