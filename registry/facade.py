@@ -462,8 +462,6 @@ class Registry(FindingMixin):
         model first (``events``, ``versions``, aliases), then seal it. The
         seal is recorded in the audit trail (``state.seal``) with who ran it.
         """
-        if self._signing_key is None:
-            raise ValueError("sealing needs the signing key: set MODELSHELF_SIGNING_KEY or pass signing_key=")
         return self._catalog.seal_state(validate_model_name(name))
 
     def versions_importing(self, globals: Iterable[str]) -> list[ModelVersion]:
@@ -560,9 +558,7 @@ class Registry(FindingMixin):
         key = self._signing_key
         if key is None:
             return
-        state = signing.check_version(
-            key, mv.signature, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params
-        )
+        state = signing.check_model_version(key, mv)
         if state in ("valid", "legacy") or (state == "missing" and not required):
             return
         if state == "missing":

@@ -59,9 +59,7 @@ def verify(
 def _signature_problems(catalog: Catalog, key: bytes) -> list[Problem]:
     problems = []
     for mv in catalog.live_versions():
-        state = signing.check_version(
-            key, mv.signature, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params
-        )
+        state = signing.check_model_version(key, mv)
         if state == "legacy":
             detail = "signed with a v1 signature, which does not cover its import inventory; re-register it"
             problems.append(Problem("legacy_signature", detail, mv.ref))

@@ -30,6 +30,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from registry.domain import ModelVersion
+
 KEY_VARIABLE = "MODELSHELF_SIGNING_KEY"
 _DOMAIN = b"modelshelf-signature-v1"
 _DOMAIN_V2 = b"modelshelf-signature-v2"
@@ -120,3 +122,8 @@ def check_version(
         expected = sign_version(key, name, version, format, checksum, size, imports, params)
         return "valid" if hmac.compare_digest(signature, expected) else "invalid"
     return "legacy" if is_valid(key, signature, name, version, format, checksum) else "invalid"
+
+
+def check_model_version(key: bytes, mv: ModelVersion) -> SignatureState:
+    """:func:`check_version` for what the catalog says of ``mv``: the one way every reader asks."""
+    return check_version(key, mv.signature, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params)

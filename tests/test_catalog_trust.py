@@ -430,3 +430,12 @@ def test_a_keyed_write_after_a_metric_edit_does_not_seal_the_edit(keyed: Registr
         keyed.best("m", "acc")
     sql(home, f"UPDATE latest_metrics SET value = 0.5 WHERE version_id = {version_id(1)}")  # undone
     assert keyed.best("m", "acc").version == 2 and keyed.verify(deep=False).ok
+
+
+def test_sealing_without_the_key_says_what_to_set_and_seals_nothing(home: Path) -> None:
+    with Registry(home) as reg:
+        reg.register("m", {"v": 1}, format="pickle")
+        with pytest.raises(ValueError, match="MODELSHELF_SIGNING_KEY"):
+            reg.seal("m")
+    with Registry(home, signing_key=KEY) as keyed, pytest.raises(UntrustedArtifact, match="never been sealed"):
+        keyed.get("m")

@@ -174,7 +174,10 @@ class Catalog(CatalogReads):
         user and host, and what it replaced (``old``).
         """
         if self.key is None:
-            raise ValueError("sealing needs the signing key: set MODELSHELF_SIGNING_KEY or pass signing_key=")
+            raise ValueError(
+                "sealing needs the signing key: set $MODELSHELF_SIGNING_KEY (in Python, Registry(signing_key=...)) "
+                "and run the command again; nothing was sealed"
+            )
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
