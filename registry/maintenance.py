@@ -62,9 +62,9 @@ HEAL_HINT = "re-register the same bytes, import a bundle holding them, or run `m
 def parse_sample(text: str) -> tuple[int, int]:
     """``"i/N"`` (as ``verify --sample`` takes it) as ``(i, N)``, checked by :func:`check_sample`."""
     found = _SAMPLE.fullmatch(text) if isinstance(text, str) else None
-    if found is None:
+    if found is None or not 1 <= int(found.group(1)) <= int(found.group(2)):
         raise ValueError(f"--sample takes i/N with whole numbers 1 <= i <= N (e.g. 3/7), not {text!r}")
-    return check_sample((int(found.group(1)), int(found.group(2))))
+    return int(found.group(1)), int(found.group(2))
 
 
 def check_sample(sample: object) -> tuple[int, int]:
