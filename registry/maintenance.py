@@ -262,7 +262,7 @@ def repair(
     catalog: Catalog, store: Any, *, dry_run: bool, source: str | os.PathLike[str] | None = None
 ) -> RepairReport:
     """Quarantine and mark every damaged or missing live blob, then heal what can be healed (see the module)."""
-    other = open_store(source) if source is not None else None
+    other = _source_store(source) if source is not None else None
     marks = {digest: damage for digest, _, _, damage in catalog.damaged_blobs()}
     report = RepairReport(dry_run=dry_run)
     for digest, (size, refs) in _by_digest(catalog.live_blobs()).items():
@@ -284,6 +284,17 @@ def repair(
             why = f"not found intact in {other.location}; " if other is not None else ""
             report.unhealed.extend((ref, f"blob sha256:{digest} {damage}; {why}{HEAL_HINT}") for ref in refs)
     return report
+
+
+def _source_store(source: str | os.PathLike[str]) -> Any:
+    """The store to copy healthy bytes from: it must exist (a typo must not read as "the bytes are nowhere")."""
+    other = open_store(source)
+    if isinstance(other, LocalBlobStore) and not (other.root / "blobs").is_dir():
+        raise ValueError(
+            f"--from {os.fspath(source)}: there is no blob store there (no blobs/ directory); give the directory "
+            "of another registry's store (its home, by default) or an object-store URL"
+        )
+    return other
 
 
 def _set_aside(

@@ -110,13 +110,22 @@ def test_a_missing_blob_is_marked_and_healed_from_another_store(shared: Registry
 
 def test_a_store_without_the_bytes_leaves_the_mark_and_says_so(shared: Registry, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
-    Registry(empty).close()
+    (empty / "blobs").mkdir(parents=True)
     shared._store.path_of(shared.get("c").digest).unlink()
     report = shared.repair(source=empty)
     assert not report.ok and [ref for ref, _ in report.unhealed] == ["c:1"]
     assert f"not found intact in {empty}" in report.unhealed[0][1]
     with pytest.raises(DamagedVersion):
         shared.load("c")
+
+
+def test_a_source_that_is_not_a_store_is_a_clear_error_and_changes_nothing(shared: Registry, tmp_path: Path) -> None:
+    shared._store.path_of(shared.get("c").digest).unlink()
+    with pytest.raises(ValueError, match="no blob store there"):
+        shared.repair(source=tmp_path / "typo")
+    assert shared._catalog.damaged_blobs() == []
+    result = CliRunner().invoke(cli, ["--home", str(shared._store.root), "repair", "--from", str(tmp_path / "typo")])
+    assert result.exit_code == 2 and "no blob store there" in result.output
 
 
 def test_bytes_restored_in_place_heal_on_the_next_repair(shared: Registry, home: Path) -> None:
