@@ -269,3 +269,24 @@ def test_on_an_object_store_damage_is_copied_to_a_quarantine_key_and_healed_from
         assert reg.repair(source=spare).ok
         store._fs.invalidate_cache()
         assert reg.load("a") == OBJECT and reg.verify().ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_marks_and_heals_on_server_catalogs_with_a_key(kind: str, tmp_path: Path) -> None:
+    from tests.servers import fresh_database
+
+    for url in fresh_database(kind):
+        with Registry(catalog=url, store=tmp_path / "store", signing_key=KEY) as reg:
+            reg.register("a", OBJECT, format="pickle", alias="production")
+            reg.register("b", OBJECT, format="pickle")
+            digest = reg.get("a").digest
+            reg._store.path_of(digest).unlink()
+            assert [ref for ref, _ in reg.repair().marked] == ["a:1", "b:1"]
+            with pytest.raises(DamagedVersion):
+                reg.load("a@production")
+            assert {p.kind for p in reg.verify().problems} == {"damaged"}
+            reg.register("c", OBJECT, format="pickle")
+            assert reg.load("a@production") == OBJECT
+            report = reg.verify()
+            assert report.ok and report.problems == [], report.problems
