@@ -33,7 +33,9 @@ describe the other.
   missing one are marked damaged in the catalog. Nothing is deleted. A mark
   heals as soon as the same digest comes back verified: a register or an
   import of the same bytes, the bytes restored in place, or ``source`` (a
-  second store holding them: copied in, verified by hash).
+  second store holding them: copied in, verified by hash); an object store
+  is also healed from this machine's verified cache when it still holds
+  them (re-hashed first: the cache is only trusted after its hash).
 """
 
 from __future__ import annotations
@@ -278,8 +280,9 @@ def repair(
         elif _damage(store, digest, size) is None:  # the bytes are back in place: heal without copying
             _heal(catalog, store, digest, size, refs, "its bytes are back in the store", report)
             continue
-        if other is not None and _intact(other, digest, size):
-            _heal(catalog, store, digest, size, refs, f"copied from {other.location}, verified", report, other)
+        origin = next((s for s in _origins(store, other) if _intact(s, digest, size)), None)
+        if origin is not None:
+            _heal(catalog, store, digest, size, refs, f"copied from {origin.location}, verified", report, origin)
         else:
             why = f"not found intact in {other.location}; " if other is not None else ""
             report.unhealed.extend((ref, f"blob sha256:{digest} {damage}; {why}{HEAL_HINT}") for ref in refs)
@@ -311,6 +314,12 @@ def _set_aside(
         report.quarantined.append((f"sha256:{digest}", where))
     marked = catalog.mark_damaged(digest, size, damage)
     report.marked.extend((ref, f"blob sha256:{digest} {damage}") for ref in marked)
+
+
+def _origins(store: Any, other: Any) -> list[Any]:
+    """Where intact bytes may be found: the store given, then an object store's own local cache."""
+    cache = getattr(store, "cache", None)
+    return [origin for origin in (other, cache) if origin is not None]
 
 
 def _intact(other: Any, digest: str, size: int) -> bool:

@@ -259,9 +259,11 @@ def test_on_an_object_store_damage_is_copied_to_a_quarantine_key_and_healed_from
         data = bytearray(store._fs.cat(key))
         data[-3] ^= 1
         store._fs.pipe(key, bytes(data))
+        store.cache.delete(mv.digest)  # another machine: no verified copy of its own to heal from
         report = reg.repair()
         [(blob, where)] = report.quarantined
         assert blob == f"sha256:{mv.digest}" and where.startswith(f"{bucket}/quarantine/{mv.digest}.")
+        assert report.healed == [] and not report.ok
         store._fs.invalidate_cache()
         assert store._fs.cat(where.removeprefix("s3://")) == bytes(data) and not store._fs.exists(key)
         with pytest.raises(DamagedVersion):
@@ -290,3 +292,45 @@ def test_marks_and_heals_on_server_catalogs_with_a_key(kind: str, tmp_path: Path
             assert reg.load("a@production") == OBJECT
             report = reg.verify()
             assert report.ok and report.problems == [], report.problems
+
+
+def test_an_object_store_is_healed_from_the_machines_verified_cache(s3: str, tmp_path: Path) -> None:
+    from tests.servers import fresh_bucket
+
+    with Registry(catalog=f"sqlite:///{tmp_path / 'catalog.db'}", store=fresh_bucket()) as reg:
+        mv = reg.register("a", OBJECT, format="pickle")  # the registering machine keeps a verified copy
+        store = reg._store
+        key = str(store.path_of(mv.digest))
+        store._fs.rm(key)
+        store._fs.invalidate_cache()
+        report = reg.repair()
+        assert report.marked == [("a:1", f"blob sha256:{mv.digest} is missing")]
+        assert report.healed == [("a:1", f"copied from {store.cache.location}, verified")] and report.ok
+        store._fs.invalidate_cache()
+        assert store._fs.exists(key) and reg.verify().ok
+        cached = store.cache.path_of(mv.digest)  # a rotten cached copy is never what heals
+        cached.chmod(0o644)
+        cached.write_bytes(cached.read_bytes()[:-1] + b"\0")
+        store._fs.rm(key)
+        store._fs.invalidate_cache()
+        assert not reg.repair().ok
+
+
+def test_a_healthy_load_asks_the_catalog_nothing_about_damage(shared: Registry) -> None:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(shared._catalog.engine, "before_cursor_execute", record)
+    try:
+        assert shared.load("a") == OBJECT
+        assert statements and not [s for s in statements if "damage" in s]
+        shared._store.path_of(shared.get("c").digest).unlink()
+        with pytest.raises(CorruptedArtifact):
+            shared.load("c")
+        assert [s for s in statements if "damage" in s]  # only a failed read asks, to word its error
+    finally:
+        event.remove(shared._catalog.engine, "before_cursor_execute", record)

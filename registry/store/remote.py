@@ -221,7 +221,7 @@ class RemoteBlobStore:
             pass
         except Exception as exc:
             raise self._failure("remove a damaged blob after quarantining it", exc) from exc
-        self.cache.delete(digest)
+        # The cache is left alone: it only ever held verified bytes, and may be what heals the object.
         return f"{self.url}/{relative}"
 
     # -- reading ----------------------------------------------------------
