@@ -106,6 +106,9 @@ def test_a_missing_blob_is_marked_and_healed_from_another_store(shared: Registry
     assert "verified" in healed.healed[0][1]
     assert shared.load("a") == OBJECT and shared.verify().ok
     assert [e.action for e in shared.events("b")][-2:] == ["version.damage", "version.heal"]
+    log = CliRunner().invoke(cli, ["--home", str(home), "log", "b"]).output.splitlines()
+    assert "version.damage" in log[-2] and f"sha256:{digest[:12]} is missing" in log[-2]
+    assert "version.heal" in log[-1] and "healed" in log[-1]
 
 
 def test_a_store_without_the_bytes_leaves_the_mark_and_says_so(shared: Registry, tmp_path: Path) -> None:
