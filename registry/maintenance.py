@@ -346,13 +346,16 @@ def _heal(
     if other is None:
         healed = catalog.heal(digest, size, lambda: None)
     else:
-        with other.open_verified(digest, size) as reader:
-            staged = store.stage(lambda file: shutil.copyfileobj(reader, file, 1024 * 1024))
+        failed = [(ref, f"the copy from {other.location} did not verify; {HEAL_HINT}") for ref in refs]
+        try:
+            with other.open_verified(digest, size) as reader:  # read once, hashed, then copied
+                staged = store.stage(lambda file: shutil.copyfileobj(reader, file, 1024 * 1024))
+        except CorruptedArtifact:  # changed since it was checked: keep the mark
+            report.unhealed.extend(failed)
+            return
         with staged:
-            if staged.digest != digest or staged.size != size:  # the copy changed on the way: keep the mark
-                report.unhealed.extend(
-                    (ref, f"the copy from {other.location} did not verify; {HEAL_HINT}") for ref in refs
-                )
+            if staged.digest != digest or staged.size != size:
+                report.unhealed.extend(failed)
                 return
             healed = catalog.heal(digest, size, staged.publish)
     report.healed.extend((ref, how) for ref in healed)
