@@ -67,9 +67,9 @@ def verify(ctx: click.Context, quick: bool, sample: tuple[int, int] | None, max_
         for problem in report.problems:
             where = f" {problem.ref}" if problem.ref else ""
             click.echo(f"{problem.kind}{where}: {problem.detail}")
-        mode = "quick" if quick else "deep"
+        mode = "quick check" if quick else "deep check"
         if slice_text:
-            mode = f"deep, slice {slice_text}: {len(report.hashed)} blobs re-hashed"
+            mode = f"deep check of slice {slice_text}: {len(report.hashed)} blobs re-hashed"
         if report.stopped_early:
             reached = ", ".join(report.not_reached)
             click.echo(
@@ -78,10 +78,10 @@ def verify(ctx: click.Context, quick: bool, sample: tuple[int, int] | None, max_
             )
         if report.ok:
             waste = f", {len(report.problems)} items of waste (run `modelshelf gc`)" if report.problems else ""
-            click.echo(f"ok: {report.versions_checked} versions intact ({mode} check){waste}")
+            click.echo(f"ok: {report.versions_checked} versions intact ({mode}){waste}")
         else:
             fatal = sum(problem.fatal for problem in report.problems)
-            click.echo(f"NOT OK: {fatal} problems in {report.versions_checked} versions ({mode} check)", err=True)
+            click.echo(f"NOT OK: {fatal} problems in {report.versions_checked} versions ({mode})", err=True)
     if not report.ok:
         sys.exit(EXIT_INTEGRITY)
 
@@ -107,7 +107,7 @@ def repair(ctx: click.Context, dry_run: bool, source: str | None) -> None:
     \b
     Examples:
       modelshelf --home models repair --dry-run
-      modelshelf --home models repair --from /backup/models
+      modelshelf --home models repair --from s3://backups/models
     """
     with open_registry(ctx) as reg:
         report = reg.repair(dry_run=dry_run, source=source)
