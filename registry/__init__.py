@@ -19,6 +19,7 @@ from registry.domain import (
     MetricPoint,
     ModelVersion,
     Problem,
+    RepairReport,
     VerifyReport,
 )
 from registry.errors import (
@@ -26,6 +27,7 @@ from registry.errors import (
     ArtifactTooLarge,
     CatalogError,
     CorruptedArtifact,
+    DamagedVersion,
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
     InvalidKey,
@@ -54,6 +56,7 @@ __all__ = [
     "ArtifactTooLarge",
     "CatalogError",
     "CorruptedArtifact",
+    "DamagedVersion",
     "EnvironmentMismatch",
     "EnvironmentMismatchWarning",
     "Event",
@@ -70,6 +73,7 @@ __all__ = [
     "Problem",
     "Registry",
     "RegistryError",
+    "RepairReport",
     "SchemaVersionError",
     "SerializationError",
     "SignatureMismatch",

@@ -159,6 +159,8 @@ EVENT_ACTIONS = (
     "tags.set",
     "metrics.log",
     "version.delete",
+    "version.damage",
+    "version.heal",
 )
 
 
@@ -254,6 +256,9 @@ FATAL_PROBLEMS = frozenset(
     {
         "missing_blob",
         "checksum_mismatch",
+        "size_mismatch",
+        "invalid_digest",
+        "damaged",
         "schema",
         "trail_broken",
         "trail_mismatch",
@@ -272,7 +277,10 @@ PROBLEM_KINDS = FATAL_PROBLEMS | {"orphan_blob", "stale_temp", "legacy_signature
 class Problem:
     """One finding of :meth:`Registry.verify`.
 
-    ``kind`` is one of ``missing_blob``, ``checksum_mismatch``, ``schema``,
+    ``kind`` is one of ``missing_blob``, ``checksum_mismatch`` (same size,
+    other SHA-256), ``size_mismatch``, ``invalid_digest`` (the catalog row's
+    digest is not 64 hex characters), ``damaged`` (marked by ``repair``,
+    until healed), ``schema``,
     ``trail_broken`` (the audit trail was edited), ``trail_mismatch`` (an
     alias or deletion the trail does not tell of), ``inventory_index``, and
     with a signing key ``state_unsealed``, ``state_mismatch`` (a model's
@@ -295,11 +303,21 @@ class Problem:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What :meth:`Registry.verify` found. ``ok`` is true when every live version is intact."""
+    """What :meth:`Registry.verify` found. ``ok`` is true when every live version is intact.
+
+    ``hashed`` lists the digests re-hashed (all of them in a full deep check;
+    those of one slice with ``sample=(i, n)``). When ``max_duration`` ran
+    out, ``stopped_early`` is true and ``not_reached`` names the versions
+    whose bytes were not re-hashed (their presence and size were checked).
+    """
 
     problems: list[Problem]
     versions_checked: int
     deep: bool
+    sample: tuple[int, int] | None = None
+    hashed: list[str] = field(default_factory=list)
+    stopped_early: bool = False
+    not_reached: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -313,3 +331,27 @@ class GcReport:
     removed: list[str]
     freed_bytes: int
     dry_run: bool
+    #: ``(item, why it was kept)`` for waste left in place, e.g. younger than ``min_age``.
+    kept: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What :meth:`Registry.repair` did (or, with ``dry_run``, would do).
+
+    ``quarantined`` is ``(digest, where its bytes were moved)`` ("" for a
+    missing blob, which has nothing to move); ``marked`` and ``healed`` are
+    ``(ref, detail)`` of the versions marked damaged and healed;
+    ``unhealed`` those still damaged after the run, with why.
+    """
+
+    dry_run: bool
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    marked: list[tuple[str, str]] = field(default_factory=list)
+    healed: list[tuple[str, str]] = field(default_factory=list)
+    unhealed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every live version is intact after the run (nothing left damaged)."""
+        return not self.unhealed

@@ -11,6 +11,7 @@ from the builtin it resembles, so ``except LookupError`` or
     ├── VersionNotFound (LookupError)
     ├── AliasNotFound (LookupError)
     ├── CorruptedArtifact
+    │   └── DamagedVersion
     ├── SerializationError (TypeError)
     ├── SchemaVersionError
     ├── CatalogError
@@ -105,6 +106,24 @@ class CorruptedArtifact(RegistryError):
         self.expected = expected
         self.actual = actual
         super().__init__(message)
+
+
+class DamagedVersion(CorruptedArtifact):
+    """``repair`` found the version's bytes damaged or missing: quarantined them and marked the version.
+
+    Nothing was loaded. ``damage`` says what ``repair`` found; the version
+    heals as soon as the same bytes come back (see the message).
+    """
+
+    def __init__(self, ref: str, digest: str, damage: str) -> None:
+        self.damage = damage
+        super().__init__(
+            f"{ref} is marked damaged: `modelshelf repair` found its blob sha256:{digest} {damage} and set it "
+            "aside (nothing was deleted, see quarantine/ in the store). Nothing was loaded. To heal it, "
+            "re-register the same bytes, import a bundle holding them, or run `modelshelf repair --from OTHER_STORE`",
+            ref=ref,
+            expected=f"sha256:{digest}",
+        )
 
 
 class SerializationError(RegistryError, TypeError):

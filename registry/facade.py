@@ -41,11 +41,13 @@ from registry.domain import (
     MetricPoint,
     ModelSummary,
     ModelVersion,
+    RepairReport,
     VerifyReport,
 )
 from registry.environment import current_environment, environment_differences
 from registry.errors import (
     CorruptedArtifact,
+    DamagedVersion,
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
     SignatureNotFound,
@@ -416,19 +418,56 @@ class Registry(FindingMixin):
 
     # -- maintenance -------------------------------------------------------
 
-    def verify(self, deep: bool = True) -> VerifyReport:
+    def verify(
+        self, deep: bool = True, *, sample: tuple[int, int] | None = None, max_duration: float | None = None
+    ) -> VerifyReport:
         """Check that every live version's artifact is present and intact, and the catalog schema.
 
         ``deep=True`` re-hashes every blob; ``deep=False`` only checks presence
         and sizes, which is fast on thousands of versions. ``report.ok`` is
-        false when any version is missing or damaged; unreferenced blobs and
-        stale temporary files are listed too, as waste for :meth:`gc`.
+        false when any version is missing, damaged or marked damaged by
+        :meth:`repair`; unreferenced blobs and stale temporary files are
+        listed too, as waste for :meth:`gc`.
+
+        ``sample=(i, n)`` re-hashes only the i-th of n fixed slices of the
+        blobs, so a nightly ``verify`` scrubs everything over n nights;
+        ``max_duration`` stops re-hashing after that many seconds (after at
+        least one blob) and the report's ``not_reached`` names the rest.
 
         The catalog's trust is checked too: every audit-trail chain, and with
         a signing key every model's sealed state (aliases, deletions, latest,
         metrics) and every version's signature.
         """
-        return maintenance.verify(self._catalog, self._store, deep=bool(deep), key=self._signing_key)
+        if sample is not None:
+            sample = maintenance.check_sample(sample)
+            if not deep:
+                raise ValueError("sample=(i, n) picks the blobs to re-hash: it needs deep=True")
+        if max_duration is not None and (
+            isinstance(max_duration, bool) or not isinstance(max_duration, (int, float)) or not max_duration >= 0
+        ):
+            raise ValueError(f"max_duration must be a number of seconds >= 0, or None, not {max_duration!r}")
+        return maintenance.verify(
+            self._catalog,
+            self._store,
+            deep=bool(deep),
+            key=self._signing_key,
+            sample=sample,
+            max_duration=max_duration,
+        )
+
+    def repair(self, *, dry_run: bool = False, source: str | os.PathLike[str] | None = None) -> RepairReport:
+        """Set damaged blobs aside into ``quarantine/``, mark their versions damaged, and heal what can be.
+
+        Every live blob is re-hashed; one of the wrong size or hash, or not a
+        regular file, is moved (never deleted) into ``quarantine/`` under the
+        store, and it and a missing one are marked damaged: their loads then
+        raise :class:`~registry.errors.DamagedVersion` and :meth:`verify`
+        reports them until healed. A version heals when its bytes come back
+        verified: registering or importing the same bytes, or ``source``, the
+        directory or URL of another store holding them (copied in, checked
+        by hash). ``dry_run`` reports what would be done and changes nothing.
+        """
+        return maintenance.repair(self._catalog, self._store, dry_run=bool(dry_run), source=source)
 
     def gc(self, dry_run: bool = True, *, min_age: float = maintenance.DEFAULT_MIN_AGE) -> GcReport:
         """Remove blobs that no live version references and stale temporary files.
@@ -609,8 +648,12 @@ class Registry(FindingMixin):
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
 
-    @staticmethod
-    def _corrupted(mv: ModelVersion, exc: CorruptedArtifact) -> CorruptedArtifact:
+    def _corrupted(self, mv: ModelVersion, exc: CorruptedArtifact) -> CorruptedArtifact:
+        """The error for a failed read of ``mv``'s blob; only a missing one asks the catalog whether it is marked."""
+        if exc.actual is None:
+            damage = self._catalog.damage_of(mv.digest)
+            if damage is not None:
+                return DamagedVersion(mv.ref, mv.digest, damage)
         return CorruptedArtifact(
             f"{mv.ref} (model {mv.name!r}, version {mv.version}) failed verification: {exc}; "
             f"expected {exc.expected}, found {exc.actual or 'nothing'}. Nothing was loaded; "

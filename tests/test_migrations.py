@@ -427,3 +427,33 @@ def test_a_catalog_from_before_sealing_upgrades_with_its_trail_chained_and_impor
     with Registry(home) as reg:
         reg.register("legacy", {"new": True}, format="pickle")
         assert reg.verify().ok
+
+
+MARKS_PREVIOUS_REVISION = "3a447daecc05"  # the head before damage marks
+
+
+def test_a_catalog_from_before_damage_marks_upgrades_with_no_blob_marked(tmp_path: Path) -> None:
+    """The two new blob columns start empty; repair can mark and load reports the mark right after the upgrade."""
+    from registry import DamagedVersion
+
+    home = tmp_path / "old"
+    old_catalog(home, MARKS_PREVIOUS_REVISION)
+    digest, data = write_blob(home, {"old": True})
+    at = "2026-01-01 00:00:00.000000"
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("INSERT INTO models (id, name, last_version, created_at) VALUES (1, 'legacy', 1, ?)", (at,))
+        db.execute("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)", (digest, len(data), at))
+        db.execute(
+            "INSERT INTO versions (id, model_id, version, blob_digest, size, format, params, environment,"
+            " created_at, imports) VALUES (1, 1, 1, ?, ?, 'pickle', '{}', '{}', ?, '[]')",
+            (digest, len(data), at),
+        )
+    with pytest.raises(SchemaVersionError, match="db upgrade"):
+        Registry(home)
+    with Registry(home, upgrade=True) as reg:
+        assert reg._catalog.damaged_blobs() == [] and reg.load("legacy:1") == {"old": True}
+        assert reg.repair().marked == []
+        (home / "blobs" / "sha256" / digest[:2] / digest[2:]).unlink()
+        assert [ref for ref, _ in reg.repair().marked] == ["legacy:1"]
+        with pytest.raises(DamagedVersion, match="legacy:1 is marked damaged"):
+            reg.load("legacy:1")

@@ -73,6 +73,10 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert "event: register 4 None None {'checksum': 'sha256:" in printed and "'parent': 'iris-knn:2'}" in printed
     assert "production: 2 True None" in printed and "now: 2" in printed
     assert (tmp_path / "models" / "catalog.db").exists()
+    assert "nightly: ['checksum_mismatch']" in printed and "marked: ['tiny:1']" in printed
+    assert "load: DamagedVersion tiny:1 True" in printed
+    assert "healed: {'weights': [1, 2, 3]} True" in printed
+    assert len(list((tmp_path / "scratch" / "quarantine").iterdir())) == 1  # set aside, not deleted
 
     for body in blocks("sh")[1:]:
         for command in commands(body):

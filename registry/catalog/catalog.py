@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from registry.catalog.audit import Actor, EventLog
+from registry.catalog.damage import CLEAR_MARK, DamageMarks
 from registry.catalog.engine import write_transaction
 from registry.catalog.inventory import import_rows
 from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
@@ -125,7 +126,7 @@ class NewVersion:
     provenance: dict[str, Any] | None = None
 
 
-class Catalog(CatalogReads):
+class Catalog(DamageMarks, CatalogReads):
     """Model metadata in a SQL database: the queries plus every write; safe to share between threads.
 
     ``actor`` is who the audit trail says made the changes (set by the registry);
@@ -357,6 +358,7 @@ class Catalog(CatalogReads):
         signature = sign(new, version)
         self._claim_blob(connection, new.digest, new.size, now)
         publish()
+        connection.execute(CLEAR_MARK, {"blob": new.digest})  # the same bytes are back: a damaged blob heals
         version_id = connection.execute(
             _INSERT_VERSION,
             {

@@ -30,7 +30,7 @@ from registry.catalog.engine import write_transaction
 from registry.errors import CatalogError, SchemaVersionError
 
 #: The newest revision in ``migrations/versions``: the schema this code reads and writes.
-HEAD_REVISION = "3a447daecc05"
+HEAD_REVISION = "5c1f0e2d9b7a"
 
 UPGRADE_HINT = "modelshelf db upgrade"
 #: An arbitrary constant naming PostgreSQL's advisory lock for migrations.

@@ -16,6 +16,8 @@ Design notes:
   writers lock (``SELECT … FOR UPDATE`` on server databases, the database
   write lock on SQLite) before publishing or freeing the file, so a new
   version reusing bytes and a delete of their last other user cannot race.
+  ``damaged_at``/``damage`` mark bytes ``repair`` found damaged or missing:
+  loads of their versions then say so, until the same digest comes back.
 * ``metrics`` is the append-only history; ``latest_metrics`` holds each
   version's most recently logged value per key, maintained in the same
   transaction, so ``mv.metrics`` and metric filters need no aggregation.
@@ -201,6 +203,11 @@ class BlobRow(Base):
     digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Set by ``repair`` when the bytes were found damaged or missing (and quarantined); cleared when they
+    #: come back verified (a register or import of the same bytes, or ``repair --from``).
+    damaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: What ``repair`` found: "missing", "size 12 bytes, expected 40", "hashes to sha256:…", …
+    damage: Mapped[str | None] = mapped_column(Text)
 
 
 class VersionRow(Base):

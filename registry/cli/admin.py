@@ -1,4 +1,4 @@
-"""Administration commands: verify, gc, db upgrade/current, demo."""
+"""Administration commands: verify, repair, gc, db upgrade/current, demo."""
 
 from __future__ import annotations
 
@@ -8,27 +8,58 @@ import click
 
 from registry.cli.app import EXIT_INTEGRITY, cli, json_option, open_registry, wants_json
 from registry.cli.output import console, emit_json, emit_table
+from registry.maintenance import parse_sample
+
+
+def _sample(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        return parse_sample(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--sample takes "), param_hint="--sample") from None
 
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Check presence and sizes only; do not re-hash the blobs.")
+@click.option(
+    "--sample",
+    metavar="I/N",
+    callback=_sample,
+    help="Re-hash only the I-th of N fixed slices of the blobs (run I=1..N on N nights to scrub everything).",
+)
+@click.option(
+    "--max-duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Stop re-hashing after this many seconds; the report says what was not reached.",
+)
 @json_option
 @click.pass_context
-def verify(ctx: click.Context, quick: bool) -> None:
+def verify(ctx: click.Context, quick: bool, sample: tuple[int, int] | None, max_duration: float | None) -> None:
     """Check every version's artifact and the catalog; exit 3 if anything is damaged.
 
     \b
-    Example:
+    Examples:
       modelshelf --home models verify --quick
+      modelshelf --home models verify --sample 3/7 --max-duration 600
     """
+    if sample is not None and quick:
+        raise click.UsageError("--sample picks the blobs to re-hash; it cannot be combined with --quick")
     with open_registry(ctx) as reg:
-        report = reg.verify(deep=not quick)
+        report = reg.verify(deep=not quick, sample=sample, max_duration=max_duration)
+    slice_text = f"{sample[0]}/{sample[1]}" if sample else None
     if wants_json(ctx):
         emit_json(
             {
                 "ok": report.ok,
                 "deep": report.deep,
                 "versions_checked": report.versions_checked,
+                "sample": slice_text,
+                "hashed": len(report.hashed),
+                "stopped_early": report.stopped_early,
+                "not_reached": report.not_reached,
                 "problems": [{"kind": p.kind, "ref": p.ref, "detail": p.detail} for p in report.problems],
             }
         )
@@ -36,13 +67,74 @@ def verify(ctx: click.Context, quick: bool) -> None:
         for problem in report.problems:
             where = f" {problem.ref}" if problem.ref else ""
             click.echo(f"{problem.kind}{where}: {problem.detail}")
-        mode = "quick" if quick else "deep"
+        mode = "quick check" if quick else "deep check"
+        if slice_text:
+            mode = f"deep check of slice {slice_text}: {len(report.hashed)} blobs re-hashed"
+        if report.stopped_early:
+            reached = ", ".join(report.not_reached)
+            click.echo(
+                f"stopped early after --max-duration {max_duration:g} s: {len(report.hashed)} blobs re-hashed, "
+                f"{len(report.not_reached)} versions not reached (sizes checked only): {reached}"
+            )
         if report.ok:
             waste = f", {len(report.problems)} items of waste (run `modelshelf gc`)" if report.problems else ""
-            click.echo(f"ok: {report.versions_checked} versions intact ({mode} check){waste}")
+            click.echo(f"ok: {report.versions_checked} versions intact ({mode}){waste}")
         else:
             fatal = sum(problem.fatal for problem in report.problems)
-            click.echo(f"NOT OK: {fatal} problems in {report.versions_checked} versions ({mode} check)", err=True)
+            click.echo(f"NOT OK: {fatal} problems in {report.versions_checked} versions ({mode})", err=True)
+    if not report.ok:
+        sys.exit(EXIT_INTEGRITY)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be quarantined, marked and healed; change nothing.")
+@click.option(
+    "--from",
+    "source",
+    metavar="OTHER_STORE",
+    default=None,
+    help="Another store (a directory or URL) to copy damaged or missing blobs back from, verified by hash.",
+)
+@json_option
+@click.pass_context
+def repair(ctx: click.Context, dry_run: bool, source: str | None) -> None:
+    """Quarantine damaged blobs, mark their versions damaged, heal what comes back; exit 3 if any stay damaged.
+
+    Nothing is deleted: damaged bytes move into quarantine/ under the store.
+    A damaged version heals when the same bytes return: re-register them,
+    import a bundle holding them, or give --from a store that has them.
+
+    \b
+    Examples:
+      modelshelf --home models repair --dry-run
+      modelshelf --home models repair --from s3://backups/models
+    """
+    with open_registry(ctx) as reg:
+        report = reg.repair(dry_run=dry_run, source=source)
+    if wants_json(ctx):
+        emit_json(
+            {
+                "ok": report.ok,
+                "dry_run": report.dry_run,
+                "quarantined": [{"blob": blob, "to": where} for blob, where in report.quarantined],
+                "marked": [{"ref": ref, "detail": detail} for ref, detail in report.marked],
+                "healed": [{"ref": ref, "detail": detail} for ref, detail in report.healed],
+                "unhealed": [{"ref": ref, "detail": detail} for ref, detail in report.unhealed],
+            }
+        )
+    else:
+        for blob, where in report.quarantined:
+            click.echo(f"quarantined {blob} -> {where}")
+        for label, items in (("marked damaged", report.marked), ("healed", report.healed)):
+            for ref, detail in items:
+                click.echo(f"{label} {ref}: {detail}")
+        for ref, detail in report.unhealed:
+            click.echo(f"still damaged {ref}: {detail}", err=True)
+        prefix = "dry run: " if dry_run else ""
+        click.echo(
+            f"{prefix}{len(report.quarantined)} blobs quarantined, {len(report.marked)} versions marked, "
+            f"{len(report.healed)} healed, {len(report.unhealed)} still damaged"
+        )
     if not report.ok:
         sys.exit(EXIT_INTEGRITY)
 
@@ -68,10 +160,15 @@ def gc(ctx: click.Context, dry_run: bool, min_age: float) -> None:
     with open_registry(ctx) as reg:
         report = reg.gc(dry_run=dry_run, min_age=min_age)
     if wants_json(ctx):
-        emit_json({"removed": report.removed, "freed_bytes": report.freed_bytes, "dry_run": report.dry_run})
+        kept = [{"item": item, "why": why} for item, why in report.kept]
+        emit_json(
+            {"removed": report.removed, "freed_bytes": report.freed_bytes, "dry_run": report.dry_run, "kept": kept}
+        )
         return
     for item in report.removed:
         click.echo(item)
+    for item, why in report.kept:
+        click.echo(f"kept {item}: {why}")
     verb = "would free" if dry_run else "freed"
     click.echo(f"{len(report.removed)} files, {verb} {report.freed_bytes} bytes")
 

@@ -103,6 +103,10 @@ def _change(event: Event) -> str:
         if isinstance(bundle, dict) and bundle.get("signer"):
             return f"{text}, bundle signed by {str(bundle['signer'])[:19]}"
         return text
+    if event.action in ("version.damage", "version.heal"):
+        checksum = str((event.new or {}).get("checksum", ""))[:19]
+        damage = (event.new or {}).get("damage")
+        return f"{checksum} {damage}" if damage else f"{checksum} healed"
     return ""
 
 

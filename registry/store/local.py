@@ -4,6 +4,7 @@ Layout under the store root::
 
     blobs/sha256/ab/cdef…   one read-only file per distinct artifact, named by its digest
     tmp/<pid>-<random>.tmp  artifacts being written, on the same filesystem
+    quarantine/<digest>.…   damaged blobs ``repair`` set aside (never read, never collected)
 
 Invariants, and why:
 
@@ -38,6 +39,7 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,6 +306,36 @@ class LocalBlobStore:
             raise self._failure("delete a blob", exc) from exc
         _fsync_dir(path.parent)
         return True
+
+    def quarantine(self, digest: str) -> str | None:
+        """Move whatever lies under the blob's name into ``quarantine/``; return where, or ``None`` if nothing.
+
+        For ``repair``: damaged bytes are set aside, never deleted, so a
+        person can still look at them. The entry itself is renamed (a link
+        moves as a link, its target untouched), and only when no directory
+        on the way is a symbolic link. ``gc`` never walks ``quarantine/``.
+        """
+        path = self.path_of(digest)
+        for directory in (self.root / "blobs", self._blobs, path.parent):
+            if directory.is_symlink():
+                raise StoreError(
+                    f"{directory} is a symbolic link; modelshelf never writes links, so nothing was moved: "
+                    "replace the link by the directory it should be and run `modelshelf repair` again"
+                )
+        try:
+            path.lstat()
+        except FileNotFoundError:
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.root / "quarantine" / f"{digest}.{stamp}.{secrets.token_hex(4)}"
+        try:
+            target.parent.mkdir(exist_ok=True)
+            os.rename(path, target)
+            _fsync_dir(path.parent)
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            raise self._failure("move a damaged blob into quarantine", exc) from exc
+        return str(target)
 
     def _open(self, digest: str, size: int) -> io.FileIO:
         """Open a blob for reading after checking it is a regular file (no link) of the recorded size.

@@ -31,6 +31,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -202,6 +203,26 @@ class RemoteBlobStore:
             raise self._failure("delete a blob", exc) from exc
         self.cache.delete(digest)
         return True
+
+    def quarantine(self, digest: str) -> str | None:
+        """Copy the object to a ``quarantine/`` key server-side, then delete it; return that URL (see local)."""
+        key = self._key(digest)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        relative = f"quarantine/{digest}.{stamp}.{secrets.token_hex(4)}"
+        try:
+            self._fs.copy(key, f"{self._root}/{relative}")
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._failure("copy a damaged blob into quarantine", exc) from exc
+        try:
+            self._fs.rm(key)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise self._failure("remove a damaged blob after quarantining it", exc) from exc
+        # The cache is left alone: it only ever held verified bytes, and may be what heals the object.
+        return f"{self.url}/{relative}"
 
     # -- reading ----------------------------------------------------------
 
