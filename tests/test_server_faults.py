@@ -283,3 +283,59 @@ def test_an_object_store_outage_of_one_writer_does_not_block_another(server_url:
         assert reg.load("shared:2") == {"writer": 1}
         report = reg.verify(deep=True)
         assert report.ok, report.problems
+
+
+@pytest.mark.parametrize("store_kind", ["s3", "local"])
+def test_a_blob_freed_between_a_lost_transaction_and_its_retry_is_not_trusted(
+    postgres_url: str,
+    store_kind: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    retries: Retries,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The retry runs under a new lock: a delete committed in between freed the bytes, and the retry must notice.
+
+    An object store has the staged file still, and uploads it again; a local
+    store renamed it onto the blob the delete removed, and refuses with a
+    clear error. Either way no row points at a missing blob.
+    """
+    from registry import StoreError
+
+    store = str(tmp_path / "store")
+    if store_kind == "s3":
+        request.getfixturevalue("s3")
+        store = fresh_bucket()
+    payload = {"shared": list(range(100))}
+    with Registry(catalog=postgres_url, store=store) as writer, Registry(catalog=postgres_url, store=store) as other:
+        if store_kind == "s3":
+            type(other._store._fs).clear_instance_cache()
+        writer.register("first", payload, format="pickle")
+        engine = writer._catalog.engine
+        terminator = Terminator(postgres_url, once_per("INSERT INTO versions", every=100))
+
+        def kill_then_free(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if terminator.hit(statement):
+                terminator.kill(conn.connection.dbapi_connection)  # the writer's locks are released here
+                other.delete_version("first", 1)  # the last live reference: the blob is freed
+
+        event.listen(engine, "before_cursor_execute", kill_then_free)
+        try:
+            if store_kind == "s3":
+                assert writer.register("second", payload, format="pickle").version == 1
+            else:
+                with pytest.raises(StoreError, match="removed .* by a concurrent delete"):
+                    writer.register("second", payload, format="pickle")
+        finally:
+            event.remove(engine, "before_cursor_execute", kill_then_free)
+            terminator.close()
+        assert terminator.injected == 1 and retries.count == 1
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "fresh-cache"))  # loads come from the store
+    with Registry(catalog=postgres_url, store=store) as fresh:
+        if store_kind == "s3":
+            type(fresh._store._fs).clear_instance_cache()
+            assert fresh.load("second") == payload
+        else:
+            assert fresh.models() == []
+        report = fresh.verify(deep=True)
+        assert report.ok, report.problems

@@ -138,10 +138,22 @@ class StagedBlob:
         """Nothing to do before the catalog lock for a local store (see the module docstring)."""
 
     def publish(self) -> None:
-        """Move the bytes to their content address, under the blob's catalog lock; publishing twice is a no-op."""
+        """Move the bytes to their content address, under the blob's catalog lock.
+
+        Publishing again (a catalog transaction run again after its connection
+        was lost) checks that the blob is still there: the lock was released
+        in between, so a concurrent delete may have freed it, and the staged
+        file that could restore it was renamed away by the first publish.
+        Then :class:`StoreError` says so and nothing is recorded.
+        """
         if not self.published:
             self.store._publish(self)
             self.published = True
+        elif self.store.size_of(self.digest) != self.size:
+            raise StoreError(
+                f"the blob sha256:{self.digest} was removed from the store at {self.store.root} by a concurrent "
+                "delete while the catalog connection was re-established; nothing was recorded: register it again"
+            )
 
     def __enter__(self) -> StagedBlob:
         return self

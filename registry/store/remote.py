@@ -131,15 +131,23 @@ class RemoteStagedBlob:
         self.store._push(self)
 
     def publish(self) -> None:
-        """Under the blob's catalog lock: make sure the server holds the blob (again, if it was freed)."""
-        if not self.published:
-            self.store._publish(self)
-            self.published = True
+        """Under the blob's catalog lock: make sure the server holds the blob (again, if it was freed).
+
+        Every call asks the server, a repeated one too: a catalog transaction
+        run again after its connection was lost has released the lock in
+        between, and a concurrent delete may have freed the blob meanwhile.
+        The staged file stays until exit, so it can always be uploaded again.
+        """
+        self.store._publish(self)
+        self.published = True
 
     def __enter__(self) -> RemoteStagedBlob:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self.published and exc_info[0] is None:  # recorded: the registering machine keeps a verified copy
+            with contextlib.suppress(StoreError):
+                self.local.publish()
         self.local.__exit__(*exc_info)
         if self.temp_key is not None:
             with contextlib.suppress(Exception):
@@ -227,7 +235,8 @@ class RemoteBlobStore:
                 self._upload(staged.local, self._key(staged.digest))
             except Exception as exc:
                 raise self._failure("publish an artifact", exc) from exc
-        staged.local.publish()  # the registering machine keeps a verified local copy
+            finally:
+                self._fs.invalidate_cache(self._key(staged.digest))
 
     def delete(self, digest: str) -> bool:
         """Remove a blob (and its cached copy); return whether the server had it. Call under the catalog lock."""
