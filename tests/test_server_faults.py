@@ -10,6 +10,7 @@ so the fault hits exactly the statement meant, every run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -51,8 +52,8 @@ class Retries(logging.Handler):
             self.count += 1
 
 
-@pytest.fixture
-def retries() -> Iterator[Retries]:
+@contextlib.contextmanager
+def counting_retries() -> Iterator[Retries]:
     handler = Retries()
     logger = catalog_engine.log
     level = logger.level
@@ -63,6 +64,12 @@ def retries() -> Iterator[Retries]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+@pytest.fixture
+def retries() -> Iterator[Retries]:
+    with counting_retries() as handler:
+        yield handler
 
 
 def backend_pid(dbapi_connection: Any) -> int:
