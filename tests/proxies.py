@@ -11,6 +11,9 @@ server's; the test then breaks the network at the moment it chooses:
   :meth:`Proxy.release`: a server that accepts the request and never
   answers. :attr:`Proxy.holding` is set as soon as one is held, so the test
   waits on an event, not on a guess of how long something takes.
+* :meth:`Proxy.cut_on_reply` forwards the next client chunk containing a
+  marker and cuts every connection instead of passing the server's answer
+  on: the request was carried out, the client never learns it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class Proxy:
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._marker: bytes | None = None
+        self._cut_marker: bytes | None = None
+        self._cut_armed = False
         self.holding = threading.Event()
         self._released = threading.Event()
         self.cuts = 0
@@ -61,11 +66,18 @@ class Proxy:
                 data = source.recv(65536)
                 if not data:
                     break
+                if not from_client and self._cut_armed:
+                    self._cut_armed = False
+                    self.cut()
+                    break
                 marker = self._marker
                 if from_client and marker is not None and marker in (tail + data).lower():
                     self.held += 1
                     self.holding.set()
                     self._released.wait()
+                if from_client and self._cut_marker is not None and self._cut_marker in (tail + data).lower():
+                    self._cut_marker = None
+                    self._cut_armed = True
                 tail = data[-256:]
                 sink.sendall(data)
         except OSError:
@@ -81,13 +93,13 @@ class Proxy:
         """Close every connection open through the proxy; return how many client connections were cut."""
         with self._lock:
             ends, self._open = self._open, []
+            cut = len(ends) // 2
+            self.cuts += cut  # counted before any end closes, so a client that sees the cut sees it counted
         for end in ends:
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 end.close()
-        cut = len(ends) // 2
-        self.cuts += cut
         return cut
 
     def hold(self, marker: bytes) -> None:
@@ -95,6 +107,11 @@ class Proxy:
         self._released.clear()
         self.holding.clear()
         self._marker = marker.lower()
+
+    def cut_on_reply(self, marker: bytes) -> None:
+        """Forward the next client chunk containing ``marker`` (lowercase match), then cut instead of the answer."""
+        self._cut_armed = False
+        self._cut_marker = marker.lower()
 
     def release(self) -> None:
         """Forward what is held, and hold nothing more."""

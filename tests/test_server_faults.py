@@ -142,29 +142,68 @@ def test_a_transaction_whose_connection_is_terminated_before_commit_runs_again(
         assert report.ok, report.problems
 
 
-def test_a_connection_lost_while_committing_is_not_retried_and_says_the_outcome_is_unknown(
+def test_a_commit_that_never_reached_postgres_is_found_aborted_and_run_again(
     postgres_url: str, tmp_path: Path, retries: Retries
 ) -> None:
+    """The backend is terminated as the COMMIT is about to be sent; txid_status then says aborted: safe to rerun."""
     with Registry(catalog=postgres_url, store=tmp_path / "store") as reg:
         reg.register("m", {"i": 0}, format="pickle")
         engine = reg._catalog.engine
         terminator = Terminator(postgres_url, lambda statement: False)
+        hits = {"left": 1}
 
         def kill_at_commit(conn: Any) -> None:
-            terminator.kill(conn.connection.dbapi_connection)
+            if hits["left"]:
+                hits["left"] -= 1
+                terminator.kill(conn.connection.dbapi_connection)
 
         event.listen(engine, "commit", kill_at_commit)
         try:
-            with pytest.raises(CommitOutcomeUnknown, match="may or may not have been recorded") as caught:
-                reg.register("m", {"i": 1}, format="pickle")
+            assert reg.register("m", {"i": 1}, format="pickle").version == 2
         finally:
             event.remove(engine, "commit", kill_at_commit)
             terminator.close()
-        assert isinstance(caught.value, CatalogError) and "modelshelf versions" in str(caught.value)
-        assert retries.count == 0
-        # here the server never got the COMMIT, so nothing was recorded; the next version takes number 2
-        assert live_versions(reg, "m") == [1]
-        assert reg.register("m", {"i": 2}, format="pickle").version == 2
+        assert terminator.injected == 1 and retries.count == 1
+        assert live_versions(reg, "m") == [1, 2] and reg.load("m:2") == {"i": 1}
+
+
+def commit_marker(url: str) -> bytes:
+    """The bytes of the COMMIT each driver sends: a simple-query message (PostgreSQL), a COM_QUERY (MySQL)."""
+    return b"COMMIT\x00" if url.startswith("postgresql") else b"\x03COMMIT"
+
+
+@pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
+def test_a_commit_whose_answer_is_lost(server_url: str, tmp_path: Path, retries: Retries) -> None:
+    """The COMMIT reaches the server, the answer never comes back: it did commit.
+
+    PostgreSQL is asked (txid_status) and the registration succeeds, once.
+    MariaDB cannot say, so the error says the outcome is unknown and how to
+    check, and nothing is retried (a rerun would register the bytes twice).
+    """
+    parsed = make_url(server_url)
+    with proxy(parsed.host or "127.0.0.1", parsed.port or 0) as cutter:
+        with Registry(catalog=proxied(server_url, cutter), store=tmp_path / "store") as reg:
+            reg.register("m", {"i": 0}, format="pickle")
+            engine = reg._catalog.engine
+            armed = {"left": 1}
+
+            def arm(_conn: Any) -> None:  # the COMMIT about to be sent is this registration's
+                if armed["left"]:
+                    armed["left"] -= 1
+                    cutter.cut_on_reply(commit_marker(server_url))
+
+            event.listen(engine, "commit", arm)
+            try:
+                if server_url.startswith("postgresql"):
+                    assert reg.register("m", {"i": 1}, format="pickle").version == 2
+                else:
+                    with pytest.raises(CommitOutcomeUnknown, match="may or may not have been recorded") as caught:
+                        reg.register("m", {"i": 1}, format="pickle")
+                    assert isinstance(caught.value, CatalogError) and "modelshelf versions" in str(caught.value)
+            finally:
+                event.remove(engine, "commit", arm)
+            assert armed["left"] == 0 and cutter.cuts >= 1 and retries.count == 0
+            assert live_versions(reg, "m") == [1, 2] and reg.load("m:2") == {"i": 1}  # recorded exactly once
 
 
 def test_a_connection_that_keeps_dying_fails_after_the_bounded_retries(

@@ -26,11 +26,15 @@ Server catalogs (PostgreSQL, MySQL/MariaDB) get the same bounds:
   rolled back by the server, so running it again cannot record anything
   twice: :func:`retried` runs it again, up to :data:`RETRIES` times with a
   short backoff. A connection lost *during* the commit leaves the outcome
-  unknown (the server may have committed before the connection went), so
-  that is never retried: :class:`~registry.errors.CommitOutcomeUnknown` says
-  so and how to check. Retrying there could register a version twice under
-  two numbers; making it idempotent would need a request id stored with
-  every change.
+  unknown (the server may have committed before the connection went).
+  PostgreSQL can tell afterwards: each write transaction notes its
+  ``txid_current()``, and ``txid_status`` on a new connection says
+  committed (the change stands, no error) or aborted (rerun, as above).
+  Where the server cannot say (MySQL/MariaDB, or PostgreSQL unreachable)
+  it is never retried: :class:`~registry.errors.CommitOutcomeUnknown` says
+  so and how to check. Retrying blindly could register a version twice
+  under two numbers; making it idempotent there would need a request id
+  stored with every change.
 
 Engines are disposed in forked children (``os.register_at_fork``), so a
 ``Registry`` opened before ``fork()`` does not share database connections
@@ -282,16 +286,44 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     disguised.
     """
     committing = False
+    xid: int | None = None
     try:
         with engine.connect() as connection:
             connection = connection.execution_options(**{_WRITE_OPTION: True})
             with connection.begin():
+                if engine.dialect.name == "postgresql":  # to learn a lost COMMIT's outcome (see below)
+                    xid = connection.exec_driver_sql("SELECT txid_current()").scalar()
                 yield connection
                 committing = True  # the body is done; what fails from here on is the COMMIT itself
     except IntegrityError:
         raise
     except DBAPIError as exc:
+        if committing and xid is not None and _is_disconnect(engine, exc):
+            outcome = _outcome_of(engine, xid)
+            if outcome == "committed":
+                return  # it was recorded: the caller's result stands
+            if outcome == "aborted":
+                raise _failure(engine, exc) from exc  # rolled back, as if lost before the commit: rerun
         raise _failure(engine, exc, committing=committing) from exc
+
+
+def _outcome_of(engine: Engine, xid: int) -> str | None:
+    """PostgreSQL's word on a transaction whose COMMIT lost its connection: committed, aborted, or ``None``.
+
+    ``txid_status`` exists for exactly this; the answer is asked on a new
+    connection, a few times while the old backend may still be finishing.
+    ``None`` when the server cannot say (unreachable, or still in progress).
+    """
+    for attempt in range(RETRIES + 1):
+        try:
+            with engine.connect() as connection:
+                status = connection.exec_driver_sql(f"SELECT txid_status({int(xid)})").scalar()
+        except DBAPIError:
+            status = None
+        if status in ("committed", "aborted"):
+            return str(status)
+        time.sleep(RETRY_BACKOFF * 2**attempt)
+    return None
 
 
 @contextmanager
