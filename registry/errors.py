@@ -15,7 +15,8 @@ from the builtin it resembles, so ``except LookupError`` or
     ├── SerializationError (TypeError)
     ├── SchemaVersionError
     ├── CatalogError
-    │   └── InvalidCatalogURL (ValueError)
+    │   ├── InvalidCatalogURL (ValueError)
+    │   └── CommitOutcomeUnknown
     ├── StoreError (OSError)
     ├── EnvironmentMismatch
     ├── UnsafeArtifact
@@ -140,6 +141,14 @@ class CatalogError(RegistryError):
 
 class InvalidCatalogURL(CatalogError, ValueError):
     """The catalog URL cannot be parsed, or names something modelshelf cannot use (an in-memory database)."""
+
+
+class CommitOutcomeUnknown(CatalogError):
+    """The connection to a server catalog was lost while a change committed: it may or may not be recorded.
+
+    Unlike other catalog errors, repeating the change blindly may record it
+    twice (a second version of the same bytes, say); look first.
+    """
 
 
 class StoreError(RegistryError, OSError):

@@ -3,11 +3,20 @@
 Write path (``register``)::
 
     validate everything → serialize into a temporary blob, hashing as it is
-    written → fsync → one catalog transaction: allocate the version, lock the
-    blob's row, publish the blob (rename), insert the version → commit
+    written → fsync → push the blob (an object store: copy it to its content
+    address; a local store: nothing) → one catalog transaction: allocate the
+    version, lock the blob's row, publish the blob (a local store: rename; an
+    object store: ask the server it is still there, upload it again if a
+    concurrent delete freed it), insert the version → commit
 
 so a version row never points at a missing or partial blob, and a failure
-at any step leaves at most a temporary file that is removed on the way out.
+at any step leaves at most a temporary file that is removed on the way out,
+or a pushed blob with no row that ``gc`` removes after its grace period.
+Pushing before the transaction means an object store that stalls holds up
+only the writer using it, never the others waiting on the model's row lock.
+A transaction whose connection to a server catalog dies before it commits
+is run again (see :mod:`registry.catalog.engine`): the staged blob is
+reused and the version number is allocated inside it, so nothing doubles.
 
 Each register also records the version's lineage (git commit, script, user,
 host, training-data fingerprint, parent) and input signature, and every
@@ -262,7 +271,11 @@ class Registry(FindingMixin):
         return self._insert_all([(new, staged)])[0]
 
     def _insert_all(self, batch: list[tuple[NewVersion, StagedBlob]]) -> list[ModelVersion]:
-        """Record several staged blobs as versions in one transaction: all of them or none."""
+        """Record several staged blobs as versions in one transaction: all of them or none.
+
+        Each blob is pushed to its content address first, outside any catalog
+        lock; the transaction then only confirms it under the blob's lock.
+        """
         key = self._signing_key
 
         def sign(new: NewVersion, version: int) -> str | None:
@@ -271,6 +284,8 @@ class Registry(FindingMixin):
             checksum = f"sha256:{new.digest}"
             return signing.sign_version(key, new.name, version, new.format, checksum, new.size, new.imports, new.params)
 
+        for _, staged in batch:
+            staged.push()
         return self._catalog.add_versions([(new, staged.publish) for new, staged in batch], sign)
 
     def register_file(

@@ -21,7 +21,13 @@ without it by marking the state unsealed.
 
 Freeing a blob and publishing one happen under a lock on the blob's row
 (see :mod:`registry.catalog.schema`), through callbacks, so this module never
-touches files itself and the store never touches the database.
+touches files itself and the store never touches the database. Publishing
+here is only the cheap last step: the bytes were pushed to their address
+before the transaction began (see :mod:`registry.facade`).
+
+Each public method is one transaction and is run again, a bounded number of
+times, when a server catalog's connection dies before the commit
+(:func:`~registry.catalog.engine.retried`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from registry.catalog.audit import Actor, EventLog
 from registry.catalog.damage import CLEAR_MARK, DamageMarks
-from registry.catalog.engine import write_transaction
+from registry.catalog.engine import retried, write_transaction
 from registry.catalog.inventory import import_rows
 from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
 from registry.catalog.schema import (
@@ -166,6 +172,7 @@ class Catalog(DamageMarks, CatalogReads):
             delta = None if adopt else events.metric_delta(name)
             reseal(connection, self.key, self._model_id(connection, name), name, delta)
 
+    @retried
     def seal_state(self, name: str) -> int:
         """Adopt ``name``'s current state under the key, as an audited ``state.seal`` event; return its seq.
 
@@ -280,11 +287,18 @@ class Catalog(DamageMarks, CatalogReads):
 
         ``publish`` is called inside the transaction, after the blob's row is
         locked and before the version row is written: if it raises, nothing
-        is recorded. ``sign(new, version)`` gives the signature to store, once
+        is recorded. It should be cheap, as it runs under the model's row lock
+        that other writers of the model wait on: the caller moves the bytes to
+        their address beforehand, and ``publish`` only makes sure they are
+        still there (a concurrent delete may have freed them). On a server
+        catalog the transaction is run again if its connection is lost before
+        it commits (:func:`~registry.catalog.engine.retried`), so ``publish``
+        and ``sign`` may be called more than once. ``sign(new, version)`` gives the signature to store, once
         the version number is known.
         """
         return self.add_versions([(new, publish)], sign)[0]
 
+    @retried
     def add_versions(
         self,
         batch: list[tuple[NewVersion, Callable[[], None]]],
@@ -420,6 +434,7 @@ class Catalog(DamageMarks, CatalogReads):
             input_signature=new.input_signature,
         )
 
+    @retried
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at a live version (atomically moving it if set); return that version."""
         with write_transaction(self.engine) as connection:
@@ -432,6 +447,7 @@ class Catalog(DamageMarks, CatalogReads):
             self._finish(connection, events)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
 
+    @retried
     def delete_alias(self, name: str, alias: str) -> None:
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
@@ -445,6 +461,7 @@ class Catalog(DamageMarks, CatalogReads):
             events.add("alias.delete", name, before, at=now, alias=alias, old=before)
             self._finish(connection, events)
 
+    @retried
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None) -> None:
         with write_transaction(self.engine) as connection:
             now = self._lock_model(connection, self._model_id(connection, name))
@@ -455,6 +472,7 @@ class Catalog(DamageMarks, CatalogReads):
             events.add("metrics.log", name, version, at=now, new={"metrics": metrics, "step": step})
             self._finish(connection, events)
 
+    @retried
     def delete_version(self, name: str, version: int) -> tuple[str, int]:
         """Mark a version deleted and drop its aliases; return its blob's digest and size."""
         with write_transaction(self.engine) as connection:
@@ -470,6 +488,7 @@ class Catalog(DamageMarks, CatalogReads):
             self._finish(connection, events)
             return row.blob_digest, row.size
 
+    @retried
     def free_blob_if_unreferenced(self, digest: str, size: int, delete_blob: Callable[[str], bool]) -> bool:
         """Call ``delete_blob(digest)`` if no live version uses the blob, under the blob's lock.
 
@@ -489,6 +508,7 @@ class Catalog(DamageMarks, CatalogReads):
             ).scalar_one()
             return False if live else delete_blob(digest)
 
+    @retried
     def set_tags(self, name: str, version: int, tags: dict[str, str], remove: tuple[str, ...]) -> ModelVersion:
         """Set (overwrite) ``tags`` and remove the ``remove`` keys of one live version; return it."""
         with write_transaction(self.engine) as connection:

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from registry.catalog.engine import read_transaction, write_transaction
+from registry.catalog.engine import read_transaction, retried, write_transaction
 from registry.catalog.schema import BlobRow, ModelRow, VersionRow
 from registry.domain import CHECKSUM_PREFIX
 
@@ -94,11 +94,13 @@ class DamageMarks:
 
     engine: Engine
 
+    @retried
     def damaged_blobs(self) -> list[tuple[str, int, datetime, str]]:
         """``(digest, size, marked at, damage)`` of every blob marked damaged, by digest."""
         with read_transaction(self.engine) as connection:
             return marked(connection)
 
+    @retried
     def damage_of(self, digest: str) -> str | None:
         """What ``repair`` found wrong with the blob, or ``None`` when it is not marked."""
         with read_transaction(self.engine) as connection:
@@ -116,6 +118,7 @@ class DamageMarks:
         """
         return self._change_mark(digest, size, "version.heal", None, publish)
 
+    @retried
     def _change_mark(
         self, digest: str, size: int, action: str, damage: str | None, publish: Callable[[], None]
     ) -> list[str]:

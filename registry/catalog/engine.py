@@ -15,6 +15,27 @@ writers from several processes:
 * Read transactions use a plain ``BEGIN``: in WAL mode they see one
   consistent snapshot and take no write lock.
 
+Server catalogs (PostgreSQL, MySQL/MariaDB) get the same bounds:
+
+* every connection sets the server's lock wait timeout to :data:`LOCK_TIMEOUT`
+  (PostgreSQL ``lock_timeout``, MySQL/MariaDB ``innodb_lock_wait_timeout``),
+  so a writer stuck behind another one gives up with a clear error after the
+  same time as on SQLite, whatever the server's default (PostgreSQL's is to
+  wait forever);
+* a transaction whose connection was lost *before* it asked to commit was
+  rolled back by the server, so running it again cannot record anything
+  twice: :func:`retried` runs it again, up to :data:`RETRIES` times with a
+  short backoff. A connection lost *during* the commit leaves the outcome
+  unknown (the server may have committed before the connection went).
+  PostgreSQL can tell afterwards: each write transaction notes its
+  ``txid_current()``, and ``txid_status`` on a new connection says
+  committed (the change stands, no error) or aborted (rerun, as above).
+  Where the server cannot say (MySQL/MariaDB, or PostgreSQL unreachable)
+  it is never retried: :class:`~registry.errors.CommitOutcomeUnknown` says
+  so and how to check. Retrying blindly could register a version twice
+  under two numbers; making it idempotent there would need a request id
+  stored with every change.
+
 Engines are disposed in forked children (``os.register_at_fork``), so a
 ``Registry`` opened before ``fork()`` does not share database connections
 with its children.
@@ -22,23 +43,31 @@ with its children.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
-from registry.errors import CatalogError, InvalidCatalogURL
+from registry.errors import CatalogError, CommitOutcomeUnknown, InvalidCatalogURL
 from registry.values import dumps
 
-#: How long a writer waits for another writer's lock before giving up, in seconds.
+#: How long a writer waits for another writer's lock before giving up, in seconds (every engine).
 LOCK_TIMEOUT = 60.0
+#: How many times a transaction whose connection was lost before its commit is run again.
+RETRIES = 3
+#: The wait before the first retry, in seconds; it doubles with each further one.
+RETRY_BACKOFF = 0.05
+#: Each retry is logged here (at INFO), so operators and tests can count them.
+log = logging.getLogger("registry.catalog")
 _WRITE_OPTION = "modelshelf_write"
 #: The optional dependency (``pip install 'modelshelf[EXTRA]'``) that brings each server's driver.
 DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
@@ -142,8 +171,27 @@ def make_engine(url: URL) -> Engine:
         raise CatalogError(f"cannot use the catalog URL {url.render_as_string(hide_password=True)!r}: {exc}") from exc
     if backend == "sqlite":
         _configure_sqlite(engine, in_memory=sqlite_path(url) is None)
+    else:
+        _configure_server(engine)
     _engines.add(engine)
     return engine
+
+
+def _configure_server(engine: Engine) -> None:
+    """Give every new server connection the lock wait timeout SQLite gets from its busy timeout."""
+    if engine.dialect.name == "postgresql":
+        statement = f"SET lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'"
+    else:  # MySQL and MariaDB: whole seconds
+        statement = f"SET SESSION innodb_lock_wait_timeout = {max(1, int(LOCK_TIMEOUT))}"
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
+        dbapi_connection.commit()  # a session setting, kept; the commit ends the driver's implicit transaction
 
 
 #: What each driver reports for "a lock wait timed out" and "the server broke a deadlock", by error code:
@@ -180,7 +228,31 @@ def _describe(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def _failure(engine: Engine, exc: DBAPIError) -> CatalogError:
+class ConnectionLost(CatalogError):
+    """The connection died before the transaction asked to commit: the server rolled it back; safe to rerun."""
+
+
+def _is_disconnect(engine: Engine, exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    try:
+        return bool(engine.dialect.is_disconnect(exc.orig, None, None))
+    except Exception:  # a dialect that needs the connection to tell
+        return False
+
+
+def _failure(engine: Engine, exc: DBAPIError, *, committing: bool = False) -> CatalogError:
+    if _is_disconnect(engine, exc):
+        if committing:
+            return CommitOutcomeUnknown(
+                f"the connection to the catalog {_describe(engine)} was lost while the change was committing, "
+                "so it may or may not have been recorded; it was not retried, as that could record it twice: "
+                "look before repeating it (e.g. `modelshelf versions NAME`, `modelshelf history NAME`)"
+            )
+        return ConnectionLost(
+            f"the connection to the catalog {_describe(engine)} was lost before the change committed "
+            f"({str(exc.orig).strip()}), so nothing was recorded: check that the server is up and reachable, then retry"
+        )
     if _is_deadlock(engine, exc):
         return CatalogError(
             f"the catalog {_describe(engine)} aborted this change because it and another writer were waiting "
@@ -213,15 +285,45 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     A constraint violation is a bug, not an environment problem, and is not
     disguised.
     """
+    committing = False
+    xid: int | None = None
     try:
         with engine.connect() as connection:
             connection = connection.execution_options(**{_WRITE_OPTION: True})
             with connection.begin():
+                if engine.dialect.name == "postgresql":  # to learn a lost COMMIT's outcome (see below)
+                    xid = connection.exec_driver_sql("SELECT txid_current()").scalar()
                 yield connection
+                committing = True  # the body is done; what fails from here on is the COMMIT itself
     except IntegrityError:
         raise
     except DBAPIError as exc:
-        raise _failure(engine, exc) from exc
+        if committing and xid is not None and _is_disconnect(engine, exc):
+            outcome = _outcome_of(engine, xid)
+            if outcome == "committed":
+                return  # it was recorded: the caller's result stands
+            if outcome == "aborted":
+                raise _failure(engine, exc) from exc  # rolled back, as if lost before the commit: rerun
+        raise _failure(engine, exc, committing=committing) from exc
+
+
+def _outcome_of(engine: Engine, xid: int) -> str | None:
+    """PostgreSQL's word on a transaction whose COMMIT lost its connection: committed, aborted, or ``None``.
+
+    ``txid_status`` exists for exactly this; the answer is asked on a new
+    connection, a few times while the old backend may still be finishing.
+    ``None`` when the server cannot say (unreachable, or still in progress).
+    """
+    for attempt in range(RETRIES + 1):
+        try:
+            with engine.connect() as connection:
+                status = connection.exec_driver_sql(f"SELECT txid_status({int(xid)})").scalar()
+        except DBAPIError:
+            status = None
+        if status in ("committed", "aborted"):
+            return str(status)
+        time.sleep(RETRY_BACKOFF * 2**attempt)
+    return None
 
 
 @contextmanager
@@ -234,3 +336,34 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
                 transaction.rollback()
     except DBAPIError as exc:
         raise _failure(engine, exc) from exc
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def retried(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run ``method`` (one whole catalog transaction) again when its connection was lost before commit.
+
+    Only :class:`ConnectionLost` is retried: the server rolled that
+    transaction back, and everything the method does is inside it (a
+    version's number is allocated in it, a registered blob was published
+    before it), so a rerun records each change once. After :data:`RETRIES`
+    reruns the last error is raised. Use it on methods whose body is exactly
+    one ``write_transaction`` or ``read_transaction``, with no other effect
+    that a rerun would repeat.
+    """
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for attempt in range(RETRIES + 1):
+            try:
+                return method(*args, **kwargs)
+            except ConnectionLost as exc:
+                if attempt == RETRIES:
+                    raise ConnectionLost(f"{exc} (tried {RETRIES + 1} times)") from exc.__cause__
+                log.info("lost the catalog connection in %s; retry %d of %d", method.__name__, attempt + 1, RETRIES)
+                time.sleep(RETRY_BACKOFF * 2**attempt)
+        raise AssertionError("unreachable")
+
+    return run

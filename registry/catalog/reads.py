@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from registry.catalog.audit import alias_periods, read_events
-from registry.catalog.engine import read_transaction
+from registry.catalog.engine import read_transaction, retried
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import AliasRow, LatestMetricRow, LineageRow, MetricRow, ModelRow, TagRow, VersionRow
@@ -286,6 +286,7 @@ class CatalogReads:
             input_signature=InputSignature.from_json(row.input_signature),
         )
 
+    @retried
     def get(self, ref: Ref) -> ModelVersion:
         """The live version ``ref`` designates (latest when it names no version or alias)."""
         with read_transaction(self.engine) as connection:
@@ -293,6 +294,7 @@ class CatalogReads:
             row = self._find(connection, ref)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
 
+    @retried
     def versions(self, name: str) -> list[ModelVersion]:
         """Every live version of ``name``, ascending; ``ModelNotFound`` if it was never registered."""
         with read_transaction(self.engine) as connection:
@@ -302,6 +304,7 @@ class CatalogReads:
             details = self._details(connection, model_id=model_id)
             return [self._to_model_version(row, details) for row in rows]
 
+    @retried
     def models(self) -> list[str]:
         """The names of all models with at least one live version, sorted."""
         with read_transaction(self.engine) as connection:
@@ -316,6 +319,7 @@ class CatalogReads:
             )
             return list(connection.execute(query).scalars())
 
+    @retried
     def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
         """Every logged value of live versions, ordered by version, step (unset first), time."""
         with read_transaction(self.engine) as connection:
@@ -326,6 +330,7 @@ class CatalogReads:
                 rows = connection.execute(_HISTORY_OF_METRIC, {"model_id": model_id, "key": metric})
             return [MetricPoint(*row) for row in rows]
 
+    @retried
     def model_summaries(self) -> list[ModelSummary]:
         """One line per model with live versions: latest version, count, aliases, last registration."""
         with read_transaction(self.engine) as connection:
@@ -350,6 +355,7 @@ class CatalogReads:
                 for name, latest, count, updated in rows
             ]
 
+    @retried
     def search(
         self, name: str | None, where: Node | None, order: Sequence[OrderKey], limit: int | None
     ) -> list[ModelVersion]:
@@ -369,6 +375,7 @@ class CatalogReads:
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
 
+    @retried
     def versions_importing(self, names: Iterable[str]) -> list[ModelVersion]:
         """Live versions whose recorded inventory imports any of ``names``: aliased ones first, then by name.
 
@@ -387,6 +394,7 @@ class CatalogReads:
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
 
+    @retried
     def ancestors(self, ref: Ref) -> list[str]:
         """The references of the versions ``ref`` was derived from, nearest first (deleted ones included)."""
         with read_transaction(self.engine) as connection:
@@ -394,6 +402,7 @@ class CatalogReads:
             chain = (f"{name}:{version}" for name, version in connection.execute(_ANCESTORS, {"version_id": row.id}))
             return list(dict.fromkeys(chain))  # a hand-made cycle repeats its versions: each is listed once
 
+    @retried
     def events(self, name: str | None, since: datetime | None, limit: int | None) -> list[Event]:
         """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all."""
         with read_transaction(self.engine) as connection:
@@ -401,12 +410,14 @@ class CatalogReads:
                 self._model_id(connection, name)
             return read_events(connection, name, since, limit)
 
+    @retried
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:
         """The periods during which ``alias`` of ``name`` pointed at each version, oldest first."""
         with read_transaction(self.engine) as connection:
             self._model_id(connection, name)
             return alias_periods(connection, name, alias)
 
+    @retried
     def live_blobs(self) -> list[tuple[str, str, int]]:
         """``(ref, digest, size)`` of every live version, by name and version."""
         with read_transaction(self.engine) as connection:
@@ -418,6 +429,7 @@ class CatalogReads:
             )
             return [(f"{name}:{version}", digest, size) for name, version, digest, size in rows]
 
+    @retried
     def live_versions(self) -> list[ModelVersion]:
         """Every live version of every model, by name and version, *without* checking seals (for ``verify``)."""
         with read_transaction(self.engine) as connection:
@@ -426,6 +438,7 @@ class CatalogReads:
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
 
+    @retried
     def trust_findings(self) -> list[Finding]:
         """Broken event chains, seals that do not match (with a key) and a stale imports index, in one snapshot."""
         with read_transaction(self.engine) as connection:
@@ -436,6 +449,7 @@ class CatalogReads:
             found.extend(index_findings(connection))
             return found
 
+    @retried
     def schema_problems(self, deep: bool) -> list[str]:
         """Differences between the catalog's tables and the schema this code expects (and, deep, corruption)."""
         with read_transaction(self.engine) as connection:

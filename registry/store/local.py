@@ -15,9 +15,14 @@ Invariants, and why:
   under a final name. Renaming alone gives atomic visibility; the fsyncs give
   durability, which is what a registry promises.
 * Publishing (the rename) is done by the caller while it holds the catalog's
-  write lock, and so is freeing a blob. A version that reuses existing bytes
-  therefore cannot lose them to a concurrent delete of the last other
-  version that referenced them.
+  lock on the blob's row, and so is freeing a blob. A version that reuses
+  existing bytes therefore cannot lose them to a concurrent delete of the
+  last other version that referenced them. Unlike the object store (see
+  :mod:`registry.store.remote`), nothing is pushed before the lock
+  (:meth:`StagedBlob.push` is a no-op): renaming earlier would give up the
+  staged file, and with it the bytes to publish again should a concurrent
+  delete free the blob before the lock is taken; and a rename on the same
+  filesystem is too short to hold up another writer.
 * Writing bytes that already exist stores nothing new: the fresh copy is
   renamed over the old one (which also repairs a damaged file).
 * Reading is one read (see :meth:`LocalBlobStore.open_verified`): the file
@@ -131,11 +136,26 @@ class StagedBlob:
 
     published: bool = False
 
+    def push(self) -> None:
+        """Nothing to do before the catalog lock for a local store (see the module docstring)."""
+
     def publish(self) -> None:
-        """Move the bytes to their content address; publishing twice is a no-op."""
+        """Move the bytes to their content address, under the blob's catalog lock.
+
+        Publishing again (a catalog transaction run again after its connection
+        was lost) checks that the blob is still there: the lock was released
+        in between, so a concurrent delete may have freed it, and the staged
+        file that could restore it was renamed away by the first publish.
+        Then :class:`StoreError` says so and nothing is recorded.
+        """
         if not self.published:
             self.store._publish(self)
             self.published = True
+        elif self.store.size_of(self.digest) != self.size:
+            raise StoreError(
+                f"the blob sha256:{self.digest} was removed from the store at {self.store.root} by a concurrent "
+                "delete while the catalog connection was re-established; nothing was recorded: register it again"
+            )
 
     def __enter__(self) -> StagedBlob:
         return self

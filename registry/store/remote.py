@@ -5,12 +5,27 @@ prefix is the local one (``blobs/sha256/ab/cdef…``, ``tmp/…``), so hashing,
 verification and publishing rules do not change with the backend:
 
 * Writing: the artifact is serialized into a local staging file of the
-  cache, hashed while written (no second read, never held in memory). If an
-  object of that digest and size already exists nothing is uploaded;
-  otherwise the file is uploaded under a temporary key, and publishing —
-  under the catalog lock, like a local rename — copies it to its content
-  address server-side and removes the temporary key. Object stores make a
-  completed upload visible all at once, so no reader sees part of a blob.
+  cache, hashed while written (no second read, never held in memory). If the
+  server already holds an object of that digest and size nothing is
+  uploaded; otherwise the file is uploaded under a temporary key. Pushing
+  (:meth:`RemoteStagedBlob.push`), done *before* any catalog lock is taken,
+  copies it to its content address server-side and removes the temporary
+  key: an object store that stalls or fails then holds up only the writer
+  that uses it, never the other writers of the same model waiting on its
+  row lock. A pushed blob with no row yet is protected from ``gc`` by its
+  grace period. Publishing (:meth:`RemoteStagedBlob.publish`), under the
+  catalog lock of the blob's row, only asks the server that the object is
+  still there and uploads it again if a concurrent delete freed it
+  meanwhile, so no row is committed for an object that is absent. Object
+  stores make a completed upload visible all at once, so no reader sees part
+  of a blob.
+* Every existence check that decides whether bytes are uploaded, or whether
+  a row may be committed, asks the server: the filesystem is opened without
+  fsspec's listings cache, and the cached entry is dropped before each check
+  anyway. A listing taken by ``verify`` or ``gc`` once made such a check
+  answer from memory after another client had deleted the object, and a
+  version was committed whose blob was not in the bucket. ``size_of``,
+  ``hash_of`` and ``blobs`` describe the server too, never that memory.
 * Reading: blobs are downloaded into the local content-addressed cache
   (``$MODELSHELF_CACHE``, default ``~/.cache/modelshelf``), hashed while
   downloaded into a temporary file, and moved into the cache only if they
@@ -81,7 +96,8 @@ def filesystem(url: str) -> tuple[Any, str]:
     try:
         import fsspec
 
-        fs, path = fsspec.core.url_to_fs(url)
+        # No listings cache: whether an object exists must be the server's answer (see the module docstring).
+        fs, path = fsspec.core.url_to_fs(url, use_listings_cache=False)
     except ImportError as exc:
         extra = EXTRAS.get(scheme, scheme)
         raise StoreError(
@@ -107,15 +123,32 @@ class RemoteStagedBlob:
     def size(self) -> int:
         return self.local.size
 
+    def push(self) -> None:
+        """Copy the uploaded bytes to their content address; call it before taking any catalog lock.
+
+        This is the step that talks to the object store at length, so that an
+        outage of it stalls or fails this writer alone. Pushing twice is a no-op.
+        """
+        self.store._push(self)
+
     def publish(self) -> None:
-        if not self.published:
-            self.store._publish(self)
-            self.published = True
+        """Under the blob's catalog lock: make sure the server holds the blob (again, if it was freed).
+
+        Every call asks the server, a repeated one too: a catalog transaction
+        run again after its connection was lost has released the lock in
+        between, and a concurrent delete may have freed the blob meanwhile.
+        The staged file stays until exit, so it can always be uploaded again.
+        """
+        self.store._publish(self)
+        self.published = True
 
     def __enter__(self) -> RemoteStagedBlob:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self.published and exc_info[0] is None:  # recorded: the registering machine keeps a verified copy
+            with contextlib.suppress(StoreError):
+                self.local.publish()
         self.local.__exit__(*exc_info)
         if self.temp_key is not None:
             with contextlib.suppress(Exception):
@@ -151,8 +184,11 @@ class RemoteBlobStore:
         return PurePosixPath(self._key(digest))
 
     def size_of(self, digest: str) -> int | None:
+        """The size of the blob as the server has it now, or ``None`` if it is missing."""
+        key = self._key(digest)
         try:
-            return int(self._fs.info(self._key(digest))["size"])
+            self._fs.invalidate_cache(key)  # never a listing remembered from earlier
+            return int(self._fs.info(key)["size"])
         except FileNotFoundError:
             return None
         except Exception as exc:
@@ -180,27 +216,45 @@ class RemoteBlobStore:
             with open(local.temp_path, "rb") as source, self._fs.open(key, "wb") as target:
                 shutil.copyfileobj(_Counting(source, advance), target, 8 * 1024 * 1024)  # type: ignore[misc]
 
-    def _publish(self, staged: RemoteStagedBlob) -> None:
+    def _push(self, staged: RemoteStagedBlob) -> None:
+        if staged.temp_key is None:
+            return
         final = self._key(staged.digest)
         try:
-            if staged.temp_key is not None:
-                self._fs.copy(staged.temp_key, final)
-                self._fs.rm(staged.temp_key)
-                staged.temp_key = None
-            elif self.size_of(staged.digest) != staged.size:  # freed meanwhile: upload it again
-                self._upload(staged.local, final)
+            self._fs.copy(staged.temp_key, final)
+            self._fs.rm(staged.temp_key)
+            staged.temp_key = None
         except Exception as exc:
             raise self._failure("publish an artifact", exc) from exc
-        staged.local.publish()  # the registering machine keeps a verified local copy
+        finally:
+            self._fs.invalidate_cache(final)
+
+    def _publish(self, staged: RemoteStagedBlob) -> None:
+        self._push(staged)  # a caller that did not push first pushes here, under the lock
+        if self.size_of(staged.digest) != staged.size:  # freed meanwhile (or never there): upload it again
+            try:
+                self._upload(staged.local, self._key(staged.digest))
+            except Exception as exc:
+                raise self._failure("publish an artifact", exc) from exc
+            finally:
+                self._fs.invalidate_cache(self._key(staged.digest))
 
     def delete(self, digest: str) -> bool:
+        """Remove a blob (and its cached copy); return whether the server had it. Call under the catalog lock."""
         key = self._key(digest)
         try:
+            if self.size_of(digest) is None:  # asked of the server: S3 answers a delete of nothing with success
+                self.cache.delete(digest)
+                return False
             self._fs.rm(key)
         except FileNotFoundError:
             return False
+        except StoreError:
+            raise
         except Exception as exc:
             raise self._failure("delete a blob", exc) from exc
+        finally:
+            self._fs.invalidate_cache(key)
         self.cache.delete(digest)
         return True
 
@@ -265,18 +319,27 @@ class RemoteBlobStore:
         self.cache.copy_out(digest, size, destination)
 
     def hash_of(self, digest: str) -> str | None:
+        """The SHA-256 of the object the server holds under ``digest``, or ``None`` if it has none."""
+        key = self._key(digest)
         try:
-            with self._fs.open(self._key(digest), "rb") as source:
+            self._fs.invalidate_cache(key)
+            with self._fs.open(key, "rb") as source:
                 return hashlib.file_digest(source, "sha256").hexdigest()
         except FileNotFoundError:
             return None
+        except Exception as exc:
+            raise self._failure("read a blob", exc) from exc
 
     def _listing(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """Every object under ``prefix``, as the server lists them now (directory placeholders left out)."""
         try:
+            self._fs.invalidate_cache(prefix)
             found = self._fs.find(prefix, detail=True)
         except FileNotFoundError:
             return
         for key, info in sorted(found.items()):
+            if info.get("type") == "directory":
+                continue
             modified = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
             mtime = modified.timestamp() if hasattr(modified, "timestamp") else float(modified or 0)
             yield key, int(info.get("size", 0)), mtime
