@@ -27,6 +27,7 @@ from registry.locations import CATALOG_FILE_NAME
 from registry.transfer import export_bundle, import_bundle
 from tests import hostile_bundles as hb
 from tests.conftest import blob_files, temp_files
+from tests.servers import fresh_database
 
 GIB = 2**30
 
@@ -259,3 +260,19 @@ def test_the_cli_refuses_a_hostile_bundle_in_one_line_with_exit_3(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
     _assert_untouched(target)
+
+
+@pytest.mark.parametrize(
+    "case", ["step 2**70", "naive timestamp", "version 2**70", "tag with NUL", "created_at with NUL"]
+)
+def test_fields_the_server_would_refuse_are_refused_before_it_on_postgresql(
+    case: str, good: Path, tmp_path: Path
+) -> None:
+    """psycopg fails otherwise than SQLite ("out of range", NUL in text): the checks come first on both."""
+    bundle = CASES[case][0](good, tmp_path / "hostile.tar")
+    for url in fresh_database("postgresql"):
+        with Registry(catalog=url, store=str(tmp_path / "store")) as reg:
+            with pytest.raises(InvalidBundle, match=CASES[case][2]):
+                import_bundle(reg, bundle, allow_unsigned=True)
+            assert reg.models() == [] and reg.events() == []
+        assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
