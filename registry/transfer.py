@@ -6,9 +6,12 @@ environment, imports, lineage, input signature, creation time and full
 metric history) and one member
 ``blobs/<digest>`` per distinct artifact.
 
-Importing is all or nothing: every blob is streamed into the target store
-and hashed on the way; if any digest differs from the manifest the bundle is
-refused before a single version is recorded. Versions get new numbers in
+Importing is all or nothing: the tar's structure and every field of the
+manifest are checked first (:mod:`registry.bundle_checks`,
+:mod:`registry.bundle_manifest`), then every blob is streamed into the
+target store, exactly its declared size, and hashed on the way; if any
+digest differs from the manifest the bundle is refused before a single
+version is recorded. Versions get new numbers in
 the target (the mapping is returned), keep their history and tags, and are
 tagged ``modelshelf.imported-from`` with their origin, so importing the same
 bundle again finds them and records nothing twice. Aliases are not carried
@@ -37,7 +40,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -55,8 +57,6 @@ from registry.formats import INHERENTLY_SAFE, NotAPickle, get_format, scan_impor
 from registry.store import StagedBlob
 
 _CHUNK = 1024 * 1024
-#: A blob's bytes are kept for the import scan in memory up to this size, then in a temporary file.
-_SPOOL = 16 * _CHUNK
 
 if TYPE_CHECKING:
     from registry.keys import PrivateKeySource, PublicKeySource
@@ -223,7 +223,7 @@ def import_bundle(
                 continue
             if entry.digest not in staged:
                 member = bundle.blobs[entry.digest]
-                content = staged_blobs.enter_context(tempfile.SpooledTemporaryFile(_SPOOL))
+                content = io.BytesIO()
                 blob = staged_blobs.enter_context(
                     reg._store.stage(lambda file, m=member, c=content: _copy(tar, m, file, c, source))
                 )
@@ -249,8 +249,9 @@ def _copy(tar: tarfile.TarFile, member: tarfile.TarInfo, file: IO[bytes], conten
 
     Exactly the member's declared size is read (checked against the
     manifest and the file's length before this runs); a file that ends
-    sooner is refused as truncated. ``content`` spills to a temporary file
-    past a few MiB, so a large blob does not sit in memory.
+    sooner is refused as truncated. ``content`` keeps the bytes for the
+    import scan, which reads a pickle whole: memory is bounded by what the
+    file holds, never by what a header claims.
     """
     try:
         stream = tar.extractfile(member)
