@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from registry.bundle_headers import check_headers
 from registry.bundle_manifest import BundleEntry, check_entries
 from registry.errors import CorruptedArtifact, InvalidBundle, UntrustedBundle
 
@@ -104,16 +105,17 @@ def open_bundle(path: Path) -> tarfile.TarFile:
     try:
         with path.open("rb") as file:
             start = file.read(8)
+            if not start:
+                raise InvalidBundle(f"{path} is not a modelshelf bundle (it is empty)")
+            for magic, tool in _COMPRESSED.items():
+                if start.startswith(magic):
+                    raise InvalidBundle(
+                        f"{path} is not a modelshelf bundle (it is compressed): compressed bundles are not "
+                        f"supported: decompress it first ({tool})"
+                    )
+            check_headers(file, os.fstat(file.fileno()).st_size, path, MAX_MEMBERS)  # before tarfile parses any
     except OSError as exc:
         raise InvalidBundle(f"{path} cannot be read ({exc.strerror or exc})") from None
-    if not start:
-        raise InvalidBundle(f"{path} is not a modelshelf bundle (it is empty)")
-    for magic, tool in _COMPRESSED.items():
-        if start.startswith(magic):
-            raise InvalidBundle(
-                f"{path} is not a modelshelf bundle (it is compressed): compressed bundles are not supported: "
-                f"decompress it first ({tool})"
-            )
     try:
         return tarfile.open(path, "r:")
     except (tarfile.TarError, OSError) as exc:

@@ -134,6 +134,30 @@ def with_link(bundle: Path, out: Path, kind: bytes) -> Path:
     return write_tar(out, parts)
 
 
+def pax_records(records: dict[str, str]) -> bytes:
+    """Pax records as a header's data: ``"%d %s=%s\n"``, the length counting itself."""
+    out = []
+    for key, value in records.items():
+        body = f" {key}={value}\n"
+        length = len(body) + len(str(len(body)))
+        length = len(body) + len(str(length))
+        out.append(f"{length}{body}")
+    return "".join(out).encode()
+
+
+def with_pax_header(out: Path, data: bytes, kind: bytes = tarfile.XHDTYPE, member: bytes = b"{}") -> Path:
+    """A tar of one pax header (extended ``x`` or global ``g``) holding ``data``, then a manifest member."""
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = kind
+    header.size = len(data)
+    padding = b"\0" * ((-len(data)) % BLOCK)
+    return write_tar(out, [header.tobuf(tarfile.USTAR_FORMAT) + data + padding, _regular("manifest.json", member)])
+
+
+def many_members(out: Path, count: int) -> Path:
+    return write_tar(out, [_regular(f"blobs/{i}", b"") for i in range(count)])
+
+
 def truncated(bundle: Path, out: Path, keep: int) -> Path:
     out.write_bytes(bundle.read_bytes()[:keep])
     return out

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from registry import CorruptedArtifact, Registry, UntrustedBundle
+from registry import CorruptedArtifact, Registry, UntrustedBundle, bundle_checks
 from registry.bundle_checks import MAX_MANIFEST
 from registry.cli import cli
 from registry.errors import InvalidBundle
@@ -179,9 +179,29 @@ CASES: dict[str, tuple[Callable[[Path, Path], Path], type[Exception], str]] = {
         InvalidBundle,
         "manifest.json is .* bytes, more than",
     ),
-    "sparse manifest of 1 GiB": (lambda g, o: hb.sparse_manifest(o, GIB), InvalidBundle, "is sparse"),
-    "sparse manifest of 64 GiB": (lambda g, o: hb.sparse_manifest(o, 64 * GIB), InvalidBundle, "is sparse"),
-    "sparse blob of 4 GiB": (lambda g, o: hb.sparse_blob(g, o, 4 * GIB), InvalidBundle, "is sparse"),
+    "sparse manifest of 1 GiB": (lambda g, o: hb.sparse_manifest(o, GIB), InvalidBundle, "sparse"),
+    "sparse manifest of 64 GiB": (lambda g, o: hb.sparse_manifest(o, 64 * GIB), InvalidBundle, "sparse"),
+    "sparse blob of 4 GiB": (lambda g, o: hb.sparse_blob(g, o, 4 * GIB), InvalidBundle, "sparse"),
+    "pax header of 2 MiB": (
+        lambda g, o: hb.with_pax_header(o, hb.pax_records({f"k{i:07d}": "" for i in range(150_000)})),
+        InvalidBundle,
+        "an extended tar header of .* bytes at byte 0, more than",
+    ),
+    "global pax header": (
+        lambda g, o: hb.with_pax_header(o, hb.pax_records({"comment": "x"}), tarfile.XGLTYPE),
+        InvalidBundle,
+        "a global pax header",
+    ),
+    "pax size with a sign": (
+        lambda g, o: hb.with_pax_header(o, hb.pax_records({"size": "+2"})),
+        InvalidBundle,
+        "a pax size that is not a number",
+    ),
+    "pax sparse member": (
+        lambda g, o: hb.with_pax_header(o, hb.pax_records({"GNU.sparse.size": str(GIB)})),
+        InvalidBundle,
+        "sparse member",
+    ),
     "blob header claiming 4 GiB": (
         lambda g, o: hb.huge_declared_blob(g, o, 4 * GIB),
         InvalidBundle,
@@ -211,7 +231,7 @@ def test_a_sparse_manifest_is_refused_before_it_is_read(declared: int, target: P
     with Registry(target) as reg:
         tracemalloc.start()
         try:
-            with pytest.raises(InvalidBundle, match="is sparse"):
+            with pytest.raises(InvalidBundle, match="sparse member"):
                 import_bundle(reg, bundle, allow_unsigned=True)
             _, peak = tracemalloc.get_traced_memory()
         finally:
@@ -229,12 +249,37 @@ def test_a_sparse_blob_is_refused_before_a_byte_is_staged(good: Path, target: Pa
         reg._store.stage = lambda *a, **k: staged.append("staged") or stage(*a, **k)  # type: ignore[method-assign]
         tracemalloc.start()
         try:
-            with pytest.raises(InvalidBundle, match="is sparse"):
+            with pytest.raises(InvalidBundle, match="sparse member"):
                 import_bundle(reg, bundle, allow_unsigned=True)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
     assert staged == [] and peak < 8 * 2**20
+    _assert_untouched(target)
+
+
+def test_a_large_pax_header_is_refused_before_tarfile_parses_it(target: Path, tmp_path: Path) -> None:
+    """``tarfile`` turns a pax header into a dict of its records: 2 MiB of short ones held some 40 MiB."""
+    bundle = hb.with_pax_header(tmp_path / "pax.tar", hb.pax_records({f"k{i:07d}": "" for i in range(150_000)}))
+    with Registry(target) as reg:
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidBundle, match="extended tar header"):
+                import_bundle(reg, bundle, allow_unsigned=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 4 * 2**20, f"the import held {peak / 2**20:.0f} MiB"
+    _assert_untouched(target)
+
+
+def test_more_members_than_any_bundle_holds_are_refused_from_their_headers(
+    target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle_checks, "MAX_MEMBERS", 10)  # the real bound is 100,000: a 50 MB file to build
+    bundle = hb.many_members(tmp_path / "many.tar", 11)
+    with Registry(target) as reg, pytest.raises(InvalidBundle, match="more than 10 members"):
+        import_bundle(reg, bundle, allow_unsigned=True)
     _assert_untouched(target)
 
 
