@@ -43,8 +43,11 @@ def check_headers(file: IO[bytes], end: int, path: Path, max_members: int) -> No
         block = file.read(BLOCK)
         if block.count(0) == BLOCK or not _checksum_ok(block):
             return  # the end, or a header tarfile refuses with its own reason
-        kind, size = block[156:157], tarfile.nti(block[124:136])
-        where = f"at byte {offset}"
+        kind, size, where = block[156:157], _size(block), f"at byte {offset}"
+        if size is None:
+            return  # tarfile refuses a size it cannot read
+        if size < 0:  # base-256 allows it; followed, it would walk backwards
+            raise InvalidBundle(f"{path} is not a modelshelf bundle (a member of negative size {where})")
         if kind in _REFUSED:
             raise InvalidBundle(f"{path} is not a modelshelf bundle (it holds {_REFUSED[kind]} {where})")
         if kind in _EXTENDED:
@@ -74,6 +77,13 @@ def _checksum_ok(block: bytes) -> bool:
         return tarfile.nti(block[148:156]) in tarfile.calc_chksums(block)
     except tarfile.HeaderError:
         return False
+
+
+def _size(block: bytes) -> int | None:
+    try:
+        return tarfile.nti(block[124:136])
+    except tarfile.HeaderError:
+        return None
 
 
 def _padded(size: int) -> int:

@@ -154,6 +154,15 @@ def with_pax_header(out: Path, data: bytes, kind: bytes = tarfile.XHDTYPE, membe
     return write_tar(out, [header.tobuf(tarfile.USTAR_FORMAT) + data + padding, _regular("manifest.json", member)])
 
 
+def negative_size(out: Path) -> Path:
+    """A member whose size field, in base-256, is negative (checksum right)."""
+    header = bytearray(tarfile.TarInfo("manifest.json").tobuf(tarfile.GNU_FORMAT)[:BLOCK])
+    header[124:136] = b"\xff" * 11 + b"\x00"
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return write_tar(out, [bytes(header)])
+
+
 def many_members(out: Path, count: int) -> Path:
     return write_tar(out, [_regular(f"blobs/{i}", b"") for i in range(count)])
 

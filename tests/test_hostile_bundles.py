@@ -202,6 +202,7 @@ CASES: dict[str, tuple[Callable[[Path, Path], Path], type[Exception], str]] = {
         InvalidBundle,
         "sparse member",
     ),
+    "negative size": (lambda g, o: hb.negative_size(o), InvalidBundle, "negative size"),
     "blob header claiming 4 GiB": (
         lambda g, o: hb.huge_declared_blob(g, o, 4 * GIB),
         InvalidBundle,
