@@ -182,7 +182,7 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int, path
     """The bytes of a small member, refused on its declared size before any is read."""
     if member.size > limit:
         raise InvalidBundle(
-            f"{path}: {member.name} is {member.size} bytes, more than the {limit} a bundle's may be; "
+            f"{path}: its {member.name} declares {member.size} bytes, more than the {limit} a bundle's may hold; "
             "nothing was imported"
         )
     try:

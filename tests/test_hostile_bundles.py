@@ -177,7 +177,7 @@ CASES: dict[str, tuple[Callable[[Path, Path], Path], type[Exception], str]] = {
     "manifest over the cap": (
         lambda g, o: hb.write_tar(o, [hb._regular("manifest.json", b" " * MAX_MANIFEST + b"{}")]),
         InvalidBundle,
-        "manifest.json is .* bytes, more than",
+        "manifest.json declares .* bytes, more than",
     ),
     "sparse manifest of 1 GiB": (lambda g, o: hb.sparse_manifest(o, GIB), InvalidBundle, "sparse"),
     "sparse manifest of 64 GiB": (lambda g, o: hb.sparse_manifest(o, 64 * GIB), InvalidBundle, "sparse"),
