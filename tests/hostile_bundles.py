@@ -163,6 +163,21 @@ def negative_size(out: Path) -> Path:
     return write_tar(out, [bytes(header)])
 
 
+def sizes_in_pax_headers(bundle: Path, out: Path) -> Path:
+    """The bundle rewritten as an export of blobs past 8 GiB is: each size in a pax header, the ustar field 0."""
+    parts = []
+    for member, data in members(bundle):
+        records = pax_records({"size": str(len(data))})
+        pax = tarfile.TarInfo("././@PaxHeader")
+        pax.type = tarfile.XHDTYPE
+        pax.size = len(records)
+        plain = tarfile.TarInfo(member.name)
+        plain.size = 0
+        parts.append(pax.tobuf(tarfile.USTAR_FORMAT) + records + b"\0" * ((-len(records)) % BLOCK))
+        parts.append(plain.tobuf(tarfile.USTAR_FORMAT) + data + b"\0" * ((-len(data)) % BLOCK))
+    return write_tar(out, parts)
+
+
 def many_members(out: Path, count: int) -> Path:
     return write_tar(out, [_regular(f"blobs/{i}", b"") for i in range(count)])
 

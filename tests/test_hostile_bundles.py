@@ -295,6 +295,18 @@ def test_a_valid_bundle_still_imports_once_with_its_history(good: Path, target: 
         assert all(p.timestamp.utcoffset() is not None for p in reg.metrics_history("churn"))
 
 
+def test_sizes_given_in_pax_headers_are_followed_as_tarfile_follows_them(
+    good: Path, target: Path, tmp_path: Path
+) -> None:
+    """An export of a blob past 8 GiB puts its size in a pax header: the header walk must not lose its place."""
+    bundle = hb.sizes_in_pax_headers(good, tmp_path / "pax-sizes.tar")
+    with tarfile.open(bundle) as tar:
+        assert [m.size for m in tar.getmembers()] == [m.size for m, _ in hb.members(good)]
+    with Registry(target) as reg:
+        assert [r.created for r in import_bundle(reg, bundle, allow_unsigned=True)] == [True, True]
+        assert reg.load("churn:1") == {"w": [1, 2, 3]}
+
+
 @pytest.mark.parametrize("case", ["empty file", "gzip", "cut in a blob", "step 2**70", "sparse blob of 4 GiB"])
 def test_the_cli_refuses_a_hostile_bundle_in_one_line_with_exit_3(
     case: str, good: Path, target: Path, tmp_path: Path

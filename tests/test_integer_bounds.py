@@ -23,13 +23,13 @@ from tests.servers import fresh_database
 HOSTILE = [2**63, -(2**63) - 1, 2**70, True, 2**31]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", pytest.param("mariadb", marks=pytest.mark.slow)])  # ~2.5 s each
 def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
-    """A registry with one version of ``m``, on SQLite or on the real PostgreSQL server."""
+    """A registry with one version of ``m``, on SQLite or on a real PostgreSQL or MariaDB server."""
     if request.param == "sqlite":
         urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'catalog.db'}"])
     else:
-        urls = fresh_database("postgresql")
+        urls = fresh_database(request.param)
     for url in urls:
         with Registry(catalog=url, store=str(tmp_path / "store")) as registry:
             registry.register("m", {"a": 1}, format="pickle")
