@@ -25,6 +25,7 @@ from the builtin it resembles, so ``except LookupError`` or
     ├── UntrustedArtifact
     │   └── UntrustedBundle
     ├── InvalidKey (ValueError)
+    ├── InvalidBundle (ValueError)
     ├── InvalidQuery (ValueError)
     ├── SignatureMismatch (ValueError)
     └── SignatureNotFound (LookupError)
@@ -211,6 +212,15 @@ class UntrustedBundle(UntrustedArtifact):
     def __init__(self, message: str, *, signer: str | None = None) -> None:
         self.signer = signer
         super().__init__(message)
+
+
+class InvalidBundle(RegistryError, ValueError):
+    """A file given to import is not a modelshelf bundle, or is one that is damaged, malformed or built to harm.
+
+    Not a tar, empty, truncated, compressed, holding links or sparse members,
+    declaring sizes its bytes do not back, or a manifest with a field no
+    registry could have written. Nothing of it was recorded or stored.
+    """
 
 
 class InvalidKey(RegistryError, ValueError):

@@ -74,21 +74,12 @@ from registry.values import (
     validate_description,
     validate_metrics,
     validate_params,
+    validate_step,
     validate_tags,
 )
 
 if TYPE_CHECKING:
     from registry.keys import PrivateKeySource
-
-_MAX_STEP = 2**63 - 1
-
-
-def _validate_step(step: object) -> int | None:
-    if step is None:
-        return None
-    if isinstance(step, bool) or not isinstance(step, int) or not -_MAX_STEP <= step <= _MAX_STEP:
-        raise ValueError(f"step must be None or a 64-bit integer, not {step!r}")
-    return step
 
 
 class Registry(FindingMixin):
@@ -390,7 +381,7 @@ class Registry(FindingMixin):
         checked = validate_metrics(metrics)
         if not checked:
             raise ValueError("metrics is empty: give at least one {name: value}")
-        self._catalog.log_metrics(name, version, checked, _validate_step(step))
+        self._catalog.log_metrics(name, version, checked, validate_step(step))
 
     def set_tags(
         self, name: str, version: int, tags: dict[str, str] | None = None, *, remove: Iterable[str] = ()

@@ -71,9 +71,17 @@ def validate_alias(alias: object) -> str:
 
 
 def validate_version(version: object) -> int:
-    """Return ``version`` if it is a positive int (not a bool), else raise :class:`InvalidReference`."""
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidReference(f"invalid version {_shown(version)}: versions are positive integers (1, 2, 3, ...)")
+    """Return ``version`` if it is an int (not a bool) from 1 to :data:`MAX_VERSION`, else :class:`InvalidReference`.
+
+    The upper bound is the catalog column's: a larger number would reach the
+    database driver, which fails in its own way (``OverflowError`` from
+    SQLite, "integer out of range" from PostgreSQL) instead of saying what
+    was wrong.
+    """
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise InvalidReference(
+            f"invalid version {_shown(version)}: versions are integers from 1 to {MAX_VERSION} (1, 2, 3, ...)"
+        )
     return version
 
 

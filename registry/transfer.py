@@ -6,9 +6,12 @@ environment, imports, lineage, input signature, creation time and full
 metric history) and one member
 ``blobs/<digest>`` per distinct artifact.
 
-Importing is all or nothing: every blob is streamed into the target store
-and hashed on the way; if any digest differs from the manifest the bundle is
-refused before a single version is recorded. Versions get new numbers in
+Importing is all or nothing: the tar's structure and every field of the
+manifest are checked first (:mod:`registry.bundle_checks`,
+:mod:`registry.bundle_manifest`), then every blob is streamed into the
+target store, exactly its declared size, and hashed on the way; if any
+digest differs from the manifest the bundle is refused before a single
+version is recorded. Versions get new numbers in
 the target (the mapping is returned), keep their history and tags, and are
 tagged ``modelshelf.imported-from`` with their origin, so importing the same
 bundle again finds them and records nothing twice. Aliases are not carried
@@ -36,32 +39,27 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import tarfile
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from registry.bundle_checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNATURE, check_bundle, open_bundle
 from registry.bundle_checks import bundle_signer as bundle_signer
+from registry.bundle_manifest import ORIGIN_TAG, BundleEntry
 from registry.catalog import NewVersion
-from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion
-from registry.errors import CorruptedArtifact, RegistryError, SerializationError
+from registry.domain import MetricPoint, ModelVersion
+from registry.errors import CorruptedArtifact, InvalidBundle, SerializationError
 from registry.facade import Registry
 from registry.formats import INHERENTLY_SAFE, NotAPickle, get_format, scan_imports
-from registry.names import validate_model_name
-from registry.store import StagedBlob, check_digest
-from registry.values import validate_description, validate_metrics, validate_params, validate_tags
+from registry.store import StagedBlob
 
 _CHUNK = 1024 * 1024
 
 if TYPE_CHECKING:
     from registry.keys import PrivateKeySource, PublicKeySource
-
-ORIGIN_TAG = "modelshelf.imported-from"
 
 
 @dataclass(frozen=True)
@@ -96,53 +94,6 @@ def _entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:
             {"key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp.isoformat()} for p in history
         ],
     }
-
-
-#: What each text field of a bundle's lineage may hold (the catalog's column sizes).
-_LINEAGE_TEXT = {
-    "git_commit": r"[0-9a-f]{40}|[0-9a-f]{64}",
-    "script": r"[^\x00]{1,4096}",
-    "user": r"[^\x00]{1,255}",
-    "host": r"[^\x00]{1,255}",
-    "modelshelf_version": r"[^\x00]{1,64}",
-    "data": r"sha256:[0-9a-f]{64}",
-}
-
-
-def _lineage_of(entry: dict[str, Any]) -> Lineage | None:
-    """The lineage of a manifest entry, each field checked for its type (a bundle is untrusted input)."""
-    data = entry.get("lineage")
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise ValueError("lineage is not an object")
-    texts = {}
-    for key, pattern in _LINEAGE_TEXT.items():
-        value = data.get(key)
-        if value is not None and not (isinstance(value, str) and re.fullmatch(pattern, value)):
-            raise ValueError(f"lineage {key} is not a valid value: {str(value)[:80]!r}")
-        texts[key] = value
-    dirty = data.get("git_dirty")
-    if dirty is not None and not isinstance(dirty, bool):
-        raise ValueError("lineage git_dirty is not a boolean")
-    shape, columns = data.get("data_shape"), data.get("data_columns")
-    if shape is not None and not (isinstance(shape, list) and all(type(n) is int for n in shape)):
-        raise ValueError("lineage data_shape is not a list of integers")
-    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
-        raise ValueError("lineage data_columns is not a list of strings")
-    return Lineage(
-        **texts,
-        git_dirty=dirty,
-        data_shape=None if shape is None else tuple(shape),
-        data_columns=None if columns is None else tuple(columns),
-    )
-
-
-def _signature_of(entry: dict[str, Any]) -> InputSignature | None:
-    from registry.signatures import coerce_signature  # numpy: only when a bundle is imported
-
-    value = entry.get("input_signature")
-    return None if value is None else coerce_signature(value, known_dtypes=False)
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -195,53 +146,39 @@ def export_bundle(
     return versions
 
 
-def _already_imported(reg: Registry, entry: dict[str, Any], origin: str) -> ModelVersion | None:
+def _already_imported(reg: Registry, entry: BundleEntry) -> ModelVersion | None:
     try:
-        existing = reg.versions(entry["name"])
+        existing = reg.versions(entry.name)
     except LookupError:
         return None
     for mv in existing:
-        if mv.checksum == entry["checksum"] and mv.tags.get(ORIGIN_TAG) == origin:
+        if mv.checksum == entry.checksum and mv.tags.get(ORIGIN_TAG) == entry.origin:
             return mv
     return None
 
 
 def _new_version(
-    entry: dict[str, Any],
-    staged: StagedBlob,
-    origin: str,
-    provenance: dict[str, Any],
-    imports: tuple[str, ...] | None,
+    entry: BundleEntry, staged: StagedBlob, provenance: dict[str, Any], imports: tuple[str, ...] | None
 ) -> NewVersion:
-    """The version to record for one manifest entry, every field validated as ``register`` would.
+    """The version to record for one manifest entry (its fields were checked by :mod:`registry.bundle_manifest`).
 
     ``imports`` is the inventory scanned from the blob itself: the manifest's
     list is the exporter's word (and, from an older registry, a tracer's
     incomplete one), while the safe loader holds the version to this list.
     """
-    history = []
-    for point in entry["history"]:
-        step = point.get("step")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-            raise ValueError(f"step {step!r} is not an integer")
-        value = validate_metrics({point["key"]: point["value"]})[point["key"]]
-        history.append(MetricPoint(0, point["key"], value, step, datetime.fromisoformat(point["timestamp"])))
-    environment = entry.get("environment") or {}
-    if not isinstance(environment, dict):
-        raise ValueError("environment is not an object")
     return NewVersion(
-        name=validate_model_name(entry["name"]),
+        name=entry.name,
         digest=staged.digest,
         size=staged.size,
-        format=get_format(entry["format"]).name,
-        params=validate_params(entry["params"]),
-        tags={**validate_tags(entry["tags"]), ORIGIN_TAG: origin},
-        description=validate_description(entry.get("description")),
-        environment=environment,
+        format=entry.format,
+        params=entry.params,
+        tags=entry.tags,
+        description=entry.description,
+        environment=entry.environment,
         imports=imports,
-        history=tuple(history),
-        lineage=_lineage_of(entry),
-        input_signature=_signature_of(entry),
+        history=entry.history,
+        lineage=entry.lineage,
+        input_signature=entry.input_signature,
         provenance=provenance,
     )
 
@@ -260,10 +197,13 @@ def import_bundle(
     those ``$MODELSHELF_TRUSTED_KEYS`` names. An unsigned bundle, or one
     signed by another key, raises :class:`~registry.errors.UntrustedBundle`
     unless ``allow_unsigned``; a signature that does not match always does.
+    A file that is not a bundle, or one that is damaged or malformed, raises
+    :class:`~registry.errors.InvalidBundle`; in every case nothing is
+    recorded or stored.
     """
     source = Path(os.fspath(path))
     if not source.is_file():
-        raise ValueError(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
+        raise InvalidBundle(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
     results: list[Imported] = []
     actor = reg._catalog.actor
     who = "@".join(part for part in (actor.user, actor.host) if part) or "unknown"
@@ -274,53 +214,61 @@ def import_bundle(
         signer, verified = bundle.signer, bundle.verified
         staged: dict[str, StagedBlob] = {}
         inventories: dict[str, tuple[str, ...] | None] = {}
+        batch = []
         pending = []
-        for entry in bundle.entries:
-            origin = f"{entry['name']}:{entry['version']} {entry['created_at']}"
-            existing = _already_imported(reg, entry, origin)
+        for entry in bundle.entries:  # every field of every entry was checked: only the bytes are left
+            existing = _already_imported(reg, entry)
             if existing is not None:
-                results.append(Imported(f"{entry['name']}:{entry['version']}", existing.ref, False, signer, verified))
+                results.append(Imported(entry.source, existing.ref, False, signer, verified))
                 continue
-            digest = check_digest(str(entry["checksum"]).removeprefix(CHECKSUM_PREFIX))
-            if digest not in staged:
-                member = tar.extractfile(bundle.blobs[digest])
+            if entry.digest not in staged:
+                member = bundle.blobs[entry.digest]
                 content = io.BytesIO()
-                blob = staged_blobs.enter_context(reg._store.stage(lambda file, m=member, c=content: _copy(m, file, c)))
-                if blob.digest != digest:
+                blob = staged_blobs.enter_context(
+                    reg._store.stage(lambda file, m=member, c=content: _copy(tar, m, file, c, source))
+                )
+                if blob.digest != entry.digest:
                     raise CorruptedArtifact(
-                        f"{source} was altered: the blob of {entry['name']}:{entry['version']} hashes to "
-                        f"sha256:{blob.digest}, the manifest says {entry['checksum']}; nothing was imported",
-                        expected=entry["checksum"],
+                        f"{source} was altered: the blob of {entry.source} hashes to "
+                        f"sha256:{blob.digest}, the manifest says {entry.checksum}; nothing was imported",
+                        expected=entry.checksum,
                         actual=f"sha256:{blob.digest}",
                     )
-                staged[digest] = blob
-                inventories[digest] = _scanned_imports(entry, content)
-            pending.append((entry, origin, staged[digest]))
-        batch = []
-        for entry, origin, blob in pending:  # every blob verified: check every entry before recording any
-            try:
-                new = _new_version(entry, blob, origin, bundle.provenance, inventories[blob.digest])
-                batch.append((new, blob))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise RegistryError(
-                    f"{source}: the manifest entry for {entry.get('name')}:{entry.get('version')} is malformed "
-                    f"({type(exc).__name__}: {exc}); nothing was imported"
-                ) from None
-        for (entry, _, _), mv in zip(pending, reg._insert_all(batch), strict=True):  # one transaction
-            results.append(Imported(f"{entry['name']}:{entry['version']}", mv.ref, True, signer, verified))
+                staged[entry.digest] = blob
+                inventories[entry.digest] = _scanned_imports(entry, content)
+            blob = staged[entry.digest]
+            batch.append((_new_version(entry, blob, bundle.provenance, inventories[blob.digest]), blob))
+            pending.append(entry)
+        for entry, mv in zip(pending, reg._insert_all(batch), strict=True):  # one transaction
+            results.append(Imported(entry.source, mv.ref, True, signer, verified))
     return results
 
 
-def _copy(member: IO[bytes] | None, file: IO[bytes], content: io.BytesIO) -> None:
-    """Stream a blob member into the store, keeping the bytes for the import scan (one read of the tar)."""
-    if member is None:
-        return
-    while chunk := member.read(_CHUNK):
-        file.write(chunk)
-        content.write(chunk)
+def _copy(tar: tarfile.TarFile, member: tarfile.TarInfo, file: IO[bytes], content: IO[bytes], source: Path) -> None:
+    """Stream a blob member into the store, keeping the bytes for the import scan (one read of the tar).
+
+    Exactly the member's declared size is read (checked against the
+    manifest and the file's length before this runs); a file that ends
+    sooner is refused as truncated. ``content`` keeps the bytes for the
+    import scan, which reads a pickle whole: memory is bounded by what the
+    file holds, never by what a header claims.
+    """
+    try:
+        stream = tar.extractfile(member)
+        remaining = member.size
+        while remaining and stream is not None and (chunk := stream.read(min(_CHUNK, remaining))):
+            file.write(chunk)
+            content.write(chunk)
+            remaining -= len(chunk)
+    except (tarfile.TarError, EOFError) as exc:
+        raise InvalidBundle(
+            f"{source} is not a modelshelf bundle (it is truncated inside {member.name}: {exc})"
+        ) from None
+    if remaining:
+        raise InvalidBundle(f"{source} is not a modelshelf bundle (it is truncated inside {member.name})")
 
 
-def _scanned_imports(entry: dict[str, Any], content: io.BytesIO) -> tuple[str, ...] | None:
+def _scanned_imports(entry: BundleEntry, content: IO[bytes]) -> tuple[str, ...] | None:
     """The globals a blob imports, read by the scanner; ``None`` for bytes that are not a pickle of its format.
 
     A blob that begins as a pickle but cannot be read to its end may still be
@@ -330,7 +278,7 @@ def _scanned_imports(entry: dict[str, Any], content: io.BytesIO) -> tuple[str, .
     """
     content.seek(0)
     try:
-        fmt = get_format(entry.get("format"))
+        fmt = get_format(entry.format)
     except ValueError:
         return None
     try:
@@ -341,6 +289,6 @@ def _scanned_imports(entry: dict[str, Any], content: io.BytesIO) -> tuple[str, .
         if fmt.name in INHERENTLY_SAFE:
             return None
         raise SerializationError(
-            f"the blob of {entry.get('name')}:{entry.get('version')} begins as a {fmt.name} file but cannot be "
+            f"the blob of {entry.source} begins as a {fmt.name} file but cannot be "
             f"read to its end ({exc}); its imports cannot be recorded, so nothing was imported"
         ) from exc

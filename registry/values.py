@@ -88,6 +88,26 @@ def validate_metrics(metrics: object) -> dict[str, float]:
     return checked
 
 
+#: Steps are stored in a 64-bit column on every catalog database.
+MAX_STEP = 2**63 - 1
+
+
+def validate_step(step: object) -> int | None:
+    """Return ``step`` if it is ``None`` or an int (not a bool) that a 64-bit column holds, else ``ValueError``.
+
+    Checked here, not left to the driver: SQLite raises ``OverflowError`` and
+    PostgreSQL "out of range" for a larger one, neither naming the step.
+
+    >>> validate_step(3)
+    3
+    """
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, int) or not -MAX_STEP <= step <= MAX_STEP:
+        raise ValueError(f"step must be None or a 64-bit integer, not {step!r}")
+    return step
+
+
 def validate_tags(tags: object) -> dict[str, str]:
     """Return the tags as ``{key: str}``; values must already be strings (stored verbatim)."""
     checked: dict[str, str] = {}

@@ -2,8 +2,10 @@
 
 Errors from the library become one line on stderr saying what went wrong
 and what to do, and an exit code: 0 success, 1 not found (or another
-failure), 2 usage error, 3 integrity or trust failure. ``--debug`` shows the
-traceback instead.
+failure), 2 usage error, 3 integrity or trust failure (a damaged artifact,
+an unsafe or untrusted one, and a bundle refused by ``import``: not a
+bundle, damaged, malformed or unsigned). ``--debug`` shows the traceback
+instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import click
 from registry.errors import (
     AliasNotFound,
     CorruptedArtifact,
+    InvalidBundle,
     InvalidName,
     ModelNotFound,
     RegistryError,
@@ -35,6 +38,7 @@ EXIT_INTEGRITY = 3
 #: Exception type → exit code; the first matching entry wins.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (CorruptedArtifact, EXIT_INTEGRITY),
+    (InvalidBundle, EXIT_INTEGRITY),
     (UnsafeArtifact, EXIT_INTEGRITY),
     (UntrustedArtifact, EXIT_INTEGRITY),
     (UntrustedTypes, EXIT_INTEGRITY),

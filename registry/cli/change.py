@@ -303,7 +303,8 @@ def import_command(ctx: click.Context, bundle: Path, trust: tuple[Path, ...], al
     The bundle's signature is checked first, against the trusted public
     keys; then every artifact against the signed manifest's SHA-256. An
     unsigned bundle or an unknown signer is refused (exit 3) unless
-    --allow-unsigned.
+    --allow-unsigned; so is a file that is not a bundle, or a damaged or
+    malformed one (compressed bundles are refused: decompress them first).
 
     \b
     Example:
