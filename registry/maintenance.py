@@ -7,6 +7,9 @@ describe the other.
   another size (and with ``deep``, another SHA-256), plus catalog schema
   drift; those make the report not ``ok``. Blobs no live version references
   and temporary files older than the grace period are reported as waste.
+  A symbolic link where a directory or a blob of the store belongs is
+  reported (``symlink``) and makes the report not ``ok``: modelshelf never
+  creates one, and nothing here enters, lists through or deletes through it.
 * ``verify`` also walks the catalog's trust: every event chain (accidental
   damage is visible without a key), and with a key every model's seal and
   every version's signature (``legacy_signature`` for v1 ones, which do not
@@ -53,6 +56,7 @@ def verify(
         if problem is not None:
             problems.append(Problem(problem.kind, problem.detail, ref))
     problems.extend(_waste(catalog, store, {digest for _, digest, _ in live}, min_age))
+    problems.extend(_link_problems(store))
     return VerifyReport(problems=problems, versions_checked=len(live), deep=deep)
 
 
@@ -94,6 +98,18 @@ def _waste(catalog: Catalog, store: LocalBlobStore, live: set[str], min_age: flo
     for temp in store.temporary_files():
         if temp.mtime <= cutoff:
             problems.append(Problem("stale_temp", f"temporary file {temp.path} ({temp.size} bytes)"))
+    return problems
+
+
+def _link_problems(store: LocalBlobStore) -> list[Problem]:
+    problems = []
+    for link in store.links():
+        what = f"the blob sha256:{link.digest}" if link.digest else "a directory of the store"
+        detail = (
+            f"{link.path} is a symbolic link where {what} belongs; modelshelf never creates links and never "
+            "follows them (gc and cache clear leave what it points to alone): remove the link"
+        )
+        problems.append(Problem("symlink", detail))
     return problems
 
 

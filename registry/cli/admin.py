@@ -199,7 +199,9 @@ def cache_clear() -> None:
     Example:
       modelshelf cache clear
     """
-    from registry.store import clear_cache
+    from registry.store import cache_links, clear_cache
 
     count, freed = clear_cache()
     click.echo(f"removed {count} files, {freed} bytes")
+    for link in cache_links():
+        click.echo(f"left the symbolic link {link} (never followed): remove it by hand", err=True)

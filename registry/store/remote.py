@@ -243,6 +243,10 @@ class RemoteBlobStore:
         self._fetch(digest, size)
         self.cache.copy_out(digest, size, destination)
 
+    def links(self) -> Iterator[StoredFile]:
+        """Symbolic links in this machine's cache (an object store has none); see :meth:`LocalBlobStore.links`."""
+        return self.cache.links()
+
     def hash_of(self, digest: str) -> str | None:
         try:
             with self._fs.open(self._key(digest), "rb") as source:
