@@ -105,8 +105,12 @@ def test_a_blob_rewritten_right_after_its_hash_never_reaches_the_unpickler(
     assert not mark.exists(), "the rewritten bytes were unpickled"
     assert (model.predict(iris[0]) == knn.predict(iris[0])).all()
     assert blob.read_bytes().startswith(payload)  # the file really holds the attacker's bytes now
-    with pytest.raises(CorruptedArtifact):  # and the next load hashes them and refuses them
-        reg.load("m")
+    if hasattr(reg._store, "cache"):  # a cached copy: hashed, discarded and downloaded again from the bucket
+        assert (reg.load("m").predict(iris[0]) == knn.predict(iris[0])).all()
+        assert not blob.read_bytes().startswith(payload)
+    else:
+        with pytest.raises(CorruptedArtifact):  # the store's own copy: the next load hashes it and refuses it
+            reg.load("m")
     assert not mark.exists()
 
 
