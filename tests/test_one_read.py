@@ -42,9 +42,9 @@ def evil_pickle(mark: Path) -> bytes:
     return pickle.dumps(Marker(mark), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "s3rver"])
 def registry_factory(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch) -> Iterator[Callable[..., Registry]]:
-    """Registries over a local store, or over S3 read through this machine's verified cache."""
+    """Registries over a local store, or over S3 (moto or s3rver) read through this machine's verified cache."""
     monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))
     opened: list[Registry] = []
 
@@ -52,7 +52,7 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch
         if request.param == "local":
             reg = Registry(tmp_path / "registry", signing_key=signing_key)
         else:
-            request.getfixturevalue("s3")
+            request.getfixturevalue(request.param)  # moto's server, or s3rver
             if not hasattr(open_registry, "bucket"):
                 open_registry.bucket = fresh_bucket()  # type: ignore[attr-defined]
             catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
