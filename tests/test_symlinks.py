@@ -214,3 +214,19 @@ def test_directories_and_files_are_not_writable_by_others_whatever_the_umask(tmp
         mode = stat.S_IMODE(path.lstat().st_mode)
         assert mode & 0o022 == 0, f"{path} is {oct(mode)}"
     assert stat.S_IMODE(store.path_of(staged.digest).stat().st_mode) == 0o444
+
+
+def test_the_catalog_state_memory_in_the_cache_is_not_writable_by_others_whatever_the_umask(tmp_path: Path) -> None:
+    from registry.freshness import StateMemory
+
+    cache = tmp_path / "new" / "cache"
+    previous = os.umask(0)
+    try:
+        StateMemory(cache).observe("0" * 32, "m", 3)
+    finally:
+        os.umask(previous)
+    written = cache / "catalog-state" / f"{'0' * 32}.json"
+    assert written.exists()
+    for path in [tmp_path / "new", cache, cache / "catalog-state", written]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o022 == 0, f"{path} is {oct(mode)}"
