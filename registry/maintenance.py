@@ -104,7 +104,7 @@ def _waste(catalog: Catalog, store: LocalBlobStore, live: set[str], min_age: flo
 def _link_problems(store: LocalBlobStore) -> list[Problem]:
     problems = []
     for link in store.links():
-        what = f"the blob sha256:{link.digest}" if link.digest else "a directory of the store"
+        what = f"the blob sha256:{link.digest}" if link.digest else "a directory of the store (or of its cache)"
         detail = (
             f"{link.path} is a symbolic link where {what} belongs; modelshelf never creates links and never "
             "follows them (gc and cache clear leave what it points to alone): remove the link"

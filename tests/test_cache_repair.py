@@ -149,3 +149,21 @@ def test_a_linked_cache_fanout_receives_nothing_when_registering_or_fetching(
             reader.register("m", MODEL, format="pickle")  # the same bytes again: its cached copy would go there
         assert [p.kind for p in reader.verify(deep=False).problems] == ["symlink"]
     assert os.listdir(outside) == []
+
+
+def test_a_cache_filled_under_umask_000_is_writable_by_nobody_else(
+    writer: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer.register("m", MODEL, format="pickle")
+    cache = tmp_path / "fresh" / "cache"
+    monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
+    previous = os.umask(0)
+    try:
+        with Registry(catalog=f"sqlite:///{tmp_path / 'catalog.db'}", store=writer.store_location) as reader:
+            assert reader.load("m") == MODEL
+    finally:
+        os.umask(previous)
+    made = [tmp_path / "fresh", cache, *cache.rglob("*")]
+    assert any(path.is_file() for path in made)
+    loose = {str(path): oct(stat.S_IMODE(path.stat().st_mode)) for path in made if path.stat().st_mode & 0o022}
+    assert loose == {}
