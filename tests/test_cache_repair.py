@@ -167,3 +167,32 @@ def test_a_cache_filled_under_umask_000_is_writable_by_nobody_else(
     assert any(path.is_file() for path in made)
     loose = {str(path): oct(stat.S_IMODE(path.stat().st_mode)) for path in made if path.stat().st_mode & 0o022}
     assert loose == {}
+
+
+def test_a_link_swapped_in_for_the_staging_directory_before_the_upload_poisons_nothing(
+    writer: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between hashing the staged file and uploading it, someone replaces the cache's tmp/ with a link.
+
+    The race cannot be timed for real, so the swap runs just before the
+    upload; what the upload then reads is the real filesystem.
+    """
+    from registry.store import remote
+
+    original = remote.RemoteBlobStore._upload
+    outside = tmp_path / "outside"
+
+    def swap_then_upload(store: Any, local: Any, key: str) -> None:
+        tmp = local.temp_path.parent
+        tmp.rename(tmp.with_name("tmp-hashed"))
+        outside.mkdir()
+        (outside / local.temp_path.name).write_bytes(b"\x80" + b"P" * (local.size - 1))  # same size, other bytes
+        tmp.symlink_to(outside, target_is_directory=True)
+        original(store, local, key)
+
+    monkeypatch.setattr(remote.RemoteBlobStore, "_upload", swap_then_upload)
+    with pytest.raises(StoreError, match="symbolic link"):
+        writer.register("m", MODEL, format="pickle")
+    assert writer.models() == []
+    found = writer._store._fs.find(writer.store_location.removeprefix("s3://"))
+    assert [key for key in found if "/blobs/" in key] == [], "foreign bytes were published under a digest"

@@ -140,6 +140,29 @@ class StagedBlob:
             self.store._publish(self)
             self.published = True
 
+    def open(self) -> io.FileIO:
+        """The staged bytes for reading (an upload), opened without following a link on the way.
+
+        Opening ``temp_path`` by name would read whatever a link swapped in
+        for ``tmp/`` since the bytes were hashed points to, and upload it
+        under this digest. Raises :class:`StoreError` for a link, a file that
+        is not regular or not of the staged size.
+        """
+        parts = self.store._parts(self.temp_path)
+        try:
+            fd = _open_without_links(self.store.root, parts)
+        except OSError as exc:
+            raise self.store._write_failure("read a staged artifact", parts[:-1], exc) from exc
+        file = open(fd, "rb", buffering=0)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != self.size:
+            file.close()
+            raise StoreError(
+                f"the staged artifact {self.temp_path} was replaced since it was hashed (another user can write "
+                f"{self.store.root}?); nothing was uploaded: make the directory writable by you alone and retry"
+            )
+        return file
+
     def __enter__(self) -> StagedBlob:
         return self
 

@@ -182,7 +182,7 @@ class RemoteBlobStore:
 
     def _upload(self, local: StagedBlob, key: str) -> None:
         with _progress(f"uploading {local.size} bytes", local.size) as advance:
-            with open(local.temp_path, "rb") as source, self._fs.open(key, "wb") as target:
+            with local.open() as source, self._fs.open(key, "wb") as target:  # never through a link
                 shutil.copyfileobj(_Counting(source, advance), target, 8 * 1024 * 1024)  # type: ignore[misc]
 
     def _publish(self, staged: RemoteStagedBlob) -> None:
