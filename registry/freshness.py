@@ -31,6 +31,24 @@ _CATALOG_ID = re.compile(r"[0-9a-f]{32}")
 DIRECTORY_NAME = "catalog-state"
 
 
+def _make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and missing parents 0755 each, whatever the umask.
+
+    Another user able to write here could remove or lower this memory, so
+    no directory of it is left writable by others (``mkdir(parents=True)``
+    gives the parents the umask's mode).
+    """
+    missing = []
+    while not directory.exists() and directory.parent != directory:
+        missing.append(directory)
+        directory = directory.parent
+    for step in reversed(missing):
+        try:
+            os.mkdir(step, 0o755)
+        except FileExistsError:
+            pass
+
+
 class StateMemory:
     """The highest seal sequence seen per model of each catalog, kept under ``cache_dir``."""
 
@@ -74,7 +92,7 @@ class StateMemory:
     @staticmethod
     def _write(path: Path, seen: dict[str, int]) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private_dirs(path.parent)
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
             try:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as file:

@@ -10,6 +10,9 @@ describe the other.
   checked), a version ``repair`` marked ``damaged``, plus catalog schema
   drift; those make the report not ``ok``. Blobs no live version references
   and temporary files older than the grace period are reported as waste.
+  A symbolic link where a directory or a blob of the store belongs is
+  reported (``symlink``) and makes the report not ``ok``: modelshelf never
+  creates one, and nothing here enters, lists through or deletes through it.
 * ``verify(sample=(i, n))`` re-hashes only the i-th of n slices of the
   blobs (a blob's slice is its digest's first 32 bits modulo n, so it never
   moves and the n slices cover every blob exactly once): a nightly job
@@ -144,6 +147,7 @@ def verify(
         if problem is not None:
             problems.extend(Problem(problem.kind, problem.detail, ref) for ref in refs)
     problems.extend(_waste(store, {digest for _, digest, _ in live}, min_age))
+    problems.extend(_link_problems(store))
     return VerifyReport(
         problems=problems,
         versions_checked=len(live),
@@ -204,6 +208,18 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _link_problems(store: LocalBlobStore) -> list[Problem]:
+    problems = []
+    for link in store.links():
+        what = f"the blob sha256:{link.digest}" if link.digest else "a directory of the store (or of its cache)"
+        detail = (
+            f"{link.path} is a symbolic link where {what} belongs; modelshelf never creates links and never "
+            "follows them (gc and cache clear leave what it points to alone): remove the link"
+        )
+        problems.append(Problem("symlink", detail))
+    return problems
 
 
 def collect_garbage(

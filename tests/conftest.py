@@ -28,12 +28,54 @@ def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
-@pytest.fixture(scope="session")
-def s3() -> Iterator[str]:
-    """One S3-protocol server (moto's) for the whole session: clients cache their connections to it."""
-    from tests.servers import s3_server
+#: The S3-protocol servers every test using the ``s3`` fixture runs against: the store must not be tuned to one.
+S3_SERVERS = ("moto", "s3rver")
 
-    with s3_server() as endpoint:
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Any]:
+    """moto's S3 server, started once for the session."""
+    from tests.servers import run_moto
+
+    with run_moto() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3rver_server() -> Iterator[Any]:
+    """s3rver, started once for the session (skipped, or failed in CI, where it is not installed)."""
+    from tests.servers import run_s3rver
+
+    with run_s3rver() as server:
+        yield server
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses ``s3`` (directly or through a fixture) runs once per server of :data:`S3_SERVERS`."""
+    if "s3" in metafunc.fixturenames:
+        metafunc.parametrize("s3", S3_SERVERS, indirect=True)
+
+
+@pytest.fixture
+def s3(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An S3-protocol server's endpoint, the AWS variables pointing at it for this test.
+
+    Parametrized over :data:`S3_SERVERS`; requested by name at run time
+    (``request.getfixturevalue("s3")``) it is moto's, and ``s3rver`` is the other.
+    """
+    from tests.servers import s3_environment
+
+    server = request.getfixturevalue(f"{getattr(request, 'param', 'moto')}_server")
+    with s3_environment(server) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3rver(s3rver_server: Any) -> Iterator[str]:
+    """s3rver's endpoint, the AWS variables pointing at it for this test (for run-time requests)."""
+    from tests.servers import s3_environment
+
+    with s3_environment(s3rver_server) as endpoint:
         yield endpoint
 
 

@@ -30,7 +30,8 @@ from registry.errors import CatalogError
 from tests import workers
 from tests.servers import fresh_bucket, fresh_database
 
-BACKENDS = ["sqlite+local", "postgresql+s3", "mariadb+local"]
+#: ``s3`` is moto's server, ``s3rver`` the independent Node implementation (see tests/servers.py).
+BACKENDS = ["sqlite+local", "postgresql+s3", "sqlite+s3rver", "mariadb+local"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -38,8 +39,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     """(catalog URL, store location) for one combination of engines."""
     catalog_kind, store_kind = request.param.split("+")
     store = str(tmp_path / "store")
-    if store_kind == "s3":
-        request.getfixturevalue("s3")
+    if store_kind in ("s3", "s3rver"):
+        request.getfixturevalue(store_kind)
         store = fresh_bucket()
     if catalog_kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.db'}", store

@@ -279,13 +279,15 @@ def cache_info(ctx: click.Context) -> None:
     Example:
       MODELSHELF_CACHE=/scratch/modelshelf modelshelf cache info
     """
-    from registry.store import cache_usage
+    from registry.store import cache_links, cache_usage
 
     root, count, size = cache_usage()
     if wants_json(ctx):
         emit_json({"path": str(root), "blobs": count, "bytes": size})
     else:
         click.echo(f"{root}: {count} blobs, {size} bytes")
+    for link in cache_links():
+        click.echo(f"the cache holds the symbolic link {link} (never followed): remove it by hand", err=True)
 
 
 @cache.command("clear")
@@ -296,7 +298,9 @@ def cache_clear() -> None:
     Example:
       modelshelf cache clear
     """
-    from registry.store import clear_cache
+    from registry.store import cache_links, clear_cache
 
     count, freed = clear_cache()
     click.echo(f"removed {count} files, {freed} bytes")
+    for link in cache_links():
+        click.echo(f"left the symbolic link {link} (never followed): remove it by hand", err=True)

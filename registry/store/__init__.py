@@ -19,6 +19,7 @@ __all__ = [
     "LocalBlobStore",
     "StagedBlob",
     "StoredFile",
+    "cache_links",
     "cache_usage",
     "check_digest",
     "clear_cache",
@@ -70,8 +71,19 @@ def cache_usage(cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, 
     return root, len(blobs), sum(file.size for file in blobs)
 
 
+def cache_links(cache_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Every symbolic link in the cache where a directory or blob belongs; :func:`clear_cache` leaves them alone."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return [Path(link.path) for link in LocalBlobStore(root).links()]
+
+
 def clear_cache(cache_dir: str | os.PathLike[str] | None = None) -> tuple[int, int]:
-    """Remove every cached blob and temporary file; return how many files and bytes were freed."""
+    """Remove every cached blob and temporary file; return how many files and bytes were freed.
+
+    Nothing is removed through a symbolic link: a linked directory is not
+    entered and a linked file is not counted (see :func:`cache_links`), so a
+    cache whose fan-out directory points elsewhere never deletes what it points to.
+    """
     store = LocalBlobStore(Path(cache_dir) if cache_dir is not None else default_cache_dir())
     count = freed = 0
     for file in [*store.blobs(), *store.temporary_files()]:

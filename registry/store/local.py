@@ -31,6 +31,13 @@ Invariants, and why:
   on. Nothing that is deserialized is ever read from the store's file after
   the hash, with or without a signing key.
 * Digests are validated (64 lowercase hex) before they become paths.
+* Nothing that walks, lists, writes or deletes follows a symbolic link
+  below the root (see :mod:`registry.store.nofollow`). A link where a
+  directory or a blob belongs is never entered: :meth:`LocalBlobStore.links`
+  reports it, ``blobs()`` and ``temporary_files()`` skip it, and writing
+  through it is refused with :class:`StoreError`. Directories are created
+  0755 and files 0600 then 0444, whatever the umask, so a shared cache is
+  not left writable by others.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from pathlib import Path
 from typing import IO
 
 from registry.errors import CorruptedArtifact, StoreError
+from registry.store import nofollow
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
 from registry.store.hashing import HashingWriter
 from registry.store.reading import read_once
@@ -60,14 +68,6 @@ _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _BUFFER = 1024 * 1024
 #: Artifacts up to this size are read into anonymous memory; larger ones into an unlinked temporary file.
 IN_MEMORY_LIMIT = default_in_memory_limit()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -114,12 +114,17 @@ def check_digest(digest: object) -> str:
 
 @dataclass(frozen=True)
 class StoredFile:
-    """A file found in the store: a blob (``digest`` set) or a temporary file."""
+    """A file found in the store: a blob (``digest`` set), a temporary file, or a link (``kind="symlink"``).
+
+    Links come only from :meth:`LocalBlobStore.links`; ``size`` and ``mtime``
+    are then the link's own (``lstat``), never its target's.
+    """
 
     path: Path
     size: int
     mtime: float
     digest: str | None = None
+    kind: str = "file"
 
 
 @dataclass
@@ -157,12 +162,35 @@ class StagedBlob:
                 "delete while the catalog connection was re-established; nothing was recorded: register it again"
             )
 
+    def open(self) -> io.FileIO:
+        """The staged bytes for reading (an upload), opened without following a link on the way.
+
+        Opening ``temp_path`` by name would read whatever a link swapped in
+        for ``tmp/`` since the bytes were hashed points to, and upload it
+        under this digest. Raises :class:`StoreError` for a link, a file that
+        is not regular or not of the staged size.
+        """
+        parts = self.store._parts(self.temp_path)
+        try:
+            fd = _open_without_links(self.store.root, parts)
+        except OSError as exc:
+            raise self.store._write_failure("read a staged artifact", parts[:-1], exc) from exc
+        file = open(fd, "rb", buffering=0)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != self.size:
+            file.close()
+            raise StoreError(
+                f"the staged artifact {self.temp_path} was replaced since it was hashed (another user can write "
+                f"{self.store.root}?); nothing was uploaded: make the directory writable by you alone and retry"
+            )
+        return file
+
     def __enter__(self) -> StagedBlob:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.temp_path.unlink()
+        with contextlib.suppress(OSError):  # a leftover (or a link swapped in) is for gc to report
+            nofollow.unlink(self.store.root, self.store._parts(self.temp_path))
 
 
 class LocalBlobStore:
@@ -185,6 +213,22 @@ class LocalBlobStore:
         check_digest(digest)
         return self._blobs / digest[:2] / digest[2:]
 
+    def _parts(self, path: Path) -> tuple[str, ...]:
+        """The names of ``path`` below the root (every path the store builds lies below it)."""
+        return path.relative_to(self.root).parts
+
+    def _link_refused(self, action: str, parts: tuple[str, ...]) -> StoreError:
+        return StoreError(
+            f"cannot {action} in the blob store at {self.root}: {self.root.joinpath(*parts)} (or a directory "
+            "above it) is a symbolic link or not a directory; modelshelf never writes or deletes through a "
+            "link: remove the link (`modelshelf verify` lists every one) and try again"
+        )
+
+    def _write_failure(self, action: str, parts: tuple[str, ...], exc: OSError) -> StoreError:
+        if nofollow.is_link_error(exc):
+            return self._link_refused(action, parts)
+        return self._failure(action, exc)
+
     def _failure(self, action: str, exc: OSError) -> StoreError:
         return StoreError(
             f"cannot {action} in the blob store at {self.root}: {exc.strerror or exc}; "
@@ -197,24 +241,29 @@ class LocalBlobStore:
         If ``write`` raises, the temporary file is removed and the exception
         propagates; a failure of the disk itself becomes :class:`StoreError`.
         """
+        name = f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        temp_path = self._tmp / name
         try:
-            self._tmp.mkdir(parents=True, exist_ok=True)
+            tmp = nofollow.open_dir(self.root, ("tmp",), create=True)
         except OSError as exc:
-            raise self._failure("create a temporary file", exc) from exc
-        temp_path = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+            raise self._write_failure("create a temporary file", ("tmp",), exc) from exc
         try:
-            with open(temp_path, "xb", buffering=_BUFFER) as raw:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow._NO_FOLLOW | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(name, flags, 0o600, dir_fd=tmp)
+            with open(fd, "wb", buffering=_BUFFER) as raw:
                 writer = HashingWriter(raw, lambda exc: self._failure("write an artifact", exc))
                 write(writer)  # type: ignore[arg-type]
                 raw.flush()
                 os.fsync(raw.fileno())
-            os.chmod(temp_path, _READ_ONLY)
+                os.fchmod(raw.fileno(), _READ_ONLY)
         except BaseException as exc:
             with contextlib.suppress(OSError):
-                temp_path.unlink()
+                os.unlink(name, dir_fd=tmp)
             if isinstance(exc, OSError) and not isinstance(exc, StoreError):
                 raise self._failure("write an artifact", exc) from exc
             raise
+        finally:
+            os.close(tmp)
         return StagedBlob(self, writer.hexdigest, writer.size, temp_path)
 
     def _publish(self, staged: StagedBlob) -> None:
@@ -227,15 +276,28 @@ class LocalBlobStore:
         crash along with the file.
         """
         final = self.path_of(staged.digest)
+        fanout = self._parts(final.parent)
+        created: list[int] = []
         try:
-            missing = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged.temp_path, final)
-            _fsync_dir(final.parent)
-            for directory in missing:
-                _fsync_dir(directory.parent)
+            with nofollow.directory(self.root, ("tmp",)) as tmp:
+                try:
+                    target = nofollow.open_dir(self.root, fanout, create=True, created=created)
+                except OSError as exc:
+                    raise self._write_failure("publish an artifact", fanout, exc) from exc
+                try:
+                    os.replace(staged.temp_path.name, final.name, src_dir_fd=tmp, dst_dir_fd=target)
+                    os.fsync(target)
+                finally:
+                    os.close(target)
+            for parent in reversed(created):  # innermost first: a new directory, then its parent's entry
+                os.fsync(parent)
+        except StoreError:
+            raise
         except OSError as exc:
-            raise self._failure("publish an artifact", exc) from exc
+            raise self._write_failure("publish an artifact", ("tmp",), exc) from exc
+        finally:
+            for parent in created:
+                os.close(parent)
 
     def copy_out(self, digest: str, size: int, destination: Path) -> None:
         """Write the blob to ``destination`` atomically, hashing while copying; rename only if it verifies.
@@ -268,64 +330,122 @@ class LocalBlobStore:
                     temp.unlink()
 
     def exists(self, digest: str) -> bool:
-        return self.path_of(digest).is_file()
+        return self.size_of(digest) is not None
 
     def size_of(self, digest: str) -> int | None:
-        """The size of a blob, or ``None`` if it is missing (or not a regular file)."""
-        try:
-            info = self.path_of(digest).lstat()
-        except FileNotFoundError:
-            return None
-        return info.st_size if stat.S_ISREG(info.st_mode) else None
+        """The size of a blob, or ``None`` if it is missing, not a regular file, or reached through a link."""
+        info = nofollow.lstat(self.root, self._parts(self.path_of(digest)))
+        return info.st_size if info is not None and nofollow.is_regular(info) else None
 
     def hash_of(self, digest: str) -> str | None:
-        """The actual SHA-256 of the blob stored under ``digest``, or ``None`` if it is missing."""
+        """The actual SHA-256 of the blob stored under ``digest``, or ``None`` if it is missing (or a link)."""
         try:
-            with open(self.path_of(digest), "rb", buffering=0) as file:
-                return hashlib.file_digest(file, "sha256").hexdigest()
+            fd = _open_without_links(self.root, self._parts(self.path_of(digest)))
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if nofollow.is_link_error(exc):
+                return None
+            raise
+        with open(fd, "rb", buffering=0) as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return hashlib.file_digest(file, "sha256").hexdigest()
+
+    def _walk(self) -> Iterator[StoredFile]:
+        """Every blob, temporary file and link of the store, entering no link.
+
+        A link (or a non-directory) where ``blobs``, ``blobs/sha256``, a
+        fan-out directory or ``tmp`` belongs is yielded as a ``symlink``
+        record and not entered; so is a link in place of a blob or
+        temporary file.
+        """
+        for parts in (("blobs",), ("blobs", "sha256"), ("tmp",)):
+            link = self._link_at(parts)
+            if link is not None:
+                yield link
+        for name, info in self._entries(("blobs", "sha256")):
+            if stat.S_ISDIR(info.st_mode):
+                for inner, inner_info in self._entries(("blobs", "sha256", name)):
+                    digest = name + inner
+                    yield self._record(("blobs", "sha256", name, inner), inner_info, digest)
+            else:
+                yield self._record(("blobs", "sha256", name), info, None)
+        for name, info in self._entries(("tmp",)):
+            yield self._record(("tmp", name), info, None)
+
+    def _link_at(self, parts: tuple[str, ...]) -> StoredFile | None:
+        info = nofollow.lstat(self.root, parts)
+        if info is None or not stat.S_ISLNK(info.st_mode):
+            return None
+        return StoredFile(self.root.joinpath(*parts), info.st_size, info.st_mtime, None, "symlink")
+
+    def _entries(self, parts: tuple[str, ...]) -> list[tuple[str, os.stat_result]]:
+        try:
+            return nofollow.entries(self.root, parts) or []
+        except OSError as exc:
+            if nofollow.is_link_error(exc):  # a link where a directory belongs: reported by _walk, not entered
+                return []
+            raise self._failure("list the store", exc) from exc
+
+    def _record(self, parts: tuple[str, ...], info: os.stat_result, digest: str | None) -> StoredFile:
+        if digest is not None and not _DIGEST.fullmatch(digest):
+            digest = None
+        kind = "symlink" if stat.S_ISLNK(info.st_mode) else "file"
+        return StoredFile(self.root.joinpath(*parts), info.st_size, info.st_mtime, digest, kind)
 
     def blobs(self) -> Iterator[StoredFile]:
-        """Every file under the blob directory; ``digest`` is ``None`` for one whose name is not a digest."""
-        if not self._blobs.is_dir():
-            return
-        for fanout in sorted(self._blobs.iterdir()):
-            for path in sorted(fanout.iterdir()) if fanout.is_dir() else [fanout]:
-                info = path.lstat()
-                digest = fanout.name + path.name if path.parent == fanout else None
-                if digest is not None and not _DIGEST.fullmatch(digest):
-                    digest = None
-                yield StoredFile(path, info.st_size, info.st_mtime, digest)
+        """Every file under the blob directory; ``digest`` is ``None`` for one whose name is not a digest.
+
+        Links are not files of the store: they are never yielded here (see :meth:`links`).
+        """
+        tmp = self.root / "tmp"
+        for file in self._walk():
+            if file.kind == "file" and file.path.parent != tmp:
+                yield file
 
     def temporary_files(self) -> Iterator[StoredFile]:
-        """Every file in the temporary directory (artifacts being written, or left by a crash)."""
-        if not self._tmp.is_dir():
-            return
-        for path in sorted(self._tmp.iterdir()):
-            info = path.lstat()
-            yield StoredFile(path, info.st_size, info.st_mtime)
+        """Every file in the temporary directory (artifacts being written, or left by a crash); no link."""
+        tmp = self.root / "tmp"
+        for file in self._walk():
+            if file.kind == "file" and file.path.parent == tmp:
+                yield file
+
+    def links(self) -> Iterator[StoredFile]:
+        """Every symbolic link where a directory or a file of the store belongs (``kind="symlink"``).
+
+        modelshelf never creates links, so each one is tampering or a
+        mistake; ``verify`` reports them, and nothing deletes or writes
+        through them. A fan-out directory that is a link has ``digest``
+        ``None``; a blob that is a link has its digest.
+        """
+        for file in self._walk():
+            if file.kind == "symlink":
+                yield file
 
     def remove_file(self, file: StoredFile) -> None:
-        """Remove a temporary file or stray file found by :meth:`blobs` or :meth:`temporary_files`."""
+        """Remove a temporary file or stray file found by :meth:`blobs` or :meth:`temporary_files`.
+
+        The name is removed relative to directories opened without following
+        links; a link on the way is refused with :class:`StoreError`.
+        """
+        parts = self._parts(Path(file.path))
         try:
-            file.path.unlink()
-        except FileNotFoundError:
-            pass
+            nofollow.unlink(self.root, parts)
         except OSError as exc:
-            raise self._failure("remove a file", exc) from exc
+            raise self._write_failure("remove a file", parts[:-1], exc) from exc
 
     def delete(self, digest: str) -> bool:
-        """Remove a blob; return whether it was there. Call only under the catalog's write lock."""
-        path = self.path_of(digest)
+        """Remove a blob; return whether it was there. Call only under the catalog's write lock.
+
+        A link in place of a directory on the way is refused with
+        :class:`StoreError` rather than deleted through.
+        """
+        parts = self._parts(self.path_of(digest))
         try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
+            return nofollow.unlink(self.root, parts)
         except OSError as exc:
-            raise self._failure("delete a blob", exc) from exc
-        _fsync_dir(path.parent)
-        return True
+            raise self._write_failure("delete a blob", parts[:-1], exc) from exc
 
     def quarantine(self, digest: str) -> str | None:
         """Move whatever lies under the blob's name into ``quarantine/``; return where, or ``None`` if nothing.
@@ -335,27 +455,27 @@ class LocalBlobStore:
         moves as a link, its target untouched), and only when no directory
         on the way is a symbolic link. ``gc`` never walks ``quarantine/``.
         """
-        path = self.path_of(digest)
-        for directory in (self.root / "blobs", self._blobs, path.parent):
-            if directory.is_symlink():
-                raise StoreError(
-                    f"{directory} is a symbolic link; modelshelf never writes links, so nothing was moved: "
-                    "replace the link by the directory it should be and run `modelshelf repair` again"
-                )
+        parts = self._parts(self.path_of(digest))
+        name = f"{digest}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.{secrets.token_hex(4)}"
         try:
-            path.lstat()
+            with (
+                nofollow.directory(self.root, parts[:-1]) as source,
+                nofollow.directory(self.root, ("quarantine",), create=True) as target,
+            ):
+                os.rename(parts[-1], name, src_dir_fd=source, dst_dir_fd=target)
+                os.fsync(source)
+                os.fsync(target)
         except FileNotFoundError:
             return None
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        target = self.root / "quarantine" / f"{digest}.{stamp}.{secrets.token_hex(4)}"
-        try:
-            target.parent.mkdir(exist_ok=True)
-            os.rename(path, target)
-            _fsync_dir(path.parent)
-            _fsync_dir(target.parent)
         except OSError as exc:
+            if nofollow.is_link_error(exc):
+                raise StoreError(
+                    f"a directory on the way to {self.root.joinpath(*parts)} is a symbolic link; modelshelf never "
+                    "writes links, so nothing was moved: replace the link by the directory it should be and run "
+                    "`modelshelf repair` again"
+                ) from None
             raise self._failure("move a damaged blob into quarantine", exc) from exc
-        return str(target)
+        return str(self.root / "quarantine" / name)
 
     def _open(self, digest: str, size: int) -> io.FileIO:
         """Open a blob for reading after checking it is a regular file (no link) of the recorded size.
@@ -431,8 +551,12 @@ class LocalBlobStore:
         del private  # every read is private; kept so existing callers do not break
         with self._open(digest, size) as source:
             try:
+                if size > IN_MEMORY_LIMIT:  # the spill file goes into tmp/: never through a link
+                    os.close(nofollow.open_dir(self.root, ("tmp",), create=True))
                 memory = allocate(size, self._tmp, IN_MEMORY_LIMIT)
             except OSError as exc:
+                if nofollow.is_link_error(exc):
+                    raise self._link_refused("make room for a private copy", ("tmp",)) from exc
                 raise self._failure(f"make room for a private copy of {size} bytes", exc) from exc
             actual = read_once(source, memory)
         self._check(digest, actual)

@@ -34,6 +34,10 @@ verification and publishing rules do not change with the backend:
   rename atomically. Loads then read the cached file once into private
   memory and verify it there, as a local store does (the cache is as
   writable by others as a local store, and gets the same one-read rule).
+  A cached copy that fails that check (damaged, planted under the right
+  name, a link, another size) is discarded and downloaded again: the
+  cache is only a copy, and :class:`CorruptedArtifact` means the object
+  store's own copy is missing or bad.
 * Credentials come from the usual mechanisms of each service (for S3:
   environment variables, ``~/.aws``, instance roles; ``AWS_ENDPOINT_URL``
   for S3-compatible servers); nothing secret is stored in the catalog.
@@ -50,11 +54,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store.buffer import VerifiedReader
 from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
+
+_T = TypeVar("_T")
 
 #: Transfers at least this large report progress to :data:`progress_reporter`, when one is set.
 PROGRESS_THRESHOLD = 4 * 1024 * 1024
@@ -213,7 +219,7 @@ class RemoteBlobStore:
 
     def _upload(self, local: StagedBlob, key: str) -> None:
         with _progress(f"uploading {local.size} bytes", local.size) as advance:
-            with open(local.temp_path, "rb") as source, self._fs.open(key, "wb") as target:
+            with local.open() as source, self._fs.open(key, "wb") as target:  # never through a link
                 shutil.copyfileobj(_Counting(source, advance), target, 8 * 1024 * 1024)  # type: ignore[misc]
 
     def _push(self, staged: RemoteStagedBlob) -> None:
@@ -281,15 +287,24 @@ class RemoteBlobStore:
     # -- reading ----------------------------------------------------------
 
     def _fetch(self, digest: str, size: int) -> None:
-        """Make sure the cache holds the verified blob, downloading it if needed."""
+        """Make sure the cache holds a regular file of the blob's size, downloading it if not.
+
+        A file of the right size is not trusted for being there (it may be
+        damaged, or planted in a shared cache): every read of it hashes it,
+        and :meth:`_through_cache` discards and re-downloads one that fails.
+        """
         if self.cache.size_of(digest) == size:
             return
+        self._download(digest, size)
+
+    def _download(self, digest: str, size: int) -> None:
+        """Download the object into the cache, hashing while downloading; publish it only if it verifies."""
         key = self._key(digest)
         try:
             source = self._fs.open(key, "rb")
         except FileNotFoundError:
             raise CorruptedArtifact(
-                f"the blob sha256:{digest} is missing from {self.url}", expected=f"sha256:{digest}"
+                f"the blob sha256:{digest} is missing from the object store {self.url}", expected=f"sha256:{digest}"
             ) from None
         except Exception as exc:
             raise self._failure("download a blob", exc) from exc
@@ -300,23 +315,58 @@ class RemoteBlobStore:
         ):
             if staged.digest != digest or staged.size != size:
                 raise CorruptedArtifact(
-                    f"the object for sha256:{digest} in {self.url} hashes to sha256:{staged.digest} "
-                    f"({staged.size} bytes); it was not cached",
+                    f"the object store's own copy of sha256:{digest} in {self.url} is damaged: it hashes to "
+                    f"sha256:{staged.digest} ({staged.size} bytes, {size} expected); it was not cached",
                     expected=f"sha256:{digest}",
                     actual=f"sha256:{staged.digest}",
                 )
             staged.publish()
 
+    def _through_cache(self, read: Callable[[], _T], digest: str, size: int) -> _T:
+        """``read()`` the cached blob; if the cached copy fails its check, discard it, download it again, retry once.
+
+        The cache is a copy: a cached file that is damaged, planted, a link,
+        not a regular file or of another size says nothing about the
+        object store's copy, so it is removed (the name itself, never through
+        a link) and the object downloaded and verified again.
+        :class:`CorruptedArtifact` then comes only from the object store's
+        copy being missing or bad, or from the cache being rewritten
+        between a verified download and its read.
+        """
+        self._fetch(digest, size)
+        try:
+            return read()
+        except CorruptedArtifact:
+            pass  # the cached copy failed; the object store's copy decides
+        self.cache.delete(digest)
+        self._download(digest, size)
+        try:
+            return read()
+        except CorruptedArtifact as exc:
+            raise CorruptedArtifact(
+                f"the cached copy of sha256:{digest} failed its check right after a verified download from "
+                f"{self.url}: something rewrites the cache at {self.cache.root} ({exc}); make the cache "
+                "directory writable by you alone ($MODELSHELF_CACHE)",
+                expected=exc.expected,
+                actual=exc.actual,
+            ) from None
+
     @contextlib.contextmanager
     def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[VerifiedReader]:
-        """The blob, downloaded into the verified cache if needed, then read once from it like a local blob."""
-        self._fetch(digest, size)
-        with self.cache.open_verified(digest, size, private=private) as file:
+        """The blob read once from the verified cache, which is refreshed from the object store if its copy fails."""
+        with contextlib.ExitStack() as stack:
+            file = self._through_cache(
+                lambda: stack.enter_context(self.cache.open_verified(digest, size, private=private)), digest, size
+            )
             yield file
 
     def copy_out(self, digest: str, size: int, destination: Path) -> None:
-        self._fetch(digest, size)
-        self.cache.copy_out(digest, size, destination)
+        """Copy the verified blob to ``destination``, refreshing the cache from the object store if its copy fails."""
+        self._through_cache(lambda: self.cache.copy_out(digest, size, destination), digest, size)
+
+    def links(self) -> Iterator[StoredFile]:
+        """Symbolic links in this machine's cache (an object store has none); see :meth:`LocalBlobStore.links`."""
+        return self.cache.links()
 
     def hash_of(self, digest: str) -> str | None:
         """The SHA-256 of the object the server holds under ``digest``, or ``None`` if it has none."""
