@@ -287,15 +287,15 @@ def repair(
         if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
             report.unhealed.extend((ref, _invalid_detail(digest)) for ref in refs)
             continue
+        found = _damage(store, digest, size)
         damage = marks.get(digest)
-        if damage is None:
-            damage = _damage(store, digest, size)
-            if damage is None:
-                continue
-            _set_aside(catalog, store, digest, size, damage, refs, report)
-        elif _damage(store, digest, size) is None:  # the bytes are back in place: heal without copying
-            _heal(catalog, store, digest, size, refs, "its bytes are back in the store", report)
+        if found is None:
+            if damage is not None:  # the bytes are back in place: heal without copying
+                _heal(catalog, store, digest, size, refs, "its bytes are back in the store", report)
             continue
+        if damage is None or found != "is missing":  # new damage, or other bad bytes under a marked name
+            damage = found
+            _set_aside(catalog, store, digest, size, damage, refs, report)
         origin = next((s for s in _origins(store, other) if _intact(s, digest, size)), None)
         if origin is not None:
             _heal(catalog, store, digest, size, refs, f"copied from {origin.location}, verified", report, origin)

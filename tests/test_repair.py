@@ -143,6 +143,25 @@ def test_bytes_restored_in_place_heal_on_the_next_repair(shared: Registry, home:
     assert shared.verify().ok
 
 
+def test_other_bad_bytes_under_a_marked_blob_are_quarantined_too_before_a_heal(
+    shared: Registry, home: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    with Registry(other) as backup:
+        backup.register("copy", OBJECT, format="pickle")
+    digest = shared.get("a").digest
+    path = shared._store.path_of(digest)
+    path.unlink()
+    shared.repair()  # marked missing
+    path.write_bytes(b"something else entirely")  # then other bytes turn up under its name
+    report = shared.repair(source=other)
+    assert [blob for blob, _ in report.quarantined] == [f"sha256:{digest}"]
+    [kept] = quarantine_files(home)
+    assert kept.read_bytes() == b"something else entirely"  # set aside, never overwritten
+    assert [ref for ref, _ in report.healed] == ["a:1", "b:1"] and report.ok
+    assert shared.load("a") == OBJECT and shared.verify().ok
+
+
 def test_a_symlink_under_a_blob_name_is_quarantined_as_a_link_and_its_target_untouched(
     shared: Registry, home: Path, tmp_path: Path
 ) -> None:
