@@ -54,12 +54,11 @@ from registry import signing
 from registry.catalog import Catalog
 from registry.domain import GcReport, Problem, RepairReport, VerifyReport
 from registry.errors import CorruptedArtifact
-from registry.store import LocalBlobStore, open_store
+from registry.store import LocalBlobStore, check_digest, open_store
 
 #: Files younger than this are never reported as waste nor removed, in seconds.
 DEFAULT_MIN_AGE = 3600.0
 
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 _SAMPLE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 HEAL_HINT = "re-register the same bytes, import a bundle holding them, or run `modelshelf repair --from OTHER_STORE`"
 
@@ -92,6 +91,15 @@ def in_slice(digest: str, sample: tuple[int, int] | None) -> bool:
         return True
     i, n = sample
     return int(digest[:8], 16) % n == i - 1
+
+
+def _is_digest(digest: object) -> bool:
+    """Whether the catalog's digest may name a blob: the store's own check, so both agree on what is one."""
+    try:
+        check_digest(digest)
+    except CorruptedArtifact:
+        return False
+    return True
 
 
 def _by_digest(live: Iterable[tuple[str, str, int]]) -> dict[str, tuple[int, list[str]]]:
@@ -130,7 +138,7 @@ def verify(
     not_reached: list[str] = []
     started = time.monotonic()
     for digest, (size, refs) in _by_digest(live).items():
-        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        if not _is_digest(digest):
             problems.extend(Problem("invalid_digest", _invalid_detail(digest), ref) for ref in refs)
             continue
         if digest in marks:
@@ -284,7 +292,7 @@ def repair(
     marks = {digest: damage for digest, _, _, damage in catalog.damaged_blobs()}
     report = RepairReport(dry_run=dry_run)
     for digest, (size, refs) in _by_digest(catalog.live_blobs()).items():
-        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        if not _is_digest(digest):
             report.unhealed.extend((ref, _invalid_detail(digest)) for ref in refs)
             continue
         found = _damage(store, digest, size)
