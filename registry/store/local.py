@@ -352,26 +352,28 @@ class LocalBlobStore:
                 return None
             return hashlib.file_digest(file, "sha256").hexdigest()
 
-    def _walk(self) -> Iterator[StoredFile]:
-        """Every blob, temporary file and link of the store, entering no link.
+    def _walk(self, *, blobs: bool = True, tmp: bool = True) -> Iterator[StoredFile]:
+        """Every blob (with ``blobs``), temporary file (with ``tmp``) and link among them, entering no link.
 
         A link (or a non-directory) where ``blobs``, ``blobs/sha256``, a
         fan-out directory or ``tmp`` belongs is yielded as a ``symlink``
         record and not entered; so is a link in place of a blob or
-        temporary file.
+        temporary file. Each part is listed only when asked for, so
+        :meth:`temporary_files` does not list every blob.
         """
-        for parts in (("blobs",), ("blobs", "sha256"), ("tmp",)):
+        places = [("blobs",), ("blobs", "sha256")] if blobs else []
+        for parts in [*places, ("tmp",)] if tmp else places:
             link = self._link_at(parts)
             if link is not None:
                 yield link
-        for name, info in self._entries(("blobs", "sha256")):
+        for name, info in self._entries(("blobs", "sha256")) if blobs else ():
             if stat.S_ISDIR(info.st_mode):
                 for inner, inner_info in self._entries(("blobs", "sha256", name)):
                     digest = name + inner
                     yield self._record(("blobs", "sha256", name, inner), inner_info, digest)
             else:
                 yield self._record(("blobs", "sha256", name), info, None)
-        for name, info in self._entries(("tmp",)):
+        for name, info in self._entries(("tmp",)) if tmp else ():
             yield self._record(("tmp", name), info, None)
 
     def _link_at(self, parts: tuple[str, ...]) -> StoredFile | None:
@@ -399,16 +401,14 @@ class LocalBlobStore:
 
         Links are not files of the store: they are never yielded here (see :meth:`links`).
         """
-        tmp = self.root / "tmp"
-        for file in self._walk():
-            if file.kind == "file" and file.path.parent != tmp:
+        for file in self._walk(tmp=False):
+            if file.kind == "file":
                 yield file
 
     def temporary_files(self) -> Iterator[StoredFile]:
         """Every file in the temporary directory (artifacts being written, or left by a crash); no link."""
-        tmp = self.root / "tmp"
-        for file in self._walk():
-            if file.kind == "file" and file.path.parent == tmp:
+        for file in self._walk(blobs=False):
+            if file.kind == "file":
                 yield file
 
     def links(self) -> Iterator[StoredFile]:
