@@ -163,7 +163,7 @@ def bench_small(work: Path, results: Results, repeat: int) -> None:
 def populate(reg: Any, names: list[str], per_name: int, metrics: int) -> None:
     """Fill a catalog fast through the real write path, many versions per transaction."""
     from registry.catalog import NewVersion
-    from registry.environment import current_environment
+    from registry.provenance.environment import current_environment
 
     with reg._store.stage(lambda file: file.write(b"tiny artifact")) as staged:
         batch = []

@@ -15,7 +15,7 @@ SOLVERS = ("lbfgs", "saga", "liblinear", "newton-cg")
 def populate_for_search(reg: Any, name: str, versions: int) -> None:
     """``versions`` versions of ``name`` through the real write path, 500 per transaction."""
     from registry.catalog import NewVersion
-    from registry.environment import current_environment
+    from registry.provenance.environment import current_environment
 
     environment = current_environment()
     with reg._store.stage(lambda file: file.write(b"tiny artifact")) as staged:

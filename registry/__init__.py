@@ -50,7 +50,7 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.facade import Registry
-from registry.validated import ValidatedModel, check_input
+from registry.inputs.validated import ValidatedModel, check_input
 
 __all__ = [
     "AliasNotFound",

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from registry import filecheck, fingerprint, formats, lineage, maintenance, signing
+from registry import formats, maintenance
 from registry.catalog import Actor, Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.domain import (
@@ -53,7 +53,6 @@ from registry.domain import (
     RepairReport,
     VerifyReport,
 )
-from registry.environment import current_environment, environment_differences
 from registry.errors import (
     CorruptedArtifact,
     DamagedVersion,
@@ -64,12 +63,16 @@ from registry.errors import (
     UntrustedArtifact,
 )
 from registry.finding import FindingMixin
-from registry.freshness import StateMemory
+from registry.formats import filecheck
+from registry.inputs.validated import ValidatedModel
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
+from registry.provenance import fingerprint, lineage
+from registry.provenance.environment import current_environment, environment_differences
 from registry.store import StagedBlob, default_cache_dir, open_store
-from registry.validated import ValidatedModel
-from registry.values import (
+from registry.trust import signing
+from registry.trust.freshness import StateMemory
+from registry.validation import (
     capture_params,
     validate_description,
     validate_metrics,
@@ -79,7 +82,7 @@ from registry.values import (
 )
 
 if TYPE_CHECKING:
-    from registry.keys import PrivateKeySource
+    from registry.trust.keys import PrivateKeySource
 
 
 class Registry(FindingMixin):
@@ -194,7 +197,7 @@ class Registry(FindingMixin):
         checked_description = validate_description(description)
         checked_params = capture_params(model) if params is None else validate_params(params)
         finish_lineage = self._start_lineage(data, parent)
-        from registry import signatures  # numpy: loaded when a model is registered, not on import
+        from registry.inputs import signature as signatures  # numpy: loaded when a model is registered, not on import
 
         if signature is not None:
             if input_example is not None:
@@ -335,7 +338,7 @@ class Registry(FindingMixin):
             obj = filecheck.check_file(fmt, content, source, mode, trusted_names, imports)
             if params is None:
                 checked_params = capture_params(obj)
-            from registry.signatures import infer_signature
+            from registry.inputs.signature import infer_signature
 
             input_signature = infer_signature(obj)
 

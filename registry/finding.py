@@ -15,7 +15,7 @@ from registry.domain import AliasPeriod, Event, ModelVersion
 from registry.errors import VersionNotFound
 from registry.names import resolve_ref, validate_alias, validate_model_name
 from registry.query import And, Field, Node, NullCheck, OrderKey, parse_filter, parse_order_by
-from registry.values import validate_metrics
+from registry.validation import validate_metrics
 
 _MAX_LIMIT = 2**31 - 1
 

@@ -50,11 +50,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from registry import signing
 from registry.catalog import Catalog
 from registry.domain import GcReport, Problem, RepairReport, VerifyReport
 from registry.errors import CorruptedArtifact
 from registry.store import LocalBlobStore, check_digest, open_store
+from registry.trust import signing
 
 #: Files younger than this are never reported as waste nor removed, in seconds.
 DEFAULT_MIN_AGE = 3600.0

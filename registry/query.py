@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from registry.errors import InvalidQuery
 from registry.names import MODEL_NAME_PATTERN
-from registry.values import storable_text
+from registry.validation import storable_text
 
 if TYPE_CHECKING:
     from lark import Lark, Token, Tree

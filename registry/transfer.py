@@ -7,8 +7,8 @@ metric history) and one member
 ``blobs/<digest>`` per distinct artifact.
 
 Importing is all or nothing: the tar's structure and every field of the
-manifest are checked first (:mod:`registry.bundle_checks`,
-:mod:`registry.bundle_manifest`), then every blob is streamed into the
+manifest are checked first (:mod:`registry.bundles.checks`,
+:mod:`registry.bundles.manifest`), then every blob is streamed into the
 target store, exactly its declared size, and hashed on the way; if any
 digest differs from the manifest the bundle is refused before a single
 version is recorded. Versions get new numbers in
@@ -19,7 +19,7 @@ over: promoting is a decision for the target registry. Nor is a lineage's
 parent, which names a version of the source registry; the origin tag keeps
 the way back.
 
-Signed bundles (:mod:`registry.keys`): a registry with a bundle key signs
+Signed bundles (:mod:`registry.trust.keys`): a registry with a bundle key signs
 the exact manifest bytes it exports and adds the member ``manifest.sig``.
 An import reads the manifest and its signature before believing anything
 in either, checks the signature, and goes on only if the signer's public
@@ -46,9 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from registry.bundle_checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNATURE, check_bundle, open_bundle
-from registry.bundle_checks import bundle_signer as bundle_signer
-from registry.bundle_manifest import ORIGIN_TAG, BundleEntry
+from registry.bundles.checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNATURE, check_bundle, open_bundle
+from registry.bundles.checks import bundle_signer as bundle_signer
+from registry.bundles.manifest import ORIGIN_TAG, BundleEntry
 from registry.catalog import NewVersion
 from registry.domain import MetricPoint, ModelVersion
 from registry.errors import CorruptedArtifact, InvalidBundle, SerializationError
@@ -59,7 +59,7 @@ from registry.store import StagedBlob
 _CHUNK = 1024 * 1024
 
 if TYPE_CHECKING:
-    from registry.keys import PrivateKeySource, PublicKeySource
+    from registry.trust.keys import PrivateKeySource, PublicKeySource
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def export_bundle(
     """
     if not refs:
         raise ValueError("name at least one version to export (for example 'iris-knn:3')")
-    from registry.keys import bundle_signing_key, sign_manifest  # cryptography: loaded only when bundles move
+    from registry.trust.keys import bundle_signing_key, sign_manifest  # cryptography: loaded only when bundles move
 
     key = bundle_signing_key(sign_with if sign_with is not None else reg._bundle_key)
     versions = list({mv.ref: mv for mv in (reg.get(ref) for ref in refs)}.values())
@@ -160,7 +160,7 @@ def _already_imported(reg: Registry, entry: BundleEntry) -> ModelVersion | None:
 def _new_version(
     entry: BundleEntry, staged: StagedBlob, provenance: dict[str, Any], imports: tuple[str, ...] | None
 ) -> NewVersion:
-    """The version to record for one manifest entry (its fields were checked by :mod:`registry.bundle_manifest`).
+    """The version to record for one manifest entry (its fields were checked by :mod:`registry.bundles.manifest`).
 
     ``imports`` is the inventory scanned from the blob itself: the manifest's
     list is the exporter's word (and, from an older registry, a tracer's
@@ -273,7 +273,7 @@ def _scanned_imports(entry: BundleEntry, content: IO[bytes]) -> tuple[str, ...] 
 
     A blob that begins as a pickle but cannot be read to its end may still be
     run in part by CPython's unpickler: it is refused (see
-    ``registry.filecheck.scanned_imports``), so no imported version hides from
+    ``registry.formats.filecheck.scanned_imports``), so no imported version hides from
     ``audit --deny`` behind a missing inventory.
     """
     content.seek(0)

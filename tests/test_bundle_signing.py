@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from registry import InvalidKey, Registry, UntrustedBundle
 from registry.cli import cli
-from registry.keys import KeyPair, fingerprint, generate_key_pair, load_private_key, sign_manifest
 from registry.locations import CATALOG_FILE_NAME
 from registry.transfer import export_bundle, import_bundle
+from registry.trust.keys import KeyPair, fingerprint, generate_key_pair, load_private_key, sign_manifest
 from tests.conftest import blob_files, temp_files
 
 HMAC_KEY = "target-registry-hmac-secret"

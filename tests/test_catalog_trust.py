@@ -361,8 +361,8 @@ def test_sealing_and_tampering_on_every_engine(engine_url: str, tmp_path: Path) 
 
 
 def test_export_and_import_between_keyed_registries_keep_loading(keyed: Registry, tmp_path: Path) -> None:
-    from registry.keys import generate_key_pair
     from registry.transfer import export_bundle, import_bundle
+    from registry.trust.keys import generate_key_pair
 
     pair = generate_key_pair(tmp_path, "exporter")
     bundle = tmp_path / "bundle.tar"
@@ -409,7 +409,7 @@ def test_an_edited_event_behind_the_head_is_reported_by_verify_with_the_key(keye
 
 def test_a_v1_signature_still_loads_and_is_reported_as_legacy(keyed: Registry, home: Path) -> None:
     """Versions signed before v2 keep their identity check; verify says their inventory is not covered."""
-    from registry import signing
+    from registry.trust import signing
 
     one = keyed.get("m:1")
     legacy = signing.sign(KEY.encode(), "m", 1, one.format, one.checksum)

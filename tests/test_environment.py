@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from registry import EnvironmentMismatch, EnvironmentMismatchWarning, Registry
-from registry.environment import current_environment, environment_differences
+from registry.provenance.environment import current_environment, environment_differences
 from tests.markers import Marker
 
 

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from registry import CorruptedArtifact, Registry, UntrustedBundle, bundle_checks
-from registry.bundle_checks import MAX_MANIFEST
+from registry import CorruptedArtifact, Registry, UntrustedBundle
+from registry.bundles import checks as bundle_checks
+from registry.bundles.checks import MAX_MANIFEST
 from registry.cli import cli
 from registry.errors import InvalidBundle
 from registry.locations import CATALOG_FILE_NAME

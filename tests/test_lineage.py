@@ -26,9 +26,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from registry import fingerprint, lineage
-from registry.fingerprint import DataFingerprint, fingerprint_data
-from registry.lineage import capture_lineage, identity
+from registry.provenance import fingerprint, lineage
+from registry.provenance.fingerprint import DataFingerprint, fingerprint_data
+from registry.provenance.lineage import capture_lineage, identity
 
 ROOT = Path(__file__).parents[1]
 
@@ -260,7 +260,9 @@ def run_python(args: list[str], cwd: Path, stdin: str | None = None) -> dict:
     return json.loads(proc.stdout)
 
 
-PRINT_LINEAGE = "import json; from registry.lineage import capture_lineage; print(json.dumps(capture_lineage()))"
+PRINT_LINEAGE = (
+    "import json; from registry.provenance.lineage import capture_lineage; print(json.dumps(capture_lineage()))"
+)
 
 
 def test_script_path_and_its_repository(repo: Path, tmp_path: Path) -> None:
@@ -330,7 +332,10 @@ def test_user_host_and_version() -> None:
 
 
 def test_capturing_lineage_imports_no_numpy(repo: Path) -> None:
-    code = "import sys; from registry.lineage import capture_lineage; capture_lineage(); print('numpy' in sys.modules)"
+    code = (
+        "import sys; from registry.provenance.lineage import capture_lineage; "
+        "capture_lineage(); print('numpy' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # registering a model must not cost the import of numpy
@@ -368,7 +373,7 @@ def test_the_array_encoding_is_the_documented_one() -> None:
 
 FRAME_SCRIPT = """
 import json, numpy as np, pandas as pd
-from registry.fingerprint import fingerprint_data
+from registry.provenance.fingerprint import fingerprint_data
 frame = pd.DataFrame({"x": np.arange(5.0), "s": ["a", "b", None, "d", "é"], "k": pd.Categorical(list("xyxzx"))})
 objects = np.array([1, "two", 3.5, None, b"x", (1, 2)], dtype=object)
 print(json.dumps([fingerprint_data(d).digest for d in (frame, objects, (frame, frame["x"]))]))

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from registry import InvalidKey, Registry
 from registry.cli import cli
-from registry.keys import KeyPair, generate_key_pair
 from registry.openssf import export_model_signed
+from registry.trust.keys import KeyPair, generate_key_pair
 
 verifying = pytest.importorskip("model_signing.verifying")  # in the test extra: a skip here is an install bug
 

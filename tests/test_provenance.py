@@ -212,7 +212,7 @@ def test_a_script_path_that_is_not_utf8_is_recorded_escaped(tmp_path: Path, home
 def test_odd_inputs_to_lineage_and_signatures(reg: Registry) -> None:
     import scipy.sparse as sp
 
-    from registry.fingerprint import fingerprint_data
+    from registry.provenance.fingerprint import fingerprint_data
 
     mv = reg.register("sparse", [1], format="pickle", input_example=sp.random(10, 3, format="coo", random_state=0))
     assert mv.input_signature.n_features == 3 and len(mv.input_signature.example) == 5

@@ -24,8 +24,14 @@ from sklearn.preprocessing import StandardScaler
 
 from registry.domain import InputSignature, ModelVersion
 from registry.errors import RegistryError, SignatureMismatch, SignatureNotFound
-from registry.signatures import MAX_FEATURE_NAMES, MAX_SIGNATURE_BYTES, check_against, coerce_signature, infer_signature
-from registry.validated import ValidatedModel, check_input
+from registry.inputs.signature import (
+    MAX_FEATURE_NAMES,
+    MAX_SIGNATURE_BYTES,
+    check_against,
+    coerce_signature,
+    infer_signature,
+)
+from registry.inputs.validated import ValidatedModel, check_input
 
 COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
@@ -528,7 +534,7 @@ def test_wrapper_repr_copy_and_pickle(wrapped: ValidatedModel, iris: tuple[Any, 
 
 
 def test_module_imports_only_what_its_layer_allows() -> None:
-    source = Path(__file__).parents[1] / "registry" / "signatures.py"
+    source = Path(__file__).parents[1] / "registry" / "inputs" / "signature.py"
     tree = ast.parse(source.read_text())
     top_level = set()
     for node in tree.body:

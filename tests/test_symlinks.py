@@ -217,7 +217,7 @@ def test_directories_and_files_are_not_writable_by_others_whatever_the_umask(tmp
 
 
 def test_the_catalog_state_memory_in_the_cache_is_not_writable_by_others_whatever_the_umask(tmp_path: Path) -> None:
-    from registry.freshness import StateMemory
+    from registry.trust.freshness import StateMemory
 
     cache = tmp_path / "new" / "cache"
     previous = os.umask(0)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from registry import Registry
-from registry.values import capture_params, validate_metrics, validate_params
+from registry.validation import capture_params, validate_metrics, validate_params
 from tests.conftest import blob_files, temp_files
 
 

@@ -41,6 +41,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from registry.catalog.audit import Actor, EventLog
 from registry.catalog.damage import CLEAR_MARK, DamageMarks
+from registry.catalog.dialects import insert_ignore, upsert
 from registry.catalog.engine import retried, write_transaction
 from registry.catalog.inventory import import_rows
 from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
@@ -58,7 +59,6 @@ from registry.catalog.schema import (
 )
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
-from registry.catalog.sql import insert_ignore, upsert
 from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound, VersionNotFound
 from registry.names import parse_ref

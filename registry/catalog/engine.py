@@ -58,7 +58,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from registry.errors import CatalogError, CommitOutcomeUnknown, InvalidCatalogURL
-from registry.values import dumps
+from registry.validation import dumps
 
 #: How long a writer waits for another writer's lock before giving up, in seconds (every engine).
 LOCK_TIMEOUT = 60.0

@@ -12,7 +12,7 @@ row and in the same transaction, a *seal*::
              digest of every latest metric}
 
 ``seq`` grows with every change (keyed or not), which lets a client notice
-a catalog rolled back to an older copy (:mod:`registry.freshness`); the
+a catalog rolled back to an older copy (:mod:`registry.trust.freshness`); the
 chain head (:mod:`registry.catalog.chain`) binds the whole audit trail. The
 state itself is kept in plain JSON beside the MAC, so a reader can say *what*
 changed (an alias moved, a version un-deleted) rather than only that
@@ -40,8 +40,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, literal, null, select, union_all, update
 
 from registry.catalog.chain import METRIC_MODULUS, canonical_json, metric_term
+from registry.catalog.dialects import insert_ignore
 from registry.catalog.schema import AliasRow, CatalogIdentityRow, EventRow, LatestMetricRow, ModelRow, VersionRow
-from registry.catalog.sql import insert_ignore
 from registry.errors import UntrustedArtifact
 
 SEAL_PREFIX = "s1:"

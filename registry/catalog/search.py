@@ -40,7 +40,7 @@ from sqlalchemy.orm import aliased
 from registry import query as q
 from registry.catalog.schema import LatestMetricRow, LineageRow, ModelRow, ParamValueRow, TagRow, VersionRow
 from registry.names import parse_ref
-from registry.values import dumps
+from registry.validation import dumps
 
 _LINEAGE_COLUMNS = {
     "data": LineageRow.data_digest,

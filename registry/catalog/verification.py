@@ -13,7 +13,7 @@ load. Each finding is ``(kind, detail, ref)``:
   event). Checked with or without a key: without one it catches the edits
   that did not also forge events.
 * ``rolled_back`` (with a key) — a model's sealed state is older than one
-  this client has seen (:mod:`registry.freshness`).
+  this client has seen (:mod:`registry.trust.freshness`).
 * ``inventory_index`` — ``version_imports`` disagrees with a version's
   recorded inventory, so ``audit --deny`` would answer wrongly.
 """

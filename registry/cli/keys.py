@@ -52,7 +52,7 @@ def generate(ctx: click.Context, out: Path, name: str, algorithm: str) -> None:
       modelshelf keys generate --out keys --name team-a
       modelshelf export iris-knn@production -o iris.tar --sign-key keys/team-a.pem
     """
-    from registry.keys import generate_key_pair
+    from registry.trust.keys import generate_key_pair
 
     pair = generate_key_pair(out, name, algorithm)
     if wants_json(ctx):
@@ -78,7 +78,7 @@ def fingerprint_command(ctx: click.Context, file: Path) -> None:
     Example:
       modelshelf keys fingerprint keys/team-a.pub
     """
-    from registry.keys import key_file_fingerprint
+    from registry.trust.keys import key_file_fingerprint
 
     shown = key_file_fingerprint(file)
     if wants_json(ctx):

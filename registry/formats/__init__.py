@@ -18,7 +18,7 @@ from typing import IO, Any, Protocol
 
 from registry.errors import RegistryError, SerializationError
 from registry.formats.hooks import NotAPickle
-from registry.formats.pickling import JoblibFormat, PickleFormat
+from registry.formats.pickle_format import JoblibFormat, PickleFormat
 from registry.formats.policy import POLICY_VERSION, describe_policy
 from registry.formats.skops_format import SkopsFormat
 

@@ -14,7 +14,7 @@ The walk follows a header's size (or its pax ``size`` record) to the next
 header exactly as ``tarfile`` does, and stops at the end-of-archive blocks,
 at a header whose checksum is wrong (``tarfile`` refuses that one itself,
 with its reason) or at a member that is not a regular file (refused by
-:func:`registry.bundle_checks.check_bundle` when ``tarfile`` reaches it).
+:func:`registry.bundles.checks.check_bundle` when ``tarfile`` reaches it).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoin
 from registry.errors import InvalidBundle, RegistryError
 from registry.formats import get_format
 from registry.names import validate_model_name, validate_version
-from registry.values import (
+from registry.validation import (
     storable_text,
     validate_description,
     validate_metrics,
@@ -217,6 +217,6 @@ def _lineage(data: object) -> Lineage | None:
 
 
 def _signature(value: object) -> InputSignature | None:
-    from registry.signatures import coerce_signature  # numpy: only when a bundle is imported
+    from registry.inputs.signature import coerce_signature  # numpy: only when a bundle is imported
 
     return None if value is None else coerce_signature(value, known_dtypes=False)

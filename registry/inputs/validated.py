@@ -1,7 +1,7 @@
 """Checking input against a version's signature at the moment it is used: ``check_input`` and ``ValidatedModel``.
 
 This module stays free of numpy so that ``import registry`` stays cheap;
-the checks themselves (:func:`registry.signatures.check_against`) are
+the checks themselves (:func:`registry.inputs.signature.check_against`) are
 imported on first use.
 """
 
@@ -21,7 +21,7 @@ _OWN_ATTRIBUTES = frozenset({"model", "signature", "ref"})
 
 
 def _check(signature: InputSignature, X: Any, ref: str) -> None:
-    from registry.signatures import check_against
+    from registry.inputs.signature import check_against
 
     check_against(signature, X, ref)
 

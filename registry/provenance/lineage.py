@@ -7,7 +7,7 @@ describe another tree); git runs without its optional index lock, so it never co
 ``git commit``, and still refuses repositories owned by others (``safe.directory``). Only the repository's location
 is cached: a notebook may commit between two registrations, and an edit changes nothing a cached flag could key on.
 
-Training-data fingerprints live in :mod:`registry.fingerprint`.
+Training-data fingerprints live in :mod:`registry.provenance.fingerprint`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ed25519 key pairs that say who wrote a bundle, checked by the registry that imports it.
 
-The HMAC of :mod:`registry.signing` proves a version to whoever holds the
+The HMAC of :mod:`registry.trust.signing` proves a version to whoever holds the
 same secret, so it cannot cross from one registry to another without
 handing the secret over. A bundle travels between parties who share
 nothing but a public key: the exporting registry signs the manifest with

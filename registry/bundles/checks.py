@@ -7,7 +7,7 @@ trusted:
    answers a name with its *last* member, so a duplicate could show one
    manifest to a checker and another to an importer);
 2. the signature in ``manifest.sig`` matches the exact bytes of
-   ``manifest.json`` (:func:`registry.keys.check_signature`), and its
+   ``manifest.json`` (:func:`registry.trust.keys.check_signature`), and its
    signer is trusted, or the caller accepted an unverified bundle;
 3. only then is the manifest parsed, and the tar must hold one blob of the
    listed size per digest it lists, and nothing else.
@@ -22,7 +22,7 @@ would let a few KiB expand without bound); no member may be sparse (a
 sparse header makes a few bytes read back as gigabytes of zeros), and each
 member's declared size must be backed by bytes the file holds. The manifest
 is read only if its declared size is at most :data:`MAX_MANIFEST`, and its
-every field is checked (:mod:`registry.bundle_manifest`) before any blob is
+every field is checked (:mod:`registry.bundles.manifest`) before any blob is
 staged; each blob member must be of the size the manifest lists. A file
 that is not a tar, is empty or is cut off raises
 :class:`~registry.errors.InvalidBundle` saying so.
@@ -38,12 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.bundle_headers import check_headers
-from registry.bundle_manifest import BundleEntry, check_entries
+from registry.bundles.headers import check_headers
+from registry.bundles.manifest import BundleEntry, check_entries
 from registry.errors import CorruptedArtifact, InvalidBundle, UntrustedBundle
 
 if TYPE_CHECKING:
-    from registry.keys import PublicKeySource
+    from registry.trust.keys import PublicKeySource
 
 BUNDLE_KIND = "modelshelf-bundle"
 BUNDLE_VERSION = 1
@@ -227,7 +227,7 @@ def _authenticate(
     that flag accepts a bundle nobody we know vouches for, never one that was
     changed after someone did.
     """
-    from registry.keys import TRUSTED_KEYS_VARIABLE, check_signature, trusted_public_keys  # cryptography: lazily
+    from registry.trust.keys import TRUSTED_KEYS_VARIABLE, check_signature, trusted_public_keys  # cryptography: lazily
 
     trusted = trusted_public_keys(trusted_keys)
     signer = None
