@@ -11,17 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from registry import Registry
-from registry.cli import cli
+from tests.cli_helpers import register_cli as _register
+from tests.cli_helpers import run_cli
 from tests.conftest import blob_files, temp_files
 from tests.markers import Marker
 from tests.pickle_payloads import call, global_, program
-
-
-def _register(home: Path, *args: str) -> object:
-    return CliRunner().invoke(cli, ["--home", str(home), "register", *args])
 
 
 @pytest.mark.parametrize("fmt", ["joblib", "pickle"])
@@ -63,7 +59,7 @@ def test_the_printed_policy_admits_no_test_doubles_and_no_foreign_names(home: Pa
     import importlib
     import json
 
-    result = CliRunner().invoke(cli, ["--home", str(home), "policy", "--json"])
+    result = run_cli(home, "policy", "--json")
     assert result.exit_code == 0, result.output
     names = [entry["name"] for entry in json.loads(result.output)["entries"]]
     assert len(names) == len(set(names)) > 0

@@ -31,6 +31,8 @@ from registry.cli import cli
 from registry.locations import CATALOG_FILE_NAME
 from registry.transfer import export_bundle, import_bundle
 from registry.trust.keys import KeyPair, fingerprint, generate_key_pair, load_private_key, sign_manifest
+from tests.cli_helpers import run_cli
+from tests.cli_helpers import run_cli_strict as _run
 from tests.conftest import blob_files, temp_files
 
 HMAC_KEY = "target-registry-hmac-secret"
@@ -145,10 +147,6 @@ def _assert_untouched(home: Path) -> None:
     with Registry(home) as reg:
         assert reg.models() == [] and reg.events() == []
     assert blob_files(home) == [] and temp_files(home) == []
-
-
-def _run(home: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["--home", str(home), *args], catch_exceptions=False)
 
 
 # -- the legitimate path -------------------------------------------------------
@@ -422,7 +420,7 @@ def test_an_unknown_signer_can_be_accepted_explicitly_and_is_recorded(
 
 
 def test_keys_generate_writes_a_private_key_only_its_owner_reads_and_never_overwrites(keys_dir: Path) -> None:
-    result = CliRunner().invoke(cli, ["keys", "generate", "--out", str(keys_dir), "--name", "team", "--json"])
+    result = run_cli(None, "keys", "generate", "--out", str(keys_dir), "--name", "team", "--json")
     assert result.exit_code == 0, result.output
     made = json.loads(result.output)
     private, public = Path(made["private"]), Path(made["public"])
@@ -433,10 +431,10 @@ def test_keys_generate_writes_a_private_key_only_its_owner_reads_and_never_overw
     raw = base64.b64decode(blob)[-32:]  # OpenSSH wire format: the raw key is its last 32 bytes
     assert made["fingerprint"] == "sha256:" + hashlib.sha256(raw).hexdigest()
     for file in (public, private):
-        shown = CliRunner().invoke(cli, ["keys", "fingerprint", str(file)])
+        shown = run_cli(None, "keys", "fingerprint", str(file))
         assert shown.exit_code == 0 and shown.output.strip() == made["fingerprint"]
     before = private.read_bytes()
-    again = CliRunner().invoke(cli, ["keys", "generate", "--out", str(keys_dir), "--name", "team"])
+    again = run_cli(None, "keys", "generate", "--out", str(keys_dir), "--name", "team")
     assert again.exit_code == 2 and "never overwritten" in again.output
     assert private.read_bytes() == before
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from registry import Registry
 from registry.cli import cli
 from registry.demo import KNN_NAME, LOGREG_NAME, NEIGHBOURS, run_demo
+from tests.cli_helpers import run_cli
 
 
 def modelshelf(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -91,11 +92,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [[], ["demo"], ["db"], ["db", "upgrade"], ["db", "current"]])
 def test_help_shows_an_example(args: list[str]) -> None:
-    result = CliRunner().invoke(cli, [*args, "--help"])
+    result = run_cli(None, *args, "--help")
     assert result.exit_code == 0
     assert "Example" in result.output
 
 
 def test_version_option() -> None:
-    result = CliRunner().invoke(cli, ["--version"])
+    result = run_cli(None, "--version")
     assert result.exit_code == 0 and "modelshelf" in result.output

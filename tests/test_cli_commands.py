@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from registry import Registry
 from registry.cli import cli
+from tests.cli_helpers import run_cli
+from tests.cli_helpers import run_cli_strict as run
 
 
 @pytest.fixture
@@ -35,10 +36,6 @@ def filled(home: Path, iris) -> Path:
         reg.log_metrics("iris-knn", 2, {"accuracy": 0.5}, step=7)
         reg.register("other", {"plain": True}, format="pickle")
     return home
-
-
-def run(home: Path, *args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(cli, ["--home", str(home), *args], input=input, catch_exceptions=False)
 
 
 def as_json(home: Path, *args: str) -> Any:
@@ -278,7 +275,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 
 @pytest.mark.parametrize("path", [(), *_commands(cli)], ids=" ".join)
 def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
-    result = CliRunner().invoke(cli, [*path, "--help"])
+    result = run_cli(None, *path, "--help")
     assert result.exit_code == 0 and "Example" in result.output, path
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from registry import Registry
-from registry.cli import EXIT_NOT_FOUND, EXIT_USAGE, cli
+from registry.cli import EXIT_NOT_FOUND, EXIT_USAGE
+from tests.cli_helpers import run_cli as run
 
 
 @pytest.fixture
@@ -26,10 +26,6 @@ def filled(home: Path, iris) -> Path:
         reg.set_alias("iris-knn", "production", 3)
         reg.register("child", [1], format="pickle", metrics={"accuracy": 0.5}, parent="iris-knn@production")
     return home
-
-
-def run(home: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["--home", str(home), *args])
 
 
 def as_json(home: Path, *args: str) -> Any:

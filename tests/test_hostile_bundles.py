@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from registry import CorruptedArtifact, Registry, UntrustedBundle
 from registry.bundles import checks as bundle_checks
 from registry.bundles.checks import MAX_MANIFEST
-from registry.cli import cli
 from registry.errors import InvalidBundle
 from registry.locations import CATALOG_FILE_NAME
 from registry.transfer import export_bundle, import_bundle
 from tests import hostile_bundles as hb
+from tests.cli_helpers import run_cli
 from tests.conftest import blob_files, temp_files
 from tests.servers import fresh_database
 
@@ -313,7 +312,7 @@ def test_the_cli_refuses_a_hostile_bundle_in_one_line_with_exit_3(
     case: str, good: Path, target: Path, tmp_path: Path
 ) -> None:
     bundle = CASES[case][0](good, tmp_path / "hostile.tar")
-    result = CliRunner().invoke(cli, ["--home", str(target), "import", str(bundle), "--allow-unsigned"])
+    result = run_cli(target, "import", str(bundle), "--allow-unsigned")
     assert result.exit_code == 3, result.output
     assert isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()

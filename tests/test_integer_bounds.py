@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from registry import InvalidReference, Registry
-from registry.cli import cli
 from registry.errors import CatalogError
+from tests.cli_helpers import run_cli
 from tests.servers import fresh_database
 
 HOSTILE = [2**63, -(2**63) - 1, 2**70, True, 2**31]
@@ -88,7 +87,7 @@ def test_the_cli_refuses_them_in_one_line_with_the_usage_exit_code(tmp_path: Pat
     home = tmp_path / "home"
     with Registry(home) as registry:
         registry.register("m", {"a": 1}, format="pickle")
-    result = CliRunner().invoke(cli, ["--home", str(home), *args])
+    result = run_cli(home, *args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
     assert len(result.output.strip().splitlines()) <= 3  # click's usage lines, or our one line

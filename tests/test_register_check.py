@@ -9,11 +9,10 @@ from typing import Any
 
 import joblib
 import pytest
-from click.testing import CliRunner
 from sklearn.linear_model import Ridge
 
 from registry import Registry, UnsafeArtifact
-from registry.cli import cli
+from tests.cli_helpers import register_cli, run_cli
 from tests.conftest import blob_files
 from tests.hostile_pickles import call, glob, text
 
@@ -28,7 +27,7 @@ def _sneaky_file(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _register(home: Path, *args: str) -> object:
-    return CliRunner().invoke(cli, ["--home", str(home), "register", *args, "--format", "pickle"])
+    return register_cli(home, *args, "--format", "pickle")
 
 
 def test_the_default_check_is_safe_and_refuses_without_running_or_writing(home: Path, tmp_path: Path) -> None:
@@ -50,7 +49,7 @@ def test_no_check_stores_the_file_and_still_records_what_it_imports(home: Path, 
 
 def test_unsafe_check_runs_the_file_as_its_help_says(home: Path, tmp_path: Path) -> None:
     artifact, mark = _sneaky_file(tmp_path)
-    assert "RUNS ANY CODE" in CliRunner().invoke(cli, ["register", "--help"]).output
+    assert "RUNS ANY CODE" in run_cli(None, "register", "--help").output
     result = _register(home, str(artifact), "--name", "sneaky", "--unsafe-check")
     assert result.exit_code == 0, result.output
     assert mark.exists()

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from registry import CorruptedArtifact, DamagedVersion, Registry
 from registry.cli import cli
 from registry.transfer import export_bundle, import_bundle
+from tests.cli_helpers import run_cli
 
 KEY = "repair-test-signing-key-0123456789"
 OBJECT = {"weights": list(range(50))}
@@ -106,7 +107,7 @@ def test_a_missing_blob_is_marked_and_healed_from_another_store(shared: Registry
     assert "verified" in healed.healed[0][1]
     assert shared.load("a") == OBJECT and shared.verify().ok
     assert [e.action for e in shared.events("b")][-2:] == ["version.damage", "version.heal"]
-    log = CliRunner().invoke(cli, ["--home", str(home), "log", "b"]).output.splitlines()
+    log = run_cli(home, "log", "b").output.splitlines()
     assert "version.damage" in log[-2] and f"sha256:{digest[:12]} is missing" in log[-2]
     assert "version.heal" in log[-1] and "healed" in log[-1]
 
@@ -127,7 +128,7 @@ def test_a_source_that_is_not_a_store_is_a_clear_error_and_changes_nothing(share
     with pytest.raises(ValueError, match="no blob store there"):
         shared.repair(source=tmp_path / "typo")
     assert shared._catalog.damaged_blobs() == []
-    result = CliRunner().invoke(cli, ["--home", str(shared._store.root), "repair", "--from", str(tmp_path / "typo")])
+    result = run_cli(shared._store.root, "repair", "--from", str(tmp_path / "typo"))
     assert result.exit_code == 2 and "no blob store there" in result.output
 
 
@@ -260,9 +261,9 @@ def test_the_repair_command_text_json_and_exit_codes(shared: Registry, home: Pat
 def test_gc_prints_what_it_kept(shared: Registry, home: Path) -> None:
     young = home / "tmp" / "2-young.tmp"
     young.write_bytes(b"xy")
-    result = CliRunner().invoke(cli, ["--home", str(home), "gc", "--dry-run"])
+    result = run_cli(home, "gc", "--dry-run")
     assert result.exit_code == 0 and f"kept {young}: younger than min_age (60 min)" in result.output
-    result = CliRunner().invoke(cli, ["--home", str(home), "gc", "--dry-run", "--json"])
+    result = run_cli(home, "gc", "--dry-run", "--json")
     assert json.loads(result.stdout)["kept"][0]["item"] == str(young)
 
 

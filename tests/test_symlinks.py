@@ -23,6 +23,7 @@ from registry.cli import cli
 from registry.errors import StoreError
 from registry.locations import CATALOG_FILE_NAME
 from registry.store import LocalBlobStore, clear_cache
+from tests.cli_helpers import run_cli
 
 MODEL = {"weights": list(range(50))}
 
@@ -186,11 +187,11 @@ def test_cache_clear_never_deletes_through_a_linked_fanout(tmp_path: Path, monke
 
     (sha / "aa" / ("c" * 62)).write_bytes(b"again")
     monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
-    result = CliRunner().invoke(cli, ["cache", "clear"])
+    result = run_cli(None, "cache", "clear")
     assert result.exit_code == 0 and "removed 1 files" in result.output
     assert str(sha / "bb") in result.output  # the link is named, not entered
     assert contents(outside) == sorted(["b" * 62, "notes.txt"])
-    info = CliRunner().invoke(cli, ["cache", "info"])
+    info = run_cli(None, "cache", "info")
     assert "0 blobs" in info.output and str(sha / "bb") in info.output
 
 

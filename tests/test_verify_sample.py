@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from registry import Registry
 from registry.cli import cli
+from tests.cli_helpers import run_cli
 
 N = 4
 
@@ -81,13 +82,13 @@ def test_the_cli_takes_sample_and_max_duration_in_text_and_json(many: Registry, 
 
 @pytest.mark.parametrize("bad", ["0/3", "4/3", "a/b", "1.5/3", "3", "-1/2", "1/0", "/"])
 def test_bad_sample_values_are_usage_errors(many: Registry, home: Path, bad: str) -> None:
-    result = CliRunner().invoke(cli, ["--home", str(home), "verify", "--sample", bad])
+    result = run_cli(home, "verify", "--sample", bad)
     assert result.exit_code == 2
     assert "--sample" in result.output and "1 <= i <= N" in result.output
 
 
 def test_sample_with_quick_is_a_usage_error(many: Registry, home: Path) -> None:
-    result = CliRunner().invoke(cli, ["--home", str(home), "verify", "--quick", "--sample", "1/2"])
+    result = run_cli(home, "verify", "--quick", "--sample", "1/2")
     assert result.exit_code == 2 and "--quick" in result.output
 
 
