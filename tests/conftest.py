@@ -50,6 +50,46 @@ def s3rver_server() -> Iterator[Any]:
         yield server
 
 
+#: Fixtures that reach a server (an S3 protocol server, PostgreSQL or MariaDB): every test using one is slow.
+SERVER_FIXTURES = frozenset({"s3", "moto_server", "s3rver_server", "s3rver", "bucket", "server_url"})
+
+#: Parameter values that name a server backend (``"postgresql+s3"``, ``"mariadb"``…): such a case is slow.
+SERVER_KINDS = frozenset({"postgresql", "mariadb", "s3", "s3rver", "moto"})
+
+
+def _names_a_server(value: object) -> bool:
+    return isinstance(value, str) and bool(SERVER_KINDS & set(value.split("+")))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tell :mod:`tests.lanes` whether this run is the fast lane (``-m`` leaving out ``slow``)."""
+    from tests import lanes
+
+    lanes.fast_lane = "not slow" in (config.getoption("markexpr", "") or "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fast lane's policy, in one place: ``-m "not slow"`` leaves out what is slow by nature.
+
+    Slow by nature: servers (found here from the fixtures and parameters a test
+    uses), and the modules and tests :data:`tests.lanes.SLOW` names (process
+    pools, subprocesses, git repositories, lint runs, big artifacts).
+    Everything still runs by default; a test can also carry
+    ``@pytest.mark.slow`` itself.
+    """
+    from tests.lanes import is_slow
+
+    slow = pytest.mark.slow
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (
+            SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or any(_names_a_server(value) for value in params.values())
+            or is_slow(item.path.name, item.originalname if isinstance(item, pytest.Function) else item.name)
+        ):
+            item.add_marker(slow)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses ``s3`` (directly or through a fixture) runs once per server of :data:`S3_SERVERS`."""
     if "s3" in metafunc.fixturenames:
