@@ -17,16 +17,54 @@ from __future__ import annotations
 ALL: frozenset[str] = frozenset({"*"})
 
 #: Module file name → the tests (by function name) that are slow, with why.
-SLOW: dict[str, frozenset[str]] = {}
+SLOW: dict[str, frozenset[str]] = {
+    # process pools of eight writers, and threads racing for seconds
+    "test_concurrency.py": ALL,
+    # each runs `modelshelf` or `python` as a subprocess
+    "test_cli.py": frozenset(
+        {
+            "test_demo_runs_in_a_fresh_directory",
+            "test_environment_variables_select_the_registry",
+            "test_errors_are_one_line_with_an_exit_code",
+            "test_usage_errors_exit_2",
+        }
+    ),
+    "test_register_load.py": frozenset({"test_another_process_sees_what_was_registered"}),
+    "test_migrations.py": frozenset(
+        {"test_developer_alembic_ini_works_too", "test_the_wheel_ships_the_migrations_and_creates_catalogs"}
+    ),
+    # real git repositories, made with the git binary, and scripts run in them
+    "test_provenance_lineage.py": ALL,
+    "test_provenance.py": frozenset(
+        {
+            "test_a_script_in_a_git_repository_records_commit_script_and_dirty_flag",
+            "test_a_script_path_that_is_not_utf8_is_recorded_escaped",
+        }
+    ),
+    "test_backends_catalog.py": frozenset({"test_a_sha256_repository_records_its_64_digit_commit"}),
+    # lint and type checks run as subprocesses (ruff, lint-imports, mypy) and a fresh interpreter
+    "test_project.py": frozenset(
+        {
+            "test_import_layers_hold",
+            "test_importing_registry_does_not_import_heavy_modules",
+            "test_ruff_is_clean",
+        }
+    ),
+    "test_query.py": frozenset({"test_importing_the_module_does_not_import_lark"}),
+}
 
 #: Set by ``tests/conftest.py`` (before any test module is imported) when the run leaves out slow tests.
 fast_lane = False
 
 
+#: A test whose name holds one of these runs a lint or type checker (a test added later included): slow.
+CHECKER_WORDS = ("mypy", "ruff", "lint")
+
+
 def is_slow(module: str, test: str) -> bool:
-    """Whether :data:`SLOW` puts ``test`` of ``module`` (a file name such as ``test_cli.py``) in the slow lane."""
+    """Whether :data:`SLOW` or :data:`CHECKER_WORDS` put ``test`` of ``module`` (a file name) in the slow lane."""
     names = SLOW.get(module, frozenset())
-    return "*" in names or test in names
+    return "*" in names or test in names or any(word in test for word in CHECKER_WORDS)
 
 
 def examples(full: int, fast: int = 25) -> int:

@@ -31,6 +31,7 @@ from registry.query import (
     parse_filter,
     parse_order_by,
 )
+from tests.lanes import examples
 
 VERSION = Field("version", None)
 LARK_NAMES = re.compile(r"__ANON|\$END|\b_?(?:LPAR|RPAR|COMMA|IDENT|QFIELD|NUMBER|STRING|OP|WS|AND|OR)\b")
@@ -505,14 +506,14 @@ def render(node: Node, kw: Callable[[str], str]) -> str:
 CASINGS = st.sampled_from([str.lower, str.upper, str.title])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(TREES, CASINGS)
 @example(Comparison(Field("format", None), "like", "a\\\\"), str.lower)  # an escaped backslash ends it
 def test_rendered_trees_parse_back_to_themselves(tree: Node, kw: Callable[[str], str]) -> None:
     assert strict(parse_filter(render(tree, kw))) == strict(tree)
 
 
-@settings(deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(fields(), min_size=1, max_size=5, unique=True), st.data())
 def test_rendered_orderings_parse_back_to_themselves(keys: list[Field], data: st.DataObject) -> None:
     directions = data.draw(st.lists(st.sampled_from(["", " asc", " DESC"]), min_size=len(keys), max_size=len(keys)))
@@ -525,7 +526,7 @@ PIECES = [*"ab.()'`\" =<>!,-1e\n", "metrics.", "tags.", "version", " and ", " or
 NEAR_MISSES = st.lists(st.sampled_from([*PIECES, " like ", " desc", "lineage.dirty", "created_at"]), max_size=20)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.one_of(NEAR_MISSES.map("".join), st.text(max_size=40)))
 def test_any_text_parses_or_fails_with_a_one_line_positioned_error(text: str) -> None:
     for parse in (parse_filter, parse_order_by):

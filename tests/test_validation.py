@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from registry import Registry
 from registry.validation import capture_params, validate_metrics, validate_params
 from tests.conftest import blob_files, temp_files
+from tests.lanes import examples
 
 
 def assert_nothing_written(reg: Registry, home: Path) -> None:
@@ -176,7 +177,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     params=st.dictionaries(st.text(STORABLE, min_size=1, max_size=30), json_values, max_size=6),
     metrics=st.dictionaries(
