@@ -51,7 +51,9 @@ def s3rver_server() -> Iterator[Any]:
 
 
 #: Fixtures that reach a server (an S3 protocol server, PostgreSQL or MariaDB): every test using one is slow.
-SERVER_FIXTURES = frozenset({"s3", "moto_server", "s3rver_server", "s3rver", "bucket", "server_url"})
+SERVER_FIXTURES = frozenset(
+    {"s3", "moto_server", "s3rver_server", "s3rver", "bucket", "server_url", "postgres_url", "engine_url"}
+)
 
 #: Parameter values that name a server backend (``"postgresql+s3"``, ``"mariadb"``…): such a case is slow.
 SERVER_KINDS = frozenset({"postgresql", "mariadb", "s3", "s3rver", "moto"})

@@ -51,6 +51,24 @@ SLOW: dict[str, frozenset[str]] = {
         }
     ),
     "test_query.py": frozenset({"test_importing_the_module_does_not_import_lark"}),
+    # a server reached inside the test body rather than through a fixture
+    "test_hostile_bundles.py": frozenset({"test_fields_the_server_would_refuse_are_refused_before_it_on_postgresql"}),
+    # big artifacts: bombs, colliding hashes, deep nesting and large arrays, each built to hit a resource bound
+    "test_unpickler.py": frozenset({"test_a_decompression_bomb_stops_at_the_budget"}),
+    "test_redteam.py": frozenset(
+        {
+            "test_a_set_made_by_a_call_of_colliding_integers_is_bounded",
+            "test_a_dict_of_colliding_integer_keys_is_bounded",
+            "test_a_second_build_on_an_array_a_sparse_matrix_views_is_refused",
+            "test_datetime_dtype_state_without_metadata_does_not_crash_the_load",
+            "test_deeply_nested_lists_and_dicts_do_not_crash",
+            "test_an_index_array_rebuilt_after_scipy_checked_it_is_refused",
+            "test_a_field_dtype_rebuilt_after_a_structured_dtype_was_made_of_it_is_refused",
+            "test_a_dtype_rebuilt_after_an_array_was_made_of_it_is_refused",
+            "test_lil_matrix_with_a_column_outside_its_shape_is_refused",
+            "test_repr_of_a_shared_list_dag_in_a_refusal_message_is_bounded",
+        }
+    ),
 }
 
 #: Set by ``tests/conftest.py`` (before any test module is imported) when the run leaves out slow tests.
