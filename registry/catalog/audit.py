@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select
 
 from registry.catalog.chain import metric_term, next_link
-from registry.catalog.schema import EventRow
+from registry.catalog.schema import EventRow, table_of
 from registry.domain import AliasPeriod, Event
 
-_EVENTS = EventRow.__table__
+_EVENTS = table_of(EventRow)
 _INSERT_EVENT = insert(_EVENTS)
 EVENT_COLUMNS = (
     EventRow.id,

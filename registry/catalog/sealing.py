@@ -41,7 +41,15 @@ from sqlalchemy import Connection, Row, bindparam, func, literal, null, select, 
 
 from registry.catalog.chain import METRIC_MODULUS, canonical_json, metric_term
 from registry.catalog.dialects import insert_ignore
-from registry.catalog.schema import AliasRow, CatalogIdentityRow, EventRow, LatestMetricRow, ModelRow, VersionRow
+from registry.catalog.schema import (
+    AliasRow,
+    CatalogIdentityRow,
+    EventRow,
+    LatestMetricRow,
+    ModelRow,
+    VersionRow,
+    table_of,
+)
 from registry.errors import UntrustedArtifact
 
 SEAL_PREFIX = "s1:"
@@ -49,7 +57,7 @@ _DOMAIN = b"modelshelf-state-v1"
 #: The command that adopts a model's current state under the key, named in every refusal.
 SEAL_COMMAND = "modelshelf seal"
 
-_IDENTITY = CatalogIdentityRow.__table__
+_IDENTITY = table_of(CatalogIdentityRow)
 _CATALOG_ID = select(_IDENTITY.c.id).where(_IDENTITY.c.slot == 1)
 _LIVE = (VersionRow.model_id == ModelRow.id) & VersionRow.deleted_at.is_(None)
 # One round trip for the model's row and every scalar of its state (each subquery on an index), and one
@@ -84,7 +92,7 @@ _LATEST_METRICS = (
     .where(VersionRow.model_id == bindparam("model_id"))
     .order_by(VersionRow.version, LatestMetricRow.key)
 )
-_MODELS = ModelRow.__table__
+_MODELS = table_of(ModelRow)
 _UNSEAL = (
     update(_MODELS)
     .where(_MODELS.c.id == bindparam("model_id"))
