@@ -121,9 +121,8 @@ class EventLog:
         heads: dict[str, str] = {}
         for row in self._rows:
             model = row["model"]
-            if model not in heads:
-                heads[model] = connection.execute(HEAD_QUERY, {"model": model}).scalar()
-            row["link"] = heads[model] = next_link(self._key, heads[model], row)
+            previous = heads[model] if model in heads else connection.execute(HEAD_QUERY, {"model": model}).scalar()
+            row["link"] = heads[model] = next_link(self._key, previous, row)
         if self._rows:
             connection.execute(_INSERT_EVENT, self._rows)
             self._rows = []

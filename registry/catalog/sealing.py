@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, literal, null, select, union_all, update
+from sqlalchemy import CompoundSelect, Connection, Row, bindparam, func, literal, null, select, union_all, update
 
 from registry.catalog.chain import METRIC_MODULUS, canonical_json, metric_term
 from registry.catalog.dialects import insert_ignore
@@ -78,7 +78,7 @@ _MODEL_STATE = select(
     .scalar_subquery()
     .label("head"),
 ).where(ModelRow.name == bindparam("name"))
-_DELETED_AND_ALIASES = union_all(
+_DELETED_AND_ALIASES: CompoundSelect[str, int, str | None] = union_all(
     select(literal("d"), VersionRow.version, null()).where(
         VersionRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_not(None)
     ),
@@ -175,7 +175,7 @@ def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics
     for kind, number, alias in connection.execute(_DELETED_AND_ALIASES, {"model_id": row.id}):
         if kind == "d":
             deleted.append(number)
-        else:
+        elif alias is not None:  # an alias row ("a") always names its alias
             aliases[alias] = number
     digest = None
     if with_metrics:
