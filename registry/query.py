@@ -495,7 +495,7 @@ def _value(field: Field, op: str, token: Token, source: _Source) -> _Value:
     if field.kind == "version" and not (is_number and isinstance(value, int)):
         how = "whole numbers" if is_number else "numbers, written without quotes"
         source.fail(position, f"versions are {how}, as in version {op} 3", "a whole number")
-    if field.kind == "version" and abs(value) > _MAX_VERSION:  # type: ignore[arg-type]
+    if field.kind == "version" and isinstance(value, int) and abs(value) > _MAX_VERSION:
         source.fail(position, f"versions are at most {_MAX_VERSION}", "a smaller whole number")
     if isinstance(value, str) and not storable_text(value):
         source.fail(position, "a string holds no NUL character and no lone surrogate", _STRING_TEXT)
