@@ -33,7 +33,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from registry.errors import InvalidQuery
 from registry.names import MODEL_NAME_PATTERN
@@ -193,13 +193,13 @@ def parse_order_by(text: str) -> tuple[OrderKey, ...]:
     seen: dict[Field, int] = {}
     keys = []
     for order_key in _parse_tree(source, "order_by").children:
-        token = order_key.children[0].children[0]
+        token = _token(_tree(_tree(order_key).children[0]).children[0])
         field = _field(token, source)
         if field in seen:
             reason = f"{_show(field_name(field))} is already ordered by at position {seen[field]}; name it once"
             source.fail(token.start_pos, reason, "a field not yet in the ordering")
-        seen[field] = token.start_pos
-        keys.append(OrderKey(field, descending=getattr(order_key.children[-1], "type", None) == "DESC"))
+        seen[field] = _start(token)
+        keys.append(OrderKey(field, descending=getattr(_tree(order_key).children[-1], "type", None) == "DESC"))
     return tuple(keys)
 
 
@@ -221,10 +221,14 @@ class _Source:
             source.fail(MAX_QUERY_LENGTH, reason, f"at most {MAX_QUERY_LENGTH} characters")
         return source
 
-    def fail(self, position: int, reason: str, expected: str) -> NoReturn:
-        """Raise the one-line :class:`InvalidQuery` for ``position`` (the length of the text: at the end)."""
+    def fail(self, position: int | None, reason: str, expected: str) -> NoReturn:
+        """Raise the one-line :class:`InvalidQuery` for ``position`` (the length of the text: at the end).
+
+        ``None`` is accepted because lark types token positions as optional (a hand-made token has none);
+        its lexer always sets them, and a missing one reads as the end of the text.
+        """
         where = "at the end"
-        if position < len(self.text):
+        if position is not None and position < len(self.text):
             snippet = self.text[position : position + 20] + ("..." if len(self.text) > position + 20 else "")
             where = f"at position {position} ({snippet!r})"
         message = f"invalid {self.what} {where}: {reason}"
@@ -272,7 +276,23 @@ def _parser() -> Lark:
     return Lark(_GRAMMAR, start=["filter", "order_by"], parser="lalr", lexer="contextual", propagate_positions=True)
 
 
-def _parse_tree(source: _Source, start: str) -> Tree:
+def _tree(branch: Tree[Token] | Token) -> Tree[Token]:
+    """``branch`` as the subtree the grammar puts there: lark types every child as a tree or a token."""
+    return cast("Tree[Token]", branch)
+
+
+def _token(branch: Tree[Token] | Token) -> Token:
+    """``branch`` as the token the grammar puts there: lark types every child as a tree or a token."""
+    return cast("Token", branch)
+
+
+def _start(token: Token) -> int:
+    """Where ``token`` starts: lark types positions as optional (a hand-made token has none), its lexer sets them."""
+    assert token.start_pos is not None, "lark's lexer sets the position of every token it produces"
+    return token.start_pos
+
+
+def _parse_tree(source: _Source, start: str) -> Tree[Token]:
     """Parse with lark, translating its exceptions into one-line messages in the user's terms."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
@@ -281,11 +301,12 @@ def _parse_tree(source: _Source, start: str) -> Tree:
     try:
         for token in interactive.iter_parse():  # yields each token just before feeding it
             seen.append(token)
-        return interactive.feed_eof(seen[-1] if seen else None)
+        tree: Tree[Token] = interactive.feed_eof(seen[-1] if seen else None)
+        return tree
     except UnexpectedToken as exc:
         at_end = exc.token.type == "$END"
-        position = len(source.text) if at_end else exc.token.start_pos
-        consumed = seen if at_end else [token for token in seen if token.start_pos < position]
+        position = len(source.text) if at_end else _start(exc.token)
+        consumed = seen if at_end else [token for token in seen if _start(token) < position]
         expected = _describe(_accepted(consumed, start), consumed)
         reason = f"expected {expected}" + (f" after {consumed[-1].value!r}" if consumed else "")
         if not source.text.strip():
@@ -301,7 +322,8 @@ def _parse_tree(source: _Source, start: str) -> Tree:
         elif exc.token.type == "IDENT" and consumed and consumed[-1].type == "IDENT":
             reason = f"{reason} ({_BACKQUOTE_HINT})"
     except UnexpectedCharacters as exc:
-        position, char = exc.pos_in_stream, source.text[exc.pos_in_stream]
+        position = cast(int, exc.pos_in_stream)  # lark declares the class attribute as None; the lexer sets an int
+        char = source.text[position]
         expected = _describe(_accepted(seen, start), seen)
         reason = f"unexpected character {char!r}; expected {expected}" + (f" after {seen[-1].value!r}" if seen else "")
         if char == "'":
@@ -325,7 +347,8 @@ def _accepted(consumed: list[Token], start: str) -> set[str]:
     probe = _parser().parse_interactive("", start=start)
     for token in consumed:
         probe.feed_token(token)
-    return probe.accepts()
+    accepted: set[str] = probe.accepts()
+    return accepted
 
 
 def _open_parens(consumed: list[Token]) -> list[int]:
@@ -333,7 +356,7 @@ def _open_parens(consumed: list[Token]) -> list[int]:
     stack: list[int] = []
     for token in consumed:
         if token.type == "_LPAR":
-            stack.append(token.start_pos)
+            stack.append(_start(token))
         elif token.type == "_RPAR" and stack:
             stack.pop()
     return stack
@@ -356,7 +379,7 @@ def _describe(names: set[str], consumed: list[Token]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
-def _node(tree: Tree, source: _Source, depth: int) -> Node:
+def _node(tree: Tree[Token], source: _Source, depth: int) -> Node:
     """The checked AST node of a parse tree node."""
     if depth > _MAX_DEPTH:
         reason = f"the filter nests deeper than {_MAX_DEPTH} levels; simplify it"
@@ -366,14 +389,14 @@ def _node(tree: Tree, source: _Source, depth: int) -> Node:
         kind = Or if tree.data == "or_expr" else And
         parts: list[Node] = []
         for kid in kids:
-            part = _node(kid, source, depth + 1)
+            part = _node(_tree(kid), source, depth + 1)
             parts += part.parts if isinstance(part, kind) else [part]
         return kind(tuple(parts))
     if tree.data == "negation":
-        return Not(_node(kids[1], source, depth + 1))
-    field = _field(kids[0].children[0], source)
+        return Not(_node(_tree(kids[1]), source, depth + 1))
+    field = _field(_token(_tree(kids[0]).children[0]), source)
     negated = any(getattr(kid, "type", None) == "NOT" for kid in kids[1:])
-    operator = kids[2 if negated and tree.data != "null_check" else 1]
+    operator = _token(kids[2 if negated and tree.data != "null_check" else 1])
     if tree.data == "null_check":
         if field.key is None:
             noun = {"version": "number", "created_at": "creation time"}.get(field.kind, field.kind)
@@ -384,7 +407,7 @@ def _node(tree: Tree, source: _Source, depth: int) -> Node:
         op = "!=" if operator.value == "<>" else operator.value
         if field == _PARENT and op not in ("=", "!="):
             source.fail(operator.start_pos, "versions are not ordered across models; use = or in", "= != in or is null")
-        return Comparison(field, op, _value(field, op, kids[2], source))
+        return Comparison(field, op, _value(field, op, _token(kids[2]), source))
     if tree.data == "like":
         if field.kind in _NOT_TEXT or field == _DIRTY:
             what = _NOT_TEXT.get(field.kind, "lineage.dirty is true or false")
@@ -392,11 +415,11 @@ def _node(tree: Tree, source: _Source, depth: int) -> Node:
         if field == _PARENT:
             source.fail(operator.start_pos, "lineage.parent is matched whole, with = or in", "= != in or is null")
         op = "not like" if negated else "like"
-        return Comparison(field, op, _value(field, op, kids[-1], source))
+        return Comparison(field, op, _value(field, op, _token(kids[-1]), source))
     if field.kind == "created_at":
         reason = "created_at cannot be matched with 'in'; select a time range with >= and <"
         source.fail(operator.start_pos, reason, _COMPARE_TEXT)
-    values = kids[-1].children if getattr(kids[-1], "data", None) == "values" else []
+    values = [_token(kid) for kid in _tree(kids[-1]).children] if getattr(kids[-1], "data", None) == "values" else []
     if not values:
         reason = "an in-list needs at least one value, as in (1, 2)"
         source.fail(source.text.index("(", operator.end_pos), reason, _VALUE_TEXT)
@@ -439,12 +462,12 @@ def _field(token: Token, source: _Source) -> Field:
 def _literal(token: Token, source: _Source) -> _Value:
     """The Python value of a literal token: an int or float as written, an unescaped str, a bool."""
     if token.type == "STRING":
-        return token.value[1:-1].replace("''", "'")
+        return str(token.value)[1:-1].replace("''", "'")
     if token.type in ("TRUE", "FALSE"):
         return token.type == "TRUE"
     if re.fullmatch(r"-?[0-9]+", token.value):
         digits = token.value.lstrip("-").lstrip("0") or "0"
-        number = int(token.value) if len(digits) <= 20 else _MAX_INT + 1  # int() of 5000 digits is slow
+        number: float = int(token.value) if len(digits) <= 20 else _MAX_INT + 1  # int() of 5000 digits is slow
         if abs(number) > _MAX_INT:
             reason = f"integers are at most {_MAX_INT} in size; write a float such as 1e20 for larger numbers"
             source.fail(token.start_pos, reason, "a smaller integer")
@@ -472,7 +495,7 @@ def _value(field: Field, op: str, token: Token, source: _Source) -> _Value:
     if field.kind == "version" and not (is_number and isinstance(value, int)):
         how = "whole numbers" if is_number else "numbers, written without quotes"
         source.fail(position, f"versions are {how}, as in version {op} 3", "a whole number")
-    if field.kind == "version" and abs(value) > _MAX_VERSION:  # type: ignore[arg-type]
+    if field.kind == "version" and isinstance(value, int) and abs(value) > _MAX_VERSION:
         source.fail(position, f"versions are at most {_MAX_VERSION}", "a smaller whole number")
     if isinstance(value, str) and not storable_text(value):
         source.fail(position, "a string holds no NUL character and no lone surrogate", _STRING_TEXT)

@@ -87,3 +87,13 @@ def test_ruff_is_clean(paths: list[str]) -> None:
     assert ruff, "ruff is part of the test extra"
     result = subprocess.run([ruff, "check", *paths], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_mypy_is_clean() -> None:
+    """``registry/`` type-checks under the strict settings in pyproject.toml's [tool.mypy]."""
+    import importlib.util
+
+    assert importlib.util.find_spec("mypy"), "mypy is part of the test extra"
+    result = subprocess.run([sys.executable, "-m", "mypy", "registry"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -36,7 +36,7 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from registry.bundles.headers import check_headers
 from registry.bundles.manifest import BundleEntry, check_entries
@@ -130,7 +130,8 @@ def _members(tar: tarfile.TarFile, path: Path) -> dict[str, tarfile.TarInfo]:
     A member whose declared size runs past the end of the file is refused
     here, before a byte of it is read.
     """
-    end = os.fstat(tar.fileobj.fileno()).st_size  # type: ignore[union-attr]
+    # tarfile.open(path) reads through the builtin open(); typeshed types ``fileobj`` as a narrower protocol
+    end = os.fstat(cast(BinaryIO, tar.fileobj).fileno()).st_size
     members: dict[str, tarfile.TarInfo] = {}
     try:
         for member in tar:

@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import re
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from registry.errors import InvalidBundle
+
+# tarfile's header helpers are undocumented, so typeshed leaves them out: typed here, once.
+_nti: Callable[[bytes], int] = vars(tarfile)["nti"]
+_calc_chksums: Callable[[bytes], tuple[int, int]] = vars(tarfile)["calc_chksums"]
 
 BLOCK = tarfile.BLOCKSIZE
 #: Far above the pax header of any exported member (a path of 71 characters, maybe a size).
@@ -74,14 +79,14 @@ def check_headers(file: IO[bytes], end: int, path: Path, max_members: int) -> No
 
 def _checksum_ok(block: bytes) -> bool:
     try:
-        return tarfile.nti(block[148:156]) in tarfile.calc_chksums(block)
+        return _nti(block[148:156]) in _calc_chksums(block)
     except tarfile.HeaderError:
         return False
 
 
 def _size(block: bytes) -> int | None:
     try:
-        return tarfile.nti(block[124:136])
+        return _nti(block[124:136])
     except tarfile.HeaderError:
         return None
 

@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select
 
 from registry.catalog.chain import metric_term, next_link
-from registry.catalog.schema import EventRow
+from registry.catalog.schema import EventRow, table_of
 from registry.domain import AliasPeriod, Event
 
-_EVENTS = EventRow.__table__
+_EVENTS = table_of(EventRow)
 _INSERT_EVENT = insert(_EVENTS)
 EVENT_COLUMNS = (
     EventRow.id,
@@ -121,9 +121,8 @@ class EventLog:
         heads: dict[str, str] = {}
         for row in self._rows:
             model = row["model"]
-            if model not in heads:
-                heads[model] = connection.execute(HEAD_QUERY, {"model": model}).scalar()
-            row["link"] = heads[model] = next_link(self._key, heads[model], row)
+            previous = heads[model] if model in heads else connection.execute(HEAD_QUERY, {"model": model}).scalar()
+            row["link"] = heads[model] = next_link(self._key, previous, row)
         if self._rows:
             connection.execute(_INSERT_EVENT, self._rows)
             self._rows = []

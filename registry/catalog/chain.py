@@ -27,9 +27,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 KEYED_PREFIX = "k1:"
 UNKEYED_PREFIX = "u1:"
@@ -50,7 +49,13 @@ def _moment(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_message(previous: str | None, event: Mapping[str, Any]) -> bytes:
+class EventFields(Protocol):
+    """What the chain reads of an event: its fields by name, from a dict or a SQLAlchemy ``RowMapping``."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+def event_message(previous: str | None, event: EventFields) -> bytes:
     """The bytes a link covers: the previous link and every field of the event but its id."""
     fields = [
         _moment(event["at"]),
@@ -66,7 +71,7 @@ def event_message(previous: str | None, event: Mapping[str, Any]) -> bytes:
     return b"\n".join([_DOMAIN, (previous or "").encode(), canonical_json(fields).encode()])
 
 
-def next_link(key: bytes | None, previous: str | None, event: Mapping[str, Any]) -> str:
+def next_link(key: bytes | None, previous: str | None, event: EventFields) -> str:
     """The link of ``event`` appended after ``previous``: keyed when a key is given."""
     message = event_message(previous, event)
     if key is None:
@@ -74,7 +79,7 @@ def next_link(key: bytes | None, previous: str | None, event: Mapping[str, Any])
     return KEYED_PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def check_link(key: bytes | None, previous: str | None, event: Mapping[str, Any], link: str | None) -> LinkState:
+def check_link(key: bytes | None, previous: str | None, event: EventFields, link: str | None) -> LinkState:
     """Whether ``link`` is the one ``event`` after ``previous`` should carry (constant-time comparison)."""
     if link is None:
         return "broken"

@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from registry.catalog.engine import read_transaction, retried, write_transaction
-from registry.catalog.schema import BlobRow, ModelRow, VersionRow
+from registry.catalog.schema import BlobRow, ModelRow, VersionRow, table_of
 from registry.domain import CHECKSUM_PREFIX
 
-_BLOBS = BlobRow.__table__
+_BLOBS = table_of(BlobRow)
 
 #: Clear the mark of the blob ``blob`` (a no-op for a blob that has none).
 CLEAR_MARK = (

@@ -17,16 +17,21 @@ from sqlalchemy import Connection, Table
 
 def _dialect_insert(dialect: str, table: Table) -> Any:
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
     elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
     elif dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        return mysql_insert(table)
     else:
         raise NotImplementedError(
             f"the catalog does not support the {dialect!r} database yet; use SQLite, PostgreSQL or MySQL/MariaDB"
         )
-    return insert(table)
 
 
 @cache

@@ -51,7 +51,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -196,8 +196,8 @@ def _configure_server(engine: Engine) -> None:
 
 #: What each driver reports for "a lock wait timed out" and "the server broke a deadlock", by error code:
 #: SQLite's primary result codes BUSY and LOCKED, PostgreSQL's SQLSTATEs, MySQL's and MariaDB's error numbers.
-_LOCK_TIMEOUT_CODES = {"sqlite": {5, 6}, "postgresql": {"55P03"}, "mysql": {1205}}
-_DEADLOCK_CODES = {"postgresql": {"40P01"}, "mysql": {1213}}
+_LOCK_TIMEOUT_CODES: dict[str, set[int | str]] = {"sqlite": {5, 6}, "postgresql": {"55P03"}, "mysql": {1205}}
+_DEADLOCK_CODES: dict[str, set[int | str]] = {"postgresql": {"40P01"}, "mysql": {1213}}
 
 
 def _error_code(engine: Engine, exc: DBAPIError) -> int | str | None:
@@ -236,7 +236,8 @@ def _is_disconnect(engine: Engine, exc: DBAPIError) -> bool:
     if exc.connection_invalidated:
         return True
     try:
-        return bool(engine.dialect.is_disconnect(exc.orig, None, None))
+        # the DBAPI error class belongs to whichever driver is loaded: no static type names it
+        return bool(engine.dialect.is_disconnect(cast(Any, exc.orig), None, None))
     except Exception:  # a dialect that needs the connection to tell
         return False
 

@@ -22,12 +22,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DatabaseError, DBAPIError
 
 from registry.catalog.engine import write_transaction
 from registry.errors import CatalogError, SchemaVersionError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: The newest revision in ``migrations/versions``: the schema this code reads and writes.
 HEAD_REVISION = "5c1f0e2d9b7a"
@@ -46,7 +50,7 @@ def migrations_dir() -> Path:
     return Path(str(files("registry._migrations")))
 
 
-def alembic_config(connection: Connection | None = None):  # type: ignore[no-untyped-def]
+def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic ``Config`` for the packaged migrations, bound to ``connection``."""
     from alembic.config import Config
 

@@ -62,6 +62,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -148,7 +149,7 @@ def compare_exact_types(
     family = Text if isinstance(metadata_type, ExactText) else String
     same_family = isinstance(inspected_type, family) and (family is String) != isinstance(inspected_type, Text)
     same_length = getattr(inspected_type, "length", None) == getattr(wanted, "length", None)
-    same_collation = getattr(inspected_type, "collation", None) == wanted.collation
+    same_collation = getattr(inspected_type, "collation", None) == getattr(wanted, "collation", None)
     return not (same_family and same_length and same_collation)
 
 
@@ -180,6 +181,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(row: type[Base]) -> Table:
+    """The :class:`Table` behind the mapped class ``row``, for Core statements.
+
+    ``row.__table__`` is typed as any ``FromClause``; the metadata holds the ``Table`` itself.
+    """
+    return Base.metadata.tables[row.__tablename__]
 
 
 class ModelRow(Base):

@@ -37,11 +37,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, literal, null, select, union_all, update
+from sqlalchemy import CompoundSelect, Connection, Row, bindparam, func, literal, null, select, union_all, update
 
 from registry.catalog.chain import METRIC_MODULUS, canonical_json, metric_term
 from registry.catalog.dialects import insert_ignore
-from registry.catalog.schema import AliasRow, CatalogIdentityRow, EventRow, LatestMetricRow, ModelRow, VersionRow
+from registry.catalog.schema import (
+    AliasRow,
+    CatalogIdentityRow,
+    EventRow,
+    LatestMetricRow,
+    ModelRow,
+    VersionRow,
+    table_of,
+)
 from registry.errors import UntrustedArtifact
 
 SEAL_PREFIX = "s1:"
@@ -49,7 +57,7 @@ _DOMAIN = b"modelshelf-state-v1"
 #: The command that adopts a model's current state under the key, named in every refusal.
 SEAL_COMMAND = "modelshelf seal"
 
-_IDENTITY = CatalogIdentityRow.__table__
+_IDENTITY = table_of(CatalogIdentityRow)
 _CATALOG_ID = select(_IDENTITY.c.id).where(_IDENTITY.c.slot == 1)
 _LIVE = (VersionRow.model_id == ModelRow.id) & VersionRow.deleted_at.is_(None)
 # One round trip for the model's row and every scalar of its state (each subquery on an index), and one
@@ -70,7 +78,7 @@ _MODEL_STATE = select(
     .scalar_subquery()
     .label("head"),
 ).where(ModelRow.name == bindparam("name"))
-_DELETED_AND_ALIASES = union_all(
+_DELETED_AND_ALIASES: CompoundSelect[str, int, str | None] = union_all(
     select(literal("d"), VersionRow.version, null()).where(
         VersionRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_not(None)
     ),
@@ -84,7 +92,7 @@ _LATEST_METRICS = (
     .where(VersionRow.model_id == bindparam("model_id"))
     .order_by(VersionRow.version, LatestMetricRow.key)
 )
-_MODELS = ModelRow.__table__
+_MODELS = table_of(ModelRow)
 _UNSEAL = (
     update(_MODELS)
     .where(_MODELS.c.id == bindparam("model_id"))
@@ -167,7 +175,7 @@ def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics
     for kind, number, alias in connection.execute(_DELETED_AND_ALIASES, {"model_id": row.id}):
         if kind == "d":
             deleted.append(number)
-        else:
+        elif alias is not None:  # an alias row ("a") always names its alias
             aliases[alias] = number
     digest = None
     if with_metrics:

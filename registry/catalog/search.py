@@ -34,7 +34,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, false, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from registry import query as q
@@ -87,7 +87,7 @@ def param_rows(version_id: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+def _compare(column: SQLColumnExpression[Any], op: str, value: object) -> ColumnElement[bool]:
     if op == "=":
         return column == value
     if op == "!=":
@@ -103,6 +103,7 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == "like":
         return column.ilike(value, escape="\\")
     if op == "in":
+        assert isinstance(value, tuple), "the parser gives an in-list as a tuple"
         return column.in_(value)
     raise AssertionError(f"unknown operator {op!r}")  # the parser admits no other
 
@@ -162,7 +163,7 @@ class _Compiler:
             return self.params(field.key, op, value)
         return self.lineage(field.key or "", op, value)
 
-    def params(self, key: str | None, op: str, value: Any) -> Any:
+    def params(self, key: str | None, op: str, value: Any) -> ColumnElement[bool]:
         values = value if isinstance(value, tuple) else (value,)
         by_kind: dict[str, list[Any]] = {}
         for item in values:
@@ -179,7 +180,7 @@ class _Compiler:
             tests.append(and_(ParamValueRow.kind == kind, _compare(column, op, operand)))
         return self.keyed(ParamValueRow, key, or_(*tests)) if tests else false()
 
-    def lineage(self, key: str, op: str, value: Any) -> Any:
+    def lineage(self, key: str, op: str, value: Any) -> ColumnElement[bool]:
         column = _LINEAGE_COLUMNS[key]
         values = value if isinstance(value, tuple) else (value,)
         if key in ("data", "commit"):  # digests are stored in lower case, without a prefix

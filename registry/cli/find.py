@@ -97,7 +97,8 @@ def _change(event: Event) -> str:
     if event.action == "register":
         parent = (event.new or {}).get("parent")
         bundle = (event.new or {}).get("bundle")
-        text = (event.new or {}).get("checksum", "")[:19] + (f" from {parent}" if parent else "")
+        checksum: str = (event.new or {}).get("checksum", "")
+        text = checksum[:19] + (f" from {parent}" if parent else "")
         if isinstance(bundle, dict) and bundle.get("accepted_unsigned_by"):
             return f"{text}, unverified bundle accepted by {bundle['accepted_unsigned_by']}"
         if isinstance(bundle, dict) and bundle.get("signer"):

@@ -18,6 +18,7 @@ def plot_history(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise click.UsageError("--plot needs matplotlib: pip install 'modelshelf[plot]'") from None
     figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
@@ -41,7 +42,9 @@ def plot_history(
     axes.set_xlabel("version")
     axes.set_ylabel("value")
     axes.set_title(f"{name}: metrics across versions")
-    axes.xaxis.get_major_locator().set_params(integer=True)
+    locator = axes.xaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):  # the default AutoLocator is one
+        locator.set_params(integer=True)
     axes.grid(alpha=0.3)
     axes.margins(y=0.15)
     axes.legend()

@@ -10,6 +10,7 @@ They all have the signature ``(target, args_or_state, budget) -> object``.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -245,7 +246,7 @@ def _holds_objects(descr: Any) -> bool:
         return _holds_objects(descr.subdtype[0])
     if descr.fields:
         return any(_holds_objects(field[0]) for field in descr.fields.values())
-    return descr.kind == "O"
+    return bool(descr.kind == "O")
 
 
 def _check_layout(descr: Any) -> None:
@@ -393,7 +394,7 @@ def random_ctor(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
         if isinstance(arg, numpy.random.BitGenerator):
             return type(arg).__name__ in _BIT_GENERATORS
         return getattr(arg, "__module__", None) == "numpy.random._pickle" and arg is getattr(
-            numpy.random._pickle, "__bit_generator_ctor", None
+            importlib.import_module("numpy.random._pickle"), "__bit_generator_ctor", None
         )
 
     if len(args) > 2 or not all(acceptable(a) for a in args):

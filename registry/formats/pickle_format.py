@@ -81,7 +81,7 @@ def _buffer(file: IO[bytes]) -> memoryview:
     """
     getbuffer = getattr(file, "getbuffer", None)
     if getbuffer is not None and hasattr(file, "tell"):
-        view = getbuffer()
+        view: memoryview = getbuffer()
         return view[file.tell() :].cast("B")
     try:
         size = os.fstat(file.fileno()).st_size - file.tell()
@@ -142,7 +142,7 @@ class JoblibFormat:
         import joblib
 
         tee = _Tee(file)
-        joblib.dump(obj, tee)  # type: ignore[arg-type]
+        joblib.dump(obj, tee)
         return _scan(tee.scanned(), container=True)
 
     def scan(self, file: IO[bytes]) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.formats import checks, model_checks
+from registry.formats.hooks import Budget
 from registry.formats.policy_sklearn import SKLEARN_CLASSES, SKLEARN_CYTHON, SKLEARN_REFERENCES
 
 #: Bump when an entry is added, removed or changes role; recorded nowhere else.
@@ -215,7 +216,7 @@ def _partial() -> Entry:
     )  # fmt: skip
 
 
-def _own_setstate(obj: Any, state: Any, budget: checks.Budget) -> Any:
+def _own_setstate(obj: Any, state: Any, budget: Budget) -> Any:
     budget.charge(8192, f"{type(obj).__name__} state")
     obj.__setstate__(state)
     return obj
@@ -226,11 +227,11 @@ def _instantiable(cls: type) -> bool:
     return entry is not None and entry.role == "class"
 
 
-def _new_object(func: Any, args: tuple[Any, ...], budget: checks.Budget) -> Any:
+def _new_object(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     return checks.new_object(func, args, budget, allowed=_instantiable)
 
 
-def _reconstructor(func: Any, args: tuple[Any, ...], budget: checks.Budget) -> Any:
+def _reconstructor(func: Any, args: tuple[Any, ...], budget: Budget) -> Any:
     if len(args) != 3 or not isinstance(args[0], type) or not _instantiable(args[0]):
         raise checks.refuse("copyreg._reconstructor with these arguments", "it only creates classes on the policy")
     cls, base, state = args

@@ -21,7 +21,7 @@ import inspect
 import sys
 import types
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
 from registry.errors import UnsafeArtifact
 from registry.formats import checks
@@ -191,7 +191,8 @@ class LoadHooks(Hooks):
         budget.charge(256, entry.name)
         if entry.name == _WRAPPER:
             return self._keep(_Wrapper())
-        return self._keep(cls.__new__(cls))
+        # typed Any: mypy reads ``cls.__new__`` on a ``type`` as the metaclass's ``type.__new__``
+        return self._keep(cast(Any, cls).__new__(cls))
 
     # -- state onto instances only ---------------------------------------------------------
 

@@ -32,7 +32,8 @@ def _numbering(mapping: Any, what: str, name: str) -> int:
     if type(mapping) is not dict:
         raise refuse(what, f"its {name} is not a dict")
     indices = [_index(value) for value in mapping.values()]
-    if any(index is None for index in indices) or sorted(indices) != list(range(len(mapping))):  # type: ignore[type-var]
+    numbers = sorted(index for index in indices if index is not None)
+    if any(index is None for index in indices) or numbers != list(range(len(mapping))):
         raise refuse(what, f"its {name} does not number its {len(mapping)} entries 0..{len(mapping) - 1}")
     return len(mapping)
 

@@ -34,6 +34,8 @@ from typing import Any
 from registry.formats.hooks import ArraySpec, Budget, Hooks, Malformed, NotAPickle
 
 _MAX_LINE = 1 << 20
+#: copyreg's live code -> (module, name) table of pickle extensions; typeshed leaves the private name out.
+_EXTENSION_NAMES: dict[int, tuple[str, str]] = vars(copyreg)["_inverted_registry"]
 #: How deeply tuples and frozensets may nest: hashing them recurses in C, and CPython 3.11 has no guard.
 MAX_NESTING = 200
 #: How many items hashing one tuple may reach (shared, memoised parts counted each time they are reached).
@@ -479,7 +481,7 @@ class Interpreter:
         self._push(self._global(module, name), 8)
 
     def _ext(self, code: int) -> None:
-        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+        key = _EXTENSION_NAMES.get(code)
         if key is None:
             raise Malformed(f"malformed pickle: extension code {code} is not registered in copyreg")
         self._push(self._global(*key), 8)

@@ -153,7 +153,7 @@ def _is_clusterer(model: Any) -> bool:
         return True
     from sklearn.utils import get_tags  # scikit-learn >= 1.6, where _estimator_type is gone
 
-    return get_tags(model).estimator_type == "clusterer"
+    return bool(get_tags(model).estimator_type == "clusterer")
 
 
 def _check_name_count(names: Sequence[Any], what: str) -> None:
@@ -287,7 +287,9 @@ def _sequence(value: Any, field_name: str) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def coerce_signature(value: InputSignature | Mapping[str, Any], *, known_dtypes: bool = True) -> InputSignature:
+def coerce_signature(
+    value: InputSignature | Mapping[str, Any] | object, *, known_dtypes: bool = True
+) -> InputSignature:
     """Validate a user-given ``signature=``: an :class:`InputSignature` or a dict of its fields.
 
     A wrong signature would refuse good input forever, so it fails at

@@ -81,7 +81,8 @@ def _element(x: Any) -> bytes:
     if isinstance(x, (set, frozenset)):
         raise ValueError(f"cannot fingerprint a {kind.__name__} element: it has no stable order; use sorted tuples")
     text = repr(x)
-    if kind.__repr__ is object.__repr__ or _ADDRESS.search(text):
+    own_repr: object = kind.__repr__
+    if own_repr is object.__repr__ or _ADDRESS.search(text):
         raise ValueError(
             f"cannot fingerprint an element of type {kind.__qualname__}: its repr holds a memory address, "
             "which differs between runs; convert the column to strings or numbers first"

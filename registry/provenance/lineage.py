@@ -138,11 +138,17 @@ def _git(repo: _Repo, *args: str) -> tuple[int, bytes]:
     """Run git in the work tree: (exit status, output); (-1, b"") when it cannot run at all."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
     env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
-    pipes = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL}
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
     try:
         proc = subprocess.Popen(
-            ["git", *args], cwd=repo.worktree, env=env, creationflags=flags, start_new_session=True, **pipes
+            ["git", *args],
+            cwd=repo.worktree,
+            env=env,
+            creationflags=flags,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
     except (OSError, ValueError, subprocess.SubprocessError):  # not installed, work tree gone
         return -1, b""

@@ -45,6 +45,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from registry.errors import InvalidKey, UntrustedBundle
 
@@ -169,6 +170,7 @@ def load_private_key(source: PrivateKeySource) -> Ed25519PrivateKey:
         raise InvalidKey(f"a bundle key is the path of a private key file, not {type(source).__name__}")
     path = Path(os.fspath(source))
     data = _read_key_file(path)
+    key: PrivateKeyTypes
     try:
         if b"BEGIN OPENSSH PRIVATE KEY" in data:
             key = serialization.load_ssh_private_key(data, password=None)
@@ -208,6 +210,7 @@ def load_public_key(source: PublicKeySource) -> Ed25519PublicKey:
     data = _read_key_file(path)
     if b"PRIVATE KEY" in data:
         raise InvalidKey(f"{path} is a private key; trust its public key (the .pub file) and keep this one secret")
+    key: PublicKeyTypes
     try:
         if data.lstrip().startswith(b"ssh-"):
             key = serialization.load_ssh_public_key(data.strip())
@@ -231,6 +234,7 @@ def key_file_fingerprint(path: str | os.PathLike[str]) -> str:
     """
     source = Path(os.fspath(path))
     data = _read_key_file(source)
+    key: PublicKeyTypes | PrivateKeyTypes
     try:
         if data.lstrip().startswith(b"ssh-"):
             key = serialization.load_ssh_public_key(data.strip())
