@@ -293,7 +293,7 @@ class Catalog(DamageMarks, CatalogReads):
         still there (a concurrent delete may have freed them). On a server
         catalog the transaction is run again if its connection is lost before
         it commits (:func:`~registry.catalog.engine.retried`), so ``publish``
-        and ``sign`` may be called more than once. ``sign(new, version)`` gives the signature to store, once
+        and ``sign`` may be called more than once. ``sign(new, version)`` gives the HMAC to store, once
         the version number is known.
         """
         return self.add_versions([(new, publish)], sign)[0]
@@ -369,7 +369,7 @@ class Catalog(DamageMarks, CatalogReads):
             # committing meanwhile would leave a lineage naming a dead version.
             if connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id}).scalar() is None:
                 raise VersionNotFound(parent.name, parent.version, "deleted while this version was registered")
-        signature = sign(new, version)
+        version_hmac = sign(new, version)
         self._claim_blob(connection, new.digest, new.size, now)
         publish()
         connection.execute(CLEAR_MARK, {"blob": new.digest})  # the same bytes are back: a damaged blob heals
@@ -388,7 +388,7 @@ class Catalog(DamageMarks, CatalogReads):
                 "deleted_at": None,
                 "imports": None if new.imports is None else list(new.imports),
                 "imports_scanned": new.imports is not None,
-                "signature": signature,
+                "signature": version_hmac,  # the column keeps its old name
                 "input_signature": None if new.input_signature is None else new.input_signature.to_json(),
             },
         ).inserted_primary_key[0]
@@ -429,7 +429,7 @@ class Catalog(DamageMarks, CatalogReads):
             aliases=(new.alias,) if new.alias else (),
             imports=new.imports,
             imports_scanned=new.imports is not None,
-            signature=signature,
+            hmac=version_hmac,
             lineage=lineage,
             input_signature=new.input_signature,
         )

@@ -281,7 +281,7 @@ class CatalogReads:
             aliases=tuple(sorted(details.aliases.get(row.id, ()))),
             imports=None if row.imports is None else tuple(row.imports),
             imports_scanned=bool(row.imports_scanned),
-            signature=row.signature,
+            hmac=row.signature,
             lineage=_lineage(row),
             input_signature=InputSignature.from_json(row.input_signature),
         )
