@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-CHECKSUM_PREFIX = "sha256:"
+from registry.digests import CHECKSUM_PREFIX as CHECKSUM_PREFIX  # where it lived before digests.py
+from registry.digests import digest_of
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class ModelVersion:
     @property
     def digest(self) -> str:
         """The bare 64-hex SHA-256 of the artifact (``checksum`` without its prefix)."""
-        return self.checksum.removeprefix(CHECKSUM_PREFIX)
+        return digest_of(self.checksum)
 
 
 @dataclass(frozen=True)

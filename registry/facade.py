@@ -43,6 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 from registry import formats, maintenance
 from registry.catalog import Actor, Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
+from registry.digests import checksum_of
 from registry.domain import (
     GcReport,
     InputSignature,
@@ -275,7 +276,7 @@ class Registry(FindingMixin):
         def sign(new: NewVersion, version: int) -> str | None:
             if key is None:
                 return None
-            checksum = f"sha256:{new.digest}"
+            checksum = checksum_of(new.digest)
             return signing.sign_version(key, new.name, version, new.format, checksum, new.size, new.imports, new.params)
 
         for _, staged in batch:

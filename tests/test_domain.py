@@ -1,4 +1,4 @@
-"""The domain types' names: the HMAC is ``mv.hmac``, and checksums and digests convert in one place."""
+"""The bottom layer's names: the HMAC is ``mv.hmac``; checksums and digests convert in registry.digests."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from registry import Registry
 from registry.cli import cli
+from registry.digests import checksum_of, digest_of, is_checksum
 from registry.trust import signing
 
 KEY = "domain-names-signing-key-of-32-bytes"
@@ -64,3 +65,30 @@ def test_no_library_path_reads_the_deprecated_name(keyed: Registry, home: Path) 
         )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["signed"] is True
+
+
+# -- checksums and digests -------------------------------------------------------
+
+DIGEST = "0123456789abcdef" * 4
+
+
+def test_checksum_of_and_digest_of_round_trip() -> None:
+    assert checksum_of(DIGEST) == "sha256:" + DIGEST
+    assert digest_of(checksum_of(DIGEST)) == DIGEST
+    assert is_checksum(checksum_of(DIGEST)) and not is_checksum(DIGEST)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [DIGEST, "sha256:" + DIGEST.upper(), "sha256:" + DIGEST[:-1], "sha256:" + DIGEST + "\n", "md5:" + DIGEST, ""],
+)
+def test_digest_of_refuses_what_is_not_a_checksum_and_says_what_it_expected(bad: str) -> None:
+    assert not is_checksum(bad)
+    with pytest.raises(ValueError, match="is not a checksum: expected 'sha256:' and 64 lowercase hex digits"):
+        digest_of(bad)
+
+
+def test_a_version_shows_its_checksum_and_its_store_digest_as_one_pair(keyed: Registry) -> None:
+    mv = keyed.get("m:1")
+    assert mv.checksum == checksum_of(mv.digest) and digest_of(mv.checksum) == mv.digest
+    assert keyed.verify().ok  # the store finds the blob under the bare digest

@@ -59,7 +59,8 @@ from registry.catalog.schema import (
 )
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
-from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
+from registry.digests import checksum_of, digest_of
+from registry.domain import InputSignature, Lineage, MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound, VersionNotFound
 from registry.names import parse_ref
 
@@ -398,7 +399,7 @@ class Catalog(DamageMarks, CatalogReads):
             connection.execute(_INSERT_VERSION_IMPORTS, import_rows(version_id, new.imports))
         if lineage is not None:
             connection.execute(_INSERT_LINEAGE, _lineage_row(version_id, lineage, parent_id))
-        registered: dict[str, Any] = {"checksum": CHECKSUM_PREFIX + new.digest, "format": new.format}
+        registered: dict[str, Any] = {"checksum": checksum_of(new.digest), "format": new.format}
         if lineage is not None and lineage.parent is not None:
             registered["parent"] = lineage.parent
         if new.provenance:  # never overriding the checksum or format
@@ -417,7 +418,7 @@ class Catalog(DamageMarks, CatalogReads):
         return ModelVersion(
             name=new.name,
             version=version,
-            checksum=CHECKSUM_PREFIX + new.digest,
+            checksum=checksum_of(new.digest),
             size=new.size,
             format=new.format,
             created_at=now,
@@ -484,7 +485,7 @@ class Catalog(DamageMarks, CatalogReads):
                 events.add("alias.delete", name, version, at=now, alias=alias, old=version)
             connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=now))
             connection.execute(delete(_ALIASES).where(_ALIASES.c.version_id == row.id))
-            events.add("version.delete", name, version, at=now, old={"checksum": CHECKSUM_PREFIX + row.blob_digest})
+            events.add("version.delete", name, version, at=now, old={"checksum": checksum_of(row.blob_digest)})
             self._finish(connection, events)
             return row.blob_digest, row.size
 
@@ -548,7 +549,7 @@ def _lineage_row(version_id: int, lineage: Lineage, parent_id: int | None) -> di
         "user_name": lineage.user,
         "host": lineage.host,
         "modelshelf_version": lineage.modelshelf_version,
-        "data_digest": None if lineage.data is None else lineage.data.removeprefix(CHECKSUM_PREFIX),
+        "data_digest": None if lineage.data is None else digest_of(lineage.data),
         "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
         "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
         "parent_id": parent_id,
