@@ -34,13 +34,18 @@ def is_checksum(value: object) -> bool:
     return isinstance(value, str) and _CHECKSUM.fullmatch(value) is not None
 
 
-def digest_of(checksum: str) -> str:
+def digest_of(checksum: str, *, check: bool = True) -> str:
     """The bare hex digest of a checksum; ``ValueError`` if ``checksum`` is not one.
 
     Refusing a malformed value here, rather than stripping whatever prefix
     is there, keeps it from reaching the store as a blob name.
+    ``check=False`` only strips the prefix, if present: for what the catalog
+    says (``ModelVersion.digest``), which a tampered row may have changed and
+    which the store checks itself, so that such a row is refused there as
+    :class:`~registry.errors.CorruptedArtifact`, not here as a bare
+    ``ValueError``; and for search terms given with or without the prefix.
     """
-    if not is_checksum(checksum):
+    if check and not is_checksum(checksum):
         raise ValueError(
             f"{checksum!r} is not a checksum: expected 'sha256:' and 64 lowercase hex digits, "
             "as ModelVersion.checksum shows"

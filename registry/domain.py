@@ -75,8 +75,11 @@ class ModelVersion:
 
     @property
     def digest(self) -> str:
-        """The bare 64-hex SHA-256 of the artifact (``checksum`` without its prefix)."""
-        return digest_of(self.checksum)
+        """The bare 64-hex SHA-256 of the artifact (``checksum`` without its prefix).
+
+        Not checked here: the store checks it before using it as a name.
+        """
+        return digest_of(self.checksum, check=False)
 
 
 @dataclass(frozen=True)
