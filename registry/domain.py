@@ -7,11 +7,13 @@ and compared freely after the registry that produced them is closed.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-CHECKSUM_PREFIX = "sha256:"
+from registry.digests import CHECKSUM_PREFIX as CHECKSUM_PREFIX  # where it lived before digests.py
+from registry.digests import digest_of
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,10 @@ class ModelVersion:
     bytes by the scanner (every version registered since the scanner
     exists): only then does ``load(..., safe=True)`` refuse a global the
     list does not name, since older lists missed nested pickles.
-    ``signature`` is the HMAC set when the version was registered with a
-    signing key. ``lineage`` says where the version came from and
+    ``hmac`` is the HMAC set when the version was registered with a signing
+    key (``None`` without one); it was called ``signature``, a name now kept
+    only as a deprecated alias, since "signature" also means the input
+    schema (``input_signature``, ``register(signature=…)``). ``lineage`` says where the version came from and
     ``input_signature`` what input it takes; both are ``None`` for versions
     registered before modelshelf recorded them.
 
@@ -48,7 +52,7 @@ class ModelVersion:
     environment: dict[str, Any] = field(default_factory=dict, hash=False)
     aliases: tuple[str, ...] = ()
     imports: tuple[str, ...] | None = None
-    signature: str | None = None
+    hmac: str | None = None
     imports_scanned: bool = False
     lineage: Lineage | None = None
     input_signature: InputSignature | None = None
@@ -59,9 +63,23 @@ class ModelVersion:
         return f"{self.name}:{self.version}"
 
     @property
+    def signature(self) -> str | None:
+        """Deprecated: the HMAC, now :attr:`hmac` ("signature" names the input schema elsewhere)."""
+        warnings.warn(
+            "ModelVersion.signature is deprecated and will be removed in the next release; "
+            "read ModelVersion.hmac instead (the same HMAC)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.hmac
+
+    @property
     def digest(self) -> str:
-        """The bare 64-hex SHA-256 of the artifact (``checksum`` without its prefix)."""
-        return self.checksum.removeprefix(CHECKSUM_PREFIX)
+        """The bare 64-hex SHA-256 of the artifact (``checksum`` without its prefix).
+
+        Not checked here: the store checks it before using it as a name.
+        """
+        return digest_of(self.checksum, check=False)
 
 
 @dataclass(frozen=True)

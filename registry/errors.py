@@ -39,6 +39,8 @@ are kept as attributes so programs need not parse the text.
 
 from __future__ import annotations
 
+from registry.digests import checksum_of
+
 
 class RegistryError(Exception):
     """Base class of every error raised by modelshelf."""
@@ -120,11 +122,11 @@ class DamagedVersion(CorruptedArtifact):
     def __init__(self, ref: str, digest: str, damage: str) -> None:
         self.damage = damage
         super().__init__(
-            f"{ref} is marked damaged: `modelshelf repair` found its blob sha256:{digest} {damage} and set it "
+            f"{ref} is marked damaged: `modelshelf repair` found its blob {checksum_of(digest)} {damage} and set it "
             "aside (nothing was deleted, see quarantine/ in the store). Nothing was loaded. To heal it, "
             "re-register the same bytes, import a bundle holding them, or run `modelshelf repair --from OTHER_STORE`",
             ref=ref,
-            expected=f"sha256:{digest}",
+            expected=checksum_of(digest),
         )
 
 

@@ -43,6 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 from registry import formats, maintenance
 from registry.catalog import Actor, Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
+from registry.digests import checksum_of
 from registry.domain import (
     GcReport,
     InputSignature,
@@ -275,7 +276,7 @@ class Registry(FindingMixin):
         def sign(new: NewVersion, version: int) -> str | None:
             if key is None:
                 return None
-            checksum = f"sha256:{new.digest}"
+            checksum = checksum_of(new.digest)
             return signing.sign_version(key, new.name, version, new.format, checksum, new.size, new.imports, new.params)
 
         for _, staged in batch:
@@ -499,7 +500,7 @@ class Registry(FindingMixin):
         ``"iris-knn:3"``, ``"iris-knn:latest"``, ``"iris-knn@production"``.
         """
         mv = self._catalog.get(resolve_ref(ref_or_name, version, alias))
-        self._check_signature(mv, required=False)
+        self._check_hmac(mv, required=False)
         return mv
 
     def seal(self, name: str) -> int:
@@ -543,7 +544,7 @@ class Registry(FindingMixin):
         inventory or params were rewritten is not shown as if signed.
         """
         for mv in found:
-            self._check_signature(mv, required=False)
+            self._check_hmac(mv, required=False)
         return found
 
     def models(self) -> list[str]:
@@ -596,7 +597,7 @@ class Registry(FindingMixin):
             return ValidatedModel(model, mv.input_signature, mv.ref)
         return model
 
-    def _check_signature(self, mv: ModelVersion, *, required: bool = True) -> None:
+    def _check_hmac(self, mv: ModelVersion, *, required: bool = True) -> None:
         """With a key, refuse a version whose signature does not match what the catalog says of it.
 
         ``required=False`` (metadata reads) lets an unsigned version through
@@ -633,7 +634,7 @@ class Registry(FindingMixin):
         if destination.is_dir():
             raise ValueError(f"{destination} is a directory; give the path of the file to write")
         mv = self.get(ref_or_name, version, alias)
-        self._check_signature(mv)
+        self._check_hmac(mv)
         try:
             self._store.copy_out(mv.digest, mv.size, destination)
         except CorruptedArtifact as exc:
@@ -650,7 +651,7 @@ class Registry(FindingMixin):
         ...     upload(stream)
         """
         mv = self.get(ref_or_name, version, alias)
-        self._check_signature(mv)
+        self._check_hmac(mv)
         try:
             with self._store.open_verified(mv.digest, mv.size) as stream:
                 yield stream
@@ -675,7 +676,7 @@ class Registry(FindingMixin):
     def _load_version(self, mv: ModelVersion, *, strict: bool, safe: bool, trusted: frozenset[str]) -> Any:
         """The one deserialization path: signature, environment, verified bytes, then unpickling."""
         fmt = formats.get_format(mv.format)
-        self._check_signature(mv)
+        self._check_hmac(mv)
         differences = environment_differences(mv.environment)
         if differences and strict:
             raise EnvironmentMismatch(
@@ -706,7 +707,7 @@ def _inventory(mv: ModelVersion) -> tuple[str, ...] | None:
     A ``v2:`` signature is only made by code that scans, so with a key the
     flag itself cannot be cleared by SQL to lift the check.
     """
-    if mv.imports_scanned or (mv.signature or "").startswith("v2:"):
+    if mv.imports_scanned or (mv.hmac or "").startswith("v2:"):
         return mv.imports
     return None
 

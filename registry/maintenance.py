@@ -51,6 +51,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from registry.catalog import Catalog
+from registry.digests import checksum_of
 from registry.domain import GcReport, Problem, RepairReport, VerifyReport
 from registry.errors import CorruptedArtifact
 from registry.store import LocalBlobStore, check_digest, open_store
@@ -142,7 +143,9 @@ def verify(
             problems.extend(Problem("invalid_digest", _invalid_detail(digest), ref) for ref in refs)
             continue
         if digest in marks:
-            detail = f"marked damaged by `modelshelf repair`: its blob sha256:{digest} {marks[digest]}; {HEAL_HINT}"
+            detail = (
+                f"marked damaged by `modelshelf repair`: its blob {checksum_of(digest)} {marks[digest]}; {HEAL_HINT}"
+            )
             problems.extend(Problem("damaged", detail, ref) for ref in refs)
             continue
         rehash = deep and in_slice(digest, sample)
@@ -185,15 +188,15 @@ def _signature_problems(catalog: Catalog, key: bytes) -> list[Problem]:
 def _check_blob(store: LocalBlobStore, digest: str, size: int, rehash: bool) -> Problem | None:
     actual_size = store.size_of(digest)
     if actual_size is None:
-        return Problem("missing_blob", f"blob sha256:{digest} is missing from {store.location}")
+        return Problem("missing_blob", f"blob {checksum_of(digest)} is missing from {store.location}")
     if actual_size != size:
-        return Problem("size_mismatch", f"blob sha256:{digest} has {actual_size} bytes, expected {size}")
+        return Problem("size_mismatch", f"blob {checksum_of(digest)} has {actual_size} bytes, expected {size}")
     if rehash:
         actual = store.hash_of(digest)
         if actual is None:  # gone since its size was read (or the size came from a stale listing)
-            return Problem("missing_blob", f"blob sha256:{digest} is missing from {store.location}")
+            return Problem("missing_blob", f"blob {checksum_of(digest)} is missing from {store.location}")
         if actual != digest:
-            return Problem("checksum_mismatch", f"blob sha256:{digest} hashes to sha256:{actual}")
+            return Problem("checksum_mismatch", f"blob {checksum_of(digest)} hashes to {checksum_of(actual)}")
     return None
 
 
@@ -202,7 +205,7 @@ def _waste(store: LocalBlobStore, live: set[str], min_age: float) -> list[Proble
     problems = []
     for blob in store.blobs():
         if blob.digest not in live and blob.mtime <= cutoff:
-            what = f"sha256:{blob.digest}" if blob.digest else f"stray file {blob.path}"
+            what = checksum_of(blob.digest) if blob.digest else f"stray file {blob.path}"
             problems.append(Problem("orphan_blob", f"{what} ({blob.size} bytes) is used by no live version"))
     for temp in store.temporary_files():
         if temp.mtime <= cutoff:
@@ -221,7 +224,7 @@ def _duration(seconds: float) -> str:
 def _link_problems(store: LocalBlobStore) -> list[Problem]:
     problems = []
     for link in store.links():
-        what = f"the blob sha256:{link.digest}" if link.digest else "a directory of the store (or of its cache)"
+        what = f"the blob {checksum_of(link.digest)}" if link.digest else "a directory of the store (or of its cache)"
         detail = (
             f"{link.path} is a symbolic link where {what} belongs; modelshelf never creates links and never "
             "follows them (gc and cache clear leave what it points to alone): remove the link"
@@ -250,7 +253,7 @@ def collect_garbage(
         if blob.digest is None:  # not ours to judge: report, never delete
             kept.append((str(blob.path), "not named by a digest: not modelshelf's, so never removed"))
             continue
-        name = f"sha256:{blob.digest}"
+        name = checksum_of(blob.digest)
         if blob.mtime > cutoff:
             kept.append((name, f"{young}: {_duration(now - blob.mtime)} old"))
         elif dry_run or catalog.free_blob_if_unreferenced(blob.digest, blob.size, store.delete):
@@ -281,7 +284,7 @@ def _damage(store: Any, digest: str, size: int) -> str | None:
     actual = store.hash_of(digest)
     if actual is None:
         return "is missing"
-    return None if actual == digest else f"hashes to sha256:{actual}"
+    return None if actual == digest else f"hashes to {checksum_of(actual)}"
 
 
 def repair(
@@ -309,7 +312,7 @@ def repair(
             _heal(catalog, store, digest, size, refs, f"copied from {origin.location}, verified", report, origin)
         else:
             why = f"not found intact in {other.location}; " if other is not None else ""
-            report.unhealed.extend((ref, f"blob sha256:{digest} {damage}; {why}{HEAL_HINT}") for ref in refs)
+            report.unhealed.extend((ref, f"blob {checksum_of(digest)} {damage}; {why}{HEAL_HINT}") for ref in refs)
     return report
 
 
@@ -330,14 +333,14 @@ def _set_aside(
     """Move the damaged bytes into quarantine and mark the blob (or, dry, say it would)."""
     if report.dry_run:
         if damage != "is missing":
-            report.quarantined.append((f"sha256:{digest}", "(dry run: would move it into quarantine/)"))
-        report.marked.extend((ref, f"blob sha256:{digest} {damage}") for ref in refs)
+            report.quarantined.append((checksum_of(digest), "(dry run: would move it into quarantine/)"))
+        report.marked.extend((ref, f"blob {checksum_of(digest)} {damage}") for ref in refs)
         return
     where = store.quarantine(digest)
     if where is not None:
-        report.quarantined.append((f"sha256:{digest}", where))
+        report.quarantined.append((checksum_of(digest), where))
     marked = catalog.mark_damaged(digest, size, damage)
-    report.marked.extend((ref, f"blob sha256:{digest} {damage}") for ref in marked)
+    report.marked.extend((ref, f"blob {checksum_of(digest)} {damage}") for ref in marked)
 
 
 def _origins(store: Any, other: Any) -> list[Any]:

@@ -50,6 +50,7 @@ from registry.bundles.checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNA
 from registry.bundles.checks import bundle_signer as bundle_signer
 from registry.bundles.manifest import ORIGIN_TAG, BundleEntry
 from registry.catalog import NewVersion
+from registry.digests import checksum_of
 from registry.domain import MetricPoint, ModelVersion
 from registry.errors import CorruptedArtifact, InvalidBundle, SerializationError
 from registry.facade import Registry
@@ -230,9 +231,9 @@ def import_bundle(
                 if blob.digest != entry.digest:
                     raise CorruptedArtifact(
                         f"{source} was altered: the blob of {entry.source} hashes to "
-                        f"sha256:{blob.digest}, the manifest says {entry.checksum}; nothing was imported",
+                        f"{checksum_of(blob.digest)}, the manifest says {entry.checksum}; nothing was imported",
                         expected=entry.checksum,
-                        actual=f"sha256:{blob.digest}",
+                        actual=checksum_of(blob.digest),
                     )
                 staged[entry.digest] = blob
                 inventories[entry.digest] = _scanned_imports(entry, content)

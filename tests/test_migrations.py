@@ -276,7 +276,7 @@ def test_a_catalog_of_the_first_revision_with_data_upgrades_and_still_loads(tmp_
         Registry(home)
     with Registry(home, upgrade=True) as reg:
         mv = reg.get("legacy:1")
-        assert (mv.params, mv.metrics, mv.tags, mv.imports, mv.signature) == (
+        assert (mv.params, mv.metrics, mv.tags, mv.imports, mv.hmac) == (
             {"k": 1},
             {"acc": 0.5},
             {"team": "cv"},

@@ -107,7 +107,7 @@ def test_versions_does_not_show_a_rewritten_inventory_as_signed(keyed: Registry,
     forged = listed[2]
     assert forged.imports != ("builtins.dict",), (
         f"versions() shows {forged.ref} with the forged inventory {forged.imports} and params {forged.params}, "
-        f"signature {forged.signature!r}"
+        f"HMAC {forged.hmac!r}"
     )
 
 

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint
+from registry.digests import CHECKSUM_PATTERN, checksum_of, digest_of, is_checksum
+from registry.domain import InputSignature, Lineage, MetricPoint
 from registry.errors import InvalidBundle, RegistryError
 from registry.formats import get_format
 from registry.names import validate_model_name, validate_version
@@ -37,7 +38,6 @@ from registry.validation import (
 ORIGIN_TAG = "modelshelf.imported-from"
 #: Sizes are 64-bit in the catalog.
 MAX_SIZE = 2**63 - 1
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}(?:Z|[+-][0-9]{2}:[0-9]{2})")
 _ENVIRONMENT_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_ENVIRONMENT_KEYS = 64
@@ -49,7 +49,7 @@ _LINEAGE_TEXT = {
     "user": r"[^\x00]{1,255}",
     "host": r"[^\x00]{1,255}",
     "modelshelf_version": r"[^\x00]{1,64}",
-    "data": r"sha256:[0-9a-f]{64}",
+    "data": CHECKSUM_PATTERN,
 }
 
 
@@ -79,7 +79,7 @@ class BundleEntry:
 
     @property
     def checksum(self) -> str:
-        return f"{CHECKSUM_PREFIX}{self.digest}"
+        return checksum_of(self.digest)
 
 
 def check_entries(entries: list[dict[str, Any]], path: Path) -> list[BundleEntry]:
@@ -108,7 +108,7 @@ def check_entry(entry: dict[str, Any]) -> BundleEntry:
     name = validate_model_name(entry["name"])
     version = validate_version(entry["version"])
     checksum = entry["checksum"]
-    if not (isinstance(checksum, str) and _DIGEST.fullmatch(checksum)):
+    if not is_checksum(checksum):
         raise ValueError(f"checksum {_shown(checksum)} is not 'sha256:' and 64 lowercase hex digits")
     size = entry.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
@@ -120,7 +120,7 @@ def check_entry(entry: dict[str, Any]) -> BundleEntry:
     return BundleEntry(
         name=name,
         version=version,
-        digest=checksum.removeprefix(CHECKSUM_PREFIX),
+        digest=digest_of(checksum),
         size=size,
         format=get_format(entry.get("format")).name,
         params=validate_params(entry.get("params") or {}),

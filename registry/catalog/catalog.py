@@ -59,7 +59,8 @@ from registry.catalog.schema import (
 )
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
-from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
+from registry.digests import checksum_of, digest_of
+from registry.domain import InputSignature, Lineage, MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound, VersionNotFound
 from registry.names import parse_ref
 
@@ -293,7 +294,7 @@ class Catalog(DamageMarks, CatalogReads):
         still there (a concurrent delete may have freed them). On a server
         catalog the transaction is run again if its connection is lost before
         it commits (:func:`~registry.catalog.engine.retried`), so ``publish``
-        and ``sign`` may be called more than once. ``sign(new, version)`` gives the signature to store, once
+        and ``sign`` may be called more than once. ``sign(new, version)`` gives the HMAC to store, once
         the version number is known.
         """
         return self.add_versions([(new, publish)], sign)[0]
@@ -369,7 +370,7 @@ class Catalog(DamageMarks, CatalogReads):
             # committing meanwhile would leave a lineage naming a dead version.
             if connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id}).scalar() is None:
                 raise VersionNotFound(parent.name, parent.version, "deleted while this version was registered")
-        signature = sign(new, version)
+        version_hmac = sign(new, version)
         self._claim_blob(connection, new.digest, new.size, now)
         publish()
         connection.execute(CLEAR_MARK, {"blob": new.digest})  # the same bytes are back: a damaged blob heals
@@ -388,7 +389,7 @@ class Catalog(DamageMarks, CatalogReads):
                 "deleted_at": None,
                 "imports": None if new.imports is None else list(new.imports),
                 "imports_scanned": new.imports is not None,
-                "signature": signature,
+                "signature": version_hmac,  # the column keeps its old name
                 "input_signature": None if new.input_signature is None else new.input_signature.to_json(),
             },
         ).inserted_primary_key[0]
@@ -398,7 +399,7 @@ class Catalog(DamageMarks, CatalogReads):
             connection.execute(_INSERT_VERSION_IMPORTS, import_rows(version_id, new.imports))
         if lineage is not None:
             connection.execute(_INSERT_LINEAGE, _lineage_row(version_id, lineage, parent_id))
-        registered: dict[str, Any] = {"checksum": CHECKSUM_PREFIX + new.digest, "format": new.format}
+        registered: dict[str, Any] = {"checksum": checksum_of(new.digest), "format": new.format}
         if lineage is not None and lineage.parent is not None:
             registered["parent"] = lineage.parent
         if new.provenance:  # never overriding the checksum or format
@@ -417,7 +418,7 @@ class Catalog(DamageMarks, CatalogReads):
         return ModelVersion(
             name=new.name,
             version=version,
-            checksum=CHECKSUM_PREFIX + new.digest,
+            checksum=checksum_of(new.digest),
             size=new.size,
             format=new.format,
             created_at=now,
@@ -429,7 +430,7 @@ class Catalog(DamageMarks, CatalogReads):
             aliases=(new.alias,) if new.alias else (),
             imports=new.imports,
             imports_scanned=new.imports is not None,
-            signature=signature,
+            hmac=version_hmac,
             lineage=lineage,
             input_signature=new.input_signature,
         )
@@ -484,7 +485,7 @@ class Catalog(DamageMarks, CatalogReads):
                 events.add("alias.delete", name, version, at=now, alias=alias, old=version)
             connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=now))
             connection.execute(delete(_ALIASES).where(_ALIASES.c.version_id == row.id))
-            events.add("version.delete", name, version, at=now, old={"checksum": CHECKSUM_PREFIX + row.blob_digest})
+            events.add("version.delete", name, version, at=now, old={"checksum": checksum_of(row.blob_digest)})
             self._finish(connection, events)
             return row.blob_digest, row.size
 
@@ -548,7 +549,7 @@ def _lineage_row(version_id: int, lineage: Lineage, parent_id: int | None) -> di
         "user_name": lineage.user,
         "host": lineage.host,
         "modelshelf_version": lineage.modelshelf_version,
-        "data_digest": None if lineage.data is None else lineage.data.removeprefix(CHECKSUM_PREFIX),
+        "data_digest": None if lineage.data is None else digest_of(lineage.data),
         "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
         "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
         "parent_id": parent_id,

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from registry.catalog.engine import read_transaction, retried, write_transaction
 from registry.catalog.schema import BlobRow, ModelRow, VersionRow, table_of
-from registry.domain import CHECKSUM_PREFIX
+from registry.digests import checksum_of
 
 _BLOBS = table_of(BlobRow)
 
@@ -138,7 +138,7 @@ class DamageMarks:
             events = catalog._events()
             concerned = [(name, version) for name, version in users(connection, digest) if name in names]
             for name, version in concerned:
-                new: dict[str, Any] = {"checksum": CHECKSUM_PREFIX + digest}
+                new: dict[str, Any] = {"checksum": checksum_of(digest)}
                 if damage is not None:
                     new["damage"] = damage
                 events.add(action, name, version, at=now, new=new)

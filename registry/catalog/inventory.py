@@ -19,15 +19,14 @@ from typing import Any
 from sqlalchemy import Select, bindparam, case, exists, select
 
 from registry.catalog.schema import IMPORT_NAME_LENGTH, AliasRow, VersionImportRow, VersionRow
-
-_HASHED_PREFIX = "sha256:"
+from registry.digests import checksum_of
 
 
 def index_name(name: str) -> str:
     """The form of ``name`` that is stored and searched: itself, or its digest if too long for the column."""
     if len(name) <= IMPORT_NAME_LENGTH:
         return name
-    return _HASHED_PREFIX + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return checksum_of(hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def import_rows(version_id: int, imports: Iterable[str]) -> list[dict[str, Any]]:

@@ -40,8 +40,8 @@ from registry.catalog.verification import (
     told_findings,
     trail_findings,
 )
+from registry.digests import checksum_of
 from registry.domain import (
-    CHECKSUM_PREFIX,
     AliasPeriod,
     Event,
     InputSignature,
@@ -269,7 +269,7 @@ class CatalogReads:
         return ModelVersion(
             name=row.name,
             version=row.version,
-            checksum=CHECKSUM_PREFIX + row.blob_digest,
+            checksum=checksum_of(row.blob_digest),
             size=row.size,
             format=row.format,
             created_at=row.created_at,
@@ -281,7 +281,7 @@ class CatalogReads:
             aliases=tuple(sorted(details.aliases.get(row.id, ()))),
             imports=None if row.imports is None else tuple(row.imports),
             imports_scanned=bool(row.imports_scanned),
-            signature=row.signature,
+            hmac=row.signature,
             lineage=_lineage(row),
             input_signature=InputSignature.from_json(row.input_signature),
         )
@@ -476,7 +476,7 @@ def _lineage(row: Row[Any]) -> Lineage | None:
         user=row.user_name,
         host=row.host,
         modelshelf_version=row.modelshelf_version,
-        data=None if row.data_digest is None else CHECKSUM_PREFIX + row.data_digest,
+        data=None if row.data_digest is None else checksum_of(row.data_digest),
         data_shape=None if row.data_shape is None else tuple(row.data_shape),
         data_columns=None if row.data_columns is None else tuple(row.data_columns),
         parent=None if row.parent_name is None else f"{row.parent_name}:{row.parent_version}",

@@ -22,7 +22,7 @@ Design notes:
   version's most recently logged value per key, maintained in the same
   transaction, so ``mv.metrics`` and metric filters need no aggregation.
 * ``versions.imports`` lists the globals a pickle imports (recorded at
-  dump time, for audit); ``versions.signature`` is the HMAC-SHA256 that
+  dump time, for audit); ``versions.signature`` (``ModelVersion.hmac``) is the HMAC-SHA256 that
   binds name, version, format and checksum when a signing key is used.
 * ``param_values`` mirrors each version's top-level params as typed
   key/value rows (a number, a string, a boolean, null, or other JSON), so a

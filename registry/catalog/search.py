@@ -39,6 +39,7 @@ from sqlalchemy.orm import aliased
 
 from registry import query as q
 from registry.catalog.schema import LatestMetricRow, LineageRow, ModelRow, ParamValueRow, TagRow, VersionRow
+from registry.digests import digest_of
 from registry.names import parse_ref
 from registry.validation import dumps
 
@@ -184,7 +185,7 @@ class _Compiler:
         column = _LINEAGE_COLUMNS[key]
         values = value if isinstance(value, tuple) else (value,)
         if key in ("data", "commit"):  # digests are stored in lower case, without a prefix
-            values = tuple(item.lower().removeprefix("sha256:") for item in values)
+            values = tuple(digest_of(item.lower(), check=False) for item in values)
         elif key == "parent":
             values = tuple(self.parent_id(item) for item in values)
         if key == "commit" and op in ("=", "in"):  # an abbreviated commit matches the commits it begins

@@ -119,7 +119,7 @@ def show(ctx: click.Context, ref: str) -> None:
         ("", "checksum", mv.checksum),
         ("", "aliases", ", ".join(mv.aliases)),
         ("", "description", mv.description or ""),
-        ("", "signed", "yes" if mv.signature else "no"),
+        ("", "signed", "yes" if mv.hmac else "no"),
     ]
     for section, values in (
         ("metrics", mv.metrics),

@@ -112,7 +112,7 @@ def version_json(mv: ModelVersion) -> dict[str, Any]:
         "aliases": list(mv.aliases),
         "imports": None if mv.imports is None else list(mv.imports),
         "imports_scanned": mv.imports_scanned,
-        "signed": mv.signature is not None,
+        "signed": mv.hmac is not None,
         "lineage": lineage_json(mv.lineage),
         "input_signature": None if mv.input_signature is None else mv.input_signature.to_json(),
     }

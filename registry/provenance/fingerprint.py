@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from registry.domain import CHECKSUM_PREFIX
+from registry.digests import checksum_of, digest_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,7 +74,7 @@ def _element(x: Any) -> bytes:
     import numpy as np
 
     if isinstance(x, np.ndarray):
-        return b"a" + bytes.fromhex(_fingerprint_one(x)[0].removeprefix(CHECKSUM_PREFIX))
+        return b"a" + bytes.fromhex(digest_of(_fingerprint_one(x)[0]))
     if isinstance(x, np.generic):
         return _field(b"g", np.asarray(x).dtype.str.encode() + b"\0" + np.asarray(x).tobytes())
     kind = type(x)
@@ -195,7 +195,7 @@ def _fingerprint_one(data: Any) -> tuple[str, tuple[int, ...], tuple[str, ...] |
         _update_array(h, arr)
     else:
         raise ValueError(f"{_ACCEPTED}; got {type(data).__name__}")
-    return CHECKSUM_PREFIX + h.hexdigest(), shape, columns
+    return checksum_of(h.hexdigest()), shape, columns
 
 
 def _is_array_object(item: Any) -> bool:
@@ -247,4 +247,4 @@ def fingerprint_data(data: Any) -> DataFingerprint:
     h = hashlib.sha256()
     for part in (_FORMAT_TAG, "pair", x_digest, y_digest):
         _put(h, part)
-    return DataFingerprint(CHECKSUM_PREFIX + h.hexdigest(), shape, columns)
+    return DataFingerprint(checksum_of(h.hexdigest()), shape, columns)

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from registry.digests import checksum_of
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store import nofollow
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
@@ -158,7 +159,7 @@ class StagedBlob:
             self.published = True
         elif self.store.size_of(self.digest) != self.size:
             raise StoreError(
-                f"the blob sha256:{self.digest} was removed from the store at {self.store.root} by a concurrent "
+                f"the blob {checksum_of(self.digest)} was removed from the store at {self.store.root} by a concurrent "
                 "delete while the catalog connection was re-established; nothing was recorded: register it again"
             )
 
@@ -316,9 +317,10 @@ class LocalBlobStore:
                     os.fsync(target.fileno())
                 if writer.hexdigest != digest:
                     raise CorruptedArtifact(
-                        f"the blob hashes to sha256:{writer.hexdigest}, the catalog recorded sha256:{digest}",
-                        expected=f"sha256:{digest}",
-                        actual=f"sha256:{writer.hexdigest}",
+                        f"the blob hashes to {checksum_of(writer.hexdigest)}, "
+                        f"the catalog recorded {checksum_of(digest)}",
+                        expected=checksum_of(digest),
+                        actual=checksum_of(writer.hexdigest),
                     )
                 os.replace(temp, destination)
             except OSError as exc:
@@ -484,7 +486,7 @@ class LocalBlobStore:
         memory, with no copy in between.
         """
         path = self.path_of(digest)
-        expected = f"sha256:{digest}"
+        expected = checksum_of(digest)
         try:
             fd = _open_without_links(self.root, path.relative_to(self.root).parts)
         except FileNotFoundError:
@@ -567,7 +569,7 @@ class LocalBlobStore:
     def _check(digest: str, actual: str) -> None:
         if actual != digest:
             raise CorruptedArtifact(
-                f"the blob hashes to sha256:{actual}, the catalog recorded sha256:{digest}",
-                expected=f"sha256:{digest}",
-                actual=f"sha256:{actual}",
+                f"the blob hashes to {checksum_of(actual)}, the catalog recorded {checksum_of(digest)}",
+                expected=checksum_of(digest),
+                actual=checksum_of(actual),
             )

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, TypeVar
 
+from registry.digests import checksum_of
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store.buffer import VerifiedReader
 from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
@@ -304,7 +305,8 @@ class RemoteBlobStore:
             source = self._fs.open(key, "rb")
         except FileNotFoundError:
             raise CorruptedArtifact(
-                f"the blob sha256:{digest} is missing from the object store {self.url}", expected=f"sha256:{digest}"
+                f"the blob {checksum_of(digest)} is missing from the object store {self.url}",
+                expected=checksum_of(digest),
             ) from None
         except Exception as exc:
             raise self._failure("download a blob", exc) from exc
@@ -315,10 +317,10 @@ class RemoteBlobStore:
         ):
             if staged.digest != digest or staged.size != size:
                 raise CorruptedArtifact(
-                    f"the object store's own copy of sha256:{digest} in {self.url} is damaged: it hashes to "
-                    f"sha256:{staged.digest} ({staged.size} bytes, {size} expected); it was not cached",
-                    expected=f"sha256:{digest}",
-                    actual=f"sha256:{staged.digest}",
+                    f"the object store's own copy of {checksum_of(digest)} in {self.url} is damaged: it hashes to "
+                    f"{checksum_of(staged.digest)} ({staged.size} bytes, {size} expected); it was not cached",
+                    expected=checksum_of(digest),
+                    actual=checksum_of(staged.digest),
                 )
             staged.publish()
 
@@ -344,7 +346,7 @@ class RemoteBlobStore:
             return read()
         except CorruptedArtifact as exc:
             raise CorruptedArtifact(
-                f"the cached copy of sha256:{digest} failed its check right after a verified download from "
+                f"the cached copy of {checksum_of(digest)} failed its check right after a verified download from "
                 f"{self.url}: something rewrites the cache at {self.cache.root} ({exc}); make the cache "
                 "directory writable by you alone ($MODELSHELF_CACHE)",
                 expected=exc.expected,

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+from registry.digests import checksum_of
 from registry.errors import InvalidKey, UntrustedBundle
 
 BUNDLE_KEY_VARIABLE = "MODELSHELF_BUNDLE_KEY"
@@ -93,7 +94,7 @@ def fingerprint(key: AnyKey) -> str:
         raw = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     else:
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return checksum_of(hashlib.sha256(raw).hexdigest())
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:

@@ -126,4 +126,4 @@ def check_version(
 
 def check_model_version(key: bytes, mv: ModelVersion) -> SignatureState:
     """:func:`check_version` for what the catalog says of ``mv``: the one way every reader asks."""
-    return check_version(key, mv.signature, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params)
+    return check_version(key, mv.hmac, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params)
