@@ -42,8 +42,6 @@ class StagedBase:
     (what to do after a recorded publish, such as keeping a local copy).
     """
 
-    digest: str
-    size: int
     published: bool
 
     def push(self) -> None:

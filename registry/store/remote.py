@@ -130,11 +130,11 @@ class RemoteStagedBlob(StagedBase):
     temp_key: str | None
     published: bool = False
 
-    @property  # type: ignore[override]
+    @property
     def digest(self) -> str:
         return self.local.digest
 
-    @property  # type: ignore[override]
+    @property
     def size(self) -> int:
         return self.local.size
 
