@@ -70,7 +70,7 @@ from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.provenance import fingerprint, lineage
 from registry.provenance.environment import current_environment, environment_differences
-from registry.store import StagedBlob, default_cache_dir, open_store
+from registry.store import BlobStore, ProgressReporter, StagedBlob, default_cache_dir, open_store
 from registry.trust import signing
 from registry.trust.freshness import StateMemory
 from registry.validation import (
@@ -95,8 +95,12 @@ class Registry(FindingMixin):
 
     ``home`` is a directory holding a SQLite catalog and the blobs, created on
     first use; without it, ``$MODELSHELF_HOME``, else ``./.modelshelf``.
-    ``catalog`` (any SQLAlchemy URL) and ``store`` (a directory) override the
-    parts of ``home``. An older catalog schema is only migrated when
+    ``catalog`` (any SQLAlchemy URL) and ``store`` (a directory or URL)
+    override the parts of ``home``; ``store`` may also be a store object
+    implementing :class:`~registry.store.BlobStore`, such as
+    ``registry.store.MemoryStore()`` for tests. ``progress``, a
+    :data:`~registry.store.ProgressReporter`, is told about large transfers
+    to and from an object store (the command line draws bars with it). An older catalog schema is only migrated when
     ``upgrade=True`` (otherwise :class:`~registry.errors.SchemaVersionError`
     says what to run). With ``signing_key`` (or ``$MODELSHELF_SIGNING_KEY``)
     new versions are signed and ``load`` refuses unsigned or forged ones;
@@ -114,15 +118,21 @@ class Registry(FindingMixin):
         home: str | os.PathLike[str] | None = None,
         *,
         catalog: str | None = None,
-        store: str | os.PathLike[str] | None = None,
+        store: str | os.PathLike[str] | BlobStore | None = None,
         upgrade: bool = False,
         signing_key: str | bytes | None = None,
         bundle_key: PrivateKeySource | None = None,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self._signing_key = signing.signing_key(signing_key)
         self._bundle_key = bundle_key  # read when a bundle is exported: cryptography is not loaded before
-        locations = resolve(home, catalog, store)
-        self._store: Any = open_store(locations.store)
+        self._store: BlobStore
+        if isinstance(store, BlobStore):  # a store object (a MemoryStore in tests): used as given
+            locations = resolve(home, catalog, None)
+            self._store = store
+        else:
+            locations = resolve(home, catalog, store)
+            self._store = open_store(locations.store, progress=progress)
         self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
         self._catalog.actor = Actor(*lineage.identity())
         # With a key, the catalog seals every change and checks the seal of every model it resolves.
@@ -152,7 +162,7 @@ class Registry(FindingMixin):
 
     @property
     def store_location(self) -> str:
-        """The blob store's directory."""
+        """The blob store's directory or URL."""
         return self._store.location
 
     # -- writing -----------------------------------------------------------

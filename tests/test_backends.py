@@ -442,8 +442,6 @@ def test_processes_fetching_one_blob_at_once(bucket: str, tmp_path: Path, monkey
 def test_large_transfers_report_progress(bucket: str, tmp_path: Path, monkeypatch) -> None:
     import contextlib
 
-    from registry.store import remote
-
     seen: dict[str, list[int]] = {}
 
     @contextlib.contextmanager
@@ -451,14 +449,13 @@ def test_large_transfers_report_progress(bucket: str, tmp_path: Path, monkeypatc
         counts = seen.setdefault(description.split()[0], [total, 0])
         yield lambda count: counts.__setitem__(1, counts[1] + count)
 
-    monkeypatch.setattr(remote, "progress_reporter", reporter)
     monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
-    with Registry(catalog=catalog, store=bucket) as reg:
+    with Registry(catalog=catalog, store=bucket, progress=reporter) as reg:
         mv = reg.register("big", {"blob": bytes(6_000_000)}, format="pickle")
         reg.register("small", {"blob": b"x"}, format="pickle")
     monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "other-cache"))
-    with Registry(catalog=catalog, store=bucket) as reg:
+    with Registry(catalog=catalog, store=bucket, progress=reporter) as reg:
         assert len(reg.load("big")["blob"]) == 6_000_000
         reg.load("small")
     assert seen == {"uploading": [mv.size, mv.size], "downloading": [mv.size, mv.size]}  # small ones stay quiet

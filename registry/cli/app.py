@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -30,6 +30,9 @@ from registry.errors import (
     UntrustedTypes,
     VersionNotFound,
 )
+
+if TYPE_CHECKING:  # the facade is imported when a command runs, not when the CLI starts
+    from registry.facade import Registry
 
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
@@ -108,12 +111,11 @@ def cli(
     ctx.obj = {"home": home, "catalog": catalog, "store": store, "json": as_json}
 
 
-def open_registry(ctx: click.Context) -> Any:
-    from registry.cli.output import install_progress_bars
+def open_registry(ctx: click.Context) -> Registry:
+    from registry.cli.output import progress_bars
     from registry.facade import Registry
 
-    install_progress_bars()
-    return Registry(ctx.obj["home"], catalog=ctx.obj["catalog"], store=ctx.obj["store"])
+    return Registry(ctx.obj["home"], catalog=ctx.obj["catalog"], store=ctx.obj["store"], progress=progress_bars())
 
 
 def json_option(command: F) -> F:

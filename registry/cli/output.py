@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +21,9 @@ from rich.table import Table
 from registry.domain import AliasPeriod, Event, Lineage, MetricPoint, ModelSummary, ModelVersion
 
 SPARK = "▁▂▃▄▅▆▇█"
+
+if TYPE_CHECKING:
+    from registry.store.protocol import ProgressReporter
 
 
 def console() -> Console:
@@ -157,11 +160,14 @@ def point_json(point: MetricPoint) -> dict[str, Any]:
     }
 
 
-def install_progress_bars() -> None:
-    """On a terminal, show a progress bar for object-store transfers of a few megabytes or more."""
+def progress_bars() -> ProgressReporter | None:
+    """On a terminal, a reporter that draws a bar for object-store transfers of a few megabytes or more.
+
+    It is passed to the store (``Registry(..., progress=)``); off a terminal
+    there is nothing to draw, so ``None``.
+    """
     if not is_terminal():
-        return
-    from registry.store import remote
+        return None
 
     @contextlib.contextmanager
     def reporter(description: str, total: int) -> Iterator[Callable[[int], None]]:
@@ -178,4 +184,4 @@ def install_progress_bars() -> None:
             task = progress.add_task(description.split(" ")[0], total=total)
             yield lambda count: progress.advance(task, count)
 
-    remote.progress_reporter = reporter
+    return reporter

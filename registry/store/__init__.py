@@ -3,20 +3,27 @@
 :func:`open_store` picks the backend from the location: a directory (or
 ``file://`` URL) is a :class:`LocalBlobStore`; ``s3://``, ``gs://`` and
 ``az://`` URLs are a :class:`~registry.store.remote.RemoteBlobStore` read
-through a local verified cache. Both offer the same methods to the layers
-above, so nothing else knows which one it talks to.
+through a local verified cache. Both implement :class:`BlobStore` (see
+:mod:`registry.store.protocol`), the only thing the layers above know of a
+store; :class:`MemoryStore` implements it too, for tests.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
+from registry.store.files import StoredFile
+from registry.store.local import LocalBlobStore, LocalStagedBlob, check_digest
+from registry.store.memory import MemoryStore
+from registry.store.protocol import BlobStore, ProgressReporter, StagedBlob
 
 __all__ = [
+    "BlobStore",
     "LocalBlobStore",
+    "LocalStagedBlob",
+    "MemoryStore",
+    "ProgressReporter",
     "StagedBlob",
     "StoredFile",
     "cache_links",
@@ -39,8 +46,16 @@ def default_cache_dir() -> Path:
     return Path(base) / "modelshelf"
 
 
-def open_store(location: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Any:
+def open_store(
+    location: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: ProgressReporter | None = None,
+) -> BlobStore:
     """The blob store at ``location``: a directory, a ``file://`` URL, or an object-store URL.
+
+    ``progress`` is called for transfers large enough to show (an object
+    store's uploads and downloads); a local directory has none to report.
 
     >>> open_store("/tmp/models/blobs")  # doctest: +ELLIPSIS
     LocalBlobStore('/tmp/models/blobs')
@@ -58,7 +73,7 @@ def open_store(location: str | os.PathLike[str], cache_dir: str | os.PathLike[st
             )
         from registry.store.remote import RemoteBlobStore
 
-        return RemoteBlobStore(text, cache_dir if cache_dir is not None else default_cache_dir())
+        return RemoteBlobStore(text, cache_dir if cache_dir is not None else default_cache_dir(), progress=progress)
     if not text:
         raise ValueError("the store location is empty; give a directory path")
     return LocalBlobStore(text)

@@ -19,7 +19,7 @@ Invariants, and why:
   existing bytes therefore cannot lose them to a concurrent delete of the
   last other version that referenced them. Unlike the object store (see
   :mod:`registry.store.remote`), nothing is pushed before the lock
-  (:meth:`StagedBlob.push` is a no-op): renaming earlier would give up the
+  (:meth:`LocalStagedBlob.push` is a no-op): renaming earlier would give up the
   staged file, and with it the bytes to publish again should a concurrent
   delete free the blob before the lock is taken; and a rename on the same
   filesystem is too short to hold up another writer.
@@ -61,6 +61,7 @@ from registry.digests import checksum_of
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store import nofollow
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
+from registry.store.files import StagedBase, StoredFile
 from registry.store.hashing import HashingWriter
 from registry.store.reading import read_once
 
@@ -113,24 +114,9 @@ def check_digest(digest: object) -> str:
     return digest
 
 
-@dataclass(frozen=True)
-class StoredFile:
-    """A file found in the store: a blob (``digest`` set), a temporary file, or a link (``kind="symlink"``).
-
-    Links come only from :meth:`LocalBlobStore.links`; ``size`` and ``mtime``
-    are then the link's own (``lstat``), never its target's.
-    """
-
-    path: Path
-    size: int
-    mtime: float
-    digest: str | None = None
-    kind: str = "file"
-
-
 @dataclass
-class StagedBlob:
-    """Bytes written, hashed and fsynced under a temporary name, not yet published.
+class LocalStagedBlob(StagedBase):
+    """Bytes written, hashed and fsynced under a temporary file name, not yet published.
 
     Use it as a context manager: whatever was not published is removed on exit.
     """
@@ -141,9 +127,6 @@ class StagedBlob:
     temp_path: Path
 
     published: bool = False
-
-    def push(self) -> None:
-        """Nothing to do before the catalog lock for a local store (see the module docstring)."""
 
     def publish(self) -> None:
         """Move the bytes to their content address, under the blob's catalog lock.
@@ -186,10 +169,8 @@ class StagedBlob:
             )
         return file
 
-    def __enter__(self) -> StagedBlob:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
+    def _discard(self) -> None:
+        """Remove the temporary file (gone already once published); never through a link."""
         with contextlib.suppress(OSError):  # a leftover (or a link swapped in) is for gc to report
             nofollow.unlink(self.store.root, self.store._parts(self.temp_path))
 
@@ -236,7 +217,7 @@ class LocalBlobStore:
             "check that the directory exists, is writable and has free space"
         )
 
-    def stage(self, write: Callable[[IO[bytes]], None]) -> StagedBlob:
+    def stage(self, write: Callable[[IO[bytes]], None]) -> LocalStagedBlob:
         """Run ``write`` into a new temporary file; return it hashed, fsynced and read-only.
 
         If ``write`` raises, the temporary file is removed and the exception
@@ -265,9 +246,9 @@ class LocalBlobStore:
             raise
         finally:
             os.close(tmp)
-        return StagedBlob(self, writer.hexdigest, writer.size, temp_path)
+        return LocalStagedBlob(self, writer.hexdigest, writer.size, temp_path)
 
-    def _publish(self, staged: StagedBlob) -> None:
+    def _publish(self, staged: LocalStagedBlob) -> None:
         """Rename the staged bytes onto their content address.
 
         Always a rename, even when a file of that name exists: the staged

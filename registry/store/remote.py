@@ -51,6 +51,7 @@ import os
 import secrets
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -59,25 +60,33 @@ from typing import IO, Any, TypeVar
 from registry.digests import checksum_of
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store.buffer import VerifiedReader
-from registry.store.local import LocalBlobStore, StagedBlob, StoredFile, check_digest
+from registry.store.files import StagedBase, StoredFile
+from registry.store.local import LocalBlobStore, LocalStagedBlob, check_digest
+from registry.store.protocol import ProgressReporter
 
 _T = TypeVar("_T")
 
-#: Transfers at least this large report progress to :data:`progress_reporter`, when one is set.
+#: Transfers at least this large report progress to the store's ``progress`` callback, when one is given.
 PROGRESS_THRESHOLD = 4 * 1024 * 1024
 
-#: ``reporter(description, total_bytes)`` returns a context manager yielding ``advance(n_bytes)``.
-#: The command line sets one (a progress bar on a terminal); the library reports nothing by default.
-ProgressReporter = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]]
+#: Deprecated: a module-wide reporter, read only when the store was given none (pass ``progress=`` instead).
 progress_reporter: ProgressReporter | None = None
 
 
 @contextlib.contextmanager
-def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    if progress_reporter is None or total < PROGRESS_THRESHOLD:
+def _progress(reporter: ProgressReporter | None, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    if reporter is None and progress_reporter is not None:
+        warnings.warn(
+            "setting registry.store.remote.progress_reporter is deprecated; pass progress= to Registry "
+            "or open_store instead",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        reporter = progress_reporter
+    if reporter is None or total < PROGRESS_THRESHOLD:
         yield lambda _bytes: None
         return
-    with progress_reporter(description, total) as advance:
+    with reporter(description, total) as advance:
         yield advance
 
 
@@ -114,11 +123,11 @@ def filesystem(url: str) -> tuple[Any, str]:
 
 
 @dataclass
-class RemoteStagedBlob:
+class RemoteStagedBlob(StagedBase):
     """A blob hashed into local staging and, unless already present, uploaded under a temporary key."""
 
     store: RemoteBlobStore
-    local: StagedBlob
+    local: LocalStagedBlob
     temp_key: str | None
     published: bool = False
 
@@ -149,14 +158,13 @@ class RemoteStagedBlob:
         self.store._publish(self)
         self.published = True
 
-    def __enter__(self) -> RemoteStagedBlob:
-        return self
+    def _keep(self) -> None:
+        """Recorded: the registering machine keeps a verified copy in its cache."""
+        with contextlib.suppress(StoreError):
+            self.local.publish()
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self.published and exc_info[0] is None:  # recorded: the registering machine keeps a verified copy
-            with contextlib.suppress(StoreError):
-                self.local.publish()
-        self.local.__exit__(*exc_info)
+    def _discard(self) -> None:
+        self.local._discard()
         if self.temp_key is not None:
             with contextlib.suppress(Exception):
                 self.store._fs.rm(self.temp_key)
@@ -165,10 +173,13 @@ class RemoteStagedBlob:
 class RemoteBlobStore:
     """Blobs under an fsspec URL such as ``s3://bucket/prefix``; see the module docstring."""
 
-    def __init__(self, url: str, cache_dir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, url: str, cache_dir: str | os.PathLike[str], *, progress: ProgressReporter | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self._fs, self._root = filesystem(url)
         self.cache = LocalBlobStore(cache_dir)
+        self.progress = progress
 
     def __repr__(self) -> str:
         return f"RemoteBlobStore({self.url!r}, cache={str(self.cache.root)!r})"
@@ -218,8 +229,8 @@ class RemoteBlobStore:
             raise self._failure("upload an artifact", exc) from exc
         return RemoteStagedBlob(self, local, temp_key)
 
-    def _upload(self, local: StagedBlob, key: str) -> None:
-        with _progress(f"uploading {local.size} bytes", local.size) as advance:
+    def _upload(self, local: LocalStagedBlob, key: str) -> None:
+        with _progress(self.progress, f"uploading {local.size} bytes", local.size) as advance:
             with local.open() as source, self._fs.open(key, "wb") as target:  # never through a link
                 shutil.copyfileobj(_Counting(source, advance), target, 8 * 1024 * 1024)  # type: ignore[misc]
 
@@ -312,7 +323,7 @@ class RemoteBlobStore:
             raise self._failure("download a blob", exc) from exc
         with (
             source,
-            _progress(f"downloading {size} bytes", size) as advance,
+            _progress(self.progress, f"downloading {size} bytes", size) as advance,
             self.cache.stage(lambda file: shutil.copyfileobj(_Counting(source, advance), file, 1024 * 1024)) as staged,
         ):
             if staged.digest != digest or staged.size != size:
@@ -399,16 +410,16 @@ class RemoteBlobStore:
     def blobs(self) -> Iterator[StoredFile]:
         for key, size, mtime in self._listing(f"{self._root}/blobs/sha256"):
             parts = key.rsplit("/", 2)
-            digest = parts[-2] + parts[-1] if len(parts) == 3 else ""
+            digest: str | None = parts[-2] + parts[-1] if len(parts) == 3 else ""
             try:
                 check_digest(digest)
             except CorruptedArtifact:
-                digest = None  # type: ignore[assignment]
-            yield StoredFile(PurePosixPath(key), size, mtime, digest)  # type: ignore[arg-type]
+                digest = None
+            yield StoredFile(PurePosixPath(key), size, mtime, digest)
 
     def temporary_files(self) -> Iterator[StoredFile]:
         for key, size, mtime in self._listing(f"{self._root}/tmp"):
-            yield StoredFile(PurePosixPath(key), size, mtime)  # type: ignore[arg-type]
+            yield StoredFile(PurePosixPath(key), size, mtime)
 
     def remove_file(self, file: StoredFile) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -24,7 +24,8 @@ describe the other.
   damage is visible without a key), and with a key every model's seal and
   every version's signature (``legacy_signature`` for v1 ones, which do not
   cover the import inventory).
-* ``gc`` removes exactly that waste, and reports what it kept and why. A
+* ``gc`` removes exactly that waste (one :class:`~registry.maintenance.waste.WastePlan`
+  is what ``verify`` reports and ``gc`` carries out), and reports what it kept and why. A
   blob is removed only under the catalog lock after re-checking that no
   live version references it, and only when older than ``min_age`` (one
   hour by default): a register in flight in another process may have just
@@ -48,17 +49,27 @@ import re
 import shutil
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from registry.catalog import Catalog
 from registry.digests import checksum_of
 from registry.domain import GcReport, Problem, RepairReport, VerifyReport
 from registry.errors import CorruptedArtifact
-from registry.store import LocalBlobStore, check_digest, open_store
+from registry.maintenance.waste import DEFAULT_MIN_AGE, WastePlan, execute, plan_waste
+from registry.store import BlobStore, LocalBlobStore, check_digest, open_store
 from registry.trust import signing
 
-#: Files younger than this are never reported as waste nor removed, in seconds.
-DEFAULT_MIN_AGE = 3600.0
+__all__ = [
+    "DEFAULT_MIN_AGE",
+    "HEAL_HINT",
+    "WastePlan",
+    "check_sample",
+    "collect_garbage",
+    "in_slice",
+    "parse_sample",
+    "plan_waste",
+    "repair",
+    "verify",
+]
 
 _SAMPLE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 HEAL_HINT = "re-register the same bytes, import a bundle holding them, or run `modelshelf repair --from OTHER_STORE`"
@@ -120,7 +131,7 @@ def _invalid_detail(digest: object) -> str:
 
 def verify(
     catalog: Catalog,
-    store: LocalBlobStore,
+    store: BlobStore,
     *,
     deep: bool,
     min_age: float = DEFAULT_MIN_AGE,
@@ -157,7 +168,7 @@ def verify(
             hashed.append(digest)
         if problem is not None:
             problems.extend(Problem(problem.kind, problem.detail, ref) for ref in refs)
-    problems.extend(_waste(store, {digest for _, digest, _ in live}, min_age))
+    problems.extend(plan_waste(store, (digest for _, digest, _ in live), min_age).problems())
     problems.extend(_link_problems(store))
     return VerifyReport(
         problems=problems,
@@ -185,7 +196,7 @@ def _signature_problems(catalog: Catalog, key: bytes) -> list[Problem]:
     return problems
 
 
-def _check_blob(store: LocalBlobStore, digest: str, size: int, rehash: bool) -> Problem | None:
+def _check_blob(store: BlobStore, digest: str, size: int, rehash: bool) -> Problem | None:
     actual_size = store.size_of(digest)
     if actual_size is None:
         return Problem("missing_blob", f"blob {checksum_of(digest)} is missing from {store.location}")
@@ -200,28 +211,7 @@ def _check_blob(store: LocalBlobStore, digest: str, size: int, rehash: bool) -> 
     return None
 
 
-def _waste(store: LocalBlobStore, live: set[str], min_age: float) -> list[Problem]:
-    cutoff = time.time() - min_age
-    problems = []
-    for blob in store.blobs():
-        if blob.digest not in live and blob.mtime <= cutoff:
-            what = checksum_of(blob.digest) if blob.digest else f"stray file {blob.path}"
-            problems.append(Problem("orphan_blob", f"{what} ({blob.size} bytes) is used by no live version"))
-    for temp in store.temporary_files():
-        if temp.mtime <= cutoff:
-            problems.append(Problem("stale_temp", f"temporary file {temp.path} ({temp.size} bytes)"))
-    return problems
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{max(seconds, 0):.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _link_problems(store: LocalBlobStore) -> list[Problem]:
+def _link_problems(store: BlobStore) -> list[Problem]:
     problems = []
     for link in store.links():
         what = f"the blob {checksum_of(link.digest)}" if link.digest else "a directory of the store (or of its cache)"
@@ -233,46 +223,18 @@ def _link_problems(store: LocalBlobStore) -> list[Problem]:
     return problems
 
 
-def collect_garbage(
-    catalog: Catalog, store: LocalBlobStore, *, dry_run: bool, min_age: float = DEFAULT_MIN_AGE
-) -> GcReport:
+def collect_garbage(catalog: Catalog, store: BlobStore, *, dry_run: bool, min_age: float = DEFAULT_MIN_AGE) -> GcReport:
     """Remove (or list, with ``dry_run``) unreferenced blobs and stale temporary files older than ``min_age``.
 
+    The waste is planned by the same scan ``verify`` reports
+    (:func:`~registry.maintenance.waste.plan_waste`), then carried out.
     What is waste but stays is listed in ``kept`` with the reason.
     """
-    now = time.time()
-    cutoff = now - min_age
-    young = f"younger than min_age ({_duration(min_age)})"
-    live = {digest for _, digest, _ in catalog.live_blobs()}
-    removed: list[str] = []
-    kept: list[tuple[str, str]] = []
-    freed = 0
-    for blob in store.blobs():
-        if blob.digest in live:
-            continue
-        if blob.digest is None:  # not ours to judge: report, never delete
-            kept.append((str(blob.path), "not named by a digest: not modelshelf's, so never removed"))
-            continue
-        name = checksum_of(blob.digest)
-        if blob.mtime > cutoff:
-            kept.append((name, f"{young}: {_duration(now - blob.mtime)} old"))
-        elif dry_run or catalog.free_blob_if_unreferenced(blob.digest, blob.size, store.delete):
-            removed.append(name)
-            freed += blob.size
-        else:
-            kept.append((name, "in use again (registered meanwhile) or already gone"))
-    for temp in store.temporary_files():
-        if temp.mtime > cutoff:
-            kept.append((str(temp.path), f"{young}: {_duration(now - temp.mtime)} old"))
-            continue
-        if not dry_run:
-            store.remove_file(temp)
-        removed.append(str(temp.path))
-        freed += temp.size
-    return GcReport(removed=removed, freed_bytes=freed, dry_run=dry_run, kept=kept)
+    plan = plan_waste(store, (digest for _, digest, _ in catalog.live_blobs()), min_age)
+    return execute(plan, catalog, store, dry_run=dry_run)
 
 
-def _damage(store: Any, digest: str, size: int) -> str | None:
+def _damage(store: BlobStore, digest: str, size: int) -> str | None:
     """What is wrong with the blob, re-hashed from the store itself (never a cache), or ``None`` if intact."""
     actual_size = store.size_of(digest)
     if actual_size is None:
@@ -288,7 +250,7 @@ def _damage(store: Any, digest: str, size: int) -> str | None:
 
 
 def repair(
-    catalog: Catalog, store: Any, *, dry_run: bool, source: str | os.PathLike[str] | None = None
+    catalog: Catalog, store: BlobStore, *, dry_run: bool, source: str | os.PathLike[str] | None = None
 ) -> RepairReport:
     """Quarantine and mark every damaged or missing live blob, then heal what can be healed (see the module)."""
     other = _source_store(source) if source is not None else None
@@ -316,7 +278,7 @@ def repair(
     return report
 
 
-def _source_store(source: str | os.PathLike[str]) -> Any:
+def _source_store(source: str | os.PathLike[str]) -> BlobStore:
     """The store to copy healthy bytes from: it must exist (a typo must not read as "the bytes are nowhere")."""
     other = open_store(source)
     if isinstance(other, LocalBlobStore) and not (other.root / "blobs").is_dir():
@@ -328,28 +290,28 @@ def _source_store(source: str | os.PathLike[str]) -> Any:
 
 
 def _set_aside(
-    catalog: Catalog, store: Any, digest: str, size: int, damage: str, refs: list[str], report: RepairReport
+    catalog: Catalog, store: BlobStore, digest: str, size: int, damage: str, refs: list[str], report: RepairReport
 ) -> None:
     """Move the damaged bytes into quarantine and mark the blob (or, dry, say it would)."""
     if report.dry_run:
         if damage != "is missing":
-            report.quarantined.append((checksum_of(digest), "(dry run: would move it into quarantine/)"))
+            report.quarantined.append((f"{checksum_of(digest)}", "(dry run: would move it into quarantine/)"))
         report.marked.extend((ref, f"blob {checksum_of(digest)} {damage}") for ref in refs)
         return
     where = store.quarantine(digest)
     if where is not None:
-        report.quarantined.append((checksum_of(digest), where))
+        report.quarantined.append((f"{checksum_of(digest)}", where))
     marked = catalog.mark_damaged(digest, size, damage)
     report.marked.extend((ref, f"blob {checksum_of(digest)} {damage}") for ref in marked)
 
 
-def _origins(store: Any, other: Any) -> list[Any]:
+def _origins(store: BlobStore, other: BlobStore | None) -> list[BlobStore]:
     """Where intact bytes may be found: the store given, then an object store's own local cache."""
-    cache = getattr(store, "cache", None)
-    return [origin for origin in (other, cache) if origin is not None]
+    cache = getattr(store, "cache", None)  # only an object store has one: not part of the protocol
+    return [origin for origin in (other, cache) if isinstance(origin, BlobStore)]
 
 
-def _intact(other: Any, digest: str, size: int) -> bool:
+def _intact(other: BlobStore, digest: str, size: int) -> bool:
     try:
         return other.size_of(digest) == size and other.hash_of(digest) == digest
     except (CorruptedArtifact, OSError):
@@ -358,13 +320,13 @@ def _intact(other: Any, digest: str, size: int) -> bool:
 
 def _heal(
     catalog: Catalog,
-    store: Any,
+    store: BlobStore,
     digest: str,
     size: int,
     refs: list[str],
     how: str,
     report: RepairReport,
-    other: Any = None,
+    other: BlobStore | None = None,
 ) -> None:
     """Clear the blob's mark, first copying it in from ``other`` (verified by hash) when given."""
     if report.dry_run:

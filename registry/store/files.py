@@ -1,0 +1,66 @@
+"""What every store shares below the protocol: the record of a stored file and the staged blob's life cycle.
+
+Each backend stages bytes its own way (a temporary file, a temporary key,
+a buffer in memory), but the life cycle is one: hashed and kept under a
+temporary name, pushed, published under the catalog lock, and on leaving
+the ``with`` block whatever was not published is discarded.
+:class:`StagedBase` holds that life cycle once; a backend fills in where
+its bytes go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Self
+
+__all__ = ["StagedBase", "StoredFile"]
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file found in the store: a blob (``digest`` set), a temporary file, or a link (``kind="symlink"``).
+
+    Links come only from :meth:`~registry.store.local.LocalBlobStore.links`;
+    ``size`` and ``mtime`` are then the link's own (``lstat``), never its target's.
+    ``path`` is a local path for a directory store, a key for an object store.
+    """
+
+    path: PurePath
+    size: int
+    mtime: float
+    digest: str | None = None
+    kind: str = "file"
+
+
+class StagedBase:
+    """The context-manager life cycle of a staged blob (see :class:`~registry.store.protocol.StagedBlob`).
+
+    Subclasses set ``digest``, ``size`` and ``published`` (dataclass fields),
+    implement :meth:`publish` and :meth:`_discard`, and may override
+    :meth:`push` (nothing to do before the lock by default) and :meth:`_keep`
+    (what to do after a recorded publish, such as keeping a local copy).
+    """
+
+    published: bool
+
+    def push(self) -> None:
+        """Nothing to do before the catalog lock unless the backend says otherwise."""
+
+    def publish(self) -> None:
+        raise NotImplementedError
+
+    def _keep(self) -> None:
+        """Called on a clean exit after :meth:`publish`; nothing by default."""
+
+    def _discard(self) -> None:
+        """Remove whatever is left under a temporary name."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.published and exc_info[0] is None:
+            self._keep()
+        self._discard()
