@@ -357,3 +357,16 @@ class RepairReport:
     def ok(self) -> bool:
         """Whether every live version is intact after the run (nothing left damaged)."""
         return not self.unhealed
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What :meth:`Registry.import_bundle` did with one version of a bundle: its origin and its ref here."""
+
+    source: str
+    target: str
+    created: bool
+    #: The fingerprint of the key that signed the bundle (``None`` for an unsigned one).
+    signer: str | None = None
+    #: Whether that key is one the import trusted (``False`` for a bundle accepted with ``allow_unsigned``).
+    verified: bool = False

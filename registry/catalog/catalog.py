@@ -414,25 +414,9 @@ class Catalog(DamageMarks, CatalogReads):
             self._record_history(connection, (version_id, new.name, version, events), list(new.history))
         if new.alias is not None:
             self._point_alias(connection, events, (new.name, model_id, version_id, version), new.alias, now)
-        return ModelVersion(
-            name=new.name,
-            version=version,
-            checksum=CHECKSUM_PREFIX + new.digest,
-            size=new.size,
-            format=new.format,
-            created_at=now,
-            params=new.params,
-            metrics=dict(new.metrics) if new.history is None else {p.key: p.value for p in new.history},
-            tags=dict(new.tags),
-            description=new.description,
-            environment=new.environment,
-            aliases=(new.alias,) if new.alias else (),
-            imports=new.imports,
-            imports_scanned=new.imports is not None,
-            signature=signature,
-            lineage=lineage,
-            input_signature=new.input_signature,
-        )
+        # Read back through the mapping every read uses, so a version is described the same way wherever it is met.
+        row = self._find(connection, Ref(new.name, version=version))
+        return self._to_model_version(row, self._details(connection, version_id=version_id))
 
     @retried
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
