@@ -2,7 +2,8 @@
 
 Every way a version comes in — :meth:`~registry.facade.Registry.register`,
 :meth:`~registry.facade.Registry.register_file`, a bundle import — differs
-only in where its bytes and fields come from. Each builds a :class:`Draft`
+only in where its bytes and fields come from. Each builds a
+:class:`~registry.domain.Draft`
 from input it has already validated, stages the bytes in the store, and
 hands ``(draft, staged)`` pairs to :func:`commit`, which does the rest the
 same way for all of them::
@@ -13,56 +14,25 @@ same way for all of them::
 
 so a batch is recorded whole or not at all, and a version row never points
 at a blob that is not there. Adding a field to a version means adding it to
-:class:`Draft` (and to the catalog's ``NewVersion``, which it is copied
-into field by field), not to three builders.
+:class:`~registry.domain.Draft`, which the catalog's ``NewVersion``
+extends with the blob's digest and size, not to three builders.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Any
 
 from registry import formats
 from registry.bundles.manifest import BundleEntry
 from registry.catalog import Catalog, NewVersion
-from registry.domain import InputSignature, Lineage, MetricPoint, ModelVersion
+from registry.domain import Draft as Draft
+from registry.domain import ModelVersion
 from registry.names import validate_alias, validate_model_name
 from registry.provenance.environment import current_environment
 from registry.store import StagedBlob
 from registry.trust import signing
 from registry.validation import validate_description, validate_metrics, validate_tags
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A version about to be recorded, every field already validated; only its bytes are missing.
-
-    >>> draft = Draft(name="iris-knn", format="joblib", metrics={"accuracy": 0.97})   # doctest: +SKIP
-    >>> [mv] = commit(catalog, key, [(draft, staged)])                                 # doctest: +SKIP
-    """
-
-    name: str
-    format: str
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    description: str | None = None
-    environment: dict[str, Any] = field(default_factory=dict)
-    alias: str | None = None
-    #: The globals the artifact imports, as scanned from its bytes (``None``: not a pickle, or not scanned).
-    imports: tuple[str, ...] | None = None
-    lineage: Lineage | None = None
-    input_signature: InputSignature | None = None
-    #: A full metric history to record instead of ``metrics`` (an imported version keeps its own).
-    history: tuple[MetricPoint, ...] | None = None
-    #: Facts about how the version arrived (e.g. who signed the bundle it came in), kept in its register event.
-    provenance: dict[str, Any] | None = None
-
-    def with_blob(self, staged: StagedBlob) -> NewVersion:
-        """What the catalog records: this draft and the content address of its staged bytes."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return NewVersion(digest=staged.digest, size=staged.size, **values)
 
 
 def draft_from_input(
@@ -118,6 +88,12 @@ def draft_from_entry(entry: BundleEntry, provenance: dict[str, Any], imports: tu
     )
 
 
+def with_blob(draft: Draft, staged: StagedBlob) -> NewVersion:
+    """What the catalog records: ``draft`` and the content address of its staged bytes."""
+    values = {f.name: getattr(draft, f.name) for f in dataclasses.fields(draft)}
+    return NewVersion(digest=staged.digest, size=staged.size, **values)
+
+
 def commit(catalog: Catalog, key: bytes | None, batch: list[tuple[Draft, StagedBlob]]) -> list[ModelVersion]:
     """Record every draft of ``batch`` with its staged blob, in one catalog transaction: all or none.
 
@@ -135,4 +111,4 @@ def commit(catalog: Catalog, key: bytes | None, batch: list[tuple[Draft, StagedB
 
     for _, staged in batch:
         staged.push()
-    return catalog.add_versions([(draft.with_blob(staged), staged.publish) for draft, staged in batch], sign)
+    return catalog.add_versions([(with_blob(draft, staged), staged.publish) for draft, staged in batch], sign)

@@ -51,6 +51,7 @@ from registry.catalog import Actor, Catalog, is_known_revision, open_catalog, sc
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.domain import (
     AliasPeriod,
+    Draft,
     Event,
     GcReport,
     Imported,
@@ -62,7 +63,6 @@ from registry.domain import (
     RepairReport,
     VerifyReport,
 )
-from registry.drafting import Draft
 from registry.errors import (
     CorruptedArtifact,
     DamagedVersion,
@@ -263,7 +263,11 @@ class Registry:
         meanwhile); they complete the draft before it is committed.
         """
         with self._store.stage(write) as staged:
-            return drafting.commit(self._catalog, self._signing_key, [(replace(draft, **written()), staged)])[0]
+            return self._commit_all([(replace(draft, **written()), staged)])[0]
+
+    def _commit_all(self, batch: list[tuple[Draft, StagedBlob]]) -> list[ModelVersion]:
+        """Record staged drafts as versions in one catalog transaction, signed with this registry's key."""
+        return drafting.commit(self._catalog, self._signing_key, batch)
 
     def register_file(
         self,
@@ -479,7 +483,7 @@ class Registry:
                 blob = staged[entry.digest]
                 batch.append((drafting.draft_from_entry(entry, bundle.provenance, inventories[blob.digest]), blob))
                 pending.append(entry)
-            committed = drafting.commit(self._catalog, self._signing_key, batch)  # one transaction
+            committed = self._commit_all(batch)  # one transaction
             for entry, mv in zip(pending, committed, strict=True):
                 results.append(Imported(entry.source, mv.ref, True, signer, verified))
         return results

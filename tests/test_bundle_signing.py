@@ -502,3 +502,22 @@ def test_a_blob_that_breaks_after_its_payload_is_not_imported_without_an_invento
         with pytest.raises(SerializationError, match="nothing was imported"):
             reg.import_bundle(swapped, allow_unsigned=True)
     _assert_untouched(target)
+
+
+def test_the_module_functions_still_work_and_point_at_the_registry_methods(
+    source: Path, target: Path, tmp_path: Path, exporter: KeyPair
+) -> None:
+    from registry import transfer
+
+    path = tmp_path / "old-way.tar"
+    with Registry(source) as reg:
+        with pytest.warns(DeprecationWarning, match=r"reg\.export_bundle\(\.\.\.\)"):
+            exported = transfer.export_bundle(reg, ["churn:2"], path, sign_with=exporter.private_path)
+    assert [mv.ref for mv in exported] == ["churn:2"]
+    assert transfer.bundle_signer(path) == exporter.fingerprint
+    with Registry(target) as reg:
+        with pytest.warns(DeprecationWarning, match=r"reg\.import_bundle\(\.\.\.\)"):
+            results = transfer.import_bundle(reg, path, trusted_keys=[exporter.public_path])
+        assert results == [transfer.Imported("churn:2", "churn:1", True, exporter.fingerprint, True)]
+        with pytest.raises(UntrustedBundle), pytest.warns(DeprecationWarning):
+            transfer.import_bundle(reg, path)  # the same errors as the method: no trusted key given

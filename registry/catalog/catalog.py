@@ -33,7 +33,7 @@ times, when a server catalog's connection dies before the commit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +59,7 @@ from registry.catalog.schema import (
 )
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
-from registry.domain import CHECKSUM_PREFIX, InputSignature, Lineage, MetricPoint, ModelVersion, Ref
+from registry.domain import CHECKSUM_PREFIX, Draft, Lineage, MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound, VersionNotFound
 from registry.names import parse_ref
 
@@ -108,28 +108,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class NewVersion:
-    """Everything the catalog records for a version about to be inserted (validated by the caller)."""
+@dataclass(frozen=True, kw_only=True)
+class NewVersion(Draft):
+    """Everything the catalog records for a version about to be inserted: a draft and its blob's address.
 
-    name: str
+    The draft's fields were validated by the caller (:mod:`registry.drafting`).
+    """
+
+    #: The blob's SHA-256 in hex (no ``sha256:`` prefix).
     digest: str
     size: int
-    format: str
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    description: str | None = None
-    environment: dict[str, Any] = field(default_factory=dict)
-    alias: str | None = None
-    imports: tuple[str, ...] | None = None
-    #: A full metric history to record instead of ``metrics`` (an imported version keeps its own).
-    history: tuple[MetricPoint, ...] | None = None
-    #: Where the version came from; its ``parent`` is resolved (and must be live) inside the transaction.
-    lineage: Lineage | None = None
-    input_signature: InputSignature | None = None
-    #: Facts about how the version arrived (e.g. who signed the bundle it came in), kept in its register event.
-    provenance: dict[str, Any] | None = None
 
 
 class Catalog(DamageMarks, CatalogReads):
