@@ -9,7 +9,11 @@ Write path (``register``)::
     object store: ask the server it is still there, upload it again if a
     concurrent delete freed it), insert the version → commit
 
-so a version row never points at a missing or partial blob, and a failure
+``register``, ``register_file`` and ``import_bundle`` differ only in where
+the bytes and fields come from: each drafts its versions and commits them
+through the one pipeline of :mod:`registry.drafting`.
+
+So a version row never points at a missing or partial blob, and a failure
 at any step leaves at most a temporary file that is removed on the way out,
 or a pushed blob with no row that ``gc`` removes after its grace period.
 Pushing before the transaction means an object store that stalls holds up
