@@ -162,7 +162,7 @@ def bench_small(work: Path, results: Results, repeat: int) -> None:
 
 def populate(reg: Any, names: list[str], per_name: int, metrics: int) -> None:
     """Fill a catalog fast through the real write path, many versions per transaction."""
-    from registry.catalog import NewVersion
+    from registry.domain import Draft
     from registry.provenance.environment import current_environment
 
     with reg._store.stage(lambda file: file.write(b"tiny artifact")) as staged:
@@ -171,10 +171,8 @@ def populate(reg: Any, names: list[str], per_name: int, metrics: int) -> None:
             for i in range(per_name):
                 batch.append(
                     (
-                        NewVersion(
+                        Draft(
                             name=name,
-                            digest=staged.digest,
-                            size=staged.size,
                             format="pickle",
                             params={"i": i},
                             metrics={f"m{k}": (i * 7 + k) % 100 / 100 for k in range(metrics)},
@@ -185,10 +183,10 @@ def populate(reg: Any, names: list[str], per_name: int, metrics: int) -> None:
                     )
                 )
                 if len(batch) == 500:
-                    reg._insert_all(batch)
+                    reg._commit_all(batch)
                     batch = []
         if batch:
-            reg._insert_all(batch)
+            reg._commit_all(batch)
 
 
 def bench_metadata(work: Path, results: Results, repeat: int, versions: int) -> None:

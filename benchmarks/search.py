@@ -14,7 +14,7 @@ SOLVERS = ("lbfgs", "saga", "liblinear", "newton-cg")
 
 def populate_for_search(reg: Any, name: str, versions: int) -> None:
     """``versions`` versions of ``name`` through the real write path, 500 per transaction."""
-    from registry.catalog import NewVersion
+    from registry.domain import Draft
     from registry.provenance.environment import current_environment
 
     environment = current_environment()
@@ -23,10 +23,8 @@ def populate_for_search(reg: Any, name: str, versions: int) -> None:
         for i in range(versions):
             params = {f"p{k}": (i * (k + 3)) % (10 + k) for k in range(8)}
             params.update(solver=SOLVERS[i % 4], fit_intercept=i % 3 == 0)
-            new = NewVersion(
+            new = Draft(
                 name=name,
-                digest=staged.digest,
-                size=staged.size,
                 format="pickle",
                 params=params,
                 metrics={f"m{k}": (i * 7 + k * 13) % 1000 / 1000 for k in range(5)},
@@ -35,10 +33,10 @@ def populate_for_search(reg: Any, name: str, versions: int) -> None:
             )
             batch.append((new, staged))
             if len(batch) == 500:
-                reg._insert_all(batch)
+                reg._commit_all(batch)
                 batch = []
         if batch:
-            reg._insert_all(batch)
+            reg._commit_all(batch)
 
 
 QUERIES = {

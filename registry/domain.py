@@ -375,3 +375,45 @@ class RepairReport:
     def ok(self) -> bool:
         """Whether every live version is intact after the run (nothing left damaged)."""
         return not self.unhealed
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What :meth:`Registry.import_bundle` did with one version of a bundle: its origin and its ref here."""
+
+    source: str
+    target: str
+    created: bool
+    #: The fingerprint of the key that signed the bundle (``None`` for an unsigned one).
+    signer: str | None = None
+    #: Whether that key is one the import trusted (``False`` for a bundle accepted with ``allow_unsigned``).
+    verified: bool = False
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A version about to be recorded, every field already validated; only its bytes are missing.
+
+    Every way a version comes in builds one (:mod:`registry.drafting`); the
+    catalog records it as a ``NewVersion``, which is a draft plus the content
+    address of its bytes, so a field added here reaches the catalog as is.
+
+    >>> Draft(name="iris-knn", format="joblib", metrics={"accuracy": 0.97})   # doctest: +SKIP
+    """
+
+    name: str
+    format: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    alias: str | None = None
+    #: The globals the artifact imports, as scanned from its bytes (``None``: not a pickle, or not scanned).
+    imports: tuple[str, ...] | None = None
+    lineage: Lineage | None = None
+    input_signature: InputSignature | None = None
+    #: A full metric history to record instead of ``metrics`` (an imported version keeps its own).
+    history: tuple[MetricPoint, ...] | None = None
+    #: Facts about how the version arrived (e.g. who signed the bundle it came in), kept in its register event.
+    provenance: dict[str, Any] | None = None

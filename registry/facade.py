@@ -9,7 +9,11 @@ Write path (``register``)::
     object store: ask the server it is still there, upload it again if a
     concurrent delete freed it), insert the version → commit
 
-so a version row never points at a missing or partial blob, and a failure
+``register``, ``register_file`` and ``import_bundle`` differ only in where
+the bytes and fields come from: each drafts its versions and commits them
+through the one pipeline of :mod:`registry.drafting`.
+
+So a version row never points at a missing or partial blob, and a failure
 at any step leaves at most a temporary file that is removed on the way out,
 or a pushed blob with no row that ``gc`` removes after its grace period.
 Pushing before the transaction means an object store that stalls holds up
@@ -34,18 +38,28 @@ has been verified, and nothing is read from the store after it.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from registry import formats, maintenance
-from registry.catalog import Actor, Catalog, NewVersion, is_known_revision, open_catalog, schema_revisions
+from registry import drafting, formats, maintenance
+from registry.bundles import archive
+from registry.bundles.checks import check_bundle, open_bundle
+from registry.bundles.manifest import ORIGIN_TAG, BundleEntry
+from registry.catalog import Actor, Catalog, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.digests import checksum_of
 from registry.domain import (
+    AliasPeriod,
+    Draft,
+    Event,
     GcReport,
+    Imported,
     InputSignature,
     Lineage,
     MetricPoint,
@@ -59,34 +73,37 @@ from registry.errors import (
     DamagedVersion,
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
+    InvalidBundle,
     SignatureNotFound,
     StoreError,
     UntrustedArtifact,
+    VersionNotFound,
 )
-from registry.finding import FindingMixin
 from registry.formats import filecheck
 from registry.inputs.validated import ValidatedModel
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.provenance import fingerprint, lineage
-from registry.provenance.environment import current_environment, environment_differences
+from registry.provenance.environment import environment_differences
+from registry.query import And, Field, Node, NullCheck, OrderKey, parse_filter, parse_order_by
 from registry.store import BlobStore, ProgressReporter, StagedBlob, default_cache_dir, open_store
 from registry.trust import signing
 from registry.trust.freshness import StateMemory
 from registry.validation import (
     capture_params,
-    validate_description,
+    validate_limit,
     validate_metrics,
+    validate_moment,
     validate_params,
     validate_step,
     validate_tags,
 )
 
 if TYPE_CHECKING:
-    from registry.trust.keys import PrivateKeySource
+    from registry.trust.keys import PrivateKeySource, PublicKeySource
 
 
-class Registry(FindingMixin):
+class Registry:
     """A model registry: a catalog of versions and a store of their artifacts.
 
     >>> with Registry("models") as reg:                                   # doctest: +SKIP
@@ -110,7 +127,7 @@ class Registry(FindingMixin):
     seen (a catalog rolled back): see :meth:`seal` and :meth:`verify`.
     With ``bundle_key`` (an Ed25519 private key or the path of its PEM file;
     else ``$MODELSHELF_BUNDLE_KEY``) the bundles it exports are signed, so
-    another registry can check who wrote them (:mod:`registry.transfer`).
+    another registry can check who wrote them (:meth:`export_bundle`, :meth:`import_bundle`).
     """
 
     def __init__(
@@ -199,13 +216,10 @@ class Registry(FindingMixin):
         ``signature=`` gives one explicitly, and ``input_example=`` (a few rows
         of input) adds column dtypes and is kept with the version.
         """
-        name = validate_model_name(name)
-        if alias is not None:
-            alias = validate_alias(alias)
-        fmt = formats.get_format(format)
-        checked_metrics = validate_metrics(metrics)
-        checked_tags = validate_tags(tags)
-        checked_description = validate_description(description)
+        draft = drafting.draft_from_input(
+            name, format, metrics=metrics, tags=tags, description=description, alias=alias
+        )
+        fmt = formats.get_format(draft.format)
         checked_params = capture_params(model) if params is None else validate_params(params)
         finish_lineage = self._start_lineage(data, parent)
         from registry.inputs import signature as signatures  # numpy: loaded when a model is registered, not on import
@@ -224,25 +238,8 @@ class Registry(FindingMixin):
         def write(file: IO[bytes]) -> None:
             imports.extend(formats.dump(fmt, model, file))
 
-        with self._store.stage(write) as staged:
-            return self._insert(
-                NewVersion(
-                    name=name,
-                    digest=staged.digest,
-                    size=staged.size,
-                    format=fmt.name,
-                    params=checked_params,
-                    metrics=checked_metrics,
-                    tags=checked_tags,
-                    description=checked_description,
-                    environment=current_environment(),
-                    alias=alias,
-                    imports=tuple(imports),
-                    lineage=finish_lineage(),
-                    input_signature=input_signature,
-                ),
-                staged,
-            )
+        draft = replace(draft, params=checked_params, input_signature=input_signature)
+        return self._commit_one(draft, write, lambda: {"imports": tuple(imports), "lineage": finish_lineage()})
 
     def _start_lineage(self, data: Any, parent: str | ModelVersion | None) -> Callable[[], Lineage]:
         """Check the parent and fingerprint the data now; git is asked on a helper thread meanwhile.
@@ -271,27 +268,21 @@ class Registry(FindingMixin):
 
         return finish
 
-    def _insert(self, new: NewVersion, staged: StagedBlob) -> ModelVersion:
-        """Record a staged blob as the next version of ``new.name``, signed if a key is set."""
-        return self._insert_all([(new, staged)])[0]
+    def _commit_one(
+        self, draft: Draft, write: Callable[[IO[bytes]], None], written: Callable[[], dict[str, Any]]
+    ) -> ModelVersion:
+        """Stage the bytes ``write`` produces and record them as the next version of ``draft.name``.
 
-    def _insert_all(self, batch: list[tuple[NewVersion, StagedBlob]]) -> list[ModelVersion]:
-        """Record several staged blobs as versions in one transaction: all of them or none.
-
-        Each blob is pushed to its content address first, outside any catalog
-        lock; the transaction then only confirms it under the blob's lock.
+        ``written()`` gives the fields known only once the bytes are written
+        (the import inventory a dump traced, the lineage whose git query ran
+        meanwhile); they complete the draft before it is committed.
         """
-        key = self._signing_key
+        with self._store.stage(write) as staged:
+            return self._commit_all([(replace(draft, **written()), staged)])[0]
 
-        def sign(new: NewVersion, version: int) -> str | None:
-            if key is None:
-                return None
-            checksum = checksum_of(new.digest)
-            return signing.sign_version(key, new.name, version, new.format, checksum, new.size, new.imports, new.params)
-
-        for _, staged in batch:
-            staged.push()
-        return self._catalog.add_versions([(new, staged.publish) for new, staged in batch], sign)
+    def _commit_all(self, batch: list[tuple[Draft, StagedBlob]]) -> list[ModelVersion]:
+        """Record staged drafts as versions in one catalog transaction, signed with this registry's key."""
+        return drafting.commit(self._catalog, self._signing_key, batch)
 
     def register_file(
         self,
@@ -325,18 +316,15 @@ class Registry(FindingMixin):
         is not a pickle). ``parent`` is recorded in the lineage as for
         :meth:`register`.
         """
-        name = validate_model_name(name)
-        if alias is not None:
-            alias = validate_alias(alias)
-        fmt = formats.get_format(format)
         mode = filecheck.check_mode(check)
         trusted_names = filecheck.trusted_names(trusted)
+        draft = drafting.draft_from_input(
+            name, format, metrics=metrics, tags=tags, description=description, alias=alias
+        )
+        fmt = formats.get_format(draft.format)
         source = Path(os.fspath(path))
         if not source.is_file():
             raise ValueError(f"{source} is not a file; give the path of a {fmt.name} artifact")
-        checked_metrics = validate_metrics(metrics)
-        checked_tags = validate_tags(tags)
-        checked_description = validate_description(description)
         checked_params = validate_params(params) if params is not None else {}
         finish_lineage = self._start_lineage(None, parent)
         try:
@@ -356,25 +344,8 @@ class Registry(FindingMixin):
         def write(file: IO[bytes]) -> None:
             file.write(content)
 
-        with self._store.stage(write) as staged:
-            return self._insert(
-                NewVersion(
-                    name=name,
-                    digest=staged.digest,
-                    size=staged.size,
-                    format=fmt.name,
-                    params=checked_params,
-                    metrics=checked_metrics,
-                    tags=checked_tags,
-                    description=checked_description,
-                    environment=current_environment(),
-                    alias=alias,
-                    imports=imports,
-                    lineage=finish_lineage(),
-                    input_signature=input_signature,
-                ),
-                staged,
-            )
+        draft = replace(draft, params=checked_params, imports=imports, input_signature=input_signature)
+        return self._commit_one(draft, write, lambda: {"lineage": finish_lineage()})
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at ``version`` of ``name``, moving it atomically if it pointed elsewhere."""
@@ -435,6 +406,113 @@ class Registry(FindingMixin):
                 "`modelshelf gc` will remove it later",
                 stacklevel=2,
             )
+
+    # -- bundles -----------------------------------------------------------
+
+    def export_bundle(
+        self, refs: list[str], path: str | os.PathLike[str], *, sign_with: PrivateKeySource | None = None
+    ) -> list[ModelVersion]:
+        """Write the versions ``refs`` designate, with their artifacts, to the tar file ``path``.
+
+        >>> reg.export_bundle(["iris-knn:3", "iris-knn@production"], "iris.tar")   # doctest: +SKIP
+
+        The bundle is signed with ``sign_with`` (an Ed25519 private key or the
+        path of its PEM file), else with the registry's ``bundle_key``, else
+        with the key file ``$MODELSHELF_BUNDLE_KEY`` names; with none of them it
+        is unsigned, and an import refuses it unless told ``allow_unsigned``.
+        The format is described in :mod:`registry.bundles`.
+        """
+        if not refs:
+            raise ValueError("name at least one version to export (for example 'iris-knn:3')")
+        from registry.trust.keys import bundle_signing_key, sign_manifest  # cryptography: loaded only when bundles move
+
+        key = bundle_signing_key(sign_with if sign_with is not None else self._bundle_key)
+        versions = list({mv.ref: mv for mv in (self.get(ref) for ref in refs)}.values())
+        entries = [
+            archive.manifest_entry(mv, [p for p in self.metrics_history(mv.name) if p.version == mv.version])
+            for mv in versions
+        ]
+        manifest = archive.manifest_bytes(entries)
+        signature = None if key is None else sign_manifest(key, manifest)
+        archive.write_bundle(Path(os.fspath(path)), manifest, signature, versions, self.open_artifact)
+        return versions
+
+    def import_bundle(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        trusted_keys: Iterable[PublicKeySource] | None = None,
+        allow_unsigned: bool = False,
+    ) -> list[Imported]:
+        """Add the versions of the bundle at ``path``, all or none; return what became of each.
+
+        >>> reg.import_bundle("iris.tar", trusted_keys=["keys/team-a.pub"])   # doctest: +SKIP
+
+        ``trusted_keys`` are the public keys (files, directories of ``*.pub``
+        files, or key objects) whose signatures are accepted; without them,
+        those ``$MODELSHELF_TRUSTED_KEYS`` names. An unsigned bundle, or one
+        signed by another key, raises :class:`~registry.errors.UntrustedBundle`
+        unless ``allow_unsigned``; a signature that does not match always does.
+        A file that is not a bundle, or one that is damaged or malformed, raises
+        :class:`~registry.errors.InvalidBundle`; in every case nothing is
+        recorded or stored. Versions get new numbers here, keep their history
+        and tags, and are tagged ``modelshelf.imported-from`` with their
+        origin, so importing the same bundle again records nothing twice
+        (see :mod:`registry.bundles`).
+        """
+        source = Path(os.fspath(path))
+        if not source.is_file():
+            raise InvalidBundle(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
+        results: list[Imported] = []
+        actor = self._catalog.actor
+        who = "@".join(part for part in (actor.user, actor.host) if part) or "unknown"
+        with open_bundle(source) as tar, contextlib.ExitStack() as staged_blobs:
+            bundle = check_bundle(
+                tar, source, trusted_keys=trusted_keys, allow_unsigned=bool(allow_unsigned), accepted_by=who
+            )
+            signer, verified = bundle.signer, bundle.verified
+            staged: dict[str, StagedBlob] = {}
+            inventories: dict[str, tuple[str, ...] | None] = {}
+            batch = []
+            pending = []
+            for entry in bundle.entries:  # every field of every entry was checked: only the bytes are left
+                existing = self._already_imported(entry)
+                if existing is not None:
+                    results.append(Imported(entry.source, existing.ref, False, signer, verified))
+                    continue
+                if entry.digest not in staged:
+                    member = bundle.blobs[entry.digest]
+                    content = io.BytesIO()
+                    blob = staged_blobs.enter_context(
+                        self._store.stage(lambda file, m=member, c=content: archive.copy_blob(tar, m, file, c, source))
+                    )
+                    if blob.digest != entry.digest:
+                        raise CorruptedArtifact(
+                            f"{source} was altered: the blob of {entry.source} hashes to "
+                            f"{checksum_of(blob.digest)}, the manifest says {entry.checksum}; nothing was imported",
+                            expected=entry.checksum,
+                            actual=checksum_of(blob.digest),
+                        )
+                    staged[entry.digest] = blob
+                    inventories[entry.digest] = archive.scanned_imports(entry, content)
+                blob = staged[entry.digest]
+                batch.append((drafting.draft_from_entry(entry, bundle.provenance, inventories[blob.digest]), blob))
+                pending.append(entry)
+            committed = self._commit_all(batch)  # one transaction
+            for entry, mv in zip(pending, committed, strict=True):
+                results.append(Imported(entry.source, mv.ref, True, signer, verified))
+        return results
+
+    def _already_imported(self, entry: BundleEntry) -> ModelVersion | None:
+        """The version an earlier import of ``entry`` recorded here, if any (same bytes, same origin tag)."""
+        try:
+            existing = self.versions(entry.name)
+        except LookupError:
+            return None
+        for mv in existing:
+            if mv.checksum == entry.checksum and mv.tags.get(ORIGIN_TAG) == entry.origin:
+                return mv
+        return None
 
     # -- maintenance -------------------------------------------------------
 
@@ -606,6 +684,87 @@ class Registry(FindingMixin):
         if validate and mv.input_signature is not None:
             return ValidatedModel(model, mv.input_signature, mv.ref)
         return model
+
+    # -- finding -----------------------------------------------------------
+
+    def search(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[ModelVersion]:
+        """Live versions matching a filter, found and sorted by the database.
+
+        >>> reg.search("iris-knn", where="metrics.accuracy > 0.9 and params.n_neighbors <= 8",
+        ...            order_by="metrics.accuracy desc", limit=3)               # doctest: +SKIP
+
+        Fields: ``metrics.KEY`` (latest value), ``params.KEY`` (compared by
+        the stored JSON type), ``tags.KEY``, ``lineage.KEY`` (``data``,
+        ``commit``, ``dirty``, ``script``, ``user``, ``host``,
+        ``modelshelf_version``, ``parent``), ``version``, ``created_at``,
+        ``format``, ``name``; operators ``= != < <= > >=``, ``in (…)``,
+        ``like``, ``is null``, ``and``, ``or``, ``not``, parentheses. Without
+        ``name`` every model is searched; without ``order_by`` results come
+        by name, then version. A malformed filter raises
+        :class:`~registry.errors.InvalidQuery` naming the position.
+        """
+        if name is not None:
+            name = validate_model_name(name)
+        tree = None if where is None else parse_filter(where)
+        order = () if order_by is None else parse_order_by(order_by)
+        return self._authenticated(self._catalog.search(name, tree, order, validate_limit(limit)))
+
+    def best(self, name: str, metric: str, mode: str = "max", where: str | None = None) -> ModelVersion:
+        """The live version of ``name`` with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.
+
+        Versions without the metric are not candidates; on a tie the newest
+        version wins. ``VersionNotFound`` when no version qualifies.
+        """
+        name = validate_model_name(name)
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+        validate_metrics({metric: 0.0})  # the key rules, stated as for any metric
+        field = Field("metrics", metric)
+        candidates: Node = NullCheck(field, negated=True)  # is not null: versions without it are no candidates
+        if where is not None:
+            candidates = And((parse_filter(where), candidates))
+        order = (OrderKey(field, descending=mode == "max"), OrderKey(Field("version", None), descending=True))
+        found = self._authenticated(self._catalog.search(name, candidates, order, 1))
+        if not found:
+            condition = f" matching {where!r}" if where is not None else ""
+            raise VersionNotFound(name, None, f"no live version{condition} has the metric {metric!r}")
+        return found[0]
+
+    def ancestors(self, ref_or_name: str, version: int | None = None, alias: str | None = None) -> list[str]:
+        """The references a version was derived from (``register(..., parent=…)``), nearest first."""
+        return self._catalog.ancestors(resolve_ref(ref_or_name, version, alias))
+
+    def events(
+        self, name: str | None = None, since: datetime | str | None = None, *, limit: int | None = None
+    ) -> list[Event]:
+        """The audit trail, oldest first: every register, alias change, tag change, metric log and deletion.
+
+        ``name`` keeps one model's events, ``since`` (a timezone-aware datetime
+        or an ISO 8601 string, UTC when it has no offset) those from that
+        moment on, ``limit`` only the most recent ones.
+        """
+        if name is not None:
+            name = validate_model_name(name)
+        moment = None if since is None else validate_moment(since, "since")
+        return self._catalog.events(name, moment, validate_limit(limit))
+
+    def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:
+        """Which version ``alias`` pointed at, and from when until when, oldest first.
+
+        >>> [(p.version, p.since, p.until) for p in reg.alias_history("iris-knn", "production")]  # doctest: +SKIP
+        """
+        return self._catalog.alias_history(validate_model_name(name), validate_alias(alias))
+
+    def alias_at(self, name: str, alias: str, moment: datetime | str) -> AliasPeriod | None:
+        """The period covering ``moment``: which version ``alias`` pointed at then, and since when."""
+        when = validate_moment(moment, "moment")
+        return next((period for period in self.alias_history(name, alias) if period.covers(when)), None)
 
     def _check_hmac(self, mv: ModelVersion, *, required: bool = True) -> None:
         """With a key, refuse a version whose signature does not match what the catalog says of it.

@@ -14,6 +14,9 @@ and no catalog row behind.
   strings ``"nan"``/``"inf"``, and nested estimators, callables and types their
   repr, because the user did not choose those values and should not be
   refused for them.
+* Query arguments: a result ``limit`` fits the engines' 32-bit integers, and
+  a ``since``/``moment`` is a timezone-aware time (text without an offset is
+  UTC, as everywhere in modelshelf).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import math
 import numbers
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 MAX_KEY_LENGTH = 250
@@ -247,3 +251,37 @@ def capture_params(obj: object) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         return {}
     return _limit_size({str(key): _json_safe(value, 1) for key, value in raw.items()})
+
+
+_MAX_LIMIT = 2**31 - 1
+
+
+def validate_limit(limit: object) -> int | None:
+    """A result limit: ``None`` (no limit) or an integer from 1 to the largest the catalog's engines accept."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIMIT:
+        raise ValueError(f"limit must be None or an integer from 1 to {_MAX_LIMIT}, not {limit!r}")
+    return limit
+
+
+def validate_moment(value: object, what: str) -> datetime:
+    """A timezone-aware moment from a datetime or an ISO 8601 string (UTC when the string has no offset)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{what} must be an ISO 8601 date or time such as '2026-03-03', not {value!r}") from None
+        if value.tzinfo is None:  # text without an offset means UTC, as everywhere in modelshelf
+            value = value.replace(tzinfo=UTC)
+    if not isinstance(value, datetime):
+        raise ValueError(f"{what} must be a timezone-aware datetime or an ISO 8601 string, not {value!r}")
+    if value.tzinfo is None:
+        raise ValueError(
+            f"{what}={value!r} is a naive datetime; modelshelf times are UTC: pass datetime(..., tzinfo=UTC)"
+        )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{what}={value.isoformat()} falls outside the years 1 to 9999 in UTC") from None
+    return value

@@ -122,12 +122,11 @@ def test_the_trail_survives_reopening_and_is_shared_by_processes(home, reg: Regi
 
 
 def test_imports_are_recorded_as_registers(tmp_path, reg: Registry) -> None:
-    from registry.transfer import export_bundle, import_bundle
 
     reg.register("m", [1], format="pickle")
-    export_bundle(reg, ["m:1"], tmp_path / "b.tar")
+    reg.export_bundle(["m:1"], tmp_path / "b.tar")
     with Registry(tmp_path / "target") as target:
-        import_bundle(target, tmp_path / "b.tar", allow_unsigned=True)
+        target.import_bundle(tmp_path / "b.tar", allow_unsigned=True)
         assert [(e.action, e.version) for e in target.events()] == [("register", 1)]
 
 

@@ -248,15 +248,14 @@ def test_clients_creating_one_catalog_at_once_migrate_it_once(server_url: str, t
 @pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
 def test_imports_naming_models_in_opposite_orders_do_not_deadlock(server_url: str, tmp_path: Path) -> None:
     """Each import is one transaction; taking its models' locks as it went let two of them wait on each other."""
-    from registry.transfer import export_bundle
 
     names = [f"m{i}" for i in range(6)]
     with Registry(tmp_path / "source") as source:
         for name in names:
             for i in range(2):
                 source.register(name, {"name": name, "i": i}, format="pickle")
-        export_bundle(source, [f"{name}:1" for name in names], tmp_path / "forward.tar")
-        export_bundle(source, [f"{name}:2" for name in reversed(names)], tmp_path / "backward.tar")
+        source.export_bundle([f"{name}:1" for name in names], tmp_path / "forward.tar")
+        source.export_bundle([f"{name}:2" for name in reversed(names)], tmp_path / "backward.tar")
     store = str(tmp_path / "store")
     Registry(catalog=server_url, store=store).close()
     start_at = time.time() + 0.5

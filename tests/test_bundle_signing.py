@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from registry import InvalidKey, Registry, UntrustedBundle
 from registry.cli import cli
 from registry.locations import CATALOG_FILE_NAME
-from registry.transfer import export_bundle, import_bundle
 from registry.trust.keys import KeyPair, fingerprint, generate_key_pair, load_private_key, sign_manifest
 from tests.cli_helpers import run_cli
 from tests.cli_helpers import run_cli_strict as _run
@@ -74,7 +73,7 @@ def source(tmp_path: Path, template_home: Path, exporter: KeyPair) -> Path:
 def signed(source: Path, tmp_path: Path, exporter: KeyPair) -> Path:
     path = tmp_path / "signed.tar"
     with Registry(source, bundle_key=exporter.private_path) as reg:
-        export_bundle(reg, ["churn:1", "churn:2"], path)
+        reg.export_bundle(["churn:1", "churn:2"], path)
     return path
 
 
@@ -82,7 +81,7 @@ def signed(source: Path, tmp_path: Path, exporter: KeyPair) -> Path:
 def unsigned(source: Path, tmp_path: Path) -> Path:
     path = tmp_path / "unsigned.tar"
     with Registry(source) as reg:
-        export_bundle(reg, ["churn:1", "churn:2"], path)
+        reg.export_bundle(["churn:1", "churn:2"], path)
     return path
 
 
@@ -156,7 +155,7 @@ def test_a_signed_bundle_imports_with_the_trusted_key_and_the_signer_is_recorded
     signed: Path, target: Path, exporter: KeyPair
 ) -> None:
     with Registry(target, signing_key=HMAC_KEY) as reg:
-        results = import_bundle(reg, signed, trusted_keys=[exporter.public_path])
+        results = reg.import_bundle(signed, trusted_keys=[exporter.public_path])
         assert [(r.target, r.created, r.signer, r.verified) for r in results] == [
             ("churn:1", True, exporter.fingerprint, True),
             ("churn:2", True, exporter.fingerprint, True),
@@ -165,7 +164,7 @@ def test_a_signed_bundle_imports_with_the_trusted_key_and_the_signer_is_recorded
         events = reg.events("churn")
         assert [e.new["bundle"] for e in events] == [{"signer": exporter.fingerprint}] * 2
         assert all(e.new["checksum"].startswith("sha256:") for e in events)
-        again = import_bundle(reg, signed, trusted_keys=[exporter.public_path])
+        again = reg.import_bundle(signed, trusted_keys=[exporter.public_path])
         assert [r.created for r in again] == [False, False] and len(reg.events()) == 2
 
 
@@ -178,10 +177,10 @@ def test_trusted_keys_come_from_a_directory_or_the_environment(
     (trust_dir / "README").write_text("keys of the teams we take models from\n")  # not a key file: ignored
     with Registry(target) as reg:
         monkeypatch.setenv("MODELSHELF_TRUSTED_KEYS", str(trust_dir))
-        assert [r.verified for r in import_bundle(reg, signed)] == [True, True]
+        assert [r.verified for r in reg.import_bundle(signed)] == [True, True]
         monkeypatch.setenv("MODELSHELF_TRUSTED_KEYS", str(keys_dir / "nothing-here.pub"))
         with pytest.raises(InvalidKey, match="does not exist"):
-            import_bundle(reg, signed)
+            reg.import_bundle(signed)
 
 
 def test_the_cli_signs_with_a_key_from_the_environment_and_imports_with_trust(
@@ -206,8 +205,8 @@ def test_an_explicit_key_wins_over_the_registrys(
 ) -> None:
     other = generate_key_pair(keys_dir, "other")
     with Registry(source, bundle_key=exporter.private_path) as reg:
-        export_bundle(reg, ["churn:1"], tmp_path / "b.tar", sign_with=Ed25519PrivateKey.from_private_bytes(bytes(32)))
-        export_bundle(reg, ["churn:1"], tmp_path / "c.tar", sign_with=other.private_path)
+        reg.export_bundle(["churn:1"], tmp_path / "b.tar", sign_with=Ed25519PrivateKey.from_private_bytes(bytes(32)))
+        reg.export_bundle(["churn:1"], tmp_path / "c.tar", sign_with=other.private_path)
     with tarfile.open(tmp_path / "b.tar") as tar:
         signature = json.loads(tar.extractfile("manifest.sig").read())
     assert signature["signer"] == fingerprint(Ed25519PrivateKey.from_private_bytes(bytes(32)))
@@ -243,7 +242,7 @@ def test_attack_6_on_a_signed_bundle_is_refused_with_or_without_its_signature(
     evil = _swap_blob(signed, tmp_path / "evil.tar", pickle.dumps(Payload(marker)), keep_signature=keep_signature)
     with Registry(target, signing_key=HMAC_KEY) as reg:
         with pytest.raises(UntrustedBundle, match="altered after it was signed" if keep_signature else "unsigned"):
-            import_bundle(reg, evil, trusted_keys=[exporter.public_path])
+            reg.import_bundle(evil, trusted_keys=[exporter.public_path])
     _assert_untouched(target)
     assert not marker.exists()
 
@@ -263,7 +262,7 @@ def test_an_edited_manifest_breaks_the_signature_even_with_allow_unsigned(
     with Registry(target) as reg:
         for allow in (False, True):
             with pytest.raises(UntrustedBundle, match="altered after it was signed") as caught:
-                import_bundle(reg, edited, trusted_keys=[exporter.public_path], allow_unsigned=allow)
+                reg.import_bundle(edited, trusted_keys=[exporter.public_path], allow_unsigned=allow)
             assert caught.value.signer == exporter.fingerprint
     _assert_untouched(target)
     assert _run(target, "import", str(edited), "--trust", str(exporter.public_path)).exit_code == 3
@@ -284,7 +283,7 @@ def test_a_bundle_re_signed_by_another_key_names_that_signer_and_is_refused(
     resigned = _rewrite(evil, tmp_path / "resigned.tar", resign)
     with Registry(target, signing_key=HMAC_KEY) as reg:
         with pytest.raises(UntrustedBundle, match=intruder.fingerprint) as caught:
-            import_bundle(reg, resigned, trusted_keys=[exporter.public_path])
+            reg.import_bundle(resigned, trusted_keys=[exporter.public_path])
         assert caught.value.signer == intruder.fingerprint and "--trust" in str(caught.value)
     _assert_untouched(target)
     result = _run(target, "import", str(resigned), "--trust", str(exporter.public_path))
@@ -309,7 +308,7 @@ def test_a_signature_claiming_the_trusted_signer_but_made_by_another_key_is_refu
     forged = _rewrite(signed, tmp_path / "forged.tar", forge)
     with Registry(target) as reg:
         with pytest.raises(UntrustedBundle, match="carries the key"):
-            import_bundle(reg, forged, trusted_keys=[exporter.public_path], allow_unsigned=True)
+            reg.import_bundle(forged, trusted_keys=[exporter.public_path], allow_unsigned=True)
     _assert_untouched(target)
 
 
@@ -329,7 +328,7 @@ def test_a_mangled_signature_is_refused_even_with_allow_unsigned(
     bad = _rewrite(signed, tmp_path / "bad.tar", lambda name, data: mangle(data) if name == "manifest.sig" else data)
     with Registry(target) as reg:
         with pytest.raises(UntrustedBundle):
-            import_bundle(reg, bad, trusted_keys=[exporter.public_path], allow_unsigned=True)
+            reg.import_bundle(bad, trusted_keys=[exporter.public_path], allow_unsigned=True)
     _assert_untouched(target)
 
 
@@ -345,7 +344,7 @@ def test_nothing_in_the_manifest_is_believed_before_the_signature(
 
     bad = _rewrite(signed, tmp_path / "hostile.tar", replace)
     with Registry(target) as reg, pytest.raises(UntrustedBundle, match="does not trust"):
-        import_bundle(reg, bad, trusted_keys=[exporter.public_path])
+        reg.import_bundle(bad, trusted_keys=[exporter.public_path])
     _assert_untouched(target)
 
 
@@ -353,7 +352,7 @@ def test_an_extra_member_is_refused(signed: Path, target: Path, tmp_path: Path, 
     extra = _rewrite(signed, tmp_path / "extra.tar", extra=(("blobs/" + "0" * 64, b"smuggled"),))
     with Registry(target) as reg:
         with pytest.raises(UntrustedBundle, match="does not list"):
-            import_bundle(reg, extra, trusted_keys=[exporter.public_path])
+            reg.import_bundle(extra, trusted_keys=[exporter.public_path])
     _assert_untouched(target)
     assert _run(target, "import", str(extra), "--trust", str(exporter.public_path)).exit_code == 3
 
@@ -368,7 +367,7 @@ def test_a_second_manifest_member_cannot_shadow_the_signed_one(
     shadowed = _rewrite(signed, tmp_path / "shadow.tar", extra=(("manifest.json", json.dumps(manifest).encode()),))
     with Registry(target) as reg:
         with pytest.raises(UntrustedBundle, match="two members named 'manifest.json'"):
-            import_bundle(reg, shadowed, trusted_keys=[exporter.public_path])
+            reg.import_bundle(shadowed, trusted_keys=[exporter.public_path])
     _assert_untouched(target)
 
 
@@ -378,7 +377,7 @@ def test_a_blob_of_another_size_than_the_signed_manifest_says_is_refused(
     grown = _rewrite(signed, tmp_path / "grown.tar", lambda n, d: d + b"\0" if n.startswith("blobs/") else d)
     with Registry(target) as reg:
         with pytest.raises(Exception, match="altered") as caught:
-            import_bundle(reg, grown, trusted_keys=[exporter.public_path])
+            reg.import_bundle(grown, trusted_keys=[exporter.public_path])
         assert type(caught.value).__name__ == "CorruptedArtifact"
     _assert_untouched(target)
 
@@ -391,11 +390,11 @@ def test_an_unsigned_bundle_is_refused_unless_accepted_and_the_acceptance_is_rec
 ) -> None:
     with Registry(target, signing_key=HMAC_KEY) as reg:
         with pytest.raises(UntrustedBundle, match="unsigned") as caught:
-            import_bundle(reg, unsigned)
+            reg.import_bundle(unsigned)
         assert caught.value.signer is None
     _assert_untouched(target)
     with Registry(target, signing_key=HMAC_KEY) as reg:
-        results = import_bundle(reg, unsigned, allow_unsigned=True)
+        results = reg.import_bundle(unsigned, allow_unsigned=True)
         assert [(r.created, r.signer, r.verified) for r in results] == [(True, None, False)] * 2
         assert [e.new["bundle"] for e in reg.events("churn")] == [{"signer": None, "accepted_unsigned_by": WHO}] * 2
         assert reg.load("churn:1") == {"weights": [1, 2, 3]}  # accepted explicitly: then signed by the target
@@ -446,11 +445,11 @@ def test_key_files_of_the_wrong_kind_are_refused_with_what_to_do(
     not_a_key.write_text("hello\n")
     with Registry(target) as reg:
         with pytest.raises(InvalidKey, match="private key; trust its public key"):
-            import_bundle(reg, signed, trusted_keys=[exporter.private_path])
+            reg.import_bundle(signed, trusted_keys=[exporter.private_path])
         with pytest.raises(InvalidKey, match="not a public key"):
-            import_bundle(reg, signed, trusted_keys=[not_a_key])
+            reg.import_bundle(signed, trusted_keys=[not_a_key])
     with Registry(source) as reg, pytest.raises(InvalidKey, match="not a private key"):
-        export_bundle(reg, ["churn:1"], tmp_path / "x.tar", sign_with=exporter.public_path)
+        reg.export_bundle(["churn:1"], tmp_path / "x.tar", sign_with=exporter.public_path)
     assert not (tmp_path / "x.tar").exists()
     _assert_untouched(target)
     assert _run(target, "import", str(signed), "--trust", str(not_a_key)).exit_code == 2
@@ -473,7 +472,7 @@ def test_an_accepted_unsigned_bundle_gets_the_inventory_of_its_bytes_not_of_its_
 
     lying = _rewrite(evil, tmp_path / "lying.tar", clean_list)
     with Registry(target) as reg:
-        imported = import_bundle(reg, lying, allow_unsigned=True)
+        imported = reg.import_bundle(lying, allow_unsigned=True)
         swapped = reg.get(imported[0].target)
         write_text = f"{Path.write_text.__module__}.{Path.write_text.__qualname__}"
         assert write_text in swapped.imports and swapped.imports_scanned
@@ -499,5 +498,24 @@ def test_a_blob_that_breaks_after_its_payload_is_not_imported_without_an_invento
     swapped = _swap_blob(unsigned, tmp_path / "broken.tar", payload)
     with Registry(target, signing_key=HMAC_KEY) as reg:
         with pytest.raises(SerializationError, match="nothing was imported"):
-            import_bundle(reg, swapped, allow_unsigned=True)
+            reg.import_bundle(swapped, allow_unsigned=True)
     _assert_untouched(target)
+
+
+def test_the_module_functions_still_work_and_point_at_the_registry_methods(
+    source: Path, target: Path, tmp_path: Path, exporter: KeyPair
+) -> None:
+    from registry import transfer
+
+    path = tmp_path / "old-way.tar"
+    with Registry(source) as reg:
+        with pytest.warns(DeprecationWarning, match=r"reg\.export_bundle\(\.\.\.\)"):
+            exported = transfer.export_bundle(reg, ["churn:2"], path, sign_with=exporter.private_path)
+    assert [mv.ref for mv in exported] == ["churn:2"]
+    assert transfer.bundle_signer(path) == exporter.fingerprint
+    with Registry(target) as reg:
+        with pytest.warns(DeprecationWarning, match=r"reg\.import_bundle\(\.\.\.\)"):
+            results = transfer.import_bundle(reg, path, trusted_keys=[exporter.public_path])
+        assert results == [transfer.Imported("churn:2", "churn:1", True, exporter.fingerprint, True)]
+        with pytest.raises(UntrustedBundle), pytest.warns(DeprecationWarning):
+            transfer.import_bundle(reg, path)  # the same errors as the method: no trusted key given

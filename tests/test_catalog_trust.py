@@ -361,14 +361,13 @@ def test_sealing_and_tampering_on_every_engine(engine_url: str, tmp_path: Path) 
 
 
 def test_export_and_import_between_keyed_registries_keep_loading(keyed: Registry, tmp_path: Path) -> None:
-    from registry.transfer import export_bundle, import_bundle
     from registry.trust.keys import generate_key_pair
 
     pair = generate_key_pair(tmp_path, "exporter")
     bundle = tmp_path / "bundle.tar"
-    export_bundle(keyed, ["m@production", "m:3"], bundle, sign_with=pair.private_path)
+    keyed.export_bundle(["m@production", "m:3"], bundle, sign_with=pair.private_path)
     with Registry(tmp_path / "target", signing_key=KEY) as target:
-        import_bundle(target, bundle, trusted_keys=[pair.public_path])
+        target.import_bundle(bundle, trusted_keys=[pair.public_path])
         loaded = sorted((target.load(mv.ref)["v"], mv.metrics["acc"]) for mv in target.versions("m"))
         assert loaded == [(2, 0.9), (3, 0.7)]
         assert target.load(target.best("m", "acc").ref) == {"v": 2}

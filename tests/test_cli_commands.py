@@ -289,14 +289,13 @@ def test_every_command_is_in_the_readme() -> None:
 
 def test_import_is_all_or_nothing_and_handles_shared_bytes(tmp_path: Path) -> None:
     from registry import RegistryError
-    from registry.transfer import export_bundle, import_bundle
 
     with Registry(tmp_path / "src") as src:
         src.register("a", {"same": 1}, format="pickle", metrics={"m": 1.0})
         src.register("b", {"same": 1}, format="pickle")  # the same bytes as a:1
-        export_bundle(src, ["a:1", "b:1"], tmp_path / "ok.tar")
+        src.export_bundle(["a:1", "b:1"], tmp_path / "ok.tar")
     with Registry(tmp_path / "dst") as dst:
-        assert [r.target for r in import_bundle(dst, tmp_path / "ok.tar", allow_unsigned=True)] == ["a:1", "b:1"]
+        assert [r.target for r in dst.import_bundle(tmp_path / "ok.tar", allow_unsigned=True)] == ["a:1", "b:1"]
         assert dst.load("b") == {"same": 1} and dst.verify().ok
 
     with tarfile.open(tmp_path / "ok.tar") as source, tarfile.open(tmp_path / "bad.tar", "w") as out:
@@ -312,5 +311,5 @@ def test_import_is_all_or_nothing_and_handles_shared_bytes(tmp_path: Path) -> No
             out.addfile(member, __import__("io").BytesIO(data))
     with Registry(tmp_path / "dst2") as dst:
         with pytest.raises(RegistryError, match="malformed.*nothing was imported"):
-            import_bundle(dst, tmp_path / "bad.tar", allow_unsigned=True)
+            dst.import_bundle(tmp_path / "bad.tar", allow_unsigned=True)
         assert dst.models() == []

@@ -23,7 +23,6 @@ from registry.bundles import checks as bundle_checks
 from registry.bundles.checks import MAX_MANIFEST
 from registry.errors import InvalidBundle
 from registry.locations import CATALOG_FILE_NAME
-from registry.transfer import export_bundle, import_bundle
 from tests import hostile_bundles as hb
 from tests.cli_helpers import run_cli
 from tests.conftest import blob_files, temp_files
@@ -40,7 +39,7 @@ def good(tmp_path: Path, template_home: Path) -> Path:
         reg.register("churn", {"w": [1, 2, 3]}, format="pickle", metrics={"auc": 0.9}, tags={"team": "ds"})
         reg.register("churn", {"w": [4, 5, 6]}, format="pickle", metrics={"auc": 0.95})
         reg.log_metrics("churn", 2, {"auc": 0.96}, step=7)
-        export_bundle(reg, ["churn:1", "churn:2"], tmp_path / "good.tar")
+        reg.export_bundle(["churn:1", "churn:2"], tmp_path / "good.tar")
     return tmp_path / "good.tar"
 
 
@@ -218,7 +217,7 @@ def test_a_hostile_bundle_is_one_clear_error_and_nothing_is_recorded(
     build, error, message = CASES[case]
     bundle = build(good, tmp_path / "hostile.tar")
     with Registry(target) as reg, pytest.raises(error, match=message) as raised:
-        import_bundle(reg, bundle, allow_unsigned=True)
+        reg.import_bundle(bundle, allow_unsigned=True)
     assert "\n" not in str(raised.value)
     assert str(bundle) in str(raised.value)
     _assert_untouched(target)
@@ -233,7 +232,7 @@ def test_a_sparse_manifest_is_refused_before_it_is_read(declared: int, target: P
         tracemalloc.start()
         try:
             with pytest.raises(InvalidBundle, match="sparse member"):
-                import_bundle(reg, bundle, allow_unsigned=True)
+                reg.import_bundle(bundle, allow_unsigned=True)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -251,7 +250,7 @@ def test_a_sparse_blob_is_refused_before_a_byte_is_staged(good: Path, target: Pa
         tracemalloc.start()
         try:
             with pytest.raises(InvalidBundle, match="sparse member"):
-                import_bundle(reg, bundle, allow_unsigned=True)
+                reg.import_bundle(bundle, allow_unsigned=True)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -266,7 +265,7 @@ def test_a_large_pax_header_is_refused_before_tarfile_parses_it(target: Path, tm
         tracemalloc.start()
         try:
             with pytest.raises(InvalidBundle, match="extended tar header"):
-                import_bundle(reg, bundle, allow_unsigned=True)
+                reg.import_bundle(bundle, allow_unsigned=True)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -280,14 +279,14 @@ def test_more_members_than_any_bundle_holds_are_refused_from_their_headers(
     monkeypatch.setattr(bundle_checks, "MAX_MEMBERS", 10)  # the real bound is 100,000: a 50 MB file to build
     bundle = hb.many_members(tmp_path / "many.tar", 11)
     with Registry(target) as reg, pytest.raises(InvalidBundle, match="more than 10 members"):
-        import_bundle(reg, bundle, allow_unsigned=True)
+        reg.import_bundle(bundle, allow_unsigned=True)
     _assert_untouched(target)
 
 
 def test_a_valid_bundle_still_imports_once_with_its_history(good: Path, target: Path) -> None:
     with Registry(target) as reg:
-        first = import_bundle(reg, good, allow_unsigned=True)
-        again = import_bundle(reg, good, allow_unsigned=True)
+        first = reg.import_bundle(good, allow_unsigned=True)
+        again = reg.import_bundle(good, allow_unsigned=True)
         assert [r.created for r in first] == [True, True] and [r.created for r in again] == [False, False]
         history = [(p.version, p.value, p.step) for p in reg.metrics_history("churn")]
         assert history == [(1, 0.9, None), (2, 0.95, None), (2, 0.96, 7)]
@@ -303,7 +302,7 @@ def test_sizes_given_in_pax_headers_are_followed_as_tarfile_follows_them(
     with tarfile.open(bundle) as tar:
         assert [m.size for m in tar.getmembers()] == [m.size for m, _ in hb.members(good)]
     with Registry(target) as reg:
-        assert [r.created for r in import_bundle(reg, bundle, allow_unsigned=True)] == [True, True]
+        assert [r.created for r in reg.import_bundle(bundle, allow_unsigned=True)] == [True, True]
         assert reg.load("churn:1") == {"w": [1, 2, 3]}
 
 
@@ -331,6 +330,6 @@ def test_fields_the_server_would_refuse_are_refused_before_it_on_postgresql(
     for url in fresh_database("postgresql"):
         with Registry(catalog=url, store=str(tmp_path / "store")) as reg:
             with pytest.raises(InvalidBundle, match=CASES[case][2]):
-                import_bundle(reg, bundle, allow_unsigned=True)
+                reg.import_bundle(bundle, allow_unsigned=True)
             assert reg.models() == [] and reg.events() == []
         assert not [p for p in (tmp_path / "store").rglob("*") if p.is_file()]

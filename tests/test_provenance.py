@@ -166,13 +166,12 @@ def test_a_version_without_a_signature_cannot_be_loaded_validated(reg: Registry)
 
 
 def test_lineage_and_signature_travel_in_bundles_but_not_the_parent(reg: Registry, tmp_path: Path, knn, iris) -> None:
-    from registry.transfer import export_bundle, import_bundle
 
     base = reg.register("iris", knn, data=iris)
     reg.register("iris", knn, parent=base)
-    export_bundle(reg, ["iris:1", "iris:2"], tmp_path / "b.tar")
+    reg.export_bundle(["iris:1", "iris:2"], tmp_path / "b.tar")
     with Registry(tmp_path / "target") as target:
-        import_bundle(target, tmp_path / "b.tar", allow_unsigned=True)
+        target.import_bundle(tmp_path / "b.tar", allow_unsigned=True)
         copied = target.get("iris:1")
         assert copied.lineage == base.lineage and copied.input_signature == base.input_signature
         assert target.get("iris:2").lineage.parent is None

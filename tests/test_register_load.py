@@ -218,3 +218,23 @@ def test_unusable_catalog_urls_are_refused(tmp_path: Path, url: str) -> None:
 
     with pytest.raises(CatalogError):
         Registry(catalog=url, store=tmp_path / "s")
+
+
+def test_every_way_in_returns_what_get_reads_back(reg: Registry, knn, tmp_path: Path) -> None:
+    """register, register_file and a bundle import share one write path and one row→version mapping."""
+    first = reg.register("iris-knn", knn, metrics={"accuracy": 0.9}, alias="staging", data=np.zeros((3, 4)))
+    artifact = tmp_path / "model.joblib"
+    reg.fetch(first.ref, artifact)
+    second = reg.register_file(
+        "iris-knn", artifact, metrics={"accuracy": 0.8}, tags={"source": "file"}, parent=first.ref, check="unsafe"
+    )
+    assert reg.get(first.ref) == first
+    assert reg.get(second.ref) == second
+    assert second.lineage is not None and second.lineage.parent == "iris-knn:1"
+    assert second.input_signature is not None and second.params == first.params
+    reg.export_bundle([second.ref], tmp_path / "b.tar")
+    [imported] = reg.import_bundle(tmp_path / "b.tar", allow_unsigned=True)
+    assert imported.created and imported.target == "iris-knn:3"
+    copy = reg.get(imported.target)
+    assert copy.checksum == second.checksum and copy.metrics == {"accuracy": 0.8}
+    assert copy.tags["modelshelf.imported-from"].startswith("iris-knn:2 ")

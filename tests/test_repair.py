@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from registry import CorruptedArtifact, DamagedVersion, Registry
 from registry.cli import cli
-from registry.transfer import export_bundle, import_bundle
 from tests.cli_helpers import run_cli
 
 KEY = "repair-test-signing-key-0123456789"
@@ -188,10 +187,10 @@ def test_a_missing_blob_that_was_never_marked_keeps_the_plain_error(shared: Regi
 def test_importing_a_bundle_with_the_bytes_heals(shared: Registry, tmp_path: Path) -> None:
     with Registry(tmp_path / "elsewhere") as elsewhere:
         elsewhere.register("same", OBJECT, format="pickle")
-        export_bundle(elsewhere, ["same:1"], tmp_path / "b.tar")
+        elsewhere.export_bundle(["same:1"], tmp_path / "b.tar")
     shared._store.path_of(shared.get("a").digest).unlink()
     shared.repair()
-    import_bundle(shared, tmp_path / "b.tar", allow_unsigned=True)
+    shared.import_bundle(tmp_path / "b.tar", allow_unsigned=True)
     assert shared.load("a") == OBJECT and shared.verify().ok
 
 

@@ -34,11 +34,10 @@ def register_many_to(catalog: str, store: str, name: str, writer: int, count: in
 
 def import_bundle_at(catalog: str, store: str, bundle: str, start_at: float) -> list[str]:
     """Import a bundle at a shared start time; return the references it created."""
-    from registry.transfer import import_bundle
 
     time.sleep(max(0.0, start_at - time.time()))
     with Registry(catalog=catalog, store=store) as reg:
-        return [result.target for result in import_bundle(reg, bundle, allow_unsigned=True) if result.created]
+        return [result.target for result in reg.import_bundle(bundle, allow_unsigned=True) if result.created]
 
 
 def open_url_and_count_migrations(catalog: str, store: str, start_at: float) -> int:

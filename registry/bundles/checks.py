@@ -13,7 +13,7 @@ trusted:
    listed size per digest it lists, and nothing else.
 
 The blobs themselves are hashed against the manifest while the importer
-stages them (:func:`registry.transfer.import_bundle`).
+stages them (:meth:`registry.facade.Registry.import_bundle`).
 
 Memory and disk stay bounded whatever the file claims. The file must be
 a plain, non-empty tar (a compressed one is refused with what to run: a

@@ -33,7 +33,7 @@ times, when a server catalog's connection dies before the commit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,7 +60,7 @@ from registry.catalog.schema import (
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
 from registry.digests import checksum_of, digest_of
-from registry.domain import InputSignature, Lineage, MetricPoint, ModelVersion, Ref
+from registry.domain import Draft, Lineage, MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound, VersionNotFound
 from registry.names import parse_ref
 
@@ -109,28 +109,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class NewVersion:
-    """Everything the catalog records for a version about to be inserted (validated by the caller)."""
+@dataclass(frozen=True, kw_only=True)
+class NewVersion(Draft):
+    """Everything the catalog records for a version about to be inserted: a draft and its blob's address.
 
-    name: str
+    The draft's fields were validated by the caller (:mod:`registry.drafting`).
+    """
+
+    #: The blob's SHA-256 in hex (no ``sha256:`` prefix).
     digest: str
     size: int
-    format: str
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    description: str | None = None
-    environment: dict[str, Any] = field(default_factory=dict)
-    alias: str | None = None
-    imports: tuple[str, ...] | None = None
-    #: A full metric history to record instead of ``metrics`` (an imported version keeps its own).
-    history: tuple[MetricPoint, ...] | None = None
-    #: Where the version came from; its ``parent`` is resolved (and must be live) inside the transaction.
-    lineage: Lineage | None = None
-    input_signature: InputSignature | None = None
-    #: Facts about how the version arrived (e.g. who signed the bundle it came in), kept in its register event.
-    provenance: dict[str, Any] | None = None
 
 
 class Catalog(DamageMarks, CatalogReads):
@@ -415,25 +403,9 @@ class Catalog(DamageMarks, CatalogReads):
             self._record_history(connection, (version_id, new.name, version, events), list(new.history))
         if new.alias is not None:
             self._point_alias(connection, events, (new.name, model_id, version_id, version), new.alias, now)
-        return ModelVersion(
-            name=new.name,
-            version=version,
-            checksum=checksum_of(new.digest),
-            size=new.size,
-            format=new.format,
-            created_at=now,
-            params=new.params,
-            metrics=dict(new.metrics) if new.history is None else {p.key: p.value for p in new.history},
-            tags=dict(new.tags),
-            description=new.description,
-            environment=new.environment,
-            aliases=(new.alias,) if new.alias else (),
-            imports=new.imports,
-            imports_scanned=new.imports is not None,
-            hmac=version_hmac,
-            lineage=lineage,
-            input_signature=new.input_signature,
-        )
+        # Read back through the mapping every read uses, so a version is described the same way wherever it is met.
+        row = self._find(connection, Ref(new.name, version=version))
+        return self._to_model_version(row, self._details(connection, version_id=version_id))
 
     @retried
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:

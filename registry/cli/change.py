@@ -260,7 +260,7 @@ def export_command(
       modelshelf export iris-knn:3 iris-knn@production -o iris.tar --sign-key keys/team-a.pem
       modelshelf export iris-knn:3 --model-signing out --model-signing-key keys/ec.pem
     """
-    from registry.transfer import bundle_signer, export_bundle
+    from registry.bundles.checks import bundle_signer
 
     if output is None and model_signing_dir is None:
         raise click.UsageError("give -o BUNDLE.tar, --model-signing DIR, or both")
@@ -268,7 +268,7 @@ def export_command(
         raise click.UsageError("--model-signing DIR and --model-signing-key FILE go together")
     with open_registry(ctx) as reg:
         if output is not None:
-            exported = export_bundle(reg, list(refs), output, sign_with=sign_key)
+            exported = reg.export_bundle(list(refs), output, sign_with=sign_key)
             signer = bundle_signer(output)
             click.echo(f"wrote {len(exported)} versions to {output}: " + ", ".join(mv.ref for mv in exported))
             click.echo(f"signed by {signer}" if signer else "unsigned: importers must pass --allow-unsigned")
@@ -310,10 +310,8 @@ def import_command(ctx: click.Context, bundle: Path, trust: tuple[Path, ...], al
     Example:
       modelshelf --home other-registry import iris.tar --trust keys/team-a.pub
     """
-    from registry.transfer import import_bundle
-
     with open_registry(ctx) as reg:
-        results = import_bundle(reg, bundle, trusted_keys=list(trust) or None, allow_unsigned=allow_unsigned)
+        results = reg.import_bundle(bundle, trusted_keys=list(trust) or None, allow_unsigned=allow_unsigned)
     if wants_json(ctx):
         fields = ("source", "target", "created", "signer", "verified")
         emit_json([{field: getattr(r, field) for field in fields} for r in results])

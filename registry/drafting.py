@@ -1,0 +1,115 @@
+"""The one write pipeline: a version is drafted from validated input, then a batch of drafts is committed.
+
+Every way a version comes in — :meth:`~registry.facade.Registry.register`,
+:meth:`~registry.facade.Registry.register_file`, a bundle import — differs
+only in where its bytes and fields come from. Each builds a
+:class:`~registry.domain.Draft`
+from input it has already validated, stages the bytes in the store, and
+hands ``(draft, staged)`` pairs to :func:`commit`, which does the rest the
+same way for all of them::
+
+    push every staged blob to its content address (outside any catalog lock)
+    → one catalog transaction: allocate each version, sign it (with a key),
+      publish its blob under the blob's row lock, insert it → commit
+
+so a batch is recorded whole or not at all, and a version row never points
+at a blob that is not there. Adding a field to a version means adding it to
+:class:`~registry.domain.Draft`, which the catalog's ``NewVersion``
+extends with the blob's digest and size, not to three builders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from registry import formats
+from registry.bundles.manifest import BundleEntry
+from registry.catalog import Catalog, NewVersion
+from registry.digests import checksum_of
+from registry.domain import Draft as Draft
+from registry.domain import ModelVersion
+from registry.names import validate_alias, validate_model_name
+from registry.provenance.environment import current_environment
+from registry.store import StagedBlob
+from registry.trust import signing
+from registry.validation import validate_description, validate_metrics, validate_tags
+
+
+def draft_from_input(
+    name: str,
+    format: str,
+    *,
+    metrics: dict[str, float] | None,
+    tags: dict[str, str] | None,
+    description: str | None,
+    alias: str | None,
+) -> Draft:
+    """The draft of a version registered in this process, from what a caller typed, checked in this order.
+
+    Name, alias, format, metrics, tags and description are validated (each
+    raises naming the bad value) and the environment is the current one;
+    params, imports, lineage and input signature are the caller's to add
+    (``dataclasses.replace``), as where they come from differs.
+    """
+    name = validate_model_name(name)
+    if alias is not None:
+        alias = validate_alias(alias)
+    fmt = formats.get_format(format)
+    return Draft(
+        name=name,
+        format=fmt.name,
+        metrics=validate_metrics(metrics),
+        tags=validate_tags(tags),
+        description=validate_description(description),
+        environment=current_environment(),
+        alias=alias,
+    )
+
+
+def draft_from_entry(entry: BundleEntry, provenance: dict[str, Any], imports: tuple[str, ...] | None) -> Draft:
+    """The draft of one imported version (its fields were checked by :mod:`registry.bundles.manifest`).
+
+    ``imports`` is the inventory scanned from the blob itself: the manifest's
+    list is the exporter's word (and, from an older registry, a tracer's
+    incomplete one), while the safe loader holds the version to this list.
+    """
+    return Draft(
+        name=entry.name,
+        format=entry.format,
+        params=entry.params,
+        tags=entry.tags,
+        description=entry.description,
+        environment=entry.environment,
+        imports=imports,
+        history=entry.history,
+        lineage=entry.lineage,
+        input_signature=entry.input_signature,
+        provenance=provenance,
+    )
+
+
+def with_blob(draft: Draft, staged: StagedBlob) -> NewVersion:
+    """What the catalog records: ``draft`` and the content address of its staged bytes."""
+    values = {f.name: getattr(draft, f.name) for f in dataclasses.fields(draft)}
+    return NewVersion(digest=staged.digest, size=staged.size, **values)
+
+
+def commit(catalog: Catalog, key: bytes | None, batch: list[tuple[Draft, StagedBlob]]) -> list[ModelVersion]:
+    """Record every draft of ``batch`` with its staged blob, in one catalog transaction: all or none.
+
+    Each blob is pushed to its content address first, outside any catalog
+    lock, so a slow object store holds up only this writer; the transaction
+    then only confirms it is still there under the blob's row lock. With
+    ``key`` every version is signed once its number is known.
+    """
+
+    def sign(new: NewVersion, version: int) -> str | None:
+        if key is None:
+            return None
+        checksum = checksum_of(new.digest)
+        return signing.sign_version(key, new.name, version, new.format, checksum, new.size, new.imports, new.params)
+
+    for _, staged in batch:
+        staged.push()
+    return catalog.add_versions([(with_blob(draft, staged), staged.publish) for draft, staged in batch], sign)
