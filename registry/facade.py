@@ -58,6 +58,11 @@ from registry.errors import (
     DamagedVersion,
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
+    InvalidArgument,
+    InvalidMetric,
+    InvalidPath,
+    InvalidReference,
+    InvalidTag,
     SignatureNotFound,
     StoreError,
     UntrustedArtifact,
@@ -201,7 +206,7 @@ class Registry(FindingMixin):
 
         if signature is not None:
             if input_example is not None:
-                raise ValueError("give signature= or input_example= (from which one is inferred), not both")
+                raise InvalidArgument("give signature= or input_example= (from which one is inferred), not both")
             input_signature = signatures.coerce_signature(signature)
             signatures.check_agrees(model, input_signature)
         else:
@@ -244,7 +249,9 @@ class Registry(FindingMixin):
             if isinstance(parent, ModelVersion):
                 parent = parent.ref
             if not isinstance(parent, str):
-                raise ValueError(f"parent must be a reference such as 'iris-knn:3' or a ModelVersion, not {parent!r}")
+                raise InvalidReference(
+                    f"parent must be a reference such as 'iris-knn:3' or a ModelVersion, not {parent!r}"
+                )
             parent_ref = self.get(parent).ref  # pinned now: an alias may move later, the lineage must not
         data_print = None if data is None else fingerprint.fingerprint_data(data)
         pending = lineage.start_capture()
@@ -322,7 +329,7 @@ class Registry(FindingMixin):
         trusted_names = filecheck.trusted_names(trusted)
         source = Path(os.fspath(path))
         if not source.is_file():
-            raise ValueError(f"{source} is not a file; give the path of a {fmt.name} artifact")
+            raise InvalidPath(f"{source} is not a file; give the path of a {fmt.name} artifact")
         checked_metrics = validate_metrics(metrics)
         checked_tags = validate_tags(tags)
         checked_description = validate_description(description)
@@ -331,7 +338,7 @@ class Registry(FindingMixin):
         try:
             content = source.read_bytes()  # read once: the bytes checked and scanned are the bytes stored
         except OSError as exc:
-            raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from exc
+            raise InvalidPath(f"cannot read {source}: {exc.strerror or exc}") from exc
         imports = filecheck.scanned_imports(fmt, content, source, required=mode is not None)
         input_signature = None
         if mode is not None:
@@ -383,7 +390,7 @@ class Registry(FindingMixin):
         version = validate_version(version)
         checked = validate_metrics(metrics)
         if not checked:
-            raise ValueError("metrics is empty: give at least one {name: value}")
+            raise InvalidMetric("metrics is empty: give at least one {name: value}")
         self._catalog.log_metrics(name, version, checked, validate_step(step))
 
     def set_tags(
@@ -396,13 +403,13 @@ class Registry(FindingMixin):
         """
         checked = validate_tags(tags)
         if isinstance(remove, str):
-            raise ValueError("remove must be a list of tag keys, not a single string")
+            raise InvalidTag("remove must be a list of tag keys, not a single string")
         removed = tuple(validate_tags({key: "" for key in remove}))
         if not checked and not removed:
-            raise ValueError("give tags to set or keys to remove")
+            raise InvalidTag("give tags to set or keys to remove")
         both = sorted(set(checked) & set(removed))
         if both:
-            raise ValueError(f"tag keys {both} are both set and removed; give each key once")
+            raise InvalidTag(f"tag keys {both} are both set and removed; give each key once")
         return self._catalog.set_tags(validate_model_name(name), validate_version(version), checked, removed)
 
     def model_summaries(self) -> list[ModelSummary]:
@@ -450,11 +457,11 @@ class Registry(FindingMixin):
         if sample is not None:
             sample = maintenance.check_sample(sample)
             if not deep:
-                raise ValueError("sample=(i, n) picks the blobs to re-hash: it needs deep=True")
+                raise InvalidArgument("sample=(i, n) picks the blobs to re-hash: it needs deep=True")
         if max_duration is not None and (
             isinstance(max_duration, bool) or not isinstance(max_duration, (int, float)) or not max_duration >= 0
         ):
-            raise ValueError(f"max_duration must be a number of seconds >= 0, or None, not {max_duration!r}")
+            raise InvalidArgument(f"max_duration must be a number of seconds >= 0, or None, not {max_duration!r}")
         return maintenance.verify(
             self._catalog,
             self._store,
@@ -487,7 +494,7 @@ class Registry(FindingMixin):
         would be.
         """
         if isinstance(min_age, bool) or not isinstance(min_age, (int, float)) or min_age < 0:
-            raise ValueError(f"min_age must be a number of seconds >= 0, not {min_age!r}")
+            raise InvalidArgument(f"min_age must be a number of seconds >= 0, not {min_age!r}")
         return maintenance.collect_garbage(self._catalog, self._store, dry_run=bool(dry_run), min_age=min_age)
 
     # -- reading -----------------------------------------------------------
@@ -522,10 +529,10 @@ class Registry(FindingMixin):
         false) may miss the globals of nested pickles.
         """
         if isinstance(globals, str):
-            raise ValueError("globals must be a list of 'module.qualname' strings, not a single string")
+            raise InvalidArgument("globals must be a list of 'module.qualname' strings, not a single string")
         names = list(globals)
         if not all(isinstance(name, str) and name for name in names):
-            raise ValueError("globals must be non-empty 'module.qualname' strings")
+            raise InvalidArgument("globals must be non-empty 'module.qualname' strings")
         return self._catalog.versions_importing(names)
 
     def latest(self, name: str) -> ModelVersion:
@@ -553,7 +560,7 @@ class Registry(FindingMixin):
     def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
         """Every value logged for ``name`` (or only ``metric``), by version, step, then time."""
         if metric is not None and not isinstance(metric, str):
-            raise ValueError(f"metric must be a metric name (str) or None, not {metric!r}")
+            raise InvalidMetric(f"metric must be a metric name (str) or None, not {metric!r}")
         return self._catalog.metrics_history(validate_model_name(name), metric)
 
     def load(
@@ -631,7 +638,7 @@ class Registry(FindingMixin):
         """
         destination = Path(os.fspath(path))
         if destination.is_dir():
-            raise ValueError(f"{destination} is a directory; give the path of the file to write")
+            raise InvalidPath(f"{destination} is a directory; give the path of the file to write")
         mv = self.get(ref_or_name, version, alias)
         self._check_signature(mv)
         try:

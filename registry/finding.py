@@ -12,19 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from registry.domain import AliasPeriod, Event, ModelVersion
-from registry.errors import VersionNotFound
+from registry.errors import InvalidArgument, VersionNotFound
+from registry.limits import MAX_LIMIT
 from registry.names import resolve_ref, validate_alias, validate_model_name
 from registry.query import And, Field, Node, NullCheck, OrderKey, parse_filter, parse_order_by
 from registry.validation import validate_metrics
-
-_MAX_LIMIT = 2**31 - 1
 
 
 def _validate_limit(limit: object) -> int | None:
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIMIT:
-        raise ValueError(f"limit must be None or an integer from 1 to {_MAX_LIMIT}, not {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"limit must be None or an integer from 1 to {MAX_LIMIT}, not {limit!r}")
     return limit
 
 
@@ -34,19 +33,21 @@ def _validate_moment(value: object, what: str) -> datetime:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"{what} must be an ISO 8601 date or time such as '2026-03-03', not {value!r}") from None
+            raise InvalidArgument(
+                f"{what} must be an ISO 8601 date or time such as '2026-03-03', not {value!r}"
+            ) from None
         if value.tzinfo is None:  # text without an offset means UTC, as everywhere in modelshelf
             value = value.replace(tzinfo=UTC)
     if not isinstance(value, datetime):
-        raise ValueError(f"{what} must be a timezone-aware datetime or an ISO 8601 string, not {value!r}")
+        raise InvalidArgument(f"{what} must be a timezone-aware datetime or an ISO 8601 string, not {value!r}")
     if value.tzinfo is None:
-        raise ValueError(
+        raise InvalidArgument(
             f"{what}={value!r} is a naive datetime; modelshelf times are UTC: pass datetime(..., tzinfo=UTC)"
         )
     try:
         value.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"{what}={value.isoformat()} falls outside the years 1 to 9999 in UTC") from None
+        raise InvalidArgument(f"{what}={value.isoformat()} falls outside the years 1 to 9999 in UTC") from None
     return value
 
 
@@ -95,7 +96,7 @@ class FindingMixin:
         """
         name = validate_model_name(name)
         if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+            raise InvalidArgument(f"mode must be 'max' or 'min', not {mode!r}")
         validate_metrics({metric: 0.0})  # the key rules, stated as for any metric
         field = Field("metrics", metric)
         candidates: Node = NullCheck(field, negated=True)  # is not null: versions without it are no candidates

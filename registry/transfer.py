@@ -51,7 +51,7 @@ from registry.bundles.checks import bundle_signer as bundle_signer
 from registry.bundles.manifest import ORIGIN_TAG, BundleEntry
 from registry.catalog import NewVersion
 from registry.domain import MetricPoint, ModelVersion
-from registry.errors import CorruptedArtifact, InvalidBundle, SerializationError
+from registry.errors import CorruptedArtifact, InvalidArgument, InvalidBundle, SerializationError
 from registry.facade import Registry
 from registry.formats import INHERENTLY_SAFE, NotAPickle, get_format, scan_imports
 from registry.store import StagedBlob
@@ -117,7 +117,7 @@ def export_bundle(
     is unsigned, and an import refuses it unless told ``allow_unsigned``.
     """
     if not refs:
-        raise ValueError("name at least one version to export (for example 'iris-knn:3')")
+        raise InvalidArgument("name at least one version to export (for example 'iris-knn:3')")
     from registry.trust.keys import bundle_signing_key, sign_manifest  # cryptography: loaded only when bundles move
 
     key = bundle_signing_key(sign_with if sign_with is not None else reg._bundle_key)
