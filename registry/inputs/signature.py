@@ -304,7 +304,7 @@ def coerce_signature(value: InputSignature | Mapping[str, Any], *, known_dtypes:
     2
     >>> coerce_signature({"n_feature": 2})
     Traceback (most recent call last):
-    ValueError: unknown signature field 'n_feature'; the fields are n_features, feature_names, dtypes, classes, output, example
+    registry.errors.InvalidInputSignature: unknown signature field 'n_feature'; the fields are n_features, feature_names, dtypes, classes, output, example
     """  # noqa: E501
     if isinstance(value, InputSignature):
         value = {name: getattr(value, name) for name in _FIELDS}

@@ -238,7 +238,7 @@ def fingerprint_data(data: Any) -> DataFingerprint:
     False
     >>> fingerprint_data({"x": 1})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: data= takes a numpy array, a pandas DataFrame or Series, a scipy sparse matrix, ...
+    registry.errors.InvalidData: data= takes a numpy array, a pandas DataFrame or Series, a scipy sparse matrix, ...
     """
     X, y = split_pair(data)
     if X is data:
