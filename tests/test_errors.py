@@ -197,3 +197,26 @@ def test_version_is_the_installed_distributions() -> None:
 
     assert registry.__version__ == version("modelshelf")
     assert (Path(registry.__file__).parent / "py.typed").is_file()
+
+
+def test_the_storage_limits_are_one_set_of_numbers_for_schema_and_checks() -> None:
+    from registry import limits
+    from registry.catalog import schema
+    from registry.names import validate_version
+    from registry.query import parse_filter
+    from registry.validation import validate_metrics, validate_step
+
+    for table in ("tags", "metrics", "latest_metrics"):
+        assert schema.Base.metadata.tables[table].columns["key"].type.length == limits.MAX_KEY_LENGTH, table
+    assert schema.Base.metadata.tables["models"].columns["name"].type.length == limits.MAX_NAME_LENGTH
+    key = "k" * limits.MAX_KEY_LENGTH
+    assert validate_metrics({key: 1.0}) == {key: 1.0} and parse_filter(f"metrics.{key} > 0") is not None
+    with pytest.raises(InvalidMetric):
+        validate_metrics({key + "k": 1.0})
+    with pytest.raises(registry.InvalidQuery):
+        parse_filter(f"metrics.{key}k > 0")
+    assert validate_step(limits.MAX_STEP) == limits.MAX_STEP and validate_version(limits.MAX_VERSION)
+    with pytest.raises(InvalidStep):
+        validate_step(limits.MAX_STEP + 1)
+    with pytest.raises(registry.InvalidReference):
+        validate_version(limits.MAX_VERSION + 1)
