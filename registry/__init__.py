@@ -1,6 +1,7 @@
 """modelshelf: a versioned model registry (import package ``registry``).
 
 The public API is listed here and nowhere else; everything else is internal.
+Every error is exported, and every type a public call returns.
 
 >>> from registry import Registry                                       # doctest: +SKIP
 >>> reg = Registry("models")                                            # doctest: +SKIP
@@ -10,13 +11,18 @@ The public API is listed here and nowhere else; everything else is internal.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from registry.domain import (
     AliasPeriod,
     Event,
     GcReport,
+    Imported,
     InputSignature,
     Lineage,
     MetricPoint,
+    ModelSummary,
     ModelVersion,
     Problem,
     RepairReport,
@@ -31,18 +37,32 @@ from registry.errors import (
     DamagedVersion,
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
+    InvalidArgument,
     InvalidBundle,
+    InvalidCatalogURL,
+    InvalidData,
+    InvalidFormat,
+    InvalidInput,
+    InvalidInputSignature,
     InvalidKey,
+    InvalidMetric,
     InvalidName,
+    InvalidParam,
+    InvalidPath,
     InvalidQuery,
     InvalidReference,
+    InvalidStep,
+    InvalidTag,
+    InvalidType,
     ModelNotFound,
+    NotFound,
     RegistryError,
     SchemaVersionError,
     SerializationError,
     SignatureMismatch,
     SignatureNotFound,
     StoreError,
+    TrustError,
     UnsafeArtifact,
     UntrustedArtifact,
     UntrustedBundle,
@@ -51,6 +71,11 @@ from registry.errors import (
 )
 from registry.facade import Registry
 from registry.inputs.validated import ValidatedModel, check_input
+
+try:
+    __version__ = _version("modelshelf")
+except _PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AliasNotFound",
@@ -64,16 +89,31 @@ __all__ = [
     "EnvironmentMismatchWarning",
     "Event",
     "GcReport",
+    "Imported",
     "InputSignature",
+    "InvalidArgument",
     "InvalidBundle",
+    "InvalidCatalogURL",
+    "InvalidData",
+    "InvalidFormat",
+    "InvalidInput",
+    "InvalidInputSignature",
     "InvalidKey",
+    "InvalidMetric",
     "InvalidName",
+    "InvalidParam",
+    "InvalidPath",
     "InvalidQuery",
     "InvalidReference",
+    "InvalidStep",
+    "InvalidTag",
+    "InvalidType",
     "Lineage",
     "MetricPoint",
     "ModelNotFound",
+    "ModelSummary",
     "ModelVersion",
+    "NotFound",
     "Problem",
     "Registry",
     "RegistryError",
@@ -83,6 +123,7 @@ __all__ = [
     "SignatureMismatch",
     "SignatureNotFound",
     "StoreError",
+    "TrustError",
     "UnsafeArtifact",
     "UntrustedArtifact",
     "UntrustedBundle",

@@ -2,39 +2,65 @@
 
 Every error a caller can meet derives from :class:`RegistryError`, and also
 from the builtin it resembles, so ``except LookupError`` or
-``except ValueError`` keep working in code that never heard of modelshelf::
+``except ValueError`` keep working in code that never heard of modelshelf.
+Three families sit under the base, as httpx groups its errors: catch
+:class:`NotFound` for "it is not there", :class:`InvalidInput` for "what you
+gave is wrong" (fix the call, retrying cannot help) and :class:`TrustError`
+for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
 
     RegistryError
-    ├── InvalidName (ValueError)
-    │   └── InvalidReference
-    ├── ModelNotFound (LookupError)
-    ├── VersionNotFound (LookupError)
-    ├── AliasNotFound (LookupError)
-    ├── CorruptedArtifact
-    │   └── DamagedVersion
+    ├── NotFound (LookupError)
+    │   ├── ModelNotFound
+    │   ├── VersionNotFound
+    │   ├── AliasNotFound
+    │   └── SignatureNotFound
+    ├── InvalidInput (ValueError)
+    │   ├── InvalidName
+    │   │   └── InvalidReference
+    │   ├── InvalidMetric
+    │   ├── InvalidParam
+    │   ├── InvalidTag
+    │   ├── InvalidStep
+    │   ├── InvalidFormat
+    │   ├── InvalidInputSignature
+    │   ├── InvalidData
+    │   ├── InvalidPath
+    │   ├── InvalidArgument
+    │   │   └── InvalidType (TypeError)
+    │   ├── InvalidQuery
+    │   ├── InvalidKey
+    │   ├── InvalidBundle
+    │   ├── InvalidCatalogURL (also a CatalogError)
+    │   └── SignatureMismatch
+    ├── TrustError
+    │   ├── CorruptedArtifact
+    │   │   └── DamagedVersion
+    │   ├── UnsafeArtifact
+    │   │   └── ArtifactTooLarge
+    │   ├── UntrustedTypes
+    │   └── UntrustedArtifact
+    │       └── UntrustedBundle
     ├── SerializationError (TypeError)
     ├── SchemaVersionError
     ├── CatalogError
-    │   ├── InvalidCatalogURL (ValueError)
+    │   ├── InvalidCatalogURL
     │   └── CommitOutcomeUnknown
     ├── StoreError (OSError)
-    ├── EnvironmentMismatch
-    ├── UnsafeArtifact
-    │   └── ArtifactTooLarge
-    ├── UntrustedTypes
-    ├── UntrustedArtifact
-    │   └── UntrustedBundle
-    ├── InvalidKey (ValueError)
-    ├── InvalidBundle (ValueError)
-    ├── InvalidQuery (ValueError)
-    ├── SignatureMismatch (ValueError)
-    └── SignatureNotFound (LookupError)
+    └── EnvironmentMismatch
 
     EnvironmentMismatchWarning (UserWarning) is the warning twin of
     EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
 
-Messages say what was wrong and what to do about it; the structured facts
-are kept as attributes so programs need not parse the text.
+A refused bundle (:class:`InvalidBundle`) is invalid input to ``import``,
+and the CLI still reports it as a trust failure (exit code 3). Messages say
+what was wrong and what to do about it; the structured facts are kept as
+attributes so programs need not parse the text.
+
+>>> try:
+...     raise InvalidMetric("metric 'acc' is nan; metrics must be finite (no NaN or infinity)")
+... except ValueError as exc:
+...     isinstance(exc, RegistryError)
+True
 """
 
 from __future__ import annotations
@@ -46,7 +72,63 @@ class RegistryError(Exception):
     """Base class of every error raised by modelshelf."""
 
 
-class InvalidName(RegistryError, ValueError):
+class NotFound(RegistryError, LookupError):
+    """Something named by the caller (a model, a version, an alias, an input signature) is not in the registry."""
+
+
+class InvalidInput(RegistryError, ValueError):
+    """An argument was refused before anything was written or read: fix the call, retrying will not help.
+
+    Its subclasses say which kind of argument; the message names the bad
+    value and what would be valid.
+    """
+
+
+class TrustError(RegistryError):
+    """Stored bytes, a bundle or the catalog failed an integrity or trust check; nothing of it was used."""
+
+
+class InvalidMetric(InvalidInput):
+    """A metric key or value cannot be recorded (not a real number, not finite, a bad key, none given)."""
+
+
+class InvalidParam(InvalidInput):
+    """A param key or value cannot be stored as JSON (too deep, too large, too big an integer, not JSON)."""
+
+
+class InvalidTag(InvalidInput):
+    """A tag key or value cannot be stored, or a tag change is contradictory (a key both set and removed)."""
+
+
+class InvalidStep(InvalidInput):
+    """A metric step is not ``None`` or an integer a 64-bit column holds."""
+
+
+class InvalidFormat(InvalidInput):
+    """The artifact format named is not one modelshelf knows."""
+
+
+class InvalidInputSignature(InvalidInput):
+    """A ``signature=`` (the input schema) is malformed, or contradicts the fitted model it is registered with."""
+
+
+class InvalidData(InvalidInput):
+    """Data given to describe a model (``data=``, ``input_example=``, an ``X``) cannot be read or does not fit it."""
+
+
+class InvalidPath(InvalidInput):
+    """A path or location cannot be used: not a path, not a file where one is needed, a directory, unreadable."""
+
+
+class InvalidArgument(InvalidInput):
+    """Any other argument outside its allowed values (a limit, a mode, a duration, a time, a sample slice)."""
+
+
+class InvalidType(InvalidArgument, TypeError):
+    """An argument is of the wrong type where Python code expects a ``TypeError``; also an :class:`InvalidInput`."""
+
+
+class InvalidName(InvalidInput):
     """A model name, alias or other identifier does not follow the naming rules."""
 
 
@@ -54,7 +136,7 @@ class InvalidReference(InvalidName):
     """A reference such as ``"iris:3"`` or ``"iris@production"`` is malformed."""
 
 
-class ModelNotFound(RegistryError, LookupError):
+class ModelNotFound(NotFound):
     """No model of that name was ever registered in this catalog."""
 
     def __init__(self, name: str) -> None:
@@ -65,7 +147,7 @@ class ModelNotFound(RegistryError, LookupError):
         )
 
 
-class VersionNotFound(RegistryError, LookupError):
+class VersionNotFound(NotFound):
     """The model exists, but not the requested version (never made, or deleted)."""
 
     def __init__(self, name: str, version: int | None, reason: str = "") -> None:
@@ -80,7 +162,7 @@ class VersionNotFound(RegistryError, LookupError):
         super().__init__(f"{what}; list the versions with `modelshelf versions {name}` or Registry.versions({name!r})")
 
 
-class AliasNotFound(RegistryError, LookupError):
+class AliasNotFound(NotFound):
     """The model exists, but no alias of that name points at one of its versions."""
 
     def __init__(self, name: str, alias: str) -> None:
@@ -91,7 +173,7 @@ class AliasNotFound(RegistryError, LookupError):
         )
 
 
-class CorruptedArtifact(RegistryError):
+class CorruptedArtifact(TrustError):
     """The stored bytes of a version are missing or differ from the recorded checksum.
 
     Nothing was unpickled. ``expected`` and ``actual`` are ``"sha256:…"``
@@ -142,7 +224,7 @@ class CatalogError(RegistryError):
     """The catalog cannot be opened or used (not a database, unreachable, locked too long)."""
 
 
-class InvalidCatalogURL(CatalogError, ValueError):
+class InvalidCatalogURL(CatalogError, InvalidInput):
     """The catalog URL cannot be parsed, or names something modelshelf cannot use (an in-memory database)."""
 
 
@@ -166,7 +248,7 @@ class EnvironmentMismatchWarning(UserWarning):
     """Issued by ``load`` when Python, scikit-learn or numpy differ from registration."""
 
 
-class UnsafeArtifact(RegistryError):
+class UnsafeArtifact(TrustError):
     """``load(..., safe=True)`` met a global outside the allow-list; nothing it named was run.
 
     ``global_name`` is the refused ``module.name``.
@@ -191,7 +273,7 @@ class ArtifactTooLarge(UnsafeArtifact):
         super().__init__(message, constructor)
 
 
-class UntrustedTypes(RegistryError):
+class UntrustedTypes(TrustError):
     """A skops artifact contains types that were not declared trusted; ``types`` lists them."""
 
     def __init__(self, message: str, types: list[str]) -> None:
@@ -199,7 +281,7 @@ class UntrustedTypes(RegistryError):
         super().__init__(message)
 
 
-class UntrustedArtifact(RegistryError):
+class UntrustedArtifact(TrustError):
     """A signing key is set and the version's signature is missing or does not match."""
 
 
@@ -216,7 +298,7 @@ class UntrustedBundle(UntrustedArtifact):
         super().__init__(message)
 
 
-class InvalidBundle(RegistryError, ValueError):
+class InvalidBundle(InvalidInput):
     """A file given to import is not a modelshelf bundle, or is one that is damaged, malformed or built to harm.
 
     Not a tar, empty, truncated, compressed, holding links or sparse members,
@@ -225,12 +307,12 @@ class InvalidBundle(RegistryError, ValueError):
     """
 
 
-class InvalidKey(RegistryError, ValueError):
-    """A key file (or key object) cannot be used: not a key, the wrong kind, encrypted, or a private key
-    given where a public one belongs."""
+class InvalidKey(InvalidInput):
+    """A key file (or key object) cannot be used: not a key, the wrong kind, encrypted, too short, a private key
+    given where a public one belongs, or no key set where the operation needs one."""
 
 
-class InvalidQuery(RegistryError, ValueError):
+class InvalidQuery(InvalidInput):
     """A search filter or ordering is malformed, or compares a field with the wrong kind of value.
 
     ``query`` is the text, ``position`` the 0-based offset of the problem
@@ -245,7 +327,7 @@ class InvalidQuery(RegistryError, ValueError):
         super().__init__(message)
 
 
-class SignatureMismatch(RegistryError, ValueError):
+class SignatureMismatch(InvalidInput):
     """Input given to a model does not match the input signature recorded with its version.
 
     ``expected`` and ``actual`` describe the mismatching aspect (a column
@@ -259,7 +341,7 @@ class SignatureMismatch(RegistryError, ValueError):
         super().__init__(message)
 
 
-class SignatureNotFound(RegistryError, LookupError):
+class SignatureNotFound(NotFound):
     """Input validation was asked for a version that has no input signature recorded."""
 
     def __init__(self, ref: str) -> None:

@@ -73,7 +73,12 @@ from registry.errors import (
     DamagedVersion,
     EnvironmentMismatch,
     EnvironmentMismatchWarning,
+    InvalidArgument,
     InvalidBundle,
+    InvalidMetric,
+    InvalidPath,
+    InvalidReference,
+    InvalidTag,
     SignatureNotFound,
     StoreError,
     UntrustedArtifact,
@@ -226,7 +231,7 @@ class Registry:
 
         if signature is not None:
             if input_example is not None:
-                raise ValueError("give signature= or input_example= (from which one is inferred), not both")
+                raise InvalidArgument("give signature= or input_example= (from which one is inferred), not both")
             input_signature = signatures.coerce_signature(signature)
             signatures.check_agrees(model, input_signature)
         else:
@@ -252,7 +257,9 @@ class Registry:
             if isinstance(parent, ModelVersion):
                 parent = parent.ref
             if not isinstance(parent, str):
-                raise ValueError(f"parent must be a reference such as 'iris-knn:3' or a ModelVersion, not {parent!r}")
+                raise InvalidReference(
+                    f"parent must be a reference such as 'iris-knn:3' or a ModelVersion, not {parent!r}"
+                )
             parent_ref = self.get(parent).ref  # pinned now: an alias may move later, the lineage must not
         data_print = None if data is None else fingerprint.fingerprint_data(data)
         pending = lineage.start_capture()
@@ -324,13 +331,13 @@ class Registry:
         fmt = formats.get_format(draft.format)
         source = Path(os.fspath(path))
         if not source.is_file():
-            raise ValueError(f"{source} is not a file; give the path of a {fmt.name} artifact")
+            raise InvalidPath(f"{source} is not a file; give the path of a {fmt.name} artifact")
         checked_params = validate_params(params) if params is not None else {}
         finish_lineage = self._start_lineage(None, parent)
         try:
             content = source.read_bytes()  # read once: the bytes checked and scanned are the bytes stored
         except OSError as exc:
-            raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from exc
+            raise InvalidPath(f"cannot read {source}: {exc.strerror or exc}") from exc
         imports = filecheck.scanned_imports(fmt, content, source, required=mode is not None)
         input_signature = None
         if mode is not None:
@@ -365,7 +372,7 @@ class Registry:
         version = validate_version(version)
         checked = validate_metrics(metrics)
         if not checked:
-            raise ValueError("metrics is empty: give at least one {name: value}")
+            raise InvalidMetric("metrics is empty: give at least one {name: value}")
         self._catalog.log_metrics(name, version, checked, validate_step(step))
 
     def set_tags(
@@ -378,13 +385,13 @@ class Registry:
         """
         checked = validate_tags(tags)
         if isinstance(remove, str):
-            raise ValueError("remove must be a list of tag keys, not a single string")
+            raise InvalidTag("remove must be a list of tag keys, not a single string")
         removed = tuple(validate_tags({key: "" for key in remove}))
         if not checked and not removed:
-            raise ValueError("give tags to set or keys to remove")
+            raise InvalidTag("give tags to set or keys to remove")
         both = sorted(set(checked) & set(removed))
         if both:
-            raise ValueError(f"tag keys {both} are both set and removed; give each key once")
+            raise InvalidTag(f"tag keys {both} are both set and removed; give each key once")
         return self._catalog.set_tags(validate_model_name(name), validate_version(version), checked, removed)
 
     def model_summaries(self) -> list[ModelSummary]:
@@ -423,7 +430,7 @@ class Registry:
         The format is described in :mod:`registry.bundles`.
         """
         if not refs:
-            raise ValueError("name at least one version to export (for example 'iris-knn:3')")
+            raise InvalidArgument("name at least one version to export (for example 'iris-knn:3')")
         from registry.trust.keys import bundle_signing_key, sign_manifest  # cryptography: loaded only when bundles move
 
         key = bundle_signing_key(sign_with if sign_with is not None else self._bundle_key)
@@ -539,11 +546,11 @@ class Registry:
         if sample is not None:
             sample = maintenance.check_sample(sample)
             if not deep:
-                raise ValueError("sample=(i, n) picks the blobs to re-hash: it needs deep=True")
+                raise InvalidArgument("sample=(i, n) picks the blobs to re-hash: it needs deep=True")
         if max_duration is not None and (
             isinstance(max_duration, bool) or not isinstance(max_duration, (int, float)) or not max_duration >= 0
         ):
-            raise ValueError(f"max_duration must be a number of seconds >= 0, or None, not {max_duration!r}")
+            raise InvalidArgument(f"max_duration must be a number of seconds >= 0, or None, not {max_duration!r}")
         return maintenance.verify(
             self._catalog,
             self._store,
@@ -576,7 +583,7 @@ class Registry:
         would be.
         """
         if isinstance(min_age, bool) or not isinstance(min_age, (int, float)) or min_age < 0:
-            raise ValueError(f"min_age must be a number of seconds >= 0, not {min_age!r}")
+            raise InvalidArgument(f"min_age must be a number of seconds >= 0, not {min_age!r}")
         return maintenance.collect_garbage(self._catalog, self._store, dry_run=bool(dry_run), min_age=min_age)
 
     # -- reading -----------------------------------------------------------
@@ -611,10 +618,10 @@ class Registry:
         false) may miss the globals of nested pickles.
         """
         if isinstance(globals, str):
-            raise ValueError("globals must be a list of 'module.qualname' strings, not a single string")
+            raise InvalidArgument("globals must be a list of 'module.qualname' strings, not a single string")
         names = list(globals)
         if not all(isinstance(name, str) and name for name in names):
-            raise ValueError("globals must be non-empty 'module.qualname' strings")
+            raise InvalidArgument("globals must be non-empty 'module.qualname' strings")
         return self._catalog.versions_importing(names)
 
     def latest(self, name: str) -> ModelVersion:
@@ -642,7 +649,7 @@ class Registry:
     def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
         """Every value logged for ``name`` (or only ``metric``), by version, step, then time."""
         if metric is not None and not isinstance(metric, str):
-            raise ValueError(f"metric must be a metric name (str) or None, not {metric!r}")
+            raise InvalidMetric(f"metric must be a metric name (str) or None, not {metric!r}")
         return self._catalog.metrics_history(validate_model_name(name), metric)
 
     def load(
@@ -723,7 +730,7 @@ class Registry:
         """
         name = validate_model_name(name)
         if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+            raise InvalidArgument(f"mode must be 'max' or 'min', not {mode!r}")
         validate_metrics({metric: 0.0})  # the key rules, stated as for any metric
         field = Field("metrics", metric)
         candidates: Node = NullCheck(field, negated=True)  # is not null: versions without it are no candidates
@@ -801,7 +808,7 @@ class Registry:
         """
         destination = Path(os.fspath(path))
         if destination.is_dir():
-            raise ValueError(f"{destination} is a directory; give the path of the file to write")
+            raise InvalidPath(f"{destination} is a directory; give the path of the file to write")
         mv = self.get(ref_or_name, version, alias)
         self._check_hmac(mv)
         try:

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.errors import InvalidCatalogURL, InvalidPath
+
 DEFAULT_HOME_NAME = ".modelshelf"
 CATALOG_FILE_NAME = "catalog.db"
 HOME_VARIABLE = "MODELSHELF_HOME"
@@ -40,13 +42,13 @@ def _path(value: object, what: str) -> Path:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
-        raise ValueError(f"{what} must be a path (str or os.PathLike), not {type(value).__name__}")
+        raise InvalidPath(f"{what} must be a path (str or os.PathLike), not {type(value).__name__}")
     if not value or "\x00" in value:
-        raise ValueError(f"{what} {value!r} is not a usable path")
+        raise InvalidPath(f"{what} {value!r} is not a usable path")
     try:
         return Path(value).expanduser()
     except RuntimeError as exc:  # "~nosuchuser/x"
-        raise ValueError(f"{what} {value!r}: {exc}") from None
+        raise InvalidPath(f"{what} {value!r}: {exc}") from None
 
 
 def resolve(
@@ -67,16 +69,16 @@ def resolve(
     try:
         is_file = home_path.exists() and not home_path.is_dir()
     except OSError as exc:  # a name too long, a loop of links
-        raise ValueError(f"the registry directory {str(home_path)[:200]!r} is not usable: {exc.strerror}") from None
+        raise InvalidPath(f"the registry directory {str(home_path)[:200]!r} is not usable: {exc.strerror}") from None
     if is_file:
-        raise ValueError(f"the registry directory {home_path} is a file; give a directory path")
+        raise InvalidPath(f"the registry directory {home_path} is a file; give a directory path")
 
     # An explicit home means its own catalog and store: the variables only fill in for a missing home.
     use_env = home is None
     resolved_catalog: str | Path
     if catalog is not None:
         if not isinstance(catalog, str) or not catalog:
-            raise ValueError(f"catalog must be a database URL string, not {catalog!r}")
+            raise InvalidCatalogURL(f"catalog must be a database URL string, not {catalog!r}")
         resolved_catalog = catalog
     elif use_env and env.get(CATALOG_VARIABLE):
         resolved_catalog = env[CATALOG_VARIABLE]

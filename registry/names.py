@@ -24,13 +24,12 @@ import re
 
 from registry.domain import Ref
 from registry.errors import InvalidName, InvalidReference
+from registry.limits import MAX_ALIAS_LENGTH, MAX_NAME_LENGTH, MAX_VERSION
 
-MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+MODEL_NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")
+ALIAS_PATTERN = re.compile(rf"[a-z][a-z0-9_-]{{0,{MAX_ALIAS_LENGTH - 1}}}")
 RESERVED_ALIASES = frozenset({"latest"})
 _VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,9}")
-#: Version numbers are 32-bit integers in every catalog database.
-MAX_VERSION = 2**31 - 1
 _MAX_SHOWN = 80
 
 
@@ -48,7 +47,7 @@ def validate_model_name(name: object) -> str:
     """
     if not isinstance(name, str) or not MODEL_NAME_PATTERN.fullmatch(name):
         raise InvalidName(
-            f"invalid model name {_shown(name)}: use 1-128 ASCII letters, digits, '.', '_' or '-', "
+            f"invalid model name {_shown(name)}: use 1-{MAX_NAME_LENGTH} ASCII letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (for example 'iris-knn')"
         )
     return name
@@ -62,7 +61,7 @@ def validate_alias(alias: object) -> str:
     """
     if not isinstance(alias, str) or not ALIAS_PATTERN.fullmatch(alias):
         raise InvalidName(
-            f"invalid alias {_shown(alias)}: use 1-64 lowercase ASCII letters, digits, '_' or '-', "
+            f"invalid alias {_shown(alias)}: use 1-{MAX_ALIAS_LENGTH} lowercase ASCII letters, digits, '_' or '-', "
             "starting with a letter (for example 'production')"
         )
     if alias in RESERVED_ALIASES:

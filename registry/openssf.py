@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry.errors import InvalidKey, RegistryError
+from registry.errors import InvalidArgument, InvalidKey, RegistryError
 from registry.facade import Registry
 
 SIGNATURE_FILE = "model.sig"
@@ -67,7 +67,7 @@ def export_model_signed(
     See the module docstring for the layout and how to verify it.
     """
     if not refs:
-        raise ValueError("name at least one version to export (for example 'iris-knn:3')")
+        raise InvalidArgument("name at least one version to export (for example 'iris-knn:3')")
     hashing, signing = _model_signing()
     key_path = Path(os.fspath(key))
     _check_ec_key(key_path)

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn, cast
 
 from registry.errors import InvalidQuery
+from registry.limits import MAX_KEY_LENGTH, MAX_QUERY_INT, MAX_VERSION
 from registry.names import MODEL_NAME_PATTERN
 from registry.validation import storable_text
 
@@ -63,11 +64,9 @@ LINEAGE_KEYS = ("data", "commit", "dirty", "script", "user", "host", "modelshelf
 MAX_QUERY_LENGTH = 10_000
 _SECTIONS = ("metrics", "params", "tags", "lineage")
 _COLUMNS = ("version", "created_at", "format", "name")
-_MAX_KEY_LENGTH = 250
 _MAX_IN_VALUES = 1000
 #: Deeper trees are refused: nobody writes them, and every consumer of the tree recurses.
 _MAX_DEPTH = 100
-_MAX_INT = 2**63 - 1  # every catalog database stores 64-bit integers
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_./:-]+")
 _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?"
@@ -148,7 +147,6 @@ _DIRTY = Field("lineage", "dirty")  # the one lineage key that is not text
 _PARENT = Field("lineage", "parent")  # a pinned reference, matched whole
 _PINNED_REF = re.compile(rf"(?:{MODEL_NAME_PATTERN.pattern}):([1-9][0-9]{{0,9}})")
 _REF_TEXT = "a pinned reference such as 'iris-knn:3'"
-_MAX_VERSION = 2**31 - 1  # the catalog's version column is a 32-bit integer
 
 
 @dataclass(frozen=True)
@@ -448,9 +446,9 @@ def _field(token: Token, source: _Source) -> Field:
         close = difflib.get_close_matches(section if dot else text, _SECTIONS if dot else _COLUMNS + _SECTIONS, n=1)
         hint = f" (did you mean {_show(text.replace(section, close[0], 1))}?)" if close else ""
         source.fail(position, f"unknown field {text!r}{hint}; the fields are {_FIELDS_TEXT}", _FIELDS_TEXT)
-    if not 1 <= len(key) <= _MAX_KEY_LENGTH:
-        reason = f"keys are 1-{_MAX_KEY_LENGTH} characters long, this one has {len(key)}"
-        source.fail(position, reason, f"a key of 1-{_MAX_KEY_LENGTH} characters")
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        reason = f"keys are 1-{MAX_KEY_LENGTH} characters long, this one has {len(key)}"
+        source.fail(position, reason, f"a key of 1-{MAX_KEY_LENGTH} characters")
     if not storable_text(key):
         source.fail(position, "a key holds no NUL character and no lone surrogate", "a key of printable text")
     if section == "lineage" and key not in LINEAGE_KEYS:
@@ -467,9 +465,9 @@ def _literal(token: Token, source: _Source) -> _Value:
         return token.type == "TRUE"
     if re.fullmatch(r"-?[0-9]+", token.value):
         digits = token.value.lstrip("-").lstrip("0") or "0"
-        number: float = int(token.value) if len(digits) <= 20 else _MAX_INT + 1  # int() of 5000 digits is slow
-        if abs(number) > _MAX_INT:
-            reason = f"integers are at most {_MAX_INT} in size; write a float such as 1e20 for larger numbers"
+        number: float = int(token.value) if len(digits) <= 20 else MAX_QUERY_INT + 1  # int() of 5000 digits is slow
+        if abs(number) > MAX_QUERY_INT:
+            reason = f"integers are at most {MAX_QUERY_INT} in size; write a float such as 1e20 for larger numbers"
             source.fail(token.start_pos, reason, "a smaller integer")
         return number
     number = float(token.value)
@@ -495,12 +493,12 @@ def _value(field: Field, op: str, token: Token, source: _Source) -> _Value:
     if field.kind == "version" and not (is_number and isinstance(value, int)):
         how = "whole numbers" if is_number else "numbers, written without quotes"
         source.fail(position, f"versions are {how}, as in version {op} 3", "a whole number")
-    if field.kind == "version" and isinstance(value, int) and abs(value) > _MAX_VERSION:
-        source.fail(position, f"versions are at most {_MAX_VERSION}", "a smaller whole number")
+    if field.kind == "version" and isinstance(value, int) and abs(value) > MAX_VERSION:
+        source.fail(position, f"versions are at most {MAX_VERSION}", "a smaller whole number")
     if isinstance(value, str) and not storable_text(value):
         source.fail(position, "a string holds no NUL character and no lone surrogate", _STRING_TEXT)
     pinned = _PINNED_REF.fullmatch(value) if field == _PARENT and isinstance(value, str) else None
-    if field == _PARENT and not (pinned and int(pinned[1]) <= _MAX_VERSION):
+    if field == _PARENT and not (pinned and int(pinned[1]) <= MAX_VERSION):
         source.fail(position, f"lineage.parent holds {_REF_TEXT}, not {token.value}", _REF_TEXT)
     if field.kind == "created_at":
         return _datetime(token, value, source)

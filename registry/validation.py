@@ -1,8 +1,10 @@
 """Validation of what a version records: params, metrics, tags, description.
 
 Everything here runs before anything is written, so a bad value costs the
-caller one clear ``ValueError`` naming the offending key and leaves no blob
-and no catalog row behind.
+caller one clear :class:`~registry.errors.InvalidInput` (a ``ValueError``:
+``InvalidMetric``, ``InvalidParam``, ``InvalidTag``, ``InvalidStep``) naming
+the offending key, and leaves no blob and no catalog row behind. The limits
+come from :mod:`registry.limits`, which the catalog's columns are sized by.
 
 * Metrics are finite real numbers. SQLite stores NaN as NULL and JSON has no
   infinity, so the check must be here, in code, not left to the database.
@@ -28,13 +30,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-MAX_KEY_LENGTH = 250
+from registry.errors import InvalidArgument, InvalidInput, InvalidMetric, InvalidParam, InvalidStep, InvalidTag
+from registry.limits import MAX_KEY_LENGTH, MAX_LIMIT, MAX_PARAM_INT, MAX_STEP
+
 MAX_TAG_VALUE_LENGTH = 5000
 MAX_DESCRIPTION_LENGTH = 65536
 MAX_PARAMS_DEPTH = 32
 MAX_PARAMS_JSON_BYTES = 4 * 1024 * 1024
 _MAX_CAPTURED_SEQUENCE = 1000
-MAX_PARAM_INT = 2**63 - 1
 
 
 def dumps(value: Any) -> str:
@@ -53,11 +56,22 @@ def storable_text(text: str) -> bool:
     return True
 
 
+#: The error for a bad key or mapping, by the kind named in the message.
+_ERRORS: dict[str, type[InvalidInput]] = {
+    "metric": InvalidMetric,
+    "metrics": InvalidMetric,
+    "param": InvalidParam,
+    "params": InvalidParam,
+    "tag": InvalidTag,
+    "tags": InvalidTag,
+}
+
+
 def _check_key(kind: str, key: object) -> str:
     if not isinstance(key, str):
-        raise ValueError(f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings")
+        raise _ERRORS[kind](f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings")
     if not key or len(key) > MAX_KEY_LENGTH or not storable_text(key):
-        raise ValueError(
+        raise _ERRORS[kind](
             f"{kind} key {key[:60]!r} is invalid: keys are 1-{MAX_KEY_LENGTH} characters of valid Unicode without NUL"
         )
     return key
@@ -67,12 +81,12 @@ def _mapping(kind: str, value: object) -> Mapping[Any, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValueError(f"{kind} must be a dict, not {type(value).__name__}")
+        raise _ERRORS[kind](f"{kind} must be a dict, not {type(value).__name__}")
     return value
 
 
 def validate_metrics(metrics: object) -> dict[str, float]:
-    """Return the metrics as ``{key: float}``, or raise ``ValueError`` naming the bad metric.
+    """Return the metrics as ``{key: float}``, or raise :class:`InvalidMetric` naming the bad metric.
 
     >>> validate_metrics({"accuracy": 0.97, "n_errors": 3})
     {'accuracy': 0.97, 'n_errors': 3.0}
@@ -81,23 +95,19 @@ def validate_metrics(metrics: object) -> dict[str, float]:
     for key, value in _mapping("metrics", metrics).items():
         _check_key("metric", key)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValueError(f"metric {key!r} is {value!r} ({type(value).__name__}); metrics must be real numbers")
+            raise InvalidMetric(f"metric {key!r} is {value!r} ({type(value).__name__}); metrics must be real numbers")
         try:
             number = float(value)
         except OverflowError:
             number = math.inf
         if not math.isfinite(number):
-            raise ValueError(f"metric {key!r} is {number}; metrics must be finite (no NaN or infinity)")
+            raise InvalidMetric(f"metric {key!r} is {number}; metrics must be finite (no NaN or infinity)")
         checked[key] = number
     return checked
 
 
-#: Steps are stored in a 64-bit column on every catalog database.
-MAX_STEP = 2**63 - 1
-
-
 def validate_step(step: object) -> int | None:
-    """Return ``step`` if it is ``None`` or an int (not a bool) that a 64-bit column holds, else ``ValueError``.
+    """Return ``step`` if it is ``None`` or an int (not a bool) that a 64-bit column holds, else :class:`InvalidStep`.
 
     Checked here, not left to the driver: SQLite raises ``OverflowError`` and
     PostgreSQL "out of range" for a larger one, neither naming the step.
@@ -108,7 +118,7 @@ def validate_step(step: object) -> int | None:
     if step is None:
         return None
     if isinstance(step, bool) or not isinstance(step, int) or not -MAX_STEP <= step <= MAX_STEP:
-        raise ValueError(f"step must be None or a 64-bit integer, not {step!r}")
+        raise InvalidStep(f"step must be None or a 64-bit integer, not {step!r}")
     return step
 
 
@@ -118,12 +128,12 @@ def validate_tags(tags: object) -> dict[str, str]:
     for key, value in _mapping("tags", tags).items():
         _check_key("tag", key)
         if not isinstance(value, str):
-            raise ValueError(
+            raise InvalidTag(
                 f"tag {key!r} is {value!r} ({type(value).__name__}); tag values are strings, "
                 f"convert it with str() if that is what you mean"
             )
         if len(value) > MAX_TAG_VALUE_LENGTH or not storable_text(value):
-            raise ValueError(
+            raise InvalidTag(
                 f"tag {key!r} is invalid: values are at most {MAX_TAG_VALUE_LENGTH} characters of valid Unicode "
                 "without NUL"
             )
@@ -132,13 +142,13 @@ def validate_tags(tags: object) -> dict[str, str]:
 
 
 def validate_description(description: object) -> str | None:
-    """Return the description, or raise ``ValueError`` if it is not a reasonable string."""
+    """Return the description, or raise :class:`InvalidArgument` if it is not a reasonable string."""
     if description is None:
         return None
     if not isinstance(description, str):
-        raise ValueError(f"description must be a string or None, not {type(description).__name__}")
+        raise InvalidArgument(f"description must be a string or None, not {type(description).__name__}")
     if len(description) > MAX_DESCRIPTION_LENGTH or not storable_text(description):
-        raise ValueError(
+        raise InvalidArgument(
             f"description is invalid: at most {MAX_DESCRIPTION_LENGTH} characters of valid Unicode without NUL"
         )
     return description
@@ -146,33 +156,33 @@ def validate_description(description: object) -> str | None:
 
 def _strict_json(path: str, value: Any, depth: int) -> Any:
     if depth > MAX_PARAMS_DEPTH:
-        raise ValueError(f"param {path} is nested deeper than {MAX_PARAMS_DEPTH} levels; flatten it")
+        raise InvalidParam(f"param {path} is nested deeper than {MAX_PARAMS_DEPTH} levels; flatten it")
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
         if not storable_text(value):
-            raise ValueError(f"param {path} is not valid Unicode text (a lone surrogate or NUL)")
+            raise InvalidParam(f"param {path} is not valid Unicode text (a lone surrogate or NUL)")
         return value
     if isinstance(value, int):
         if not -MAX_PARAM_INT <= value <= MAX_PARAM_INT:
-            raise ValueError(f"param {path} does not fit in 64 bits; store it as a string")
+            raise InvalidParam(f"param {path} does not fit in 64 bits; store it as a string")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"param {path} is {value}, which JSON cannot store; use None or a string")
+            raise InvalidParam(f"param {path} is {value}, which JSON cannot store; use None or a string")
         return float(value)
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str) or not storable_text(key):
-                raise ValueError(
+                raise InvalidParam(
                     f"param {path} has the key {key!r}; JSON object keys must be strings of valid Unicode without NUL"
                 )
             out[key] = _strict_json(f"{path}[{key!r}]", item, depth + 1)
         return out
     if isinstance(value, (list, tuple)):
         return [_strict_json(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value)]
-    raise ValueError(
+    raise InvalidParam(
         f"param {path} is a {type(value).__module__}.{type(value).__qualname__}, which is not "
         "JSON-serializable; convert it (int(), float(), str(), list()) before registering"
     )
@@ -181,7 +191,7 @@ def _strict_json(path: str, value: Any, depth: int) -> Any:
 def _limit_size(params: dict[str, Any]) -> dict[str, Any]:
     size = len(dumps(params).encode())
     if size > MAX_PARAMS_JSON_BYTES:
-        raise ValueError(
+        raise InvalidParam(
             f"params take {size} bytes as JSON, more than the limit of {MAX_PARAMS_JSON_BYTES}; "
             "store large configuration as an artifact instead"
         )
@@ -189,7 +199,7 @@ def _limit_size(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate_params(params: object) -> dict[str, Any]:
-    """Return explicit params as plain JSON values, or raise ``ValueError`` naming the key.
+    """Return explicit params as plain JSON values, or raise :class:`InvalidParam` naming the key.
 
     >>> validate_params({"k": 3, "layers": (64, 32)})
     {'k': 3, 'layers': [64, 32]}
@@ -244,7 +254,7 @@ def capture_params(obj: object) -> dict[str, Any]:
     try:
         raw = get_params(deep=True)
     except Exception as exc:  # a third-party get_params may fail in any way
-        raise ValueError(
+        raise InvalidParam(
             f"could not capture hyperparameters: {type(obj).__name__}.get_params(deep=True) raised "
             f"{type(exc).__name__}: {exc}; pass params={{...}} explicitly"
         ) from exc
@@ -253,15 +263,12 @@ def capture_params(obj: object) -> dict[str, Any]:
     return _limit_size({str(key): _json_safe(value, 1) for key, value in raw.items()})
 
 
-_MAX_LIMIT = 2**31 - 1
-
-
 def validate_limit(limit: object) -> int | None:
     """A result limit: ``None`` (no limit) or an integer from 1 to the largest the catalog's engines accept."""
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIMIT:
-        raise ValueError(f"limit must be None or an integer from 1 to {_MAX_LIMIT}, not {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"limit must be None or an integer from 1 to {MAX_LIMIT}, not {limit!r}")
     return limit
 
 
@@ -271,17 +278,19 @@ def validate_moment(value: object, what: str) -> datetime:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"{what} must be an ISO 8601 date or time such as '2026-03-03', not {value!r}") from None
+            raise InvalidArgument(
+                f"{what} must be an ISO 8601 date or time such as '2026-03-03', not {value!r}"
+            ) from None
         if value.tzinfo is None:  # text without an offset means UTC, as everywhere in modelshelf
             value = value.replace(tzinfo=UTC)
     if not isinstance(value, datetime):
-        raise ValueError(f"{what} must be a timezone-aware datetime or an ISO 8601 string, not {value!r}")
+        raise InvalidArgument(f"{what} must be a timezone-aware datetime or an ISO 8601 string, not {value!r}")
     if value.tzinfo is None:
-        raise ValueError(
+        raise InvalidArgument(
             f"{what}={value!r} is a naive datetime; modelshelf times are UTC: pass datetime(..., tzinfo=UTC)"
         )
     try:
         value.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"{what}={value.isoformat()} falls outside the years 1 to 9999 in UTC") from None
+        raise InvalidArgument(f"{what}={value.isoformat()} falls outside the years 1 to 9999 in UTC") from None
     return value

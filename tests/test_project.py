@@ -27,6 +27,24 @@ CONTRACT = {
     "SerializationError",
     "SchemaVersionError",
     "EnvironmentMismatchWarning",
+    # the error families and the errors callers catch most
+    "NotFound",
+    "InvalidInput",
+    "TrustError",
+    "InvalidMetric",
+    "InvalidParam",
+    "InvalidTag",
+    "InvalidStep",
+    "InvalidFormat",
+    "InvalidArgument",
+    "InvalidCatalogURL",
+    "SignatureNotFound",
+    # return types of public calls
+    "ModelSummary",
+    "Imported",
+    "VerifyReport",
+    "GcReport",
+    "RepairReport",
 }
 
 
@@ -51,6 +69,30 @@ def test_errors_have_one_base_and_the_matching_builtin() -> None:
     assert issubclass(registry.InvalidName, ValueError)
     for lookup in (registry.ModelNotFound, registry.VersionNotFound, registry.AliasNotFound):
         assert issubclass(lookup, LookupError)
+    families = {registry.NotFound: LookupError, registry.InvalidInput: ValueError, registry.TrustError: None}
+    for family, builtin in families.items():
+        assert issubclass(family, registry.RegistryError)
+        assert builtin is None or issubclass(family, builtin)
+    for name in ("InvalidMetric", "InvalidParam", "InvalidTag", "InvalidStep", "InvalidFormat", "InvalidArgument"):
+        assert issubclass(getattr(registry, name), registry.InvalidInput) and issubclass(
+            getattr(registry, name), ValueError
+        )
+    assert issubclass(registry.SerializationError, TypeError) and issubclass(registry.StoreError, OSError)
+    for trust in (
+        registry.CorruptedArtifact,
+        registry.UnsafeArtifact,
+        registry.UntrustedTypes,
+        registry.UntrustedArtifact,
+    ):
+        assert issubclass(trust, registry.TrustError)
+    from registry.validation import validate_metrics
+
+    try:
+        validate_metrics({"accuracy": "high"})
+    except registry.RegistryError as exc:  # a bad metric no longer slips past `except RegistryError`
+        assert isinstance(exc, registry.InvalidMetric)
+    else:
+        raise AssertionError("a bad metric was accepted")
 
 
 def test_public_functions_are_typed() -> None:
@@ -97,3 +139,24 @@ def test_mypy_is_clean() -> None:
     assert importlib.util.find_spec("mypy"), "mypy is part of the test extra"
     result = subprocess.run([sys.executable, "-m", "mypy", "registry"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_version_comes_from_the_installed_distribution() -> None:
+    from importlib.metadata import version
+
+    assert registry.__version__ == version("modelshelf") and registry.__version__[0].isdigit()
+
+
+@pytest.mark.slow
+def test_the_wheel_marks_the_package_typed(tmp_path: Path) -> None:
+    """``py.typed`` ships in the wheel, so type checkers of projects that install it read our annotations."""
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("modelshelf-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "registry/py.typed" in names and "registry/limits.py" in names

@@ -25,6 +25,7 @@ from registry.digests import CHECKSUM_PATTERN, checksum_of, digest_of, is_checks
 from registry.domain import InputSignature, Lineage, MetricPoint
 from registry.errors import InvalidBundle, RegistryError
 from registry.formats import get_format
+from registry.limits import MAX_BLOB_SIZE
 from registry.names import validate_model_name, validate_version
 from registry.validation import (
     storable_text,
@@ -36,8 +37,7 @@ from registry.validation import (
 )
 
 ORIGIN_TAG = "modelshelf.imported-from"
-#: Sizes are 64-bit in the catalog.
-MAX_SIZE = 2**63 - 1
+MAX_SIZE = MAX_BLOB_SIZE
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,15}(?:Z|[+-][0-9]{2}:[0-9]{2})")
 _ENVIRONMENT_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_ENVIRONMENT_KEYS = 64

@@ -61,7 +61,7 @@ from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
 from registry.digests import checksum_of, digest_of
 from registry.domain import Draft, Lineage, MetricPoint, ModelVersion, Ref
-from registry.errors import AliasNotFound, VersionNotFound
+from registry.errors import AliasNotFound, InvalidKey, VersionNotFound
 from registry.names import parse_ref
 
 _MODELS = ModelRow.__table__
@@ -171,7 +171,7 @@ class Catalog(DamageMarks, CatalogReads):
         user and host, and what it replaced (``old``).
         """
         if self.key is None:
-            raise ValueError(
+            raise InvalidKey(
                 "sealing needs the signing key: set $MODELSHELF_SIGNING_KEY (in Python, Registry(signing_key=...)) "
                 "and run the command again; nothing was sealed"
             )

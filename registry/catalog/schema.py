@@ -70,6 +70,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from registry.limits import MAX_ALIAS_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -78,9 +80,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-NAME_LENGTH = 128
-ALIAS_LENGTH = 64
-KEY_LENGTH = 250
+NAME_LENGTH = MAX_NAME_LENGTH
+ALIAS_LENGTH = MAX_ALIAS_LENGTH
+KEY_LENGTH = MAX_KEY_LENGTH
 DIGEST_LENGTH = 64
 FORMAT_LENGTH = 32
 SIGNATURE_LENGTH = 64  # v1: 64 hex digits; v2: "v2:" and the MAC in 43 base64url characters

@@ -1,11 +1,12 @@
 """The ``modelshelf`` group: global options, error handling, and helpers the commands share.
 
 Errors from the library become one line on stderr saying what went wrong
-and what to do, and an exit code: 0 success, 1 not found (or another
-failure), 2 usage error, 3 integrity or trust failure (a damaged artifact,
-an unsafe or untrusted one, and a bundle refused by ``import``: not a
-bundle, damaged, malformed or unsigned). ``--debug`` shows the traceback
-instead.
+and what to do, and an exit code chosen by the error's family
+(:data:`EXIT_CODES`): 0 success, 1 not found (``NotFound``, or another
+failure), 2 usage error (``InvalidInput``), 3 integrity or trust failure
+(``TrustError``: a damaged artifact, an unsafe or untrusted one; and a
+bundle refused by ``import``: not a bundle, damaged, malformed or
+unsigned). ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -18,17 +19,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from registry.errors import (
-    AliasNotFound,
-    CorruptedArtifact,
     InvalidBundle,
-    InvalidName,
-    ModelNotFound,
+    InvalidInput,
+    NotFound,
     RegistryError,
     SerializationError,
-    UnsafeArtifact,
-    UntrustedArtifact,
-    UntrustedTypes,
-    VersionNotFound,
+    TrustError,
 )
 
 if TYPE_CHECKING:  # the facade is imported when a command runs, not when the CLI starts
@@ -38,17 +34,15 @@ EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
 EXIT_INTEGRITY = 3
 
-#: Exception type → exit code; the first matching entry wins.
+#: Error family → exit code, most specific first; the first matching entry wins.
+#: A refused bundle is invalid input to ``import`` but reported as a trust
+#: failure, so it comes before its family. ``ValueError`` stays for the ones
+#: a third-party library raises inside a command (a model that does not load).
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
-    (CorruptedArtifact, EXIT_INTEGRITY),
     (InvalidBundle, EXIT_INTEGRITY),
-    (UnsafeArtifact, EXIT_INTEGRITY),
-    (UntrustedArtifact, EXIT_INTEGRITY),
-    (UntrustedTypes, EXIT_INTEGRITY),
-    (ModelNotFound, EXIT_NOT_FOUND),
-    (VersionNotFound, EXIT_NOT_FOUND),
-    (AliasNotFound, EXIT_NOT_FOUND),
-    (InvalidName, EXIT_USAGE),
+    (TrustError, EXIT_INTEGRITY),
+    (NotFound, EXIT_NOT_FOUND),
+    (InvalidInput, EXIT_USAGE),
     (SerializationError, EXIT_USAGE),
     (ValueError, EXIT_USAGE),
     (RegistryError, EXIT_NOT_FOUND),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import IO, Any, Protocol
 
-from registry.errors import RegistryError, SerializationError
+from registry.errors import InvalidFormat, RegistryError, SerializationError
 from registry.formats.hooks import NotAPickle
 from registry.formats.pickle_format import JoblibFormat, PickleFormat
 from registry.formats.policy import POLICY_VERSION, describe_policy
@@ -61,7 +61,7 @@ INHERENTLY_SAFE = frozenset({"skops"})
 def get_format(name: object) -> Format:
     """The format called ``name``, or ``ValueError`` listing the known ones."""
     if not isinstance(name, str) or name not in FORMATS:
-        raise ValueError(f"unknown format {name!r}: choose one of {', '.join(sorted(FORMATS))}")
+        raise InvalidFormat(f"unknown format {name!r}: choose one of {', '.join(sorted(FORMATS))}")
     return FORMATS[name]
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from registry import formats
-from registry.errors import ArtifactTooLarge, RegistryError, SerializationError, UnsafeArtifact
+from registry.errors import ArtifactTooLarge, InvalidArgument, RegistryError, SerializationError, UnsafeArtifact
 
 _MODES = {True: "unsafe", "unsafe": "unsafe", "safe": "safe", False: None}
 
@@ -33,16 +33,16 @@ def check_mode(check: object) -> str | None:
     """``"safe"``, ``"unsafe"`` or ``None`` (no check) for ``register_file``'s ``check`` argument."""
     if isinstance(check, (bool, str)) and check in _MODES:
         return _MODES[check]
-    raise ValueError(f"check must be 'safe', 'unsafe', True (= 'unsafe') or False, not {check!r}")
+    raise InvalidArgument(f"check must be 'safe', 'unsafe', True (= 'unsafe') or False, not {check!r}")
 
 
 def trusted_names(trusted: Iterable[str] | None) -> frozenset[str]:
     """``trusted`` as a set of ``"module.name"`` strings, refusing a bare string or other values."""
     if isinstance(trusted, str):
-        raise ValueError("trusted must be a list of 'module.name' strings, not a single string")
+        raise InvalidArgument("trusted must be a list of 'module.name' strings, not a single string")
     names = frozenset(trusted or ())
     if not all(isinstance(name, str) for name in names):
-        raise ValueError("trusted must be a list of 'module.name' strings")
+        raise InvalidArgument("trusted must be a list of 'module.name' strings")
     return names
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from registry.domain import InputSignature
-from registry.errors import SignatureMismatch
+from registry.errors import InvalidData, InvalidInputSignature, SignatureMismatch
 
 OUTPUT_KINDS = ("classification", "regression", "transform", "clustering", "outlier")
 #: The methods of a :class:`ValidatedModel` that check their first argument.
@@ -76,7 +76,7 @@ def _layout(X: Any) -> _Layout:
     try:
         array = np.asarray(X)
     except ValueError:
-        raise ValueError("X is a list whose rows differ in length; give every row one value per feature") from None
+        raise InvalidData("X is a list whose rows differ in length; give every row one value per feature") from None
     return _Layout(array.shape, dtype=array.dtype)
 
 
@@ -158,7 +158,7 @@ def _is_clusterer(model: Any) -> bool:
 
 def _check_name_count(names: Sequence[Any], what: str) -> None:
     if len(names) > MAX_FEATURE_NAMES:
-        raise ValueError(
+        raise InvalidInputSignature(
             f"{what} has {len(names)} feature names; modelshelf records at most {MAX_FEATURE_NAMES}: "
             "register with signature={'n_features': N} to record the column count only"
         )
@@ -236,16 +236,18 @@ def infer_signature(model: Any, *, input_example: Any = None, data: Any = None) 
     layout = _layout(source) if source is not None else None
     if layout is not None and (len(layout.shape) != 2 or layout.shape[1] < 1):
         if what == "input_example":
-            raise ValueError(f"{what} has shape {layout.shape}; expected a 2-D (n_samples, n_features) input")
+            raise InvalidData(f"{what} has shape {layout.shape}; expected a 2-D (n_samples, n_features) input")
         layout = None  # data= also feeds the lineage fingerprint, which takes a Series: it just gives no dtypes
     if layout is not None:
         n_columns = layout.shape[1]
         if n_features is not None and n_columns != n_features:
             fix = "pass rows such as X_test[:5]" if what == "input_example" else "pass the X it was fitted on"
-            raise ValueError(f"{what} has {n_columns} columns but the model was fitted on {n_features} features; {fix}")
+            raise InvalidData(
+                f"{what} has {n_columns} columns but the model was fitted on {n_features} features; {fix}"
+            )
         if names is not None and layout.names is not None and layout.names != names:
             difference = _column_difference(names, layout.names)
-            raise ValueError(
+            raise InvalidData(
                 f"{what} columns differ from the model's feature_names_in_ ({_shown(names)}): {difference}"
             )
         _check_name_count(layout.names or (), what)
@@ -269,7 +271,7 @@ def check_agrees(model: Any, signature: InputSignature) -> None:
     n_features = _safe_getattr(model, "n_features_in_")  # read directly: no cap on the model's own names here
     if isinstance(n_features, int | np.integer) and not isinstance(n_features, bool):
         if signature.n_features is not None and signature.n_features != int(n_features):
-            raise ValueError(
+            raise InvalidInputSignature(
                 f"signature says n_features={signature.n_features} but the model was fitted on {int(n_features)} "
                 "features; leave signature= out to record the model's own"
             )
@@ -278,12 +280,16 @@ def check_agrees(model: Any, signature: InputSignature) -> None:
         fitted_names = tuple(str(name) for name in names)
         if signature.feature_names != fitted_names:
             difference = _column_difference(fitted_names, signature.feature_names)
-            raise ValueError(f"signature feature_names differ from the model's feature_names_in_: {difference}")
+            raise InvalidInputSignature(
+                f"signature feature_names differ from the model's feature_names_in_: {difference}"
+            )
 
 
 def _sequence(value: Any, field_name: str) -> tuple[Any, ...]:
     if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
-        raise ValueError(f"signature field {field_name!r} must be a list or tuple, not {type(value).__name__}")
+        raise InvalidInputSignature(
+            f"signature field {field_name!r} must be a list or tuple, not {type(value).__name__}"
+        )
     return tuple(value)
 
 
@@ -300,51 +306,61 @@ def coerce_signature(
     2
     >>> coerce_signature({"n_feature": 2})
     Traceback (most recent call last):
-    ValueError: unknown signature field 'n_feature'; the fields are n_features, feature_names, dtypes, classes, output, example
+    registry.errors.InvalidInputSignature: unknown signature field 'n_feature'; the fields are n_features, feature_names, dtypes, classes, output, example
     """  # noqa: E501
     if isinstance(value, InputSignature):
         value = {name: getattr(value, name) for name in _FIELDS}
     if not isinstance(value, Mapping):
-        raise ValueError(f"signature must be an InputSignature or a dict, not {type(value).__name__}")
+        raise InvalidInputSignature(f"signature must be an InputSignature or a dict, not {type(value).__name__}")
     for key in value:
         if key not in _FIELDS:
-            raise ValueError(f"unknown signature field {key!r}; the fields are {', '.join(_FIELDS)}")
+            raise InvalidInputSignature(f"unknown signature field {key!r}; the fields are {', '.join(_FIELDS)}")
     n_features, names, dtypes, classes, output, example = (value.get(name) for name in _FIELDS)
     if n_features is not None:
         if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or n_features < 1:
-            raise ValueError(f"signature field 'n_features' must be a positive int, not {n_features!r}")
+            raise InvalidInputSignature(f"signature field 'n_features' must be a positive int, not {n_features!r}")
         n_features = int(n_features)
     if names is not None:
         names = _sequence(names, "feature_names")
         _check_name_count(names, "signature field 'feature_names'")
         if not all(isinstance(name, str) for name in names):
-            raise ValueError("signature field 'feature_names' must hold only strings (the column names)")
+            raise InvalidInputSignature("signature field 'feature_names' must hold only strings (the column names)")
         names = tuple(str(name) for name in names)
         if _duplicated(names):
-            raise ValueError(f"signature field 'feature_names' repeats {_shown(_duplicated(names))}")
+            raise InvalidInputSignature(f"signature field 'feature_names' repeats {_shown(_duplicated(names))}")
     if dtypes is not None:
         dtypes = tuple(_dtype_name(d) if isinstance(d, np.dtype) else d for d in _sequence(dtypes, "dtypes"))
         for i, name in enumerate(dtypes):
             # A bundle may carry dtypes this process cannot name (pyarrow, sparse); checks skip those anyway.
             if not isinstance(name, str) or (known_dtypes and _kind_of_name(name) is None) or len(name) > 200:
                 known = "'float64', 'int64', 'bool', 'object', 'datetime64[ns]', 'category', 'Int64'"
-                raise ValueError(f"signature field 'dtypes'[{i}] is {name!r}, not a dtype name such as {known}")
+                raise InvalidInputSignature(
+                    f"signature field 'dtypes'[{i}] is {name!r}, not a dtype name such as {known}"
+                )
     for field_name, entries in (("feature_names", names), ("dtypes", dtypes)):
         n_features = len(entries) if n_features is None and entries is not None else n_features
         if entries is not None and len(entries) != n_features:
-            raise ValueError(f"signature field {field_name!r} has {len(entries)} entries; n_features is {n_features}")
+            raise InvalidInputSignature(
+                f"signature field {field_name!r} has {len(entries)} entries; n_features is {n_features}"
+            )
     if classes is not None:
         classes = _json_tree(_sequence(classes, "classes"))
     if output is not None and output not in OUTPUT_KINDS:
-        raise ValueError(f"signature field 'output' is {output!r}; use one of {', '.join(OUTPUT_KINDS)} or None")
+        raise InvalidInputSignature(
+            f"signature field 'output' is {output!r}; use one of {', '.join(OUTPUT_KINDS)} or None"
+        )
     if example is not None:
         rows = [_sequence(row, "example row") for row in _sequence(example, "example")[:MAX_EXAMPLE_ROWS]]
         if n_features is not None and any(len(row) != n_features for row in rows):
-            raise ValueError(f"signature field 'example' has a row whose length is not n_features ({n_features})")
+            raise InvalidInputSignature(
+                f"signature field 'example' has a row whose length is not n_features ({n_features})"
+            )
         example = tuple(tuple(_json_value(v) for v in row) for row in rows) or None
     signature = InputSignature(n_features, names, dtypes, classes, output, example)
     if example and _size(signature) > MAX_SIGNATURE_BYTES:
-        raise ValueError(f"signature field 'example' is too large; keep it under {MAX_SIGNATURE_BYTES} bytes")
+        raise InvalidInputSignature(
+            f"signature field 'example' is too large; keep it under {MAX_SIGNATURE_BYTES} bytes"
+        )
     return signature
 
 

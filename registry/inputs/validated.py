@@ -11,7 +11,7 @@ import functools
 from typing import Any
 
 from registry.domain import InputSignature, ModelVersion
-from registry.errors import SignatureNotFound
+from registry.errors import InvalidArgument, InvalidType, SignatureNotFound
 
 #: The methods of a wrapped model whose first argument is checked.
 CHECKED_METHODS = frozenset(
@@ -36,7 +36,7 @@ def check_input(mv: ModelVersion, X: Any) -> None:
     SignatureMismatch: iris:3: expected a 2-D input of shape (n_samples, 4); got shape (4,). ...
     """
     if not isinstance(mv, ModelVersion):
-        raise ValueError(f"check_input takes a ModelVersion (from Registry.get), not {type(mv).__name__}")
+        raise InvalidArgument(f"check_input takes a ModelVersion (from Registry.get), not {type(mv).__name__}")
     if mv.input_signature is None:
         raise SignatureNotFound(mv.ref)
     _check(mv.input_signature, X, mv.ref)
@@ -59,7 +59,7 @@ class ValidatedModel:
 
     def __init__(self, model: Any, signature: InputSignature, ref: str) -> None:
         if not isinstance(signature, InputSignature):
-            raise TypeError(f"signature must be an InputSignature, not {type(signature).__name__}")
+            raise InvalidType(f"signature must be an InputSignature, not {type(signature).__name__}")
         self.__dict__.update(model=model, signature=signature, ref=ref)
 
     def __getattr__(self, name: str) -> Any:

@@ -53,7 +53,7 @@ from collections.abc import Iterable
 from registry.catalog import Catalog
 from registry.digests import checksum_of
 from registry.domain import GcReport, Problem, RepairReport, VerifyReport
-from registry.errors import CorruptedArtifact
+from registry.errors import CorruptedArtifact, InvalidArgument, InvalidPath
 from registry.maintenance.waste import DEFAULT_MIN_AGE, WastePlan, execute, plan_waste
 from registry.store import BlobStore, LocalBlobStore, check_digest, open_store
 from registry.trust import signing
@@ -79,7 +79,7 @@ def parse_sample(text: str) -> tuple[int, int]:
     """``"i/N"`` (as ``verify --sample`` takes it) as ``(i, N)``, checked by :func:`check_sample`."""
     found = _SAMPLE.fullmatch(text) if isinstance(text, str) else None
     if found is None or not 1 <= int(found.group(1)) <= int(found.group(2)):
-        raise ValueError(f"--sample takes i/N with whole numbers 1 <= i <= N (e.g. 3/7), not {text!r}")
+        raise InvalidArgument(f"--sample takes i/N with whole numbers 1 <= i <= N (e.g. 3/7), not {text!r}")
     return int(found.group(1)), int(found.group(2))
 
 
@@ -91,7 +91,7 @@ def check_sample(sample: object) -> tuple[int, int]:
         or not all(isinstance(x, int) and not isinstance(x, bool) for x in sample)
         or not 1 <= sample[0] <= sample[1]
     ):
-        raise ValueError(
+        raise InvalidArgument(
             f"sample must be (i, n) with whole numbers 1 <= i <= n, the i-th of n slices (e.g. (3, 7)), not {sample!r}"
         )
     return sample[0], sample[1]
@@ -282,7 +282,7 @@ def _source_store(source: str | os.PathLike[str]) -> BlobStore:
     """The store to copy healthy bytes from: it must exist (a typo must not read as "the bytes are nowhere")."""
     other = open_store(source)
     if isinstance(other, LocalBlobStore) and not (other.root / "blobs").is_dir():
-        raise ValueError(
+        raise InvalidPath(
             f"--from {os.fspath(source)}: there is no blob store there (no blobs/ directory); give the directory "
             "of another registry's store (its home, by default) or an object-store URL"
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from registry.digests import checksum_of, digest_of
+from registry.errors import InvalidData
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,11 +80,11 @@ def _element(x: Any) -> bytes:
         return _field(b"g", np.asarray(x).dtype.str.encode() + b"\0" + np.asarray(x).tobytes())
     kind = type(x)
     if isinstance(x, (set, frozenset)):
-        raise ValueError(f"cannot fingerprint a {kind.__name__} element: it has no stable order; use sorted tuples")
+        raise InvalidData(f"cannot fingerprint a {kind.__name__} element: it has no stable order; use sorted tuples")
     text = repr(x)
     own_repr: object = kind.__repr__
     if own_repr is object.__repr__ or _ADDRESS.search(text):
-        raise ValueError(
+        raise InvalidData(
             f"cannot fingerprint an element of type {kind.__qualname__}: its repr holds a memory address, "
             "which differs between runs; convert the column to strings or numbers first"
         )
@@ -113,7 +114,7 @@ def _update_array(h: Any, arr: np.ndarray) -> None:
     dtype = arr.dtype
     if dtype.hasobject:  # Python objects, or numpy 2 strings (an arena): hash values, not pointers
         if dtype.fields is not None:
-            raise ValueError("cannot fingerprint a structured array with object fields; pass a DataFrame instead")
+            raise InvalidData("cannot fingerprint a structured array with object fields; pass a DataFrame instead")
         _put(h, f"objects {arr.shape!r}")
         encoders = _ELEMENTS
         for piece in _pieces(arr):
@@ -151,7 +152,7 @@ def _update_sparse(h: Any, matrix: Any) -> tuple[int, ...]:
     import numpy as np
 
     if len(matrix.shape) != 2:
-        raise ValueError(f"{_ACCEPTED}; got a {len(matrix.shape)}-d sparse array")
+        raise InvalidData(f"{_ACCEPTED}; got a {len(matrix.shape)}-d sparse array")
     csr = matrix if matrix.format == "csr" else matrix.tocsr()
     if not csr.has_canonical_format:
         csr = csr.copy()
@@ -188,13 +189,13 @@ def _fingerprint_one(data: Any) -> tuple[str, tuple[int, ...], tuple[str, ...] |
         try:
             arr = np.asarray(data)  # an ndarray as it is (a masked one without its mask, as scikit-learn sees it)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{_ACCEPTED}; numpy cannot make an array of this {type(data).__name__}: {exc}") from exc
+            raise InvalidData(f"{_ACCEPTED}; numpy cannot make an array of this {type(data).__name__}: {exc}") from exc
         if arr.dtype.hasobject and arr.ndim == 0:  # numpy wrapped the object whole: it is no array
-            raise ValueError(f"{_ACCEPTED}; got {type(data).__name__}")
+            raise InvalidData(f"{_ACCEPTED}; got {type(data).__name__}")
         shape = tuple(arr.shape)
         _update_array(h, arr)
     else:
-        raise ValueError(f"{_ACCEPTED}; got {type(data).__name__}")
+        raise InvalidData(f"{_ACCEPTED}; got {type(data).__name__}")
     return checksum_of(h.hexdigest()), shape, columns
 
 
@@ -238,7 +239,7 @@ def fingerprint_data(data: Any) -> DataFingerprint:
     False
     >>> fingerprint_data({"x": 1})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: data= takes a numpy array, a pandas DataFrame or Series, a scipy sparse matrix, ...
+    registry.errors.InvalidData: data= takes a numpy array, a pandas DataFrame or Series, a scipy sparse matrix, ...
     """
     X, y = split_pair(data)
     if X is data:

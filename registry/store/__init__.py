@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from registry.errors import InvalidPath
 from registry.store.files import StoredFile
 from registry.store.local import LocalBlobStore, LocalStagedBlob, check_digest
 from registry.store.memory import MemoryStore
@@ -62,20 +63,20 @@ def open_store(
     """
     text = os.fspath(location)
     if isinstance(text, bytes):
-        raise ValueError("the store location must be a str path or URL, not bytes")
+        raise InvalidPath("the store location must be a str path or URL, not bytes")
     if text.startswith("file://"):
         text = text[len("file://") :]
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         if scheme not in REMOTE_SCHEMES:
-            raise ValueError(
+            raise InvalidPath(
                 f"store URL scheme {scheme!r} is not supported; use a directory, file://, s3://, gs:// or az://"
             )
         from registry.store.remote import RemoteBlobStore
 
         return RemoteBlobStore(text, cache_dir if cache_dir is not None else default_cache_dir(), progress=progress)
     if not text:
-        raise ValueError("the store location is empty; give a directory path")
+        raise InvalidPath("the store location is empty; give a directory path")
     return LocalBlobStore(text)
 
 

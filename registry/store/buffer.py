@@ -32,6 +32,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from registry.errors import InvalidArgument
+
 
 def default_in_memory_limit() -> int:
     """A quarter of the machine's memory, at least 256 MiB: a model that large needs as much again once loaded."""
@@ -99,7 +101,7 @@ class VerifiedReader(io.BufferedIOBase):
 
     def _checked(self) -> memoryview:
         if self.closed:
-            raise ValueError("I/O operation on a closed verified artifact")
+            raise InvalidArgument("I/O operation on a closed verified artifact")
         return self._view
 
     def readable(self) -> bool:
@@ -153,9 +155,9 @@ class VerifiedReader(io.BufferedIOBase):
         self._checked()
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}.get(whence)
         if base is None:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+            raise InvalidArgument(f"invalid whence ({whence}, should be 0, 1 or 2)")
         if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
+            raise InvalidArgument(f"negative seek position {base + offset}")
         self._position = base + offset
         return self._position
 

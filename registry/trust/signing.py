@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from registry.domain import ModelVersion
+from registry.errors import InvalidKey
 
 KEY_VARIABLE = "MODELSHELF_SIGNING_KEY"
 _DOMAIN = b"modelshelf-signature-v1"
@@ -50,7 +51,7 @@ def signing_key(key: str | bytes | None) -> bytes | None:
     if isinstance(key, str):
         key = key.encode()
     if not isinstance(key, bytes) or len(key) < 16:
-        raise ValueError("the signing key must be a str or bytes of at least 16 bytes; use a random secret")
+        raise InvalidKey("the signing key must be a str or bytes of at least 16 bytes; use a random secret")
     return key
 
 
