@@ -38,6 +38,7 @@ has been verified, and nothing is read from the store after it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import warnings
@@ -229,11 +230,13 @@ class Registry:
         finish_lineage = self._start_lineage(data, parent)
         from registry.inputs import signature as signatures  # numpy: loaded when a model is registered, not on import
 
+        input_signature: InputSignature | None
         if signature is not None:
             if input_example is not None:
                 raise InvalidArgument("give signature= or input_example= (from which one is inferred), not both")
-            input_signature = signatures.coerce_signature(signature)
-            signatures.check_agrees(model, input_signature)
+            given = signatures.coerce_signature(signature)
+            signatures.check_agrees(model, given)
+            input_signature = given
         else:
             input_signature = signatures.infer_signature(
                 model, input_example=input_example, data=fingerprint.split_pair(data)[0]
@@ -490,9 +493,8 @@ class Registry:
                 if entry.digest not in staged:
                     member = bundle.blobs[entry.digest]
                     content = io.BytesIO()
-                    blob = staged_blobs.enter_context(
-                        self._store.stage(lambda file, m=member, c=content: archive.copy_blob(tar, m, file, c, source))
-                    )
+                    write = functools.partial(archive.copy_blob, tar, member, content=content, source=source)
+                    blob = staged_blobs.enter_context(self._store.stage(write))
                     if blob.digest != entry.digest:
                         raise CorruptedArtifact(
                             f"{source} was altered: the blob of {entry.source} hashes to "
@@ -820,7 +822,7 @@ class Registry:
     @contextlib.contextmanager
     def open_artifact(
         self, ref_or_name: str, version: int | None = None, alias: str | None = None
-    ) -> Iterator[IO[bytes]]:
+    ) -> Iterator[io.BufferedIOBase]:
         """The verified artifact of one version as a binary stream (nothing is unpickled).
 
         >>> with reg.open_artifact("iris-knn@production") as stream:   # doctest: +SKIP

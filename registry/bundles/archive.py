@@ -31,7 +31,7 @@ from registry.formats import INHERENTLY_SAFE, NotAPickle, get_format, scan_impor
 _CHUNK = 1024 * 1024
 
 #: Opens one version's verified artifact as a stream (``Registry.open_artifact``).
-OpenArtifact = Callable[[str], AbstractContextManager[IO[bytes]]]
+OpenArtifact = Callable[[str], AbstractContextManager[io.BufferedIOBase]]
 
 
 def manifest_entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:

@@ -56,24 +56,25 @@ from registry.catalog.schema import (
     TagRow,
     VersionImportRow,
     VersionRow,
+    table_of,
 )
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
 from registry.digests import checksum_of, digest_of
 from registry.domain import Draft, Lineage, MetricPoint, ModelVersion, Ref
-from registry.errors import AliasNotFound, InvalidKey, VersionNotFound
+from registry.errors import AliasNotFound, CatalogError, InvalidKey, VersionNotFound
 from registry.names import parse_ref
 
-_MODELS = ModelRow.__table__
-_VERSIONS = VersionRow.__table__
-_BLOBS = BlobRow.__table__
-_TAGS = TagRow.__table__
-_METRICS = MetricRow.__table__
-_LATEST = LatestMetricRow.__table__
-_ALIASES = AliasRow.__table__
-_PARAM_VALUES = ParamValueRow.__table__
-_LINEAGE = LineageRow.__table__
-_VERSION_IMPORTS = VersionImportRow.__table__
+_MODELS = table_of(ModelRow)
+_VERSIONS = table_of(VersionRow)
+_BLOBS = table_of(BlobRow)
+_TAGS = table_of(TagRow)
+_METRICS = table_of(MetricRow)
+_LATEST = table_of(LatestMetricRow)
+_ALIASES = table_of(AliasRow)
+_PARAM_VALUES = table_of(ParamValueRow)
+_LINEAGE = table_of(LineageRow)
+_VERSION_IMPORTS = table_of(VersionImportRow)
 
 
 # Built once and reused with bound parameters (see reads.py for why).
@@ -362,7 +363,7 @@ class Catalog(DamageMarks, CatalogReads):
         self._claim_blob(connection, new.digest, new.size, now)
         publish()
         connection.execute(CLEAR_MARK, {"blob": new.digest})  # the same bytes are back: a damaged blob heals
-        version_id = connection.execute(
+        inserted = connection.execute(
             _INSERT_VERSION,
             {
                 "model_id": model_id,
@@ -380,7 +381,10 @@ class Catalog(DamageMarks, CatalogReads):
                 "signature": version_hmac,  # the column keeps its old name
                 "input_signature": None if new.input_signature is None else new.input_signature.to_json(),
             },
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        if inserted is None:  # SQLAlchemy returns it for every single-row insert; a driver that did not would be a bug
+            raise CatalogError("the catalog did not return the new version's id; nothing was recorded")
+        version_id = inserted[0]
         if new.params:
             connection.execute(_INSERT_PARAM_VALUES, param_rows(version_id, new.params))
         if new.imports:

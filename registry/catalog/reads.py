@@ -108,7 +108,7 @@ _LIVE_OF_MODEL = (VersionRow.model_id == bindparam("model_id")) & VersionRow.del
 _VERSIONS_OF_MODEL = FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
 
 
-def _details_query(version_filter: Any) -> CompoundSelect:
+def _details_query(version_filter: Any) -> CompoundSelect[Any]:
     """Tags, latest metrics and aliases in one round trip: (kind, version_id, key, text, number)."""
     return union_all(
         select(literal("t"), TagRow.version_id, TagRow.key, TagRow.value, null()).where(
@@ -139,7 +139,7 @@ _HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
 _MAX_ANCESTORS = 1000
 
 
-def _ancestors_query() -> Select[Any]:
+def _ancestors_query() -> Select[str, int]:
     """Every ancestor of one version in one recursive query, nearest first."""
     chain = (
         select(LineageRow.parent_id.label("id"), literal(1).label("depth"))

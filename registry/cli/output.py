@@ -11,6 +11,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -56,8 +57,8 @@ def emit_json(data: Any) -> None:
 
 
 def emit_table(
-    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], changed: set[int] = frozenset()
-) -> None:  # type: ignore[assignment]
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], changed: AbstractSet[int] = frozenset()
+) -> None:
     """A table: boxed and coloured on a terminal, a header line and tab-separated rows otherwise.
 
     ``changed`` holds indexes of rows to highlight (diff).

@@ -14,9 +14,10 @@ callers meet one error type whatever pickle, joblib or the object's
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from registry.errors import InvalidFormat, RegistryError, SerializationError
+from registry.formats.binary import BinaryFile
 from registry.formats.hooks import NotAPickle
 from registry.formats.pickle_format import JoblibFormat, PickleFormat
 from registry.formats.policy import POLICY_VERSION, describe_policy
@@ -42,12 +43,12 @@ class Format(Protocol):
 
     name: str
 
-    def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]: ...
+    def dump(self, obj: Any, file: BinaryFile) -> tuple[str, ...]: ...
 
-    def scan(self, file: IO[bytes]) -> tuple[str, ...]: ...
+    def scan(self, file: BinaryFile) -> tuple[str, ...]: ...
 
     def load(
-        self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
+        self, file: BinaryFile, *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
     ) -> Any: ...
 
 
@@ -65,7 +66,7 @@ def get_format(name: object) -> Format:
     return FORMATS[name]
 
 
-def dump(fmt: Format, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
+def dump(fmt: Format, obj: Any, file: BinaryFile) -> tuple[str, ...]:
     """Write ``obj`` with ``fmt``; return the globals it imports. Failures become ``SerializationError``."""
     try:
         return fmt.dump(obj, file)
@@ -83,7 +84,7 @@ def dump(fmt: Format, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
         ) from exc
 
 
-def scan_imports(fmt: Format, file: IO[bytes]) -> tuple[str, ...]:
+def scan_imports(fmt: Format, file: BinaryFile) -> tuple[str, ...]:
     """Every global ``file``'s bytes will import when loaded, sorted; nothing is imported or run.
 
     The scan is the safe loader's own interpreter with every global made an
@@ -108,7 +109,7 @@ def scan_imports(fmt: Format, file: IO[bytes]) -> tuple[str, ...]:
 
 def load(
     fmt: Format,
-    file: IO[bytes],
+    file: BinaryFile,
     what: str,
     *,
     safe: bool = False,

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from typing import IO, Any
+from typing import Any
+
+from registry.formats.binary import BinaryFile
 
 #: Arrays with fewer data bytes than this are copied out of the buffer instead of viewed.
 ZERO_COPY_MIN_BYTES = 64 * 1024
@@ -41,7 +43,7 @@ def _starts_as_pickle(file: Any) -> bool:
     return bytes(peek(1)[:1]) == _PROTO
 
 
-def load_joblib_unsafe(file: IO[bytes]) -> Any:
+def load_joblib_unsafe(file: BinaryFile) -> Any:
     """Load a joblib artifact from ``file``, its large arrays viewing ``file.getbuffer()`` when offered.
 
     Runs the pickle's code, like ``joblib.load``; for a file object
@@ -59,7 +61,7 @@ def load_joblib_unsafe(file: IO[bytes]) -> Any:
     return _zero_copy_unpickler()(file, getbuffer()).load()
 
 
-def array_view(wrapper: Any, file: IO[bytes], whole: memoryview, address: int) -> Any:
+def array_view(wrapper: Any, file: BinaryFile, whole: memoryview, address: int) -> Any:
     """The array a joblib ``NumpyArrayWrapper`` announces, as a view of ``whole``; ``None`` to copy it instead.
 
     ``file`` is positioned where joblib wrote the array (its padding byte
@@ -106,7 +108,7 @@ def _zero_copy_unpickler() -> type:
             return super().read_array(unpickler, *args, **kwargs) if array is None else array
 
     class ZeroCopyUnpickler(NumpyUnpickler):  # type: ignore[misc]
-        def __init__(self, file: IO[bytes], whole: memoryview) -> None:
+        def __init__(self, file: BinaryFile, whole: memoryview) -> None:
             super().__init__("", file, ensure_native_byte_order=True)
             self.zero_copy_buffer = whole.cast("B") if whole.format != "B" else whole
             self.buffer_address = np.frombuffer(whole, dtype=np.uint8).ctypes.data if len(whole) else 0

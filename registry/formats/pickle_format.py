@@ -21,8 +21,9 @@ import io
 import os
 import pickle
 from collections.abc import Collection
-from typing import IO, Any
+from typing import Any
 
+from registry.formats.binary import BinaryFile
 from registry.formats.decompress import inflate
 from registry.formats.hooks import Budget
 from registry.formats.joblib_fast import load_joblib_unsafe as _load_joblib_unsafe
@@ -43,7 +44,7 @@ class _Tee:
 
     _HOLE = 1 << 18
 
-    def __init__(self, file: IO[bytes]) -> None:
+    def __init__(self, file: BinaryFile) -> None:
         self.file = file
         self.size = 0
         self.chunks: list[tuple[int, bytes]] = []
@@ -72,7 +73,7 @@ class _Tee:
         return memoryview(data)
 
 
-def _buffer(file: IO[bytes]) -> memoryview:
+def _buffer(file: BinaryFile) -> memoryview:
     """The rest of ``file`` as one writable memoryview, read once.
 
     A file object that lends its buffer (``getbuffer()``: ``io.BytesIO``, the
@@ -91,7 +92,7 @@ def _buffer(file: IO[bytes]) -> memoryview:
     view = memoryview(data)
     filled = 0
     while filled < len(data):
-        count = file.readinto(view[filled:])  # type: ignore[attr-defined]
+        count = file.readinto(view[filled:])  # type: ignore[union-attr]  # IO[bytes] has no readinto in typeshed; binary files do
         if not count:
             return view[:filled]
         filled += count
@@ -104,7 +105,7 @@ def _scan(data: memoryview, *, container: bool, budget_size: int | None = None) 
     return tuple(sorted(imports))
 
 
-def _joblib_stream(file: IO[bytes]) -> tuple[memoryview, int]:
+def _joblib_stream(file: BinaryFile) -> tuple[memoryview, int]:
     """The pickle stream of a joblib file, inflated if compressed, and the artifact's size for the budget."""
     data = _buffer(file)
     inflated = inflate(data, Budget(len(data)).limit)
@@ -116,16 +117,16 @@ class PickleFormat:
 
     name = "pickle"
 
-    def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
+    def dump(self, obj: Any, file: BinaryFile) -> tuple[str, ...]:
         tee = _Tee(file)
         pickle.Pickler(tee, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
         return _scan(tee.scanned(), container=False)
 
-    def scan(self, file: IO[bytes]) -> tuple[str, ...]:
+    def scan(self, file: BinaryFile) -> tuple[str, ...]:
         return _scan(_buffer(file), container=False)
 
     def load(
-        self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
+        self, file: BinaryFile, *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
     ) -> Any:
         if safe:
             value, _, _ = run(_buffer(file), LoadHooks(trusted, inventory), container=False)
@@ -138,19 +139,19 @@ class JoblibFormat:
 
     name = "joblib"
 
-    def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
+    def dump(self, obj: Any, file: BinaryFile) -> tuple[str, ...]:
         import joblib
 
         tee = _Tee(file)
         joblib.dump(obj, tee)
         return _scan(tee.scanned(), container=True)
 
-    def scan(self, file: IO[bytes]) -> tuple[str, ...]:
+    def scan(self, file: BinaryFile) -> tuple[str, ...]:
         data, size = _joblib_stream(file)
         return _scan(data, container=True, budget_size=size)
 
     def load(
-        self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
+        self, file: BinaryFile, *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
     ) -> Any:
         if safe:
             data, size = _joblib_stream(file)

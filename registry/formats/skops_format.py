@@ -9,9 +9,10 @@ optional dependency (``pip install 'modelshelf[skops]'``).
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import IO, Any
+from typing import Any
 
 from registry.errors import SerializationError, UntrustedTypes
+from registry.formats.binary import BinaryFile
 
 
 def _skops_io() -> Any:
@@ -25,18 +26,18 @@ def _skops_io() -> Any:
 class SkopsFormat:
     name = "skops"
 
-    def dump(self, obj: Any, file: IO[bytes]) -> tuple[str, ...]:
+    def dump(self, obj: Any, file: BinaryFile) -> tuple[str, ...]:
         sio = _skops_io()
         data = sio.dumps(obj)
         file.write(data)
         return tuple(sorted(sio.get_untrusted_types(data=data)))
 
-    def scan(self, file: IO[bytes]) -> tuple[str, ...]:
+    def scan(self, file: BinaryFile) -> tuple[str, ...]:
         """The types a loader must trust: skops imports nothing else."""
         return tuple(sorted(_skops_io().get_untrusted_types(data=file.read())))
 
     def load(
-        self, file: IO[bytes], *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
+        self, file: BinaryFile, *, safe: bool, trusted: Collection[str], inventory: Collection[str] | None = None
     ) -> Any:
         sio = _skops_io()
         data = file.read()

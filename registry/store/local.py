@@ -293,7 +293,7 @@ class LocalBlobStore:
             try:
                 with open(temp, "xb") as target:
                     writer = HashingWriter(target, lambda exc: self._failure("write the copy", exc))
-                    shutil.copyfileobj(source, writer, _BUFFER)  # type: ignore[misc]
+                    shutil.copyfileobj(source, writer, _BUFFER)
                     target.flush()
                     os.fsync(target.fileno())
                 if writer.hexdigest != digest:

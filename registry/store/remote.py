@@ -232,7 +232,7 @@ class RemoteBlobStore:
     def _upload(self, local: LocalStagedBlob, key: str) -> None:
         with _progress(self.progress, f"uploading {local.size} bytes", local.size) as advance:
             with local.open() as source, self._fs.open(key, "wb") as target:  # never through a link
-                shutil.copyfileobj(_Counting(source, advance), target, 8 * 1024 * 1024)  # type: ignore[misc]
+                shutil.copyfileobj(_Counting(source, advance), target, 8 * 1024 * 1024)
 
     def _push(self, staged: RemoteStagedBlob) -> None:
         if staged.temp_key is None:
