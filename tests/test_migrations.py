@@ -32,6 +32,21 @@ def test_one_head_and_it_is_the_revision_the_code_expects() -> None:
     assert script.get_heads() == [migrate.HEAD_REVISION]
 
 
+def test_the_head_is_read_from_the_scripts_so_a_new_script_is_all_a_migration_takes(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    shutil.copytree(migrate.migrations_dir() / "versions", versions)
+    assert migrate.head_revision(versions) == migrate.HEAD_REVISION
+    (versions / "abc123_next.py").write_text(
+        f'revision: str = "abc123"\ndown_revision: str | None = "{migrate.HEAD_REVISION}"\n'
+    )
+    assert migrate.head_revision(versions) == "abc123"
+    (versions / "def456_branch.py").write_text(
+        f'revision: str = "def456"\ndown_revision: str | None = "{migrate.HEAD_REVISION}"\n'
+    )
+    with pytest.raises(SchemaVersionError, match="2 heads"):
+        migrate.head_revision(versions)
+
+
 def test_orm_and_migrations_agree(home: Path) -> None:
     """``alembic check``: a column added to the ORM alone (or to a migration alone) fails here."""
     engine = create_engine(f"sqlite:///{home / 'catalog.db'}")

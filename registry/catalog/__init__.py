@@ -11,9 +11,10 @@ from sqlalchemy.engine import URL
 
 from registry.catalog import migrate
 from registry.catalog.audit import Actor
-from registry.catalog.catalog import Catalog, NewVersion
+from registry.catalog.catalog import Catalog
 from registry.catalog.engine import make_engine, parse_url, sqlite_path
 from registry.catalog.migrate import HEAD_REVISION, ensure_schema, read_revision
+from registry.catalog.version_rows import NewVersion
 from registry.errors import CatalogError
 
 __all__ = [

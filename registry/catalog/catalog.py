@@ -33,7 +33,6 @@ times, when a server catalog's connection dies before the commit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,8 +59,9 @@ from registry.catalog.schema import (
 )
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
-from registry.digests import checksum_of, digest_of
-from registry.domain import Draft, Lineage, MetricPoint, ModelVersion, Ref
+from registry.catalog.version_rows import NewVersion, lineage_row, version_row
+from registry.digests import checksum_of
+from registry.domain import MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound, CatalogError, InvalidKey, VersionNotFound
 from registry.names import parse_ref
 
@@ -108,18 +108,6 @@ _ALIASES_OF_VERSION = select(_ALIASES.c.alias).where(_ALIASES.c.version_id == bi
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, kw_only=True)
-class NewVersion(Draft):
-    """Everything the catalog records for a version about to be inserted: a draft and its blob's address.
-
-    The draft's fields were validated by the caller (:mod:`registry.drafting`).
-    """
-
-    #: The blob's SHA-256 in hex (no ``sha256:`` prefix).
-    digest: str
-    size: int
 
 
 class Catalog(DamageMarks, CatalogReads):
@@ -364,23 +352,7 @@ class Catalog(DamageMarks, CatalogReads):
         publish()
         connection.execute(CLEAR_MARK, {"blob": new.digest})  # the same bytes are back: a damaged blob heals
         inserted = connection.execute(
-            _INSERT_VERSION,
-            {
-                "model_id": model_id,
-                "version": version,
-                "blob_digest": new.digest,
-                "size": new.size,
-                "format": new.format,
-                "params": new.params,
-                "environment": new.environment,
-                "description": new.description,
-                "created_at": now,
-                "deleted_at": None,
-                "imports": None if new.imports is None else list(new.imports),
-                "imports_scanned": new.imports is not None,
-                "signature": version_hmac,  # the column keeps its old name
-                "input_signature": None if new.input_signature is None else new.input_signature.to_json(),
-            },
+            _INSERT_VERSION, version_row(new, model_id, version, now, version_hmac)
         ).inserted_primary_key
         if inserted is None:  # SQLAlchemy returns it for every single-row insert; a driver that did not would be a bug
             raise CatalogError("the catalog did not return the new version's id; nothing was recorded")
@@ -390,7 +362,7 @@ class Catalog(DamageMarks, CatalogReads):
         if new.imports:
             connection.execute(_INSERT_VERSION_IMPORTS, import_rows(version_id, new.imports))
         if lineage is not None:
-            connection.execute(_INSERT_LINEAGE, _lineage_row(version_id, lineage, parent_id))
+            connection.execute(_INSERT_LINEAGE, lineage_row(version_id, lineage, parent_id))
         registered: dict[str, Any] = {"checksum": checksum_of(new.digest), "format": new.format}
         if lineage is not None and lineage.parent is not None:
             registered["parent"] = lineage.parent
@@ -514,19 +486,3 @@ class Catalog(DamageMarks, CatalogReads):
                     updates=["value"],
                 )
             return self._to_model_version(row, self._details(connection, version_id=row.id))
-
-
-def _lineage_row(version_id: int, lineage: Lineage, parent_id: int | None) -> dict[str, Any]:
-    return {
-        "version_id": version_id,
-        "git_commit": lineage.git_commit,
-        "git_dirty": lineage.git_dirty,
-        "script": lineage.script,
-        "user_name": lineage.user,
-        "host": lineage.host,
-        "modelshelf_version": lineage.modelshelf_version,
-        "data_digest": None if lineage.data is None else digest_of(lineage.data),
-        "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
-        "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
-        "parent_id": parent_id,
-    }

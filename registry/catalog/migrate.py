@@ -8,15 +8,18 @@ own connection; it never reads ``alembic.ini``, which is for developers
 writing new revisions.
 
 Opening a catalog costs one query (``SELECT version_num FROM
-alembic_version``) compared with :data:`HEAD_REVISION`; the migration
-scripts are only read when that check fails. A test asserts the constant
-matches the scripts' single head.
+alembic_version``) compared with :data:`HEAD_REVISION`, which is read from
+the scripts' ``revision``/``down_revision`` lines when this module is
+imported (a few small files, no Alembic import), so adding a migration is
+adding its script. Alembic itself only loads the scripts when that check
+fails. A test asserts the value matches Alembic's single head.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,9 +36,6 @@ from registry.errors import CatalogError, SchemaVersionError
 if TYPE_CHECKING:
     from alembic.config import Config
 
-#: The newest revision in ``migrations/versions``: the schema this code reads and writes.
-HEAD_REVISION = "5c1f0e2d9b7a"
-
 UPGRADE_HINT = "modelshelf db upgrade"
 #: An arbitrary constant naming PostgreSQL's advisory lock for migrations.
 MIGRATION_LOCK_KEY = 0x6D6F64656C73
@@ -48,6 +48,30 @@ logger = logging.getLogger(__name__)
 def migrations_dir() -> Path:
     """The directory of the packaged Alembic environment."""
     return Path(str(files("registry._migrations")))
+
+
+_REVISION_LINE = re.compile(r'^(down_revision|revision)\b[^=\n]*=\s*(?:"([0-9a-f]+)"|None)', re.MULTILINE)
+
+
+def head_revision(versions: Path) -> str:
+    """The one revision among the scripts in ``versions`` that no other script revises."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for script in versions.glob("*.py"):
+        for kind, value in _REVISION_LINE.findall(script.read_text(encoding="utf-8")):
+            if value:
+                (revisions if kind == "revision" else revised).add(value)
+    heads = sorted(revisions - revised)
+    if len(heads) != 1:
+        raise SchemaVersionError(
+            f"the migration scripts in {versions} have {len(heads)} heads ({', '.join(heads) or 'none'}), "
+            "not one: the installation is damaged or a merge revision is missing; reinstall modelshelf"
+        )
+    return heads[0]
+
+
+#: The newest revision in ``migrations/versions``: the schema this code reads and writes.
+HEAD_REVISION = head_revision(migrations_dir() / "versions")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

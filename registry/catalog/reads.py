@@ -40,12 +40,10 @@ from registry.catalog.verification import (
     told_findings,
     trail_findings,
 )
-from registry.digests import checksum_of
+from registry.catalog.version_rows import VERSION_COLUMNS, to_model_version
 from registry.domain import (
     AliasPeriod,
     Event,
-    InputSignature,
-    Lineage,
     MetricPoint,
     ModelSummary,
     ModelVersion,
@@ -54,41 +52,10 @@ from registry.domain import (
 from registry.errors import AliasNotFound, ModelNotFound, VersionNotFound
 from registry.query import Node, OrderKey
 
-_VERSION_COLUMNS = (
-    VersionRow.id,
-    ModelRow.name,
-    VersionRow.version,
-    VersionRow.blob_digest,
-    VersionRow.size,
-    VersionRow.format,
-    VersionRow.params,
-    VersionRow.environment,
-    VersionRow.description,
-    VersionRow.created_at,
-    VersionRow.deleted_at,
-    VersionRow.imports,
-    VersionRow.imports_scanned,
-    VersionRow.signature,
-    VersionRow.input_signature,
-    LineageRow.version_id.label("lineage_id"),
-    LineageRow.git_commit,
-    LineageRow.git_dirty,
-    LineageRow.script,
-    LineageRow.user_name,
-    LineageRow.host,
-    LineageRow.modelshelf_version,
-    LineageRow.data_digest,
-    LineageRow.data_shape,
-    LineageRow.data_columns,
-    PARENT_MODEL.name.label("parent_name"),
-    PARENT.version.label("parent_version"),
-)
-
-
 # The statements are built once, with bound parameters, and reused: building a
 # SQLAlchemy expression costs more than running the query on SQLite.
 FROM_VERSIONS = (
-    select(*_VERSION_COLUMNS)
+    select(*VERSION_COLUMNS)
     .join(ModelRow, ModelRow.id == VersionRow.model_id)
     .outerjoin(LineageRow, LineageRow.version_id == VersionRow.id)
     .outerjoin(PARENT, PARENT.id == LineageRow.parent_id)
@@ -266,24 +233,8 @@ class CatalogReads:
 
     @staticmethod
     def _to_model_version(row: Row[Any], details: _Details) -> ModelVersion:
-        return ModelVersion(
-            name=row.name,
-            version=row.version,
-            checksum=checksum_of(row.blob_digest),
-            size=row.size,
-            format=row.format,
-            created_at=row.created_at,
-            params=row.params,
-            metrics=details.metrics.get(row.id, {}),
-            tags=details.tags.get(row.id, {}),
-            description=row.description,
-            environment=row.environment,
-            aliases=tuple(sorted(details.aliases.get(row.id, ()))),
-            imports=None if row.imports is None else tuple(row.imports),
-            imports_scanned=bool(row.imports_scanned),
-            hmac=row.signature,
-            lineage=_lineage(row),
-            input_signature=InputSignature.from_json(row.input_signature),
+        return to_model_version(
+            row, details.metrics.get(row.id, {}), details.tags.get(row.id, {}), details.aliases.get(row.id, ())
         )
 
     @retried
@@ -463,21 +414,3 @@ def _aware(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _lineage(row: Row[Any]) -> Lineage | None:
-    """The lineage columns of a version row, or ``None`` for versions registered before lineage was recorded."""
-    if row.lineage_id is None:
-        return None
-    return Lineage(
-        git_commit=row.git_commit,
-        git_dirty=row.git_dirty,
-        script=row.script,
-        user=row.user_name,
-        host=row.host,
-        modelshelf_version=row.modelshelf_version,
-        data=None if row.data_digest is None else checksum_of(row.data_digest),
-        data_shape=None if row.data_shape is None else tuple(row.data_shape),
-        data_columns=None if row.data_columns is None else tuple(row.data_columns),
-        parent=None if row.parent_name is None else f"{row.parent_name}:{row.parent_version}",
-    )

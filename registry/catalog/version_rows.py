@@ -1,0 +1,149 @@
+"""The one mapping between a version and its catalog rows, both ways.
+
+A version is written as one ``versions`` row (plus its ``lineage`` row) and
+read back through :data:`VERSION_COLUMNS`; both directions live here, next
+to each other, so a field added to :class:`~registry.domain.ModelVersion`
+and :class:`~registry.domain.Draft` is mapped in this module and nowhere
+else (tags, metrics and aliases have their own tables and queries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from registry.catalog.schema import LineageRow, ModelRow, VersionRow
+from registry.catalog.search import PARENT, PARENT_MODEL
+from registry.digests import checksum_of, digest_of
+from registry.domain import Draft, InputSignature, Lineage, ModelVersion
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewVersion(Draft):
+    """Everything the catalog records for a version about to be inserted: a draft and its blob's address.
+
+    The draft's fields were validated by the caller (:mod:`registry.drafting`).
+    """
+
+    #: The blob's SHA-256 in hex (no ``sha256:`` prefix).
+    digest: str
+    size: int
+
+
+#: What every read of a version selects: its row, its model's name, its lineage and its parent's reference.
+VERSION_COLUMNS = (
+    VersionRow.id,
+    ModelRow.name,
+    VersionRow.version,
+    VersionRow.blob_digest,
+    VersionRow.size,
+    VersionRow.format,
+    VersionRow.params,
+    VersionRow.environment,
+    VersionRow.description,
+    VersionRow.created_at,
+    VersionRow.deleted_at,
+    VersionRow.imports,
+    VersionRow.imports_scanned,
+    VersionRow.signature,
+    VersionRow.input_signature,
+    LineageRow.version_id.label("lineage_id"),
+    LineageRow.git_commit,
+    LineageRow.git_dirty,
+    LineageRow.script,
+    LineageRow.user_name,
+    LineageRow.host,
+    LineageRow.modelshelf_version,
+    LineageRow.data_digest,
+    LineageRow.data_shape,
+    LineageRow.data_columns,
+    PARENT_MODEL.name.label("parent_name"),
+    PARENT.version.label("parent_version"),
+)
+
+
+def version_row(new: NewVersion, model_id: int, version: int, created_at: datetime, hmac: str | None) -> dict[str, Any]:
+    """The ``versions`` row that records ``new`` as ``version`` of the model ``model_id``."""
+    return {
+        "model_id": model_id,
+        "version": version,
+        "blob_digest": new.digest,
+        "size": new.size,
+        "format": new.format,
+        "params": new.params,
+        "environment": new.environment,
+        "description": new.description,
+        "created_at": created_at,
+        "deleted_at": None,
+        "imports": None if new.imports is None else list(new.imports),
+        "imports_scanned": new.imports is not None,
+        "signature": hmac,  # the column keeps its old name
+        "input_signature": None if new.input_signature is None else new.input_signature.to_json(),
+    }
+
+
+def lineage_row(version_id: int, lineage: Lineage, parent_id: int | None) -> dict[str, Any]:
+    """The ``lineage`` row of the version ``version_id`` (its parent given by row id)."""
+    return {
+        "version_id": version_id,
+        "git_commit": lineage.git_commit,
+        "git_dirty": lineage.git_dirty,
+        "script": lineage.script,
+        "user_name": lineage.user,
+        "host": lineage.host,
+        "modelshelf_version": lineage.modelshelf_version,
+        "data_digest": None if lineage.data is None else digest_of(lineage.data),
+        "data_shape": None if lineage.data_shape is None else list(lineage.data_shape),
+        "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
+        "parent_id": parent_id,
+    }
+
+
+def to_model_version(
+    row: Row[Any],
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    aliases: Sequence[str],
+) -> ModelVersion:
+    """The version a row of :data:`VERSION_COLUMNS` describes, with its latest metrics, tags and aliases."""
+    return ModelVersion(
+        name=row.name,
+        version=row.version,
+        checksum=checksum_of(row.blob_digest),
+        size=row.size,
+        format=row.format,
+        created_at=row.created_at,
+        params=row.params,
+        metrics=dict(metrics),
+        tags=dict(tags),
+        description=row.description,
+        environment=row.environment,
+        aliases=tuple(sorted(aliases)),
+        imports=None if row.imports is None else tuple(row.imports),
+        imports_scanned=bool(row.imports_scanned),
+        hmac=row.signature,
+        lineage=_lineage(row),
+        input_signature=InputSignature.from_json(row.input_signature),
+    )
+
+
+def _lineage(row: Row[Any]) -> Lineage | None:
+    """The lineage columns of a version row, or ``None`` for versions registered before lineage was recorded."""
+    if row.lineage_id is None:
+        return None
+    return Lineage(
+        git_commit=row.git_commit,
+        git_dirty=row.git_dirty,
+        script=row.script,
+        user=row.user_name,
+        host=row.host,
+        modelshelf_version=row.modelshelf_version,
+        data=None if row.data_digest is None else checksum_of(row.data_digest),
+        data_shape=None if row.data_shape is None else tuple(row.data_shape),
+        data_columns=None if row.data_columns is None else tuple(row.data_columns),
+        parent=None if row.parent_name is None else f"{row.parent_name}:{row.parent_version}",
+    )
