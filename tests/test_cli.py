@@ -98,5 +98,7 @@ def test_help_shows_an_example(args: list[str]) -> None:
 
 
 def test_version_option() -> None:
+    import registry
+
     result = run_cli(None, "--version")
-    assert result.exit_code == 0 and "modelshelf" in result.output
+    assert result.exit_code == 0 and "modelshelf" in result.output and registry.__version__ in result.output

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from registry import __version__
 from registry.errors import (
     InvalidBundle,
     InvalidInput,
@@ -51,15 +52,6 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("modelshelf")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def fail(exc: BaseException) -> NoReturn:
     for kind, code in EXIT_CODES:
         if isinstance(exc, kind):
@@ -88,7 +80,7 @@ class _Group(click.Group):
 @click.option("--store", envvar="MODELSHELF_STORE", help="Blob store directory [env MODELSHELF_STORE].")
 @click.option("--json", "as_json", is_flag=True, help="Print data as JSON (also accepted after each command).")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.version_option(_version(), prog_name="modelshelf")
+@click.version_option(__version__, prog_name="modelshelf")
 @click.pass_context
 def cli(
     ctx: click.Context, home: str | None, catalog: str | None, store: str | None, as_json: bool, debug: bool
