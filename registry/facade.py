@@ -326,15 +326,19 @@ class Registry:
         is not a pickle). ``parent`` is recorded in the lineage as for
         :meth:`register`.
         """
+        # The order of the checks is the one callers have always met: name, alias, format, check mode, file, values.
+        name = validate_model_name(name)
+        if alias is not None:
+            alias = validate_alias(alias)
+        fmt = formats.get_format(format)
         mode = filecheck.check_mode(check)
         trusted_names = filecheck.trusted_names(trusted)
-        draft = drafting.draft_from_input(
-            name, format, metrics=metrics, tags=tags, description=description, alias=alias
-        )
-        fmt = formats.get_format(draft.format)
         source = Path(os.fspath(path))
         if not source.is_file():
             raise InvalidPath(f"{source} is not a file; give the path of a {fmt.name} artifact")
+        draft = drafting.draft_from_input(
+            name, fmt.name, metrics=metrics, tags=tags, description=description, alias=alias
+        )
         checked_params = validate_params(params) if params is not None else {}
         finish_lineage = self._start_lineage(None, parent)
         try:

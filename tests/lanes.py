@@ -35,6 +35,10 @@ SLOW: dict[str, frozenset[str]] = {
     ),
     # real git repositories, made with the git binary, and scripts run in them
     "test_provenance_lineage.py": ALL,
+    # a fresh interpreter, and 50 MB arrays hashed under tracemalloc
+    "test_provenance_fingerprint.py": frozenset(
+        {"test_fingerprints_are_the_same_in_another_process", "test_memory_stays_bounded"}
+    ),
     "test_provenance.py": frozenset(
         {
             "test_a_script_in_a_git_repository_records_commit_script_and_dirty_flag",

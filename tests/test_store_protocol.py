@@ -173,7 +173,7 @@ def test_the_old_module_global_still_works_and_warns(tmp_path: Path, monkeypatch
     seen, reporter = recorder()
     monkeypatch.setattr(remote, "progress_reporter", reporter)
     store = RemoteBlobStore(f"memory://modelshelf-{secrets.token_hex(6)}/store", tmp_path / "cache")
-    with pytest.warns(DeprecationWarning, match="progress="):
+    with pytest.warns(FutureWarning, match="progress="):
         put(store, bytes(5 * 1024 * 1024))
     assert seen == {"uploading": [5 * 1024 * 1024, 5 * 1024 * 1024]}
 

@@ -79,7 +79,7 @@ def _progress(reporter: ProgressReporter | None, description: str, total: int) -
         warnings.warn(
             "setting registry.store.remote.progress_reporter is deprecated; pass progress= to Registry "
             "or open_store instead",
-            DeprecationWarning,
+            FutureWarning,  # shown by default: whoever set the global is a user's program, not a library's test
             stacklevel=4,
         )
         reporter = progress_reporter
