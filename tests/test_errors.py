@@ -220,3 +220,21 @@ def test_the_storage_limits_are_one_set_of_numbers_for_schema_and_checks() -> No
         validate_step(limits.MAX_STEP + 1)
     with pytest.raises(registry.InvalidReference):
         validate_version(limits.MAX_VERSION + 1)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected", "message"),
+    [
+        ({"name": "bad name!", "check": "bogus"}, registry.InvalidName, "bad name"),
+        ({"format": "onnx", "check": "bogus"}, registry.InvalidFormat, "unknown format"),
+        ({"metrics": {"accuracy": float("nan")}}, registry.InvalidPath, "is not a file"),
+    ],
+)
+def test_register_file_checks_its_arguments_in_the_order_callers_have_always_met(
+    reg: Registry, tmp_path: Path, arguments: dict[str, Any], expected: type[Exception], message: str
+) -> None:
+    """Two wrong arguments at once: the error is about the one checked first, as before the write pipeline."""
+    call = {"name": "m", "path": tmp_path / "missing.joblib", **arguments}
+    with pytest.raises(expected, match=message):
+        reg.register_file(**call)
+    assert reg.models() == []
