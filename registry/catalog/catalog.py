@@ -59,7 +59,7 @@ from registry.catalog.schema import (
 )
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
-from registry.catalog.version_rows import NewVersion, lineage_row, version_row
+from registry.catalog.version_rows import NewVersion, lineage_row, recorded_version, version_row
 from registry.digests import checksum_of
 from registry.domain import MetricPoint, ModelVersion, Ref
 from registry.errors import AliasNotFound, CatalogError, InvalidKey, VersionNotFound
@@ -338,11 +338,12 @@ class Catalog(DamageMarks, CatalogReads):
         connection.execute(_BUMP_COUNTER, {"model_id": model_id})  # locks the model's row until commit
         version = connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()
         now = utcnow()  # taken under that lock, so time follows version order on every engine
-        parent_id = None
+        parent_id, parent_ref = None, None
         lineage = new.lineage
         if lineage is not None and lineage.parent is not None:
             parent = parse_ref(lineage.parent)
-            parent_id = self._find(connection, parent).id
+            found = self._find(connection, parent)
+            parent_id, parent_ref = found.id, (found.name, found.version)
             # A shared lock, taken after the model's as every writer does (no deadlock): a delete of the parent
             # committing meanwhile would leave a lineage naming a dead version.
             if connection.execute(_LOCK_LIVE_VERSION, {"version_id": parent_id}).scalar() is None:
@@ -379,9 +380,14 @@ class Catalog(DamageMarks, CatalogReads):
             self._record_history(connection, (version_id, new.name, version, events), list(new.history))
         if new.alias is not None:
             self._point_alias(connection, events, (new.name, model_id, version_id, version), new.alias, now)
-        # Read back through the mapping every read uses, so a version is described the same way wherever it is met.
-        row = self._find(connection, Ref(new.name, version=version))
-        return self._to_model_version(row, self._details(connection, version_id=version_id))
+        return recorded_version(
+            new,
+            version_id=version_id,
+            version=version,
+            created_at=now,
+            hmac=version_hmac,
+            parent=parent_ref,
+        )
 
     @retried
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row
@@ -103,8 +104,32 @@ def lineage_row(version_id: int, lineage: Lineage, parent_id: int | None) -> dic
     }
 
 
+def recorded_version(
+    new: NewVersion,
+    *,
+    version_id: int,
+    version: int,
+    created_at: datetime,
+    hmac: str | None,
+    parent: tuple[str, int] | None,
+) -> ModelVersion:
+    """The version just written for ``new``, described by the same mapping a read of its rows goes through.
+
+    The rows are assembled from what was written, not queried back: the
+    writer holds the model's lock, and a read under it is two round trips
+    per version for facts it already has.
+    """
+    row: dict[str, Any] = {"id": version_id, "name": new.name, **version_row(new, 0, version, created_at, hmac)}
+    row["lineage_id"] = None if new.lineage is None else version_id
+    if new.lineage is not None:
+        row.update(lineage_row(version_id, new.lineage, None))
+    row["parent_name"], row["parent_version"] = parent if parent is not None else (None, None)
+    metrics = dict(new.metrics) if new.history is None else {point.key: point.value for point in new.history}
+    return to_model_version(SimpleNamespace(**row), metrics, new.tags, (new.alias,) if new.alias else ())
+
+
 def to_model_version(
-    row: Row[Any],
+    row: Row[Any] | SimpleNamespace,
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
     aliases: Sequence[str],
@@ -131,7 +156,7 @@ def to_model_version(
     )
 
 
-def _lineage(row: Row[Any]) -> Lineage | None:
+def _lineage(row: Row[Any] | SimpleNamespace) -> Lineage | None:
     """The lineage columns of a version row, or ``None`` for versions registered before lineage was recorded."""
     if row.lineage_id is None:
         return None
