@@ -33,6 +33,23 @@ SLOW: dict[str, frozenset[str]] = {
     "test_migrations.py": frozenset(
         {"test_developer_alembic_ini_works_too", "test_the_wheel_ships_the_migrations_and_creates_catalogs"}
     ),
+    # each waits for a process a payload would have spawned before it can say nothing ran
+    "test_attacks_pickle.py": frozenset(
+        {
+            "test_popen_reached_through_sklearn_base_is_refused",
+            "test_a_payload_hidden_in_front_of_a_working_estimator_is_refused",
+            "test_threading_thread_reexported_by_sklearn_starts_nothing",
+            "test_stack_global_with_a_sklearn_chain_from_the_memo_is_refused",
+            "test_inst_imports_and_calls_in_one_opcode_and_is_refused",
+            "test_obj_calls_a_class_from_the_stack_and_is_refused",
+            "test_extension_codes_resolve_through_the_same_check",
+            "test_a_stream_that_breaks_after_its_payload_is_refused_before_the_payload",
+            "test_protocol_0_text_forms_are_checked_like_the_binary_ones",
+            "test_an_opcode_straddling_a_frame_boundary_never_runs",
+            "test_look_alike_and_split_names_are_refused",
+            "test_a_payload_in_a_nested_object_array_stream_is_refused",
+        }
+    ),
     # real git repositories, made with the git binary, and scripts run in them
     "test_provenance_lineage.py": ALL,
     # a fresh interpreter, and 50 MB arrays hashed under tracemalloc

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,11 +17,23 @@ from tests.cli_helpers import run_cli
 N = 4
 
 
+@pytest.fixture(scope="module")
+def sixteen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry of 16 small versions over three models, registered once for the module."""
+    source = tmp_path_factory.mktemp("sixteen")
+    with Registry(source) as reg:
+        for k in range(16):
+            reg.register(f"m{k % 3}", {"k": k}, format="pickle")
+    return source
+
+
 @pytest.fixture
-def many(reg: Registry) -> Registry:
-    for k in range(16):
-        reg.register(f"m{k % 3}", {"k": k}, format="pickle")
-    return reg
+def many(sixteen: Path, home: Path) -> Iterator[Registry]:
+    """This test's own copy of those 16 versions, at ``home`` (catalog and blobs copied as they are)."""
+    shutil.rmtree(home)
+    shutil.copytree(sixteen, home)
+    with Registry(home) as reg:
+        yield reg
 
 
 def digests(reg: Registry) -> set[str]:
