@@ -238,3 +238,20 @@ def test_register_file_checks_its_arguments_in_the_order_callers_have_always_met
     with pytest.raises(expected, match=message):
         reg.register_file(**call)
     assert reg.models() == []
+
+
+@pytest.mark.parametrize("stored", ["[1, 2]", '"text"', '{"n_features": 2, "unknown_field_as_key": 1, "classes": 3}'])
+def test_a_stored_input_signature_rewritten_by_sql_is_a_registry_error(reg: Registry, home: Path, stored: str) -> None:
+    """Raw SQL on the catalog must not turn a lookup into a bare ``ValueError`` or ``TypeError``."""
+    import sqlite3
+
+    reg.register("m", {"w": 1}, format="pickle")
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("UPDATE versions SET input_signature = ?", (stored,))
+    db.close()
+    try:
+        mv = reg.get("m:1")
+    except RegistryError as error:
+        assert "edited outside modelshelf" in str(error)
+    else:  # a JSON object is read field by field; what it holds is only ever shown, never run
+        assert mv.input_signature is not None and stored.startswith("{")

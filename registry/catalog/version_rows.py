@@ -21,6 +21,7 @@ from registry.catalog.schema import LineageRow, ModelRow, VersionRow
 from registry.catalog.search import PARENT, PARENT_MODEL
 from registry.digests import checksum_of, digest_of
 from registry.domain import Draft, InputSignature, Lineage, ModelVersion
+from registry.errors import CatalogError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +136,13 @@ def to_model_version(
     aliases: Sequence[str],
 ) -> ModelVersion:
     """The version a row of :data:`VERSION_COLUMNS` describes, with its latest metrics, tags and aliases."""
+    try:
+        input_signature = InputSignature.from_json(row.input_signature)
+    except (TypeError, ValueError) as exc:  # only an edit of the catalog outside modelshelf makes such a row
+        raise CatalogError(
+            f"the catalog row of {row.name}:{row.version} holds an input signature modelshelf never writes ({exc}): "
+            "the catalog was edited outside modelshelf; restore it from a backup"
+        ) from None
     return ModelVersion(
         name=row.name,
         version=row.version,
@@ -152,7 +160,7 @@ def to_model_version(
         imports_scanned=bool(row.imports_scanned),
         hmac=row.signature,
         lineage=_lineage(row),
-        input_signature=InputSignature.from_json(row.input_signature),
+        input_signature=input_signature,
     )
 
 
