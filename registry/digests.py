@@ -17,11 +17,13 @@ True
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 CHECKSUM_PREFIX = "sha256:"
 #: A checksum as text: the prefix and 64 lowercase hex digits (for patterns that embed it).
 CHECKSUM_PATTERN = r"sha256:[0-9a-f]{64}"
 _CHECKSUM = re.compile(CHECKSUM_PATTERN)
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def checksum_of(digest: str) -> str:
@@ -29,7 +31,12 @@ def checksum_of(digest: str) -> str:
     return CHECKSUM_PREFIX + digest
 
 
-def is_checksum(value: object) -> bool:
+def is_digest(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a bare digest: exactly 64 lowercase hex digits (all a blob's name may be)."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def is_checksum(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a well-formed checksum: ``sha256:`` and exactly 64 lowercase hex digits."""
     return isinstance(value, str) and _CHECKSUM.fullmatch(value) is not None
 

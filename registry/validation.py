@@ -56,32 +56,21 @@ def storable_text(text: str) -> bool:
     return True
 
 
-#: The error for a bad key or mapping, by the kind named in the message.
-_ERRORS: dict[str, type[InvalidInput]] = {
-    "metric": InvalidMetric,
-    "metrics": InvalidMetric,
-    "param": InvalidParam,
-    "params": InvalidParam,
-    "tag": InvalidTag,
-    "tags": InvalidTag,
-}
-
-
-def _check_key(kind: str, key: object) -> str:
+def _check_key(kind: str, key: object, error: type[InvalidInput]) -> str:
     if not isinstance(key, str):
-        raise _ERRORS[kind](f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings")
+        raise error(f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings")
     if not key or len(key) > MAX_KEY_LENGTH or not storable_text(key):
-        raise _ERRORS[kind](
+        raise error(
             f"{kind} key {key[:60]!r} is invalid: keys are 1-{MAX_KEY_LENGTH} characters of valid Unicode without NUL"
         )
     return key
 
 
-def _mapping(kind: str, value: object) -> Mapping[Any, Any]:
+def _mapping(kind: str, value: object, error: type[InvalidInput]) -> Mapping[Any, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise _ERRORS[kind](f"{kind} must be a dict, not {type(value).__name__}")
+        raise error(f"{kind} must be a dict, not {type(value).__name__}")
     return value
 
 
@@ -92,8 +81,8 @@ def validate_metrics(metrics: object) -> dict[str, float]:
     {'accuracy': 0.97, 'n_errors': 3.0}
     """
     checked: dict[str, float] = {}
-    for key, value in _mapping("metrics", metrics).items():
-        _check_key("metric", key)
+    for key, value in _mapping("metrics", metrics, InvalidMetric).items():
+        _check_key("metric", key, InvalidMetric)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InvalidMetric(f"metric {key!r} is {value!r} ({type(value).__name__}); metrics must be real numbers")
         try:
@@ -125,8 +114,8 @@ def validate_step(step: object) -> int | None:
 def validate_tags(tags: object) -> dict[str, str]:
     """Return the tags as ``{key: str}``; values must already be strings (stored verbatim)."""
     checked: dict[str, str] = {}
-    for key, value in _mapping("tags", tags).items():
-        _check_key("tag", key)
+    for key, value in _mapping("tags", tags, InvalidTag).items():
+        _check_key("tag", key, InvalidTag)
         if not isinstance(value, str):
             raise InvalidTag(
                 f"tag {key!r} is {value!r} ({type(value).__name__}); tag values are strings, "
@@ -205,8 +194,8 @@ def validate_params(params: object) -> dict[str, Any]:
     {'k': 3, 'layers': [64, 32]}
     """
     checked: dict[str, Any] = {}
-    for key, value in _mapping("params", params).items():
-        _check_key("param", key)
+    for key, value in _mapping("params", params, InvalidParam).items():
+        _check_key("param", key, InvalidParam)
         checked[key] = _strict_json(repr(key), value, 1)
     return _limit_size(checked)
 

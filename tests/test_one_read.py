@@ -4,7 +4,7 @@ The attacker here can write the store's files (a shared disk, another
 account with access to the cache) but not the process's memory. The race
 they would win — rewrite the start of a large blob right after its hash was
 computed, then put its mtime back — is made deterministic by doing the
-rewrite from inside the hash comparison (``LocalBlobStore._check``), the one
+rewrite from inside the hash comparison (``check_hash`` as the local store calls it), the one
 moment a real attacker has to hit by timing.
 """
 
@@ -73,7 +73,7 @@ def local_file(reg: Registry, digest: str) -> Path:
 
 def rewrite_after_the_hash(monkeypatch, blob: Path, payload: bytes) -> list[int]:
     """Make the next hash comparison rewrite ``blob`` right after it passes; return the count of rewrites."""
-    original = local.LocalBlobStore._check
+    original = local.check_hash
     done: list[int] = []
 
     def check_then_rewrite(digest: str, actual: str) -> None:
@@ -82,7 +82,7 @@ def rewrite_after_the_hash(monkeypatch, blob: Path, payload: bytes) -> list[int]
             rewrite_start(blob, payload)
             done.append(1)
 
-    monkeypatch.setattr(local.LocalBlobStore, "_check", staticmethod(check_then_rewrite))
+    monkeypatch.setattr(local, "check_hash", check_then_rewrite)
     return done
 
 

@@ -295,12 +295,12 @@ def _set_aside(
     """Move the damaged bytes into quarantine and mark the blob (or, dry, say it would)."""
     if report.dry_run:
         if damage != "is missing":
-            report.quarantined.append((f"{checksum_of(digest)}", "(dry run: would move it into quarantine/)"))
+            report.quarantined.append((checksum_of(digest), "(dry run: would move it into quarantine/)"))
         report.marked.extend((ref, f"blob {checksum_of(digest)} {damage}") for ref in refs)
         return
     where = store.quarantine(digest)
     if where is not None:
-        report.quarantined.append((f"{checksum_of(digest)}", where))
+        report.quarantined.append((checksum_of(digest), where))
     marked = catalog.mark_damaged(digest, size, damage)
     report.marked.extend((ref, f"blob {checksum_of(digest)} {damage}") for ref in marked)
 

@@ -54,7 +54,7 @@ class WastePlan:
         found = []
         for blob in self.blobs:
             if not self.is_young(blob):
-                what = f"{checksum_of(blob.digest)}" if blob.digest else f"stray file {blob.path}"
+                what = checksum_of(blob.digest) if blob.digest else f"stray file {blob.path}"
                 found.append(Problem("orphan_blob", f"{what} ({blob.size} bytes) is used by no live version"))
         for temp in self.temporary_files:
             if not self.is_young(temp):
@@ -91,7 +91,7 @@ def execute(plan: WastePlan, catalog: Catalog, store: BlobStore, *, dry_run: boo
         if blob.digest is None:  # not ours to judge: report, never delete
             kept.append((str(blob.path), "not named by a digest: not modelshelf's, so never removed"))
             continue
-        name = f"{checksum_of(blob.digest)}"
+        name = checksum_of(blob.digest)
         if plan.is_young(blob):
             kept.append((name, f"{young}: {_duration(plan.now - blob.mtime)} old"))
         elif dry_run or catalog.free_blob_if_unreferenced(blob.digest, blob.size, store.delete):

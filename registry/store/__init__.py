@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from registry.errors import InvalidPath
-from registry.store.files import StoredFile
-from registry.store.local import LocalBlobStore, LocalStagedBlob, check_digest
+from registry.store.files import StoredFile, check_digest
+from registry.store.local import LocalBlobStore, LocalStagedBlob
 from registry.store.memory import MemoryStore
 from registry.store.protocol import BlobStore, ProgressReporter, StagedBlob
 

@@ -14,7 +14,36 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Self
 
-__all__ = ["StagedBase", "StoredFile"]
+from registry.digests import checksum_of, is_digest
+from registry.errors import CorruptedArtifact
+
+__all__ = ["StagedBase", "StoredFile", "blob_parts", "check_digest", "check_hash"]
+
+
+def check_digest(digest: object) -> str:
+    """Return ``digest`` if it is 64 lowercase hex characters; nothing else may become a path or a key."""
+    if not is_digest(digest):
+        raise CorruptedArtifact(
+            f"the catalog holds the digest {str(digest)[:80]!r}, which is not 64 hex characters; "
+            "the catalog was edited by hand or is damaged (run `modelshelf verify`)"
+        )
+    return digest
+
+
+def blob_parts(digest: str) -> tuple[str, ...]:
+    """Where every store keeps a blob, below its root: ``blobs/sha256/ab/cdef…`` (checked first)."""
+    check_digest(digest)
+    return ("blobs", "sha256", digest[:2], digest[2:])
+
+
+def check_hash(digest: str, actual: str) -> None:
+    """Refuse bytes that hash to ``actual`` where the catalog recorded ``digest``."""
+    if actual != digest:
+        raise CorruptedArtifact(
+            f"the blob hashes to {checksum_of(actual)}, the catalog recorded {checksum_of(digest)}",
+            expected=checksum_of(digest),
+            actual=checksum_of(actual),
+        )
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,6 @@ import errno
 import hashlib
 import io
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -57,15 +56,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from registry.digests import checksum_of
+from registry.digests import checksum_of, is_digest
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store import nofollow
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
-from registry.store.files import StagedBase, StoredFile
+from registry.store.files import StagedBase, StoredFile, blob_parts, check_hash
 from registry.store.hashing import HashingWriter
 from registry.store.reading import read_once
 
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _BUFFER = 1024 * 1024
 #: Artifacts up to this size are read into anonymous memory; larger ones into an unlinked temporary file.
@@ -102,16 +100,6 @@ def _open_without_links(root: Path, parts: tuple[str, ...]) -> int:
         return os.open(parts[-1], flags, dir_fd=directory)
     finally:
         os.close(directory)
-
-
-def check_digest(digest: object) -> str:
-    """Return ``digest`` if it is 64 lowercase hex characters; nothing else may become a path."""
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        raise CorruptedArtifact(
-            f"the catalog holds the digest {str(digest)[:80]!r}, which is not 64 hex characters; "
-            "the catalog was edited by hand or is damaged (run `modelshelf verify`)"
-        )
-    return digest
 
 
 @dataclass
@@ -180,7 +168,6 @@ class LocalBlobStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).absolute()
-        self._blobs = self.root / "blobs" / "sha256"
         self._tmp = self.root / "tmp"
 
     def __repr__(self) -> str:
@@ -192,8 +179,7 @@ class LocalBlobStore:
 
     def path_of(self, digest: str) -> Path:
         """Where the blob with this digest lives (whether or not it exists)."""
-        check_digest(digest)
-        return self._blobs / digest[:2] / digest[2:]
+        return self.root.joinpath(*blob_parts(digest))
 
     def _parts(self, path: Path) -> tuple[str, ...]:
         """The names of ``path`` below the root (every path the store builds lies below it)."""
@@ -296,13 +282,7 @@ class LocalBlobStore:
                     shutil.copyfileobj(source, writer, _BUFFER)
                     target.flush()
                     os.fsync(target.fileno())
-                if writer.hexdigest != digest:
-                    raise CorruptedArtifact(
-                        f"the blob hashes to {checksum_of(writer.hexdigest)}, "
-                        f"the catalog recorded {checksum_of(digest)}",
-                        expected=checksum_of(digest),
-                        actual=checksum_of(writer.hexdigest),
-                    )
+                check_hash(digest, writer.hexdigest)
                 os.replace(temp, destination)
             except OSError as exc:
                 if isinstance(exc, StoreError):
@@ -374,7 +354,7 @@ class LocalBlobStore:
             raise self._failure("list the store", exc) from exc
 
     def _record(self, parts: tuple[str, ...], info: os.stat_result, digest: str | None) -> StoredFile:
-        if digest is not None and not _DIGEST.fullmatch(digest):
+        if digest is not None and not is_digest(digest):
             digest = None
         kind = "symlink" if stat.S_ISLNK(info.st_mode) else "file"
         return StoredFile(self.root.joinpath(*parts), info.st_size, info.st_mtime, digest, kind)
@@ -542,15 +522,6 @@ class LocalBlobStore:
                     raise self._link_refused("make room for a private copy", ("tmp",)) from exc
                 raise self._failure(f"make room for a private copy of {size} bytes", exc) from exc
             actual = read_once(source, memory)
-        self._check(digest, actual)
+        check_hash(digest, actual)
         with VerifiedReader(memory) as reader:
             yield reader
-
-    @staticmethod
-    def _check(digest: str, actual: str) -> None:
-        if actual != digest:
-            raise CorruptedArtifact(
-                f"the blob hashes to {checksum_of(actual)}, the catalog recorded {checksum_of(digest)}",
-                expected=checksum_of(digest),
-                actual=checksum_of(actual),
-            )

@@ -28,9 +28,8 @@ from typing import IO
 from registry.digests import checksum_of
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store.buffer import VerifiedReader
-from registry.store.files import StagedBase, StoredFile
+from registry.store.files import StagedBase, StoredFile, blob_parts, check_digest, check_hash
 from registry.store.hashing import HashingWriter
-from registry.store.local import check_digest
 
 __all__ = ["MemoryStagedBlob", "MemoryStore"]
 
@@ -85,8 +84,7 @@ class MemoryStore:
         return self._name
 
     def path_of(self, digest: str) -> PurePosixPath:
-        check_digest(digest)
-        return _ROOT / "blobs" / "sha256" / digest[:2] / digest[2:]
+        return _ROOT.joinpath(*blob_parts(digest))
 
     def stage(self, write: Callable[[IO[bytes]], None]) -> MemoryStagedBlob:
         buffer = io.BytesIO()
@@ -106,7 +104,7 @@ class MemoryStore:
         return None if data is None else hashlib.sha256(data).hexdigest()
 
     def _verified(self, digest: str, size: int) -> bytes:
-        expected = f"{checksum_of(digest)}"
+        expected = checksum_of(digest)
         data = self.objects.get(check_digest(digest))
         if data is None:
             raise CorruptedArtifact(f"the blob {expected} is missing from the store {self._name}", expected=expected)
@@ -116,13 +114,7 @@ class MemoryStore:
                 expected=expected,
                 actual=f"size {len(data)}",
             )
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != digest:
-            raise CorruptedArtifact(
-                f"the blob hashes to {checksum_of(actual)}, the catalog recorded {expected}",
-                expected=expected,
-                actual=f"{checksum_of(actual)}",
-            )
+        check_hash(digest, hashlib.sha256(data).hexdigest())
         return data
 
     @contextlib.contextmanager

@@ -57,11 +57,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, TypeVar
 
-from registry.digests import checksum_of
+from registry.digests import checksum_of, is_digest
 from registry.errors import CorruptedArtifact, StoreError
 from registry.store.buffer import VerifiedReader
-from registry.store.files import StagedBase, StoredFile
-from registry.store.local import LocalBlobStore, LocalStagedBlob, check_digest
+from registry.store.files import StagedBase, StoredFile, blob_parts
+from registry.store.local import LocalBlobStore, LocalStagedBlob
 from registry.store.protocol import ProgressReporter
 
 _T = TypeVar("_T")
@@ -189,8 +189,7 @@ class RemoteBlobStore:
         return self.url
 
     def _key(self, digest: str) -> str:
-        check_digest(digest)
-        return f"{self._root}/blobs/sha256/{digest[:2]}/{digest[2:]}"
+        return "/".join((self._root, *blob_parts(digest)))
 
     def _failure(self, action: str, exc: Exception) -> StoreError:
         return StoreError(
@@ -410,12 +409,8 @@ class RemoteBlobStore:
     def blobs(self) -> Iterator[StoredFile]:
         for key, size, mtime in self._listing(f"{self._root}/blobs/sha256"):
             parts = key.rsplit("/", 2)
-            digest: str | None = parts[-2] + parts[-1] if len(parts) == 3 else ""
-            try:
-                check_digest(digest)
-            except CorruptedArtifact:
-                digest = None
-            yield StoredFile(PurePosixPath(key), size, mtime, digest)
+            name = parts[-2] + parts[-1] if len(parts) == 3 else ""
+            yield StoredFile(PurePosixPath(key), size, mtime, name if is_digest(name) else None)
 
     def temporary_files(self) -> Iterator[StoredFile]:
         for key, size, mtime in self._listing(f"{self._root}/tmp"):
