@@ -80,6 +80,7 @@ from registry.errors import (
     InvalidPath,
     InvalidReference,
     InvalidTag,
+    NotFound,
     SignatureNotFound,
     StoreError,
     UntrustedArtifact,
@@ -442,9 +443,9 @@ class Registry:
 
         key = bundle_signing_key(sign_with if sign_with is not None else self._bundle_key)
         versions = list({mv.ref: mv for mv in (self.get(ref) for ref in refs)}.values())
+        histories = {name: self.metrics_history(name) for name in {mv.name for mv in versions}}  # one query a model
         entries = [
-            archive.manifest_entry(mv, [p for p in self.metrics_history(mv.name) if p.version == mv.version])
-            for mv in versions
+            archive.manifest_entry(mv, [p for p in histories[mv.name] if p.version == mv.version]) for mv in versions
         ]
         manifest = archive.manifest_bytes(entries)
         signature = None if key is None else sign_manifest(key, manifest)
@@ -489,8 +490,11 @@ class Registry:
             inventories: dict[str, tuple[str, ...] | None] = {}
             batch = []
             pending = []
+            present: dict[str, list[ModelVersion]] = {}  # each model's versions here, listed once per import
             for entry in bundle.entries:  # every field of every entry was checked: only the bytes are left
-                existing = self._already_imported(entry)
+                if entry.name not in present:
+                    present[entry.name] = self._live_versions(entry.name)
+                existing = _already_imported(entry, present[entry.name])
                 if existing is not None:
                     results.append(Imported(entry.source, existing.ref, False, signer, verified))
                     continue
@@ -516,16 +520,12 @@ class Registry:
                 results.append(Imported(entry.source, mv.ref, True, signer, verified))
         return results
 
-    def _already_imported(self, entry: BundleEntry) -> ModelVersion | None:
-        """The version an earlier import of ``entry`` recorded here, if any (same bytes, same origin tag)."""
+    def _live_versions(self, name: str) -> list[ModelVersion]:
+        """Every live version of ``name``, or none when no such model was ever registered."""
         try:
-            existing = self.versions(entry.name)
-        except LookupError:
-            return None
-        for mv in existing:
-            if mv.checksum == entry.checksum and mv.tags.get(ORIGIN_TAG) == entry.origin:
-                return mv
-        return None
+            return self.versions(name)
+        except NotFound:
+            return []
 
     # -- maintenance -------------------------------------------------------
 
@@ -879,6 +879,13 @@ class Registry:
                 return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted, inventory=_inventory(mv))
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
+
+
+def _already_imported(entry: BundleEntry, present: list[ModelVersion]) -> ModelVersion | None:
+    """The version an earlier import of ``entry`` recorded here, if any (same bytes, same origin tag)."""
+    return next(
+        (mv for mv in present if mv.checksum == entry.checksum and mv.tags.get(ORIGIN_TAG) == entry.origin), None
+    )
 
 
 def _inventory(mv: ModelVersion) -> tuple[str, ...] | None:
