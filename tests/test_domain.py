@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from registry import Registry
 from registry.cli import cli
-from registry.digests import checksum_of, digest_of, is_checksum
+from registry.digests import checksum_of, digest_of, is_checksum, is_digest
 from registry.trust import signing
 
 KEY = "domain-names-signing-key-of-32-bytes"
@@ -76,6 +76,8 @@ def test_checksum_of_and_digest_of_round_trip() -> None:
     assert checksum_of(DIGEST) == "sha256:" + DIGEST
     assert digest_of(checksum_of(DIGEST)) == DIGEST
     assert is_checksum(checksum_of(DIGEST)) and not is_checksum(DIGEST)
+    assert is_digest(DIGEST) and not is_digest(checksum_of(DIGEST)) and not is_digest(DIGEST.upper())
+    assert not is_digest(DIGEST[:-1]) and not is_digest(DIGEST + "0") and not is_digest(None)
 
 
 @pytest.mark.parametrize(

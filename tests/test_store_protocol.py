@@ -61,6 +61,21 @@ def test_every_store_satisfies_the_protocols(store: BlobStore) -> None:
         assert isinstance(staged, StagedBlob)
 
 
+@pytest.mark.parametrize(
+    "hostile", ["../" * 3 + "etc/passwd", "ab/../../" + "0" * 55, "A" * 64, "0" * 63, "0" * 64 + "/", "", 7]
+)
+def test_no_store_lets_a_digest_from_a_tampered_catalog_name_a_path(store: BlobStore, hostile: object) -> None:
+    """A catalog row edited to hold a path is refused by every store before any file or key is touched."""
+    for use in (
+        lambda: store.path_of(hostile),  # type: ignore[arg-type]
+        lambda: store.size_of(hostile),  # type: ignore[arg-type]
+        lambda: store.delete(hostile),  # type: ignore[arg-type]
+        lambda: store.open_verified(hostile, 1).__enter__(),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(CorruptedArtifact, match="not 64 hex characters"):
+            use()
+
+
 def test_stage_push_publish_read_back(store: BlobStore, tmp_path: Path) -> None:
     data = b"model bytes " * 100
     digest = hashlib.sha256(data).hexdigest()

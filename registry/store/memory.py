@@ -104,8 +104,8 @@ class MemoryStore:
         return None if data is None else hashlib.sha256(data).hexdigest()
 
     def _verified(self, digest: str, size: int) -> bytes:
+        data = self.objects.get(check_digest(digest))  # first: a digest from a tampered row may not be text
         expected = checksum_of(digest)
-        data = self.objects.get(check_digest(digest))
         if data is None:
             raise CorruptedArtifact(f"the blob {expected} is missing from the store {self._name}", expected=expected)
         if len(data) != size:
