@@ -152,6 +152,11 @@ class Registry:
         self._bundle_key = bundle_key  # read when a bundle is exported: cryptography is not loaded before
         self._store: BlobStore
         if isinstance(store, BlobStore):  # a store object (a MemoryStore in tests): used as given
+            if progress is not None:
+                raise InvalidArgument(
+                    "progress= is handed to the store modelshelf opens; a store object given as store= was opened "
+                    "by you: give it its reporter (open_store(..., progress=...)) and drop progress= here"
+                )
             locations = resolve(home, catalog, None)
             self._store = store
         else:

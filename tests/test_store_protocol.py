@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import CorruptedArtifact, Registry
+from registry import CorruptedArtifact, InvalidArgument, Registry
 from registry.maintenance import WastePlan, plan_waste
 from registry.store import BlobStore, LocalBlobStore, MemoryStore, StagedBlob, open_store
 from registry.store.remote import RemoteBlobStore
@@ -248,3 +248,10 @@ def test_verify_reports_the_plan_gc_carries_out(tmp_path: Path) -> None:
         assert [reason.split(":")[0] for _, reason in report.kept] == ["younger than min_age (60 min)"]
         assert old not in store.objects and store.temporary == {}
         assert reg.load("m") == {"v": 1}
+
+
+def test_progress_cannot_be_given_beside_a_store_object_it_would_never_reach(tmp_path: Path) -> None:
+    _, reporter = recorder()
+    with pytest.raises(InvalidArgument, match="open_store"):
+        Registry(tmp_path / "home", store=MemoryStore(), progress=reporter)
+    assert not (tmp_path / "home").exists()  # refused before the catalog is created
