@@ -36,34 +36,32 @@ from registry.trust import signing
 from registry.validation import validate_description, validate_metrics, validate_tags
 
 
-def draft_from_input(
-    name: str,
-    format: str,
-    *,
-    metrics: dict[str, float] | None,
-    tags: dict[str, str] | None,
-    description: str | None,
-    alias: str | None,
-) -> Draft:
-    """The draft of a version registered in this process, from what a caller typed, checked in this order.
+def draft_from_input(name: str, format: str, *, alias: str | None) -> Draft:
+    """The draft of a version registered in this process: its name, alias and format checked, in that order.
 
-    Name, alias, format, metrics, tags and description are validated (each
-    raises naming the bad value) and the environment is the current one;
-    params, imports, lineage and input signature are the caller's to add
-    (``dataclasses.replace``), as where they come from differs.
+    Each check raises naming the bad value; the environment is the current
+    one. The rest is added by :func:`with_values` (what the caller recorded
+    about the version) and by the caller (params, imports, lineage and input
+    signature, whose sources differ), so a caller with checks of its own
+    between the two (``register_file``'s check mode and file) keeps the
+    order its errors have always come in.
     """
     name = validate_model_name(name)
     if alias is not None:
         alias = validate_alias(alias)
     fmt = formats.get_format(format)
-    return Draft(
-        name=name,
-        format=fmt.name,
+    return Draft(name=name, format=fmt.name, environment=current_environment(), alias=alias)
+
+
+def with_values(
+    draft: Draft, *, metrics: dict[str, float] | None, tags: dict[str, str] | None, description: str | None
+) -> Draft:
+    """``draft`` with the metrics, tags and description a caller gave, each validated (in that order)."""
+    return dataclasses.replace(
+        draft,
         metrics=validate_metrics(metrics),
         tags=validate_tags(tags),
         description=validate_description(description),
-        environment=current_environment(),
-        alias=alias,
     )
 
 

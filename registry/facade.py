@@ -228,9 +228,8 @@ class Registry:
         ``signature=`` gives one explicitly, and ``input_example=`` (a few rows
         of input) adds column dtypes and is kept with the version.
         """
-        draft = drafting.draft_from_input(
-            name, format, metrics=metrics, tags=tags, description=description, alias=alias
-        )
+        draft = drafting.draft_from_input(name, format, alias=alias)
+        draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
         fmt = formats.get_format(draft.format)
         checked_params = capture_params(model) if params is None else validate_params(params)
         finish_lineage = self._start_lineage(data, parent)
@@ -333,18 +332,14 @@ class Registry:
         :meth:`register`.
         """
         # The order of the checks is the one callers have always met: name, alias, format, check mode, file, values.
-        name = validate_model_name(name)
-        if alias is not None:
-            alias = validate_alias(alias)
-        fmt = formats.get_format(format)
+        draft = drafting.draft_from_input(name, format, alias=alias)
+        fmt = formats.get_format(draft.format)
         mode = filecheck.check_mode(check)
         trusted_names = filecheck.trusted_names(trusted)
         source = Path(os.fspath(path))
         if not source.is_file():
             raise InvalidPath(f"{source} is not a file; give the path of a {fmt.name} artifact")
-        draft = drafting.draft_from_input(
-            name, fmt.name, metrics=metrics, tags=tags, description=description, alias=alias
-        )
+        draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
         checked_params = validate_params(params) if params is not None else {}
         finish_lineage = self._start_lineage(None, parent)
         try:
