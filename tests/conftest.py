@@ -9,6 +9,8 @@ database in a real directory.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +179,17 @@ def temp_files(home: Path) -> list[Path]:
     """Every temporary file left under a registry directory."""
     tmp = home / "tmp"
     return sorted(tmp.iterdir()) if tmp.exists() else []
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project built as a wheel, once per run: the packaging tests all read the same one."""
+    wheels = tmp_path_factory.mktemp("wheels")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(root)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("modelshelf-*.whl")
+    return wheel

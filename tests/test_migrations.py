@@ -227,15 +227,9 @@ def test_a_database_with_other_tables_is_not_taken_over(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path) -> None:
+def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path, built_wheel: Path) -> None:
     """A non-editable install (no source tree) can create a catalog: the migrations are packaged."""
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = wheels.glob("modelshelf-*.whl")
+    wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()
     for script in (ROOT / "migrations" / "versions").glob("*.py"):
         assert f"registry/_migrations/versions/{script.name}" in names
