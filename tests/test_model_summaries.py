@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,3 +73,25 @@ def test_the_summaries_are_one_statement_that_seeks_the_events_index(reg: Regist
         plan = " | ".join(row[3] for row in connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
     assert "SEARCH events USING INDEX ix_events_model_id" in plan, plan
     assert "SCAN events" not in plan, plan
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh catalog on each engine (the server ones are in the slow lane, by their parameter)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    from tests.servers import fresh_database
+
+    yield from fresh_database(request.param)
+
+
+def test_updated_follows_an_alias_change_on_every_engine(catalog: str, tmp_path: Path) -> None:
+    with Registry(catalog=catalog, store=tmp_path / "store") as reg:
+        reg.register("a", {"w": 1}, format="pickle")
+        reg.register("b", {"w": 1}, format="pickle")
+        before = _updated(reg)
+        reg.set_alias("a", "production", 1)
+        after = _updated(reg)
+        assert after["a"] == reg.events("a")[-1].at and after["a"] > before["a"]  # type: ignore[operator]
+        assert after["b"] == before["b"] and [s.version_count for s in reg.model_summaries()] == [1, 1]
