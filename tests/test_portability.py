@@ -279,3 +279,20 @@ def test_a_script_registers_with_a_warning_and_another_process_is_told_to_move_t
         assert refusal.startswith("UnsafeArtifact refused to load the global '__main__.Doubler'")
         assert "trusted=[" not in refusal and "trusting it cannot help" in refusal
         assert "module of its own" in refusal
+
+
+def test_a_skops_artifact_of_a_script_class_is_explained_the_same_way(
+    reg: Registry, script_names: tuple[type, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("skops")
+    from registry import UntrustedTypes
+
+    cls, _ = script_names
+    with pytest.warns(ModelPortabilityWarning, match="__main__.Doubler"):
+        reg.register("doubler", cls(), format="skops")
+    _leave_the_script(monkeypatch)
+    with pytest.raises(UntrustedTypes) as info:
+        reg.load("doubler")
+    assert "pass trusted=" not in str(info.value) and "trusting it cannot help" in str(info.value)
+    with pytest.raises(SerializationError, match="module of its own"):
+        reg.load("doubler", trusted=["__main__.Doubler"])

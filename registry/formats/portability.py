@@ -88,11 +88,11 @@ _MOVE = (
 
 def registration_advice(model: str, names: tuple[str, ...], *, strict: bool) -> str:
     """The warning (``strict``: the error) for registering ``model`` with ``names`` (from :func:`unportable`)."""
-    tail = "nothing was written" if strict else "register(..., strict=True) makes this an error"
+    tail = "Nothing was written" if strict else "With register(..., strict=True) this is an error"
     return (
-        f"model {model!r}: the artifact imports {_listed(names)}, {_where(names, 'registers')}. pickle records "
-        "classes and functions by module and name, so a process running anything else (a server, a notebook, "
-        f"the modelshelf command) could not load this version; {_MOVE}. {tail[0].upper()}{tail[1:]}"
+        f"model {model!r}: the artifact imports {_listed(names)}, {_where(names, 'registers')}. An artifact "
+        "records classes and functions by module and name, so a process running anything else (a server, a "
+        f"notebook, the modelshelf command) could not load this version; {_MOVE}. {tail}"
     )
 
 
