@@ -296,3 +296,21 @@ def test_a_skops_artifact_of_a_script_class_is_explained_the_same_way(
     assert "pass trusted=" not in str(info.value) and "trusting it cannot help" in str(info.value)
     with pytest.raises(SerializationError, match="module of its own"):
         reg.load("doubler", trusted=["__main__.Doubler"])
+
+
+def test_a_file_saved_by_a_script_is_refused_saying_to_move_the_class(
+    reg: Registry, script_names: tuple[type, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import joblib
+
+    cls, _ = script_names
+    path = tmp_path / "doubler.joblib"
+    joblib.dump(cls(), path)  # what `python train.py` leaves behind for `modelshelf register`
+    _leave_the_script(monkeypatch)
+    with pytest.raises(UnsafeArtifact) as info:
+        reg.register_file("doubler", path, check="safe")
+    assert "trusting it cannot help" in str(info.value) and "--unsafe-check" not in str(info.value)
+    with pytest.raises(SerializationError) as unsafe:
+        reg.register_file("doubler", path, check="unsafe")
+    assert "module of its own" in str(unsafe.value) and "check the format" not in str(unsafe.value)
+    assert reg.models() == []
