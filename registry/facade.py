@@ -80,13 +80,16 @@ from registry.errors import (
     InvalidPath,
     InvalidReference,
     InvalidTag,
+    ModelPortabilityWarning,
     NotFound,
+    NotPortable,
+    SerializationError,
     SignatureNotFound,
     StoreError,
     UntrustedArtifact,
     VersionNotFound,
 )
-from registry.formats import filecheck
+from registry.formats import filecheck, portability
 from registry.inputs.validated import ValidatedModel
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
@@ -211,6 +214,7 @@ class Registry:
         parent: str | ModelVersion | None = None,
         signature: InputSignature | Mapping[str, Any] | None = None,
         input_example: Any = None,
+        strict: bool = False,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return its metadata.
 
@@ -227,6 +231,12 @@ class Registry:
         scikit-learn estimator gets an input signature automatically;
         ``signature=`` gives one explicitly, and ``input_example=`` (a few rows
         of input) adds column dtypes and is kept with the version.
+
+        An artifact that imports a class or function of the running script
+        (``__main__.Foo``) or one defined inside a function registers with a
+        :class:`~registry.errors.ModelPortabilityWarning`: no other process
+        could load it. ``strict=True`` raises
+        :class:`~registry.errors.NotPortable` instead, and nothing is written.
         """
         draft = drafting.draft_from_input(name, format, alias=alias)
         draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
@@ -251,8 +261,12 @@ class Registry:
         def write(file: IO[bytes]) -> None:
             imports.extend(formats.dump(fmt, model, file))
 
+        def written() -> dict[str, Any]:
+            _check_portable(draft.name, imports, strict=strict)  # after the dump: the inventory is what it names
+            return {"imports": tuple(imports), "lineage": finish_lineage()}
+
         draft = replace(draft, params=checked_params, input_signature=input_signature)
-        return self._commit_one(draft, write, lambda: {"imports": tuple(imports), "lineage": finish_lineage()})
+        return self._commit_one(draft, write, written)
 
     def _start_lineage(self, data: Any, parent: str | ModelVersion | None) -> Callable[[], Lineage]:
         """Check the parent and fingerprint the data now; git is asked on a helper thread meanwhile.
@@ -879,6 +893,32 @@ class Registry:
                 return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted, inventory=_inventory(mv))
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
+        except SerializationError as exc:
+            # A class of the registering script's __main__: say so, rather than "install the packages".
+            missing = portability.missing_here(mv.imports or ())
+            if not missing:
+                raise
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            raise SerializationError(
+                portability.load_advice(mv.ref, missing, f"{type(cause).__name__}: {cause}")
+            ) from exc
+
+
+def _check_portable(model: str, imports: Iterable[str], *, strict: bool) -> None:
+    """Warn (or with ``strict`` raise :class:`NotPortable`) when ``imports`` names what only this script has.
+
+    Called from :meth:`Registry.register` through ``_commit_one``, before the
+    version is committed: the warning's ``stacklevel`` points at the
+    caller of ``register``, and an error (or a warning turned into one)
+    leaves nothing behind but the staged blob, which is discarded.
+    """
+    names = portability.unportable(imports)
+    if not names:
+        return
+    message = portability.registration_advice(model, names, strict=strict)
+    if strict:
+        raise NotPortable(message, names)
+    warnings.warn(ModelPortabilityWarning(message, names), stacklevel=5)
 
 
 def _already_imported(entry: BundleEntry, present: list[ModelVersion]) -> ModelVersion | None:

@@ -39,6 +39,8 @@ CONTRACT = {
     "InvalidArgument",
     "InvalidCatalogURL",
     "SignatureNotFound",
+    "NotPortable",
+    "ModelPortabilityWarning",
     # return types of public calls
     "ModelSummary",
     "Imported",
