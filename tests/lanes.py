@@ -94,6 +94,8 @@ SLOW: dict[str, frozenset[str]] = {
             "test_repr_of_a_shared_list_dag_in_a_refusal_message_is_bounded",
         }
     ),
+    # a real read-only bind mount (mount and umount run as subprocesses)
+    "test_plot.py": frozenset({"test_a_read_only_directory_is_one_line_and_exit_2"}),
 }
 
 #: Set by ``tests/conftest.py`` (before any test module is imported) when the run leaves out slow tests.
