@@ -55,6 +55,12 @@ DPI = 125
 ALIAS_FONT_SIZE = 9
 #: How far left of its version (in versions) the values of one version's steps spread.
 STEP_SPREAD = 0.5
+#: The most room one step takes (versions), so two values of one version sit close together, not midway.
+STEP_GAP = 0.12
+#: Small labels drawn over lines (alias markers, the grid) stay readable on a light box.
+LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
+#: Labels lie above the alias lines and the grid (1) and below every drawn value (2 and 3): they hide no point.
+LABEL_ZORDER = 1.5
 #: errno values that mean the path itself is unusable (fix the argument), not the disk.
 _PATH_ERRORS = frozenset(
     {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP}
@@ -206,7 +212,14 @@ def _draw_metric(
     if latest:
         version, value = latest[-1]
         axes.annotate(
-            f"{value:.4g}", xy=(version, value), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8
+            f"{value:.4g}",
+            xy=(version, value),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            bbox=LABEL_BOX,
+            zorder=LABEL_ZORDER,
         )
     lines = textwrap.wrap(key, 20, break_on_hyphens=False) or [key]
     axes.set_ylabel("\n".join(lines[:2]) + ("…" if len(lines) > 2 else ""))
@@ -220,7 +233,8 @@ def _draw_steps(axes: Axes, version: int, logged: list[MetricPoint], color: str)
     steps they span; a value without a step (given at registration) is a
     hollow point of its own, since no step orders it among the others.
     """
-    spread = [version - STEP_SPREAD * (1 - i / (len(logged) - 1)) for i in range(len(logged))]
+    width = min(STEP_SPREAD, STEP_GAP * (len(logged) - 1))  # a few values sit close, never halfway to the next
+    spread = [version - width * (1 - i / (len(logged) - 1)) for i in range(len(logged))]
     stepped = [(x, p) for x, p in zip(spread, logged, strict=True) if p.step is not None]
     joined = stepped or list(zip(spread, logged, strict=True))
     loose = [(x, p) for x, p in zip(spread, logged, strict=True) if stepped and p.step is None]
@@ -252,9 +266,17 @@ def _draw_steps(axes: Axes, version: int, logged: list[MetricPoint], color: str)
         low = min(p.value for _, p in stepped)
         middle = (stepped[0][0] + stepped[-1][0]) / 2
         axes.annotate(
-            label, xy=(middle, low), xytext=(0, -12), textcoords="offset points", ha="center", fontsize=7, color=color
+            label,
+            xy=(middle, low),
+            xytext=(0, -12),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+            color=color,
+            bbox=LABEL_BOX,
+            zorder=LABEL_ZORDER,
         )
-    return {"steps"} | ({"loose"} if loose else set())
+    return ({"steps"} if len(joined) > 1 else set()) | ({"loose"} if loose else set())
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
