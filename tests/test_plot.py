@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,3 +190,15 @@ def test_a_read_only_directory_is_one_line_and_exit_2(two_scales: Path, tmp_path
         line = _refused(two_scales, read_only / "a.png")
         assert "Read-only file system" in line
     assert list(source.iterdir()) == []
+
+
+def test_without_matplotlib_the_error_is_one_line_naming_the_extra(
+    two_scales: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in [name for name in sys.modules if name == "matplotlib" or name.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # how Python itself marks a module as not importable
+    result = run_cli(two_scales, "history", "clf", "--plot", str(tmp_path / "a.png"))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr == "error: --plot needs matplotlib: pip install 'modelshelf[plot]'\n"
+    assert not (tmp_path / "a.png").exists()

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import click
 
 from registry.domain import MetricPoint, ModelVersion
-from registry.errors import InvalidPath, NotFound, StoreError
+from registry.errors import InvalidPath, MissingDependency, NotFound, StoreError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -107,7 +107,9 @@ def history_figure(
         from matplotlib.lines import Line2D
         from matplotlib.ticker import MaxNLocator, MultipleLocator
     except ImportError:
-        raise click.UsageError("--plot needs matplotlib: pip install 'modelshelf[plot]'") from None
+        raise MissingDependency(
+            "matplotlib", "plot", "--plot needs matplotlib: pip install 'modelshelf[plot]'"
+        ) from None
     drawn = [key for key in keys if any(p.key == key for p in points)]
     if not drawn:
         wanted = f" among {', '.join(keys)}" if keys else ""
