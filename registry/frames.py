@@ -93,9 +93,9 @@ EVENT_COLUMNS: dict[str, str] = {
 def versions_frame(versions: Iterable[ModelVersion]) -> DataFrame:
     """One row per version, in the order given; ``metrics.*``, ``params.*``, ``tags.*`` flattened, keys sorted.
 
-    What ``search``, ``versions`` and ``versions_importing``-style lists
-    become with ``as_frame=True``; also usable on any list of
-    :class:`~registry.domain.ModelVersion` you already hold.
+    What ``search`` and ``versions`` return with ``as_frame=True``; also
+    usable on any list of :class:`~registry.domain.ModelVersion` you
+    already hold (``best`` results gathered across models, say).
 
     >>> versions_frame([]).columns[:4].tolist()                          # doctest: +SKIP
     ['name', 'version', 'ref', 'created_at']

@@ -104,6 +104,7 @@ def test_only_metrics_with_values_get_a_panel_and_none_is_an_error(two_scales: P
 
     assert [axes.get_ylabel() for axes in _figure(two_scales, "log_loss").axes] == ["log_loss"]
     assert len(_figure(two_scales, "log_loss", "nosuch").axes) == 1
+    assert len(_figure(two_scales, "log_loss", "accuracy", "log_loss").axes) == 2  # named twice, drawn once
     with pytest.raises(NotFound, match="no metric values among nosuch"):
         _figure(two_scales, "nosuch")
 

@@ -110,7 +110,7 @@ def history_figure(
         raise MissingDependency(
             "matplotlib", "plot", "--plot needs matplotlib: pip install 'modelshelf[plot]'"
         ) from None
-    drawn = [key for key in keys if any(p.key == key for p in points)]
+    drawn = [key for key in dict.fromkeys(keys) if any(p.key == key for p in points)]  # a key named twice: once
     if not drawn:
         wanted = f" among {', '.join(keys)}" if keys else ""
         raise NotFound(f"{name} has no metric values{wanted} to plot; log some with `Registry.log_metrics`")
