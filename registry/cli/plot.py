@@ -21,7 +21,8 @@ first and then writes the file beside its destination and renames it
 into place, so a failed write leaves no partial image. A path that cannot
 be written (no such directory, a file where a directory should be, a
 read-only directory) is an :class:`~registry.errors.InvalidPath`: one
-line and exit code 2, like any other bad argument.
+line and exit code 2, like any other bad argument; any other failure to
+write (a full disk) a :class:`~registry.errors.StoreError`, exit code 1.
 """
 
 from __future__ import annotations
