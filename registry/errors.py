@@ -47,7 +47,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   ├── InvalidCatalogURL
     │   └── CommitOutcomeUnknown
     ├── StoreError (OSError)
-    └── EnvironmentMismatch
+    ├── EnvironmentMismatch
+    └── MissingDependency (ImportError)
 
     EnvironmentMismatchWarning (UserWarning) is the warning twin of
     EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
@@ -380,3 +381,17 @@ class SignatureNotFound(NotFound):
             f"{ref} has no input signature to check against; register it with signature=… or "
             "input_example=… (fitted scikit-learn estimators get one automatically)"
         )
+
+
+class MissingDependency(RegistryError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the extra that brings it.
+
+    ``package`` is the missing import (``"pandas"``), ``extra`` the one to
+    install (``pip install 'modelshelf[pandas]'``). Also an ``ImportError``,
+    so ``except ImportError`` around an optional feature keeps working.
+    """
+
+    def __init__(self, package: str, extra: str, message: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(message, name=package)

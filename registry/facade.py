@@ -46,9 +46,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
-from registry import drafting, formats, maintenance
+from registry import drafting, formats, frames, maintenance
 from registry.bundles import archive
 from registry.bundles.checks import check_bundle, open_bundle
 from registry.bundles.manifest import ORIGIN_TAG, BundleEntry
@@ -110,6 +110,7 @@ from registry.validation import (
 )
 
 if TYPE_CHECKING:
+    from registry.frames import DataFrame  # pandas', named where pandas may be imported
     from registry.trust.keys import PrivateKeySource, PublicKeySource
 
 
@@ -648,9 +649,22 @@ class Registry:
         """The metadata of the highest live version of ``name``."""
         return self.get(validate_model_name(name))
 
-    def versions(self, name: str) -> list[ModelVersion]:
-        """Every live version of ``name``, oldest first."""
-        return self._authenticated(self._catalog.versions(validate_model_name(name)))
+    @overload
+    def versions(self, name: str, *, as_frame: Literal[False] = False) -> list[ModelVersion]: ...
+    @overload
+    def versions(self, name: str, *, as_frame: Literal[True]) -> DataFrame: ...
+    @overload
+    def versions(self, name: str, *, as_frame: bool) -> list[ModelVersion] | DataFrame: ...
+
+    def versions(self, name: str, *, as_frame: bool = False) -> list[ModelVersion] | DataFrame:
+        """Every live version of ``name``, oldest first.
+
+        ``as_frame=True`` returns a pandas DataFrame instead, one row per
+        version with ``metrics.KEY``, ``params.KEY`` and ``tags.KEY`` columns
+        (see :func:`registry.frames.versions_frame`; needs pandas).
+        """
+        found = self._authenticated(self._catalog.versions(validate_model_name(name)))
+        return frames.versions_frame(found) if as_frame else found
 
     def _authenticated(self, found: list[ModelVersion]) -> list[ModelVersion]:
         """With a key, refuse a listing that shows a version whose signature no longer matches its row.
@@ -666,11 +680,31 @@ class Registry:
         """The names of the models that have at least one live version, sorted."""
         return self._catalog.models()
 
-    def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
-        """Every value logged for ``name`` (or only ``metric``), by version, step, then time."""
+    @overload
+    def metrics_history(
+        self, name: str, metric: str | None = None, *, as_frame: Literal[False] = False
+    ) -> list[MetricPoint]: ...
+    @overload
+    def metrics_history(self, name: str, metric: str | None = None, *, as_frame: Literal[True]) -> DataFrame: ...
+    @overload
+    def metrics_history(
+        self, name: str, metric: str | None = None, *, as_frame: bool
+    ) -> list[MetricPoint] | DataFrame: ...
+
+    def metrics_history(
+        self, name: str, metric: str | None = None, *, as_frame: bool = False
+    ) -> list[MetricPoint] | DataFrame:
+        """Every value logged for ``name`` (or only ``metric``), by version, step, then time.
+
+        ``as_frame=True`` returns a pandas DataFrame with ``name``,
+        ``version``, ``key``, ``value``, ``step`` and ``timestamp`` columns
+        (see :func:`registry.frames.history_frame`; needs pandas).
+        """
         if metric is not None and not isinstance(metric, str):
             raise InvalidMetric(f"metric must be a metric name (str) or None, not {metric!r}")
-        return self._catalog.metrics_history(validate_model_name(name), metric)
+        name = validate_model_name(name)
+        points = self._catalog.metrics_history(name, metric)
+        return frames.history_frame(points, name) if as_frame else points
 
     def load(
         self,
@@ -714,13 +748,46 @@ class Registry:
 
     # -- finding -----------------------------------------------------------
 
+    @overload
     def search(
         self,
         name: str | None = None,
         where: str | None = None,
         order_by: str | None = None,
         limit: int | None = None,
-    ) -> list[ModelVersion]:
+        *,
+        as_frame: Literal[False] = False,
+    ) -> list[ModelVersion]: ...
+    @overload
+    def search(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        *,
+        as_frame: Literal[True],
+    ) -> DataFrame: ...
+    @overload
+    def search(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        *,
+        as_frame: bool,
+    ) -> list[ModelVersion] | DataFrame: ...
+
+    def search(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        *,
+        as_frame: bool = False,
+    ) -> list[ModelVersion] | DataFrame:
         """Live versions matching a filter, found and sorted by the database.
 
         >>> reg.search("iris-knn", where="metrics.accuracy > 0.9 and params.n_neighbors <= 8",
@@ -735,12 +802,18 @@ class Registry:
         ``name`` every model is searched; without ``order_by`` results come
         by name, then version. A malformed filter raises
         :class:`~registry.errors.InvalidQuery` naming the position.
+
+        ``as_frame=True`` returns a pandas DataFrame in the same order, as
+        MLflow's ``search_runs`` does: one row per version, ``metrics.KEY``,
+        ``params.KEY``, ``tags.KEY`` and ``lineage.KEY`` columns named like
+        the filter's fields, typed (see :mod:`registry.frames`; needs pandas).
         """
         if name is not None:
             name = validate_model_name(name)
         tree = None if where is None else parse_filter(where)
         order = () if order_by is None else parse_order_by(order_by)
-        return self._authenticated(self._catalog.search(name, tree, order, validate_limit(limit)))
+        found = self._authenticated(self._catalog.search(name, tree, order, validate_limit(limit)))
+        return frames.versions_frame(found) if as_frame else found
 
     def best(self, name: str, metric: str, mode: str = "max", where: str | None = None) -> ModelVersion:
         """The live version of ``name`` with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.
@@ -767,19 +840,55 @@ class Registry:
         """The references a version was derived from (``register(..., parent=…)``), nearest first."""
         return self._catalog.ancestors(resolve_ref(ref_or_name, version, alias))
 
+    @overload
     def events(
-        self, name: str | None = None, since: datetime | str | None = None, *, limit: int | None = None
-    ) -> list[Event]:
+        self,
+        name: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+        as_frame: Literal[False] = False,
+    ) -> list[Event]: ...
+    @overload
+    def events(
+        self,
+        name: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+        as_frame: Literal[True],
+    ) -> DataFrame: ...
+    @overload
+    def events(
+        self,
+        name: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+        as_frame: bool,
+    ) -> list[Event] | DataFrame: ...
+
+    def events(
+        self,
+        name: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+        as_frame: bool = False,
+    ) -> list[Event] | DataFrame:
         """The audit trail, oldest first: every register, alias change, tag change, metric log and deletion.
 
         ``name`` keeps one model's events, ``since`` (a timezone-aware datetime
         or an ISO 8601 string, UTC when it has no offset) those from that
-        moment on, ``limit`` only the most recent ones.
+        moment on, ``limit`` only the most recent ones. ``as_frame=True``
+        returns a pandas DataFrame, one row per event (see
+        :func:`registry.frames.events_frame`; needs pandas).
         """
         if name is not None:
             name = validate_model_name(name)
         moment = None if since is None else validate_moment(since, "since")
-        return self._catalog.events(name, moment, validate_limit(limit))
+        found = self._catalog.events(name, moment, validate_limit(limit))
+        return frames.events_frame(found) if as_frame else found
 
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:
         """Which version ``alias`` pointed at, and from when until when, oldest first.

@@ -94,6 +94,15 @@ SLOW: dict[str, frozenset[str]] = {
             "test_repr_of_a_shared_list_dag_in_a_refusal_message_is_bounded",
         }
     ),
+    # a real read-only bind mount (mount and umount run as subprocesses)
+    "test_plot.py": frozenset({"test_a_read_only_directory_is_one_line_and_exit_2"}),
+    # mypy as a subprocess, and every README block before the DataFrame one (models trained, loaded, verified)
+    "test_frames.py": frozenset(
+        {
+            "test_type_checkers_see_a_list_without_as_frame_and_a_frame_with_it",
+            "test_the_readme_dataframe_snippet_runs_and_prints_typed_columns",
+        }
+    ),
 }
 
 #: Set by ``tests/conftest.py`` (before any test module is imported) when the run leaves out slow tests.

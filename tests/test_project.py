@@ -41,6 +41,7 @@ CONTRACT = {
     "SignatureNotFound",
     "NotPortable",
     "ModelPortabilityWarning",
+    "MissingDependency",
     # return types of public calls
     "ModelSummary",
     "Imported",
