@@ -39,6 +39,8 @@ CONTRACT = {
     "InvalidArgument",
     "InvalidCatalogURL",
     "SignatureNotFound",
+    "RegistryNotFound",
+    "ReadOnlyRegistry",
     # return types of public calls
     "ModelSummary",
     "Imported",
