@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from registry import drafting, formats, maintenance
 from registry.bundles import archive
@@ -81,6 +81,7 @@ from registry.errors import (
     InvalidReference,
     InvalidTag,
     NotFound,
+    ReadOnlyRegistry,
     SignatureNotFound,
     StoreError,
     UntrustedArtifact,
@@ -110,6 +111,21 @@ if TYPE_CHECKING:
     from registry.trust.keys import PrivateKeySource, PublicKeySource
 
 
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+
+def _writes(method: Callable[Concatenate[Registry, _P], _R]) -> Callable[Concatenate[Registry, _P], _R]:
+    """Mark a method that changes the registry: a read-only registry refuses it before it runs at all."""
+
+    @functools.wraps(method)
+    def guarded(self: Registry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        self._refuse_if_read_only(method.__name__)
+        return method(self, *args, **kwargs)
+
+    return guarded
+
+
 class Registry:
     """A model registry: a catalog of versions and a store of their artifacts.
 
@@ -135,6 +151,19 @@ class Registry:
     With ``bundle_key`` (an Ed25519 private key or the path of its PEM file;
     else ``$MODELSHELF_BUNDLE_KEY``) the bundles it exports are signed, so
     another registry can check who wrote them (:meth:`export_bundle`, :meth:`import_bundle`).
+
+    ``create=False`` is for code that must never make a registry by accident
+    (a mistyped path): a location with no registry raises
+    :class:`~registry.errors.RegistryNotFound` and nothing at all is created
+    there, neither the directory nor the catalog. ``read_only=True`` (also
+    implied by a SQLite ``mode=ro`` or ``immutable=1`` URI) is for serving
+    from a registry on a read-only mount: every read works, every write
+    (register, aliases, tags, metrics, delete, import, gc, repair, seal)
+    raises :class:`~registry.errors.ReadOnlyRegistry` before touching
+    anything, and it never creates a registry either. A keyed registry still
+    remembers the newest sealed state it has seen in its cache directory
+    (``$MODELSHELF_CACHE``), which is the client's, not the registry's; where
+    that cannot be written it warns and serves on.
     """
 
     def __init__(
@@ -147,6 +176,8 @@ class Registry:
         signing_key: str | bytes | None = None,
         bundle_key: PrivateKeySource | None = None,
         progress: ProgressReporter | None = None,
+        create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self._signing_key = signing.signing_key(signing_key)
         self._bundle_key = bundle_key  # read when a bundle is exported: cryptography is not loaded before
@@ -162,7 +193,10 @@ class Registry:
         else:
             locations = resolve(home, catalog, store)
             self._store = open_store(locations.store, progress=progress)
-        self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
+        self._catalog: Catalog = open_catalog(
+            locations.catalog, upgrade=upgrade, create=bool(create), read_only=bool(read_only)
+        )
+        self._read_only = self._catalog.read_only  # a SQLite mode=ro / immutable=1 URL implies it
         self._catalog.actor = Actor(*lineage.identity())
         # With a key, the catalog seals every change and checks the seal of every model it resolves.
         self._catalog.key = self._signing_key
@@ -185,6 +219,19 @@ class Registry:
         return f"Registry(catalog={self.catalog_location!r}, store={self.store_location!r})"
 
     @property
+    def read_only(self) -> bool:
+        """Whether this registry was opened read-only (``read_only=True``, or a SQLite ``mode=ro`` URI)."""
+        return self._read_only
+
+    def _refuse_if_read_only(self, operation: str) -> None:
+        if self._read_only:
+            raise ReadOnlyRegistry(
+                f"{operation} changes the registry, and the registry at {self.catalog_location} was opened "
+                "read-only: nothing was changed; open it without read_only=True (--read-only) to write",
+                operation=operation,
+            )
+
+    @property
     def catalog_location(self) -> str:
         """The catalog's file or URL (password hidden)."""
         return self._catalog.location
@@ -196,6 +243,7 @@ class Registry:
 
     # -- writing -----------------------------------------------------------
 
+    @_writes
     def register(
         self,
         name: str,
@@ -299,6 +347,7 @@ class Registry:
         """Record staged drafts as versions in one catalog transaction, signed with this registry's key."""
         return drafting.commit(self._catalog, self._signing_key, batch)
 
+    @_writes
     def register_file(
         self,
         name: str,
@@ -362,14 +411,17 @@ class Registry:
         draft = replace(draft, params=checked_params, imports=imports, input_signature=input_signature)
         return self._commit_one(draft, write, lambda: {"lineage": finish_lineage()})
 
+    @_writes
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at ``version`` of ``name``, moving it atomically if it pointed elsewhere."""
         return self._catalog.set_alias(validate_model_name(name), validate_alias(alias), validate_version(version))
 
+    @_writes
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove ``alias`` from ``name``; ``AliasNotFound`` if it is not set."""
         self._catalog.delete_alias(validate_model_name(name), validate_alias(alias))
 
+    @_writes
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None = None) -> None:
         """Append values to a version's metric history (for example an evaluation on new data).
 
@@ -383,6 +435,7 @@ class Registry:
             raise InvalidMetric("metrics is empty: give at least one {name: value}")
         self._catalog.log_metrics(name, version, checked, validate_step(step))
 
+    @_writes
     def set_tags(
         self, name: str, version: int, tags: dict[str, str] | None = None, *, remove: Iterable[str] = ()
     ) -> ModelVersion:
@@ -406,6 +459,7 @@ class Registry:
         """Every model with a live version: latest version, number of versions, aliases, last registration."""
         return self._catalog.model_summaries()
 
+    @_writes
     def delete_version(self, name: str, version: int) -> None:
         """Remove a version from every lookup; its number is never reused.
 
@@ -452,6 +506,7 @@ class Registry:
         archive.write_bundle(Path(os.fspath(path)), manifest, signature, versions, self.open_artifact)
         return versions
 
+    @_writes
     def import_bundle(
         self,
         path: str | os.PathLike[str],
@@ -578,6 +633,8 @@ class Registry:
         directory or URL of another store holding them (copied in, checked
         by hash). ``dry_run`` reports what would be done and changes nothing.
         """
+        if not dry_run:
+            self._refuse_if_read_only("repair")
         return maintenance.repair(self._catalog, self._store, dry_run=bool(dry_run), source=source)
 
     def gc(self, dry_run: bool = True, *, min_age: float = maintenance.DEFAULT_MIN_AGE) -> GcReport:
@@ -588,6 +645,8 @@ class Registry:
         ``dry_run`` (the default) nothing is removed: the report lists what
         would be.
         """
+        if not dry_run:
+            self._refuse_if_read_only("gc")
         if isinstance(min_age, bool) or not isinstance(min_age, (int, float)) or min_age < 0:
             raise InvalidArgument(f"min_age must be a number of seconds >= 0, not {min_age!r}")
         return maintenance.collect_garbage(self._catalog, self._store, dry_run=bool(dry_run), min_age=min_age)
@@ -604,6 +663,7 @@ class Registry:
         self._check_hmac(mv, required=False)
         return mv
 
+    @_writes
     def seal(self, name: str) -> int:
         """Adopt the current state of ``name`` under the signing key; return its new state number.
 

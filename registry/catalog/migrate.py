@@ -109,6 +109,15 @@ def _has_foreign_tables(connection: Connection) -> bool:
     return bool(set(inspect(connection).get_table_names()) - {"alembic_version"})
 
 
+def has_foreign_tables(engine: Engine) -> bool:
+    """Whether the database holds tables other than Alembic's (read in a transaction of its own)."""
+    with engine.connect() as connection:
+        try:
+            return _has_foreign_tables(connection)
+        finally:
+            connection.rollback()
+
+
 def _upgrade(connection: Connection) -> None:
     from alembic import command
 
