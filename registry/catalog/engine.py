@@ -185,7 +185,7 @@ def sqlite_read_only(url: URL) -> bool:
     return parameters.get("mode") == "ro" or parameters.get("immutable") == "1"
 
 
-def read_only_sqlite_url(path: Path) -> URL:
+def read_only_sqlite_url(path: Path, parameters: dict[str, str] | None = None) -> URL:
     """A URL opening the SQLite file ``path`` read-only: ``mode=ro``, plus ``immutable=1`` when it must.
 
     SQLite reads a WAL-mode database read-only only when its ``-wal`` and
@@ -205,10 +205,13 @@ def read_only_sqlite_url(path: Path) -> URL:
     exists), or reopen the registry after changes.
     """
     absolute = path.absolute()
+    given = dict(parameters or {})
     sidecars = any(Path(f"{absolute}{suffix}").exists() for suffix in ("-wal", "-shm"))
-    immutable = not sidecars and not os.access(absolute.parent, os.W_OK)
-    query = "?mode=ro&immutable=1" if immutable else "?mode=ro"
-    return URL.create("sqlite", database=f"file:{quote(str(absolute), safe='/')}{query}", query={"uri": "true"})
+    if given.get("immutable") != "1" and not sidecars and not os.access(absolute.parent, os.W_OK):
+        given["immutable"] = "1"
+    given["mode"] = "ro"
+    query = "&".join(f"{quote(key)}={quote(value)}" for key, value in sorted(given.items()))
+    return URL.create("sqlite", database=f"file:{quote(str(absolute), safe='/')}?{query}", query={"uri": "true"})
 
 
 def _configure_sqlite(engine: Engine, in_memory: bool, read_only: bool = False) -> None:
@@ -267,8 +270,8 @@ def make_engine(url: URL, *, read_only: bool = False) -> Engine:
     path = sqlite_path(url)
     if backend == "sqlite":
         options["connect_args"] = {"timeout": LOCK_TIMEOUT, "check_same_thread": False}
-        if read_only and path is not None and not sqlite_read_only(url):
-            url = read_only_sqlite_url(path)
+        if read_only and path is not None:  # the user's own mode=ro URI too: it may need immutable=1
+            url = read_only_sqlite_url(path, _uri_parameters(url) if (url.database or "").startswith("file:") else None)
     else:
         options["pool_pre_ping"] = True
         # Each statement sees what committed before it: the version counter and blob rows are

@@ -236,7 +236,8 @@ def read_revision(engine: Engine, location: str) -> str | None:
         elif "unable to open" in reason or "readonly" in reason or "read-only" in reason:
             advice = (
                 "the file or its directory is not writable (SQLite in WAL mode needs to create "
-                f"{location}-wal and -shm beside it): fix the permissions or copy the registry somewhere writable"
+                f"{location}-wal and -shm beside it): to only read it, open it read-only (`modelshelf --read-only …`, "
+                "Registry(..., read_only=True)); to write, fix the permissions or copy the registry somewhere writable"
             )
         else:
             advice = (
