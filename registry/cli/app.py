@@ -83,7 +83,7 @@ class _Group(click.Group):
     "--read-only",
     is_flag=True,
     envvar="MODELSHELF_READ_ONLY",
-    help="Open the registry read-only (a read-only mount): reads work, writes are refused [env MODELSHELF_READ_ONLY=1].",
+    help="Open the registry read-only (a read-only mount): reads work, writes are refused [env MODELSHELF_READ_ONLY].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print data as JSON (also accepted after each command).")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
