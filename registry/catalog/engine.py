@@ -252,8 +252,8 @@ def _set_wal(cursor: Any) -> None:
 
 #: An engine option: this engine's catalog was opened read-only, so every write transaction is refused.
 _READ_ONLY_OPTION = "modelshelf_read_only"
-#: What SQLAlchemy picks for a URL that names no driver, and the form that names the one modelshelf installs.
-_DEFAULT_DRIVERS = {"postgresql": ("psycopg2", "postgresql+psycopg"), "mysql": ("mysqlclient", "mysql+pymysql")}
+#: The URL form naming the driver that each server's extra installs (a URL naming none gets SQLAlchemy's default).
+_EXTRA_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
 
 
 def make_engine(url: URL, *, read_only: bool = False) -> Engine:
