@@ -284,9 +284,10 @@ def make_engine(url: URL, *, read_only: bool = False) -> Engine:
     except ImportError as exc:
         extra = DRIVER_EXTRAS.get(backend)
         hint = f"pip install 'modelshelf[{extra}]'" if extra else "install the database driver the URL names"
-        default = _DEFAULT_DRIVERS.get(backend)
-        if default is not None and "+" not in url.drivername:
-            hint = f"the URL names no driver, so SQLAlchemy picks {default[0]}; write {default[1]}:// and {hint}"
+        named = _EXTRA_DRIVERS.get(backend)
+        if named is not None and "+" not in url.drivername:
+            default = getattr(exc, "name", None) or "its default driver"
+            hint = f"the URL names no driver, so SQLAlchemy picks {default}; write {named}:// and {hint}"
         raise CatalogError(
             f"the catalog URL {url.render_as_string(hide_password=True)!r} needs a driver that is not "
             f"installed ({exc}); {hint}"
