@@ -68,8 +68,16 @@ def open_catalog(
             raise CatalogError(
                 f"cannot create the directory of the catalog {path}: {exc.strerror or exc}; choose a writable location"
             ) from exc
-    engine = make_engine(parsed, read_only=read_only)
     location = str(path) if path is not None else describe_url(parsed)
+    if not create and not read_only and path is not None:
+        # Look first through a read-only connection: the writable one switches the file to WAL on
+        # connecting, which would write into a database that turns out not to be a registry.
+        probe = make_engine(parsed, read_only=True)
+        try:
+            _require_schema(probe, location, url, parsed, upgrade=False, check_revision=False)
+        finally:
+            probe.dispose()
+    engine = make_engine(parsed, read_only=read_only)
     try:
         if create:
             ensure_schema(engine, location, upgrade=upgrade)
@@ -81,7 +89,9 @@ def open_catalog(
     return Catalog(engine, location)
 
 
-def _require_schema(engine: Engine, location: str, url: str | URL | Path, parsed: URL, *, upgrade: bool) -> None:
+def _require_schema(
+    engine: Engine, location: str, url: str | URL | Path, parsed: URL, *, upgrade: bool, check_revision: bool = True
+) -> None:
     """What :func:`ensure_schema` checks, with a missing schema a :class:`RegistryNotFound` instead of created."""
     revision = read_revision(engine, location)
     if revision is None:
@@ -90,15 +100,15 @@ def _require_schema(engine: Engine, location: str, url: str | URL | Path, parsed
                 f"the database {location} holds tables but no modelshelf schema; "
                 "point the catalog at an existing modelshelf catalog"
             )
-        raise RegistryNotFound(missing_registry(url, parsed, sqlite_path(parsed)), location=location)
-    if revision == migrate.HEAD_REVISION:
+        raise RegistryNotFound(missing_registry(url, parsed, sqlite_path(parsed), empty=True), location=location)
+    if revision == migrate.HEAD_REVISION or not check_revision:
         return
     if is_read_only(engine):
         raise migrate.describe(revision, location, engine)  # an upgrade would be a write
     ensure_schema(engine, location, upgrade=upgrade)
 
 
-def missing_registry(url: str | URL | Path, parsed: URL, path: Path | None) -> str:
+def missing_registry(url: str | URL | Path, parsed: URL, path: Path | None, *, empty: bool = False) -> str:
     """The message for a location with no registry: its absolute path, and how to make one there.
 
     A three-slash SQLite URL is relative to the current directory, which is
@@ -106,6 +116,8 @@ def missing_registry(url: str | URL | Path, parsed: URL, path: Path | None) -> s
     message names the four-slash form of the absolute path too.
     """
     make = "create one by registering a model (`modelshelf register …`, Registry(path).register(…)) or check the path"
+    if path is not None and empty:
+        return f"no registry at {path.absolute()} (the file has no modelshelf schema); {make}"
     if path is None:
         return (
             f"no registry at {describe_url(parsed)} (the database has no modelshelf schema); create it with "
