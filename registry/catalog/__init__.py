@@ -151,7 +151,7 @@ def schema_revisions(url: str | URL | Path) -> tuple[str | None, str]:
     path = sqlite_path(parsed)
     if path is not None and not path.exists():
         return None, migrate.HEAD_REVISION
-    engine = make_engine(parsed)
+    engine = make_engine(parsed, read_only=True)  # a look only: it works on a read-only mount too
     try:
         return read_revision(engine, str(path) if path is not None else describe_url(parsed)), migrate.HEAD_REVISION
     finally:
