@@ -112,6 +112,8 @@ def test_the_cli_reads_the_mount_and_refuses_writes(mounted: Path, source: Path,
     refused = run_cli(mounted, "--read-only", "alias", "set", "m", "staging", "1")
     assert refused.exit_code == 1
     assert "opened read-only" in refused.stderr
+    current = run_cli(mounted, "db", "current")  # a look at the schema needs no --read-only
+    assert current.exit_code == 0 and "up to date" in current.output, current.output
     plain = run_cli(mounted, "versions", "m")
     assert plain.exit_code == 1 and "--read-only" in plain.stderr  # the one-line error says what to do
     assert snapshot(source) == before
