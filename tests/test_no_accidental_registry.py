@@ -92,6 +92,17 @@ def test_postgres_scheme_says_what_to_write() -> None:
     assert "secret" not in str(caught.value)  # the suggested URL hides the password too
 
 
+def test_a_url_naming_no_driver_says_which_one_to_name(tmp_path: Path) -> None:
+    import importlib.util
+
+    from registry import CatalogError
+
+    if importlib.util.find_spec("MySQLdb") is not None:
+        pytest.skip("mysqlclient is installed here, so mysql:// works as it is")
+    with pytest.raises(CatalogError, match=r"SQLAlchemy picks MySQLdb; write mysql\+pymysql://"):
+        Registry(catalog="mysql://root@127.0.0.1/models", store=str(tmp_path), create=False)
+
+
 def test_sqlite_uri_form_is_a_file_and_mode_ro_implies_read_only(tmp_path: Path) -> None:
     with Registry(tmp_path) as reg:
         reg.register("m", [1], format="pickle")
