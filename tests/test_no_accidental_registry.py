@@ -99,7 +99,9 @@ def test_a_url_naming_no_driver_says_which_one_to_name(tmp_path: Path) -> None:
 
     if importlib.util.find_spec("MySQLdb") is not None:
         pytest.skip("mysqlclient is installed here, so mysql:// works as it is")
-    with pytest.raises(CatalogError, match=r"SQLAlchemy picks MySQLdb; write mysql\+pymysql://"):
+    with pytest.raises(
+        CatalogError, match=r"URL names no driver, so SQLAlchemy picks MySQLdb; write mysql\+pymysql://"
+    ):
         Registry(catalog="mysql://root@127.0.0.1/models", store=str(tmp_path), create=False)
 
 

@@ -285,9 +285,13 @@ def make_engine(url: URL, *, read_only: bool = False) -> Engine:
         extra = DRIVER_EXTRAS.get(backend)
         hint = f"pip install 'modelshelf[{extra}]'" if extra else "install the database driver the URL names"
         named = _EXTRA_DRIVERS.get(backend)
-        if named is not None and "+" not in url.drivername:
-            default = getattr(exc, "name", None) or "its default driver"
-            hint = f"the URL names no driver, so SQLAlchemy picks {default}; write {named}:// and {hint}"
+        if named is not None and url.drivername != named:
+            wanted = getattr(exc, "name", None) or "its driver"
+            use = f"write {named}:// to use the driver `{hint}` installs"
+            if "+" not in url.drivername:
+                hint = f"the URL names no driver, so SQLAlchemy picks {wanted}; {use}"
+            else:
+                hint = f"{use}, or install {wanted}"
         raise CatalogError(
             f"the catalog URL {url.render_as_string(hide_password=True)!r} needs a driver that is not "
             f"installed ({exc}); {hint}"
