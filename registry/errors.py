@@ -32,7 +32,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   ├── InvalidKey
     │   ├── InvalidBundle
     │   ├── InvalidCatalogURL (also a CatalogError)
-    │   └── SignatureMismatch
+    │   ├── SignatureMismatch
+    │   └── NotPortable
     ├── TrustError
     │   ├── CorruptedArtifact
     │   │   └── DamagedVersion
@@ -52,6 +53,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
 
     EnvironmentMismatchWarning (UserWarning) is the warning twin of
     EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
+    ModelPortabilityWarning (UserWarning) is the warning twin of
+    NotPortable, issued by ``register`` unless ``strict=True``.
 
 A refused bundle (:class:`InvalidBundle`) is invalid input to ``import``,
 and the CLI still reports it as a trust failure (exit code 3). Messages say
@@ -250,6 +253,20 @@ class EnvironmentMismatchWarning(UserWarning):
     """Issued by ``load`` when Python, scikit-learn or numpy differ from registration."""
 
 
+class ModelPortabilityWarning(UserWarning):
+    """Issued by ``register`` when the artifact imports a class or function no other process can import.
+
+    That is a name of the running script (``__main__.Foo``) or one defined
+    inside a function: the version is stored, but only a process whose
+    ``__main__`` defines the same name can load it. ``names`` lists them.
+    ``register(..., strict=True)`` raises :class:`NotPortable` instead.
+    """
+
+    def __init__(self, message: str, names: tuple[str, ...] = ()) -> None:
+        self.names = names
+        super().__init__(message)
+
+
 class UnsafeArtifact(TrustError):
     """``load(..., safe=True)`` met a global outside the allow-list; nothing it named was run.
 
@@ -340,6 +357,19 @@ class SignatureMismatch(InvalidInput):
         self.ref = ref
         self.expected = expected
         self.actual = actual
+        super().__init__(message)
+
+
+class NotPortable(InvalidInput):
+    """``register(..., strict=True)`` refused a model that only the registering script could load again.
+
+    Its artifact imports classes or functions of the running script's
+    ``__main__`` module, or ones defined inside a function (``names`` lists
+    them): move them into an importable module. Nothing was written.
+    """
+
+    def __init__(self, message: str, names: tuple[str, ...]) -> None:
+        self.names = names
         super().__init__(message)
 
 

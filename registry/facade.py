@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 from registry import drafting, formats, maintenance
 from registry.bundles import archive
@@ -80,14 +80,17 @@ from registry.errors import (
     InvalidPath,
     InvalidReference,
     InvalidTag,
+    ModelPortabilityWarning,
     NotFound,
+    NotPortable,
     ReadOnlyRegistry,
+    SerializationError,
     SignatureNotFound,
     StoreError,
     UntrustedArtifact,
     VersionNotFound,
 )
-from registry.formats import filecheck
+from registry.formats import filecheck, portability
 from registry.inputs.validated import ValidatedModel
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
@@ -109,21 +112,6 @@ from registry.validation import (
 
 if TYPE_CHECKING:
     from registry.trust.keys import PrivateKeySource, PublicKeySource
-
-
-_R = TypeVar("_R")
-_P = ParamSpec("_P")
-
-
-def _writes(method: Callable[Concatenate[Registry, _P], _R]) -> Callable[Concatenate[Registry, _P], _R]:
-    """Mark a method that changes the registry: a read-only registry refuses it before it runs at all."""
-
-    @functools.wraps(method)
-    def guarded(self: Registry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        self._refuse_if_read_only(method.__name__)
-        return method(self, *args, **kwargs)
-
-    return guarded
 
 
 class Registry:
@@ -243,7 +231,6 @@ class Registry:
 
     # -- writing -----------------------------------------------------------
 
-    @_writes
     def register(
         self,
         name: str,
@@ -259,6 +246,7 @@ class Registry:
         parent: str | ModelVersion | None = None,
         signature: InputSignature | Mapping[str, Any] | None = None,
         input_example: Any = None,
+        strict: bool = False,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return its metadata.
 
@@ -275,7 +263,14 @@ class Registry:
         scikit-learn estimator gets an input signature automatically;
         ``signature=`` gives one explicitly, and ``input_example=`` (a few rows
         of input) adds column dtypes and is kept with the version.
+
+        An artifact that imports a class or function of the running script
+        (``__main__.Foo``) or one defined inside a function registers with a
+        :class:`~registry.errors.ModelPortabilityWarning`: no other process
+        could load it. ``strict=True`` raises
+        :class:`~registry.errors.NotPortable` instead, and nothing is written.
         """
+        self._refuse_if_read_only("register")
         draft = drafting.draft_from_input(name, format, alias=alias)
         draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
         fmt = formats.get_format(draft.format)
@@ -299,8 +294,12 @@ class Registry:
         def write(file: IO[bytes]) -> None:
             imports.extend(formats.dump(fmt, model, file))
 
+        def written() -> dict[str, Any]:
+            _check_portable(draft.name, imports, strict=strict)  # after the dump: the inventory is what it names
+            return {"imports": tuple(imports), "lineage": finish_lineage()}
+
         draft = replace(draft, params=checked_params, input_signature=input_signature)
-        return self._commit_one(draft, write, lambda: {"imports": tuple(imports), "lineage": finish_lineage()})
+        return self._commit_one(draft, write, written)
 
     def _start_lineage(self, data: Any, parent: str | ModelVersion | None) -> Callable[[], Lineage]:
         """Check the parent and fingerprint the data now; git is asked on a helper thread meanwhile.
@@ -347,7 +346,6 @@ class Registry:
         """Record staged drafts as versions in one catalog transaction, signed with this registry's key."""
         return drafting.commit(self._catalog, self._signing_key, batch)
 
-    @_writes
     def register_file(
         self,
         name: str,
@@ -380,6 +378,7 @@ class Registry:
         is not a pickle). ``parent`` is recorded in the lineage as for
         :meth:`register`.
         """
+        self._refuse_if_read_only("register_file")
         # The order of the checks is the one callers have always met: name, alias, format, check mode, file, values.
         draft = drafting.draft_from_input(name, format, alias=alias)
         fmt = formats.get_format(draft.format)
@@ -411,23 +410,23 @@ class Registry:
         draft = replace(draft, params=checked_params, imports=imports, input_signature=input_signature)
         return self._commit_one(draft, write, lambda: {"lineage": finish_lineage()})
 
-    @_writes
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at ``version`` of ``name``, moving it atomically if it pointed elsewhere."""
+        self._refuse_if_read_only("set_alias")
         return self._catalog.set_alias(validate_model_name(name), validate_alias(alias), validate_version(version))
 
-    @_writes
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove ``alias`` from ``name``; ``AliasNotFound`` if it is not set."""
+        self._refuse_if_read_only("delete_alias")
         self._catalog.delete_alias(validate_model_name(name), validate_alias(alias))
 
-    @_writes
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None = None) -> None:
         """Append values to a version's metric history (for example an evaluation on new data).
 
         The version's ``metrics`` then show these values: ``mv.metrics`` holds
         the most recently logged value of each key.
         """
+        self._refuse_if_read_only("log_metrics")
         name = validate_model_name(name)
         version = validate_version(version)
         checked = validate_metrics(metrics)
@@ -435,7 +434,6 @@ class Registry:
             raise InvalidMetric("metrics is empty: give at least one {name: value}")
         self._catalog.log_metrics(name, version, checked, validate_step(step))
 
-    @_writes
     def set_tags(
         self, name: str, version: int, tags: dict[str, str] | None = None, *, remove: Iterable[str] = ()
     ) -> ModelVersion:
@@ -444,6 +442,7 @@ class Registry:
         Tags are the one part of a version that may change after registration
         (its artifact, params and metrics history never do).
         """
+        self._refuse_if_read_only("set_tags")
         checked = validate_tags(tags)
         if isinstance(remove, str):
             raise InvalidTag("remove must be a list of tag keys, not a single string")
@@ -459,13 +458,13 @@ class Registry:
         """Every model with a live version: latest version, number of versions, aliases, last registration."""
         return self._catalog.model_summaries()
 
-    @_writes
     def delete_version(self, name: str, version: int) -> None:
         """Remove a version from every lookup; its number is never reused.
 
         Its aliases are dropped with it, and its blob is deleted when no other
         live version has the same bytes.
         """
+        self._refuse_if_read_only("delete_version")
         digest, size = self._catalog.delete_version(validate_model_name(name), validate_version(version))
         try:
             self._catalog.free_blob_if_unreferenced(digest, size, self._store.delete)
@@ -506,7 +505,6 @@ class Registry:
         archive.write_bundle(Path(os.fspath(path)), manifest, signature, versions, self.open_artifact)
         return versions
 
-    @_writes
     def import_bundle(
         self,
         path: str | os.PathLike[str],
@@ -530,6 +528,7 @@ class Registry:
         origin, so importing the same bundle again records nothing twice
         (see :mod:`registry.bundles`).
         """
+        self._refuse_if_read_only("import_bundle")
         source = Path(os.fspath(path))
         if not source.is_file():
             raise InvalidBundle(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
@@ -663,7 +662,6 @@ class Registry:
         self._check_hmac(mv, required=False)
         return mv
 
-    @_writes
     def seal(self, name: str) -> int:
         """Adopt the current state of ``name`` under the signing key; return its new state number.
 
@@ -672,6 +670,7 @@ class Registry:
         model first (``events``, ``versions``, aliases), then seal it. The
         seal is recorded in the audit trail (``state.seal``) with who ran it.
         """
+        self._refuse_if_read_only("seal")
         return self._catalog.seal_state(validate_model_name(name))
 
     def versions_importing(self, globals: Iterable[str]) -> list[ModelVersion]:
@@ -939,6 +938,32 @@ class Registry:
                 return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted, inventory=_inventory(mv))
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
+        except SerializationError as exc:
+            # A class of the registering script's __main__: say so, rather than "install the packages".
+            missing = portability.missing_here(mv.imports or ())
+            if not missing:
+                raise
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            raise SerializationError(
+                portability.load_advice(mv.ref, missing, f"{type(cause).__name__}: {cause}")
+            ) from exc
+
+
+def _check_portable(model: str, imports: Iterable[str], *, strict: bool) -> None:
+    """Warn (or with ``strict`` raise :class:`NotPortable`) when ``imports`` names what only this script has.
+
+    Called from :meth:`Registry.register` through ``_commit_one``, before the
+    version is committed: the warning's ``stacklevel`` points at the
+    caller of ``register``, and an error (or a warning turned into one)
+    leaves nothing behind but the staged blob, which is discarded.
+    """
+    names = portability.unportable(imports)
+    if not names:
+        return
+    message = portability.registration_advice(model, names, strict=strict)
+    if strict:
+        raise NotPortable(message, names)
+    warnings.warn(ModelPortabilityWarning(message, names), stacklevel=5)
 
 
 def _already_imported(entry: BundleEntry, present: list[ModelVersion]) -> ModelVersion | None:

@@ -32,6 +32,10 @@ SLOW: dict[str, frozenset[str]] = {
         }
     ),
     "test_register_load.py": frozenset({"test_another_process_sees_what_was_registered"}),
+    # a script run as `python train.py`, then a second interpreter that loads what it registered
+    "test_portability.py": frozenset(
+        {"test_a_script_registers_with_a_warning_and_another_process_is_told_to_move_the_class"}
+    ),
     "test_migrations.py": frozenset(
         {"test_developer_alembic_ini_works_too", "test_the_wheel_ships_the_migrations_and_creates_catalogs"}
     ),

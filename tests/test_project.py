@@ -41,6 +41,8 @@ CONTRACT = {
     "SignatureNotFound",
     "RegistryNotFound",
     "ReadOnlyRegistry",
+    "NotPortable",
+    "ModelPortabilityWarning",
     # return types of public calls
     "ModelSummary",
     "Imported",
