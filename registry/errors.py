@@ -13,7 +13,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   ├── ModelNotFound
     │   ├── VersionNotFound
     │   ├── AliasNotFound
-    │   └── SignatureNotFound
+    │   ├── SignatureNotFound
+    │   └── RegistryNotFound
     ├── InvalidInput (ValueError)
     │   ├── InvalidName
     │   │   └── InvalidReference
@@ -48,6 +49,7 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   └── CommitOutcomeUnknown
     ├── StoreError (OSError)
     ├── EnvironmentMismatch
+    ├── ReadOnlyRegistry (PermissionError)
     └── MissingDependency (ImportError)
 
     EnvironmentMismatchWarning (UserWarning) is the warning twin of
@@ -381,6 +383,34 @@ class SignatureNotFound(NotFound):
             f"{ref} has no input signature to check against; register it with signature=… or "
             "input_example=… (fitted scikit-learn estimators get one automatically)"
         )
+
+
+class RegistryNotFound(NotFound):
+    """No registry is at the location given, and the call was not allowed to create one.
+
+    Raised by ``Registry(..., create=False)`` (and so by every command of the
+    command line that only reads) instead of creating an empty registry at a
+    mistyped path. ``location`` is the absolute path of the missing catalog
+    file, or the database URL (password hidden) of a server with no
+    modelshelf schema.
+    """
+
+    def __init__(self, message: str, *, location: str) -> None:
+        self.location = location
+        super().__init__(message)
+
+
+class ReadOnlyRegistry(RegistryError, PermissionError):
+    """A write was asked of a registry opened with ``read_only=True``; nothing was touched.
+
+    A ``PermissionError`` as well, the builtin for "this may not be changed
+    from here": retrying cannot help, and the call itself is fine; it needs
+    a registry opened for writing. ``operation`` names the refused method.
+    """
+
+    def __init__(self, message: str, *, operation: str) -> None:
+        self.operation = operation
+        super().__init__(message)
 
 
 class MissingDependency(RegistryError, ImportError):

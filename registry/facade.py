@@ -83,6 +83,7 @@ from registry.errors import (
     ModelPortabilityWarning,
     NotFound,
     NotPortable,
+    ReadOnlyRegistry,
     SerializationError,
     SignatureNotFound,
     StoreError,
@@ -139,6 +140,19 @@ class Registry:
     With ``bundle_key`` (an Ed25519 private key or the path of its PEM file;
     else ``$MODELSHELF_BUNDLE_KEY``) the bundles it exports are signed, so
     another registry can check who wrote them (:meth:`export_bundle`, :meth:`import_bundle`).
+
+    ``create=False`` is for code that must never make a registry by accident
+    (a mistyped path): a location with no registry raises
+    :class:`~registry.errors.RegistryNotFound` and nothing at all is created
+    there, neither the directory nor the catalog. ``read_only=True`` (also
+    implied by a SQLite ``mode=ro`` or ``immutable=1`` URI) is for serving
+    from a registry on a read-only mount: every read works, every write
+    (register, aliases, tags, metrics, delete, import, gc, repair, seal)
+    raises :class:`~registry.errors.ReadOnlyRegistry` before touching
+    anything, and it never creates a registry either. A keyed registry still
+    remembers the newest sealed state it has seen in its cache directory
+    (``$MODELSHELF_CACHE``), which is the client's, not the registry's; where
+    that cannot be written it warns and serves on.
     """
 
     def __init__(
@@ -151,6 +165,8 @@ class Registry:
         signing_key: str | bytes | None = None,
         bundle_key: PrivateKeySource | None = None,
         progress: ProgressReporter | None = None,
+        create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self._signing_key = signing.signing_key(signing_key)
         self._bundle_key = bundle_key  # read when a bundle is exported: cryptography is not loaded before
@@ -166,7 +182,10 @@ class Registry:
         else:
             locations = resolve(home, catalog, store)
             self._store = open_store(locations.store, progress=progress)
-        self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
+        self._catalog: Catalog = open_catalog(
+            locations.catalog, upgrade=upgrade, create=bool(create), read_only=bool(read_only)
+        )
+        self._read_only = self._catalog.read_only  # a SQLite mode=ro / immutable=1 URL implies it
         self._catalog.actor = Actor(*lineage.identity())
         # With a key, the catalog seals every change and checks the seal of every model it resolves.
         self._catalog.key = self._signing_key
@@ -187,6 +206,19 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry(catalog={self.catalog_location!r}, store={self.store_location!r})"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this registry was opened read-only (``read_only=True``, or a SQLite ``mode=ro`` URI)."""
+        return self._read_only
+
+    def _refuse_if_read_only(self, operation: str) -> None:
+        if self._read_only:
+            raise ReadOnlyRegistry(
+                f"{operation} changes the registry, and the registry at {self.catalog_location} was opened "
+                "read-only: nothing was changed; open it without read_only=True (--read-only) to write",
+                operation=operation,
+            )
 
     @property
     def catalog_location(self) -> str:
@@ -239,6 +271,7 @@ class Registry:
         could load it. ``strict=True`` raises
         :class:`~registry.errors.NotPortable` instead, and nothing is written.
         """
+        self._refuse_if_read_only("register")
         draft = drafting.draft_from_input(name, format, alias=alias)
         draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
         fmt = formats.get_format(draft.format)
@@ -346,6 +379,7 @@ class Registry:
         is not a pickle). ``parent`` is recorded in the lineage as for
         :meth:`register`.
         """
+        self._refuse_if_read_only("register_file")
         # The order of the checks is the one callers have always met: name, alias, format, check mode, file, values.
         draft = drafting.draft_from_input(name, format, alias=alias)
         fmt = formats.get_format(draft.format)
@@ -379,10 +413,12 @@ class Registry:
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at ``version`` of ``name``, moving it atomically if it pointed elsewhere."""
+        self._refuse_if_read_only("set_alias")
         return self._catalog.set_alias(validate_model_name(name), validate_alias(alias), validate_version(version))
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove ``alias`` from ``name``; ``AliasNotFound`` if it is not set."""
+        self._refuse_if_read_only("delete_alias")
         self._catalog.delete_alias(validate_model_name(name), validate_alias(alias))
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None = None) -> None:
@@ -391,6 +427,7 @@ class Registry:
         The version's ``metrics`` then show these values: ``mv.metrics`` holds
         the most recently logged value of each key.
         """
+        self._refuse_if_read_only("log_metrics")
         name = validate_model_name(name)
         version = validate_version(version)
         checked = validate_metrics(metrics)
@@ -406,6 +443,7 @@ class Registry:
         Tags are the one part of a version that may change after registration
         (its artifact, params and metrics history never do).
         """
+        self._refuse_if_read_only("set_tags")
         checked = validate_tags(tags)
         if isinstance(remove, str):
             raise InvalidTag("remove must be a list of tag keys, not a single string")
@@ -427,6 +465,7 @@ class Registry:
         Its aliases are dropped with it, and its blob is deleted when no other
         live version has the same bytes.
         """
+        self._refuse_if_read_only("delete_version")
         digest, size = self._catalog.delete_version(validate_model_name(name), validate_version(version))
         try:
             self._catalog.free_blob_if_unreferenced(digest, size, self._store.delete)
@@ -490,6 +529,7 @@ class Registry:
         origin, so importing the same bundle again records nothing twice
         (see :mod:`registry.bundles`).
         """
+        self._refuse_if_read_only("import_bundle")
         source = Path(os.fspath(path))
         if not source.is_file():
             raise InvalidBundle(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
@@ -593,6 +633,8 @@ class Registry:
         directory or URL of another store holding them (copied in, checked
         by hash). ``dry_run`` reports what would be done and changes nothing.
         """
+        if not dry_run:
+            self._refuse_if_read_only("repair")
         return maintenance.repair(self._catalog, self._store, dry_run=bool(dry_run), source=source)
 
     def gc(self, dry_run: bool = True, *, min_age: float = maintenance.DEFAULT_MIN_AGE) -> GcReport:
@@ -603,6 +645,8 @@ class Registry:
         ``dry_run`` (the default) nothing is removed: the report lists what
         would be.
         """
+        if not dry_run:
+            self._refuse_if_read_only("gc")
         if isinstance(min_age, bool) or not isinstance(min_age, (int, float)) or min_age < 0:
             raise InvalidArgument(f"min_age must be a number of seconds >= 0, not {min_age!r}")
         return maintenance.collect_garbage(self._catalog, self._store, dry_run=bool(dry_run), min_age=min_age)
@@ -627,6 +671,7 @@ class Registry:
         model first (``events``, ``versions``, aliases), then seal it. The
         seal is recorded in the audit trail (``state.seal``) with who ran it.
         """
+        self._refuse_if_read_only("seal")
         return self._catalog.seal_state(validate_model_name(name))
 
     def versions_importing(self, globals: Iterable[str]) -> list[ModelVersion]:

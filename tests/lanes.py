@@ -20,6 +20,8 @@ ALL: frozenset[str] = frozenset({"*"})
 SLOW: dict[str, frozenset[str]] = {
     # process pools of eight writers, and threads racing for seconds
     "test_concurrency.py": ALL,
+    # real read-only bind mounts, and a writer process beside the reader
+    "test_read_only_mount.py": ALL,
     # each runs `modelshelf` or `python` as a subprocess
     "test_cli.py": frozenset(
         {

@@ -39,6 +39,8 @@ CONTRACT = {
     "InvalidArgument",
     "InvalidCatalogURL",
     "SignatureNotFound",
+    "RegistryNotFound",
+    "ReadOnlyRegistry",
     "NotPortable",
     "ModelPortabilityWarning",
     "MissingDependency",

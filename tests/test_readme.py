@@ -78,6 +78,8 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert "load: DamagedVersion tiny:1 True" in printed
     assert "healed: {'weights': [1, 2, 3]} True" in printed
     assert len(list((tmp_path / "scratch" / "quarantine").iterdir())) == 1  # set aside, not deleted
+    assert "typo: RegistryNotFound True" in printed and not (tmp_path / "modles").exists()
+    assert "read-only: set_alias" in printed
 
     for body in blocks("sh")[1:]:
         for command in commands(body):

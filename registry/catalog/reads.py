@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from registry.catalog.audit import alias_periods, read_events
-from registry.catalog.engine import read_transaction, retried
+from registry.catalog.engine import is_read_only, read_transaction, retried
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import (
@@ -170,6 +170,11 @@ class CatalogReads:
     def __init__(self, engine: Engine, location: str) -> None:
         self.engine = engine
         self.location = location
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this catalog was opened read-only (every write transaction is then refused)."""
+        return is_read_only(self.engine)
 
     def _trust(self, connection: Connection, name: str, *, with_metrics: bool = False) -> None:
         """With a key, refuse a model whose rows are not its sealed state; nothing without one."""
