@@ -41,7 +41,8 @@ EXIT_INTERRUPTED = 130
 #: Error family → exit code, most specific first; the first matching entry wins.
 #: A refused bundle is invalid input to ``import`` but reported as a trust
 #: failure, so it comes before its family. ``ValueError`` stays for the ones
-#: a third-party library raises inside a command (a model that does not load).
+#: a third-party library raises inside a command (a model that does not load); ``OSError`` for a
+#: path no library call turned into a ``StoreError`` (a failure: 1, on one line like the rest).
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidBundle, EXIT_INTEGRITY),
     (TrustError, EXIT_INTEGRITY),
@@ -49,8 +50,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidInput, EXIT_USAGE),
     (SerializationError, EXIT_USAGE),
     (ValueError, EXIT_USAGE),
-    (RegistryError, EXIT_NOT_FOUND),
     (OSError, EXIT_NOT_FOUND),
+    (RegistryError, EXIT_NOT_FOUND),
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
