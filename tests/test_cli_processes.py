@@ -88,3 +88,13 @@ def test_debug_still_shows_the_traceback(home: Path, tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode != 0 and "Traceback" in result.stderr and "StoreError" in result.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    # `modelshelf policy | head -0`: the read end is closed before the command (still importing) writes a byte
+    process = _start("policy", cwd=_workdir(tmp_path))
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert err == ""  # no traceback, no "error: Broken pipe"

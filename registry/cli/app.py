@@ -13,6 +13,7 @@ driver's message of several; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -88,12 +89,16 @@ class _Group(click.Group):
 
     An ``OSError`` that reaches here (a path no library call turned into a
     :class:`~registry.errors.StoreError`) is one line too: a traceback is
-    what ``--debug`` is for.
+    what ``--debug`` is for. A reader that closed the pipe early ends the
+    command quietly.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `modelshelf versions m | head -1`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that exiting flushes nowhere
+            sys.exit(1)  # as Python's signal documentation suggests; no message: nobody is reading
         except (RegistryError, ValueError, OSError) as exc:
             if ctx.find_root().params.get("debug"):
                 raise
