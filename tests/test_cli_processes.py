@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -98,3 +100,34 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
     err = process.stderr.read()
     assert process.wait(timeout=120) == 1
     assert err == ""  # no traceback, no "error: Broken pipe"
+
+
+def test_ctrl_c_at_a_confirmation_prompt_exits_130(home: Path, tmp_path: Path) -> None:
+    with Registry(home) as reg:
+        reg.register("m", {"w": 1}, format="pickle")
+    leader, follower = pty.openpty()  # a real terminal, so that `delete` asks
+    process = subprocess.Popen(
+        [sys.executable, "-m", "registry", "--home", str(home), "delete", "m:1"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=_workdir(tmp_path),
+        start_new_session=True,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while b"delete m:1" not in seen:
+            seen += os.read(leader, 1024)
+        os.killpg(process.pid, signal.SIGINT)  # what the terminal sends its foreground job on Ctrl-C
+        assert process.wait(timeout=60) == 130
+        with contextlib.suppress(OSError):  # the terminal's far end is gone once the process exits
+            while chunk := os.read(leader, 1024):
+                seen += chunk
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)
+    assert b"error: interrupted" in seen and b"Traceback" not in seen and b"Aborted" not in seen
+    with Registry(home) as reg:
+        assert reg.get("m:1").version == 1  # nothing deleted

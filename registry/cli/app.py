@@ -108,6 +108,11 @@ class _Group(click.Group):
                 raise
             click.echo("error: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except click.Abort as exc:  # a prompt turns Ctrl-C into Abort ("Aborted!", exit 1): it is still Ctrl-C
+            if not isinstance(exc.__context__, KeyboardInterrupt):
+                raise
+            click.echo("error: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
