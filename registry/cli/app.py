@@ -68,7 +68,7 @@ def fail(exc: BaseException) -> NoReturn:
 
 
 def one_line(text: str) -> str:
-    """``text`` on one line: a driver's message (libpq's, for one) may span several, indented.
+    r"""``text`` on one line: a driver's message (libpq's, for one) may span several, indented.
 
     >>> one_line("connection failed\n\tIs the server running?")
     'connection failed Is the server running?'
