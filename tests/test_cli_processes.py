@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from registry import Registry
@@ -119,7 +120,15 @@ def test_ctrl_c_at_a_confirmation_prompt_exits_130(home: Path, tmp_path: Path) -
     try:
         while b"delete m:1" not in seen:
             seen += os.read(leader, 1024)
+        # The prompt is on the terminal a moment before the process blocks reading its answer, and a
+        # SIGINT landing in that gap is only noticed once input arrives (readline's wait has already
+        # begun): press Ctrl-C as a person would, after the prompt, and once more if the first went unseen.
+        time.sleep(0.3)
         os.killpg(process.pid, signal.SIGINT)  # what the terminal sends its foreground job on Ctrl-C
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=60) == 130
         with contextlib.suppress(OSError):  # the terminal's far end is gone once the process exits
             while chunk := os.read(leader, 1024):
