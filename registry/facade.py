@@ -68,6 +68,7 @@ from registry.domain import (
     ModelVersion,
     RepairReport,
     VerifyReport,
+    VersionPage,
 )
 from registry.errors import (
     CorruptedArtifact,
@@ -727,6 +728,35 @@ class Registry:
         tree = None if where is None else parse_filter(where)
         order = () if order_by is None else parse_order_by(order_by)
         return self._authenticated(self._catalog.search(name, tree, order, validate_limit(limit)))
+
+    def versions_page(
+        self,
+        name: str,
+        *,
+        where: str | None = None,
+        order_by: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> VersionPage:
+        """One page of ``name``'s live versions, paginated in the database, with the total that match.
+
+        >>> page = reg.versions_page("iris-knn", order_by="metrics.accuracy desc", offset=40, limit=20)  # doctest: +SKIP
+
+        The same filter and ordering as :meth:`search` (without ``order_by``:
+        by version); ``offset`` skips that many matching versions. A page of
+        a model with 10,000 versions reads only the rows it shows, which is
+        what a browser view of such a model needs (``versions`` reads all).
+        """
+        name = validate_model_name(name)
+        tree = None if where is None else parse_filter(where)
+        order = () if order_by is None else parse_order_by(order_by)
+        checked_limit = validate_limit(limit)
+        if checked_limit is None:
+            raise InvalidArgument("limit must be an integer of at least 1 for a page, not None")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"offset must be a whole number of at least 0, not {offset!r}")
+        found, total = self._catalog.search_page(name, tree, order, checked_limit, offset)
+        return VersionPage(self._authenticated(found), total, offset, checked_limit)
 
     def best(self, name: str, metric: str, mode: str = "max", where: str | None = None) -> ModelVersion:
         """The live version of ``name`` with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.

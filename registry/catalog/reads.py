@@ -32,7 +32,7 @@ from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import AliasRow, LatestMetricRow, LineageRow, MetricRow, ModelRow, TagRow, VersionRow
 from registry.catalog.sealing import check_state
-from registry.catalog.search import PARENT, PARENT_MODEL, search_statement
+from registry.catalog.search import PARENT, PARENT_MODEL, compile_filter, search_statement
 from registry.catalog.verification import (
     Finding,
     index_findings,
@@ -325,6 +325,26 @@ class CatalogReads:
             rows = connection.execute(search_statement(base, where, order, limit)).all()
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
+
+    @retried
+    def search_page(
+        self, name: str, where: Node | None, order: Sequence[OrderKey], limit: int, offset: int
+    ) -> tuple[list[ModelVersion], int]:
+        """One page of ``name``'s live versions matching ``where``, and how many match in all.
+
+        Limit, offset and count run in the database in one snapshot, so a
+        page of a model with 10,000 versions builds only the rows it shows.
+        """
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
+            base = FROM_VERSIONS.where(
+                VersionRow.deleted_at.is_(None), VersionRow.model_id == self._model_id(connection, name)
+            )
+            matching = base if where is None else base.where(compile_filter(where))
+            total = connection.execute(select(func.count()).select_from(matching.subquery())).scalar_one()
+            rows = connection.execute(search_statement(base, where, order, limit, offset)).all()
+            details = self._details_of(connection, [row.id for row in rows])
+            return [self._to_model_version(row, details) for row in rows], total
 
     @retried
     def versions_importing(self, names: Iterable[str]) -> list[ModelVersion]:
