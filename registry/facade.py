@@ -740,7 +740,7 @@ class Registry:
     ) -> VersionPage:
         """One page of ``name``'s live versions, paginated in the database, with the total that match.
 
-        >>> page = reg.versions_page("iris-knn", order_by="metrics.accuracy desc", offset=40, limit=20)  # doctest: +SKIP
+        >>> reg.versions_page("iris-knn", order_by="metrics.accuracy desc", offset=40, limit=20)  # doctest: +SKIP
 
         The same filter and ordering as :meth:`search` (without ``order_by``:
         by version); ``offset`` skips that many matching versions. A page of

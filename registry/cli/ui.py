@@ -1,0 +1,35 @@
+"""``modelshelf ui``: serve the web interface of :mod:`registry.ui` on this machine.
+
+Starlette, Jinja2 and uvicorn (``pip install 'modelshelf[ui]'``) are
+imported only when the command runs, so the rest of the command line
+starts without them.
+"""
+
+from __future__ import annotations
+
+import click
+
+from registry.cli.app import cli, open_registry
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback by default).")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--allow-writes", is_flag=True, help="Allow moving aliases and changing tags from the browser.")
+@click.pass_context
+def ui(ctx: click.Context, host: str, port: int, allow_writes: bool) -> None:
+    """Serve a web interface to the registry: models, versions, metrics, aliases, audit log.
+
+    Read-only unless --allow-writes; listens on 127.0.0.1 (this machine
+    only) unless --host says otherwise.
+
+    \b
+    Example:
+      modelshelf --home models ui --port 8765
+    """
+    try:
+        from registry.ui.server import serve
+    except ImportError as exc:
+        raise click.UsageError(f"the web UI needs {exc.name}: pip install 'modelshelf[ui]'") from None
+    with open_registry(ctx) as reg:
+        serve(reg, host=host, port=port, allow_writes=allow_writes, announce=lambda line: click.echo(line, err=True))
