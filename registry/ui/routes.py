@@ -264,7 +264,12 @@ def app(
             raise InvalidInput("compare needs at least two versions: /compare?ref=NAME:1&ref=NAME:2")
         versions = [registry.get(ref) for ref in refs]
         sections = views.compare(versions)
-        return render(request, "compare.html", {"versions": versions, "sections": sections})
+        only_changed = request.query_params.get("changed") == "1"
+        if only_changed:
+            sections = {title: [row for row in rows if row.changed] for title, rows in sections.items()}
+        query = urlencode([("ref", ref) for ref in refs] + ([] if only_changed else [("changed", "1")]))
+        context = {"versions": versions, "sections": sections, "only_changed": only_changed, "toggle": query}
+        return render(request, "compare.html", context)
 
     def aliases_page(request: Request) -> Response:
         name = request.path_params["name"]

@@ -24,7 +24,7 @@ MAX_DOTS = 400
 
 WIDTH = 760
 HEIGHT = 220
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 34
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 44, 34
 
 LINE = "#2563eb"
 MARK = "#c2410c"
@@ -52,7 +52,7 @@ def _label(value: float) -> str:
     return f"{value:.4g}"
 
 
-def ticks(low: float, high: float, count: int = 5) -> list[float]:
+def ticks(low: float, high: float, count: int = 6) -> list[float]:
     """About ``count`` round tick values covering ``low``..``high`` (1, 2 or 5 times a power of ten apart).
 
     >>> ticks(0.0, 1.0)
@@ -102,7 +102,7 @@ def metric_panel(
     prefix a point's version is appended to, so a click opens that version.
     """
     marks = marks or {}
-    title = f'<text x="{LEFT}" y="18" font-size="14" font-weight="600" fill="{INK}">{text(key)}</text>'
+    title = f'<text x="{LEFT}" y="16" font-size="14" font-weight="600" fill="{INK}">{text(key)}</text>'
     if not points:
         return (
             f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
@@ -115,8 +115,10 @@ def metric_panel(
     if low_v == high_v:
         pad = abs(low_v) * 0.1 or 1.0
         low_v, high_v = low_v - pad, high_v + pad
+    margin = (high_v - low_v) * 0.06  # no point on the frame's edge
+    low_v, high_v = low_v - margin, high_v + margin
     y_ticks = ticks(low_v, high_v)
-    low_v, high_v = min(low_v, y_ticks[0]), max(high_v, y_ticks[-1])
+    y_ticks = [tick for tick in y_ticks if low_v <= tick <= high_v] or y_ticks
     first, last = min(versions), max(versions)
     x = _Scale(first - 0.5, last + 0.5, LEFT, WIDTH - RIGHT)
     y = _Scale(low_v, high_v, HEIGHT - BOTTOM, TOP)
@@ -144,18 +146,22 @@ def metric_panel(
         f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 4}" font-size="11" text-anchor="middle" '
         f'fill="{INK}">version</text>'
     )
+    labelled_until = -math.inf  # labels closer than this would overlap: their line keeps its tooltip
     for version, aliases in sorted(marks.items()):
         if not first <= version <= last:
             continue
         mx = _number(x(version))
+        label = ", ".join(aliases)
         parts.append(
             f'<line x1="{mx}" x2="{mx}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" stroke="{MARK}" stroke-dasharray="4 3">'
-            f"<title>{text(', '.join(aliases))} → version {version}</title></line>"
+            f"<title>{text(label)} → version {version}</title></line>"
         )
-        parts.append(
-            f'<text x="{mx}" y="{TOP - 2}" font-size="10" text-anchor="middle" fill="{MARK}">'
-            f"{text(', '.join(aliases))}</text>"
-        )
+        half_width = len(label) * 3.2
+        if x(version) - half_width >= labelled_until:
+            labelled_until = x(version) + half_width + 4
+            parts.append(
+                f'<text x="{mx}" y="{TOP - 6}" font-size="10" text-anchor="middle" fill="{MARK}">{text(label)}</text>'
+            )
     path = " ".join(f"{_number(x(version))},{_number(y(value))}" for version, value in points)
     parts.append(f'<polyline points="{path}" fill="none" stroke="{LINE}" stroke-width="1.5"/>')
     if len(points) <= MAX_DOTS:

@@ -296,7 +296,10 @@ def compare(versions: Sequence[ModelVersion]) -> dict[str, list[CompareRow]]:
 
     return {
         "params": _rows([dict(flatten(mv.params)) for mv in versions]),
-        "metrics": _rows([{key: repr(value) for key, value in mv.metrics.items()} for mv in versions]),
+        "metrics": [
+            CompareRow(row.key, [None if v is None else f"{float(v):.6g}" for v in row.values], row.changed)
+            for row in _rows([{key: repr(value) for key, value in mv.metrics.items()} for mv in versions])
+        ],
         "tags": _rows([dict(mv.tags) for mv in versions]),
         "environment": _rows([dict(flatten(mv.environment)) for mv in versions]),
         "signature": _rows([signature_of(mv) for mv in versions]),
