@@ -28,7 +28,15 @@ XSS = (
 )
 
 #: Markers that appear in a page only if a payload got through unescaped.
-RAW_MARKERS = ("<script>alert", "<img src=x", "<svg onload", "<iframe", '<a href="javascript', "<b id=xss", "<style>body")
+RAW_MARKERS = (
+    "<script>alert",
+    "<img src=x",
+    "<svg onload",
+    "<iframe",
+    '<a href="javascript',
+    "<b id=xss",
+    "<style>body",
+)
 
 
 def _pipeline(c: float):  # type: ignore[no-untyped-def]
