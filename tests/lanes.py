@@ -20,6 +20,8 @@ ALL: frozenset[str] = frozenset({"*"})
 SLOW: dict[str, frozenset[str]] = {
     # process pools of eight writers, and threads racing for seconds
     "test_concurrency.py": ALL,
+    # a real chromium driven by Playwright against `modelshelf ui` run as a subprocess
+    "test_ui_browser.py": ALL,
     # each runs `modelshelf` or `python` as a subprocess
     "test_cli.py": frozenset(
         {

@@ -15,15 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
-pytest.importorskip("starlette", reason="the web UI's extra is not installed: pip install -e '.[test]'")
-
-from starlette.testclient import TestClient  # noqa: E402
-
-from registry import Registry  # noqa: E402
-from registry.ui import app  # noqa: E402
-from registry.ui.csrf import COOKIE, FIELD  # noqa: E402
-from tests.ui_data import RAW_MARKERS, XSS, build, build_hostile  # noqa: E402
+from registry import Registry
+from registry.ui import app
+from registry.ui.csrf import COOKIE, FIELD
+from tests.ui_data import RAW_MARKERS, XSS, build, build_hostile
 
 BASE = "http://127.0.0.1"
 
