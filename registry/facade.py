@@ -758,6 +758,29 @@ class Registry:
         found, total = self._catalog.search_page(name, tree, order, checked_limit, offset)
         return VersionPage(self._authenticated(found), total, offset, checked_limit)
 
+    def metric_series(self, name: str, metrics: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
+        """Each live version's current value of each of ``metrics`` (what ``mv.metrics`` shows), by version.
+
+        >>> reg.metric_series("iris-knn", ["accuracy"])          # doctest: +SKIP
+        {'accuracy': [(1, 0.96), (2, 0.97), (3, 0.95)]}
+
+        What a chart of metrics across versions draws, in one query that
+        reads two numbers a version; :meth:`metrics_history` has every
+        logged value, steps and times included. A version without a metric
+        is left out of its list.
+        """
+        if isinstance(metrics, str):
+            raise InvalidMetric("metrics must be a list of metric names, not a single string")
+        keys = list(validate_metrics(dict.fromkeys(metrics, 0.0)))
+        return self._catalog.metric_series(validate_model_name(name), keys)
+
+    def alias_names(self, name: str) -> list[str]:
+        """Every alias ``name`` has had, current or since moved away or deleted, from its audit trail, sorted.
+
+        The names :meth:`alias_history` can tell about.
+        """
+        return self._catalog.alias_names(validate_model_name(name))
+
     def best(self, name: str, metric: str, mode: str = "max", where: str | None = None) -> ModelVersion:
         """The live version of ``name`` with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.
 

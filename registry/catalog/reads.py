@@ -30,7 +30,16 @@ from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.engine import read_transaction, retried
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
-from registry.catalog.schema import AliasRow, LatestMetricRow, LineageRow, MetricRow, ModelRow, TagRow, VersionRow
+from registry.catalog.schema import (
+    AliasRow,
+    EventRow,
+    LatestMetricRow,
+    LineageRow,
+    MetricRow,
+    ModelRow,
+    TagRow,
+    VersionRow,
+)
 from registry.catalog.sealing import check_state
 from registry.catalog.search import PARENT, PARENT_MODEL, compile_filter, search_statement
 from registry.catalog.verification import (
@@ -345,6 +354,37 @@ class CatalogReads:
             rows = connection.execute(search_statement(base, where, order, limit, offset)).all()
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows], total
+
+    @retried
+    def metric_series(self, name: str, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
+        """Each live version's current value of each of ``keys``, by version: one query, two columns a row."""
+        series: dict[str, list[tuple[int, float]]] = {key: [] for key in keys}
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
+            model_id = self._model_id(connection, name)
+            rows = connection.execute(
+                select(LatestMetricRow.key, VersionRow.version, LatestMetricRow.value)
+                .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
+                .where(_LIVE_OF_MODEL, LatestMetricRow.key.in_(list(keys)))
+                .order_by(VersionRow.version),
+                {"model_id": model_id},
+            )
+            for key, version, value in rows:
+                series[key].append((version, value))
+        return series
+
+    @retried
+    def alias_names(self, name: str) -> list[str]:
+        """Every alias the trail of ``name`` mentions (deleted ones too), sorted."""
+        with read_transaction(self.engine) as connection:
+            self._model_id(connection, name)
+            query = (
+                select(EventRow.alias)
+                .where(EventRow.model == name, EventRow.alias.is_not(None))
+                .distinct()
+                .order_by(EventRow.alias)
+            )
+            return [alias for alias in connection.execute(query).scalars() if alias is not None]
 
     @retried
     def versions_importing(self, names: Iterable[str]) -> list[ModelVersion]:

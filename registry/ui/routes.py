@@ -243,17 +243,9 @@ def app(
         name = request.path_params["name"]
         latest = registry.latest(name)
         chosen = [m for m in request.query_params.getlist("m") if m] or sorted(latest.metrics)
-        aliases = views.alias_names(registry.events(name))
-        marks = views.alias_marks(registry, name, aliases)
-        panels = [
-            svg.metric_panel(
-                key,
-                views.chart_series(registry.metrics_history(name, key)),
-                marks=marks,
-                link=f"/models/{name}/versions/",
-            )
-            for key in chosen
-        ]
+        marks = views.alias_marks(registry, name, registry.alias_names(name))
+        series = registry.metric_series(name, chosen)
+        panels = [svg.metric_panel(key, series[key], marks=marks, link=f"/models/{name}/versions/") for key in chosen]
         available = sorted(set(latest.metrics) | set(chosen))
         context = {"name": name, "panels": panels, "chosen": chosen, "available": available, "marks": marks}
         return render(request, "metrics.html", context)

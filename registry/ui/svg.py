@@ -72,6 +72,39 @@ def ticks(low: float, high: float, count: int = 6) -> list[float]:
     return values
 
 
+def thin(points: Sequence[tuple[int, float]], columns: int) -> list[tuple[int, float]]:
+    """At most four points per pixel column (first, lowest, highest, last), so the line looks the same.
+
+    10,000 versions on a 700-pixel panel would otherwise draw 14 points on
+    every pixel: the page grows, and nothing more is seen.
+
+    >>> len(thin([(v, v % 7) for v in range(1, 10_001)], 100)) <= 400
+    True
+    """
+    if len(points) <= 4 * columns:
+        return list(points)
+    first, last = points[0][0], points[-1][0]
+    span = max(last - first, 1)
+    kept: list[tuple[int, float]] = []
+    bucket: list[tuple[int, float]] = []
+    current = 0
+    for point in points:
+        column = min(int((point[0] - first) / span * columns), columns - 1)
+        if column != current and bucket:
+            kept.extend(_extremes(bucket))
+            bucket = []
+        current = column
+        bucket.append(point)
+    kept.extend(_extremes(bucket))
+    return kept
+
+
+def _extremes(bucket: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The first, lowest, highest and last point of a bucket, in version order, without repeats."""
+    chosen = {bucket[0], min(bucket, key=lambda p: p[1]), max(bucket, key=lambda p: p[1]), bucket[-1]}
+    return sorted(chosen)
+
+
 @dataclass(frozen=True)
 class _Scale:
     """A linear map from data to pixels."""
@@ -162,7 +195,8 @@ def metric_panel(
             parts.append(
                 f'<text x="{mx}" y="{TOP - 6}" font-size="10" text-anchor="middle" fill="{MARK}">{text(label)}</text>'
             )
-    path = " ".join(f"{_number(x(version))},{_number(y(value))}" for version, value in points)
+    drawn = thin(points, int(WIDTH - LEFT - RIGHT))
+    path = " ".join(f"{_number(x(version))},{_number(y(value))}" for version, value in drawn)
     parts.append(f'<polyline points="{path}" fill="none" stroke="{LINE}" stroke-width="1.5"/>')
     if len(points) <= MAX_DOTS:
         for version, value in points:

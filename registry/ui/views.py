@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from registry.domain import AliasPeriod, Event, MetricPoint, ModelSummary, ModelVersion, VersionPage
+from registry.domain import AliasPeriod, Event, ModelSummary, ModelVersion, VersionPage
 from registry.errors import InvalidQuery
 from registry.facade import Registry
 from registry.query import Field, field_name
@@ -211,25 +211,6 @@ def _without_empty(data: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not None}
 
 
-def chart_series(history: Sequence[MetricPoint]) -> list[tuple[int, float]]:
-    """Each version's current value of one metric (the most recently logged, as ``mv.metrics`` has it).
-
-    ``history`` is one metric's points, ordered by version as
-    :meth:`Registry.metrics_history` returns them.
-    """
-    latest: dict[int, MetricPoint] = {}
-    for point in history:
-        kept = latest.get(point.version)
-        if kept is None or point.timestamp >= kept.timestamp:
-            latest[point.version] = point
-    return [(version, latest[version].value) for version in sorted(latest)]
-
-
-def alias_names(events: Iterable[Event]) -> list[str]:
-    """Every alias a model has had, from its audit trail, sorted."""
-    return sorted({event.alias for event in events if event.alias is not None and event.action.startswith("alias.")})
-
-
 def alias_marks(reg: Registry, name: str, aliases: Iterable[str]) -> dict[int, list[str]]:
     """Version → the aliases that pointed at it at some time: what the metric chart marks."""
     marks: dict[int, list[str]] = {}
@@ -252,8 +233,7 @@ class Timeline:
 
 def timeline(reg: Registry, name: str, as_of: datetime | None) -> Timeline:
     """The alias timeline of ``name``; with ``as_of``, what each alias served at that moment."""
-    reg.latest(name)  # ModelNotFound before anything else
-    aliases = alias_names(reg.events(name))
+    aliases = reg.alias_names(name)
     periods = {alias: reg.alias_history(name, alias) for alias in aliases}
     at = {}
     if as_of is not None:

@@ -1,4 +1,4 @@
-"""Registry.versions_page: one page of a model's versions, paginated in the database, with the total."""
+"""The reads a browser view needs at 10,000 versions: versions_page, metric_series, alias_names."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import InvalidArgument, InvalidQuery, ModelNotFound, Registry, VersionPage
+from registry import InvalidArgument, InvalidMetric, InvalidQuery, ModelNotFound, Registry, VersionPage
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +50,35 @@ def test_bad_arguments_are_refused(reg: Registry) -> None:
         reg.versions_page("m", where="metrics.acc >")
     with pytest.raises(ModelNotFound):
         reg.versions_page("nope")
+
+
+def test_metric_series_is_each_versions_current_value(reg: Registry) -> None:
+    reg_series = reg.metric_series("m", ["acc", "missing"])
+    assert reg_series["missing"] == []
+    expected = [(mv.version, mv.metrics["acc"]) for mv in reg.versions("m")]
+    assert reg_series["acc"] == expected and 5 not in [v for v, _ in expected]  # deleted: left out
+
+
+def test_metric_series_follows_the_latest_logged_value(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r") as registry:
+        registry.register("m", {"x": 1}, metrics={"acc": 0.5})
+        registry.log_metrics("m", 1, {"acc": 0.9}, step=3)
+        registry.log_metrics("m", 1, {"acc": 0.7}, step=1)  # logged last: the current value, whatever its step
+        assert registry.metric_series("m", ["acc"]) == {"acc": [(1, 0.7)]}
+        assert registry.get("m:1").metrics["acc"] == 0.7
+        with pytest.raises(InvalidMetric):
+            registry.metric_series("m", "acc")
+
+
+def test_alias_names_include_aliases_moved_away_and_deleted(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r") as registry:
+        registry.register("m", {"x": 1})
+        registry.register("m", {"x": 2})
+        assert registry.alias_names("m") == []
+        registry.set_alias("m", "staging", 1)
+        registry.set_alias("m", "production", 1)
+        registry.set_alias("m", "production", 2)
+        registry.delete_alias("m", "staging")
+        assert registry.alias_names("m") == ["production", "staging"]
+        with pytest.raises(ModelNotFound):
+            registry.alias_names("nope")
