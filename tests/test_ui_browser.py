@@ -202,7 +202,11 @@ def test_click_through_models_versions_a_version_compare_and_aliases(home: Path,
         page.screenshot(path=shots / "version.png", full_page=True)
         if os.environ.get("MODELSHELF_UPDATE_SCREENSHOTS") == "1":
             README_SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=README_SCREENSHOT, clip={"x": 0, "y": 0, "width": 1200, "height": 760})
+            # down to the lineage graph: the facts below it name this machine's paths and host
+            bottom = page.locator(".graph").bounding_box()
+            assert bottom is not None
+            height = bottom["y"] + bottom["height"] + 4
+            page.screenshot(path=README_SCREENSHOT, clip={"x": 0, "y": 0, "width": 1200, "height": height})
 
         page.click(".lineage a")  # the graph's boxes open the ancestors
         page.wait_for_url(re.compile(r"/versions/[123]$"))

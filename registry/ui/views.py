@@ -175,6 +175,7 @@ class VersionDetail:
     canary: str | None
     load_snippet: str
     cli_snippet: str
+    fetch_snippet: str
 
 
 def canary_status(reg: Registry, mv: ModelVersion) -> str | None:
@@ -204,6 +205,7 @@ def version_detail(reg: Registry, name: str, version: int) -> VersionDetail:
         canary=canary_status(reg, mv),
         load_snippet=f"reg.load({json.dumps(mv.ref)})",
         cli_snippet=f"modelshelf show {mv.ref}",
+        fetch_snippet=f"modelshelf fetch {mv.ref}",
     )
 
 
