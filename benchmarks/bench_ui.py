@@ -27,6 +27,8 @@ PAGES = {
     "versions page, filtered": "/models/tuned?q=metrics.m1+%3E+0.5+and+tags.team+%3D+%27cv%27",
     "metric chart, one panel": "/models/tuned/metrics?m=m0",
     "metric chart, five panels": "/models/tuned/metrics",
+    "a version page (not a target: reads 5 histories)": "/models/tuned/versions/5000",
+    "compare two versions (not a target)": "/compare?ref=tuned:10&ref=tuned:9000",
 }
 
 
@@ -55,7 +57,7 @@ def main(versions: int = 10_000, repeat: int = 7) -> dict[str, tuple[float, floa
             results[title] = (statistics.median(times), max(times))
             verdict = "ok" if statistics.median(times) < TARGET_MS else "OVER"
             print(
-                f"{title:45s} median {statistics.median(times):7.1f} ms  slowest {max(times):7.1f} ms  "
+                f"{title:50s} median {statistics.median(times):7.1f} ms  slowest {max(times):7.1f} ms  "
                 f"{len(response.content) / 1024:7.1f} KiB  {verdict}"
             )
         return results

@@ -774,6 +774,14 @@ class Registry:
         keys = list(validate_metrics(dict.fromkeys(metrics, 0.0)))
         return self._catalog.metric_series(validate_model_name(name), keys)
 
+    def version_history(self, name: str, version: int) -> list[MetricPoint]:
+        """Every value logged for one version of ``name``, every metric, by step (unset first), then time.
+
+        The part of :meth:`metrics_history` that one version's page shows,
+        read without going through the other versions.
+        """
+        return self._catalog.version_history(validate_model_name(name), validate_version(version))
+
     def alias_names(self, name: str) -> list[str]:
         """Every alias ``name`` has had, current or since moved away or deleted, from its audit trail, sorted.
 

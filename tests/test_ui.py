@@ -93,21 +93,25 @@ def test_versions_page_sorts_by_a_metric_and_shows_chosen_columns(client: TestCl
 
 def test_versions_page_paginates_in_the_database(tmp_path: Path) -> None:
     with Registry(tmp_path / "many") as reg:
-        for i in range(1, 121):
+        for i in range(1, 76):
             reg.register("many", {"i": i}, metrics={"acc": i / 200})
         client = TestClient(app(reg), base_url=BASE)
         first = client.get("/models/many")
         assert first.status_code == 200
-        assert "120 versions" in first.text and "page 1 of 3" in first.text
+        assert "75 versions" in first.text and "page 1 of 2" in first.text
         shown = re.findall(r'href="/models/many/versions/(\d+)">\d+</a></td>', first.text)
-        assert shown == [str(v) for v in range(120, 70, -1)]
-        last = client.get("/models/many", params={"page": 3})
+        assert shown == [str(v) for v in range(75, 25, -1)]
+        assert 'rel="next"' in first.text and 'rel="prev"' not in first.text
+        last = client.get("/models/many", params={"page": 2})
         assert re.findall(r'href="/models/many/versions/(\d+)">\d+</a></td>', last.text) == [
-            str(v) for v in range(20, 0, -1)
+            str(v) for v in range(25, 0, -1)
         ]
         assert 'rel="next"' not in last.text and 'rel="prev"' in last.text
-        bigger = client.get("/models/many", params={"per": 100, "page": 2})
-        assert len(re.findall(r'href="/models/many/versions/\d+">\d+</a></td>', bigger.text)) == 20
+        oldest_first = client.get("/models/many", params={"dir": "asc", "per": 100})
+        found = re.findall(r'href="/models/many/versions/(\d+)">\d+</a></td>', oldest_first.text)
+        assert found == [str(v) for v in range(1, 76)] and "page 1 of 1" in oldest_first.text
+        beyond = client.get("/models/many", params={"page": 9})
+        assert beyond.status_code == 200 and "No versions on this page." in beyond.text
         partial = client.get("/models/many", params={"page": 2}, headers={"HX-Request": "true"})
         assert partial.text.lstrip().startswith('<section id="versions">')
 
@@ -145,7 +149,9 @@ def test_version_page_shows_everything_recorded(client: TestClient, reg: Registr
     assert "clf__C 1.0" in page and "scale__with_mean true" in page  # pipeline params flattened
     assert "step 0: 0.6 · step 1: 0.8" in page  # the metric's step history
     assert mv.description is not None and mv.description in page
-    assert 'reg.load("iris-lr:3")' in page and "modelshelf show iris-lr:3" in page
+    assert (
+        'reg.load("iris-lr:3")' in page and "modelshelf show iris-lr:3" in page and "modelshelf fetch iris-lr:3" in page
+    )
     assert "sepal length (cm)" in page and "classification" in page  # input signature
     assert "sklearn.linear_model._logistic.LogisticRegression" in page  # import inventory
     assert "scikit-learn" in page  # environment

@@ -1,4 +1,4 @@
-"""The reads a browser view needs at 10,000 versions: versions_page, metric_series, alias_names."""
+"""The reads a browser view needs at 10,000 versions: versions_page, metric_series, version_history, alias_names."""
 
 from __future__ import annotations
 
@@ -82,3 +82,15 @@ def test_alias_names_include_aliases_moved_away_and_deleted(tmp_path: Path) -> N
         assert registry.alias_names("m") == ["production", "staging"]
         with pytest.raises(ModelNotFound):
             registry.alias_names("nope")
+
+
+def test_version_history_is_that_versions_part_of_metrics_history(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r") as registry:
+        for i in (1, 2, 3):
+            registry.register("m", {"i": i}, metrics={"acc": i / 10})
+        registry.log_metrics("m", 3, {"acc": 0.1, "loss": 2.0}, step=2)
+        registry.log_metrics("m", 3, {"acc": 0.2}, step=1)
+        registry.log_metrics("m", 2, {"acc": 0.9}, step=1)
+        mine = registry.version_history("m", 3)
+        assert mine == [p for p in registry.metrics_history("m") if p.version == 3]
+        assert [(p.key, p.step) for p in mine] == [("acc", None), ("acc", 1), ("acc", 2), ("loss", 2)]

@@ -109,6 +109,7 @@ _HISTORY = (
     .order_by(VersionRow.version, MetricRow.step.is_(None).desc(), MetricRow.step, MetricRow.timestamp, MetricRow.id)
 )
 _HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
+_HISTORY_OF_VERSION = _HISTORY.where(VersionRow.version == bindparam("version"))
 
 
 #: A bound on the walk up the parents: a cycle cannot form through the API, but a catalog edited by hand could hold one.
@@ -372,6 +373,14 @@ class CatalogReads:
             for key, version, value in rows:
                 series[key].append((version, value))
         return series
+
+    @retried
+    def version_history(self, name: str, version: int) -> list[MetricPoint]:
+        """Every logged value of one live version, ordered as :meth:`metrics_history` orders them."""
+        with read_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            rows = connection.execute(_HISTORY_OF_VERSION, {"model_id": model_id, "version": version})
+            return [MetricPoint(*row) for row in rows]
 
     @retried
     def alias_names(self, name: str) -> list[str]:

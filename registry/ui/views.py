@@ -190,10 +190,9 @@ def canary_status(reg: Registry, mv: ModelVersion) -> str | None:
 def version_detail(reg: Registry, name: str, version: int) -> VersionDetail:
     """One version in full (``VersionNotFound``/``ModelNotFound`` propagate, as 404s)."""
     mv = reg.get(name, version=version)
-    history: dict[str, list[StepRow]] = {}
-    for key in sorted(mv.metrics):
-        points = [p for p in reg.metrics_history(name, key) if p.version == version]
-        history[key] = [StepRow(p.step, p.value, p.timestamp) for p in points]
+    history: dict[str, list[StepRow]] = {key: [] for key in sorted(mv.metrics)}
+    for point in reg.version_history(name, version):
+        history.setdefault(point.key, []).append(StepRow(point.step, point.value, point.timestamp))
     signature = [] if mv.input_signature is None else flatten(_without_empty(mv.input_signature.to_json()))
     return VersionDetail(
         mv=mv,
