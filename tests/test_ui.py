@@ -324,3 +324,15 @@ def test_no_user_string_reaches_a_page_unescaped(hostile: Registry) -> None:
                 assert marker.lower() not in lowered, (url, marker)
     shown = TestClient(app(hostile), base_url=BASE).get("/models/hostile/versions/1").text
     assert "&lt;script&gt;alert(&#39;xss-1&#39;)&lt;/script&gt;" in shown  # shown, as text
+
+
+def test_the_ui_command_says_where_it_listens_and_how_to_get_the_extra() -> None:
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    result = CliRunner().invoke(cli, ["ui", "--help"])
+    assert result.exit_code == 0
+    assert "--allow-writes" in result.output and "127.0.0.1" in result.output and "8765" in result.output
+    refused = CliRunner().invoke(cli, ["ui", "--port", "70000"])
+    assert refused.exit_code == 2 and "70000" in refused.output
