@@ -55,7 +55,7 @@ def text_of(html: str) -> str:
     return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
 
 
-def test_models_page_lists_every_model_with_latest_count_and_aliases(client: TestClient) -> None:
+def test_models_page_lists_every_model_with_latest_count_and_aliases(client: TestClient, reg: Registry) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -63,6 +63,16 @@ def test_models_page_lists_every_model_with_latest_count_and_aliases(client: Tes
     assert "iris-lr" in page and "tiny" in page
     assert "production → 3" in page and "staging → 4" in page
     assert 'href="/models/iris-lr/versions/4"' in response.text
+    last_move = reg.events("iris-lr")[-1]
+    assert last_move.action == "alias.move" and last_move.at.strftime("%Y-%m-%d %H:%M:%S UTC") in row_of(
+        response.text, "iris-lr"
+    )
+
+
+def row_of(html: str, model: str) -> str:
+    """The models table's row of ``model``."""
+    start = html.index(f'<a href="/models/{model}">')
+    return html[start : html.index("</tr>", start)]
 
 
 def test_models_search_takes_the_filter_language(client: TestClient) -> None:
