@@ -226,7 +226,12 @@ class AliasPeriod:
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """One model at a glance: what ``modelshelf models`` lists."""
+    """One model at a glance: what ``modelshelf models`` lists.
+
+    ``updated_at`` is the time of the model's last change of any kind (a
+    version registered or deleted, an alias or tags changed, metrics
+    logged): its newest audit event.
+    """
 
     name: str
     latest_version: int

@@ -13,7 +13,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   ├── ModelNotFound
     │   ├── VersionNotFound
     │   ├── AliasNotFound
-    │   └── SignatureNotFound
+    │   ├── SignatureNotFound
+    │   └── RegistryNotFound
     ├── InvalidInput (ValueError)
     │   ├── InvalidName
     │   │   └── InvalidReference
@@ -31,7 +32,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   ├── InvalidKey
     │   ├── InvalidBundle
     │   ├── InvalidCatalogURL (also a CatalogError)
-    │   └── SignatureMismatch
+    │   ├── SignatureMismatch
+    │   └── NotPortable
     ├── TrustError
     │   ├── CorruptedArtifact
     │   │   └── DamagedVersion
@@ -46,10 +48,14 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   ├── InvalidCatalogURL
     │   └── CommitOutcomeUnknown
     ├── StoreError (OSError)
-    └── EnvironmentMismatch
+    ├── EnvironmentMismatch
+    ├── ReadOnlyRegistry (PermissionError)
+    └── MissingDependency (ImportError)
 
     EnvironmentMismatchWarning (UserWarning) is the warning twin of
     EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
+    ModelPortabilityWarning (UserWarning) is the warning twin of
+    NotPortable, issued by ``register`` unless ``strict=True``.
 
 A refused bundle (:class:`InvalidBundle`) is invalid input to ``import``,
 and the CLI still reports it as a trust failure (exit code 3). Messages say
@@ -248,6 +254,20 @@ class EnvironmentMismatchWarning(UserWarning):
     """Issued by ``load`` when Python, scikit-learn or numpy differ from registration."""
 
 
+class ModelPortabilityWarning(UserWarning):
+    """Issued by ``register`` when the artifact imports a class or function no other process can import.
+
+    That is a name of the running script (``__main__.Foo``) or one defined
+    inside a function: the version is stored, but only a process whose
+    ``__main__`` defines the same name can load it. ``names`` lists them.
+    ``register(..., strict=True)`` raises :class:`NotPortable` instead.
+    """
+
+    def __init__(self, message: str, names: tuple[str, ...] = ()) -> None:
+        self.names = names
+        super().__init__(message)
+
+
 class UnsafeArtifact(TrustError):
     """``load(..., safe=True)`` met a global outside the allow-list; nothing it named was run.
 
@@ -341,6 +361,19 @@ class SignatureMismatch(InvalidInput):
         super().__init__(message)
 
 
+class NotPortable(InvalidInput):
+    """``register(..., strict=True)`` refused a model that only the registering script could load again.
+
+    Its artifact imports classes or functions of the running script's
+    ``__main__`` module, or ones defined inside a function (``names`` lists
+    them): move them into an importable module. Nothing was written.
+    """
+
+    def __init__(self, message: str, names: tuple[str, ...]) -> None:
+        self.names = names
+        super().__init__(message)
+
+
 class SignatureNotFound(NotFound):
     """Input validation was asked for a version that has no input signature recorded."""
 
@@ -350,3 +383,45 @@ class SignatureNotFound(NotFound):
             f"{ref} has no input signature to check against; register it with signature=… or "
             "input_example=… (fitted scikit-learn estimators get one automatically)"
         )
+
+
+class RegistryNotFound(NotFound):
+    """No registry is at the location given, and the call was not allowed to create one.
+
+    Raised by ``Registry(..., create=False)`` (and so by every command of the
+    command line that only reads) instead of creating an empty registry at a
+    mistyped path. ``location`` is the absolute path of the missing catalog
+    file, or the database URL (password hidden) of a server with no
+    modelshelf schema.
+    """
+
+    def __init__(self, message: str, *, location: str) -> None:
+        self.location = location
+        super().__init__(message)
+
+
+class ReadOnlyRegistry(RegistryError, PermissionError):
+    """A write was asked of a registry opened with ``read_only=True``; nothing was touched.
+
+    A ``PermissionError`` as well, the builtin for "this may not be changed
+    from here": retrying cannot help, and the call itself is fine; it needs
+    a registry opened for writing. ``operation`` names the refused method.
+    """
+
+    def __init__(self, message: str, *, operation: str) -> None:
+        self.operation = operation
+        super().__init__(message)
+
+
+class MissingDependency(RegistryError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the extra that brings it.
+
+    ``package`` is the missing import (``"pandas"``), ``extra`` the one to
+    install (``pip install 'modelshelf[pandas]'``). Also an ``ImportError``,
+    so ``except ImportError`` around an optional feature keeps working.
+    """
+
+    def __init__(self, package: str, extra: str, message: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(message, name=package)

@@ -46,9 +46,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
-from registry import drafting, formats, maintenance
+from registry import drafting, formats, frames, maintenance
 from registry.bundles import archive
 from registry.bundles.checks import check_bundle, open_bundle
 from registry.bundles.manifest import ORIGIN_TAG, BundleEntry
@@ -81,13 +81,17 @@ from registry.errors import (
     InvalidPath,
     InvalidReference,
     InvalidTag,
+    ModelPortabilityWarning,
     NotFound,
+    NotPortable,
+    ReadOnlyRegistry,
+    SerializationError,
     SignatureNotFound,
     StoreError,
     UntrustedArtifact,
     VersionNotFound,
 )
-from registry.formats import filecheck
+from registry.formats import filecheck, portability
 from registry.inputs.validated import ValidatedModel
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
@@ -108,6 +112,7 @@ from registry.validation import (
 )
 
 if TYPE_CHECKING:
+    from registry.frames import DataFrame  # pandas', named where pandas may be imported
     from registry.trust.keys import PrivateKeySource, PublicKeySource
 
 
@@ -136,6 +141,19 @@ class Registry:
     With ``bundle_key`` (an Ed25519 private key or the path of its PEM file;
     else ``$MODELSHELF_BUNDLE_KEY``) the bundles it exports are signed, so
     another registry can check who wrote them (:meth:`export_bundle`, :meth:`import_bundle`).
+
+    ``create=False`` is for code that must never make a registry by accident
+    (a mistyped path): a location with no registry raises
+    :class:`~registry.errors.RegistryNotFound` and nothing at all is created
+    there, neither the directory nor the catalog. ``read_only=True`` (also
+    implied by a SQLite ``mode=ro`` or ``immutable=1`` URI) is for serving
+    from a registry on a read-only mount: every read works, every write
+    (register, aliases, tags, metrics, delete, import, gc, repair, seal)
+    raises :class:`~registry.errors.ReadOnlyRegistry` before touching
+    anything, and it never creates a registry either. A keyed registry still
+    remembers the newest sealed state it has seen in its cache directory
+    (``$MODELSHELF_CACHE``), which is the client's, not the registry's; where
+    that cannot be written it warns and serves on.
     """
 
     def __init__(
@@ -148,6 +166,8 @@ class Registry:
         signing_key: str | bytes | None = None,
         bundle_key: PrivateKeySource | None = None,
         progress: ProgressReporter | None = None,
+        create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self._signing_key = signing.signing_key(signing_key)
         self._bundle_key = bundle_key  # read when a bundle is exported: cryptography is not loaded before
@@ -163,7 +183,10 @@ class Registry:
         else:
             locations = resolve(home, catalog, store)
             self._store = open_store(locations.store, progress=progress)
-        self._catalog: Catalog = open_catalog(locations.catalog, upgrade=upgrade)
+        self._catalog: Catalog = open_catalog(
+            locations.catalog, upgrade=upgrade, create=bool(create), read_only=bool(read_only)
+        )
+        self._read_only = self._catalog.read_only  # a SQLite mode=ro / immutable=1 URL implies it
         self._catalog.actor = Actor(*lineage.identity())
         # With a key, the catalog seals every change and checks the seal of every model it resolves.
         self._catalog.key = self._signing_key
@@ -184,6 +207,19 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry(catalog={self.catalog_location!r}, store={self.store_location!r})"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this registry was opened read-only (``read_only=True``, or a SQLite ``mode=ro`` URI)."""
+        return self._read_only
+
+    def _refuse_if_read_only(self, operation: str) -> None:
+        if self._read_only:
+            raise ReadOnlyRegistry(
+                f"{operation} changes the registry, and the registry at {self.catalog_location} was opened "
+                "read-only: nothing was changed; open it without read_only=True (--read-only) to write",
+                operation=operation,
+            )
 
     @property
     def catalog_location(self) -> str:
@@ -212,6 +248,7 @@ class Registry:
         parent: str | ModelVersion | None = None,
         signature: InputSignature | Mapping[str, Any] | None = None,
         input_example: Any = None,
+        strict: bool = False,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return its metadata.
 
@@ -228,7 +265,14 @@ class Registry:
         scikit-learn estimator gets an input signature automatically;
         ``signature=`` gives one explicitly, and ``input_example=`` (a few rows
         of input) adds column dtypes and is kept with the version.
+
+        An artifact that imports a class or function of the running script
+        (``__main__.Foo``) or one defined inside a function registers with a
+        :class:`~registry.errors.ModelPortabilityWarning`: no other process
+        could load it. ``strict=True`` raises
+        :class:`~registry.errors.NotPortable` instead, and nothing is written.
         """
+        self._refuse_if_read_only("register")
         draft = drafting.draft_from_input(name, format, alias=alias)
         draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
         fmt = formats.get_format(draft.format)
@@ -252,8 +296,12 @@ class Registry:
         def write(file: IO[bytes]) -> None:
             imports.extend(formats.dump(fmt, model, file))
 
+        def written() -> dict[str, Any]:
+            _check_portable(draft.name, imports, strict=strict)  # after the dump: the inventory is what it names
+            return {"imports": tuple(imports), "lineage": finish_lineage()}
+
         draft = replace(draft, params=checked_params, input_signature=input_signature)
-        return self._commit_one(draft, write, lambda: {"imports": tuple(imports), "lineage": finish_lineage()})
+        return self._commit_one(draft, write, written)
 
     def _start_lineage(self, data: Any, parent: str | ModelVersion | None) -> Callable[[], Lineage]:
         """Check the parent and fingerprint the data now; git is asked on a helper thread meanwhile.
@@ -332,6 +380,7 @@ class Registry:
         is not a pickle). ``parent`` is recorded in the lineage as for
         :meth:`register`.
         """
+        self._refuse_if_read_only("register_file")
         # The order of the checks is the one callers have always met: name, alias, format, check mode, file, values.
         draft = drafting.draft_from_input(name, format, alias=alias)
         fmt = formats.get_format(draft.format)
@@ -365,10 +414,12 @@ class Registry:
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``alias`` at ``version`` of ``name``, moving it atomically if it pointed elsewhere."""
+        self._refuse_if_read_only("set_alias")
         return self._catalog.set_alias(validate_model_name(name), validate_alias(alias), validate_version(version))
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove ``alias`` from ``name``; ``AliasNotFound`` if it is not set."""
+        self._refuse_if_read_only("delete_alias")
         self._catalog.delete_alias(validate_model_name(name), validate_alias(alias))
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None = None) -> None:
@@ -377,6 +428,7 @@ class Registry:
         The version's ``metrics`` then show these values: ``mv.metrics`` holds
         the most recently logged value of each key.
         """
+        self._refuse_if_read_only("log_metrics")
         name = validate_model_name(name)
         version = validate_version(version)
         checked = validate_metrics(metrics)
@@ -392,6 +444,7 @@ class Registry:
         Tags are the one part of a version that may change after registration
         (its artifact, params and metrics history never do).
         """
+        self._refuse_if_read_only("set_tags")
         checked = validate_tags(tags)
         if isinstance(remove, str):
             raise InvalidTag("remove must be a list of tag keys, not a single string")
@@ -413,6 +466,7 @@ class Registry:
         Its aliases are dropped with it, and its blob is deleted when no other
         live version has the same bytes.
         """
+        self._refuse_if_read_only("delete_version")
         digest, size = self._catalog.delete_version(validate_model_name(name), validate_version(version))
         try:
             self._catalog.free_blob_if_unreferenced(digest, size, self._store.delete)
@@ -476,6 +530,7 @@ class Registry:
         origin, so importing the same bundle again records nothing twice
         (see :mod:`registry.bundles`).
         """
+        self._refuse_if_read_only("import_bundle")
         source = Path(os.fspath(path))
         if not source.is_file():
             raise InvalidBundle(f"{source} is not a file; give the path of a bundle written by `modelshelf export`")
@@ -579,6 +634,8 @@ class Registry:
         directory or URL of another store holding them (copied in, checked
         by hash). ``dry_run`` reports what would be done and changes nothing.
         """
+        if not dry_run:
+            self._refuse_if_read_only("repair")
         return maintenance.repair(self._catalog, self._store, dry_run=bool(dry_run), source=source)
 
     def gc(self, dry_run: bool = True, *, min_age: float = maintenance.DEFAULT_MIN_AGE) -> GcReport:
@@ -589,6 +646,8 @@ class Registry:
         ``dry_run`` (the default) nothing is removed: the report lists what
         would be.
         """
+        if not dry_run:
+            self._refuse_if_read_only("gc")
         if isinstance(min_age, bool) or not isinstance(min_age, (int, float)) or min_age < 0:
             raise InvalidArgument(f"min_age must be a number of seconds >= 0, not {min_age!r}")
         return maintenance.collect_garbage(self._catalog, self._store, dry_run=bool(dry_run), min_age=min_age)
@@ -613,6 +672,7 @@ class Registry:
         model first (``events``, ``versions``, aliases), then seal it. The
         seal is recorded in the audit trail (``state.seal``) with who ran it.
         """
+        self._refuse_if_read_only("seal")
         return self._catalog.seal_state(validate_model_name(name))
 
     def versions_importing(self, globals: Iterable[str]) -> list[ModelVersion]:
@@ -635,9 +695,22 @@ class Registry:
         """The metadata of the highest live version of ``name``."""
         return self.get(validate_model_name(name))
 
-    def versions(self, name: str) -> list[ModelVersion]:
-        """Every live version of ``name``, oldest first."""
-        return self._authenticated(self._catalog.versions(validate_model_name(name)))
+    @overload
+    def versions(self, name: str, *, as_frame: Literal[False] = False) -> list[ModelVersion]: ...
+    @overload
+    def versions(self, name: str, *, as_frame: Literal[True]) -> DataFrame: ...
+    @overload
+    def versions(self, name: str, *, as_frame: bool) -> list[ModelVersion] | DataFrame: ...
+
+    def versions(self, name: str, *, as_frame: bool = False) -> list[ModelVersion] | DataFrame:
+        """Every live version of ``name``, oldest first.
+
+        ``as_frame=True`` returns a pandas DataFrame instead, one row per
+        version with ``metrics.KEY``, ``params.KEY`` and ``tags.KEY`` columns
+        (see :func:`registry.frames.versions_frame`; needs pandas).
+        """
+        found = self._authenticated(self._catalog.versions(validate_model_name(name)))
+        return frames.versions_frame(found) if as_frame else found
 
     def _authenticated(self, found: list[ModelVersion]) -> list[ModelVersion]:
         """With a key, refuse a listing that shows a version whose signature no longer matches its row.
@@ -653,11 +726,31 @@ class Registry:
         """The names of the models that have at least one live version, sorted."""
         return self._catalog.models()
 
-    def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
-        """Every value logged for ``name`` (or only ``metric``), by version, step, then time."""
+    @overload
+    def metrics_history(
+        self, name: str, metric: str | None = None, *, as_frame: Literal[False] = False
+    ) -> list[MetricPoint]: ...
+    @overload
+    def metrics_history(self, name: str, metric: str | None = None, *, as_frame: Literal[True]) -> DataFrame: ...
+    @overload
+    def metrics_history(
+        self, name: str, metric: str | None = None, *, as_frame: bool
+    ) -> list[MetricPoint] | DataFrame: ...
+
+    def metrics_history(
+        self, name: str, metric: str | None = None, *, as_frame: bool = False
+    ) -> list[MetricPoint] | DataFrame:
+        """Every value logged for ``name`` (or only ``metric``), by version, step, then time.
+
+        ``as_frame=True`` returns a pandas DataFrame with ``name``,
+        ``version``, ``key``, ``value``, ``step`` and ``timestamp`` columns
+        (see :func:`registry.frames.history_frame`; needs pandas).
+        """
         if metric is not None and not isinstance(metric, str):
             raise InvalidMetric(f"metric must be a metric name (str) or None, not {metric!r}")
-        return self._catalog.metrics_history(validate_model_name(name), metric)
+        name = validate_model_name(name)
+        points = self._catalog.metrics_history(name, metric)
+        return frames.history_frame(points, name) if as_frame else points
 
     def load(
         self,
@@ -701,13 +794,46 @@ class Registry:
 
     # -- finding -----------------------------------------------------------
 
+    @overload
     def search(
         self,
         name: str | None = None,
         where: str | None = None,
         order_by: str | None = None,
         limit: int | None = None,
-    ) -> list[ModelVersion]:
+        *,
+        as_frame: Literal[False] = False,
+    ) -> list[ModelVersion]: ...
+    @overload
+    def search(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        *,
+        as_frame: Literal[True],
+    ) -> DataFrame: ...
+    @overload
+    def search(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        *,
+        as_frame: bool,
+    ) -> list[ModelVersion] | DataFrame: ...
+
+    def search(
+        self,
+        name: str | None = None,
+        where: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        *,
+        as_frame: bool = False,
+    ) -> list[ModelVersion] | DataFrame:
         """Live versions matching a filter, found and sorted by the database.
 
         >>> reg.search("iris-knn", where="metrics.accuracy > 0.9 and params.n_neighbors <= 8",
@@ -722,12 +848,18 @@ class Registry:
         ``name`` every model is searched; without ``order_by`` results come
         by name, then version. A malformed filter raises
         :class:`~registry.errors.InvalidQuery` naming the position.
+
+        ``as_frame=True`` returns a pandas DataFrame in the same order, as
+        MLflow's ``search_runs`` does: one row per version, ``metrics.KEY``,
+        ``params.KEY``, ``tags.KEY`` and ``lineage.KEY`` columns named like
+        the filter's fields, typed (see :mod:`registry.frames`; needs pandas).
         """
         if name is not None:
             name = validate_model_name(name)
         tree = None if where is None else parse_filter(where)
         order = () if order_by is None else parse_order_by(order_by)
-        return self._authenticated(self._catalog.search(name, tree, order, validate_limit(limit)))
+        found = self._authenticated(self._catalog.search(name, tree, order, validate_limit(limit)))
+        return frames.versions_frame(found) if as_frame else found
 
     def versions_page(
         self,
@@ -814,19 +946,55 @@ class Registry:
         """The references a version was derived from (``register(..., parent=…)``), nearest first."""
         return self._catalog.ancestors(resolve_ref(ref_or_name, version, alias))
 
+    @overload
     def events(
-        self, name: str | None = None, since: datetime | str | None = None, *, limit: int | None = None
-    ) -> list[Event]:
+        self,
+        name: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+        as_frame: Literal[False] = False,
+    ) -> list[Event]: ...
+    @overload
+    def events(
+        self,
+        name: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+        as_frame: Literal[True],
+    ) -> DataFrame: ...
+    @overload
+    def events(
+        self,
+        name: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+        as_frame: bool,
+    ) -> list[Event] | DataFrame: ...
+
+    def events(
+        self,
+        name: str | None = None,
+        since: datetime | str | None = None,
+        *,
+        limit: int | None = None,
+        as_frame: bool = False,
+    ) -> list[Event] | DataFrame:
         """The audit trail, oldest first: every register, alias change, tag change, metric log and deletion.
 
         ``name`` keeps one model's events, ``since`` (a timezone-aware datetime
         or an ISO 8601 string, UTC when it has no offset) those from that
-        moment on, ``limit`` only the most recent ones.
+        moment on, ``limit`` only the most recent ones. ``as_frame=True``
+        returns a pandas DataFrame, one row per event (see
+        :func:`registry.frames.events_frame`; needs pandas).
         """
         if name is not None:
             name = validate_model_name(name)
         moment = None if since is None else validate_moment(since, "since")
-        return self._catalog.events(name, moment, validate_limit(limit))
+        found = self._catalog.events(name, moment, validate_limit(limit))
+        return frames.events_frame(found) if as_frame else found
 
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:
         """Which version ``alias`` pointed at, and from when until when, oldest first.
@@ -940,6 +1108,32 @@ class Registry:
                 return formats.load(fmt, file, mv.ref, safe=safe, trusted=trusted, inventory=_inventory(mv))
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
+        except SerializationError as exc:
+            # A class of the registering script's __main__: say so, rather than "install the packages".
+            missing = portability.missing_here(mv.imports or ())
+            if not missing:
+                raise
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            raise SerializationError(
+                portability.load_advice(mv.ref, missing, f"{type(cause).__name__}: {cause}")
+            ) from exc
+
+
+def _check_portable(model: str, imports: Iterable[str], *, strict: bool) -> None:
+    """Warn (or with ``strict`` raise :class:`NotPortable`) when ``imports`` names what only this script has.
+
+    Called from :meth:`Registry.register` through ``_commit_one``, before the
+    version is committed: the warning's ``stacklevel`` points at the
+    caller of ``register``, and an error (or a warning turned into one)
+    leaves nothing behind but the staged blob, which is discarded.
+    """
+    names = portability.unportable(imports)
+    if not names:
+        return
+    message = portability.registration_advice(model, names, strict=strict)
+    if strict:
+        raise NotPortable(message, names)
+    warnings.warn(ModelPortabilityWarning(message, names), stacklevel=5)
 
 
 def _already_imported(entry: BundleEntry, present: list[ModelVersion]) -> ModelVersion | None:

@@ -20,6 +20,8 @@ ALL: frozenset[str] = frozenset({"*"})
 SLOW: dict[str, frozenset[str]] = {
     # process pools of eight writers, and threads racing for seconds
     "test_concurrency.py": ALL,
+    # real read-only bind mounts, and a writer process beside the reader
+    "test_read_only_mount.py": ALL,
     # a real chromium driven by Playwright against `modelshelf ui` run as a subprocess
     "test_ui_browser.py": ALL,
     # each runs `modelshelf` or `python` as a subprocess
@@ -32,6 +34,10 @@ SLOW: dict[str, frozenset[str]] = {
         }
     ),
     "test_register_load.py": frozenset({"test_another_process_sees_what_was_registered"}),
+    # a script run as `python train.py`, then a second interpreter that loads what it registered
+    "test_portability.py": frozenset(
+        {"test_a_script_registers_with_a_warning_and_another_process_is_told_to_move_the_class"}
+    ),
     "test_migrations.py": frozenset(
         {"test_developer_alembic_ini_works_too", "test_the_wheel_ships_the_migrations_and_creates_catalogs"}
     ),
@@ -90,6 +96,15 @@ SLOW: dict[str, frozenset[str]] = {
             "test_a_dtype_rebuilt_after_an_array_was_made_of_it_is_refused",
             "test_lil_matrix_with_a_column_outside_its_shape_is_refused",
             "test_repr_of_a_shared_list_dag_in_a_refusal_message_is_bounded",
+        }
+    ),
+    # a real read-only bind mount (mount and umount run as subprocesses)
+    "test_plot.py": frozenset({"test_a_read_only_directory_is_one_line_and_exit_2"}),
+    # mypy as a subprocess, and every README block before the DataFrame one (models trained, loaded, verified)
+    "test_frames.py": frozenset(
+        {
+            "test_type_checkers_see_a_list_without_as_frame_and_a_frame_with_it",
+            "test_the_readme_dataframe_snippet_runs_and_prints_typed_columns",
         }
     ),
 }

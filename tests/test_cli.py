@@ -39,8 +39,10 @@ def test_demo_runs_in_a_fresh_directory(tmp_path: Path) -> None:
         production = reg.get(f"{KNN_NAME}@production")
         best = max(v.metrics["accuracy"] for v in reg.versions(KNN_NAME))
         assert reg.metrics_history(KNN_NAME, "accuracy")[0].key == "accuracy"
-        assert any(p.step == 1 for p in reg.metrics_history(KNN_NAME, "accuracy"))
-        assert production.metrics["accuracy"] <= best  # the step-1 value may differ from the test-split one
+        assert all(p.step is None for p in reg.metrics_history(KNN_NAME, "accuracy"))  # one meaning per key
+        assert production.metrics["accuracy"] == best
+        assert production.version == reg.best(KNN_NAME, "accuracy").version
+        assert "train_accuracy" in production.metrics
 
 
 def test_demo_can_run_twice_in_the_same_registry(tmp_path: Path) -> None:

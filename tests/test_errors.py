@@ -119,7 +119,12 @@ def test_a_version_unsigned_under_a_signing_key_is_a_trust_error(home: Path) -> 
 
 def test_the_families_are_exported_and_hold_their_members() -> None:
     members = {
-        registry.NotFound: (registry.ModelNotFound, registry.VersionNotFound, registry.AliasNotFound),
+        registry.NotFound: (
+            registry.ModelNotFound,
+            registry.VersionNotFound,
+            registry.AliasNotFound,
+            registry.RegistryNotFound,
+        ),
         registry.InvalidInput: (
             registry.InvalidName,
             registry.InvalidReference,
@@ -152,6 +157,8 @@ def test_the_families_are_exported_and_hold_their_members() -> None:
             assert cls.__name__ in registry.__all__
     assert issubclass(registry.InvalidCatalogURL, registry.CatalogError)  # both families: a URL is input and catalog
     assert not issubclass(registry.TrustError, ValueError)  # a tampered blob is not a bad argument
+    assert issubclass(registry.ReadOnlyRegistry, PermissionError)  # a refused write, not a bad argument
+    assert not issubclass(registry.ReadOnlyRegistry, registry.InvalidInput)
 
 
 # One command per family, and the code README's "Command line" section documents for it.

@@ -400,6 +400,50 @@ def test_plain_array_is_accepted_where_names_were_recorded(
     check_against(named_signature, frame.set_axis(range(4), axis=1), "iris:3")
 
 
+def test_an_object_array_for_a_model_fitted_on_a_frame_asks_for_the_frame(
+    named_signature: InputSignature, frame: pd.DataFrame
+) -> None:
+    # what .to_numpy() gives for a frame with one text column besides the numbers
+    X = frame.assign(note="x").to_numpy()[:, :4]
+    error = mismatch(named_signature, X)
+    message = str(error)
+    assert message.startswith(
+        f"iris:3: expected a DataFrame with the named columns {', '.join(map(repr, COLUMNS))} "
+        "(the model was fitted on them); got a NumPy array of dtype object and shape (150, 4)"
+    )
+    assert "the frame itself" in message and "column 'sepal length (cm)' is" not in message
+    assert (error.expected, error.actual) == ("float64", "object")
+
+
+def test_an_array_of_the_wrong_width_for_a_frame_model_asks_for_a_frame_with_those_columns(
+    named_signature: InputSignature, frame: pd.DataFrame
+) -> None:
+    error = mismatch(named_signature, frame.to_numpy()[:, :3])
+    assert "expected a DataFrame with the named columns 'sepal length (cm)'" in str(error)
+    assert "got a NumPy array of dtype float64 and shape (150, 3): 3 columns where 4 were expected" in str(error)
+    assert (error.expected, error.actual) == (4, 3)
+    listed = mismatch(named_signature, [["a", "b", "c", "d"]])
+    assert "got a list of shape (1, 4); its column 0 is <U1 where float64 was expected" in str(listed)
+    assert "pd.DataFrame(X, columns=mv.input_signature.feature_names)" in str(listed)
+    unnamed = mismatch(named_signature, frame.set_axis(range(4), axis=1).astype(str))
+    assert "got a DataFrame without these column names; its column 0 is" in str(unnamed)
+
+
+def test_a_frame_for_a_model_fitted_on_an_array_names_the_frame_column(knn_signature: InputSignature) -> None:
+    error = mismatch(knn_signature, pd.DataFrame({"a": ["x"], "b": [1.0], "c": [1.0], "d": [1.0]}))
+    assert "column 'a' is" in str(error) and "expected a DataFrame" not in str(error)
+
+
+def test_validate_true_on_a_frame_model_says_it_wants_the_frame(
+    reg: Any, named_model: LogisticRegression, frame: pd.DataFrame
+) -> None:
+    reg.register("iris-frame", named_model, data=frame)
+    wrapped = reg.load("iris-frame", validate=True)
+    with pytest.raises(SignatureMismatch, match=r"^iris-frame:1: expected a DataFrame with the named columns"):
+        wrapped.predict(frame.to_numpy().astype(object))
+    assert len(wrapped.predict(frame)) == len(frame)
+
+
 def test_string_column_where_numeric_expected_is_named(named_signature: InputSignature, frame: pd.DataFrame) -> None:
     X = frame.astype({COLUMNS[1]: str})
     error = mismatch(named_signature, X)

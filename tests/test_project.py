@@ -39,6 +39,11 @@ CONTRACT = {
     "InvalidArgument",
     "InvalidCatalogURL",
     "SignatureNotFound",
+    "RegistryNotFound",
+    "ReadOnlyRegistry",
+    "NotPortable",
+    "ModelPortabilityWarning",
+    "MissingDependency",
     # return types of public calls
     "ModelSummary",
     "Imported",

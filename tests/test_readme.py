@@ -60,7 +60,8 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
         with contextlib.redirect_stdout(output):
             exec(compile(code, f"README.md python block {number}", "exec"), namespace)
     printed = output.getvalue()
-    assert "iris-knn:1 sha256:" in printed and "iris-knn:3" in printed
+    assert re.search(r"^iris-knn:1 sha256:[0-9a-f]{12} 1$", printed, re.MULTILINE) and "iris-knn:3" in printed
+    assert "iris-knn:1 joblib 9" in printed and "iris-knn:2 pickle 9" in printed  # format=, read back by load
     assert "no alias 'canary'" in printed and "invalid model name '../etc'" in printed
     assert "sklearn.neighbors._classification.KNeighborsClassifier" in printed
     assert "True 3 []" in printed  # verify: ok, three versions, no problems
@@ -78,6 +79,8 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert "ui: 200 True 403" in printed  # the web UI's versions page; writes refused without --allow-writes
     assert "healed: {'weights': [1, 2, 3]} True" in printed
     assert len(list((tmp_path / "scratch" / "quarantine").iterdir())) == 1  # set aside, not deleted
+    assert "typo: RegistryNotFound True" in printed and not (tmp_path / "modles").exists()
+    assert "read-only: set_alias" in printed
 
     for body in blocks("sh")[1:]:
         for command in commands(body):

@@ -52,12 +52,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
+from urllib.parse import parse_qsl, quote, unquote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
-from registry.errors import CatalogError, CommitOutcomeUnknown, InvalidCatalogURL
+from registry.errors import CatalogError, CommitOutcomeUnknown, InvalidCatalogURL, ReadOnlyRegistry
 from registry.validation import dumps
 
 #: How long a writer waits for another writer's lock before giving up, in seconds (every engine).
@@ -82,36 +83,138 @@ def _dispose_after_fork() -> None:
 os.register_at_fork(after_in_child=_dispose_after_fork)
 
 
+#: URL schemes people write that SQLAlchemy does not know, and the one to write instead.
+_SCHEME_FIXES = {
+    "postgres": "postgresql+psycopg",
+    "postgres+psycopg": "postgresql+psycopg",
+    "postgres+psycopg2": "postgresql+psycopg2",
+    "pg": "postgresql+psycopg",
+    "psql": "postgresql+psycopg",
+    "sqlite3": "sqlite",
+    "maria": "mariadb+pymysql",
+}
+#: The query keys of a SQLite URL that pysqlite itself takes; every other one is a SQLite URI parameter.
+_PYSQLITE_KEYS = frozenset(
+    {"uri", "timeout", "check_same_thread", "isolation_level", "detect_types", "cached_statements"}
+)
+
+
 def parse_url(url: str | URL | Path) -> URL:
-    """A SQLAlchemy URL (a ``Path`` is a SQLite file), or :class:`InvalidCatalogURL` explaining the form."""
+    """A SQLAlchemy URL (a ``Path`` is a SQLite file), or :class:`InvalidCatalogURL` explaining the form.
+
+    SQLite's own URI form is accepted too, ``sqlite:///file:/path/catalog.db?mode=ro``
+    (``uri=true`` is added when missing, as SQLite reads the parameters only then);
+    ``mode=ro`` or ``immutable=1`` there opens the registry read-only.
+    """
     if isinstance(url, Path):
         return URL.create("sqlite", database=str(url.absolute()))
+    text = str(url)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else None
+    if scheme in _SCHEME_FIXES:
+        fixed = _SCHEME_FIXES[scheme] + text[len(scheme) :]
+        raise InvalidCatalogURL(
+            f"the catalog URL scheme {scheme}:// is not one SQLAlchemy knows; did you mean "
+            f"{_SCHEME_FIXES[scheme]}:// ({describe_text(fixed)!r})?"
+        )
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
         raise InvalidCatalogURL(
-            f"invalid catalog URL {str(url)[:200]!r}: {exc}; "
-            "use a SQLAlchemy URL such as 'sqlite:///path/to/catalog.db'"
+            f"invalid catalog URL {text[:200]!r}: {exc}; use a SQLAlchemy URL such as 'sqlite:///path/to/catalog.db'"
         ) from None
-    if parsed.get_backend_name() == "sqlite" and sqlite_path(parsed) is None:
-        raise InvalidCatalogURL(
-            f"the catalog URL {str(url)[:200]!r} names an in-memory SQLite database, which each connection "
-            "sees empty; give a file, such as 'sqlite:///path/to/catalog.db'"
-        )
+    if parsed.get_backend_name() == "sqlite":
+        if (parsed.database or "").startswith("file:") and "uri" not in parsed.query:
+            parsed = parsed.update_query_dict({"uri": "true"})
+        if sqlite_path(parsed) is None:
+            raise InvalidCatalogURL(
+                f"the catalog URL {text[:200]!r} names an in-memory SQLite database, which each connection "
+                "sees empty; give a file, such as 'sqlite:///path/to/catalog.db'"
+            )
     return parsed
 
 
+def describe_text(url: str) -> str:
+    """A URL given as text, its password hidden where it parses."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url[:200]
+
+
+def _uri_parameters(url: URL) -> dict[str, str]:
+    """The SQLite URI parameters of a ``file:`` URL: those inside its database part and the URL's own query."""
+    database = url.database or ""
+    parameters: dict[str, str] = {}
+    if "?" in database:
+        for key, value in parse_qsl(database.split("?", 1)[1], keep_blank_values=True):
+            parameters[key] = value
+    for key, given in url.query.items():
+        if key not in _PYSQLITE_KEYS:
+            parameters[key] = given if isinstance(given, str) else str(given[-1])
+    return parameters
+
+
 def sqlite_path(url: URL) -> Path | None:
-    """The file of a file-based SQLite URL, else ``None``."""
+    """The file of a file-based SQLite URL (plain or ``file:`` URI form), else ``None``."""
     if url.get_backend_name() != "sqlite":
         return None
     database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
+    if database in ("", ":memory:"):
         return None
-    return Path(database)
+    if not database.startswith("file:"):
+        return Path(database)
+    if _uri_parameters(url).get("mode") == "memory":
+        return None
+    location = database[len("file:") :].split("?", 1)[0].split("#", 1)[0]
+    if location.startswith("//"):  # file://HOST/path: SQLite accepts only an empty host or localhost
+        host, _, rest = location[2:].partition("/")
+        if host not in ("", "localhost"):
+            return None
+        location = "/" + rest
+    location = unquote(location)
+    if location in ("", ":memory:"):
+        return None
+    return Path(location)
 
 
-def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
+def sqlite_read_only(url: URL) -> bool:
+    """Whether a SQLite URL opens its file read-only itself (SQLite URI ``mode=ro`` or ``immutable=1``)."""
+    if not (url.database or "").startswith("file:"):
+        return False
+    parameters = _uri_parameters(url)
+    return parameters.get("mode") == "ro" or parameters.get("immutable") == "1"
+
+
+def read_only_sqlite_url(path: Path, parameters: dict[str, str] | None = None) -> URL:
+    """A URL opening the SQLite file ``path`` read-only: ``mode=ro``, plus ``immutable=1`` when it must.
+
+    SQLite reads a WAL-mode database read-only only when its ``-wal`` and
+    ``-shm`` files exist, or can be created beside it, or the database is
+    declared immutable (SQLite's "WAL" documentation, on read-only
+    databases). So: where either file exists (a writer has the catalog open,
+    as in a serving container reading a mount another process writes) or the
+    directory is writable, ``mode=ro`` reads with the normal locking and sees
+    each new commit. Only when neither file exists *and* the directory
+    cannot be written (a registry shipped on read-only media) is the file
+    opened with ``immutable=1``. That is safe because a WAL writer keeps a
+    ``-shm`` beside the database while it has it open, so none is writing it
+    now, and none can start through this read-only path. It is not safe if a
+    writer starts later through another, writable path to the same file:
+    an immutable reader takes no locks and may read a half-checkpointed
+    file. Such a setup should keep a writer connected (so the ``-shm``
+    exists), or reopen the registry after changes.
+    """
+    absolute = path.absolute()
+    given = dict(parameters or {})
+    sidecars = any(Path(f"{absolute}{suffix}").exists() for suffix in ("-wal", "-shm"))
+    if given.get("immutable") != "1" and not sidecars and not os.access(absolute.parent, os.W_OK):
+        given["immutable"] = "1"
+    given["mode"] = "ro"
+    query = "&".join(f"{quote(key)}={quote(value)}" for key, value in sorted(given.items()))
+    return URL.create("sqlite", database=f"file:{quote(str(absolute), safe='/')}?{query}", query={"uri": "true"})
+
+
+def _configure_sqlite(engine: Engine, in_memory: bool, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
@@ -119,7 +222,7 @@ def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if not in_memory:
+            if not in_memory and not read_only:  # switching the journal mode is a write
                 _set_wal(cursor)
             cursor.execute("PRAGMA synchronous = FULL")
         finally:
@@ -147,22 +250,48 @@ def _set_wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
-def make_engine(url: URL) -> Engine:
-    """An engine for the catalog at ``url``, configured for safe concurrent use."""
+#: An engine option: this engine's catalog was opened read-only, so every write transaction is refused.
+_READ_ONLY_OPTION = "modelshelf_read_only"
+#: The URL form naming the driver that each server's extra installs (a URL naming none gets SQLAlchemy's default).
+_EXTRA_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+
+def make_engine(url: URL, *, read_only: bool = False) -> Engine:
+    """An engine for the catalog at ``url``, configured for safe concurrent use.
+
+    With ``read_only`` (implied by a SQLite ``mode=ro`` or ``immutable=1``
+    URI) a SQLite file is opened through :func:`read_only_sqlite_url`, the
+    journal mode is left alone, a server session is made read-only, and
+    :func:`write_transaction` refuses to start: nothing can be written.
+    """
     options: dict[str, Any] = {"json_serializer": dumps}
     backend = url.get_backend_name()
+    read_only = read_only or sqlite_read_only(url)
+    path = sqlite_path(url)
     if backend == "sqlite":
         options["connect_args"] = {"timeout": LOCK_TIMEOUT, "check_same_thread": False}
+        if read_only and path is not None:  # the user's own mode=ro URI too: it may need immutable=1
+            url = read_only_sqlite_url(path, _uri_parameters(url) if (url.database or "").startswith("file:") else None)
     else:
         options["pool_pre_ping"] = True
         # Each statement sees what committed before it: the version counter and blob rows are
         # read right after being locked, and must show other clients' committed work.
         options["isolation_level"] = "READ COMMITTED"
+    if read_only:
+        options["execution_options"] = {_READ_ONLY_OPTION: True}
     try:
         engine = create_engine(url, **options)
     except ImportError as exc:
         extra = DRIVER_EXTRAS.get(backend)
         hint = f"pip install 'modelshelf[{extra}]'" if extra else "install the database driver the URL names"
+        named = _EXTRA_DRIVERS.get(backend)
+        if named is not None and url.drivername != named:
+            wanted = getattr(exc, "name", None) or "its driver"
+            use = f"write {named}:// to use the driver `{hint}` installs"
+            if "+" not in url.drivername:
+                hint = f"the URL names no driver, so SQLAlchemy picks {wanted}; {use}"
+            else:
+                hint = f"{use}, or install {wanted}"
         raise CatalogError(
             f"the catalog URL {url.render_as_string(hide_password=True)!r} needs a driver that is not "
             f"installed ({exc}); {hint}"
@@ -170,25 +299,40 @@ def make_engine(url: URL) -> Engine:
     except Exception as exc:  # a bad option in the URL
         raise CatalogError(f"cannot use the catalog URL {url.render_as_string(hide_password=True)!r}: {exc}") from exc
     if backend == "sqlite":
-        _configure_sqlite(engine, in_memory=sqlite_path(url) is None)
+        _configure_sqlite(engine, in_memory=path is None, read_only=read_only)
     else:
-        _configure_server(engine)
+        _configure_server(engine, read_only=read_only)
     _engines.add(engine)
     return engine
 
 
-def _configure_server(engine: Engine) -> None:
-    """Give every new server connection the lock wait timeout SQLite gets from its busy timeout."""
+def is_read_only(engine: Engine) -> bool:
+    """Whether ``engine`` was made read-only by :func:`make_engine`."""
+    return bool(engine.get_execution_options().get(_READ_ONLY_OPTION))
+
+
+def _configure_server(engine: Engine, read_only: bool = False) -> None:
+    """Give every new server connection the lock wait timeout SQLite gets from its busy timeout.
+
+    A read-only engine's sessions are read-only on the server too, a second
+    guard behind :func:`write_transaction`'s refusal.
+    """
+    statements = []
     if engine.dialect.name == "postgresql":
-        statement = f"SET lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'"
+        statements.append(f"SET lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'")
+        if read_only:
+            statements.append("SET default_transaction_read_only = on")
     else:  # MySQL and MariaDB: whole seconds
-        statement = f"SET SESSION innodb_lock_wait_timeout = {max(1, int(LOCK_TIMEOUT))}"
+        statements.append(f"SET SESSION innodb_lock_wait_timeout = {max(1, int(LOCK_TIMEOUT))}")
+        if read_only:
+            statements.append("SET SESSION TRANSACTION READ ONLY")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(statement)
+            for statement in statements:
+                cursor.execute(statement)
         finally:
             cursor.close()
         dbapi_connection.commit()  # a session setting, kept; the commit ends the driver's implicit transaction
@@ -286,6 +430,13 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     A constraint violation is a bug, not an environment problem, and is not
     disguised.
     """
+    if is_read_only(engine):
+        raise ReadOnlyRegistry(
+            f"the catalog {sqlite_path(engine.url) or _describe(engine)} was opened read-only, so nothing can be "
+            "changed in it; "
+            "open the registry without read_only=True (--read-only) to write",
+            operation="write",
+        )
     committing = False
     xid: int | None = None
     try:

@@ -109,6 +109,15 @@ def _has_foreign_tables(connection: Connection) -> bool:
     return bool(set(inspect(connection).get_table_names()) - {"alembic_version"})
 
 
+def has_foreign_tables(engine: Engine) -> bool:
+    """Whether the database holds tables other than Alembic's (read in a transaction of its own)."""
+    with engine.connect() as connection:
+        try:
+            return _has_foreign_tables(connection)
+        finally:
+            connection.rollback()
+
+
 def _upgrade(connection: Connection) -> None:
     from alembic import command
 
@@ -227,7 +236,8 @@ def read_revision(engine: Engine, location: str) -> str | None:
         elif "unable to open" in reason or "readonly" in reason or "read-only" in reason:
             advice = (
                 "the file or its directory is not writable (SQLite in WAL mode needs to create "
-                f"{location}-wal and -shm beside it): fix the permissions or copy the registry somewhere writable"
+                f"{location}-wal and -shm beside it): to only read it, open it read-only (`modelshelf --read-only …`, "
+                "Registry(..., read_only=True)); to write, fix the permissions or copy the registry somewhere writable"
             )
         else:
             advice = (

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from registry.catalog.audit import alias_periods, read_events
-from registry.catalog.engine import read_transaction, retried
+from registry.catalog.engine import is_read_only, read_transaction, retried
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import (
@@ -172,6 +172,11 @@ class CatalogReads:
         self.engine = engine
         self.location = location
 
+    @property
+    def read_only(self) -> bool:
+        """Whether this catalog was opened read-only (every write transaction is then refused)."""
+        return is_read_only(self.engine)
+
     def _trust(self, connection: Connection, name: str, *, with_metrics: bool = False) -> None:
         """With a key, refuse a model whose rows are not its sealed state; nothing without one."""
         if self.key is None:
@@ -293,16 +298,15 @@ class CatalogReads:
 
     @retried
     def model_summaries(self) -> list[ModelSummary]:
-        """One line per model with live versions: latest version, count, aliases, last registration."""
+        """One line per model with live versions: latest version, count, aliases, time of its last change.
+
+        The last change is the model's newest audit event, of any kind (a
+        version registered or deleted, an alias set, moved or removed, tags
+        or metrics changed), found through the ``(model, id)`` index; a model
+        whose trail has no event falls back to its newest live version.
+        """
         with read_transaction(self.engine) as connection:
-            live = VersionRow.deleted_at.is_(None)
-            rows = connection.execute(
-                select(ModelRow.name, func.max(VersionRow.version), func.count(), func.max(VersionRow.created_at))
-                .join(VersionRow, VersionRow.model_id == ModelRow.id)
-                .where(live)
-                .group_by(ModelRow.name)
-                .order_by(ModelRow.name)
-            ).all()
+            rows = connection.execute(_SUMMARIES).all()
             aliases: dict[str, dict[str, int]] = {}
             for name, alias, version in connection.execute(
                 select(ModelRow.name, AliasRow.alias, VersionRow.version)
@@ -474,6 +478,24 @@ class CatalogReads:
         """Differences between the catalog's tables and the schema this code expects (and, deep, corruption)."""
         with read_transaction(self.engine) as connection:
             return schema_differences(connection, deep=deep)
+
+
+#: The newest audit event of the model of the row at hand: one index seek on ``ix_events_model_id`` per model.
+_LAST_CHANGE = (
+    select(EventRow.at).where(EventRow.model == ModelRow.name).order_by(EventRow.id.desc()).limit(1).scalar_subquery()
+)
+_SUMMARIES = (
+    select(
+        ModelRow.name,
+        func.max(VersionRow.version),
+        func.count(),
+        func.coalesce(_LAST_CHANGE, func.max(VersionRow.created_at)),
+    )
+    .join(VersionRow, VersionRow.model_id == ModelRow.id)
+    .where(VersionRow.deleted_at.is_(None))
+    .group_by(ModelRow.name)
+    .order_by(ModelRow.name)
+)
 
 
 def _aware(value: datetime | str) -> datetime:

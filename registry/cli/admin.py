@@ -224,8 +224,15 @@ def db_upgrade(ctx: click.Context, catalog_option: str | None) -> None:
     Example:
       modelshelf db upgrade --catalog postgresql+psycopg://me@dbhost/models
     """
+    from registry.errors import ReadOnlyRegistry
     from registry.facade import upgrade_catalog
 
+    if ctx.obj["read_only"]:
+        raise ReadOnlyRegistry(
+            "db upgrade changes the catalog, and --read-only (or MODELSHELF_READ_ONLY) was given: nothing was "
+            "changed; run it without --read-only",
+            operation="db upgrade",
+        )
     before, after = upgrade_catalog(ctx.obj["home"], catalog=catalog_option or ctx.obj["catalog"])
     if before == after:
         click.echo(f"catalog already at revision {after}")

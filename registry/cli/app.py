@@ -24,6 +24,7 @@ from registry.errors import (
     InvalidInput,
     NotFound,
     RegistryError,
+    RegistryNotFound,
     SerializationError,
     TrustError,
 )
@@ -78,12 +79,24 @@ class _Group(click.Group):
 )
 @click.option("--catalog", envvar="MODELSHELF_CATALOG", help="Catalog database URL [env MODELSHELF_CATALOG].")
 @click.option("--store", envvar="MODELSHELF_STORE", help="Blob store directory [env MODELSHELF_STORE].")
+@click.option(
+    "--read-only",
+    is_flag=True,
+    envvar="MODELSHELF_READ_ONLY",
+    help="Open the registry read-only (a read-only mount): reads work, writes are refused [env MODELSHELF_READ_ONLY].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print data as JSON (also accepted after each command).")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(__version__, prog_name="modelshelf")
 @click.pass_context
 def cli(
-    ctx: click.Context, home: str | None, catalog: str | None, store: str | None, as_json: bool, debug: bool
+    ctx: click.Context,
+    home: str | None,
+    catalog: str | None,
+    store: str | None,
+    read_only: bool,
+    as_json: bool,
+    debug: bool,
 ) -> None:
     """modelshelf: a versioned model registry.
 
@@ -94,14 +107,33 @@ def cli(
       modelshelf show iris-knn@production --json
       modelshelf diff iris-knn:2 iris-knn:3
     """
-    ctx.obj = {"home": home, "catalog": catalog, "store": store, "json": as_json}
+    ctx.obj = {"home": home, "catalog": catalog, "store": store, "json": as_json, "read_only": read_only}
 
 
-def open_registry(ctx: click.Context) -> Registry:
+def open_registry(ctx: click.Context, *, create: bool = False) -> Registry:
+    """The registry the global options name; only a command that adds versions (``create``) may make it.
+
+    Every other command, reads and changes of what exists alike, opens it
+    with ``create=False``: a mistyped ``--home`` then says "no registry at
+    PATH" instead of leaving an empty registry there. When one is created,
+    stderr says where, as ``git init`` does.
+    """
     from registry.cli.output import progress_bars
     from registry.facade import Registry
 
-    return Registry(ctx.obj["home"], catalog=ctx.obj["catalog"], store=ctx.obj["store"], progress=progress_bars())
+    options: dict[str, Any] = {
+        "catalog": ctx.obj["catalog"],
+        "store": ctx.obj["store"],
+        "read_only": ctx.obj["read_only"],
+    }
+    try:
+        return Registry(ctx.obj["home"], create=False, progress=progress_bars(), **options)
+    except RegistryNotFound:
+        if not create or ctx.obj["read_only"]:
+            raise
+    reg = Registry(ctx.obj["home"], create=True, progress=progress_bars(), **options)
+    click.echo(f"created a new registry: catalog {reg.catalog_location}, store {reg.store_location}", err=True)
+    return reg
 
 
 def json_option(command: F) -> F:

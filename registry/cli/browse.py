@@ -22,6 +22,7 @@ from registry.cli.output import (
     timestamp,
     version_json,
 )
+from registry.cli.plot import check_plot_path
 from registry.domain import ModelVersion
 
 MAIN_METRICS = 3
@@ -196,7 +197,8 @@ def diff(ctx: click.Context, left: str, right: str, changed_only: bool) -> None:
     "--plot",
     "plot_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a chart to FILE.png or FILE.svg (needs matplotlib: pip install 'modelshelf[plot]').",
+    callback=check_plot_path,
+    help="Write a chart to FILE.png or FILE.svg, one panel per metric (needs pip install 'modelshelf[plot]').",
 )
 @json_option
 @click.pass_context
@@ -219,7 +221,7 @@ def history(ctx: click.Context, name: str, metrics: tuple[str, ...], plot_path: 
     if plot_path is not None:
         from registry.cli.plot import plot_history
 
-        plot_history(name, latest, aliases, plot_path)
+        plot_history(name, keys, points, found, plot_path)
     if wants_json(ctx):
         emit_json([point_json(p) for p in points])
         return

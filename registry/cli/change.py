@@ -163,7 +163,7 @@ def register(
     Example:
       modelshelf register model.joblib --name churn --metric auc=0.91 --param depth=8 --tag team=ds
     """
-    with open_registry(ctx) as reg:
+    with open_registry(ctx, create=True) as reg:
         mv = reg.register_file(
             name,
             file,
@@ -310,7 +310,7 @@ def import_command(ctx: click.Context, bundle: Path, trust: tuple[Path, ...], al
     Example:
       modelshelf --home other-registry import iris.tar --trust keys/team-a.pub
     """
-    with open_registry(ctx) as reg:
+    with open_registry(ctx, create=True) as reg:
         results = reg.import_bundle(bundle, trusted_keys=list(trust) or None, allow_unsigned=allow_unsigned)
     if wants_json(ctx):
         fields = ("source", "target", "created", "signer", "verified")

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from typing import Any, Protocol
 
 from registry.errors import InvalidFormat, RegistryError, SerializationError
+from registry.formats import portability
 from registry.formats.binary import BinaryFile
 from registry.formats.hooks import NotAPickle
 from registry.formats.pickle_format import JoblibFormat, PickleFormat
@@ -77,6 +78,13 @@ def dump(fmt: Format, obj: Any, file: BinaryFile) -> tuple[str, ...]:
             f"cannot serialize {type(obj).__name__} with {fmt.name}: it is nested too deeply"
         ) from exc
     except Exception as exc:
+        if portability.unportable([str(exc)]):  # "Can't pickle local object 'make.<locals>.Foo'", a lambda
+            raise SerializationError(
+                f"cannot serialize {type(obj).__name__} with {fmt.name}: {type(exc).__name__}: {exc}; it holds a "
+                "class or function defined inside a function, or a lambda, which pickle cannot record by name: "
+                "define it at the top level of a module the loading side can import (for example mymodels.py, "
+                "imported with `from mymodels import ...`), not in the script you run"
+            ) from exc
         raise SerializationError(
             f"cannot serialize {type(obj).__name__} with {fmt.name}: {type(exc).__name__}: {exc}; "
             "lambdas, open files, sockets, locks and local classes cannot be pickled "

@@ -25,6 +25,7 @@ from typing import Any
 
 from registry import formats
 from registry.errors import ArtifactTooLarge, InvalidArgument, RegistryError, SerializationError, UnsafeArtifact
+from registry.formats.portability import load_advice, missing_here
 
 _MODES = {True: "unsafe", "unsafe": "unsafe", "safe": "safe", False: None}
 
@@ -92,6 +93,10 @@ def check_file(
         except ArtifactTooLarge:
             raise
         except UnsafeArtifact as exc:
+            if missing_here((exc.global_name,)):  # its message says what to do; checking it unsafely cannot help
+                raise UnsafeArtifact(
+                    f"{source}: {exc}. Nothing from the file ran and nothing was registered", exc.global_name
+                ) from exc
             raise UnsafeArtifact(
                 f"{source}: {exc}. Nothing from the file ran and nothing was registered; if you trust the file, "
                 "check it with its own code (check='unsafe', `--unsafe-check`) or not at all (--no-check)",
@@ -104,6 +109,9 @@ def check_file(
     try:
         return fmt.load(copy, safe=False, trusted=frozenset())
     except Exception as exc:
+        stranded = missing_here(imports or ())
+        if stranded:  # made by a script whose __main__ defined the class: no other process can load it
+            raise SerializationError(load_advice(str(source), stranded, f"{type(exc).__name__}: {exc}")) from exc
         raise SerializationError(
             f"{source} could not load as {fmt.name}: {type(exc).__name__}: {exc}; check the format, "
             "or register it unexamined with check=False (--no-check)"

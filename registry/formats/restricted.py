@@ -28,6 +28,7 @@ from registry.formats import checks
 from registry.formats.estimator_checks import check_estimator
 from registry.formats.hooks import ArraySpec, Budget, Hooks, Malformed
 from registry.formats.policy import POLICY, Entry
+from registry.formats.portability import missing_here, safe_load_advice
 from registry.formats.unpickler import Interpreter
 
 _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
@@ -39,6 +40,12 @@ _STRUCTURAL = frozenset({"numpy.dtype", "numpy.ndarray", _WRAPPER})
 
 
 def _refuse_global(qualified: str, reason: str) -> UnsafeArtifact:
+    if missing_here((qualified,)):  # a class of the registering script: trusting its name cannot make it importable
+        return UnsafeArtifact(
+            f"refused to load the global {qualified!r}: {reason}; nothing it names was imported or run. "
+            f"{safe_load_advice(qualified)}",
+            qualified,
+        )
     return UnsafeArtifact(
         f"refused to load the global {qualified!r}: {reason}; nothing it names was imported or run. "
         f"If you trust this artifact, load it with safe=False, or pass trusted=[{qualified!r}] "

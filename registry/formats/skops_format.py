@@ -13,6 +13,7 @@ from typing import Any
 
 from registry.errors import SerializationError, UntrustedTypes
 from registry.formats.binary import BinaryFile
+from registry.formats.portability import missing_here, safe_load_advice
 
 
 def _skops_io() -> Any:
@@ -44,9 +45,13 @@ class SkopsFormat:
         untrusted = sio.get_untrusted_types(data=data)
         refused = sorted(set(untrusted) - set(trusted))
         if refused:
+            stranded = missing_here(refused)
+            advice = (
+                f". {safe_load_advice(stranded[0])}"
+                if stranded  # a class of the registering script: trusting its name cannot make it importable
+                else "; if you trust them, pass trusted=[...] with these names to load()"
+            )
             raise UntrustedTypes(
-                f"the skops artifact contains types that are not trusted: {', '.join(refused)}; "
-                "if you trust them, pass trusted=[...] with these names to load()",
-                refused,
+                f"the skops artifact contains types that are not trusted: {', '.join(refused)}{advice}", refused
             )
         return sio.loads(data, trusted=list(untrusted))

@@ -393,7 +393,11 @@ def check_against(signature: InputSignature, X: Any, ref: str) -> None:
         raise _mismatch(
             ref, f"{message}, in this order: X[list(mv.input_signature.feature_names)]", expected_names, layout.names
         )
+    unnamed = expected_names is not None and layout.names is None  # an array where a DataFrame was fitted
     if n is not None and layout.shape[1] != n:
+        if unnamed:
+            message = f"{_wants_frame(expected_names, X, layout)}: {layout.shape[1]} columns where {n} were expected"
+            raise _mismatch(ref, f"{message}. {_frame_hint(X, same_count=False)}", n, layout.shape[1])
         message = f"expected {n} features (columns) per sample; got {layout.shape[1]} (X has shape {layout.shape})"
         trained_on = f": {_shown(expected_names)}" if expected_names else ""
         raise _mismatch(ref, f"{message}. Pass the columns the model was trained on{trained_on}", n, layout.shape[1])
@@ -410,4 +414,31 @@ def check_against(signature: InputSignature, X: Any, ref: str) -> None:
         more = f" (and {len(wrong) - 1} more columns)" if len(wrong) > 1 else ""
         message = f"column {column} is {actual} ({_LABELS[actual_kind]}) where {expected} ({_LABELS[expected_kind]})"
         hint = f"Convert it, for example with .astype({expected!r}), or pass data of the kind the model was trained on"
+        if unnamed:
+            message = f"{_wants_frame(expected_names, X, layout)}; its column {i} is {actual} where {expected}"
+            hint = _frame_hint(X, same_count=True)
         raise _mismatch(ref, f"{message} was expected{more}. {hint}", expected, actual)
+
+
+def _frame_hint(X: Any, *, same_count: bool) -> str:
+    """What to pass instead of an array to a model fitted on named columns."""
+    hint = "Pass a DataFrame with these columns"
+    if isinstance(X, np.ndarray) and X.dtype.kind == "O":
+        return hint + " (the frame itself: .to_numpy() and .values turn a frame of mixed columns into objects)"
+    if same_count:
+        hint += ", for example pd.DataFrame(X, columns=mv.input_signature.feature_names) if X holds them in order"
+    return hint
+
+
+def _wants_frame(names: Sequence[str] | None, X: Any, layout: _Layout) -> str:
+    """ "expected a DataFrame with the named columns …; got an array …": what a model fitted on a frame wants."""
+    if _is_dataframe(X):
+        got = "a DataFrame without these column names"
+    elif hasattr(X, "tocsr"):
+        got = f"a sparse matrix of shape {layout.shape}"
+    elif isinstance(X, np.ndarray):
+        got = f"a NumPy array of dtype {_dtype_name(layout.dtype)} and shape {layout.shape}"
+    else:
+        got = f"a {type(X).__name__} of shape {layout.shape}"
+    wanted = _shown(names or ())
+    return f"expected a DataFrame with the named columns {wanted} (the model was fitted on them); got {got}"

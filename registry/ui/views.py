@@ -80,36 +80,21 @@ def query_error(error: InvalidQuery) -> QueryError:
 
 @dataclass(frozen=True)
 class ModelRow:
-    """A line of the models page; ``matching`` counts the versions a filter found (``None`` without one).
-
-    ``changed_at`` is the model's newest audit event (an alias move or a
-    tag counts, not only a registration); the summary's ``updated_at``
-    when the trail has none.
-    """
+    """A line of the models page; ``matching`` counts the versions a filter found (``None`` without one)."""
 
     summary: ModelSummary
-    changed_at: datetime | None
     matching: int | None = None
-
-
-def _last_change(reg: Registry, summary: ModelSummary) -> datetime | None:
-    newest = reg.events(summary.name, limit=1)  # indexed: one row per model
-    return newest[0].at if newest else summary.updated_at
 
 
 def models(reg: Registry, where: str | None) -> list[ModelRow]:
     """Every model, or with ``where`` those with a live version matching it (``InvalidQuery`` propagates)."""
     summaries = reg.model_summaries()
     if not where:
-        return [ModelRow(summary, _last_change(reg, summary)) for summary in summaries]
+        return [ModelRow(summary) for summary in summaries]
     counts: dict[str, int] = {}
     for mv in reg.search(where=where):
         counts[mv.name] = counts.get(mv.name, 0) + 1
-    return [
-        ModelRow(summary, _last_change(reg, summary), counts[summary.name])
-        for summary in summaries
-        if summary.name in counts
-    ]
+    return [ModelRow(summary, counts[summary.name]) for summary in summaries if summary.name in counts]
 
 
 def metric_keys(versions: Iterable[ModelVersion]) -> list[str]:
