@@ -345,3 +345,5 @@ def test_the_ui_command_says_where_it_listens_and_how_to_get_the_extra() -> None
     assert "--allow-writes" in result.output and "127.0.0.1" in result.output and "8765" in result.output
     refused = CliRunner().invoke(cli, ["ui", "--port", "70000"])
     assert refused.exit_code == 2 and "70000" in refused.output
+    both = CliRunner().invoke(cli, ["--read-only", "ui", "--allow-writes"])
+    assert both.exit_code == 2 and "contradict" in both.output

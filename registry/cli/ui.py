@@ -31,5 +31,9 @@ def ui(ctx: click.Context, host: str, port: int, allow_writes: bool) -> None:
         from registry.ui.server import serve
     except ImportError as exc:
         raise click.UsageError(f"the web UI needs {exc.name}: pip install 'modelshelf[ui]'") from None
+    if allow_writes and ctx.obj["read_only"]:
+        raise click.UsageError("--allow-writes and --read-only contradict each other: give one of them")
+    if not allow_writes:  # the registry itself refuses writes too, not only the web app
+        ctx.obj["read_only"] = True
     with open_registry(ctx) as reg:
         serve(reg, host=host, port=port, allow_writes=allow_writes, announce=lambda line: click.echo(line, err=True))
