@@ -242,6 +242,25 @@ def test_htmx_is_vendored_with_its_license(client: TestClient) -> None:
     assert '<script src="/static/htmx.min.js"' in client.get("/").text
 
 
+def test_checking_the_bytes_reports_intact_then_a_tampered_blob(client: TestClient, reg: Registry) -> None:
+    page = client.get("/models/iris-lr/versions/2").text
+    assert "not checked by this server yet" in page
+    response = client.post("/models/iris-lr/versions/2/verify", follow_redirects=False)
+    assert response.status_code == 303  # allowed read-only: it reads and hashes, it changes nothing
+    assert "✓ intact" in text_of(client.get("/models/iris-lr/versions/2").text)
+    mv = reg.get("iris-lr:2")
+    (blob,) = [path for path in Path(reg.store_location).rglob("*") if path.is_file() and mv.digest[2:] in path.name]
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1  # same size, other bytes
+    blob.write_bytes(bytes(data))
+    client.post("/models/iris-lr/versions/2/verify")
+    shown = text_of(client.get("/models/iris-lr/versions/2").text)
+    assert "✗ failed" in shown and "failed verification" in shown
+    cross = client.post("/models/iris-lr/versions/2/verify", headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403
+
+
 # -- writes --------------------------------------------------------------
 
 

@@ -199,10 +199,14 @@ def test_click_through_models_versions_a_version_compare_and_aliases(home: Path,
         facts = page.locator(".card").nth(1).inner_text()
         assert "sha256:" in facts and "no canary" in facts
         assert page.locator(".lineage rect").count() == 4
+        page.click("button:has-text('Check the bytes now')")  # allowed read-only: it only re-hashes
+        page.wait_for_selector(".verified")
+        assert "✓ intact" in page.locator("#trust").inner_text()
         page.screenshot(path=shots / "version.png", full_page=True)
         if os.environ.get("MODELSHELF_UPDATE_SCREENSHOTS") == "1":
             README_SCREENSHOT.parent.mkdir(exist_ok=True)
             # down to the lineage graph: the facts below it name this machine's paths and host
+            page.evaluate("window.scrollTo(0, 0)")  # the check's answer scrolled to #trust
             bottom = page.locator(".graph").bounding_box()
             assert bottom is not None
             height = bottom["y"] + bottom["height"] + 4

@@ -233,11 +233,23 @@ def app(
         context = {"name": name, "table": table, "link": link, "error": error, "q": where}
         return render(request, template, context, status)
 
+    checks: dict[str, views.Check] = {}  # the last artifact check of each version, made by this process
+
     def version_page(request: Request) -> Response:
         name = request.path_params["name"]
         detail = views.version_detail(registry, name, _version(request))
         graph = svg.lineage_graph(detail.chain, link={ref: _ref_url(ref) for ref in detail.chain})
-        return render(request, "version.html", {"name": name, "d": detail, "mv": detail.mv, "graph": graph})
+        context = {"name": name, "d": detail, "mv": detail.mv, "graph": graph, "check": checks.get(detail.mv.ref)}
+        return render(request, "version.html", context)
+
+    def verify_version(request: Request) -> Response:
+        """Re-hash one artifact (a read: nothing changes in the registry), then show the version again."""
+        if not same_origin(request.headers.get("origin"), request.headers.get("host")):
+            raise HTTPException(403, "refused: the request came from another site (its Origin is not this server)")
+        name = request.path_params["name"]
+        mv = registry.get(name, version=_version(request))
+        checks[mv.ref] = views.check_artifact(registry, mv.ref)
+        return RedirectResponse(f"/models/{name}/versions/{mv.version}#trust", status_code=303)
 
     def metrics_page(request: Request) -> Response:
         name = request.path_params["name"]
@@ -339,6 +351,7 @@ def app(
         Route("/models/{name}", versions_page),
         Route("/models/{name}/versions/{version}", version_page),
         Route("/models/{name}/versions/{version}/tags", change_tags, methods=["POST"]),
+        Route("/models/{name}/versions/{version}/verify", verify_version, methods=["POST"]),
         Route("/models/{name}/metrics", metrics_page),
         Route("/models/{name}/aliases", aliases_page),
         Route("/models/{name}/aliases", move_alias, methods=["POST"]),
