@@ -38,6 +38,10 @@ SLOW: dict[str, frozenset[str]] = {
     "test_portability.py": frozenset(
         {"test_a_script_registers_with_a_warning_and_another_process_is_told_to_move_the_class"}
     ),
+    # a real process interrupted by SIGINT, and read-only bind mounts (tests/mounts.py)
+    "test_cli_processes.py": ALL,
+    # trains the demo's models twice
+    "test_cli_json.py": frozenset({"test_demo_prints_json_before_and_after_it"}),
     "test_migrations.py": frozenset(
         {"test_developer_alembic_ini_works_too", "test_the_wheel_ships_the_migrations_and_creates_catalogs"}
     ),

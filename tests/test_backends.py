@@ -421,7 +421,7 @@ def test_another_machine_reads_through_its_own_verified_cache(bucket: str, tmp_p
         assert reader.verify(deep=True).ok
     info = json.loads(runner.invoke(cli, ["cache", "info", "--json"]).output)
     assert info == {"path": str(tmp_path / "cache-b"), "blobs": 1, "bytes": mv.size}
-    assert "removed 1 files" in runner.invoke(cli, ["cache", "clear"]).output
+    assert "removed 1 file" in runner.invoke(cli, ["cache", "clear"]).output
     with Registry(catalog=catalog, store=bucket) as reader:  # downloaded and verified again
         assert reader.load("m:2") == {"v": list(range(1000))}
 

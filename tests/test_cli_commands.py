@@ -106,7 +106,8 @@ def test_diff(filled: Path) -> None:
     full = run(filled, "diff", "iris-knn:1", "iris-knn:3").output
     assert "\ttags\tteam\tcv\tcv" in full
     data = as_json(filled, "diff", "iris-knn:1", "iris-knn:3")
-    assert {"section": "params", "key": "n_neighbors", "left": 1, "right": 5} in data["differences"]
+    expected = {"section": "params", "key": "n_neighbors", "left": 1, "right": 5, "in_left": True, "in_right": True}
+    assert expected in data["differences"]
     assert all(d["left"] != d["right"] for d in data["differences"])
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,16 @@ def blocks(language: str) -> list[str]:
 
 def commands(body: str) -> list[str]:
     return [line.strip() for line in body.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def section(title: str) -> str:
+    """The text of the README's ``## title`` section, up to the next one."""
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : None if end < 0 else end]
+
+
+COMMAND_LINE = section("Command line")
 
 
 def test_every_block_declares_a_language() -> None:
@@ -83,6 +95,8 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert "read-only: set_alias" in printed
 
     for body in blocks("sh")[1:]:
+        if body in COMMAND_LINE:
+            continue  # run, and its outputs checked, by test_the_command_line_section_runs_top_to_bottom
         for command in commands(body):
             result = subprocess.run(command, shell=True, capture_output=True, text=True, env=_env(), timeout=120)
             assert result.returncode == 0, (command, result.stderr)
@@ -95,3 +109,60 @@ def test_the_demo_command_runs(tmp_path: Path) -> None:
     result = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=180)
     assert result.returncode == 0, result.stderr
     assert "predictions identical" in result.stdout
+
+
+def _json_keys(data: object) -> set[str]:
+    """The keys of a JSON object, or of the first object of a list of them."""
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    return set(data) if isinstance(data, dict) else set()
+
+
+@pytest.mark.slow
+def test_the_command_line_section_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command line of "Command line" runs, in order, on the registry the Quickstart makes; what it prints
+    has the shape the section shows, and its ``--json`` form has only keys the section documents."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    env = {**_env(), "MODELSHELF_CACHE": str(tmp_path / "cache")}
+    monkeypatch.setenv("MODELSHELF_CACHE", env["MODELSHELF_CACHE"])
+    namespace: dict[str, object] = {"__name__": "__readme__"}  # the Quickstart's blocks share their names
+    quickstart = [body for language, body in BLOCK.findall(section("Quickstart")) if language == "python"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        for number, code in enumerate(quickstart, 1):
+            exec(compile(code, f"README.md Quickstart block {number}", "exec"), namespace)
+
+    (session,) = [body for language, body in BLOCK.findall(COMMAND_LINE) if language == "sh"]
+    documented = set(re.findall(r"`([a-z_]+)`", COMMAND_LINE[COMMAND_LINE.index("**JSON**") :]))
+
+    def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(command, shell=True, capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        return result
+
+    printed: dict[str, str] = {}
+    for number, command in enumerate(commands(session)):
+        if "--help" not in command and "--json" not in command:
+            scratch = tmp_path / f"json-{number}"  # the same state, so that the plain run below is unaffected
+            shutil.copytree(work, scratch)
+            keys = _json_keys(json.loads(run(f"{command} --json", scratch).stdout))
+            assert keys and keys <= documented, (command, keys - documented)
+        printed[command] = run(command, work).stdout
+        if "--json" in command:
+            keys = _json_keys(json.loads(printed[command]))
+            assert keys and keys <= documented, (command, keys - documented)
+
+    # the table the section shows for `versions`, against what the command printed (tab-separated in a pipe)
+    shown = next(body for language, body in BLOCK.findall(COMMAND_LINE) if language == "text")
+    header = next(line for line in shown.splitlines() if line.startswith("┃"))
+    rows = [
+        [cell.strip() for cell in line.strip("│").split("│")] for line in shown.splitlines() if line.startswith("│")
+    ]
+    columns = [cell.strip() for cell in header.strip("┃").split("┃")]
+    got_header, *got_rows = printed["modelshelf --home models versions iris-knn"].splitlines()
+    assert got_header.split("\t") == columns
+    got = [line.split("\t") for line in got_rows]
+    assert [(row[0], row[2], row[4]) for row in got] == [(row[0], row[2], row[4]) for row in rows]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[1]) for row in got)

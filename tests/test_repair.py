@@ -234,7 +234,7 @@ def test_the_repair_command_text_json_and_exit_codes(shared: Registry, home: Pat
     flip(shared, digest)
     result = runner.invoke(cli, ["--home", str(home), "repair", "--dry-run"])
     assert result.exit_code == 3, result.output
-    assert "dry run: 1 blobs quarantined, 2 versions marked, 0 healed, 2 still damaged" in result.output
+    assert "dry run: 1 blob quarantined, 2 versions marked, 0 healed, 2 still damaged" in result.output
     assert quarantine_files(home) == []
     result = runner.invoke(cli, ["--home", str(home), "--json", "repair"])
     assert result.exit_code == 3

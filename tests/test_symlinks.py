@@ -188,7 +188,7 @@ def test_cache_clear_never_deletes_through_a_linked_fanout(tmp_path: Path, monke
     (sha / "aa" / ("c" * 62)).write_bytes(b"again")
     monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
     result = run_cli(None, "cache", "clear")
-    assert result.exit_code == 0 and "removed 1 files" in result.output
+    assert result.exit_code == 0 and "removed 1 file" in result.output
     assert str(sha / "bb") in result.output  # the link is named, not entered
     assert contents(outside) == sorted(["b" * 62, "notes.txt"])
     info = run_cli(None, "cache", "info")

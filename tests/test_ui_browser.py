@@ -15,6 +15,7 @@ to ``docs/ui-version.png``, the picture the README shows.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -52,14 +53,17 @@ def ui_server(home: Path, *extra: str) -> Iterator[str]:
     """``modelshelf --home HOME ui --port P`` as a real process; yields its base URL, stops it afterwards."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "registry", "--home", str(home), "ui", "--port", str(port), *extra],
+        [sys.executable, "-m", "registry", "--home", str(home), "ui", "--port", str(port), "--json", *extra],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert process.stderr is not None
+        assert process.stderr is not None and process.stdout is not None
         announcement = process.stderr.readline()
         assert "bound to 127.0.0.1" in announcement and "this machine only" in announcement, announcement
+        where = json.loads(process.stdout.readline())  # --json: where it listens, as data
+        assert where["url"] == f"http://127.0.0.1:{port}/" and where["allow_writes"] == ("--allow-writes" in extra)
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -91,7 +91,7 @@ def test_the_cli_takes_sample_and_max_duration_in_text_and_json(many: Registry, 
     assert found["ok"] is True and found["sample"] == "1/1" and found["stopped_early"] is True
     assert found["hashed"] == 1 and len(found["not_reached"]) == 15
     result = runner.invoke(cli, ["--home", str(home), "verify", "--max-duration", "0"])
-    assert result.exit_code == 0 and "stopped early after --max-duration 0 s: 1 blobs re-hashed" in result.output
+    assert result.exit_code == 0 and "stopped early after --max-duration 0 s: 1 blob re-hashed" in result.output
 
 
 @pytest.mark.parametrize("bad", ["0/3", "4/3", "a/b", "1.5/3", "3", "-1/2", "1/0", "/"])

@@ -13,6 +13,7 @@ exporter's word alone.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -25,7 +26,7 @@ from typing import IO, Any
 from registry.bundles.checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNATURE
 from registry.bundles.manifest import BundleEntry
 from registry.domain import MetricPoint, ModelVersion
-from registry.errors import InvalidBundle, SerializationError
+from registry.errors import InvalidBundle, RegistryError, SerializationError, StoreError
 from registry.formats import INHERENTLY_SAFE, NotAPickle, get_format, scan_imports
 
 _CHUNK = 1024 * 1024
@@ -78,7 +79,8 @@ def write_bundle(
 
     The file appears at ``destination`` only when complete (written beside
     it under a process-unique name, then renamed); on any error that
-    temporary file is removed.
+    temporary file is removed, and a file that cannot be written (a missing
+    directory, a read-only mount) is a :class:`StoreError` naming it.
     """
     temp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
     try:
@@ -96,8 +98,15 @@ def write_bundle(
                     tar.addfile(info, blob)
                 written.add(mv.digest)
         os.replace(temp, destination)
+    except OSError as exc:
+        if isinstance(exc, RegistryError):  # a store's own error (a blob it cannot read) says it best
+            raise
+        raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
     finally:
-        temp.unlink(missing_ok=True)
+        # best effort: on a read-only mount even a missing file's unlink fails (EROFS), which must not
+        # hide the error above
+        with contextlib.suppress(OSError):
+            temp.unlink()
 
 
 def copy_blob(tar: tarfile.TarFile, member: tarfile.TarInfo, file: IO[bytes], content: IO[bytes], source: Path) -> None:

@@ -10,9 +10,9 @@ gc, db, demo).
 from __future__ import annotations
 
 from registry.cli import admin, audit, browse, change, find, keys, policy, ui  # noqa: F401  (they add their commands to the group)
-from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_USAGE, cli
+from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_USAGE, cli
 
-__all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]
+__all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]
 
 
 def main() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.console import Console
 
 from registry.cli.app import EXIT_INTEGRITY, cli, json_option, open_registry, wants_json
-from registry.cli.output import console, emit_json, emit_table
+from registry.cli.output import console, emit_json, emit_table, plural, point_json, version_json
 from registry.maintenance import parse_sample
 
 
@@ -69,19 +70,24 @@ def verify(ctx: click.Context, quick: bool, sample: tuple[int, int] | None, max_
             click.echo(f"{problem.kind}{where}: {problem.detail}")
         mode = "quick check" if quick else "deep check"
         if slice_text:
-            mode = f"deep check of slice {slice_text}: {len(report.hashed)} blobs re-hashed"
+            mode = f"deep check of slice {slice_text}: {plural(len(report.hashed), 'blob')} re-hashed"
         if report.stopped_early:
             reached = ", ".join(report.not_reached)
             click.echo(
-                f"stopped early after --max-duration {max_duration:g} s: {len(report.hashed)} blobs re-hashed, "
-                f"{len(report.not_reached)} versions not reached (sizes checked only): {reached}"
+                f"stopped early after --max-duration {max_duration:g} s: {plural(len(report.hashed), 'blob')} "
+                f"re-hashed, {plural(len(report.not_reached), 'version')} not reached (sizes checked only): {reached}"
             )
         if report.ok:
-            waste = f", {len(report.problems)} items of waste (run `modelshelf gc`)" if report.problems else ""
-            click.echo(f"ok: {report.versions_checked} versions intact ({mode}){waste}")
+            waste = (
+                f", {plural(len(report.problems), 'item')} of waste (run `modelshelf gc`)" if report.problems else ""
+            )
+            click.echo(f"ok: {plural(report.versions_checked, 'version')} intact ({mode}){waste}")
         else:
             fatal = sum(problem.fatal for problem in report.problems)
-            click.echo(f"NOT OK: {fatal} problems in {report.versions_checked} versions ({mode})", err=True)
+            click.echo(
+                f"NOT OK: {plural(fatal, 'problem')} in {plural(report.versions_checked, 'version')} ({mode})",
+                err=True,
+            )
     if not report.ok:
         sys.exit(EXIT_INTEGRITY)
 
@@ -132,8 +138,9 @@ def repair(ctx: click.Context, dry_run: bool, source: str | None) -> None:
             click.echo(f"still damaged {ref}: {detail}", err=True)
         prefix = "dry run: " if dry_run else ""
         click.echo(
-            f"{prefix}{len(report.quarantined)} blobs quarantined, {len(report.marked)} versions marked, "
-            f"{len(report.healed)} healed, {len(report.unhealed)} still damaged"
+            f"{prefix}{plural(len(report.quarantined), 'blob')} quarantined, "
+            f"{plural(len(report.marked), 'version')} marked, {len(report.healed)} healed, "
+            f"{len(report.unhealed)} still damaged"
         )
     if not report.ok:
         sys.exit(EXIT_INTEGRITY)
@@ -170,7 +177,7 @@ def gc(ctx: click.Context, dry_run: bool, min_age: float) -> None:
     for item, why in report.kept:
         click.echo(f"kept {item}: {why}")
     verb = "would free" if dry_run else "freed"
-    click.echo(f"{len(report.removed)} files, {verb} {report.freed_bytes} bytes")
+    click.echo(f"{plural(len(report.removed), 'file')}, {verb} {plural(report.freed_bytes, 'byte')}")
 
 
 @cli.command()
@@ -180,6 +187,7 @@ def gc(ctx: click.Context, dry_run: bool, min_age: float) -> None:
     default=None,
     help="Registry directory for the demo [default: --home, else ./modelshelf-demo].",
 )
+@json_option
 @click.pass_context
 def demo(ctx: click.Context, directory: str | None) -> None:
     """Train iris models, register, promote and load them, and print the accuracy history.
@@ -191,6 +199,18 @@ def demo(ctx: click.Context, directory: str | None) -> None:
     from registry.demo import run_demo
 
     home = directory or ctx.obj["home"] or "modelshelf-demo"
+    if wants_json(ctx):  # the story goes to stderr, the data to stdout
+        result = run_demo(home, say=Console(stderr=True, highlight=False).print)
+        emit_json(
+            {
+                "home": str(home),
+                "registered": [version_json(mv) for mv in result.registered],
+                "production": None if result.production is None else result.production.ref,
+                "checks": result.checks,
+                "history": [point_json(point) for point in result.history],
+            }
+        )
+        return
     out = console()
     result = run_demo(home, say=out.print)
     aliases = {mv.version: ", ".join(mv.aliases) for mv in ([result.production] if result.production else [])}
@@ -216,6 +236,7 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--catalog", "catalog_option", default=None, help="Catalog database URL (overrides the global option).")
+@json_option
 @click.pass_context
 def db_upgrade(ctx: click.Context, catalog_option: str | None) -> None:
     """Create the catalog or upgrade its schema to this version of modelshelf.
@@ -234,7 +255,9 @@ def db_upgrade(ctx: click.Context, catalog_option: str | None) -> None:
             operation="db upgrade",
         )
     before, after = upgrade_catalog(ctx.obj["home"], catalog=catalog_option or ctx.obj["catalog"])
-    if before == after:
+    if wants_json(ctx):
+        emit_json({"before": before, "revision": after, "upgraded": before != after})
+    elif before == after:
         click.echo(f"catalog already at revision {after}")
     else:
         click.echo(f"catalog upgraded from {before or 'empty'} to {after}")
@@ -292,13 +315,15 @@ def cache_info(ctx: click.Context) -> None:
     if wants_json(ctx):
         emit_json({"path": str(root), "blobs": count, "bytes": size})
     else:
-        click.echo(f"{root}: {count} blobs, {size} bytes")
+        click.echo(f"{root}: {plural(count, 'blob')}, {plural(size, 'byte')}")
     for link in cache_links():
         click.echo(f"the cache holds the symbolic link {link} (never followed): remove it by hand", err=True)
 
 
 @cache.command("clear")
-def cache_clear() -> None:
+@json_option
+@click.pass_context
+def cache_clear(ctx: click.Context) -> None:
     """Remove every cached blob; they are downloaded (and verified) again when next loaded.
 
     \b
@@ -308,6 +333,9 @@ def cache_clear() -> None:
     from registry.store import cache_links, clear_cache
 
     count, freed = clear_cache()
-    click.echo(f"removed {count} files, {freed} bytes")
+    if wants_json(ctx):
+        emit_json({"removed_files": count, "freed_bytes": freed})
+    else:
+        click.echo(f"removed {plural(count, 'file')}, {plural(freed, 'byte')}")
     for link in cache_links():
         click.echo(f"left the symbolic link {link} (never followed): remove it by hand", err=True)

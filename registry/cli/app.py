@@ -6,12 +6,14 @@ and what to do, and an exit code chosen by the error's family
 failure), 2 usage error (``InvalidInput``), 3 integrity or trust failure
 (``TrustError``: a damaged artifact, an unsafe or untrusted one; and a
 bundle refused by ``import``: not a bundle, damaged, malformed or
-unsigned). ``--debug`` shows the traceback instead.
+unsigned), 130 interrupted (Ctrl-C). Every error is one line, even a
+driver's message of several; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -35,11 +37,14 @@ if TYPE_CHECKING:  # the facade is imported when a command runs, not when the CL
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
 EXIT_INTEGRITY = 3
+#: Ctrl-C (SIGINT), as shells report a command killed by it: 128 + 2.
+EXIT_INTERRUPTED = 130
 
 #: Error family → exit code, most specific first; the first matching entry wins.
 #: A refused bundle is invalid input to ``import`` but reported as a trust
 #: failure, so it comes before its family. ``ValueError`` stays for the ones
-#: a third-party library raises inside a command (a model that does not load).
+#: a third-party library raises inside a command (a model that does not load); ``OSError`` for a
+#: path no library call turned into a ``StoreError`` (a failure: 1, on one line like the rest).
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidBundle, EXIT_INTEGRITY),
     (TrustError, EXIT_INTEGRITY),
@@ -47,6 +52,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidInput, EXIT_USAGE),
     (SerializationError, EXIT_USAGE),
     (ValueError, EXIT_USAGE),
+    (OSError, EXIT_NOT_FOUND),
     (RegistryError, EXIT_NOT_FOUND),
 )
 
@@ -54,23 +60,60 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(exc: BaseException) -> NoReturn:
+    """Print ``exc`` as one line on stderr and exit with its family's code; re-raise what has no code."""
     for kind, code in EXIT_CODES:
         if isinstance(exc, kind):
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {one_line(_message(exc))}", err=True)
             sys.exit(code)
     raise exc
 
 
+def one_line(text: str) -> str:
+    r"""``text`` on one line: a driver's message (libpq's, for one) may span several, indented.
+
+    >>> one_line("connection failed\n\tIs the server running?")
+    'connection failed Is the server running?'
+    """
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _message(exc: BaseException) -> str:
+    """What to print for ``exc``: an operating-system error (a path that cannot be used) by its path and cause."""
+    if isinstance(exc, OSError) and not isinstance(exc, RegistryError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"{where}{exc.strerror}"
+    return str(exc)
+
+
 class _Group(click.Group):
-    """A click group that turns library errors into one line and an exit code."""
+    """A click group that turns library errors into one line and an exit code, and Ctrl-C into exit 130.
+
+    An ``OSError`` that reaches here (a path no library call turned into a
+    :class:`~registry.errors.StoreError`) is one line too: a traceback is
+    what ``--debug`` is for. A reader that closed the pipe early ends the
+    command quietly.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (RegistryError, ValueError) as exc:
+        except BrokenPipeError:  # `modelshelf versions m | head -1`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that exiting flushes nowhere
+            sys.exit(1)  # as Python's signal documentation suggests; no message: nobody is reading
+        except (RegistryError, ValueError, OSError) as exc:
             if ctx.find_root().params.get("debug"):
                 raise
             fail(exc)
+        except KeyboardInterrupt:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo("error: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.Abort as exc:  # a prompt turns Ctrl-C into Abort ("Aborted!", exit 1): it is still Ctrl-C
+            if not isinstance(exc.__context__, KeyboardInterrupt):
+                raise
+            click.echo("error: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

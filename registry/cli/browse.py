@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,25 @@ from registry.cli.output import (
 )
 from registry.cli.plot import check_plot_path
 from registry.domain import ModelVersion
+from registry.errors import NotFound
 
 MAIN_METRICS = 3
+
+#: ``show`` cuts a value longer than this many characters (``--full`` prints it whole).
+FOLD_WIDTH = 100
+
+#: ``diff``'s marker for a key one side does not have (a ``None`` value is another thing: ``null``).
+ABSENT = "(absent)"
+
+
+class _Absent:
+    """The value of a key a version does not have, unequal to every value, ``None`` included."""
+
+    def __repr__(self) -> str:
+        return ABSENT
+
+
+_ABSENT = _Absent()
 
 
 @cli.command()
@@ -92,15 +110,57 @@ def versions(ctx: click.Context, name: str) -> None:
     emit_table(f"versions of {name}", ("version", "created (UTC)", "format", "size", "aliases", *keys), rows)
 
 
+def _folded_params(params: dict[str, Any], full: bool) -> list[tuple[str, Any]]:
+    """The params as rows; without ``full``, a pipeline's nested ``step__param`` keys folded into their step's row.
+
+    scikit-learn reports every parameter of every step of a pipeline
+    (``pca__n_components`` beside ``pca``); the step's own value already
+    shows them, so its row says how many were folded instead of listing
+    them all.
+    """
+    if full:
+        return [(key, value if isinstance(value, float) else _shown(value)) for key, value in sorted(params.items())]
+    nested = Counter(key.split("__", 1)[0] for key in params if "__" in key)
+    folded = {key for key in params if "__" in key and key.split("__", 1)[0] in params}
+    rows: list[tuple[str, Any]] = []
+    for key, value in sorted(params.items()):
+        if key in folded:
+            continue
+        count = nested.get(key, 0)
+        if isinstance(value, float):
+            rows.append((key, value))
+            continue
+        rows.append((key, _fold(_shown(value), full) + (f"  (+{count} nested params: --full)" if count else "")))
+    return rows
+
+
+def _shown(value: Any) -> str:
+    """A value as one readable line: JSON for structures, ``null`` for None, whitespace runs collapsed."""
+    if value is None:
+        return "null"
+    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+    return " ".join(text.split())
+
+
+def _fold(text: str, full: bool) -> str:
+    if full or len(text) <= FOLD_WIDTH:
+        return text
+    return text[: FOLD_WIDTH - 1] + "…"
+
+
 @cli.command()
 @click.argument("ref")
+@click.option("--full", is_flag=True, help="Print long values whole and every nested param of a pipeline.")
 @json_option
 @click.pass_context
-def show(ctx: click.Context, ref: str) -> None:
+def show(ctx: click.Context, ref: str, full: bool) -> None:
     """Show one version in full: params, metrics, tags, lineage, input signature, environment, checksum.
 
     REF is NAME (the latest), NAME:VERSION, NAME:latest or NAME@ALIAS.
     The lineage section lists the ancestors the version was derived from.
+    Values longer than 100 characters are cut, and a pipeline's nested
+    params (step__param) are folded into their step's row: --full shows
+    them all.
 
     \b
     Example:
@@ -122,12 +182,9 @@ def show(ctx: click.Context, ref: str) -> None:
         ("", "description", mv.description or ""),
         ("", "signed", "yes" if mv.hmac else "no"),
     ]
-    for section, values in (
-        ("metrics", mv.metrics),
-        ("params", mv.params),
-        ("tags", mv.tags),
-        ("environment", mv.environment),
-    ):
+    rows.extend(("metrics", key, value) for key, value in sorted(mv.metrics.items()))
+    rows.extend(("params", key, value) for key, value in _folded_params(mv.params, full))
+    for section, values in (("tags", mv.tags), ("environment", mv.environment)):
         rows.extend((section, key, value) for key, value in sorted(values.items()))
     for key, value in (lineage_json(mv.lineage) or {}).items():
         if value is not None:
@@ -137,7 +194,11 @@ def show(ctx: click.Context, ref: str) -> None:
     signature = mv.input_signature.to_json() if mv.input_signature is not None else {}
     rows.extend(("input", key, value) for key, value in signature.items() if value is not None and key != "example")
     rows.extend(("imports", str(i), name) for i, name in enumerate(mv.imports or (), 1))
-    emit_table(mv.ref, ("section", "key", "value"), rows)
+    shown = [
+        (section, key, value if isinstance(value, float) or section == "params" else _fold(_shown(value), full))
+        for section, key, value in rows
+    ]
+    emit_table(mv.ref, ("section", "key", "value"), shown)
 
 
 def _diff_rows(left: ModelVersion, right: ModelVersion) -> tuple[list[tuple[str, str, Any, Any]], set[int]]:
@@ -148,9 +209,16 @@ def _diff_rows(left: ModelVersion, right: ModelVersion) -> tuple[list[tuple[str,
     ]
     for section in ("params", "metrics", "tags", "environment"):
         a, b = getattr(left, section), getattr(right, section)
-        rows.extend((section, key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b)))
+        rows.extend((section, key, a.get(key, _ABSENT), b.get(key, _ABSENT)) for key in sorted(set(a) | set(b)))
     changed = {index for index, row in enumerate(rows) if row[2] != row[3]}
     return rows, changed
+
+
+def _diff_cell(value: Any) -> Any:
+    """A side of a diff row: ``(absent)`` where the key is missing, ``null`` where its value is None."""
+    if value is _ABSENT:
+        return ABSENT
+    return "null" if value is None else value
 
 
 @cli.command()
@@ -177,7 +245,14 @@ def diff(ctx: click.Context, left: str, right: str, changed_only: bool) -> None:
                 "left": a.ref,
                 "right": b.ref,
                 "differences": [
-                    {"section": row[0] or "artifact", "key": row[1], "left": row[2], "right": row[3]}
+                    {
+                        "section": row[0] or "artifact",
+                        "key": row[1],
+                        "left": None if row[2] is _ABSENT else row[2],
+                        "right": None if row[3] is _ABSENT else row[3],
+                        "in_left": row[2] is not _ABSENT,
+                        "in_right": row[3] is not _ABSENT,
+                    }
                     for index, row in enumerate(rows)
                     if index in changed
                 ],
@@ -185,7 +260,10 @@ def diff(ctx: click.Context, left: str, right: str, changed_only: bool) -> None:
         )
         return
     shown = [(index, row) for index, row in enumerate(rows) if index in changed or not changed_only]
-    marked = [("*" if index in changed else "", *row) for index, row in shown]
+    marked = [
+        ("*" if index in changed else "", section, key, _diff_cell(left_value), _diff_cell(right_value))
+        for index, (section, key, left_value, right_value) in shown
+    ]
     highlight = {position for position, (index, _) in enumerate(shown) if index in changed}
     emit_table(f"{a.ref} vs {b.ref}", ("", "section", "key", a.ref, b.ref), marked, changed=highlight)
 
@@ -213,8 +291,14 @@ def history(ctx: click.Context, name: str, metrics: tuple[str, ...], plot_path: 
       modelshelf history iris-knn --plot accuracy.png
     """
     with open_registry(ctx) as reg:
-        points = [p for p in reg.metrics_history(name) if not metrics or p.key in metrics]
+        every = reg.metrics_history(name)
         found = reg.versions(name)
+    known = sorted({p.key for p in every})
+    unknown = [key for key in metrics if key not in known]
+    if unknown:
+        there = f"its metrics are {', '.join(known)}" if known else "it has no metrics logged"
+        raise NotFound(f"{name} has no metric {', '.join(map(repr, unknown))}; {there}")
+    points = [p for p in every if not metrics or p.key in metrics]
     aliases = {mv.version: list(mv.aliases) for mv in found}
     keys = list(metrics) or sorted({p.key for p in points})
     latest = {key: [(mv.version, mv.metrics[key]) for mv in found if key in mv.metrics] for key in keys}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from registry.cli.app import cli, json_option, open_registry, parse_pairs, to_float, to_json_value, wants_json
-from registry.cli.output import emit_json, emit_table, is_terminal, version_json
+from registry.cli.output import emit_json, emit_table, is_terminal, plural, version_json
 from registry.names import parse_ref
 
 EXTENSIONS = {"joblib": ".joblib", "pickle": ".pkl", "skops": ".skops"}
@@ -47,6 +48,7 @@ def alias_set(ctx: click.Context, name: str, alias_name: str, version: int) -> N
 @alias.command("rm")
 @click.argument("name")
 @click.argument("alias_name", metavar="ALIAS")
+@json_option
 @click.pass_context
 def alias_rm(ctx: click.Context, name: str, alias_name: str) -> None:
     """Remove ALIAS from NAME.
@@ -56,8 +58,12 @@ def alias_rm(ctx: click.Context, name: str, alias_name: str) -> None:
       modelshelf alias rm iris-knn canary
     """
     with open_registry(ctx) as reg:
+        version = reg.get(name, alias=alias_name).version
         reg.delete_alias(name, alias_name)
-    click.echo(f"removed {name}@{alias_name}")
+    if wants_json(ctx):
+        emit_json({"name": name, "alias": alias_name, "version": version, "removed": True})
+    else:
+        click.echo(f"removed {name}@{alias_name} (it pointed at {name}:{version})")
 
 
 @cli.command()
@@ -67,12 +73,15 @@ def alias_rm(ctx: click.Context, name: str, alias_name: str) -> None:
 @json_option
 @click.pass_context
 def tag(ctx: click.Context, ref: str, pairs: tuple[str, ...], remove: tuple[str, ...]) -> None:
-    """Set tags on a version (REF as in `show`), or remove them with --rm.
+    """Set tags on a version (REF: NAME:VERSION, NAME@ALIAS or NAME:latest), or remove them with --rm.
+
+    A bare NAME is refused: say which version you mean, as `delete` asks.
 
     \b
     Example:
       modelshelf tag iris-knn:3 reviewed=yes owner=ana --rm draft
     """
+    _require_version(ref, "tag")
     tags = parse_pairs(pairs, "KEY=VALUE")
     with open_registry(ctx) as reg:
         mv = reg.get(ref)
@@ -86,6 +95,7 @@ def tag(ctx: click.Context, ref: str, pairs: tuple[str, ...], remove: tuple[str,
 @cli.command()
 @click.argument("ref")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
 @click.pass_context
 def delete(ctx: click.Context, ref: str, yes: bool) -> None:
     """Delete one version: gone from every lookup, its number never reused.
@@ -107,7 +117,10 @@ def delete(ctx: click.Context, ref: str, yes: bool) -> None:
                 raise click.UsageError("refusing to delete without confirmation: add --yes")
             click.confirm(f"delete {mv.ref} ({', '.join(mv.aliases) or 'no aliases'})?", abort=True)
         reg.delete_version(mv.name, mv.version)
-    click.echo(f"deleted {mv.ref}")
+    if wants_json(ctx):
+        emit_json({**version_json(mv), "deleted": True})
+    else:
+        click.echo(f"deleted {mv.ref}")
 
 
 @cli.command()
@@ -183,6 +196,15 @@ def register(
         click.echo(f"registered {mv.ref} {mv.checksum}")
 
 
+def _require_version(ref: str, command: str) -> None:
+    """Refuse a bare NAME where a write must say which version it means (``NAME:latest`` says it)."""
+    parsed = parse_ref(ref)
+    if parsed.version is None and parsed.alias is None and ":" not in ref:
+        raise click.UsageError(
+            f"{ref!r} names no version; give NAME:VERSION, NAME@ALIAS or NAME:latest to {command} it",
+        )
+
+
 def _check_mode(unsafe_check: bool, no_check: bool) -> bool | str:
     if unsafe_check and no_check:
         raise click.UsageError("give --unsafe-check or --no-check, not both")
@@ -197,6 +219,7 @@ def _check_mode(unsafe_check: bool, no_check: bool) -> bool | str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="File to write [default: NAME-VERSION.EXT in the current directory].",
 )
+@json_option
 @click.pass_context
 def fetch(ctx: click.Context, ref: str, output: Path | None) -> None:
     """Write the verified artifact of REF to a file (for servers that load it themselves).
@@ -209,7 +232,10 @@ def fetch(ctx: click.Context, ref: str, output: Path | None) -> None:
         mv = reg.get(ref)
         target = output or Path(f"{mv.name}-{mv.version}{EXTENSIONS.get(mv.format, '.bin')}")
         reg.fetch(mv.ref, target)
-    click.echo(f"wrote {mv.ref} to {target} ({mv.checksum})")
+    if wants_json(ctx):
+        emit_json({**version_json(mv), "path": str(target)})
+    else:
+        click.echo(f"wrote {mv.ref} to {target} ({mv.checksum})")
 
 
 @cli.command("export")
@@ -236,6 +262,7 @@ def fetch(ctx: click.Context, ref: str, output: Path | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The ECDSA P-256 private key for --model-signing (`keys generate --algorithm ecdsa-p256`).",
 )
+@json_option
 @click.pass_context
 def export_command(
     ctx: click.Context,
@@ -266,17 +293,30 @@ def export_command(
         raise click.UsageError("give -o BUNDLE.tar, --model-signing DIR, or both")
     if (model_signing_dir is None) != (model_signing_key is None):
         raise click.UsageError("--model-signing DIR and --model-signing-key FILE go together")
+    as_json = wants_json(ctx)
+    result: dict[str, Any] = {"path": None if output is None else str(output), "signer": None, "versions": []}
     with open_registry(ctx) as reg:
         if output is not None:
             exported = reg.export_bundle(list(refs), output, sign_with=sign_key)
             signer = bundle_signer(output)
-            click.echo(f"wrote {len(exported)} versions to {output}: " + ", ".join(mv.ref for mv in exported))
-            click.echo(f"signed by {signer}" if signer else "unsigned: importers must pass --allow-unsigned")
+            result.update(signer=signer, versions=[version_json(mv) for mv in exported])
+            if not as_json:
+                click.echo(
+                    f"wrote {plural(len(exported), 'version')} to {output}: " + ", ".join(mv.ref for mv in exported)
+                )
+                click.echo(f"signed by {signer}" if signer else "unsigned: importers must pass --allow-unsigned")
         if model_signing_dir is not None and model_signing_key is not None:
             from registry.openssf import export_model_signed
 
+            result["model_signing"] = []
             for signed in export_model_signed(reg, list(refs), model_signing_dir, model_signing_key):
-                click.echo(f"wrote {signed.ref} to {signed.directory} (model-signing signature {signed.signature})")
+                result["model_signing"].append(
+                    {"ref": signed.ref, "directory": str(signed.directory), "signature": str(signed.signature)}
+                )
+                if not as_json:
+                    click.echo(f"wrote {signed.ref} to {signed.directory} (model-signing signature {signed.signature})")
+    if as_json:
+        emit_json(result)
 
 
 @cli.command("import")

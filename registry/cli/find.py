@@ -13,6 +13,7 @@ from registry.cli.output import (
     event_json,
     human_size,
     period_json,
+    plural,
     timestamp,
     version_json,
 )
@@ -28,22 +29,44 @@ def _ordering_metrics(order_by: str | None, found: list[ModelVersion]) -> list[s
     return (keys + [key for key in common if key not in keys])[:3]
 
 
+def _deprecated_o(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``search -o`` was --order-by, while ``-o`` is --output everywhere else: it still works, with a warning."""
+    if value is not None:
+        click.echo(
+            "warning: `search -o` is deprecated (-o means --output in other commands) and will be removed; "
+            "write --order-by",
+            err=True,
+        )
+    return value
+
+
 @cli.command()
 @click.argument("where", required=False)
 @click.option("--name", "-n", help="Search the versions of this model only.")
-@click.option("--order-by", "-o", help='Sort key(s), e.g. "metrics.accuracy desc, version".')
+@click.option("--order-by", help='Sort key(s), e.g. "metrics.accuracy desc, version".')
+@click.option("-o", "order_by_short", hidden=True, callback=_deprecated_o, help="Deprecated spelling of --order-by.")
 @click.option("--limit", "-l", type=click.IntRange(min=1), help="Return at most this many versions.")
 @json_option
 @click.pass_context
-def search(ctx: click.Context, where: str | None, name: str | None, order_by: str | None, limit: int | None) -> None:
+def search(
+    ctx: click.Context,
+    where: str | None,
+    name: str | None,
+    order_by: str | None,
+    order_by_short: str | None,
+    limit: int | None,
+) -> None:
     """Find versions matching WHERE, a filter over metrics, params, tags, lineage and columns.
 
     \b
     Examples:
-      modelshelf search "metrics.accuracy > 0.9 and params.n_neighbors <= 8" -o "metrics.accuracy desc"
+      modelshelf search "metrics.accuracy > 0.9 and params.n_neighbors <= 8" --order-by "metrics.accuracy desc"
       modelshelf search "tags.team = 'cv' and created_at >= '2026-11-01'" --name iris-knn
       modelshelf search "lineage.data = 'sha256:…'"
     """
+    if order_by is not None and order_by_short is not None:
+        raise click.UsageError("give --order-by once (-o is its old spelling)")
+    order_by = order_by if order_by is not None else order_by_short
     with open_registry(ctx) as reg:
         found = reg.search(name, where=where, order_by=order_by, limit=limit)
     if wants_json(ctx):
@@ -55,7 +78,9 @@ def search(ctx: click.Context, where: str | None, name: str | None, order_by: st
         + tuple(mv.metrics.get(key) for key in keys)
         for mv in found
     ]
-    emit_table(f"{len(found)} matching versions", ("ref", "created (UTC)", "format", "size", "aliases", *keys), rows)
+    emit_table(
+        plural(len(found), "matching version"), ("ref", "created (UTC)", "format", "size", "aliases", *keys), rows
+    )
 
 
 @cli.command()

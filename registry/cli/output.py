@@ -48,6 +48,15 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``count`` and ``word``, in the plural unless there is exactly one.
+
+    >>> plural(1, "version"), plural(3, "version"), plural(0, "entry", "entries")
+    ('1 version', '3 versions', '0 entries')
+    """
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 def number(value: float) -> str:
     return f"{value:.6g}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from registry.cli.app import cli, json_option, wants_json
-from registry.cli.output import emit_json, emit_table
+from registry.cli.output import emit_json, emit_table, plural
 
 
 @cli.command()
@@ -34,7 +34,8 @@ def policy(ctx: click.Context, role: str | None) -> None:
         return
     limit = description["size_limit"]
     click.echo(
-        f"safe-load policy {description['version']}: {len(entries)} entries; a safe load allocates at most "
+        f"safe-load policy {description['version']}: {plural(len(entries), 'entry', 'entries')}; "
+        "a safe load allocates at most "
         f"{limit['multiple_of_artifact']} x the artifact's size + {limit['constant_bytes'] >> 20} MiB"
     )
     rows = [

@@ -289,7 +289,9 @@ class LocalBlobStore:
                     raise
                 raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
             finally:
-                with contextlib.suppress(FileNotFoundError):
+                # best effort: on a read-only mount even a missing file's unlink fails (EROFS), and that
+                # OSError must not hide the StoreError above (or a successful copy)
+                with contextlib.suppress(OSError):
                     temp.unlink()
 
     def exists(self, digest: str) -> bool:

@@ -134,7 +134,9 @@ class MemoryStore:
         except OSError as exc:
             raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            # best effort: on a read-only mount even a missing file's unlink fails (EROFS), and that
+            # OSError must not hide the StoreError above (or a successful copy)
+            with contextlib.suppress(OSError):
                 temp.unlink()
 
     def delete(self, digest: str) -> bool:

@@ -13,6 +13,13 @@ from registry.ui.routes import LOOPBACK_HOSTS, app
 ANY_INTERFACE = ("0.0.0.0", "::", "")
 
 
+def url_of(host: str, port: int) -> str:
+    """The address a browser on this machine opens (``[::1]`` for IPv6, loopback for every interface)."""
+    if host in ANY_INTERFACE:
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
 def serve(
     registry: Registry,
     *,
@@ -30,9 +37,8 @@ def serve(
     hosts = ["*"] if host in ANY_INTERFACE else [host, *LOOPBACK_HOSTS]
     application = app(registry, allow_writes=allow_writes, allowed_hosts=hosts)
     local = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-    shown = f"[{host}]" if ":" in host else host
     announce(
-        f"modelshelf ui: serving {registry.catalog_location} at http://{shown}:{port}/ - bound to {host or '*'}, "
+        f"modelshelf ui: serving {registry.catalog_location} at {url_of(host, port)} - bound to {host or '*'}, "
         f"{'reachable from this machine only' if local else 'reachable from other machines too'}; "
         f"{'writes allowed (--allow-writes)' if allow_writes else 'read-only'}. Ctrl+C stops it."
     )
