@@ -29,6 +29,10 @@ PAGES = {
     "metric chart, five panels": "/models/tuned/metrics",
     "a version page (not a target: reads 5 histories)": "/models/tuned/versions/5000",
     "compare two versions (not a target)": "/compare?ref=tuned:10&ref=tuned:9000",
+    "models page (not a target)": "/",
+    "models page, filter matching 1/3 (not a target)": "/?q=tags.team+%3D+%27cv%27",
+    "alias timeline (not a target)": "/models/tuned/aliases",
+    "audit log, newest 500 (not a target)": "/audit",
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from registry.domain import AliasPeriod, Event, ModelSummary, ModelVersion, VersionPage
 from registry.errors import InvalidQuery, TrustError
 from registry.facade import Registry
-from registry.query import Field, field_name
+from registry.query import Field, field_name, parse_filter
 
 #: A value longer than this is shown folded (its start, and the rest behind a click).
 FOLD_AT = 80
@@ -91,10 +91,10 @@ def models(reg: Registry, where: str | None) -> list[ModelRow]:
     summaries = reg.model_summaries()
     if not where:
         return [ModelRow(summary) for summary in summaries]
-    counts: dict[str, int] = {}
-    for mv in reg.search(where=where):
-        counts[mv.name] = counts.get(mv.name, 0) + 1
-    return [ModelRow(summary, counts[summary.name]) for summary in summaries if summary.name in counts]
+    parse_filter(where)  # a malformed filter is one InvalidQuery, before any model is read
+    # counted by the database, model by model: no version is built in Python, whatever their number
+    counts = {summary.name: reg.versions_page(summary.name, where=where, limit=1).total for summary in summaries}
+    return [ModelRow(summary, counts[summary.name]) for summary in summaries if counts[summary.name]]
 
 
 def metric_keys(versions: Iterable[ModelVersion]) -> list[str]:
