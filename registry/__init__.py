@@ -27,6 +27,7 @@ from registry.domain import (
     Problem,
     RepairReport,
     VerifyReport,
+    VersionPage,
 )
 from registry.errors import (
     AliasNotFound,
@@ -141,5 +142,6 @@ __all__ = [
     "ValidatedModel",
     "VerifyReport",
     "VersionNotFound",
+    "VersionPage",
     "check_input",
 ]

@@ -422,3 +422,21 @@ class Draft:
     history: tuple[MetricPoint, ...] | None = None
     #: Facts about how the version arrived (e.g. who signed the bundle it came in), kept in its register event.
     provenance: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """One page of a model's versions, as :meth:`Registry.versions_page` returns it.
+
+    ``total`` counts every version matching the filter, not only this page,
+    so a caller can draw "page 3 of 200" without reading the other pages.
+
+    >>> page = reg.versions_page("iris-knn", order_by="metrics.accuracy desc", limit=20)  # doctest: +SKIP
+    >>> len(page.versions), page.total, page.offset                                       # doctest: +SKIP
+    (20, 10000, 0)
+    """
+
+    versions: list[ModelVersion]
+    total: int
+    offset: int
+    limit: int

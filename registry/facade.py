@@ -68,6 +68,7 @@ from registry.domain import (
     ModelVersion,
     RepairReport,
     VerifyReport,
+    VersionPage,
 )
 from registry.errors import (
     CorruptedArtifact,
@@ -859,6 +860,66 @@ class Registry:
         order = () if order_by is None else parse_order_by(order_by)
         found = self._authenticated(self._catalog.search(name, tree, order, validate_limit(limit)))
         return frames.versions_frame(found) if as_frame else found
+
+    def versions_page(
+        self,
+        name: str,
+        *,
+        where: str | None = None,
+        order_by: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> VersionPage:
+        """One page of ``name``'s live versions, paginated in the database, with the total that match.
+
+        >>> reg.versions_page("iris-knn", order_by="metrics.accuracy desc", offset=40, limit=20)  # doctest: +SKIP
+
+        The same filter and ordering as :meth:`search` (without ``order_by``:
+        by version); ``offset`` skips that many matching versions. A page of
+        a model with 10,000 versions reads only the rows it shows, which is
+        what a browser view of such a model needs (``versions`` reads all).
+        """
+        name = validate_model_name(name)
+        tree = None if where is None else parse_filter(where)
+        order = () if order_by is None else parse_order_by(order_by)
+        checked_limit = validate_limit(limit)
+        if checked_limit is None:
+            raise InvalidArgument("limit must be an integer of at least 1 for a page, not None")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"offset must be a whole number of at least 0, not {offset!r}")
+        found, total = self._catalog.search_page(name, tree, order, checked_limit, offset)
+        return VersionPage(self._authenticated(found), total, offset, checked_limit)
+
+    def metric_series(self, name: str, metrics: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
+        """Each live version's current value of each of ``metrics`` (what ``mv.metrics`` shows), by version.
+
+        >>> reg.metric_series("iris-knn", ["accuracy"])          # doctest: +SKIP
+        {'accuracy': [(1, 0.96), (2, 0.97), (3, 0.95)]}
+
+        What a chart of metrics across versions draws, in one query that
+        reads two numbers a version; :meth:`metrics_history` has every
+        logged value, steps and times included. A version without a metric
+        is left out of its list.
+        """
+        if isinstance(metrics, str):
+            raise InvalidMetric("metrics must be a list of metric names, not a single string")
+        keys = list(validate_metrics(dict.fromkeys(metrics, 0.0)))
+        return self._catalog.metric_series(validate_model_name(name), keys)
+
+    def version_history(self, name: str, version: int) -> list[MetricPoint]:
+        """Every value logged for one version of ``name``, every metric, by step (unset first), then time.
+
+        The part of :meth:`metrics_history` that one version's page shows,
+        read without going through the other versions.
+        """
+        return self._catalog.version_history(validate_model_name(name), validate_version(version))
+
+    def alias_names(self, name: str) -> list[str]:
+        """Every alias ``name`` has had, current or since moved away or deleted, from its audit trail, sorted.
+
+        The names :meth:`alias_history` can tell about.
+        """
+        return self._catalog.alias_names(validate_model_name(name))
 
     def best(self, name: str, metric: str, mode: str = "max", where: str | None = None) -> ModelVersion:
         """The live version of ``name`` with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.

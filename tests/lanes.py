@@ -22,6 +22,8 @@ SLOW: dict[str, frozenset[str]] = {
     "test_concurrency.py": ALL,
     # real read-only bind mounts, and a writer process beside the reader
     "test_read_only_mount.py": ALL,
+    # a real chromium driven by Playwright against `modelshelf ui` run as a subprocess
+    "test_ui_browser.py": ALL,
     # each runs `modelshelf` or `python` as a subprocess
     "test_cli.py": frozenset(
         {

@@ -54,8 +54,9 @@ INVOCATIONS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("cache", "clear"): (),
 }
 
-#: Commands whose JSON is checked in a test of their own: ``demo`` trains models (slow lane).
-OWN_TEST = {("demo",)}
+#: Commands whose JSON is checked in a test of their own: ``demo`` trains models (slow lane); ``ui`` serves
+#: until stopped (tests/test_ui_browser.py reads the line it prints on start).
+OWN_TEST = {("demo",), ("ui",)}
 
 
 def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:

@@ -236,6 +236,8 @@ def test_the_wheel_ships_the_migrations_and_creates_catalogs(tmp_path: Path, bui
     for module in (ROOT / "registry").rglob("*.py"):  # every subpackage is listed in pyproject.toml
         assert module.relative_to(ROOT).as_posix() in names, module
     assert "registry/_migrations/env.py" in names and "registry/_migrations/script.py.mako" in names
+    for data in [*(ROOT / "registry" / "ui" / "templates").iterdir(), *(ROOT / "registry" / "ui" / "static").iterdir()]:
+        assert data.relative_to(ROOT).as_posix() in names, data  # the web UI's templates, htmx and stylesheet
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

@@ -88,6 +88,7 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert (tmp_path / "models" / "catalog.db").exists()
     assert "nightly: ['checksum_mismatch']" in printed and "marked: ['tiny:1']" in printed
     assert "load: DamagedVersion tiny:1 True" in printed
+    assert "ui: 200 True 403" in printed  # the web UI's versions page; writes refused without --allow-writes
     assert "healed: {'weights': [1, 2, 3]} True" in printed
     assert len(list((tmp_path / "scratch" / "quarantine").iterdir())) == 1  # set aside, not deleted
     assert "typo: RegistryNotFound True" in printed and not (tmp_path / "modles").exists()

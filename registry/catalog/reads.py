@@ -41,7 +41,7 @@ from registry.catalog.schema import (
     VersionRow,
 )
 from registry.catalog.sealing import check_state
-from registry.catalog.search import PARENT, PARENT_MODEL, search_statement
+from registry.catalog.search import PARENT, PARENT_MODEL, compile_filter, search_statement
 from registry.catalog.verification import (
     Finding,
     index_findings,
@@ -109,6 +109,7 @@ _HISTORY = (
     .order_by(VersionRow.version, MetricRow.step.is_(None).desc(), MetricRow.step, MetricRow.timestamp, MetricRow.id)
 )
 _HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
+_HISTORY_OF_VERSION = _HISTORY.where(VersionRow.version == bindparam("version"))
 
 
 #: A bound on the walk up the parents: a cycle cannot form through the API, but a catalog edited by hand could hold one.
@@ -338,6 +339,65 @@ class CatalogReads:
             rows = connection.execute(search_statement(base, where, order, limit)).all()
             details = self._details_of(connection, [row.id for row in rows])
             return [self._to_model_version(row, details) for row in rows]
+
+    @retried
+    def search_page(
+        self, name: str, where: Node | None, order: Sequence[OrderKey], limit: int, offset: int
+    ) -> tuple[list[ModelVersion], int]:
+        """One page of ``name``'s live versions matching ``where``, and how many match in all.
+
+        Limit, offset and count run in the database in one snapshot, so a
+        page of a model with 10,000 versions builds only the rows it shows.
+        """
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
+            base = FROM_VERSIONS.where(
+                VersionRow.deleted_at.is_(None), VersionRow.model_id == self._model_id(connection, name)
+            )
+            matching = base if where is None else base.where(compile_filter(where))
+            total = connection.execute(select(func.count()).select_from(matching.subquery())).scalar_one()
+            rows = connection.execute(search_statement(base, where, order, limit, offset)).all()
+            details = self._details_of(connection, [row.id for row in rows])
+            return [self._to_model_version(row, details) for row in rows], total
+
+    @retried
+    def metric_series(self, name: str, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
+        """Each live version's current value of each of ``keys``, by version: one query, two columns a row."""
+        series: dict[str, list[tuple[int, float]]] = {key: [] for key in keys}
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
+            model_id = self._model_id(connection, name)
+            rows = connection.execute(
+                select(LatestMetricRow.key, VersionRow.version, LatestMetricRow.value)
+                .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
+                .where(_LIVE_OF_MODEL, LatestMetricRow.key.in_(list(keys)))
+                .order_by(VersionRow.version),
+                {"model_id": model_id},
+            )
+            for key, version, value in rows:
+                series[key].append((version, value))
+        return series
+
+    @retried
+    def version_history(self, name: str, version: int) -> list[MetricPoint]:
+        """Every logged value of one live version, ordered as :meth:`metrics_history` orders them."""
+        with read_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            rows = connection.execute(_HISTORY_OF_VERSION, {"model_id": model_id, "version": version})
+            return [MetricPoint(*row) for row in rows]
+
+    @retried
+    def alias_names(self, name: str) -> list[str]:
+        """Every alias the trail of ``name`` mentions (deleted ones too), sorted."""
+        with read_transaction(self.engine) as connection:
+            self._model_id(connection, name)
+            query = (
+                select(EventRow.alias)
+                .where(EventRow.model == name, EventRow.alias.is_not(None))
+                .distinct()
+                .order_by(EventRow.alias)
+            )
+            return [alias for alias in connection.execute(query).scalars() if alias is not None]
 
     @retried
     def versions_importing(self, names: Iterable[str]) -> list[ModelVersion]:

@@ -251,9 +251,10 @@ def _value_of(table: Any, column: Any, key: str | None, *conditions: ColumnEleme
 
 
 def search_statement(
-    base: Select[Any], where: q.Node | None, order: Sequence[q.OrderKey], limit: int | None
+    base: Select[Any], where: q.Node | None, order: Sequence[q.OrderKey], limit: int | None, offset: int = 0
 ) -> Select[Any]:
-    """``base`` (the version rows of live versions) filtered, ordered and limited."""
+    """``base`` (the version rows of live versions) filtered, ordered, and limited from ``offset`` on."""
     statement = base if where is None else base.where(compile_filter(where))
     statement = statement.order_by(*order_columns(order))
-    return statement.limit(limit) if limit is not None else statement
+    statement = statement.limit(limit) if limit is not None else statement
+    return statement.offset(offset) if offset else statement

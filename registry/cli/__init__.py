@@ -9,7 +9,7 @@ gc, db, demo).
 
 from __future__ import annotations
 
-from registry.cli import admin, audit, browse, change, find, keys, policy  # noqa: F401  (they add their commands to the group)
+from registry.cli import admin, audit, browse, change, find, keys, policy, ui  # noqa: F401  (they add their commands to the group)
 from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_USAGE, cli
 
 __all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]
