@@ -100,11 +100,14 @@ def test_history_of_a_metric_that_does_not_exist_says_so_and_lists_the_others(sm
     assert run(small, "history", "m", "acc", "--json").exit_code == 0
 
 
-def test_tag_needs_to_be_told_which_version(small: Path) -> None:
+def test_tag_without_a_version_says_which_it_chose_and_that_it_is_deprecated(small: Path) -> None:
+    """A bare NAME used to tag the latest silently: it still does (scripts rely on it), and says so on stderr."""
     result = run(small, "tag", "m", "reviewed=yes")
-    assert result.exit_code == 2 and "names no version" in result.output and "NAME:latest" in result.output
+    assert result.exit_code == 0 and result.stdout.strip() == "m:2: reviewed=yes"
+    assert "names no version, so this tagged m:2, the latest" in result.stderr
+    assert "NAME:latest" in result.stderr and "future release" in result.stderr
     with Registry(small) as reg:
-        assert reg.get("m:2").tags == {}  # nothing tagged
+        assert reg.get("m:2").tags == {"reviewed": "yes"}
     chosen = run(small, "tag", "m:latest", "reviewed=yes")
     assert chosen.exit_code == 0 and chosen.output.strip() == "m:2: reviewed=yes"
     assert run(small, "tag", "m@production", "x=y").output.strip() == "m:1: x=y"
