@@ -64,16 +64,22 @@ def test_import_of_a_file_that_is_not_a_bundle_is_one_line_and_exit_3(small: Pat
 def test_export_into_a_missing_directory_names_it(small: Path, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "dir" / "x.tar"
     result = run(small, "export", "m:1", "-o", str(target))
-    assert result.exit_code == 1
-    assert _one_error_line(result) == f"error: cannot write {target}: No such file or directory"
+    assert result.exit_code == 2  # a usage error, as for `history --plot` into the same path
+    assert _one_error_line(result) == (
+        f"error: cannot write the bundle to {target}: No such file or directory; "
+        "give a file in an existing directory you can write"
+    )
     assert not target.parent.exists()
 
 
 def test_fetch_into_a_missing_directory_names_it(small: Path, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "m.pkl"
     result = run(small, "fetch", "m:1", "-o", str(target))
-    assert result.exit_code == 1
-    assert _one_error_line(result) == f"error: cannot write {target}: No such file or directory"
+    assert result.exit_code == 2
+    assert _one_error_line(result) == (
+        f"error: cannot write the artifact to {target}: No such file or directory; "
+        "give a file in an existing directory you can write"
+    )
 
 
 def test_a_driver_message_of_several_lines_is_printed_on_one(tmp_path: Path) -> None:

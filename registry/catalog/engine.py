@@ -464,8 +464,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     if is_read_only(engine):
         raise ReadOnlyRegistry(
             f"the catalog {sqlite_path(engine.url) or _describe(engine)} was opened read-only, so nothing can be "
-            "changed in it; "
-            "to write, open the registry without read_only=True (--read-only) and without mode=ro or immutable=1 in its URL",
+            "changed in it; to write, open the registry without read_only=True (--read-only) and without "
+            "mode=ro or immutable=1 in its URL",
             operation="write",
         )
     committing = False
