@@ -93,6 +93,7 @@ from registry.errors import (
 )
 from registry.formats import filecheck, portability
 from registry.inputs.validated import ValidatedModel
+from registry.limits import MAX_INT64
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.provenance import fingerprint, lineage
@@ -885,8 +886,9 @@ class Registry:
         checked_limit = validate_limit(limit)
         if checked_limit is None:
             raise InvalidArgument("limit must be an integer of at least 1 for a page, not None")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgument(f"offset must be a whole number of at least 0, not {offset!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_INT64:
+            # past 64 bits the database driver would raise its own OverflowError
+            raise InvalidArgument(f"offset must be a whole number from 0 to {MAX_INT64}, not {offset!r}")
         found, total = self._catalog.search_page(name, tree, order, checked_limit, offset)
         return VersionPage(self._authenticated(found), total, offset, checked_limit)
 
@@ -905,6 +907,18 @@ class Registry:
             raise InvalidMetric("metrics must be a list of metric names, not a single string")
         keys = list(validate_metrics(dict.fromkeys(metrics, 0.0)))
         return self._catalog.metric_series(validate_model_name(name), keys)
+
+    def metric_names(self, name: str) -> list[str]:
+        """The metric keys any live version of ``name`` has (its current metrics), sorted.
+
+        >>> reg.metric_names("iris-knn")                         # doctest: +SKIP
+        ['accuracy', 'f1_macro']
+
+        What a chart's picker offers: the keys of every version, not of the
+        newest alone, which may have no metrics logged yet. One indexed
+        query; ``ModelNotFound`` for an unknown model.
+        """
+        return self._catalog.metric_names(validate_model_name(name))
 
     def version_history(self, name: str, version: int) -> list[MetricPoint]:
         """Every value logged for one version of ``name``, every metric, by step (unset first), then time.

@@ -379,6 +379,21 @@ class CatalogReads:
         return series
 
     @retried
+    def metric_names(self, name: str) -> list[str]:
+        """The distinct keys of the live versions' current metrics, sorted: one query on ``latest_metrics``."""
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
+            model_id = self._model_id(connection, name)
+            query = (
+                select(LatestMetricRow.key)
+                .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
+                .where(_LIVE_OF_MODEL)
+                .distinct()
+                .order_by(LatestMetricRow.key)
+            )
+            return list(connection.execute(query, {"model_id": model_id}).scalars())
+
+    @retried
     def version_history(self, name: str, version: int) -> list[MetricPoint]:
         """Every logged value of one live version, ordered as :meth:`metrics_history` orders them."""
         with read_transaction(self.engine) as connection:
