@@ -56,6 +56,7 @@ from registry.catalog import Actor, Catalog, is_known_revision, open_catalog, sc
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.digests import checksum_of
 from registry.domain import (
+    EVENT_ACTIONS,
     AliasPeriod,
     Draft,
     Event,
@@ -968,6 +969,8 @@ class Registry:
         *,
         limit: int | None = None,
         as_frame: Literal[False] = False,
+        alias: str | None = None,
+        action: str | None = None,
     ) -> list[Event]: ...
     @overload
     def events(
@@ -977,6 +980,8 @@ class Registry:
         *,
         limit: int | None = None,
         as_frame: Literal[True],
+        alias: str | None = None,
+        action: str | None = None,
     ) -> DataFrame: ...
     @overload
     def events(
@@ -986,6 +991,8 @@ class Registry:
         *,
         limit: int | None = None,
         as_frame: bool,
+        alias: str | None = None,
+        action: str | None = None,
     ) -> list[Event] | DataFrame: ...
 
     def events(
@@ -995,19 +1002,28 @@ class Registry:
         *,
         limit: int | None = None,
         as_frame: bool = False,
+        alias: str | None = None,
+        action: str | None = None,
     ) -> list[Event] | DataFrame:
         """The audit trail, oldest first: every register, alias change, tag change, metric log and deletion.
 
         ``name`` keeps one model's events, ``since`` (a timezone-aware datetime
         or an ISO 8601 string, UTC when it has no offset) those from that
-        moment on, ``limit`` only the most recent ones. ``as_frame=True``
-        returns a pandas DataFrame, one row per event (see
-        :func:`registry.frames.events_frame`; needs pandas).
+        moment on, ``alias`` those about that alias, ``action`` those of
+        that kind (one of :data:`~registry.domain.EVENT_ACTIONS`), and
+        ``limit`` only the most recent of those that match: the database
+        filters, so the newest moves of one alias need not read the whole
+        trail. ``as_frame=True`` returns a pandas DataFrame, one row per
+        event (see :func:`registry.frames.events_frame`; needs pandas).
         """
         if name is not None:
             name = validate_model_name(name)
         moment = None if since is None else validate_moment(since, "since")
-        found = self._catalog.events(name, moment, validate_limit(limit))
+        if alias is not None:
+            alias = validate_alias(alias)
+        if action is not None and action not in EVENT_ACTIONS:
+            raise InvalidArgument(f"action must be one of {', '.join(EVENT_ACTIONS)}, not {action!r}")
+        found = self._catalog.events(name, moment, validate_limit(limit), alias=alias, action=action)
         return frames.events_frame(found) if as_frame else found
 
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:

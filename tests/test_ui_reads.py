@@ -9,6 +9,7 @@ import pytest
 from registry import (
     InvalidArgument,
     InvalidMetric,
+    InvalidName,
     InvalidQuery,
     ModelNotFound,
     Registry,
@@ -136,3 +137,27 @@ def test_metric_names_refuse_metrics_forged_in_a_keyed_catalog(tmp_path: Path, m
             db.execute("INSERT INTO latest_metrics (version_id, key, value) VALUES (1, 'forged', 1.0)")
         with pytest.raises(UntrustedArtifact, match="latest metrics differ"):
             registry.metric_names("m")
+
+
+def test_events_filter_by_alias_and_action_in_the_database_before_the_limit(tmp_path: Path) -> None:
+    """What the audit page asks: the newest moves of one alias, however many other events came after."""
+    with Registry(tmp_path / "r") as registry:
+        for i in range(1, 4):
+            registry.register("m", {"i": i})
+        registry.set_alias("m", "production", 1)
+        registry.set_alias("m", "staging", 1)
+        registry.set_alias("m", "production", 2)
+        registry.set_alias("m", "production", 3)
+        registry.register("other", {"x": 1}, alias="production")
+        for i in range(20):
+            registry.set_tags("m", 1, {"round": str(i)})
+        moves = registry.events("m", alias="production", limit=2)
+        assert [(e.action, e.new) for e in moves] == [("alias.move", 2), ("alias.move", 3)]  # oldest first
+        assert [e.model for e in registry.events(alias="production")] == ["m", "m", "m", "other"]
+        assert [e.alias for e in registry.events(action="alias.set")] == ["production", "staging", "production"]
+        assert registry.events("m", alias="staging", action="alias.move") == []
+        assert len(registry.events("m", action="tags.set", limit=5)) == 5
+        with pytest.raises(InvalidArgument, match="action must be one of"):
+            registry.events(action="alias.moved")
+        with pytest.raises(InvalidName, match="alias"):
+            registry.events(alias="Not An Alias")

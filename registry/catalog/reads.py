@@ -442,12 +442,20 @@ class CatalogReads:
             return list(dict.fromkeys(chain))  # a hand-made cycle repeats its versions: each is listed once
 
     @retried
-    def events(self, name: str | None, since: datetime | None, limit: int | None) -> list[Event]:
-        """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all."""
+    def events(
+        self,
+        name: str | None,
+        since: datetime | None,
+        limit: int | None,
+        *,
+        alias: str | None = None,
+        action: str | None = None,
+    ) -> list[Event]:
+        """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all, filtered."""
         with read_transaction(self.engine) as connection:
             if name is not None:
                 self._model_id(connection, name)
-            return read_events(connection, name, since, limit)
+            return read_events(connection, name, since, limit, alias=alias, action=action)
 
     @retried
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:

@@ -295,12 +295,12 @@ AUDIT_LIMIT = 500
 
 
 def audit(reg: Registry, model: str | None, alias: str | None, action: str | None) -> list[Event]:
-    """The audit trail, newest first, filtered by model, alias and action, at most :data:`AUDIT_LIMIT`."""
-    if not alias and not action:  # only the newest are shown: the database limits them
-        return list(reversed(reg.events(model or None, limit=AUDIT_LIMIT)))
-    events = reg.events(model or None)
-    kept = [event for event in events if (not alias or event.alias == alias) and (not action or event.action == action)]
-    return list(reversed(kept[-AUDIT_LIMIT:]))
+    """The audit trail, newest first, filtered by model, alias and action, at most :data:`AUDIT_LIMIT`.
+
+    The database filters and limits: only the events shown are read, whatever the length of the trail.
+    """
+    found = reg.events(model or None, limit=AUDIT_LIMIT, alias=alias or None, action=action or None)
+    return list(reversed(found))
 
 
 @dataclass(frozen=True)
