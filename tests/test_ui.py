@@ -292,14 +292,19 @@ def test_a_rebinding_page_cannot_move_an_alias_on_a_wildcard_bind(reg: Registry)
     """
     application = build_app(reg, host="0.0.0.0", allow_writes=True, extra_hosts=["box.lan"])
     evil = TestClient(application, base_url="http://evil.example:8765")
-    assert evil.get("/models/iris-lr/aliases").status_code == 400  # it cannot read the page and its token
+    refused = evil.get("/models/iris-lr/aliases")
+    assert refused.status_code == 400  # it cannot read the page and its token
+    assert "'evil.example'" in refused.text and "--allowed-host" in refused.text  # what to do, to a real user
+    assert (
+        "localhost" not in refused.text and "box.lan" not in refused.text
+    )  # not the names it answers: the page reads this
     legit = TestClient(application, base_url="http://box.lan:8765")
     token = _token(legit, "/models/iris-lr/aliases")  # even holding a valid token and cookie, it is refused
     evil.cookies.set(COOKIE, token)
     response = evil.post("/models/iris-lr/aliases", data={"alias": "production", "version": "1", FIELD: token})
     assert response.status_code in (400, 403)
     assert reg.get("iris-lr@production").version == 3
-    for host in ("127.0.0.1", "localhost", socket.gethostname()):
+    for host in ("127.0.0.1", "localhost", "[::1]", "LocalHost", socket.gethostname(), "box.lan"):
         assert TestClient(application, base_url=f"http://{host}:8765").get("/").status_code == 200, host
     assert "*" not in allowed_hosts("0.0.0.0") and "*" not in allowed_hosts("::")
     with pytest.raises(InvalidArgument, match="allowed_hosts"):
@@ -473,7 +478,7 @@ def test_a_missing_extra_is_named_and_a_bug_in_the_ui_is_not_hidden(monkeypatch:
     from registry.cli.ui import _missing_extra
 
     assert _missing_extra(ImportError("x", name="jinja2.ext")) == "jinja2"
-    assert _missing_extra(ImportError("x", name="multipart")) == "multipart"
+    assert _missing_extra(ImportError("x", name="python_multipart")) == "python-multipart"
     assert _missing_extra(ImportError("x")) is None  # no name: it was "needs None"
     assert _missing_extra(ImportError("x", name="registry.ui.views")) is None
     monkeypatch.delitem(sys.modules, "registry.ui.server")

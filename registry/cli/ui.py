@@ -13,14 +13,24 @@ import click
 
 from registry.cli.app import cli, json_option, open_registry, wants_json
 
-#: The third-party packages of the ``ui`` extra: an ImportError naming one of these means the extra is missing.
-UI_EXTRA = ("starlette", "jinja2", "uvicorn", "multipart", "python_multipart")
+#: The modules of the ``ui`` extra, by the distribution that installs them: an ImportError naming one of
+#: these (or a submodule) means the extra is missing; any other is a bug, and is not hidden.
+UI_EXTRA = {
+    "starlette": "starlette",
+    "jinja2": "jinja2",
+    "uvicorn": "uvicorn",
+    "multipart": "python-multipart",
+    "python_multipart": "python-multipart",
+}
 
 
 def _missing_extra(exc: ImportError) -> str | None:
-    """The package of the ``ui`` extra that ``exc`` says is missing, or ``None`` (then it is a bug: re-raised)."""
-    top = (exc.name or "").partition(".")[0]
-    return top if top in UI_EXTRA else None
+    """The distribution of the ``ui`` extra that ``exc`` says is missing, or ``None`` (then it is re-raised).
+
+    >>> _missing_extra(ImportError("no", name="jinja2.ext")), _missing_extra(ImportError("no"))
+    ('jinja2', None)
+    """
+    return UI_EXTRA.get((exc.name or "").partition(".")[0])
 
 
 @cli.command()

@@ -28,9 +28,8 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -81,6 +80,47 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def host_of(header: str) -> str:
+    """The host part of a ``Host`` header, lower case: ``[::1]:8765`` → ``[::1]``, ``Example:80`` → ``example``.
+
+    >>> host_of("[::1]:8765"), host_of("Box.LAN:80"), host_of("127.0.0.1")
+    ('[::1]', 'box.lan', '127.0.0.1')
+    """
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[: header.find("]") + 1] if "]" in header else header
+    return header.rpartition(":")[0] if ":" in header else header
+
+
+class AllowedHosts:
+    """ASGI middleware answering only requests whose ``Host`` is one of ``hosts`` (exact names, no wildcard).
+
+    A DNS-rebinding page reaches the server under its own name; refused
+    here, it can neither read a page (and its form token) nor write. The
+    refusal names the host and the option that admits it, not the names
+    that are admitted (the page refused could read them).
+    """
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
+        self.app = app
+        self.hosts = frozenset(host.lower() for host in hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), "")
+        host = host_of(header)
+        if host in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        message = (
+            f"refused: this server does not answer requests addressed to {host!r}; "
+            "if that name is this machine, start it with `modelshelf ui --allowed-host NAME`"
+        )
+        await PlainTextResponse(message, status_code=400)(scope, receive, send)
 
 
 def _templates() -> Jinja2Templates:
@@ -390,7 +430,7 @@ def app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        middleware=[Middleware(SecurityHeaders), Middleware(AllowedHosts, hosts=hosts)],
         exception_handlers={
             NotFound: not_found,
             InvalidInput: bad_input,

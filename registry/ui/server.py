@@ -12,6 +12,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 
+import python_multipart  # noqa: F401  # the write forms need it; Starlette would say so only at the first write
 import uvicorn
 from starlette.applications import Starlette
 
@@ -119,14 +120,15 @@ def serve(
     one) once the socket listens; if the port is taken, uvicorn logs why
     and raises ``SystemExit`` before anything is announced.
     """
-    application = build_app(registry, host=host, allow_writes=allow_writes, extra_hosts=extra_hosts)
+    hosts = allowed_hosts(host, extra_hosts)
+    application = app(registry, allow_writes=allow_writes, allowed_hosts=hosts)
     local = is_loopback(host)
+    reach = "reachable from this machine only" if local else f"reachable from other machines as {', '.join(hosts)}"
 
     def listening(bound: int) -> None:
         announce(
             f"modelshelf ui: serving {registry.catalog_location} at {url_of(host, bound)} - bound to {host or '*'}, "
-            f"{'reachable from this machine only' if local else 'reachable from other machines too'}; "
-            f"{'writes allowed (--allow-writes)' if allow_writes else 'read-only'}. Ctrl+C stops it."
+            f"{reach}; {'writes allowed (--allow-writes)' if allow_writes else 'read-only'}. Ctrl+C stops it."
         )
         if on_listen is not None:
             on_listen(bound)
