@@ -120,10 +120,12 @@ def serve(
     one) once the socket listens; if the port is taken, uvicorn logs why
     and raises ``SystemExit`` before anything is announced.
     """
-    hosts = allowed_hosts(host, extra_hosts)
-    application = app(registry, allow_writes=allow_writes, allowed_hosts=hosts)
-    local = is_loopback(host)
-    reach = "reachable from this machine only" if local else f"reachable from other machines as {', '.join(hosts)}"
+    application = build_app(registry, host=host, allow_writes=allow_writes, extra_hosts=extra_hosts)
+    if is_loopback(host):
+        reach = "reachable from this machine only"
+    else:  # the names another machine may use: the loopback ones are of no use to it
+        names = [name for name in allowed_hosts(host, extra_hosts) if not is_loopback(name.strip("[]"))]
+        reach = f"reachable from other machines as {', '.join(names)}"
 
     def listening(bound: int) -> None:
         announce(
