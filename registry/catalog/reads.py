@@ -379,6 +379,21 @@ class CatalogReads:
         return series
 
     @retried
+    def metric_names(self, name: str) -> list[str]:
+        """The distinct keys of the live versions' current metrics, sorted: one query on ``latest_metrics``."""
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
+            model_id = self._model_id(connection, name)
+            query = (
+                select(LatestMetricRow.key)
+                .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
+                .where(_LIVE_OF_MODEL)
+                .distinct()
+                .order_by(LatestMetricRow.key)
+            )
+            return list(connection.execute(query, {"model_id": model_id}).scalars())
+
+    @retried
     def version_history(self, name: str, version: int) -> list[MetricPoint]:
         """Every logged value of one live version, ordered as :meth:`metrics_history` orders them."""
         with read_transaction(self.engine) as connection:
@@ -427,12 +442,20 @@ class CatalogReads:
             return list(dict.fromkeys(chain))  # a hand-made cycle repeats its versions: each is listed once
 
     @retried
-    def events(self, name: str | None, since: datetime | None, limit: int | None) -> list[Event]:
-        """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all."""
+    def events(
+        self,
+        name: str | None,
+        since: datetime | None,
+        limit: int | None,
+        *,
+        alias: str | None = None,
+        action: str | None = None,
+    ) -> list[Event]:
+        """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all, filtered."""
         with read_transaction(self.engine) as connection:
             if name is not None:
                 self._model_id(connection, name)
-            return read_events(connection, name, since, limit)
+            return read_events(connection, name, since, limit, alias=alias, action=action)
 
     @retried
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:
