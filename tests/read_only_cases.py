@@ -47,6 +47,7 @@ READS = frozenset(
         "get",
         "latest",
         "load",
+        "metric_names",
         "metric_series",
         "metrics_history",
         "model_summaries",
@@ -99,6 +100,7 @@ def read_everything(reg: Registry, out: Path) -> None:
     assert reg.ancestors("m:2") == ["m:1"]
     assert reg.versions_importing(["os.system"]) == []
     assert [mv.version for mv in reg.versions_page("m", limit=1).versions] == [1]
+    assert reg.metric_names("m") == ["accuracy"]
     assert reg.metric_series("m", ["accuracy"]) == {"accuracy": [(1, 0.9), (2, 0.96)]}
     assert [point.value for point in reg.version_history("m", 2)] == [0.95, 0.96]
     assert reg.alias_names("m") == ["production"]
