@@ -14,6 +14,7 @@ from registry import (
     ModelNotFound,
     Registry,
     UntrustedArtifact,
+    VersionNotFound,
     VersionPage,
 )
 
@@ -161,3 +162,36 @@ def test_events_filter_by_alias_and_action_in_the_database_before_the_limit(tmp_
             registry.events(action="alias.moved")
         with pytest.raises(InvalidName, match="alias"):
             registry.events(alias="Not An Alias")
+
+
+def test_version_history_of_a_missing_version_is_not_found(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r") as registry:
+        registry.register("m", {"x": 1}, format="pickle", metrics={"acc": 0.5})
+        registry.register("m", {"x": 2}, format="pickle")
+        registry.delete_version("m", 2)
+        assert [point.value for point in registry.version_history("m", 1)] == [0.5]
+        with pytest.raises(VersionNotFound):
+            registry.version_history("m", 7)
+        with pytest.raises(VersionNotFound, match="deleted"):
+            registry.version_history("m", 2)
+
+
+@pytest.mark.parametrize("read", ["version_history", "metrics_history"])
+def test_metric_histories_refuse_metrics_forged_in_a_keyed_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    """The step histories a version page shows are checked against the sealed state, as metric_names is."""
+    import sqlite3
+
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))
+    with Registry(tmp_path / "r", signing_key="metric-history-key-of-at-least-32-bytes") as registry:
+        registry.register("m", {"x": 1}, format="pickle", metrics={"acc": 0.5})
+        with sqlite3.connect(tmp_path / "r" / "catalog.db") as db:
+            db.execute("UPDATE latest_metrics SET value = 0.99 WHERE key = 'acc'")
+        call = (
+            (lambda: registry.version_history("m", 1))
+            if read == "version_history"
+            else (lambda: registry.metrics_history("m"))
+        )
+        with pytest.raises(UntrustedArtifact, match="latest metrics differ"):
+            call()

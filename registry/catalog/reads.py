@@ -287,8 +287,12 @@ class CatalogReads:
 
     @retried
     def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
-        """Every logged value of live versions, ordered by version, step (unset first), time."""
+        """Every logged value of live versions, ordered by version, step (unset first), time.
+
+        With a key the model's sealed state (its latest metrics included) is checked first, as every read does.
+        """
         with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
             model_id = self._model_id(connection, name)
             if metric is None:
                 rows = connection.execute(_HISTORY, {"model_id": model_id})
@@ -395,9 +399,15 @@ class CatalogReads:
 
     @retried
     def version_history(self, name: str, version: int) -> list[MetricPoint]:
-        """Every logged value of one live version, ordered as :meth:`metrics_history` orders them."""
+        """Every logged value of one live version, ordered as :meth:`metrics_history` orders them.
+
+        A version that is not there (or was deleted) is :class:`VersionNotFound`,
+        not an empty history; with a key the model's sealed state is checked first.
+        """
         with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
             model_id = self._model_id(connection, name)
+            self._find(connection, Ref(name, version))  # a missing or deleted version is not an empty history
             rows = connection.execute(_HISTORY_OF_VERSION, {"model_id": model_id, "version": version})
             return [MetricPoint(*row) for row in rows]
 
