@@ -159,6 +159,8 @@ def test_the_families_are_exported_and_hold_their_members() -> None:
     assert not issubclass(registry.TrustError, ValueError)  # a tampered blob is not a bad argument
     assert issubclass(registry.ReadOnlyRegistry, PermissionError)  # a refused write, not a bad argument
     assert not issubclass(registry.ReadOnlyRegistry, registry.InvalidInput)
+    assert issubclass(registry.PromotionRefused, PermissionError)  # a policy refusal, not a bad argument
+    assert not issubclass(registry.PromotionRefused, registry.InvalidInput)
 
 
 # One command per family, and the code README's "Command line" section documents for it.
