@@ -501,7 +501,7 @@ def gate_from_json(value: Mapping[str, Any]) -> BuiltinGate:
 
 def as_gate(item: object) -> Gate:
     """One entry of ``require=``: a built-in gate, its spec string, or a callable."""
-    if isinstance(item, BuiltinGate):
+    if isinstance(item, (BuiltinGate, CallableGate)):
         return item
     if isinstance(item, str):
         return parse_gate(item)
@@ -514,17 +514,21 @@ def as_gate(item: object) -> Gate:
 
 
 def as_gates(require: Iterable[object] | None) -> list[Gate]:
-    """``require=`` as a list of gates, each once (by spec), in the order given."""
+    """``require=`` as a list of gates, in the order given: a built-in gate once (by spec), every callable.
+
+    Two callables may share a name (two lambdas): they are told apart by identity, not by spec.
+    """
     if require is None:
         return []
     if isinstance(require, (str, bytes)) or not isinstance(require, Iterable):
         raise InvalidType(f"require= takes a list of gates, not {type(require).__name__}")
     gates: list[Gate] = []
-    seen: set[str] = set()
+    seen: set[object] = set()
     for item in require:
         gate = as_gate(item)
-        if gate.spec not in seen:
-            seen.add(gate.spec)
+        identity: object = gate.spec if isinstance(gate, BuiltinGate) else gate
+        if identity not in seen:
+            seen.add(identity)
             gates.append(gate)
     return gates
 
