@@ -6,8 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from registry import InvalidArgument, InvalidType, ModelVersion, Verdict
-from registry import canary_passes, environment_matches, no_regression, signed, tagged
+from registry import (
+    InvalidArgument,
+    InvalidType,
+    ModelVersion,
+    Verdict,
+    canary_passes,
+    environment_matches,
+    no_regression,
+    signed,
+    tagged,
+)
 from registry.gates import Evidence, as_gates, evaluate, gate_from_json, parse_gate, storable
 
 
