@@ -198,6 +198,8 @@ def test_every_cli_exit_code_is_keyed_by_a_family() -> None:
     assert dict(EXIT_CODES)[registry.TrustError] == EXIT_INTEGRITY
     assert dict(EXIT_CODES)[registry.NotFound] == EXIT_NOT_FOUND
     assert dict(EXIT_CODES)[registry.InvalidInput] == EXIT_USAGE
+    assert dict(EXIT_CODES)[registry.PromotionRefused] == 4  # a PermissionError: it must come before OSError
+    assert keys.index(registry.PromotionRefused) < keys.index(OSError)
     assert keys[-1] is RegistryError  # the catch-all comes last
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -310,3 +311,34 @@ def test_the_cli_promotes_protects_and_shows_the_trail(home: Path) -> None:
         ("alias.refuse", "2", "removal refused: the alias is protected"),
         ("alias.unprotect", "", "lifted — incident 42"),
     ]
+
+
+def test_the_readme_promotion_gates_section_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import io
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("\n## Promotion gates\n")
+    text = readme[start : readme.index("\n## ", start + 1)]
+    (code,) = re.findall(r"^```python\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README.md Promotion gates", "exec"), {"__name__": "__readme__"})
+    lines = printed.getvalue().splitlines()
+    assert lines[0] == "promoted: churn:2"
+    assert lines[1] == (
+        "refused: no_regression:accuracy:0.005 {'candidate': 0.93, 'current': 0.97, 'tolerance': 0.005, 'bound': 0.965}"
+    )
+    assert lines[2] == "refused: tagged:reviewed=yes {'tag': 'no', 'wanted': 'yes'}"
+    assert lines[3] == "production: churn:2"
+    assert lines[4] == (
+        "trail: ['alias.promote', 'alias.set', 'alias.protect', 'alias.promote', 'alias.move', 'alias.refuse']"
+    )
+    (sh,) = re.findall(r"^```sh\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+    for line in sh.strip().splitlines():
+        args = shlex.split(line)[3:]  # after `modelshelf --home gated`
+        result = run_cli(tmp_path / "gated", *args)
+        assert result.exit_code == 0, (line, result.output)
+    assert "alias.refuse" in result.stdout and "✗ tagged:reviewed=yes" in result.stdout
