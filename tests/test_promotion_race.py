@@ -77,3 +77,29 @@ def test_two_processes_promoting_at_once_on_postgresql(
     postgres_url: str, tmp_path: Path, pool: ProcessPoolExecutor
 ) -> None:
     race({"catalog": postgres_url, "store": str(tmp_path / "store")}, pool)
+
+
+def test_a_protection_holds_on_postgresql_and_raw_sql_cannot_lift_it(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored gates round-trip through PostgreSQL's JSON, and the seal covers them there too."""
+    from sqlalchemy import create_engine, text
+
+    from registry import PromotionRefused, UntrustedArtifact
+
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))
+    options: dict[str, Any] = {"catalog": postgres_url, "store": str(tmp_path / "store"), "signing_key": "k" * 32}
+    with Registry(**options) as reg:
+        for version, accuracy in ACCURACY.items():
+            reg.register("m", {"v": version}, format="pickle", metrics={"accuracy": accuracy})
+        reg.protect_alias("m", "production", require=["no_regression:accuracy:0.005", "tagged:team=cv"])
+        with pytest.raises(PromotionRefused, match="tagged:team=cv failed"):
+            reg.set_alias("m", "production", 2)
+        reg.set_tags("m", 3, {"team": "cv"})
+        assert reg.set_alias("m", "production", 3).version == 3
+    engine = create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM alias_protection"))
+    engine.dispose()
+    with Registry(**options) as reg, pytest.raises(UntrustedArtifact, match="protection of alias 'production'"):
+        reg.set_alias("m", "production", 1)
