@@ -1,4 +1,5 @@
-"""Two processes promoting at once under gates, on SQLite and PostgreSQL: one order-consistent outcome.
+"""Two processes promoting at once under gates, on SQLite, PostgreSQL and MariaDB: one
+order-consistent outcome.
 
 m:1 (accuracy 0.90) is in production; m:2 (0.95) and m:3 (0.93) both pass
 ``no_regression("accuracy", 0.005)`` against m:1, but m:3 fails it against
@@ -73,10 +74,12 @@ def test_two_processes_promoting_at_once_on_sqlite(home: Path, pool: ProcessPool
     race({"home": str(home)}, pool)
 
 
-def test_two_processes_promoting_at_once_on_postgresql(
-    postgres_url: str, tmp_path: Path, pool: ProcessPoolExecutor
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_two_processes_promoting_at_once_on_a_server_catalog(
+    server: str, tmp_path: Path, pool: ProcessPoolExecutor
 ) -> None:
-    race({"catalog": postgres_url, "store": str(tmp_path / "store")}, pool)
+    for url in fresh_database(server):
+        race({"catalog": url, "store": str(tmp_path / "store")}, pool)
 
 
 def test_a_protection_holds_on_postgresql_and_raw_sql_cannot_lift_it(
