@@ -14,6 +14,7 @@ the tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Iterator
@@ -78,8 +79,8 @@ def test_two_processes_promoting_at_once_on_sqlite(home: Path, pool: ProcessPool
 def test_two_processes_promoting_at_once_on_a_server_catalog(
     server: str, tmp_path: Path, pool: ProcessPoolExecutor
 ) -> None:
-    for url in fresh_database(server):
-        race({"catalog": url, "store": str(tmp_path / "store")}, pool)
+    with contextlib.closing(fresh_database(server)) as database:  # dropped when the test ends, pass or fail
+        race({"catalog": next(database), "store": str(tmp_path / "store")}, pool)
 
 
 def test_a_protection_holds_on_postgresql_and_raw_sql_cannot_lift_it(
