@@ -342,3 +342,26 @@ def test_the_readme_promotion_gates_section_runs(tmp_path: Path, monkeypatch: py
         result = run_cli(tmp_path / "gated", *args)
         assert result.exit_code == 0, (line, result.output)
     assert "alias.refuse" in result.stdout and "✗ tagged:reviewed=yes" in result.stdout
+
+
+def test_the_web_ui_moves_a_protected_alias_only_through_its_gates(filled: Registry) -> None:
+    import re
+
+    from starlette.testclient import TestClient
+
+    from registry.ui.csrf import FIELD
+    from registry.ui.routes import app
+
+    filled.promote("m", 2, "production")
+    filled.protect_alias("m", "production", require=["no_regression:accuracy:0.005"])
+    writer = TestClient(app(filled, allow_writes=True), base_url="http://127.0.0.1")
+    token = re.search(rf'name="{FIELD}" value="([^"]+)"', writer.get("/models/m/aliases").text)
+    assert token is not None
+    form = {"alias": "production", FIELD: token.group(1)}
+    refused = writer.post("/models/m/aliases", data={**form, "version": "3"}, follow_redirects=False)
+    assert refused.status_code == 409 and "no_regression:accuracy:0.005 failed" in refused.text
+    assert filled.get("m@production").version == 2
+    filled.log_metrics("m", 3, {"accuracy": 0.951})
+    moved = writer.post("/models/m/aliases", data={**form, "version": "3"}, follow_redirects=False)
+    assert moved.status_code == 303 and filled.get("m@production").version == 3
+    assert gate_events(filled)[-2:] == [("alias.refuse", 3), ("alias.promote", 3)]
