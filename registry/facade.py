@@ -220,7 +220,8 @@ class Registry:
         if self._read_only:
             raise ReadOnlyRegistry(
                 f"{operation} changes the registry, and the registry at {self.catalog_location} was opened "
-                "read-only: nothing was changed; open it without read_only=True (--read-only) to write",
+                "read-only: nothing was changed; to write, open it without read_only=True (--read-only) and without "
+                "mode=ro or immutable=1 in its catalog URL",
                 operation=operation,
             )
 
