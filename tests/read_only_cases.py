@@ -40,6 +40,7 @@ READS = frozenset(
     {
         "alias_at",
         "alias_history",
+        "alias_protections",
         "alias_names",
         "ancestors",
         "best",
