@@ -525,17 +525,13 @@ class Registry:
         asked = gates.as_gates(require)
         reason = gates.validate_reason(reason)
         # The canary loads the model: too slow for the write lock, and independent of where the alias points,
-        # so it runs first, when the caller's or the alias's gates ask for it. Should the alias's rules gain a
-        # canary gate meanwhile, that gate fails in the transaction ("promote it again"), never passes unrun.
-        stored_now = self._catalog.alias_protections(name).get(alias) or []
-        wants_canary = any(isinstance(gate, gates.CanaryPasses) for gate in asked) or any(
-            gate.get("gate") == gates.CanaryPasses.name for gate in stored_now
-        )
-        canary, canary_checksum = None, None
-        if wants_canary:
-            candidate = self.get(name, version=version)
-            canary, canary_checksum = self._canary_verdict(candidate), candidate.checksum
+        # so it runs before the transaction. When only the alias's stored gates ask for it (known only under
+        # the lock), the transaction is abandoned unrecorded, the canary runs, and the decision is taken again.
+        canary: tuple[gates.Verdict, str] | None = None
+        if any(isinstance(gate, gates.CanaryPasses) for gate in asked):
+            canary = self._run_canary(name, version)
         key = self._signing_key
+        needs_canary: list[bool] = []
 
         def signature_state(mv: ModelVersion) -> str:
             assert key is not None
@@ -546,7 +542,11 @@ class Registry:
                 return AliasDecision(True)  # a plain move: no gates, recorded as before
             stored: list[gates.Gate] = [gates.gate_from_json(gate) for gate in facts.protection or []]
             chosen = gates.as_gates([*stored, *asked])
-            evidence = gates.Evidence(canary, canary_checksum, facts.damage, signature_state if key else None)
+            if canary is None and any(isinstance(gate, gates.CanaryPasses) for gate in chosen):
+                needs_canary.append(True)
+                return AliasDecision(False)  # abandoned: nothing recorded, nothing moved
+            verdict, checksum = canary if canary is not None else (None, None)
+            evidence = gates.Evidence(verdict, checksum, facts.damage, signature_state if key else None)
             verdicts = gates.evaluate(chosen, facts.candidate, facts.current, evidence)
             record = {
                 "via": via,
@@ -557,6 +557,9 @@ class Registry:
             return AliasDecision(all(verdict.passed for verdict in verdicts), record)
 
         mv, decision = self._catalog.set_alias(name, alias, version, decide, promote=via == "promote")
+        if needs_canary and canary is None:
+            canary = self._run_canary(name, version)
+            mv, decision = self._catalog.set_alias(name, alias, version, decide, promote=via == "promote")
         if not decision.allowed:
             verdicts = tuple(gates.Verdict(**_verdict_fields(v)) for v in (decision.record or {}).get("verdicts", []))
             failed = "; ".join(f"{v.gate} failed: {v.reason}" for v in verdicts if not v.passed)
@@ -569,6 +572,11 @@ class Registry:
                 verdicts=verdicts,
             )
         return mv
+
+    def _run_canary(self, name: str, version: int) -> tuple[gates.Verdict, str]:
+        """The canary's verdict on a version, and the checksum of the bytes it ran on."""
+        candidate = self.get(name, version=version)
+        return self._canary_verdict(candidate), candidate.checksum
 
     def _canary_verdict(self, mv: ModelVersion) -> gates.Verdict:
         """The seam to the prediction canary: ``Registry.check(ref)`` where this modelshelf has it.

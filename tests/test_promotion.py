@@ -216,6 +216,22 @@ def test_the_canary_runs_before_the_transaction_and_the_bytes_are_rechecked_in_i
         assert reg.get("m@production").version == 2
 
 
+def test_an_alias_protected_by_the_canary_runs_it_outside_the_lock_then_decides(home: Path) -> None:
+    with CanaryRegistry(home) as reg:
+        fill(reg)
+        reg.protect_alias("m", "production", require=[canary_passes()])
+        calls: list[str] = []
+        reg.during = [lambda: calls.append("check")]
+        assert reg.set_alias("m", "production", 2).version == 2  # the stored gate alone asks for the canary
+        with pytest.raises(PromotionRefused, match="the canary of m:3 changed in 3 rows"):
+            reg.set_alias("m", "production", 3)
+        assert calls == ["check", "check"]  # once per decision
+        # one event per decision: the transaction abandoned to run the canary recorded nothing
+        assert gate_events(reg) == [("alias.protect", None), ("alias.promote", 2), ("alias.refuse", 3)]
+    with Registry(home) as plain, pytest.raises(PromotionRefused, match="canary checks are not available"):
+        plain.set_alias("m", "production", 1)
+
+
 def test_signed_passes_only_for_versions_signed_with_the_key(home: Path) -> None:
     with Registry(home) as unkeyed:
         unkeyed.register("m", {"v": 1}, format="pickle")

@@ -434,7 +434,9 @@ class Catalog(DamageMarks, CatalogReads):
         says gates will be evaluated even on an unprotected alias (so the
         seal's metrics are checked too). A refusal is committed as an
         ``alias.refuse`` event and returned, not raised: the caller raises
-        once the trail holds it. Returns the version and the decision.
+        once the trail holds it; a decision without a record that does not
+        allow the move is abandoned (nothing recorded). Returns the version
+        and the decision.
         """
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)

@@ -63,7 +63,9 @@ class AliasDecision:
 
     ``record`` (the gates, their verdicts, the reason) becomes the ``new``
     field of an ``alias.promote`` or ``alias.refuse`` event; ``None`` with
-    ``allowed`` is a plain alias change with no gates (only the move is recorded).
+    ``allowed`` is a plain alias change with no gates (only the move is recorded);
+    ``None`` without ``allowed`` abandons the decision: nothing is recorded
+    or moved (the caller needs facts it must gather outside the lock first).
     """
 
     allowed: bool
