@@ -537,9 +537,7 @@ class Registry:
             assert key is not None
             return signing.check_model_version(key, mv)
 
-        def decide(facts: AliasFacts) -> AliasDecision:
-            if via == "set_alias" and facts.protection is None:
-                return AliasDecision(True)  # a plain move: no gates, recorded as before
+        def decide(facts: AliasFacts) -> AliasDecision:  # only called for promote or a protected alias
             stored: list[gates.Gate] = [gates.gate_from_json(gate) for gate in facts.protection or []]
             chosen = gates.as_gates([*stored, *asked])
             if canary is None and any(isinstance(gate, gates.CanaryPasses) for gate in chosen):

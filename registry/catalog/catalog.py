@@ -429,10 +429,10 @@ class Catalog(DamageMarks, CatalogReads):
     ) -> tuple[ModelVersion, AliasDecision]:
         """Point ``alias`` at a live version (atomically moving it if set), if ``decide`` allows it.
 
+        On a protected alias, or with ``promote`` (gates asked by the caller),
         ``decide`` gets the :class:`AliasFacts` read under the model's lock
-        and answers; without it a protected alias is refused. ``promote``
-        says gates will be evaluated even on an unprotected alias (so the
-        seal's metrics are checked too). A refusal is committed as an
+        and answers (without it a protected alias is refused); an
+        unprotected alias set without gates just moves. A refusal is committed as an
         ``alias.refuse`` event and returned, not raised: the caller raises
         once the trail holds it; a decision without a record that does not
         allow the move is abandoned (nothing recorded). Returns the version
@@ -442,32 +442,44 @@ class Catalog(DamageMarks, CatalogReads):
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
             protection = gates_of(connection, model_id, alias)
-            self._guard(connection, name, with_metrics=promote or protection is not None)
+            gated = promote or protection is not None
+            self._guard(connection, name, with_metrics=gated)
             row = self._find(connection, Ref(name, version=version))
-            candidate = self._to_model_version(row, self._details(connection, version_id=row.id))
-            try:
-                current_row = self._find(connection, Ref(name, alias=alias))
-                current = self._to_model_version(current_row, self._details(connection, version_id=current_row.id))
-            except AliasNotFound:
-                current = None
-            facts = AliasFacts(alias, candidate, current, protection, mark_of(connection, row.blob_digest))
-            if decide is not None:
-                decision = decide(facts)
-            elif protection is not None:
-                decision = AliasDecision(False, {"verdicts": [], "reason": None, "protected": True})
-            else:
-                decision = AliasDecision(True)
             events = self._events()
-            old = None if current is None else current.version
-            if decision.record is not None:
-                action = "alias.promote" if decision.allowed else "alias.refuse"
-                events.add(action, name, version, at=now, alias=alias, old=old, new=decision.record)
+            decision = AliasDecision(True)  # an unprotected alias set without gates moves as it always did
+            if gated:
+                decision = self._decide(connection, events, (name, alias, row, now), protection, decide)
             if decision.allowed:
                 self._point_alias(connection, events, (name, model_id, row.id, version), alias, now)
             self._finish(connection, events)
-            if decision.allowed:
-                candidate = self._to_model_version(row, self._details(connection, version_id=row.id))
-            return candidate, decision
+            return self._to_model_version(row, self._details(connection, version_id=row.id)), decision
+
+    def _decide(
+        self,
+        connection: Connection,
+        events: EventLog,
+        move: tuple[str, str, Any, datetime],
+        protection: list[dict[str, Any]] | None,
+        decide: Decide | None,
+    ) -> AliasDecision:
+        """Read the facts of a gated move under the lock, ask ``decide``, and record its answer."""
+        name, alias, row, now = move
+        candidate = self._to_model_version(row, self._details(connection, version_id=row.id))
+        try:
+            current_row = self._find(connection, Ref(name, alias=alias))
+            current = self._to_model_version(current_row, self._details(connection, version_id=current_row.id))
+        except AliasNotFound:
+            current = None
+        facts = AliasFacts(alias, candidate, current, protection, mark_of(connection, row.blob_digest))
+        if decide is None:  # a caller that cannot evaluate gates may not move a protected alias
+            decision = AliasDecision(protection is None, {"verdicts": [], "reason": None, "protected": True})
+        else:
+            decision = decide(facts)
+        if decision.record is not None:
+            action = "alias.promote" if decision.allowed else "alias.refuse"
+            old = None if current is None else current.version
+            events.add(action, name, candidate.version, at=now, alias=alias, old=old, new=decision.record)
+        return decision
 
     @retried
     def delete_alias(self, name: str, alias: str) -> list[dict[str, Any]] | None:
