@@ -381,3 +381,12 @@ def test_the_web_ui_moves_a_protected_alias_only_through_its_gates(filled: Regis
     moved = writer.post("/models/m/aliases", data={**form, "version": "3"}, follow_redirects=False)
     assert moved.status_code == 303 and filled.get("m@production").version == 3
     assert gate_events(filled)[-2:] == [("alias.refuse", 3), ("alias.promote", 3)]
+
+
+def test_environment_matches_reads_what_register_recorded(filled: Registry) -> None:
+    import platform
+
+    here = ".".join(platform.python_version().split(".")[:2])
+    assert filled.promote("m", 2, "production", require=[f"environment_matches:python={here}"]).version == 2
+    with pytest.raises(PromotionRefused, match=rf"m:3 was registered with python {platform.python_version()}"):
+        filled.promote("m", 3, "production", require=["environment_matches:python=2.7"])
