@@ -472,7 +472,8 @@ class Catalog(DamageMarks, CatalogReads):
             current = None
         facts = AliasFacts(alias, candidate, current, protection, mark_of(connection, row.blob_digest))
         if decide is None:  # a caller that cannot evaluate gates may not move a protected alias
-            decision = AliasDecision(protection is None, {"verdicts": [], "reason": None, "protected": True})
+            refused = AliasDecision(False, {"verdicts": [], "reason": None, "protected": True})
+            decision = AliasDecision(True) if protection is None else refused
         else:
             decision = decide(facts)
         if decision.record is not None:
