@@ -390,3 +390,12 @@ def test_environment_matches_reads_what_register_recorded(filled: Registry) -> N
     assert filled.promote("m", 2, "production", require=[f"environment_matches:python={here}"]).version == 2
     with pytest.raises(PromotionRefused, match=rf"m:3 was registered with python {platform.python_version()}"):
         filled.promote("m", 3, "production", require=["environment_matches:python=2.7"])
+
+
+def test_the_catalog_itself_refuses_to_move_a_protected_alias_without_a_decision(filled: Registry) -> None:
+    """Behind the registry, a catalog caller that cannot evaluate gates is refused too (a second guard)."""
+    filled.protect_alias("m", "production", require=["signed"])
+    _, decision = filled._catalog.set_alias("m", "production", 2)
+    assert not decision.allowed and filled.get("m@production").version == 1
+    _, plain = filled._catalog.set_alias("m", "canary", 2)
+    assert plain.allowed and plain.record is None and filled.get("m@canary").version == 2
