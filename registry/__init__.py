@@ -60,6 +60,7 @@ from registry.errors import (
     ModelPortabilityWarning,
     NotFound,
     NotPortable,
+    PromotionRefused,
     ReadOnlyRegistry,
     RegistryError,
     RegistryNotFound,
@@ -76,6 +77,7 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.facade import Registry
+from registry.gates import Verdict, canary_passes, environment_matches, no_regression, signed, tagged
 from registry.inputs.validated import ValidatedModel, check_input
 
 try:
@@ -124,6 +126,7 @@ __all__ = [
     "NotFound",
     "NotPortable",
     "Problem",
+    "PromotionRefused",
     "ReadOnlyRegistry",
     "Registry",
     "RegistryError",
@@ -140,8 +143,14 @@ __all__ = [
     "UntrustedBundle",
     "UntrustedTypes",
     "ValidatedModel",
+    "Verdict",
     "VerifyReport",
     "VersionNotFound",
     "VersionPage",
+    "canary_passes",
     "check_input",
+    "environment_matches",
+    "no_regression",
+    "signed",
+    "tagged",
 ]

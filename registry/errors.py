@@ -50,7 +50,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     ├── StoreError (OSError)
     ├── EnvironmentMismatch
     ├── ReadOnlyRegistry (PermissionError)
-    └── MissingDependency (ImportError)
+    ├── MissingDependency (ImportError)
+    └── PromotionRefused (PermissionError)
 
     EnvironmentMismatchWarning (UserWarning) is the warning twin of
     EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
@@ -70,6 +71,8 @@ True
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from registry.digests import checksum_of
 
@@ -425,3 +428,31 @@ class MissingDependency(RegistryError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(message, name=package)
+
+
+class PromotionRefused(RegistryError, PermissionError):
+    """An alias was not moved: a promotion gate failed, or the alias is protected; nothing moved.
+
+    Raised by :meth:`~registry.facade.Registry.promote`, and by ``set_alias``
+    / ``delete_alias`` on a protected alias. Like :class:`ReadOnlyRegistry`
+    it is a policy refusal, not bad input: the call is well formed, the
+    registry's rules say no (a ``PermissionError``, "this may not be done").
+    The refusal itself is in the audit trail. ``name``, ``alias`` and
+    ``version`` say what was asked; ``verdicts`` holds every gate's
+    :class:`~registry.gates.Verdict` and ``failed`` those that failed, with
+    their numbers.
+    """
+
+    def __init__(
+        self, message: str, *, name: str, alias: str, version: int | None, verdicts: tuple[Any, ...] = ()
+    ) -> None:
+        self.name = name
+        self.alias = alias
+        self.version = version
+        self.verdicts = verdicts
+        super().__init__(message)
+
+    @property
+    def failed(self) -> tuple[Any, ...]:
+        """The verdicts of the gates that failed."""
+        return tuple(verdict for verdict in self.verdicts if not verdict.passed)

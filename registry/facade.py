@@ -48,12 +48,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
-from registry import drafting, formats, frames, maintenance
+from registry import drafting, formats, frames, gates, maintenance
 from registry.bundles import archive
 from registry.bundles.checks import check_bundle, open_bundle
 from registry.bundles.manifest import ORIGIN_TAG, BundleEntry
 from registry.catalog import Actor, Catalog, is_known_revision, open_catalog, schema_revisions
 from registry.catalog import upgrade_catalog as _upgrade_catalog
+from registry.catalog.protection import AliasDecision, AliasFacts
 from registry.digests import checksum_of
 from registry.domain import (
     EVENT_ACTIONS,
@@ -85,7 +86,9 @@ from registry.errors import (
     ModelPortabilityWarning,
     NotFound,
     NotPortable,
+    PromotionRefused,
     ReadOnlyRegistry,
+    RegistryError,
     SerializationError,
     SignatureNotFound,
     StoreError,
@@ -416,14 +419,187 @@ class Registry:
         return self._commit_one(draft, write, lambda: {"lineage": finish_lineage()})
 
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        """Point ``alias`` at ``version`` of ``name``, moving it atomically if it pointed elsewhere."""
+        """Point ``alias`` at ``version`` of ``name``, moving it atomically if it pointed elsewhere.
+
+        On a protected alias (:meth:`protect_alias`) its stored gates decide,
+        as :meth:`promote` would: a failing gate raises
+        :class:`~registry.errors.PromotionRefused` and nothing moves.
+        """
         self._refuse_if_read_only("set_alias")
-        return self._catalog.set_alias(validate_model_name(name), validate_alias(alias), validate_version(version))
+        return self._move_alias(name, alias, version, None, None, via="set_alias")
 
     def delete_alias(self, name: str, alias: str) -> None:
-        """Remove ``alias`` from ``name``; ``AliasNotFound`` if it is not set."""
+        """Remove ``alias`` from ``name``; ``AliasNotFound`` if it is not set.
+
+        A protected alias is not removed (:class:`~registry.errors.PromotionRefused`,
+        recorded in the trail): unprotect it first, which is itself audited.
+        """
         self._refuse_if_read_only("delete_alias")
-        self._catalog.delete_alias(validate_model_name(name), validate_alias(alias))
+        name, alias = validate_model_name(name), validate_alias(alias)
+        protection = self._catalog.delete_alias(name, alias)
+        if protection is not None:
+            specs = ", ".join(gates.gate_from_json(gate).spec for gate in protection)
+            raise PromotionRefused(
+                f"alias {alias!r} of {name!r} is protected (by {specs}), so it cannot be removed: unprotect it first "
+                f"(`modelshelf alias unprotect {name} {alias} --reason ...`); nothing was removed",
+                name=name,
+                alias=alias,
+                version=None,
+            )
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        require: Iterable[gates.BuiltinGate | str | Callable[[ModelVersion, ModelVersion | None], Any]] | None = None,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Point ``alias`` at ``version`` only if every gate passes; return the version.
+
+        ``require`` lists gates (:mod:`registry.gates`: ``no_regression``,
+        ``canary_passes``, ``environment_matches``, ``signed``, ``tagged``,
+        their specs such as ``"no_regression:accuracy:0.005"``, or any callable
+        ``(candidate, current) -> Verdict``); a protected alias's stored
+        gates apply as well. They are evaluated inside the transaction that
+        moves the alias, on the rows it reads, so ``no_regression`` compares
+        with the version the alias points at *at the moment it moves*, not
+        a moment before. If one fails, :class:`~registry.errors.PromotionRefused`
+        names each failed gate with its numbers and nothing moves. The
+        promotion or refusal, with its verdicts and ``reason``, is in the
+        audit trail (``modelshelf log NAME --alias ALIAS``).
+
+        >>> reg.promote("iris-knn", 3, "production", require=[no_regression("accuracy", 0.005)])  # doctest: +SKIP
+        """
+        self._refuse_if_read_only("promote")
+        return self._move_alias(name, alias, version, require, reason, via="promote")
+
+    def protect_alias(
+        self, name: str, alias: str, require: Iterable[gates.BuiltinGate | str]
+    ) -> list[gates.BuiltinGate]:
+        """Store gates for ``alias``: from now on every move (``set_alias``, ``promote``, the CLI) must pass them.
+
+        The gates are stored as data (built-in gates by name and arguments),
+        so every process enforces the same rules; a callable cannot be stored
+        (:class:`~registry.errors.InvalidArgument`). Protecting again replaces
+        the gates. The alias need not be set yet. Audited as ``alias.protect``.
+        """
+        self._refuse_if_read_only("protect_alias")
+        name, alias = validate_model_name(name), validate_alias(alias)
+        chosen = gates.as_gates(require)
+        if not chosen:
+            raise InvalidArgument(
+                "protect_alias needs at least one gate (require=[...]); to lift a protection use unprotect_alias"
+            )
+        stored = gates.storable(chosen)
+        self._catalog.protect_alias(name, alias, stored, [gate.spec for gate in chosen])
+        return [gates.gate_from_json(gate) for gate in stored]
+
+    def unprotect_alias(self, name: str, alias: str, reason: str | None = None) -> list[gates.BuiltinGate]:
+        """Lift ``alias``'s protection, recording who and ``reason`` (``alias.unprotect``); return its old gates.
+
+        This is the one way to override a protection: its event says who
+        lifted which gates and why. An alias that is not protected is an
+        :class:`~registry.errors.InvalidArgument`.
+        """
+        self._refuse_if_read_only("unprotect_alias")
+        name, alias = validate_model_name(name), validate_alias(alias)
+        dropped = self._catalog.unprotect_alias(name, alias, gates.validate_reason(reason))
+        return [gates.gate_from_json(gate) for gate in dropped]
+
+    def alias_protections(self, name: str) -> dict[str, list[gates.BuiltinGate]]:
+        """Every protected alias of ``name`` and its gates, by alias (empty when none is protected)."""
+        found = self._catalog.alias_protections(validate_model_name(name))
+        return {alias: [gates.gate_from_json(gate) for gate in stored] for alias, stored in found.items()}
+
+    def _move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        require: Iterable[Any] | None,
+        reason: str | None,
+        *,
+        via: Literal["promote", "set_alias"],
+    ) -> ModelVersion:
+        """Move an alias through its gates: the canary first (it loads the model), the rest in the transaction."""
+        name, alias, version = validate_model_name(name), validate_alias(alias), validate_version(version)
+        asked = gates.as_gates(require)
+        reason = gates.validate_reason(reason)
+        # The canary loads the model: too slow for the write lock, and independent of where the alias points,
+        # so it runs before the transaction. When only the alias's stored gates ask for it (known only under
+        # the lock), the transaction is abandoned unrecorded, the canary runs, and the decision is taken again.
+        canary: tuple[gates.Verdict, str] | None = None
+        if any(isinstance(gate, gates.CanaryPasses) for gate in asked):
+            canary = self._run_canary(name, version)
+        key = self._signing_key
+        needs_canary: list[bool] = []
+
+        def signature_state(mv: ModelVersion) -> str:
+            assert key is not None
+            return signing.check_model_version(key, mv)
+
+        def decide(facts: AliasFacts) -> AliasDecision:  # only called for promote or a protected alias
+            stored: list[gates.Gate] = [gates.gate_from_json(gate) for gate in facts.protection or []]
+            chosen = gates.as_gates([*stored, *asked])
+            if canary is None and any(isinstance(gate, gates.CanaryPasses) for gate in chosen):
+                needs_canary.append(True)
+                return AliasDecision(False)  # abandoned: nothing recorded, nothing moved
+            verdict, checksum = canary if canary is not None else (None, None)
+            evidence = gates.Evidence(verdict, checksum, facts.damage, signature_state if key else None)
+            verdicts = gates.evaluate(chosen, facts.candidate, facts.current, evidence)
+            record = {
+                "via": via,
+                "reason": reason,
+                "protected": facts.protection is not None,
+                "verdicts": [verdict.to_json() for verdict in verdicts],
+            }
+            return AliasDecision(all(verdict.passed for verdict in verdicts), record)
+
+        mv, decision = self._catalog.set_alias(name, alias, version, decide, promote=via == "promote")
+        if needs_canary and canary is None:
+            canary = self._run_canary(name, version)
+            mv, decision = self._catalog.set_alias(name, alias, version, decide, promote=via == "promote")
+        if not decision.allowed:
+            verdicts = tuple(gates.Verdict(**_verdict_fields(v)) for v in (decision.record or {}).get("verdicts", []))
+            failed = "; ".join(f"{v.gate} failed: {v.reason}" for v in verdicts if not v.passed)
+            raise PromotionRefused(
+                f"refused to point {name}@{alias} at {name}:{version}: {failed or 'the alias is protected'}. "
+                f"Nothing moved; the refusal is in the audit trail (`modelshelf log {name} --alias {alias}`)",
+                name=name,
+                alias=alias,
+                version=version,
+                verdicts=verdicts,
+            )
+        return mv
+
+    def _run_canary(self, name: str, version: int) -> tuple[gates.Verdict, str]:
+        """The canary's verdict on a version, and the checksum of the bytes it ran on."""
+        candidate = self.get(name, version=version)
+        return self._canary_verdict(candidate), candidate.checksum
+
+    def _canary_verdict(self, mv: ModelVersion) -> gates.Verdict:
+        """The seam to the prediction canary: ``Registry.check(ref)`` where this modelshelf has it.
+
+        ``canary_passes`` needs the model loaded and its canary re-run, which
+        is the canary's own work (``check`` returns a report with a
+        ``passed`` verdict). Where ``check`` is not there, the gate fails
+        with a clear reason rather than passing unchecked.
+        """
+        check = getattr(self, "check", None)
+        if check is None:
+            return gates.Verdict(
+                False,
+                f"canary checks are not available in this modelshelf, so {mv.ref}'s canary cannot be run: "
+                "promote without canary_passes, or upgrade modelshelf",
+            )
+        try:
+            report = check(mv.ref)
+        except RegistryError as exc:
+            return gates.Verdict(False, f"the canary of {mv.ref} could not run: {exc}")
+        passed = bool(getattr(report, "passed", False))
+        summary = getattr(report, "summary", None) or ("passes" if passed else "changed")
+        return gates.Verdict(passed, f"the canary of {mv.ref} {summary}" if isinstance(summary, str) else str(report))
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None = None) -> None:
         """Append values to a version's metric history (for example an evaluation on new data).
@@ -1204,3 +1380,13 @@ def upgrade_catalog(
 ) -> tuple[str | None, str]:
     """Create or upgrade a registry's catalog schema to this code's head; return (before, after)."""
     return _upgrade_catalog(resolve(home, catalog).catalog)
+
+
+def _verdict_fields(recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """A verdict as the trail recorded it, back as :class:`~registry.gates.Verdict` arguments."""
+    return {
+        "passed": bool(recorded.get("passed")),
+        "reason": str(recorded.get("reason", "")),
+        "gate": str(recorded.get("gate", "")),
+        "numbers": dict(recorded.get("numbers") or {}),
+    }

@@ -20,6 +20,8 @@ ALL: frozenset[str] = frozenset({"*"})
 SLOW: dict[str, frozenset[str]] = {
     # process pools of eight writers, and threads racing for seconds
     "test_concurrency.py": ALL,
+    # two promoter processes racing, three rounds on each backend
+    "test_promotion_race.py": ALL,
     # real read-only bind mounts, and a writer process beside the reader
     "test_read_only_mount.py": ALL,
     # a real chromium driven by Playwright against `modelshelf ui` run as a subprocess

@@ -29,6 +29,9 @@ WRITES: dict[str, Callable[[Registry, Path], Any]] = {
     "seal": lambda reg, files: reg.seal("m"),
     "gc": lambda reg, files: reg.gc(dry_run=False, min_age=0),
     "repair": lambda reg, files: reg.repair(),
+    "promote": lambda reg, files: reg.promote("m", 1, "production", require=["no_regression:accuracy:0.1"]),
+    "protect_alias": lambda reg, files: reg.protect_alias("m", "production", require=["signed"]),
+    "unprotect_alias": lambda reg, files: reg.unprotect_alias("m", "production", reason="read-only test"),
 }
 
 
@@ -37,6 +40,7 @@ READS = frozenset(
     {
         "alias_at",
         "alias_history",
+        "alias_protections",
         "alias_names",
         "ancestors",
         "best",
@@ -88,6 +92,7 @@ def read_everything(reg: Registry, out: Path) -> None:
     assert reg.models() == ["m", "other"]
     assert [summary.name for summary in reg.model_summaries()] == ["m", "other"]
     assert reg.get("m@production").version == 2
+    assert reg.alias_protections("m") == {}
     assert reg.latest("m").version == 2
     assert [mv.version for mv in reg.versions("m")] == [1, 2]
     assert reg.load("m:1") == [1]

@@ -31,6 +31,9 @@ INVOCATIONS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("history",): ("m",),
     ("alias", "set"): ("m", "canary", "1"),
     ("alias", "rm"): ("m", "production"),
+    ("alias", "protect"): ("m", "staging", "--require", "no_regression:acc:0.1"),
+    ("alias", "unprotect"): ("m", "guarded", "--reason", "json walk"),
+    ("promote",): ("m", "2", "production", "--require", "no_regression:acc:0.1", "--reason", "better"),
     ("tag",): ("m:1", "reviewed=yes"),
     ("delete",): ("m:1", "--yes"),
     ("register",): ("{d}/model.joblib", "--name", "n"),
@@ -72,7 +75,7 @@ def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[tupl
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry with two versions of ``m`` (``production`` → 1), a bundle of it, a model file and a key."""
+    """A registry with two versions of ``m`` (``production`` → 1, ``guarded`` protected), a bundle, a file and a key."""
     from registry.trust.keys import generate_key_pair
 
     root = tmp_path_factory.mktemp("json-walk")
@@ -80,6 +83,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for acc in (0.5, 0.75):
             reg.register("m", {"weights": [acc]}, format="pickle", metrics={"acc": acc}, params={"k": acc})
         reg.set_alias("m", "production", 1)
+        reg.protect_alias("m", "guarded", require=["signed"])
         reg.export_bundle(["m:1"], root / "bundle.tar")
     joblib.dump({"weights": [1, 2]}, root / "model.joblib")
     generate_key_pair(root, "team", "ed25519")

@@ -159,6 +159,8 @@ def test_the_families_are_exported_and_hold_their_members() -> None:
     assert not issubclass(registry.TrustError, ValueError)  # a tampered blob is not a bad argument
     assert issubclass(registry.ReadOnlyRegistry, PermissionError)  # a refused write, not a bad argument
     assert not issubclass(registry.ReadOnlyRegistry, registry.InvalidInput)
+    assert issubclass(registry.PromotionRefused, PermissionError)  # a policy refusal, not a bad argument
+    assert not issubclass(registry.PromotionRefused, registry.InvalidInput)
 
 
 # One command per family, and the code README's "Command line" section documents for it.
@@ -196,6 +198,8 @@ def test_every_cli_exit_code_is_keyed_by_a_family() -> None:
     assert dict(EXIT_CODES)[registry.TrustError] == EXIT_INTEGRITY
     assert dict(EXIT_CODES)[registry.NotFound] == EXIT_NOT_FOUND
     assert dict(EXIT_CODES)[registry.InvalidInput] == EXIT_USAGE
+    assert dict(EXIT_CODES)[registry.PromotionRefused] == 4  # a PermissionError: it must come before OSError
+    assert keys.index(registry.PromotionRefused) < keys.index(OSError)
     assert keys[-1] is RegistryError  # the catch-all comes last
 
 

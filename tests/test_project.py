@@ -44,6 +44,14 @@ CONTRACT = {
     "NotPortable",
     "ModelPortabilityWarning",
     "MissingDependency",
+    "PromotionRefused",
+    # promotion gates
+    "Verdict",
+    "no_regression",
+    "canary_passes",
+    "environment_matches",
+    "signed",
+    "tagged",
     # return types of public calls
     "ModelSummary",
     "Imported",

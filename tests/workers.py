@@ -164,3 +164,24 @@ def zygote(home: str) -> None:
 
 if __name__ == "__main__":
     zygote(sys.argv[1])
+
+
+def promote_at(options: dict[str, Any], name: str, version: int, start_at: float, hold: float) -> str:
+    """At a shared start time, promote ``version`` to production under no_regression; "promoted" or "refused".
+
+    A second gate sleeps ``hold`` seconds while the gates are evaluated, so the two promoters' decisions
+    overlap in time: only deciding and moving in one transaction keeps the outcome order-consistent.
+    """
+    from registry import PromotionRefused, Verdict, no_regression
+
+    def hold_on(candidate: Any, current: Any) -> Verdict:
+        time.sleep(hold)
+        return Verdict(True, "held")
+
+    time.sleep(max(0.0, start_at - time.time()))
+    with Registry(**options) as reg:
+        try:
+            reg.promote(name, version, "production", require=[no_regression("accuracy", 0.005), hold_on])
+        except PromotionRefused:
+            return "refused"
+    return "promoted"

@@ -19,6 +19,13 @@ and then reseals the model's state (:mod:`registry.catalog.sealing`): with
 the signing key after checking that the state it changes is the sealed one,
 without it by marking the state unsealed.
 
+An alias move is decided in its own transaction (:mod:`registry.catalog.protection`):
+the candidate, the alias's current target and its stored gates are read
+under the model's lock and handed to the caller's ``decide`` callback, so no
+other writer can move the alias or change its rules between the check and
+the move. A protected alias cannot be removed, nor its target deleted, nor
+set by ``register(alias=...)``, while it is protected.
+
 Freeing a blob and publishing one happen under a lock on the blob's row
 (see :mod:`registry.catalog.schema`), through callbacks, so this module never
 touches files itself and the store never touches the database. Publishing
@@ -39,10 +46,20 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from registry.catalog.audit import Actor, EventLog
-from registry.catalog.damage import CLEAR_MARK, DamageMarks
+from registry.catalog.damage import CLEAR_MARK, DamageMarks, mark_of
 from registry.catalog.dialects import insert_ignore, upsert
-from registry.catalog.engine import retried, write_transaction
+from registry.catalog.engine import read_transaction, retried, write_transaction
 from registry.catalog.inventory import import_rows
+from registry.catalog.protection import (
+    AliasDecision,
+    AliasFacts,
+    Decide,
+    drop_gates,
+    gates_of,
+    protected_aliases_of_version,
+    protections,
+    store_gates,
+)
 from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
 from registry.catalog.schema import (
     AliasRow,
@@ -62,7 +79,14 @@ from registry.catalog.search import param_rows
 from registry.catalog.version_rows import NewVersion, lineage_row, recorded_version, version_row
 from registry.digests import checksum_of
 from registry.domain import MetricPoint, ModelVersion, Ref
-from registry.errors import AliasNotFound, CatalogError, InvalidKey, VersionNotFound
+from registry.errors import (
+    AliasNotFound,
+    CatalogError,
+    InvalidArgument,
+    InvalidKey,
+    PromotionRefused,
+    VersionNotFound,
+)
 from registry.names import parse_ref
 
 _MODELS = table_of(ModelRow)
@@ -124,7 +148,7 @@ class Catalog(DamageMarks, CatalogReads):
     def _events(self) -> EventLog:
         return EventLog(self.actor, self.key)
 
-    def _guard(self, connection: Connection, name: str) -> None:
+    def _guard(self, connection: Connection, name: str, *, with_metrics: bool = False) -> None:
         """With a key, refuse to change a model whose rows are not its sealed state (call it under the lock).
 
         Resealing on top of someone else's edit would launder it into a
@@ -134,8 +158,9 @@ class Catalog(DamageMarks, CatalogReads):
         if self.key is None:
             return
         # Metrics are not read here: the seal's digest of them is then updated by difference, so an edit of a
-        # metric by SQL stays a mismatch after this write (it is caught where metrics decide: best, verify).
-        verdict = check_state(connection, self.key, name, with_metrics=False)
+        # metric by SQL stays a mismatch after this write (it is caught where metrics decide: best, verify,
+        # and a gated alias move, which asks ``with_metrics``).
+        verdict = check_state(connection, self.key, name, with_metrics=with_metrics)
         if verdict is not None:
             verdict.raise_if_untrusted()
             if self.state_seen is not None:  # a writer must not seal a catalog rolled back behind its readers
@@ -379,6 +404,15 @@ class Catalog(DamageMarks, CatalogReads):
         else:
             self._record_history(connection, (version_id, new.name, version, events), list(new.history))
         if new.alias is not None:
+            if gates_of(connection, model_id, new.alias) is not None:  # the whole registration rolls back
+                raise PromotionRefused(
+                    f"alias {new.alias!r} of {new.name!r} is protected: register without alias=, then promote the "
+                    f"new version through the alias's gates (`modelshelf promote {new.name} VERSION {new.alias}`); "
+                    "nothing was registered",
+                    name=new.name,
+                    alias=new.alias,
+                    version=None,
+                )
             self._point_alias(connection, events, (new.name, model_id, version_id, version), new.alias, now)
         return recorded_version(
             new,
@@ -390,20 +424,67 @@ class Catalog(DamageMarks, CatalogReads):
         )
 
     @retried
-    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        """Point ``alias`` at a live version (atomically moving it if set); return that version."""
+    def set_alias(
+        self, name: str, alias: str, version: int, decide: Decide | None = None, *, promote: bool = False
+    ) -> tuple[ModelVersion, AliasDecision]:
+        """Point ``alias`` at a live version (atomically moving it if set), if ``decide`` allows it.
+
+        On a protected alias, or with ``promote`` (gates asked by the caller),
+        ``decide`` gets the :class:`AliasFacts` read under the model's lock
+        and answers (without it a protected alias is refused); an
+        unprotected alias set without gates just moves. A refusal is committed as an
+        ``alias.refuse`` event and returned, not raised: the caller raises
+        once the trail holds it; a decision without a record that does not
+        allow the move is abandoned (nothing recorded). Returns the version
+        and the decision.
+        """
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
-            self._guard(connection, name)
+            protection = gates_of(connection, model_id, alias)
+            gated = promote or protection is not None
+            self._guard(connection, name, with_metrics=gated)
             row = self._find(connection, Ref(name, version=version))
             events = self._events()
-            self._point_alias(connection, events, (name, model_id, row.id, version), alias, now)
+            decision = AliasDecision(True)  # an unprotected alias set without gates moves as it always did
+            if gated:
+                decision = self._decide(connection, events, (name, alias, row, now), protection, decide)
+            if decision.allowed:
+                self._point_alias(connection, events, (name, model_id, row.id, version), alias, now)
             self._finish(connection, events)
-            return self._to_model_version(row, self._details(connection, version_id=row.id))
+            return self._to_model_version(row, self._details(connection, version_id=row.id)), decision
+
+    def _decide(
+        self,
+        connection: Connection,
+        events: EventLog,
+        move: tuple[str, str, Any, datetime],
+        protection: list[dict[str, Any]] | None,
+        decide: Decide | None,
+    ) -> AliasDecision:
+        """Read the facts of a gated move under the lock, ask ``decide``, and record its answer."""
+        name, alias, row, now = move
+        candidate = self._to_model_version(row, self._details(connection, version_id=row.id))
+        try:
+            current_row = self._find(connection, Ref(name, alias=alias))
+            current = self._to_model_version(current_row, self._details(connection, version_id=current_row.id))
+        except AliasNotFound:
+            current = None
+        facts = AliasFacts(alias, candidate, current, protection, mark_of(connection, row.blob_digest))
+        if decide is None:  # a caller that cannot evaluate gates may not move a protected alias
+            refused = AliasDecision(False, {"verdicts": [], "reason": None, "protected": True})
+            decision = AliasDecision(True) if protection is None else refused
+        else:
+            decision = decide(facts)
+        if decision.record is not None:
+            action = "alias.promote" if decision.allowed else "alias.refuse"
+            old = None if current is None else current.version
+            events.add(action, name, candidate.version, at=now, alias=alias, old=old, new=decision.record)
+        return decision
 
     @retried
-    def delete_alias(self, name: str, alias: str) -> None:
+    def delete_alias(self, name: str, alias: str) -> list[dict[str, Any]] | None:
+        """Remove ``alias``; if it is protected, record the refusal and return its gates instead (nothing removed)."""
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
@@ -411,10 +492,52 @@ class Catalog(DamageMarks, CatalogReads):
             before = connection.execute(_ALIAS_TARGET, {"model_id": model_id, "alias": alias}).scalar()
             if before is None:
                 raise AliasNotFound(name, alias)
-            connection.execute(delete(_ALIASES).where(_ALIASES.c.model_id == model_id, _ALIASES.c.alias == alias))
             events = self._events()
+            protection = gates_of(connection, model_id, alias)
+            if protection is not None:
+                events.add("alias.refuse", name, before, at=now, alias=alias, old=before, new={"operation": "delete"})
+                self._finish(connection, events)
+                return protection
+            connection.execute(delete(_ALIASES).where(_ALIASES.c.model_id == model_id, _ALIASES.c.alias == alias))
             events.add("alias.delete", name, before, at=now, alias=alias, old=before)
             self._finish(connection, events)
+            return None
+
+    @retried
+    def protect_alias(self, name: str, alias: str, gates: list[dict[str, Any]], specs: list[str]) -> None:
+        """Store ``gates`` for ``alias`` (replacing its previous ones) as an audited ``alias.protect`` event."""
+        with write_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            now = self._lock_model(connection, model_id)
+            self._guard(connection, name)
+            before = gates_of(connection, model_id, alias)
+            store_gates(connection, model_id, alias, gates, self.actor.user, now)
+            events = self._events()
+            events.add("alias.protect", name, None, at=now, alias=alias, old=before, new={"require": specs})
+            self._finish(connection, events)
+
+    @retried
+    def unprotect_alias(self, name: str, alias: str, reason: str | None) -> list[dict[str, Any]]:
+        """Drop ``alias``'s gates as an audited ``alias.unprotect`` event; return them. ``LookupError`` if none."""
+        with write_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            now = self._lock_model(connection, model_id)
+            self._guard(connection, name)
+            before = gates_of(connection, model_id, alias)
+            if before is None:
+                raise InvalidArgument(f"alias {alias!r} of model {name!r} is not protected; nothing was changed")
+            drop_gates(connection, model_id, alias)
+            events = self._events()
+            events.add("alias.unprotect", name, None, at=now, alias=alias, old=before, new={"reason": reason})
+            self._finish(connection, events)
+            return before
+
+    @retried
+    def alias_protections(self, name: str) -> dict[str, list[dict[str, Any]]]:
+        """Every protected alias of ``name`` and its stored gates (checked against the seal with a key)."""
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, name)
+            return protections(connection, self._model_id(connection, name))
 
     @retried
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None) -> None:
@@ -434,6 +557,16 @@ class Catalog(DamageMarks, CatalogReads):
             now = self._lock_model(connection, self._model_id(connection, name))
             self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
+            guarded = protected_aliases_of_version(connection, row.id)
+            if guarded:  # deleting it would remove a protected alias: refused, nothing changed
+                raise PromotionRefused(
+                    f"{name}:{version} is the target of protected alias(es) {', '.join(guarded)}: promote another "
+                    f"version there first, or unprotect them (`modelshelf alias unprotect {name} ALIAS`); "
+                    "nothing was deleted",
+                    name=name,
+                    alias=guarded[0],
+                    version=version,
+                )
             events = self._events()
             for alias in sorted(connection.execute(_ALIASES_OF_VERSION, {"version_id": row.id}).scalars()):
                 events.add("alias.delete", name, version, at=now, alias=alias, old=version)

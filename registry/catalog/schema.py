@@ -41,6 +41,10 @@ Design notes:
   random id of the catalog that seals and the client's rollback memory name.
 * ``version_imports`` indexes each version's import inventory by global name,
   so ``audit --deny`` is one indexed query.
+* ``alias_protection`` holds the promotion gates of each protected alias as
+  data (built-in gates by name and arguments, see :mod:`registry.gates`),
+  so every process enforces the same rules; with a signing key the model's
+  seal covers them (a row deleted by SQL is a mismatch, not a lifted rule).
 * Timestamps are UTC: :class:`UTCDateTime` refuses naive datetimes and
   returns aware ones, whatever the engine stores.
 """
@@ -354,3 +358,14 @@ class VersionImportRow(Base):
 
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(ExactString(IMPORT_NAME_LENGTH), primary_key=True)
+
+
+class AliasProtectionRow(Base):
+    __tablename__ = "alias_protection"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(ALIAS_LENGTH), primary_key=True)
+    #: The gates, as :func:`registry.gates.storable` writes them: a list of ``{"gate": name, ...arguments}``.
+    gates: Mapped[Any] = mapped_column(JSON())
+    set_by: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -9,7 +9,7 @@ row and in the same transaction, a *seal*::
     HMAC(key, catalog id, name, state)
     state = {seq, chain head, last version number, latest live version,
              live count, deleted version numbers, alias -> version,
-             digest of every latest metric}
+             digest of every latest metric, alias -> digest of its gates}
 
 ``seq`` grows with every change (keyed or not), which lets a client notice
 a catalog rolled back to an older copy (:mod:`registry.trust.freshness`); the
@@ -24,6 +24,12 @@ key checks it and adopts it (:meth:`registry.catalog.Catalog.seal_state`,
 recorded in the trail). A keyed writer checks the seal before it changes
 anything, so it never launders someone else's edit into a fresh seal.
 
+The gates of protected aliases (``alias_protection``) are part of the
+state, so a protection deleted or weakened by SQL is a mismatch that every
+keyed reader and writer refuses, never a rule silently lifted. They appear
+in the state's JSON only when the model has one, so seals written before
+protections existed still verify.
+
 Checking costs a handful of indexed queries on one model and is only done
 when a key is set; without a key nothing here runs on reads.
 """
@@ -33,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +48,7 @@ from sqlalchemy import CompoundSelect, Connection, Row, bindparam, func, literal
 from registry.catalog.chain import METRIC_MODULUS, canonical_json, metric_term
 from registry.catalog.dialects import insert_ignore
 from registry.catalog.schema import (
+    AliasProtectionRow,
     AliasRow,
     CatalogIdentityRow,
     EventRow,
@@ -92,6 +99,9 @@ _LATEST_METRICS = (
     .where(VersionRow.model_id == bindparam("model_id"))
     .order_by(VersionRow.version, LatestMetricRow.key)
 )
+_PROTECTIONS = select(AliasProtectionRow.alias, AliasProtectionRow.gates).where(
+    AliasProtectionRow.model_id == bindparam("model_id")
+)
 _MODELS = table_of(ModelRow)
 _UNSEAL = (
     update(_MODELS)
@@ -113,9 +123,11 @@ class ModelState:
     aliases: dict[str, int]
     #: SHA-256 of every (version, key, value) of ``latest_metrics``; ``None`` when not read.
     metrics: str | None
+    #: Protected alias -> SHA-256 of its stored gates (canonical JSON); empty when none is protected.
+    protections: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "seq": self.seq,
             "head": self.head,
             "last_version": self.last_version,
@@ -125,6 +137,9 @@ class ModelState:
             "aliases": dict(sorted(self.aliases.items())),
             "metrics": self.metrics,
         }
+        if self.protections:  # absent when empty: seals made before protections existed keep verifying
+            state["protections"] = dict(sorted(self.protections.items()))
+        return state
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> ModelState:
@@ -137,6 +152,7 @@ class ModelState:
             deleted=tuple(value["deleted"]),
             aliases=dict(value["aliases"]),
             metrics=value["metrics"],
+            protections=dict(value.get("protections") or {}),
         )
 
 
@@ -181,6 +197,8 @@ def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics
     if with_metrics:
         rows = connection.execute(_LATEST_METRICS, {"model_id": row.id}).all()
         digest = _hex(sum(metric_term((v, k, x)) for v, k, x in rows))
+    rules = connection.execute(_PROTECTIONS, {"model_id": row.id})
+    protections = {alias: gates_digest(gates) for alias, gates in rules}
     return ModelState(
         seq=row.state_seq,
         head=row.head,
@@ -190,7 +208,13 @@ def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics
         deleted=tuple(sorted(deleted)),
         aliases=aliases,
         metrics=digest,
+        protections=protections,
     )
+
+
+def gates_digest(gates: Any) -> str:
+    """The SHA-256 of a protected alias's stored gates, as the seal binds them."""
+    return hashlib.sha256(canonical_json(gates).encode()).hexdigest()
 
 
 def _hex(total: int) -> str:
@@ -236,7 +260,8 @@ def _holds_nothing(actual: ModelState) -> bool:
     model with versions look newly created (its state would then be served
     unsealed, and the next keyed write would seal it).
     """
-    return actual.live == 0 and not actual.deleted and not actual.aliases and actual.head is None
+    held = actual.live or actual.deleted or actual.aliases or actual.protections
+    return not held and actual.head is None
 
 
 def reseal(connection: Connection, key: bytes | None, model_id: int, name: str, metric_delta: int | None) -> None:
@@ -286,6 +311,16 @@ def differences(sealed: ModelState, actual: ModelState) -> list[str]:
         found.append(f"version {number} is deleted but was live when sealed (deleted outside modelshelf)")
     for number in sorted(set(sealed.deleted) - set(actual.deleted)):
         found.append(f"version {number} was deleted when sealed but is live again (un-deleted outside modelshelf)")
+    for alias in sorted(set(sealed.protections) | set(actual.protections)):
+        before_gates, now_gates = sealed.protections.get(alias), actual.protections.get(alias)
+        if before_gates == now_gates:
+            continue
+        if before_gates is None:
+            found.append(f"alias {alias!r} is protected but was not when sealed (protected outside modelshelf)")
+        elif now_gates is None:
+            found.append(f"the protection of alias {alias!r} was removed outside modelshelf")
+        else:
+            found.append(f"the gates protecting alias {alias!r} were changed outside modelshelf")
     if not found and actual.latest != sealed.latest:
         found.append(f"latest is version {actual.latest}, sealed as version {sealed.latest}")
     if (actual.last_version, actual.live) != (sealed.last_version, sealed.live):

@@ -3,16 +3,34 @@
 This package is the only place that imports click or rich. The commands
 live in modules by purpose: ``browse`` (read), ``find`` (search, best,
 log), ``change`` (write, move between registries), ``keys`` (the keys that
-sign bundles), ``policy`` (what safe loading admits) and ``admin`` (verify,
+sign bundles), ``policy`` (what safe loading admits), ``promote`` (alias moves
+through gates, protected aliases) and ``admin`` (verify,
 gc, db, demo).
 """
 
 from __future__ import annotations
 
-from registry.cli import admin, audit, browse, change, find, keys, policy, ui  # noqa: F401  (they add their commands to the group)
-from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_USAGE, cli
+from registry.cli import admin, audit, browse, change, find, keys, policy, promote, ui  # noqa: F401  (they add their commands to the group)
+from registry.cli.app import (
+    EXIT_CODES,
+    EXIT_INTEGRITY,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    cli,
+)
 
-__all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]
+__all__ = [
+    "EXIT_CODES",
+    "EXIT_INTEGRITY",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "cli",
+    "main",
+]
 
 
 def main() -> None:

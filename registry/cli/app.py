@@ -6,7 +6,8 @@ and what to do, and an exit code chosen by the error's family
 failure), 2 usage error (``InvalidInput``), 3 integrity or trust failure
 (``TrustError``: a damaged artifact, an unsafe or untrusted one; and a
 bundle refused by ``import``: not a bundle, damaged, malformed or
-unsigned), 130 interrupted (Ctrl-C). Every error is one line, even a
+unsigned), 4 refused by a promotion gate or a protected alias
+(``PromotionRefused``), 130 interrupted (Ctrl-C). Every error is one line, even a
 driver's message of several; ``--debug`` shows the traceback instead.
 """
 
@@ -25,6 +26,7 @@ from registry.errors import (
     InvalidBundle,
     InvalidInput,
     NotFound,
+    PromotionRefused,
     RegistryError,
     RegistryNotFound,
     SerializationError,
@@ -37,6 +39,8 @@ if TYPE_CHECKING:  # the facade is imported when a command runs, not when the CL
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
 EXIT_INTEGRITY = 3
+#: A promotion gate or a protected alias said no (``PromotionRefused``): nothing moved.
+EXIT_REFUSED = 4
 #: Ctrl-C (SIGINT), as shells report a command killed by it: 128 + 2.
 EXIT_INTERRUPTED = 130
 
@@ -52,6 +56,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidInput, EXIT_USAGE),
     (SerializationError, EXIT_USAGE),
     (ValueError, EXIT_USAGE),
+    (PromotionRefused, EXIT_REFUSED),  # a PermissionError, so before OSError
     (OSError, EXIT_NOT_FOUND),
     (RegistryError, EXIT_NOT_FOUND),
 )

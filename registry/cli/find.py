@@ -17,6 +17,7 @@ from registry.cli.output import (
     timestamp,
     version_json,
 )
+from registry.cli.promote import verdict_summary
 from registry.domain import Event, ModelVersion
 from registry.query import parse_order_by
 
@@ -106,11 +107,17 @@ def best(ctx: click.Context, name: str, metric: str, minimize: bool, where: str 
     click.echo(f"{mv.ref}\t{metric}={mv.metrics[metric]:.6g}")
 
 
+#: The audit actions of promotion gates and protected aliases (see :mod:`registry.cli.promote`).
+GATE_ACTIONS = ("alias.promote", "alias.refuse", "alias.protect", "alias.unprotect")
+
+
 def _change(event: Event) -> str:
     if event.action in ("alias.set", "alias.move", "alias.delete"):
         before = "" if event.old is None else f"{event.old}"
         after = "(removed)" if event.new is None else f"{event.new}"
         return f"{before} → {after}" if before else after
+    if event.action in GATE_ACTIONS:
+        return verdict_summary(event)
     if event.action == "tags.set":
         return ", ".join(
             f"{key}: {'(removed)' if value is None else value}" for key, value in sorted((event.new or {}).items())
@@ -161,6 +168,7 @@ def log(ctx: click.Context, name: str, alias_name: str | None, since: str | None
     with open_registry(ctx) as reg:
         if alias_name is not None:
             periods = reg.alias_history(name, alias_name)
+            gated = [e for e in reg.events(name) if e.alias == alias_name and e.action in GATE_ACTIONS]
         else:
             events = reg.events(name, since=since, limit=limit)
     if alias_name is not None:
@@ -171,6 +179,12 @@ def log(ctx: click.Context, name: str, alias_name: str | None, since: str | None
             (p.version, timestamp(p.since), timestamp(p.until) if p.until else "now", p.set_by or "") for p in periods
         ]
         emit_table(f"{name}@{alias_name}", ("version", "since (UTC)", "until (UTC)", "set by"), rows)
+        if gated:  # promotions, refusals and protection changes: who, which gates, their verdicts, why
+            click.echo("")
+            gate_rows = [
+                (timestamp(e.at), e.action, e.version or "", verdict_summary(e), _who(e.user, e.host)) for e in gated
+            ]
+            emit_table(f"gates of {name}@{alias_name}", ("time (UTC)", "action", "version", "gates", "by"), gate_rows)
         return
     if wants_json(ctx):
         emit_json([event_json(e) for e in events])
