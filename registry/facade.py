@@ -428,15 +428,15 @@ class Registry:
         self._refuse_if_read_only("set_alias")
         return self._move_alias(name, alias, version, None, None, via="set_alias")
 
-    def delete_alias(self, name: str, alias: str) -> None:
-        """Remove ``alias`` from ``name``; ``AliasNotFound`` if it is not set.
+    def delete_alias(self, name: str, alias: str) -> int:
+        """Remove ``alias`` from ``name`` and return the version it pointed at; ``AliasNotFound`` if it is not set.
 
         A protected alias is not removed (:class:`~registry.errors.PromotionRefused`,
         recorded in the trail): unprotect it first, which is itself audited.
         """
         self._refuse_if_read_only("delete_alias")
         name, alias = validate_model_name(name), validate_alias(alias)
-        protection = self._catalog.delete_alias(name, alias)
+        version, protection = self._catalog.delete_alias(name, alias)
         if protection is not None:
             specs = ", ".join(gates.gate_from_json(gate).spec for gate in protection)
             raise PromotionRefused(
@@ -446,6 +446,7 @@ class Registry:
                 alias=alias,
                 version=None,
             )
+        return version
 
     def promote(
         self,

@@ -51,7 +51,7 @@ def test_set_alias_on_missing_things(three: Registry) -> None:
 
 def test_delete_alias(three: Registry) -> None:
     three.set_alias("m", "production", 2)
-    three.delete_alias("m", "production")
+    assert three.delete_alias("m", "production") == 2  # the version it pointed at, read as it was removed
     with pytest.raises(AliasNotFound):
         three.get("m@production")
     with pytest.raises(AliasNotFound):

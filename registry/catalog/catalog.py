@@ -483,8 +483,12 @@ class Catalog(DamageMarks, CatalogReads):
         return decision
 
     @retried
-    def delete_alias(self, name: str, alias: str) -> list[dict[str, Any]] | None:
-        """Remove ``alias``; if it is protected, record the refusal and return its gates instead (nothing removed)."""
+    def delete_alias(self, name: str, alias: str) -> tuple[int, list[dict[str, Any]] | None]:
+        """Remove ``alias``: the version it pointed at, and ``None`` or, if it is protected, its gates (kept).
+
+        A protected alias is not removed; the refusal is recorded. The version
+        is read in the same transaction, so it is the one actually removed.
+        """
         with write_transaction(self.engine) as connection:
             model_id = self._model_id(connection, name)
             now = self._lock_model(connection, model_id)
@@ -497,11 +501,11 @@ class Catalog(DamageMarks, CatalogReads):
             if protection is not None:
                 events.add("alias.refuse", name, before, at=now, alias=alias, old=before, new={"operation": "delete"})
                 self._finish(connection, events)
-                return protection
+                return before, protection
             connection.execute(delete(_ALIASES).where(_ALIASES.c.model_id == model_id, _ALIASES.c.alias == alias))
             events.add("alias.delete", name, before, at=now, alias=alias, old=before)
             self._finish(connection, events)
-            return None
+            return before, None
 
     @retried
     def protect_alias(self, name: str, alias: str, gates: list[dict[str, Any]], specs: list[str]) -> None:

@@ -58,8 +58,7 @@ def alias_rm(ctx: click.Context, name: str, alias_name: str) -> None:
       modelshelf alias rm iris-knn canary
     """
     with open_registry(ctx) as reg:
-        version = reg.get(name, alias=alias_name).version
-        reg.delete_alias(name, alias_name)
+        version = reg.delete_alias(name, alias_name)  # read in the transaction that removes it
     if wants_json(ctx):
         emit_json({"name": name, "alias": alias_name, "version": version, "removed": True})
     else:
