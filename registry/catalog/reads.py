@@ -32,6 +32,7 @@ from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import (
     AliasRow,
+    CanaryRow,
     EventRow,
     LatestMetricRow,
     LineageRow,
@@ -49,9 +50,10 @@ from registry.catalog.verification import (
     told_findings,
     trail_findings,
 )
-from registry.catalog.version_rows import VERSION_COLUMNS, to_model_version
+from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, to_canary, to_model_version
 from registry.domain import (
     AliasPeriod,
+    Canary,
     Event,
     MetricPoint,
     ModelSummary,
@@ -138,6 +140,12 @@ def _ancestors_query() -> Select[str, int]:
 
 
 _ANCESTORS = _ancestors_query()
+_CANARY = (
+    select(*CANARY_COLUMNS)
+    .join(VersionRow, VersionRow.id == CanaryRow.version_id)
+    .join(ModelRow, ModelRow.id == VersionRow.model_id)
+    .where(ModelRow.name == bindparam("name"), VersionRow.version == bindparam("version"))
+)
 
 #: How many ids one ``IN (…)`` list carries (SQLite's old limit on bound parameters is 999).
 _ID_CHUNK = 500
@@ -377,6 +385,13 @@ class CatalogReads:
             for key, version, value in rows:
                 series[key].append((version, value))
         return series
+
+    @retried
+    def canary(self, name: str, version: int) -> Canary | None:
+        """The canary recorded with ``name:version``, or ``None`` when it has none (one indexed query)."""
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(_CANARY, {"name": name, "version": version}).first()
+            return None if row is None else to_canary(row, f"{name}:{version}")
 
     @retried
     def version_history(self, name: str, version: int) -> list[MetricPoint]:

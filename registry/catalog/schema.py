@@ -41,6 +41,10 @@ Design notes:
   random id of the catalog that seals and the client's rollback memory name.
 * ``version_imports`` indexes each version's import inventory by global name,
   so ``audit --deny`` is one indexed query.
+* ``canaries`` holds at most one row per version: a few input rows and the
+  model's outputs for them at registration, as JSON (never pickle), with
+  the MAC that binds them to the version's bytes under the signing key
+  (see :mod:`registry.inputs.canary`).
 * Timestamps are UTC: :class:`UTCDateTime` refuses naive datetimes and
   returns aware ones, whatever the engine stores.
 """
@@ -354,3 +358,17 @@ class VersionImportRow(Base):
 
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(ExactString(IMPORT_NAME_LENGTH), primary_key=True)
+
+
+class CanaryRow(Base):
+    __tablename__ = "canaries"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    #: The rows, with column names and dtypes (:func:`registry.inputs.canary.encode_input`).
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Method name -> its output on those rows (:func:`registry.inputs.canary.encode_array`).
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``HMAC(key, name, checksum, rows, inputs, outputs)``; ``NULL`` when registered without a key.
+    hmac: Mapped[str | None] = mapped_column(String(SIGNATURE_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
