@@ -881,14 +881,16 @@ class Registry:
             raise
         rtol, atol = canaries.DEFAULT_RTOL, canaries.DEFAULT_ATOL
         report = canaries.run_canary(model, model_canary, mv.ref, rtol=rtol, atol=atol, environment=tuple(differences))
-        if differences:
-            warnings.warn(_environment_warning(mv, differences, canaries.verdict(report)), stacklevel=3)
-        if raise_on_change and report.changed:
+        if raise_on_change and report.changed:  # the error says it all, the environment included
+            elsewhere = f" (registered in another environment: {'; '.join(differences)})" if differences else ""
             raise CanaryMismatch(
-                f"{mv.ref} does not predict here what it predicted when registered: {canaries.verdict(report)}; "
-                "the model was not returned (check() gives the whole report; load with check=False to accept it)",
+                f"{mv.ref} does not predict here what it predicted when registered{elsewhere}: "
+                f"{canaries.verdict(report)}; the model was not returned (check() gives the whole report; "
+                "load with check=False to accept it)",
                 report,
             )
+        if differences:
+            warnings.warn(_environment_warning(mv, differences, canaries.verdict(report)), stacklevel=3)
         return model
 
     def check(
@@ -927,9 +929,13 @@ class Registry:
         differences = tuple(environment_differences(mv.environment))
         model_canary = self._canary_of(mv)
         if model_canary is None:
-            note = canaries.verdict(CheckReport(mv.ref, "no canary"))
             return CheckReport(
-                mv.ref, "no canary", rtol=checked_rtol, atol=checked_atol, environment=differences, note=note
+                mv.ref,
+                "no canary",
+                rtol=checked_rtol,
+                atol=checked_atol,
+                environment=differences,
+                note=canaries.NO_CANARY_NOTE,
             )
         model = self._load_version(mv, strict=False, safe=bool(safe), trusted=trusted_names, warn=False)
         return canaries.run_canary(

@@ -50,6 +50,9 @@ CONTRACT = {
     "VerifyReport",
     "GcReport",
     "RepairReport",
+    # prediction canaries
+    "CheckReport",
+    "CanaryMismatch",
 }
 
 

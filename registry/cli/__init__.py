@@ -4,12 +4,12 @@ This package is the only place that imports click or rich. The commands
 live in modules by purpose: ``browse`` (read), ``find`` (search, best,
 log), ``change`` (write, move between registries), ``keys`` (the keys that
 sign bundles), ``policy`` (what safe loading admits) and ``admin`` (verify,
-gc, db, demo).
+gc, db, demo); ``canary`` (check).
 """
 
 from __future__ import annotations
 
-from registry.cli import admin, audit, browse, change, find, keys, policy, ui  # noqa: F401  (they add their commands to the group)
+from registry.cli import admin, audit, browse, canary, change, find, keys, policy, ui  # noqa: F401  (they add their commands to the group)
 from registry.cli.app import EXIT_CODES, EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_USAGE, cli
 
 __all__ = ["EXIT_CODES", "EXIT_INTEGRITY", "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_USAGE", "cli", "main"]

@@ -52,7 +52,7 @@ MAX_SHOWN = 20
 #: pandas extension dtypes a canary keeps, by name (values as JSON scalars, NA as null).
 _EXTENSION_DTYPES = frozenset(
     {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64"}
-    | {"boolean", "string"}
+    | {"boolean", "string", "str"}
 )
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -448,10 +448,14 @@ def run_canary(
     return CheckReport(ref, status, canary.rows, rtol, atol, tuple(checks), environment)
 
 
+#: Why a version has no canary, as ``CheckReport.note`` says it.
+NO_CANARY_NOTE = "registered before canaries, with canary=False, or with no input_example= or data= to keep rows of"
+
+
 def verdict(report: CheckReport) -> str:
     """One sentence on a report, for warnings and errors: what passed, or which rows and cells changed."""
     if report.status == "no canary":
-        return "it has no canary to check (registered before canaries, with canary=False, or with no input at hand)"
+        return f"it has no prediction canary to check ({NO_CANARY_NOTE})"
     if report.passed:
         how = "as recorded" if report.status == "equal" else f"within rtol={report.rtol:g}, atol={report.atol:g}"
         return f"its canary still passes: {report.rows} rows predicted {how}"
