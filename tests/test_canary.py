@@ -395,3 +395,51 @@ def test_modelshelf_check_prints_the_report_and_exits_3_when_a_canary_changed(
     assert method["shape"] == [64] and method["changed_cells"] == 64
     assert set(method["changes"][0]) == {"method", "row", "column", "expected", "actual", "abs_diff", "rel_diff"}
     assert set(data[0]) == {"ref", "status", "rows", "rtol", "atol", "methods", "environment", "note", "passed"}
+
+
+# -- versions from before canaries, and another process ------------------------
+
+
+def test_a_version_registered_before_canaries_upgrades_and_checks_as_no_canary(tmp_path: Path) -> None:
+    from tests.old_catalogs import old_catalog, write_blob
+
+    home = tmp_path / "old"
+    old_catalog(home, "5c1f0e2d9b7a")  # the head before canaries
+    digest, data = write_blob(home, {"old": True})
+    at = "2026-01-01 00:00:00.000000"
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("INSERT INTO models (id, name, last_version, created_at) VALUES (1, 'legacy', 1, ?)", (at,))
+        db.execute("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)", (digest, len(data), at))
+        db.execute(
+            "INSERT INTO versions (id, model_id, version, blob_digest, size, format, params, environment,"
+            " created_at, imports) VALUES (1, 1, 1, ?, ?, 'pickle', '{}', '{}', ?, '[]')",
+            (digest, len(data), at),
+        )
+    with Registry(home, upgrade=True) as reg:
+        assert reg.check("legacy:1").status == "no canary"
+        assert reg.load("legacy:1") == {"old": True}
+    result = run_cli(home, "check", "legacy:1", catch_exceptions=False)
+    assert result.exit_code == 0 and "legacy:1: no canary, nothing to compare" in result.stdout
+
+
+def test_a_second_process_whose_code_predicts_otherwise_fails_the_check(home: Path, iris) -> None:
+    """Registered here; checked by ``modelshelf check`` in another interpreter whose module adds 0.125."""
+    import os
+    import subprocess
+    import sys
+
+    X, y = iris
+    with Registry(home) as reg:
+        reg.register("m", shifted(iris), data=(X, y))
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "registry", "--home", str(home), "check", "m", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(root), "MODELSHELF_CACHE": str(home / "cache")}
+    same = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=root)
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)[0]["status"] == "equal"
+    other = subprocess.run(
+        command, capture_output=True, text=True, env={**env, "CANARY_SHIFT": "0.125"}, timeout=120, cwd=root
+    )
+    assert other.returncode == 3, other.stderr
+    [report] = json.loads(other.stdout)
+    assert report["status"] == "changed" and report["methods"][0]["max_abs_diff"] == pytest.approx(0.125)
