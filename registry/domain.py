@@ -292,6 +292,7 @@ FATAL_PROBLEMS = frozenset(
         "unsigned",
         "inventory_index",
         "symlink",
+        "canary_mismatch",
     }
 )
 PROBLEM_KINDS = FATAL_PROBLEMS | {"orphan_blob", "stale_temp", "legacy_signature"}
@@ -310,7 +311,8 @@ class Problem:
     with a signing key ``state_unsealed``, ``state_mismatch`` (a model's
     aliases, deletions, latest or metrics are not its sealed state),
     ``rolled_back`` (its sealed state is older than one this client saw),
-    ``signature_mismatch``, ``unsigned``, ``symlink`` (a link where a
+    ``signature_mismatch``, ``unsigned``, ``canary_mismatch`` (a prediction
+    canary without a matching MAC, or unreadable), ``symlink`` (a link where a
     directory or blob of the store belongs; fatal: a version cannot be trusted,
     or the catalog or store is damaged); or ``legacy_signature`` (a v1 signature, which
     does not cover the import inventory), ``orphan_blob``, ``stale_temp``

@@ -845,7 +845,12 @@ class Registry:
         return model
 
     def _canary_of(self, mv: ModelVersion) -> Canary | None:
-        """``mv``'s canary, its MAC checked with a key: one edited by SQL is refused, never compared."""
+        """``mv``'s canary, its MAC checked with a key: one edited by SQL is refused, never compared.
+
+        The version's own signature is checked first, so an unsigned version
+        is refused for what it is rather than for its canary.
+        """
+        self._check_hmac(mv)
         found = self._catalog.canary(mv.name, mv.version)
         key = self._signing_key
         if found is None or key is None:

@@ -335,6 +335,8 @@ def test_a_canary_rewritten_by_sql_to_match_a_changed_model_is_refused(
         for attempt in (lambda: reg.check("m"), lambda: reg.load("m", check=True)):
             with pytest.raises(UntrustedArtifact, match="canary of m:1 has a MAC that does not match"):
                 attempt()
+        report = reg.verify(deep=False)
+        assert not report.ok and [(p.kind, p.ref) for p in report.problems] == [("canary_mismatch", "m:1")]
     with Registry(home) as unkeyed:  # what the MAC stands between: without a key the rewrite goes unnoticed
         assert unkeyed.check("m").status == "equal"
 
