@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,8 @@ def test_input_a_canary_cannot_keep_exactly_gives_a_warning_and_no_canary(reg: R
 
     with pytest.warns(CanaryWarning, match=r"column 'when' has dtype datetime64\[\w+, UTC\]"):
         reg.register("zoned", DummyRegressor().fit(zoned, [1, 2, 3]), input_example=zoned)
+    with pytest.warns(CanaryWarning, match="not valid Unicode"):
+        reg.register("surrogate", DummyRegressor().fit(np.zeros((2, 1)), [1, 2]), input_example=np.array([["\ud800"]]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no methods to ask: no canary, and nothing to warn about
         reg.register("dict", {"not": "a model"}, format="pickle", input_example=np.zeros((2, 2)))
@@ -445,3 +448,30 @@ def test_a_second_process_whose_code_predicts_otherwise_fails_the_check(home: Pa
     assert other.returncode == 3, other.stderr
     [report] = json.loads(other.stdout)
     assert report["status"] == "changed" and report["methods"][0]["max_abs_diff"] == pytest.approx(0.125)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", pytest.param("mariadb", marks=pytest.mark.slow)])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A catalog on SQLite or on a real PostgreSQL or MariaDB server (a fresh database, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    from tests.servers import fresh_database
+
+    yield from fresh_database(request.param)
+
+
+def test_a_canary_of_awkward_values_round_trips_every_catalog_and_keeps_its_mac(
+    catalog_url: str, tmp_path: Path, iris
+) -> None:
+    """NaN, infinities, 2**62, -0.0, text: the server's JSON gives back what the MAC covered, bit for bit."""
+    X, y = iris
+    awkward = np.array(X[:6], dtype=np.float64)
+    awkward[0, 0], awkward[1, 1], awkward[2, 2], awkward[3, 3] = np.nan, np.inf, -np.inf, -0.0
+    awkward[4, 0], awkward[5, 1] = 1e-310, 2.0**62
+    with Registry(catalog=catalog_url, store=str(tmp_path / "store"), signing_key=KEY) as reg:
+        reg.register("m", shifted(iris), input_example=awkward)
+        reg.register("labels", canary_models.MappedClassifier().fit(X, y), input_example=X[::10])
+        for ref in ("m:1", "labels:1"):
+            assert reg.check(ref).status == "equal", ref
+        assert not [p for p in reg.verify(deep=False).problems if p.kind == "canary_mismatch"]

@@ -104,10 +104,21 @@ def _dtype_text(dtype: np.dtype[Any]) -> str:
         return dtype.str
 
 
+def _text(value: str) -> str:
+    """``value`` as a plain str, refused when JSON could not carry it exactly (a lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Unsupported(f"it holds text that is not valid Unicode ({value!r:.40})") from None
+    return str(value)
+
+
 def _cell(value: Any) -> Any:
     """One value of an object column as JSON: str, bool, int, finite float, None; non-finite floats tagged."""
-    if value is None or isinstance(value, bool | str):
-        return value if not isinstance(value, str) else str(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):
@@ -129,8 +140,10 @@ def _column(values: np.ndarray[Any, Any]) -> dict[str, Any]:
     """A 1-D numpy array as ``{"dtype", "values"}``, every value exact."""
     dtype = values.dtype
     kind = dtype.kind
-    if kind in "biuU":
+    if kind in "biu":
         encoded: list[Any] = values.tolist()
+    elif kind == "U":
+        encoded = [_text(v) for v in values.tolist()]
     elif kind == "f":
         encoded = [v if math.isfinite(v) else repr(v) for v in values.astype(np.float64).tolist()]
     elif kind in "Mm":
