@@ -550,6 +550,31 @@ class CheckReport:
         """The canary rows with a changed cell in any method (of those listed in ``changes``), sorted."""
         return tuple(sorted({change.row for method in self.methods for change in method.changes}))
 
+    @property
+    def summary(self) -> str:
+        """What became of the canary, in words that follow "the canary of REF" (promotion gates quote it).
+
+        >>> CheckReport("m:1", "equal", rows=64).summary
+        'still passes: 64 rows predicted as recorded'
+        """
+        if self.status == "no canary":
+            return f"is missing ({self.note})" if self.note else "is missing"
+        if self.passed:
+            how = "as recorded" if self.status == "equal" else f"within rtol={self.rtol:g}, atol={self.atol:g}"
+            return f"still passes: {self.rows} rows predicted {how}"
+        parts = []
+        for check in self.methods:
+            if check.status != "changed":
+                continue
+            if check.detail and not check.changes:
+                parts.append(f"{check.method}: {check.detail}")
+                continue
+            rows = sorted({change.row for change in check.changes})
+            shown = ", ".join(str(row) for row in rows[:10]) + (" …" if len(rows) > 10 else "")
+            largest = f", max abs diff {check.max_abs_diff:.3g}" if check.max_abs_diff is not None else ""
+            parts.append(f"{check.method}: {check.changed_cells} cells changed in rows {shown}{largest}")
+        return f"CHANGED ({self.rows} rows): " + "; ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form ``modelshelf check --json`` prints (keys are only ever added)."""
         data: dict[str, Any] = _plain(asdict(self))

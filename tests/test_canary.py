@@ -74,6 +74,7 @@ def test_a_real_model_gets_a_canary_of_64_evenly_spaced_rows_and_checks_equal(re
     assert report.status == "equal" and report.passed and not report.changed and report.rows == 64
     assert [m.method for m in report.methods] == ["predict", "predict_proba", "decision_function"]
     assert report.changed_rows == () and report.environment == ()
+    assert report.summary == "still passes: 64 rows predicted as recorded"
 
 
 def test_sampling_is_deterministic_and_an_example_keeps_its_own_rows(reg: Registry, home: Path, iris) -> None:
@@ -95,7 +96,7 @@ def test_canary_false_keeps_none_and_check_says_so(reg: Registry, home: Path, ir
     for ref in ("m:1", "plain:1"):
         report = reg.check(ref)
         assert report.status == "no canary" and not report.passed and not report.changed
-        assert "canary=False" in (report.note or "")
+        assert "canary=False" in (report.note or "") and report.summary.startswith("is missing (registered before")
     mark = tmp_path / "mark"
     reg.register("marked", Marker(mark), format="pickle")
     with pytest.raises(CanaryNotFound, match="has no prediction canary"):
@@ -217,6 +218,9 @@ def test_check_reports_the_rows_and_cells_that_changed(reg: Registry, iris, monk
     assert first.row == 0 and first.column is None
     assert first.actual == pytest.approx(first.expected + 0.5) and first.abs_diff == pytest.approx(0.5)
     assert method.max_abs_diff == pytest.approx(0.5)
+    # the sentence a promotion gate quotes after "the canary of m:1"
+    assert report.summary.startswith("CHANGED (64 rows): predict: 64 cells changed in rows 0, 1, 2")
+    assert report.summary.endswith("…, max abs diff 0.5")
 
 
 def test_floats_within_tolerance_pass_and_tolerances_are_the_callers(

@@ -469,18 +469,4 @@ def verdict(report: CheckReport) -> str:
     """One sentence on a report, for warnings and errors: what passed, or which rows and cells changed."""
     if report.status == "no canary":
         return f"it has no prediction canary to check ({NO_CANARY_NOTE})"
-    if report.passed:
-        how = "as recorded" if report.status == "equal" else f"within rtol={report.rtol:g}, atol={report.atol:g}"
-        return f"its canary still passes: {report.rows} rows predicted {how}"
-    parts = []
-    for check in report.methods:
-        if check.status != "changed":
-            continue
-        if check.detail and not check.changes:
-            parts.append(f"{check.method}: {check.detail}")
-            continue
-        rows = sorted({change.row for change in check.changes})
-        shown = ", ".join(str(r) for r in rows[:10]) + (" …" if len(rows) > 10 else "")
-        largest = f", max abs diff {check.max_abs_diff:.3g}" if check.max_abs_diff is not None else ""
-        parts.append(f"{check.method}: {check.changed_cells} cells changed in rows {shown}{largest}")
-    return f"its canary CHANGED ({report.rows} rows): " + "; ".join(parts)
+    return f"its canary {report.summary}"
