@@ -579,6 +579,7 @@ class CheckReport:
         """The stable JSON form ``modelshelf check --json`` prints (keys are only ever added)."""
         data: dict[str, Any] = _plain(asdict(self))
         data["passed"] = self.passed
+        data["summary"] = self.summary
         return data
 
 

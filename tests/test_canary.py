@@ -413,7 +413,18 @@ def test_modelshelf_check_prints_the_report_and_exits_3_when_a_canary_changed(
     }
     assert method["shape"] == [64] and method["changed_cells"] == 64
     assert set(method["changes"][0]) == {"method", "row", "column", "expected", "actual", "abs_diff", "rel_diff"}
-    assert set(data[0]) == {"ref", "status", "rows", "rtol", "atol", "methods", "environment", "note", "passed"}
+    assert set(data[0]) == {
+        "ref",
+        "status",
+        "rows",
+        "rtol",
+        "atol",
+        "methods",
+        "environment",
+        "note",
+        "passed",
+        "summary",
+    }
 
 
 # -- versions from before canaries, and another process ------------------------
