@@ -77,6 +77,20 @@ def test_a_real_model_gets_a_canary_of_64_evenly_spaced_rows_and_checks_equal(re
     assert report.summary == "still passes: 64 rows predicted as recorded"
 
 
+def test_check_loads_through_the_safe_unpickler_when_asked(reg: Registry, iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from registry import UnsafeArtifact
+
+    X, y = iris
+    reg.register("lr", LogisticRegression(max_iter=500).fit(X, y), data=(X, y))
+    reg.register("custom", shifted(iris), data=(X, y))
+    assert reg.check("lr", safe=True).status == "equal"  # scikit-learn's own types: inside the policy
+    with pytest.raises(UnsafeArtifact, match="tests.canary_models.ShiftedRegressor"):
+        reg.check("custom", safe=True)  # refused before any of its code runs, as load(safe=True) refuses it
+    assert reg.check("custom", safe=True, trusted=["tests.canary_models.ShiftedRegressor"]).status == "equal"
+
+
 def test_sampling_is_deterministic_and_an_example_keeps_its_own_rows(reg: Registry, home: Path, iris) -> None:
     X, y = iris
     model = shifted(iris)
