@@ -56,6 +56,7 @@ from registry.catalog import Actor, Catalog, is_known_revision, open_catalog, sc
 from registry.catalog import upgrade_catalog as _upgrade_catalog
 from registry.digests import checksum_of
 from registry.domain import (
+    EVENT_ACTIONS,
     AliasPeriod,
     Canary,
     CheckReport,
@@ -98,6 +99,7 @@ from registry.errors import (
 )
 from registry.formats import filecheck, portability
 from registry.inputs.validated import ValidatedModel
+from registry.limits import MAX_INT64
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.provenance import fingerprint, lineage
@@ -222,7 +224,8 @@ class Registry:
         if self._read_only:
             raise ReadOnlyRegistry(
                 f"{operation} changes the registry, and the registry at {self.catalog_location} was opened "
-                "read-only: nothing was changed; open it without read_only=True (--read-only) to write",
+                "read-only: nothing was changed; to write, open it without read_only=True (--read-only) and without "
+                "mode=ro or immutable=1 in its catalog URL",
                 operation=operation,
             )
 
@@ -1040,8 +1043,9 @@ class Registry:
         checked_limit = validate_limit(limit)
         if checked_limit is None:
             raise InvalidArgument("limit must be an integer of at least 1 for a page, not None")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgument(f"offset must be a whole number of at least 0, not {offset!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_INT64:
+            # past 64 bits the database driver would raise its own OverflowError
+            raise InvalidArgument(f"offset must be a whole number from 0 to {MAX_INT64}, not {offset!r}")
         found, total = self._catalog.search_page(name, tree, order, checked_limit, offset)
         return VersionPage(self._authenticated(found), total, offset, checked_limit)
 
@@ -1060,6 +1064,18 @@ class Registry:
             raise InvalidMetric("metrics must be a list of metric names, not a single string")
         keys = list(validate_metrics(dict.fromkeys(metrics, 0.0)))
         return self._catalog.metric_series(validate_model_name(name), keys)
+
+    def metric_names(self, name: str) -> list[str]:
+        """The metric keys any live version of ``name`` has (its current metrics), sorted.
+
+        >>> reg.metric_names("iris-knn")                         # doctest: +SKIP
+        ['accuracy', 'f1_macro']
+
+        What a chart's picker offers: the keys of every version, not of the
+        newest alone, which may have no metrics logged yet. One indexed
+        query; ``ModelNotFound`` for an unknown model.
+        """
+        return self._catalog.metric_names(validate_model_name(name))
 
     def version_history(self, name: str, version: int) -> list[MetricPoint]:
         """Every value logged for one version of ``name``, every metric, by step (unset first), then time.
@@ -1109,6 +1125,8 @@ class Registry:
         *,
         limit: int | None = None,
         as_frame: Literal[False] = False,
+        alias: str | None = None,
+        action: str | None = None,
     ) -> list[Event]: ...
     @overload
     def events(
@@ -1118,6 +1136,8 @@ class Registry:
         *,
         limit: int | None = None,
         as_frame: Literal[True],
+        alias: str | None = None,
+        action: str | None = None,
     ) -> DataFrame: ...
     @overload
     def events(
@@ -1127,6 +1147,8 @@ class Registry:
         *,
         limit: int | None = None,
         as_frame: bool,
+        alias: str | None = None,
+        action: str | None = None,
     ) -> list[Event] | DataFrame: ...
 
     def events(
@@ -1136,19 +1158,28 @@ class Registry:
         *,
         limit: int | None = None,
         as_frame: bool = False,
+        alias: str | None = None,
+        action: str | None = None,
     ) -> list[Event] | DataFrame:
         """The audit trail, oldest first: every register, alias change, tag change, metric log and deletion.
 
         ``name`` keeps one model's events, ``since`` (a timezone-aware datetime
         or an ISO 8601 string, UTC when it has no offset) those from that
-        moment on, ``limit`` only the most recent ones. ``as_frame=True``
-        returns a pandas DataFrame, one row per event (see
-        :func:`registry.frames.events_frame`; needs pandas).
+        moment on, ``alias`` those about that alias, ``action`` those of
+        that kind (one of :data:`~registry.domain.EVENT_ACTIONS`), and
+        ``limit`` only the most recent of those that match: the database
+        filters, so the newest moves of one alias need not read the whole
+        trail. ``as_frame=True`` returns a pandas DataFrame, one row per
+        event (see :func:`registry.frames.events_frame`; needs pandas).
         """
         if name is not None:
             name = validate_model_name(name)
         moment = None if since is None else validate_moment(since, "since")
-        found = self._catalog.events(name, moment, validate_limit(limit))
+        if alias is not None:
+            alias = validate_alias(alias)
+        if action is not None and action not in EVENT_ACTIONS:
+            raise InvalidArgument(f"action must be one of {', '.join(EVENT_ACTIONS)}, not {action!r}")
+        found = self._catalog.events(name, moment, validate_limit(limit), alias=alias, action=action)
         return frames.events_frame(found) if as_frame else found
 
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:

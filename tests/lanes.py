@@ -24,6 +24,13 @@ SLOW: dict[str, frozenset[str]] = {
     "test_read_only_mount.py": ALL,
     # a real chromium driven by Playwright against `modelshelf ui` run as a subprocess
     "test_ui_browser.py": ALL,
+    # each runs `modelshelf ui` as a subprocess
+    "test_ui.py": frozenset(
+        {
+            "test_the_json_line_comes_once_listening_with_the_port_bound",
+            "test_a_port_taken_announces_nothing_and_says_so",
+        }
+    ),
     # each runs `modelshelf` or `python` as a subprocess
     "test_cli.py": frozenset(
         {

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.servers import skip_or_fail
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,7 @@ class ReadOnlyDir:
 
 
 def _unavailable(reason: str) -> None:
-    message = f"cannot make a read-only bind mount ({reason}); run the tests as root where `mount` works"
-    if os.environ.get("MODELSHELF_REQUIRE_SERVERS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    skip_or_fail(f"cannot make a read-only bind mount ({reason}); run the tests as root where `mount` works")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

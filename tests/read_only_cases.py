@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from registry import Registry
 
 #: Each write of the public API, as a call on an open registry; ``files`` holds a model file and a bundle.
+#: ``test_every_public_method_is_a_read_or_a_write`` makes a new method of Registry land here or in READS.
 WRITES: dict[str, Callable[[Registry, Path], Any]] = {
     "register": lambda reg, files: reg.register("m", [9], format="pickle"),
     "register_file": lambda reg, files: reg.register_file("m", files / "model.pkl", format="pickle", check=False),
@@ -28,6 +30,38 @@ WRITES: dict[str, Callable[[Registry, Path], Any]] = {
     "gc": lambda reg, files: reg.gc(dry_run=False, min_age=0),
     "repair": lambda reg, files: reg.repair(),
 }
+
+
+#: Every other public method: each is called by :func:`read_everything` (``close`` by the ``with`` around it).
+READS = frozenset(
+    {
+        "alias_at",
+        "alias_history",
+        "alias_names",
+        "ancestors",
+        "best",
+        "check",
+        "close",
+        "events",
+        "export_bundle",
+        "fetch",
+        "get",
+        "latest",
+        "load",
+        "metric_names",
+        "metric_series",
+        "metrics_history",
+        "model_summaries",
+        "models",
+        "open_artifact",
+        "search",
+        "verify",
+        "version_history",
+        "versions",
+        "versions_importing",
+        "versions_page",
+    }
+)
 
 
 def fill(home: Path, files: Path) -> None:
@@ -66,6 +100,15 @@ def read_everything(reg: Registry, out: Path) -> None:
     assert [period.version for period in reg.alias_history("m", "production")] == [2]
     assert reg.ancestors("m:2") == ["m:1"]
     assert reg.versions_importing(["os.system"]) == []
+    assert [mv.version for mv in reg.versions_page("m", limit=1).versions] == [1]
+    assert reg.metric_names("m") == ["accuracy"]
+    assert reg.metric_series("m", ["accuracy"]) == {"accuracy": [(1, 0.9), (2, 0.96)]}
+    assert [point.value for point in reg.version_history("m", 2)] == [0.95, 0.96]
+    assert reg.alias_names("m") == ["production"]
+    assert reg.check("m:1").status == "no canary"  # a read: it loads nothing here, and writes nothing anywhere
+    assert getattr(reg.alias_at("m", "production", datetime.now(UTC)), "version", None) == 2
+    with reg.open_artifact("m:1") as artifact:
+        assert pickle.loads(artifact.read()) == [1]
     report = reg.verify()
     assert report.ok, report.problems
     assert reg.gc().dry_run  # the default is a dry run: a read

@@ -64,16 +64,22 @@ def test_import_of_a_file_that_is_not_a_bundle_is_one_line_and_exit_3(small: Pat
 def test_export_into_a_missing_directory_names_it(small: Path, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "dir" / "x.tar"
     result = run(small, "export", "m:1", "-o", str(target))
-    assert result.exit_code == 1
-    assert _one_error_line(result) == f"error: cannot write {target}: No such file or directory"
+    assert result.exit_code == 2  # a usage error, as for `history --plot` into the same path
+    assert _one_error_line(result) == (
+        f"error: cannot write the bundle to {target}: No such file or directory; "
+        "give a file in an existing directory you can write"
+    )
     assert not target.parent.exists()
 
 
 def test_fetch_into_a_missing_directory_names_it(small: Path, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "m.pkl"
     result = run(small, "fetch", "m:1", "-o", str(target))
-    assert result.exit_code == 1
-    assert _one_error_line(result) == f"error: cannot write {target}: No such file or directory"
+    assert result.exit_code == 2
+    assert _one_error_line(result) == (
+        f"error: cannot write the artifact to {target}: No such file or directory; "
+        "give a file in an existing directory you can write"
+    )
 
 
 def test_a_driver_message_of_several_lines_is_printed_on_one(tmp_path: Path) -> None:
@@ -100,11 +106,14 @@ def test_history_of_a_metric_that_does_not_exist_says_so_and_lists_the_others(sm
     assert run(small, "history", "m", "acc", "--json").exit_code == 0
 
 
-def test_tag_needs_to_be_told_which_version(small: Path) -> None:
+def test_tag_without_a_version_says_which_it_chose_and_that_it_is_deprecated(small: Path) -> None:
+    """A bare NAME used to tag the latest silently: it still does (scripts rely on it), and says so on stderr."""
     result = run(small, "tag", "m", "reviewed=yes")
-    assert result.exit_code == 2 and "names no version" in result.output and "NAME:latest" in result.output
+    assert result.exit_code == 0 and result.stdout.strip() == "m:2: reviewed=yes"
+    assert "names no version, so this tagged m:2, the latest" in result.stderr
+    assert "NAME:latest" in result.stderr and "future release" in result.stderr
     with Registry(small) as reg:
-        assert reg.get("m:2").tags == {}  # nothing tagged
+        assert reg.get("m:2").tags == {"reviewed": "yes"}
     chosen = run(small, "tag", "m:latest", "reviewed=yes")
     assert chosen.exit_code == 0 and chosen.output.strip() == "m:2: reviewed=yes"
     assert run(small, "tag", "m@production", "x=y").output.strip() == "m:1: x=y"

@@ -118,6 +118,7 @@ def test_json_before_or_after_the_command_prints_the_same_json(
     before = _invoke(base, tmp_path, path, json_first=True)
     after = _invoke(base, tmp_path, path, json_first=False)
     assert type(before) is type(after)
+    assert before not in ([], {}, None), f"{path} printed no data: its invocation should give it something to show"
     if isinstance(before, dict):
         assert before.keys() == after.keys()
     if isinstance(before, list) and before and isinstance(before[0], dict):

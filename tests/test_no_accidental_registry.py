@@ -9,6 +9,7 @@ and after, so a stray ``catalog.db``, ``blobs/`` or ``-wal`` would show.
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +122,28 @@ def test_sqlite_uri_form_is_a_file_and_mode_ro_implies_read_only(tmp_path: Path)
         parse_url("sqlite:///file::memory:?uri=true")
     with pytest.raises(InvalidCatalogURL, match="in-memory"):
         parse_url(f"sqlite:///file:{tmp_path / 'x.db'}?mode=memory&uri=true")
+
+
+@pytest.mark.parametrize("parameter", ["mode=ro", "immutable=1"])
+def test_sqlite_parameters_on_a_plain_path_take_effect(tmp_path: Path, parameter: str) -> None:
+    """``sqlite:////path?mode=ro`` is the natural way to write it; pysqlite alone drops the parameter and writes."""
+    with Registry(tmp_path) as reg:
+        reg.register("m", [1], format="pickle")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no driver warning about an ignored parameter either
+        with Registry(catalog=f"sqlite:///{tmp_path / 'catalog.db'}?{parameter}", store=str(tmp_path)) as ro:
+            assert ro.read_only
+            assert ro.load("m:1") == [1]
+            with pytest.raises(ReadOnlyRegistry):
+                ro.register("m", [2], format="pickle")
+    with Registry(tmp_path) as reg:
+        assert [mv.version for mv in reg.versions("m")] == [1]
+    missing = tmp_path / "elsewhere" / "catalog.db"
+    with pytest.raises(RegistryNotFound):
+        Registry(catalog=f"sqlite:///{missing}?mode=ro", store=str(tmp_path))
+    assert not missing.parent.exists()  # read-only: nothing is created, even on a first use
+    with pytest.raises(InvalidCatalogURL, match="bogus"):
+        parse_url(f"sqlite:///{tmp_path / 'catalog.db'}?bogus=1")
 
 
 def test_a_percent_or_question_mark_in_the_path_survives_read_only(tmp_path: Path) -> None:

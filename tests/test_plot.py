@@ -9,12 +9,8 @@ screen still fails.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +18,7 @@ import pytest
 
 from registry import Registry
 from tests.cli_helpers import run_cli
+from tests.mounts import read_only_mount
 
 matplotlib = pytest.importorskip("matplotlib")
 
@@ -166,28 +163,10 @@ def test_a_file_where_the_directory_should_be_is_one_line_and_exit_2(two_scales:
     assert (tmp_path / "notes.txt").read_text() == "not a directory"
 
 
-@contextlib.contextmanager
-def _read_only_mount(source: Path, target: Path) -> Iterator[Path]:
-    """``target``: ``source`` bind-mounted read-only (root's chmod would not stop root); skip where impossible."""
-    target.mkdir()
-    steps = (["mount", "--bind", str(source), str(target)], ["mount", "-o", "remount,ro,bind", str(target)])
-    try:
-        for step in steps:
-            done = subprocess.run(step, capture_output=True, text=True)
-            if done.returncode != 0:
-                reason = f"cannot make a read-only bind mount ({' '.join(step[:3])}: {done.stderr.strip()})"
-                if os.environ.get("MODELSHELF_REQUIRE_SERVERS") == "1":
-                    pytest.fail(reason)
-                pytest.skip(reason)
-        yield target
-    finally:
-        subprocess.run(["umount", str(target)], capture_output=True)
-
-
 def test_a_read_only_directory_is_one_line_and_exit_2(two_scales: Path, tmp_path: Path) -> None:
     source = tmp_path / f"plots-{uuid.uuid4().hex[:6]}"
     source.mkdir()
-    with _read_only_mount(source, tmp_path / "ro") as read_only:
+    with read_only_mount(source, tmp_path / "ro") as read_only:
         line = _refused(two_scales, read_only / "a.png")
         assert "Read-only file system" in line
     assert list(source.iterdir()) == []

@@ -175,6 +175,52 @@ def test_a_safe_load_in_the_script_itself_still_suggests_trusted(reg: Registry, 
     assert reg.load("doubler", safe=True, trusted=["__main__.Doubler"]).predict([2.0]).tolist() == [4.0]
 
 
+class _Tripwire:
+    """A host object whose property, descriptor and ``__getattr__`` record that they ran."""
+
+    ran: list[str] = []
+
+    @property
+    def prop(self) -> str:
+        _Tripwire.ran.append("property")
+        return "ran"
+
+    def __getattr__(self, name: str) -> str:
+        _Tripwire.ran.append(f"__getattr__({name})")
+        return "ran"
+
+
+@pytest.mark.parametrize("dotted", ["tripwire.prop", "tripwire.anything", "tripwire.prop.deeper"])
+@pytest.mark.parametrize("fmt", ["pickle", "joblib"])
+def test_a_safe_load_refusing_a_main_name_runs_nothing_of_the_host_script(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dotted: str, fmt: str
+) -> None:
+    """The attacker names ``__main__.tripwire.prop``: choosing the refusal's words must not read it with getattr.
+
+    The host's ``__main__`` (a server's script) has an object whose property
+    and ``__getattr__`` have side effects; a crafted pickle names them. The
+    safe loader refuses the global, and deciding whether to suggest
+    ``trusted=`` used to walk the name with ``getattr``, running the host's
+    code in the middle of a load that promises nothing ran.
+    """
+    _Tripwire.ran.clear()
+    monkeypatch.setattr(sys.modules["__main__"], "tripwire", _Tripwire(), raising=False)
+    module, name = b"__main__", dotted.encode()
+    payload = (  # protocol 4: SHORT_BINUNICODE module, SHORT_BINUNICODE name, STACK_GLOBAL, STOP
+        b"\x80\x04\x8c" + bytes([len(module)]) + module + b"\x8c" + bytes([len(name)]) + name + b"\x93."
+    )
+    path = tmp_path / f"payload.{fmt}"
+    path.write_bytes(payload)
+    mv = reg.register_file("hostile", path, format=fmt, check=False)
+    with pytest.raises(UnsafeArtifact) as info:
+        reg.load(mv.ref, safe=True)
+    assert _Tripwire.ran == []
+    assert "trusted=[" not in str(info.value)
+    with pytest.raises(UnsafeArtifact):
+        reg.register_file("hostile", path, format=fmt, check="safe")  # the safe check of a file
+    assert _Tripwire.ran == []
+
+
 def _local_class() -> Any:
     class Local:
         pass

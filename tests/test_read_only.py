@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from registry import ReadOnlyRegistry, Registry
-from tests.read_only_cases import WRITES, fill, read_everything, snapshot
+from tests.read_only_cases import READS, WRITES, fill, read_everything, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,13 @@ def test_every_read_works_read_only(filled: Path, tmp_path: Path) -> None:
     with Registry(filled, read_only=True) as reg:
         assert reg.read_only
         read_everything(reg, tmp_path / "out")
+
+
+def test_every_public_method_is_a_read_or_a_write() -> None:
+    """A new method of Registry must be classified, so that a new write cannot escape the refusal tests."""
+    public = {name for name, value in vars(Registry).items() if not name.startswith("_") and callable(value)}
+    assert public - set(WRITES) - READS == set(), "add each new method to WRITES or READS in tests/read_only_cases.py"
+    assert set(WRITES) & READS == set()
 
 
 @pytest.mark.parametrize("write", sorted(WRITES))

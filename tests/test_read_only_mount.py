@@ -8,9 +8,7 @@ fail under ``MODELSHELF_REQUIRE_SERVERS=1`` (CI), like the server tests.
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,22 +18,8 @@ import pytest
 
 from registry import CatalogError, ReadOnlyRegistry, Registry
 from tests.cli_helpers import run_cli
+from tests.mounts import read_only_mount
 from tests.read_only_cases import WRITES, fill, read_everything, snapshot
-from tests.servers import skip_or_fail
-
-
-def _mount_read_only(source: Path, target: Path) -> str | None:
-    """Bind-mount ``source`` read-only at ``target``; the reason it could not, or ``None``."""
-    if shutil.which("mount") is None:
-        return "there is no mount command"
-    bound = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, text=True)
-    if bound.returncode != 0:
-        return f"mount --bind failed (root is needed): {bound.stderr.strip()}"
-    remounted = subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], capture_output=True, text=True)
-    if remounted.returncode != 0:
-        subprocess.run(["umount", str(target)], capture_output=True)
-        return f"mount -o remount,ro,bind failed: {remounted.stderr.strip()}"
-    return None
 
 
 @pytest.fixture
@@ -49,20 +33,9 @@ def source(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def mounted(source: Path, tmp_path: Path) -> Iterator[Path]:
-    """``source`` seen through a read-only bind mount; unmounted afterwards."""
-    target = tmp_path / "mounted"
-    target.mkdir()
-    reason = _mount_read_only(source, target)
-    if reason is not None:
-        skip_or_fail(f"cannot make a read-only mount for the read-only registry tests ({reason})")
-    try:
-        with pytest.raises(OSError) as refused:
-            (target / "probe").write_bytes(b"")
-        assert refused.value.errno == errno.EROFS
+    """``source`` seen through a read-only bind mount (:func:`tests.mounts.read_only_mount`); unmounted afterwards."""
+    with read_only_mount(source, tmp_path / "mounted") as target:
         yield target
-    finally:
-        if subprocess.run(["umount", str(target)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(target)], capture_output=True)
 
 
 def test_a_plain_open_says_to_open_it_read_only(mounted: Path) -> None:
@@ -166,15 +139,8 @@ def test_an_unwritable_cache_only_warns_a_keyed_reader(tmp_path: Path, monkeypat
         reg.register("m", [1], format="pickle")
     cache = tmp_path / "cache"
     cache.mkdir()
-    target = tmp_path / "mounted"
-    target.mkdir()
-    reason = _mount_read_only(cache, target)
-    if reason is not None:
-        skip_or_fail(f"cannot make a read-only mount for the read-only registry tests ({reason})")
-    try:
+    with read_only_mount(cache, tmp_path / "mounted") as target:
         monkeypatch.setenv("MODELSHELF_CACHE", str(target))
         with Registry(home, signing_key=key, read_only=True) as reg:
             with pytest.warns(UserWarning, match="rollbacks will not be noticed"):
                 assert reg.load("m") == [1]
-    finally:
-        subprocess.run(["umount", str(target)], capture_output=True)

@@ -9,17 +9,22 @@ a page unescaped. The browser side is tests/test_ui_browser.py.
 from __future__ import annotations
 
 import html as html_module
+import json
 import re
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from registry import Registry
+from registry import InvalidArgument, Registry
 from registry.ui import app
 from registry.ui.csrf import COOKIE, FIELD
+from registry.ui.server import allowed_hosts, build_app, is_loopback
 from tests.ui_data import RAW_MARKERS, XSS, build, build_hostile
 
 BASE = "http://127.0.0.1"
@@ -128,9 +133,52 @@ def test_versions_page_paginates_in_the_database(tmp_path: Path) -> None:
 def test_bad_query_parameters_are_400_naming_them(client: TestClient) -> None:
     response = client.get("/models/iris-lr", params={"page": "x"})
     assert response.status_code == 400 and "page=" in response.text
+    # "²" passes str.isdigit but not int(); past 64 bits SQLite's driver overflows: each was a 500
+    for key, value in [("page", "²"), ("page", "9" * 23), ("per", "²"), ("per", "9" * 23), ("page", "9" * 5000)]:
+        response = client.get("/models/iris-lr", params={key: value})
+        assert response.status_code == 400 and f"{key}=" in response.text, (key, value[:30])
+    largest = client.get("/models/iris-lr", params={"page": str(2**63 // 50), "per": "50"})
+    assert largest.status_code == 200 and "No versions on this page." in largest.text
+    assert client.get("/models/iris-lr", params={"page": str(2**63 // 50 + 1)}).status_code == 400
+    for version in ("²", "9" * 23):
+        assert client.get(f"/models/iris-lr/versions/{version}").status_code == 404, version
     assert client.get("/audit", params={"action": "nope"}).status_code == 400
     assert client.get("/models/iris-lr/aliases", params={"as_of": "yesterday"}).status_code == 400
     assert client.get("/compare", params={"ref": "iris-lr:1"}).status_code == 400
+
+
+def test_a_page_size_not_offered_is_400_naming_the_sizes(client: TestClient) -> None:
+    """``per=7`` is refused, not silently shown as 50 rows (the offered sizes are listed)."""
+    response = client.get("/models/iris-lr", params={"per": "7"})
+    assert response.status_code == 400 and "per=7" in response.text and "50, 100, 200, 500" in response.text
+    assert client.get("/models/iris-lr", params={"per": "100"}).status_code == 200
+
+
+def test_sizes_are_spelled_as_the_command_line_spells_them(client: TestClient, reg: Registry) -> None:
+    from registry.cli.output import human_size
+
+    mv = reg.get("iris-lr:3")
+    assert mv.size >= 1024  # so that a unit is printed
+    page = text_of(client.get("/models/iris-lr/versions/3").text)
+    assert f"Size {human_size(mv.size)} ({mv.size} bytes)" in page and "KiB" not in page
+    assert human_size(mv.size) in text_of(client.get("/models/iris-lr").text)
+
+
+def test_metrics_come_from_every_version_not_only_the_newest(tmp_path: Path) -> None:
+    """A newest version with no metrics yet hides nothing: the chart and the columns use every version's keys."""
+    with Registry(tmp_path / "r") as reg:
+        reg.register("m", {"x": 1}, metrics={"acc": 0.5, "loss": 0.9})
+        reg.register("m", {"x": 2}, metrics={"acc": 0.7})
+        reg.register("m", {"x": 3})  # just registered: evaluated later
+        client = TestClient(app(reg), base_url=BASE)
+        metrics = client.get("/models/m/metrics")
+        assert metrics.status_code == 200 and "This model has no metrics." not in metrics.text
+        panels = re.findall(r"<svg .*?</svg>", metrics.text, flags=re.S)
+        assert len(panels) == 2 and 'aria-label="acc across 2 versions"' in panels[0]
+        assert 'aria-label="loss across 1 version' in panels[1]
+        versions = client.get("/models/m")
+        header = versions.text[versions.text.index("<thead>") : versions.text.index("</thead>")]
+        assert ">acc" in header and ">loss" in header
 
 
 def test_unknown_models_and_versions_are_404(client: TestClient) -> None:
@@ -235,6 +283,41 @@ def test_a_foreign_host_header_is_refused(reg: Registry) -> None:
     assert client.get("/").status_code == 400
 
 
+def test_a_rebinding_page_cannot_move_an_alias_on_a_wildcard_bind(reg: Registry) -> None:
+    """``--host 0.0.0.0 --allow-writes``: a page on evil.example rebinds its name to this machine.
+
+    It is then same-origin, so with the Host check off it could read the
+    form's token and submit it. The app the command builds for every
+    interface answers only this machine's names and ``--allowed-host``.
+    """
+    application = build_app(reg, host="0.0.0.0", allow_writes=True, extra_hosts=["box.lan"])
+    evil = TestClient(application, base_url="http://evil.example:8765")
+    refused = evil.get("/models/iris-lr/aliases")
+    assert refused.status_code == 400  # it cannot read the page and its token
+    assert "'evil.example'" in refused.text and "--allowed-host" in refused.text  # what to do, to a real user
+    assert (
+        "localhost" not in refused.text and "box.lan" not in refused.text
+    )  # not the names it answers: the page reads this
+    legit = TestClient(application, base_url="http://box.lan:8765")
+    token = _token(legit, "/models/iris-lr/aliases")  # even holding a valid token and cookie, it is refused
+    evil.cookies.set(COOKIE, token)
+    response = evil.post("/models/iris-lr/aliases", data={"alias": "production", "version": "1", FIELD: token})
+    assert response.status_code in (400, 403)
+    assert reg.get("iris-lr@production").version == 3
+    for host in ("127.0.0.1", "localhost", "[::1]", "LocalHost", socket.gethostname(), "box.lan"):
+        assert TestClient(application, base_url=f"http://{host}:8765").get("/").status_code == 200, host
+    assert "*" not in allowed_hosts("0.0.0.0") and "*" not in allowed_hosts("::")
+    with pytest.raises(InvalidArgument, match="allowed_hosts"):
+        app(reg, allowed_hosts=["*"])
+    with pytest.raises(InvalidArgument, match="allowed host"):
+        allowed_hosts("0.0.0.0", ["*.example"])
+
+
+def test_only_loopback_addresses_and_localhost_are_announced_as_this_machine_only() -> None:
+    assert all(is_loopback(host) for host in ("127.0.0.1", "127.1.2.3", "::1", "localhost", "LOCALHOST"))
+    assert not any(is_loopback(host) for host in ("127.evil.com", "0.0.0.0", "::", "", "10.0.0.1", "box.lan"))
+
+
 def test_htmx_is_vendored_with_its_license(client: TestClient) -> None:
     script = client.get("/static/htmx.min.js")
     assert script.status_code == 200 and "htmx" in script.text[:200]
@@ -292,6 +375,10 @@ def test_moving_an_alias_goes_through_set_alias_and_the_audit_trail(writer: Test
     assert (last.action, last.alias, last.old, last.new) == ("alias.move", "production", 3, 1)
     bad = writer.post("/models/iris-lr/aliases", data={"alias": "Bad Alias", "version": "1", FIELD: token})
     assert bad.status_code == 400 and "alias" in bad.text
+    for version in ("²", "9" * 23, "-1", ""):  # "²" passed str.isdigit and made int() raise: a 500
+        bad = writer.post("/models/iris-lr/aliases", data={"alias": "production", "version": version, FIELD: token})
+        assert bad.status_code == 400 and "version=" in bad.text, version
+    assert reg.get("iris-lr@production").version == 1
 
 
 def test_tags_are_set_and_removed_with_a_token(writer: TestClient, reg: Registry) -> None:
@@ -366,3 +453,71 @@ def test_the_ui_command_says_where_it_listens_and_how_to_get_the_extra() -> None
     assert refused.exit_code == 2 and "70000" in refused.output
     both = CliRunner().invoke(cli, ["--read-only", "ui", "--allow-writes"])
     assert both.exit_code == 2 and "contradict" in both.output
+
+
+def test_writes_on_every_interface_need_an_allowed_host(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    home = ["--home", str(tmp_path / "reg")]
+    for host in ("0.0.0.0", "::"):
+        refused = CliRunner().invoke(cli, [*home, "ui", "--host", host, "--allow-writes"])
+        assert refused.exit_code == 2 and "needs --allowed-host" in refused.output, refused.output
+    star = CliRunner().invoke(cli, [*home, "ui", "--host", "0.0.0.0", "--allowed-host", "*"])
+    assert star.exit_code == 2 and "--allowed-host" in star.output and "'*'" in star.output
+
+
+def test_a_missing_extra_is_named_and_a_bug_in_the_ui_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only an ImportError of starlette, jinja2, uvicorn or multipart means "install the extra"."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+    from registry.cli.ui import _missing_extra
+
+    assert _missing_extra(ImportError("x", name="jinja2.ext")) == "jinja2"
+    assert _missing_extra(ImportError("x", name="python_multipart")) == "python-multipart"
+    assert _missing_extra(ImportError("x")) is None  # no name: it was "needs None"
+    assert _missing_extra(ImportError("x", name="registry.ui.views")) is None
+    monkeypatch.delitem(sys.modules, "registry.ui.server")
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if uvicorn were not installed
+    missing = CliRunner().invoke(cli, ["ui"])
+    assert missing.exit_code == 2 and "needs uvicorn" in missing.output and "modelshelf[ui]" in missing.output
+    monkeypatch.setitem(sys.modules, "registry.ui.server", None)  # an import inside registry.ui that fails
+    broken = CliRunner().invoke(cli, ["ui"])
+    assert isinstance(broken.exception, ImportError) and "modelshelf[ui]" not in broken.output
+
+
+def _ui_process(home: Path, port: int) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "registry", "--home", str(home), "ui", "--port", str(port), "--json"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_the_json_line_comes_once_listening_with_the_port_bound(built: Path) -> None:
+    """``--port 0``: the line names the port the system chose, and that port already answers."""
+    import urllib.request
+
+    process = _ui_process(built, 0)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        where = json.loads(process.stdout.readline())
+        assert where["port"] != 0 and where["url"] == f"http://127.0.0.1:{where['port']}/"
+        assert f"at http://127.0.0.1:{where['port']}/" in process.stderr.readline()
+        with urllib.request.urlopen(where["url"], timeout=10) as response:  # no wait: it listens already
+            assert response.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_port_taken_announces_nothing_and_says_so(built: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = _ui_process(built, port)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 1 and out == ""
+    assert f"could not listen on http://127.0.0.1:{port}/" in err and "serving" not in err

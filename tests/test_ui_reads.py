@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from registry import InvalidArgument, InvalidMetric, InvalidQuery, ModelNotFound, Registry, VersionPage
+from registry import (
+    InvalidArgument,
+    InvalidMetric,
+    InvalidName,
+    InvalidQuery,
+    ModelNotFound,
+    Registry,
+    UntrustedArtifact,
+    VersionNotFound,
+    VersionPage,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +60,26 @@ def test_bad_arguments_are_refused(reg: Registry) -> None:
         reg.versions_page("m", where="metrics.acc >")
     with pytest.raises(ModelNotFound):
         reg.versions_page("nope")
+    with pytest.raises(InvalidArgument, match="offset"):  # past 64 bits: was SQLite's raw OverflowError
+        reg.versions_page("m", offset=2**70)
+    assert reg.versions_page("m", offset=2**63 - 1).versions == []
+
+
+def test_metric_names_are_every_live_versions_keys(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r") as registry:
+        registry.register("m", {"x": 1}, metrics={"b": 1.0, "gone": 1.0})
+        registry.register("m", {"x": 2}, metrics={"a": 0.5, "b": 2.0})
+        registry.register("m", {"x": 3})  # the newest: no metrics yet
+        registry.register("other", {"x": 1}, metrics={"elsewhere": 1.0})
+        registry.log_metrics("m", 2, {"c": 3.0}, step=1)
+        assert registry.latest("m").metrics == {}
+        assert registry.metric_names("m") == ["a", "b", "c", "gone"]
+        registry.delete_version("m", 1)  # deleted versions' keys are not offered
+        assert registry.metric_names("m") == ["a", "b", "c"]
+        registry.register("bare", {"x": 1})
+        assert registry.metric_names("bare") == []
+        with pytest.raises(ModelNotFound):
+            registry.metric_names("nope")
 
 
 def test_metric_series_is_each_versions_current_value(reg: Registry) -> None:
@@ -94,3 +124,74 @@ def test_version_history_is_that_versions_part_of_metrics_history(tmp_path: Path
         mine = registry.version_history("m", 3)
         assert mine == [p for p in registry.metrics_history("m") if p.version == 3]
         assert [(p.key, p.step) for p in mine] == [("acc", None), ("acc", 1), ("acc", 2), ("loss", 2)]
+
+
+def test_metric_names_refuse_metrics_forged_in_a_keyed_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metric key added by SQL alone, without the signing key, is not offered as if recorded."""
+    import sqlite3
+
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))
+    with Registry(tmp_path / "r", signing_key="metric-names-key-of-at-least-32-bytes") as registry:
+        registry.register("m", {"x": 1}, format="pickle", metrics={"acc": 0.5})
+        assert registry.metric_names("m") == ["acc"]
+        with sqlite3.connect(tmp_path / "r" / "catalog.db") as db:
+            db.execute("INSERT INTO latest_metrics (version_id, key, value) VALUES (1, 'forged', 1.0)")
+        with pytest.raises(UntrustedArtifact, match="latest metrics differ"):
+            registry.metric_names("m")
+
+
+def test_events_filter_by_alias_and_action_in_the_database_before_the_limit(tmp_path: Path) -> None:
+    """What the audit page asks: the newest moves of one alias, however many other events came after."""
+    with Registry(tmp_path / "r") as registry:
+        for i in range(1, 4):
+            registry.register("m", {"i": i})
+        registry.set_alias("m", "production", 1)
+        registry.set_alias("m", "staging", 1)
+        registry.set_alias("m", "production", 2)
+        registry.set_alias("m", "production", 3)
+        registry.register("other", {"x": 1}, alias="production")
+        for i in range(20):
+            registry.set_tags("m", 1, {"round": str(i)})
+        moves = registry.events("m", alias="production", limit=2)
+        assert [(e.action, e.new) for e in moves] == [("alias.move", 2), ("alias.move", 3)]  # oldest first
+        assert [e.model for e in registry.events(alias="production")] == ["m", "m", "m", "other"]
+        assert [e.alias for e in registry.events(action="alias.set")] == ["production", "staging", "production"]
+        assert registry.events("m", alias="staging", action="alias.move") == []
+        assert len(registry.events("m", action="tags.set", limit=5)) == 5
+        with pytest.raises(InvalidArgument, match="action must be one of"):
+            registry.events(action="alias.moved")
+        with pytest.raises(InvalidName, match="alias"):
+            registry.events(alias="Not An Alias")
+
+
+def test_version_history_of_a_missing_version_is_not_found(tmp_path: Path) -> None:
+    with Registry(tmp_path / "r") as registry:
+        registry.register("m", {"x": 1}, format="pickle", metrics={"acc": 0.5})
+        registry.register("m", {"x": 2}, format="pickle")
+        registry.delete_version("m", 2)
+        assert [point.value for point in registry.version_history("m", 1)] == [0.5]
+        with pytest.raises(VersionNotFound):
+            registry.version_history("m", 7)
+        with pytest.raises(VersionNotFound, match="deleted"):
+            registry.version_history("m", 2)
+
+
+@pytest.mark.parametrize("read", ["version_history", "metrics_history"])
+def test_metric_histories_refuse_metrics_forged_in_a_keyed_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    """The step histories a version page shows are checked against the sealed state, as metric_names is."""
+    import sqlite3
+
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))
+    with Registry(tmp_path / "r", signing_key="metric-history-key-of-at-least-32-bytes") as registry:
+        registry.register("m", {"x": 1}, format="pickle", metrics={"acc": 0.5})
+        with sqlite3.connect(tmp_path / "r" / "catalog.db") as db:
+            db.execute("UPDATE latest_metrics SET value = 0.99 WHERE key = 'acc'")
+        call = (
+            (lambda: registry.version_history("m", 1))
+            if read == "version_history"
+            else (lambda: registry.metrics_history("m"))
+        )
+        with pytest.raises(UntrustedArtifact, match="latest metrics differ"):
+            call()

@@ -13,10 +13,8 @@ exporter's word alone.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import tarfile
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -26,8 +24,9 @@ from typing import IO, Any
 from registry.bundles.checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNATURE
 from registry.bundles.manifest import BundleEntry
 from registry.domain import MetricPoint, ModelVersion
-from registry.errors import InvalidBundle, RegistryError, SerializationError, StoreError
+from registry.errors import InvalidBundle, SerializationError
 from registry.formats import INHERENTLY_SAFE, NotAPickle, get_format, scan_imports
+from registry.outputs import replacing
 
 _CHUNK = 1024 * 1024
 
@@ -78,35 +77,27 @@ def write_bundle(
     """Write the tar of ``manifest``, its ``signature`` and one blob per distinct digest of ``versions``.
 
     The file appears at ``destination`` only when complete (written beside
-    it under a process-unique name, then renamed); on any error that
-    temporary file is removed, and a file that cannot be written (a missing
-    directory, a read-only mount) is a :class:`StoreError` naming it.
+    it under a process-unique name, then renamed, by
+    :func:`registry.outputs.replacing`); on any error that temporary file is
+    removed, and a destination that cannot be written (a missing directory,
+    a read-only mount) is an :class:`InvalidPath` naming it.
     """
-    temp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
-    try:
-        with tarfile.open(temp, "w", format=tarfile.PAX_FORMAT) as tar:
-            _add_member(tar, MANIFEST, manifest)
-            if signature is not None:
-                _add_member(tar, SIGNATURE, signature)
-            written: set[str] = set()
-            for mv in versions:
-                if mv.digest in written:
-                    continue
-                with open_artifact(mv.ref) as blob:
-                    info = tarfile.TarInfo(f"blobs/{mv.digest}")
-                    info.size = mv.size
-                    tar.addfile(info, blob)
-                written.add(mv.digest)
-        os.replace(temp, destination)
-    except OSError as exc:
-        if isinstance(exc, RegistryError):  # a store's own error (a blob it cannot read) says it best
-            raise
-        raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
-    finally:
-        # best effort: on a read-only mount even a missing file's unlink fails (EROFS), which must not
-        # hide the error above
-        with contextlib.suppress(OSError):
-            temp.unlink()
+    with (
+        replacing(destination, what="the bundle") as file,
+        tarfile.open(fileobj=file, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        _add_member(tar, MANIFEST, manifest)
+        if signature is not None:
+            _add_member(tar, SIGNATURE, signature)
+        written: set[str] = set()
+        for mv in versions:
+            if mv.digest in written:
+                continue
+            with open_artifact(mv.ref) as blob:
+                info = tarfile.TarInfo(f"blobs/{mv.digest}")
+                info.size = mv.size
+                tar.addfile(info, blob)
+            written.add(mv.digest)
 
 
 def copy_blob(tar: tarfile.TarFile, member: tarfile.TarInfo, file: IO[bytes], content: IO[bytes], source: Path) -> None:

@@ -145,14 +145,24 @@ def _event(row: Any) -> Event:
 
 
 def read_events(
-    connection: Connection, model: str | None, since: datetime | None, limit: int | None = None
+    connection: Connection,
+    model: str | None,
+    since: datetime | None,
+    limit: int | None = None,
+    *,
+    alias: str | None = None,
+    action: str | None = None,
 ) -> list[Event]:
-    """Events in the order they happened, optionally of one model and from ``since`` on."""
+    """Events in the order they happened, optionally of one model, from ``since`` on, of one alias or action."""
     query = select(*EVENT_COLUMNS)
     if model is not None:
         query = query.where(EventRow.model == model)
     if since is not None:
         query = query.where(EventRow.at >= since)
+    if alias is not None:
+        query = query.where(EventRow.alias == alias)
+    if action is not None:
+        query = query.where(EventRow.action == action)
     if limit is not None:  # the most recent ``limit`` events, still returned oldest first
         query = query.order_by(EventRow.id.desc()).limit(limit)
         return [_event(row) for row in reversed(connection.execute(query).all())]

@@ -123,6 +123,7 @@ def parse_url(url: str | URL | Path) -> URL:
             f"invalid catalog URL {text[:200]!r}: {exc}; use a SQLAlchemy URL such as 'sqlite:///path/to/catalog.db'"
         ) from None
     if parsed.get_backend_name() == "sqlite":
+        parsed = _as_uri_form(parsed, text)
         if (parsed.database or "").startswith("file:") and "uri" not in parsed.query:
             parsed = parsed.update_query_dict({"uri": "true"})
         if sqlite_path(parsed) is None:
@@ -131,6 +132,36 @@ def parse_url(url: str | URL | Path) -> URL:
                 "sees empty; give a file, such as 'sqlite:///path/to/catalog.db'"
             )
     return parsed
+
+
+#: SQLite URI parameters (sqlite.org, "URI filenames"): SQLite reads them only from a ``file:`` URI.
+_SQLITE_URI_KEYS = frozenset({"mode", "immutable", "cache", "vfs", "nolock", "psow", "modeof"})
+
+
+def _as_uri_form(url: URL, text: str) -> URL:
+    """``sqlite:////path?mode=ro`` in the ``file:`` URI form SQLite reads its parameters from.
+
+    On a plain path pysqlite drops SQLite's own parameters with a warning, so
+    ``?mode=ro`` would quietly open the catalog for writing (and create one).
+    Such a URL is rewritten to ``file:/path?mode=ro``, where the parameters
+    take effect; a key neither pysqlite nor SQLite knows is refused.
+    """
+    database = url.database or ""
+    extra = {key: value for key, value in url.query.items() if key not in _PYSQLITE_KEYS}
+    if not extra or database.startswith("file:") or database in ("", ":memory:"):
+        return url
+    unknown = sorted(set(extra) - _SQLITE_URI_KEYS)
+    if unknown:
+        raise InvalidCatalogURL(
+            f"the SQLite catalog URL {text[:200]!r} has parameters neither SQLite nor its driver knows: "
+            f"{', '.join(unknown)}; SQLite takes {', '.join(sorted(_SQLITE_URI_KEYS))} (such as ?mode=ro)"
+        )
+    parameters = "&".join(
+        f"{quote(key)}={quote(value if isinstance(value, str) else value[-1])}" for key, value in sorted(extra.items())
+    )
+    location = quote(str(Path(database).absolute()), safe="/")
+    kept = {key: value for key, value in url.query.items() if key in _PYSQLITE_KEYS}
+    return url.set(database=f"file:{location}?{parameters}", query={**kept, "uri": "true"})
 
 
 def describe_text(url: str) -> str:
@@ -433,8 +464,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     if is_read_only(engine):
         raise ReadOnlyRegistry(
             f"the catalog {sqlite_path(engine.url) or _describe(engine)} was opened read-only, so nothing can be "
-            "changed in it; "
-            "open the registry without read_only=True (--read-only) to write",
+            "changed in it; to write, open the registry without read_only=True (--read-only) and without "
+            "mode=ro or immutable=1 in its URL",
             operation="write",
         )
     committing = False

@@ -303,8 +303,12 @@ class CatalogReads:
 
     @retried
     def metrics_history(self, name: str, metric: str | None = None) -> list[MetricPoint]:
-        """Every logged value of live versions, ordered by version, step (unset first), time."""
+        """Every logged value of live versions, ordered by version, step (unset first), time.
+
+        With a key the model's sealed state (its latest metrics included) is checked first, as every read does.
+        """
         with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
             model_id = self._model_id(connection, name)
             if metric is None:
                 rows = connection.execute(_HISTORY, {"model_id": model_id})
@@ -419,10 +423,31 @@ class CatalogReads:
         return found
 
     @retried
-    def version_history(self, name: str, version: int) -> list[MetricPoint]:
-        """Every logged value of one live version, ordered as :meth:`metrics_history` orders them."""
+    def metric_names(self, name: str) -> list[str]:
+        """The distinct keys of the live versions' current metrics, sorted: one query on ``latest_metrics``."""
         with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
             model_id = self._model_id(connection, name)
+            query = (
+                select(LatestMetricRow.key)
+                .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
+                .where(_LIVE_OF_MODEL)
+                .distinct()
+                .order_by(LatestMetricRow.key)
+            )
+            return list(connection.execute(query, {"model_id": model_id}).scalars())
+
+    @retried
+    def version_history(self, name: str, version: int) -> list[MetricPoint]:
+        """Every logged value of one live version, ordered as :meth:`metrics_history` orders them.
+
+        A version that is not there (or was deleted) is :class:`VersionNotFound`,
+        not an empty history; with a key the model's sealed state is checked first.
+        """
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, name, with_metrics=True)
+            model_id = self._model_id(connection, name)
+            self._find(connection, Ref(name, version))  # a missing or deleted version is not an empty history
             rows = connection.execute(_HISTORY_OF_VERSION, {"model_id": model_id, "version": version})
             return [MetricPoint(*row) for row in rows]
 
@@ -467,12 +492,20 @@ class CatalogReads:
             return list(dict.fromkeys(chain))  # a hand-made cycle repeats its versions: each is listed once
 
     @retried
-    def events(self, name: str | None, since: datetime | None, limit: int | None) -> list[Event]:
-        """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all."""
+    def events(
+        self,
+        name: str | None,
+        since: datetime | None,
+        limit: int | None,
+        *,
+        alias: str | None = None,
+        action: str | None = None,
+    ) -> list[Event]:
+        """The audit trail, oldest first: of one model (``ModelNotFound`` if unknown) or of all, filtered."""
         with read_transaction(self.engine) as connection:
             if name is not None:
                 self._model_id(connection, name)
-            return read_events(connection, name, since, limit)
+            return read_events(connection, name, since, limit, alias=alias, action=action)
 
     @retried
     def alias_history(self, name: str, alias: str) -> list[AliasPeriod]:

@@ -75,16 +75,22 @@ def alias_rm(ctx: click.Context, name: str, alias_name: str) -> None:
 def tag(ctx: click.Context, ref: str, pairs: tuple[str, ...], remove: tuple[str, ...]) -> None:
     """Set tags on a version (REF: NAME:VERSION, NAME@ALIAS or NAME:latest), or remove them with --rm.
 
-    A bare NAME is refused: say which version you mean, as `delete` asks.
+    A bare NAME (deprecated) still tags the latest version and warns which one it chose.
 
     \b
     Example:
       modelshelf tag iris-knn:3 reviewed=yes owner=ana --rm draft
     """
-    _require_version(ref, "tag")
+    bare = _names_no_version(ref)
     tags = parse_pairs(pairs, "KEY=VALUE")
     with open_registry(ctx) as reg:
         mv = reg.get(ref)
+        if bare:  # deprecated: it once tagged the latest without a word; it still does, and says which
+            click.echo(
+                f"warning: {ref!r} names no version, so this tagged {mv.ref}, the latest; give NAME:VERSION, "
+                "NAME@ALIAS or NAME:latest (a bare NAME will be refused in a future release)",
+                err=True,
+            )
         mv = reg.set_tags(mv.name, mv.version, tags, remove=remove)
     if wants_json(ctx):
         emit_json(version_json(mv))
@@ -196,10 +202,15 @@ def register(
         click.echo(f"registered {mv.ref} {mv.checksum}")
 
 
+def _names_no_version(ref: str) -> bool:
+    """Whether ``ref`` is a bare NAME, which leaves the version to whatever is newest (``NAME:latest`` says it)."""
+    parsed = parse_ref(ref)
+    return parsed.version is None and parsed.alias is None and ":" not in ref
+
+
 def _require_version(ref: str, command: str) -> None:
     """Refuse a bare NAME where a write must say which version it means (``NAME:latest`` says it)."""
-    parsed = parse_ref(ref)
-    if parsed.version is None and parsed.alias is None and ":" not in ref:
+    if _names_no_version(ref):
         raise click.UsageError(
             f"{ref!r} names no version; give NAME:VERSION, NAME@ALIAS or NAME:latest to {command} it",
         )

@@ -17,21 +17,15 @@ What the figure shows, and why:
 
 The figure is built by :func:`history_figure` (tested for its panels and
 labels) and written by :func:`plot_history`, which renders it in memory
-first and then writes the file beside its destination and renames it
-into place, so a failed write leaves no partial image. A path that cannot
-be written (no such directory, a file where a directory should be, a
-read-only directory) is an :class:`~registry.errors.InvalidPath`: one
-line and exit code 2, like any other bad argument; any other failure to
-write (a full disk) a :class:`~registry.errors.StoreError`, exit code 1.
+first and then writes it as every output file is written
+(:mod:`registry.outputs`): whole or not at all, and a destination that
+cannot be written is an :class:`~registry.errors.InvalidPath`, exit code
+2, as for ``fetch -o`` and ``export -o``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import io
-import os
-import secrets
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +34,8 @@ from typing import TYPE_CHECKING
 import click
 
 from registry.domain import MetricPoint, ModelVersion
-from registry.errors import InvalidPath, MissingDependency, NotFound, StoreError
+from registry.errors import InvalidPath, MissingDependency, NotFound
+from registry.outputs import replacing
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -62,10 +57,6 @@ STEP_GAP = 0.12
 LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
 #: Labels lie above the alias lines and the grid (1) and below every drawn value (2 and 3): they hide no point.
 LABEL_ZORDER = 1.5
-#: errno values that mean the path itself is unusable (fix the argument), not the disk.
-_PATH_ERRORS = frozenset(
-    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP}
-)
 
 
 def check_plot_path(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
@@ -284,18 +275,5 @@ def _draw_steps(axes: Axes, version: int, logged: list[MetricPoint], color: str)
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file beside it, so ``path`` is whole or untouched."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temp, "xb") as file:
-            file.write(data)
-        os.replace(temp, path)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno in _PATH_ERRORS:
-            raise InvalidPath(
-                f"cannot write the plot to {path}: {reason}; give --plot a file in an existing directory you can write"
-            ) from None
-        raise StoreError(f"cannot write the plot to {path}: {reason}") from None
-    finally:
-        with contextlib.suppress(OSError):  # never hide the error above behind the cleanup's own
-            temp.unlink()
+    with replacing(path, what="the plot") as file:
+        file.write(data)

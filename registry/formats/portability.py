@@ -10,7 +10,8 @@ loads nowhere else. Classes and functions defined inside a function
 
 This module reads names only (the import inventory of a version): it
 imports nothing, and looks a ``__main__`` name up in this process's own
-``__main__`` module without running anything. It says what to do in the
+``__main__`` module statically, without running anything (the name may come
+from a hostile artifact). It says what to do in the
 three places a user meets the problem: registering (a warning, or an
 error with ``strict=True``), loading, and a safe load's refusal.
 
@@ -20,7 +21,9 @@ error with ``strict=True``), loading, and a safe load's refusal.
 
 from __future__ import annotations
 
+import inspect
 import sys
+import types
 from collections.abc import Iterable
 
 #: The module name a script run as ``python script.py`` (or a notebook) defines its names in; the second is
@@ -47,17 +50,27 @@ def unportable(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def _defined_here(name: str) -> bool:
-    """Whether this process's own ``__main__`` defines ``name`` (a ``__main__.``-name), read without importing."""
+    """Whether this process's own ``__main__`` defines ``name`` (a ``__main__.``-name), read without running code.
+
+    The name comes from an artifact that may be hostile and is asked about
+    while a safe load refuses it, so the lookup must run nothing: each step
+    is read from a module's or class's own ``__dict__``
+    (``inspect.getattr_static``), never through ``getattr``, which would
+    call a property, a descriptor or a module ``__getattr__`` of the host
+    script the artifact chose.
+    """
     module_name, _, qualname = name.partition(".")
     obj: object = sys.modules.get(module_name)
-    if obj is None or _is_local(name):
+    if obj is None or _is_local(name) or not qualname:
         return False
     for part in qualname.split("."):
+        if not isinstance(obj, (types.ModuleType, type)):
+            return False  # only modules and classes hold importable names
         try:
-            obj = getattr(obj, part)
-        except Exception:  # any failure to read it is "not defined here"
+            obj = inspect.getattr_static(obj, part)
+        except AttributeError:
             return False
-    return True
+    return isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType))
 
 
 def missing_here(names: Iterable[str]) -> tuple[str, ...]:

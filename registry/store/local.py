@@ -58,6 +58,7 @@ from typing import IO
 
 from registry.digests import checksum_of, is_digest
 from registry.errors import CorruptedArtifact, StoreError
+from registry.outputs import replacing
 from registry.store import nofollow
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
 from registry.store.files import StagedBase, StoredFile, blob_parts, check_hash
@@ -274,25 +275,13 @@ class LocalBlobStore:
         onto it only when its SHA-256 equals ``digest``, so ``destination``
         never holds unverified bytes, even briefly.
         """
-        with self._open(digest, size) as source:
-            temp = destination.with_name(f".{destination.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-            try:
-                with open(temp, "xb") as target:
-                    writer = HashingWriter(target, lambda exc: self._failure("write the copy", exc))
-                    shutil.copyfileobj(source, writer, _BUFFER)
-                    target.flush()
-                    os.fsync(target.fileno())
-                check_hash(digest, writer.hexdigest)
-                os.replace(temp, destination)
-            except OSError as exc:
-                if isinstance(exc, StoreError):
-                    raise
-                raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
-            finally:
-                # best effort: on a read-only mount even a missing file's unlink fails (EROFS), and that
-                # OSError must not hide the StoreError above (or a successful copy)
-                with contextlib.suppress(OSError):
-                    temp.unlink()
+        with (
+            self._open(digest, size) as source,
+            replacing(destination, what="the artifact", durable=True) as target,
+        ):
+            writer = HashingWriter(target, lambda exc: self._failure("write the copy", exc))
+            shutil.copyfileobj(source, writer, _BUFFER)
+            check_hash(digest, writer.hexdigest)  # raising here leaves destination untouched
 
     def exists(self, digest: str) -> bool:
         return self.size_of(digest) is not None

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import io
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import IO
 
 from registry.digests import checksum_of
 from registry.errors import CorruptedArtifact, StoreError
+from registry.outputs import replacing
 from registry.store.buffer import VerifiedReader
 from registry.store.files import StagedBase, StoredFile, blob_parts, check_digest, check_hash
 from registry.store.hashing import HashingWriter
@@ -126,18 +126,8 @@ class MemoryStore:
 
     def copy_out(self, digest: str, size: int, destination: Path) -> None:
         data = self._verified(digest, size)
-        temp = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(temp, "xb") as target:
-                shutil.copyfileobj(io.BytesIO(data), target)
-            temp.replace(destination)
-        except OSError as exc:
-            raise StoreError(f"cannot write {destination}: {exc.strerror or exc}") from exc
-        finally:
-            # best effort: on a read-only mount even a missing file's unlink fails (EROFS), and that
-            # OSError must not hide the StoreError above (or a successful copy)
-            with contextlib.suppress(OSError):
-                temp.unlink()
+        with replacing(destination, what="the artifact") as target:
+            target.write(data)
 
     def delete(self, digest: str) -> bool:
         self.mtimes.pop(check_digest(digest), None)

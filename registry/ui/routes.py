@@ -28,9 +28,8 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -38,8 +37,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import __version__
 from registry.domain import EVENT_ACTIONS
-from registry.errors import InvalidInput, InvalidQuery, NotFound, RegistryError
+from registry.errors import InvalidArgument, InvalidInput, InvalidQuery, NotFound, RegistryError
 from registry.facade import Registry
+from registry.limits import MAX_INT64, MAX_VERSION
 from registry.ui import svg, views
 from registry.ui.csrf import COOKIE, FIELD, CsrfGuard, same_origin
 from registry.validation import validate_moment
@@ -82,6 +82,47 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def host_of(header: str) -> str:
+    """The host part of a ``Host`` header, lower case: ``[::1]:8765`` → ``[::1]``, ``Example:80`` → ``example``.
+
+    >>> host_of("[::1]:8765"), host_of("Box.LAN:80"), host_of("127.0.0.1")
+    ('[::1]', 'box.lan', '127.0.0.1')
+    """
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[: header.find("]") + 1] if "]" in header else header
+    return header.rpartition(":")[0] if ":" in header else header
+
+
+class AllowedHosts:
+    """ASGI middleware answering only requests whose ``Host`` is one of ``hosts`` (exact names, no wildcard).
+
+    A DNS-rebinding page reaches the server under its own name; refused
+    here, it can neither read a page (and its form token) nor write. The
+    refusal names the host and the option that admits it, not the names
+    that are admitted (the page refused could read them).
+    """
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
+        self.app = app
+        self.hosts = frozenset(host.lower() for host in hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), "")
+        host = host_of(header)
+        if host in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        message = (
+            f"refused: this server does not answer requests addressed to {host!r}; "
+            "if that name is this machine, start it with `modelshelf ui --allowed-host NAME`"
+        )
+        await PlainTextResponse(message, status_code=400)(scope, receive, send)
+
+
 def _templates() -> Jinja2Templates:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -104,9 +145,10 @@ def _when(value: datetime | None) -> str:
 
 
 def _size(value: int) -> str:
+    """A byte count as the command line prints it (``modelshelf show``): 1024-byte steps spelled KB, MB, GB."""
     amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount < 1024 or unit == "GB":
             return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{value} B"
@@ -116,14 +158,31 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def _int(request: Request, key: str, default: int, low: int = 1) -> int:
+def _whole(raw: str, high: int) -> int | None:
+    """``raw`` as a number from 0 to ``high``, or ``None``: ASCII digits only.
+
+    ``str.isdigit`` also accepts digits ``int`` refuses ("²"), and a number
+    past the database's 64-bit integers overflows its driver: either would
+    be a 500 instead of a message.
+
+    >>> _whole("42", 100), _whole("²", 100), _whole("101", 100), _whole("-1", 100)
+    (42, None, None, None)
+    """
+    if not raw.isascii() or not raw.isdecimal() or len(raw) > len(str(high)):
+        return None
+    number = int(raw)
+    return number if number <= high else None
+
+
+def _int(request: Request, key: str, default: int, low: int = 1, high: int = MAX_INT64) -> int:
     """A whole-number query parameter; a bad one is a 400 naming it, not a silent default."""
     raw = request.query_params.get(key)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < low:
-        raise InvalidInput(f"query parameter {key}={raw!r} must be a whole number of at least {low}")
-    return int(raw)
+    number = _whole(raw, high)
+    if number is None or number < low:
+        raise InvalidInput(f"query parameter {key}={raw!r} must be a whole number from {low} to {high}")
+    return number
 
 
 def _partial(request: Request) -> bool:
@@ -133,9 +192,10 @@ def _partial(request: Request) -> bool:
 
 def _version(request: Request) -> int:
     raw = request.path_params["version"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise HTTPException(404, f"{raw!r} is not a version number")
-    return int(raw)
+    number = _whole(raw, MAX_VERSION)
+    if number is None or number < 1:  # no version has that number: not found, as any other missing page
+        raise HTTPException(404, f"{raw!r} is not a version number (1 to {MAX_VERSION})")
+    return number
 
 
 def app(
@@ -153,8 +213,13 @@ def app(
 
     ``allowed_hosts`` lists the ``Host`` headers answered (default: the
     loopback names), so a page on another site that rebinds its own DNS
-    name to 127.0.0.1 cannot read the registry through the browser.
+    name to 127.0.0.1 cannot read the registry through the browser. A
+    ``*`` is refused (``InvalidArgument``): it would let any name through,
+    the rebinding page's included.
     """
+    hosts = list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
+    if any("*" in host for host in hosts):
+        raise InvalidArgument(f"allowed_hosts must name hosts, without '*' (it would answer any site): {hosts!r}")
     templates = _templates()
     guard = CsrfGuard()
 
@@ -192,12 +257,16 @@ def app(
         descending = request.query_params.get("dir", "desc" if sort == "version" else "asc") == "desc"
         where = request.query_params.get("q", "").strip()
         error = None
+        per = _int(request, "per", views.PAGE_SIZES[0])
+        if per not in views.PAGE_SIZES:
+            raise InvalidInput(f"query parameter per={per} must be one of {', '.join(map(str, views.PAGE_SIZES))}")
+        number = _int(request, "page", 1, high=MAX_INT64 // per)  # the offset it asks for fits the database
         try:
             table = views.versions_table(
                 registry,
                 name,
-                number=_int(request, "page", 1),
-                per=_int(request, "per", views.PAGE_SIZES[0]),
+                number=number,
+                per=per,
                 sort=sort,
                 descending=descending,
                 metrics=[m for m in request.query_params.getlist("m") if m],
@@ -253,12 +322,12 @@ def app(
 
     def metrics_page(request: Request) -> Response:
         name = request.path_params["name"]
-        latest = registry.latest(name)
-        chosen = [m for m in request.query_params.getlist("m") if m] or sorted(latest.metrics)
+        known = registry.metric_names(name)  # of every live version: the newest may have none yet
+        chosen = [m for m in request.query_params.getlist("m") if m] or known
         marks = views.alias_marks(registry, name, registry.alias_names(name))
         series = registry.metric_series(name, chosen)
         panels = [svg.metric_panel(key, series[key], marks=marks, link=f"/models/{name}/versions/") for key in chosen]
-        available = sorted(set(latest.metrics) | set(chosen))
+        available = sorted(set(known) | set(chosen))
         context = {"name": name, "panels": panels, "chosen": chosen, "available": available, "marks": marks}
         return render(request, "metrics.html", context)
 
@@ -280,8 +349,7 @@ def app(
         raw = request.query_params.get("as_of", "").strip()
         as_of = validate_moment(raw, "as_of") if raw else None
         tl = views.timeline(registry, name, as_of)
-        versions = [mv.version for mv in registry.versions_page(name, limit=views.PAGE_SIZES[-1]).versions]
-        return render(request, "aliases.html", {"name": name, "tl": tl, "as_of_text": raw, "versions": versions})
+        return render(request, "aliases.html", {"name": name, "tl": tl, "as_of_text": raw})
 
     def audit_page(request: Request) -> Response:
         model = request.query_params.get("model", "").strip()
@@ -316,10 +384,11 @@ def app(
     async def move_alias(request: Request) -> Response:
         name = request.path_params["name"]
         form = await checked_form(request)
-        version = form.get("version", "")
-        if not version.isdigit():
-            raise InvalidInput(f"version {version!r} must be a version number")
-        registry.set_alias(name, form.get("alias", ""), int(version))
+        raw = form.get("version", "")
+        version = _whole(raw, MAX_VERSION)
+        if version is None or version < 1:
+            raise InvalidInput(f"form field version={raw!r} must be a version number from 1 to {MAX_VERSION}")
+        registry.set_alias(name, form.get("alias", ""), version)
         return RedirectResponse(f"/models/{name}/aliases", status_code=303)
 
     async def change_tags(request: Request) -> Response:
@@ -359,10 +428,9 @@ def app(
         Route("/audit", audit_page),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    hosts = list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        middleware=[Middleware(SecurityHeaders), Middleware(AllowedHosts, hosts=hosts)],
         exception_handlers={
             NotFound: not_found,
             InvalidInput: bad_input,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from registry.domain import AliasPeriod, Event, ModelSummary, ModelVersion, VersionPage
-from registry.errors import InvalidQuery, TrustError
+from registry.errors import InvalidInput, InvalidQuery, TrustError
 from registry.facade import Registry
 from registry.query import Field, field_name, parse_filter
 
@@ -29,7 +29,7 @@ PAGE_SIZES = (50, 100, 200, 500)
 #: Columns of the versions table that sort in the database, mapped to their field in the filter language.
 SORTABLE = {"version": "version", "created": "created_at", "format": "format"}
 
-#: At most this many metric columns are chosen by default (the latest version's first keys).
+#: At most this many metric columns are chosen by default (the first keys, sorted, of every live version).
 DEFAULT_METRIC_COLUMNS = 4
 
 
@@ -97,11 +97,6 @@ def models(reg: Registry, where: str | None) -> list[ModelRow]:
     return [ModelRow(summary, counts[summary.name]) for summary in summaries if counts[summary.name]]
 
 
-def metric_keys(versions: Iterable[ModelVersion]) -> list[str]:
-    """The metric keys any of ``versions`` has, sorted."""
-    return sorted({key for mv in versions for key in mv.metrics})
-
-
 def order_by(sort: str, descending: bool) -> str:
     """The ``order_by`` text for a column of the versions table (``version``, ``created``, a metric key…).
 
@@ -141,14 +136,21 @@ def versions_table(
     metrics: Sequence[str],
     where: str | None,
 ) -> VersionsTable:
-    """Page ``number`` (1-based) of ``name``'s versions, sorted and limited in the database."""
-    per = per if per in PAGE_SIZES else PAGE_SIZES[0]
-    latest = reg.latest(name)
+    """Page ``number`` (1-based) of ``name``'s versions, sorted and limited in the database.
+
+    The metric columns offered, and the first :data:`DEFAULT_METRIC_COLUMNS`
+    shown when none are chosen, are the keys of every live version, so a
+    newest version without metrics yet hides none of the others'.
+    ``per`` must be one of :data:`PAGE_SIZES` (``InvalidInput`` otherwise).
+    """
+    if per not in PAGE_SIZES:
+        raise InvalidInput(f"per={per} must be one of {', '.join(map(str, PAGE_SIZES))}")
+    known = reg.metric_names(name)
     page = reg.versions_page(
         name, where=where or None, order_by=order_by(sort, descending), offset=(number - 1) * per, limit=per
     )
-    available = sorted(set(latest.metrics) | set(metric_keys(page.versions)) | set(metrics))
-    chosen = list(metrics) if metrics else sorted(latest.metrics)[:DEFAULT_METRIC_COLUMNS]
+    available = sorted(set(known) | set(metrics))
+    chosen = list(metrics) if metrics else known[:DEFAULT_METRIC_COLUMNS]
     pages = max(1, -(-page.total // per))
     return VersionsTable(page, number, pages, per, sort, descending, chosen, available, where)
 
@@ -293,12 +295,12 @@ AUDIT_LIMIT = 500
 
 
 def audit(reg: Registry, model: str | None, alias: str | None, action: str | None) -> list[Event]:
-    """The audit trail, newest first, filtered by model, alias and action, at most :data:`AUDIT_LIMIT`."""
-    if not alias and not action:  # only the newest are shown: the database limits them
-        return list(reversed(reg.events(model or None, limit=AUDIT_LIMIT)))
-    events = reg.events(model or None)
-    kept = [event for event in events if (not alias or event.alias == alias) and (not action or event.action == action)]
-    return list(reversed(kept[-AUDIT_LIMIT:]))
+    """The audit trail, newest first, filtered by model, alias and action, at most :data:`AUDIT_LIMIT`.
+
+    The database filters and limits: only the events shown are read, whatever the length of the trail.
+    """
+    found = reg.events(model or None, limit=AUDIT_LIMIT, alias=alias or None, action=action or None)
+    return list(reversed(found))
 
 
 @dataclass(frozen=True)
