@@ -136,6 +136,19 @@ def bench_small(work: Path, results: Results, repeat: int) -> None:
         target="<= 1/30",
     )
 
+    from sklearn.datasets import load_iris
+
+    data = load_iris(return_X_y=True)
+    plain = median_ms(lambda: reg.register("iris-data", model, data=data, canary=False), repeat)
+    canary = median_ms(lambda: reg.register("iris-data", model, data=data), repeat)
+    results.add(
+        "1 register small",
+        "register with data=: a 64-row prediction canary",
+        canary,
+        baseline=plain,
+        baseline_name="canary=False",
+    )
+
     reg.set_alias("iris", "production", 1)
     load = median_ms(lambda: joblib.load(path), repeat * 4)
     for label, ref in (("latest", "iris"), ("pinned", "iris:1"), ("alias", "iris@production")):

@@ -8,7 +8,7 @@ and compared freely after the registry that produced them is closed.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -292,6 +292,7 @@ FATAL_PROBLEMS = frozenset(
         "unsigned",
         "inventory_index",
         "symlink",
+        "canary_mismatch",
     }
 )
 PROBLEM_KINDS = FATAL_PROBLEMS | {"orphan_blob", "stale_temp", "legacy_signature"}
@@ -310,7 +311,8 @@ class Problem:
     with a signing key ``state_unsealed``, ``state_mismatch`` (a model's
     aliases, deletions, latest or metrics are not its sealed state),
     ``rolled_back`` (its sealed state is older than one this client saw),
-    ``signature_mismatch``, ``unsigned``, ``symlink`` (a link where a
+    ``signature_mismatch``, ``unsigned``, ``canary_mismatch`` (a prediction
+    canary without a matching MAC, or unreadable), ``symlink`` (a link where a
     directory or blob of the store belongs; fatal: a version cannot be trusted,
     or the catalog or store is damaged); or ``legacy_signature`` (a v1 signature, which
     does not cover the import inventory), ``orphan_blob``, ``stale_temp``
@@ -422,6 +424,8 @@ class Draft:
     history: tuple[MetricPoint, ...] | None = None
     #: Facts about how the version arrived (e.g. who signed the bundle it came in), kept in its register event.
     provenance: dict[str, Any] | None = None
+    #: Input rows and the model's outputs for them, re-run by ``check`` (``None``: no input was at hand).
+    canary: Canary | None = None
 
 
 @dataclass(frozen=True)
@@ -440,3 +444,149 @@ class VersionPage:
     total: int
     offset: int
     limit: int
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A few input rows and what the model answered for them at registration, kept as JSON beside the version.
+
+    ``inputs`` and ``outputs`` are the JSON forms :mod:`registry.inputs.canary`
+    writes (rows, column names and dtypes; one array per method such as
+    ``predict`` or ``predict_proba``); no pickle, so reading a canary runs no
+    code. ``hmac`` binds them to the version's name and checksum under the
+    signing key (``None`` without one), so a canary edited by SQL is refused
+    rather than compared.
+    """
+
+    inputs: dict[str, Any] = field(hash=False)
+    outputs: dict[str, Any] = field(hash=False)
+    rows: int
+    hmac: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What the HMAC covers and ``--json`` shows: rows, inputs and outputs (not the HMAC itself)."""
+        return {"rows": self.rows, "inputs": self.inputs, "outputs": self.outputs}
+
+
+#: What :meth:`Registry.check` can find: every output as recorded, close enough, not, or nothing to compare.
+CHECK_STATUSES = ("equal", "within tolerance", "changed", "no canary")
+
+
+@dataclass(frozen=True)
+class CellChange:
+    """One output cell that differs from the canary: where, what was recorded, what came now, and by how much.
+
+    ``column`` is ``None`` for a one-dimensional output (``predict`` of one
+    target); ``abs_diff`` and ``rel_diff`` are ``None`` for labels (strings,
+    or values compared exactly).
+    """
+
+    method: str
+    row: int
+    column: int | None
+    expected: Any
+    actual: Any
+    abs_diff: float | None = None
+    rel_diff: float | None = None
+
+
+@dataclass(frozen=True)
+class MethodCheck:
+    """How one method's output compared with its canary.
+
+    ``status`` is ``"equal"``, ``"within tolerance"`` or ``"changed"``;
+    ``changed_cells`` counts the cells outside the tolerance, ``changes``
+    shows the first of them; ``detail`` says why a whole output changed (a
+    different shape, the method raised, or is gone).
+    """
+
+    method: str
+    status: str
+    shape: tuple[int, ...]
+    dtype: str
+    changed_cells: int = 0
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
+    changes: tuple[CellChange, ...] = ()
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What :meth:`Registry.check` found when it re-ran a version's canary.
+
+    ``status`` is the worst of its methods' (``"changed"`` beats
+    ``"within tolerance"`` beats ``"equal"``), or ``"no canary"`` for a
+    version registered without one (before canaries existed, with
+    ``canary=False``, or with no input at hand). ``environment`` lists what
+    differs from the environment the version was registered in.
+
+    >>> report = reg.check("iris-knn@production")                      # doctest: +SKIP
+    >>> report.status, report.rows, report.changed_rows                 # doctest: +SKIP
+    ('equal', 64, ())
+    """
+
+    ref: str
+    status: str
+    rows: int = 0
+    rtol: float = 0.0
+    atol: float = 0.0
+    methods: tuple[MethodCheck, ...] = ()
+    environment: tuple[str, ...] = ()
+    note: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether every output came back as recorded or within tolerance (``False`` with no canary)."""
+        return self.status in ("equal", "within tolerance")
+
+    @property
+    def changed(self) -> bool:
+        """Whether some output is not what the model gave at registration."""
+        return self.status == "changed"
+
+    @property
+    def changed_rows(self) -> tuple[int, ...]:
+        """The canary rows with a changed cell in any method (of those listed in ``changes``), sorted."""
+        return tuple(sorted({change.row for method in self.methods for change in method.changes}))
+
+    @property
+    def summary(self) -> str:
+        """What became of the canary, in words that follow "the canary of REF" (promotion gates quote it).
+
+        >>> CheckReport("m:1", "equal", rows=64).summary
+        'still passes: 64 rows predicted as recorded'
+        """
+        if self.status == "no canary":
+            return f"is missing ({self.note})" if self.note else "is missing"
+        if self.passed:
+            how = "as recorded" if self.status == "equal" else f"within rtol={self.rtol:g}, atol={self.atol:g}"
+            return f"still passes: {self.rows} rows predicted {how}"
+        parts = []
+        for check in self.methods:
+            if check.status != "changed":
+                continue
+            if check.detail and not check.changes:
+                parts.append(f"{check.method}: {check.detail}")
+                continue
+            rows = sorted({change.row for change in check.changes})
+            shown = ", ".join(str(row) for row in rows[:10]) + (" …" if len(rows) > 10 else "")
+            largest = f", max abs diff {check.max_abs_diff:.3g}" if check.max_abs_diff is not None else ""
+            parts.append(f"{check.method}: {check.changed_cells} cells changed in rows {shown}{largest}")
+        return f"CHANGED ({self.rows} rows): " + "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form ``modelshelf check --json`` prints (keys are only ever added)."""
+        data: dict[str, Any] = _plain(asdict(self))
+        data["passed"] = self.passed
+        data["summary"] = self.summary
+        return data
+
+
+def _plain(value: Any) -> Any:
+    """Dicts, lists and tuples at any depth, tuples as lists: what ``json.dumps`` writes the same way back."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value

@@ -108,6 +108,15 @@ def commit(catalog: Catalog, key: bytes | None, batch: list[tuple[Draft, StagedB
         checksum = checksum_of(new.digest)
         return signing.sign_version(key, new.name, version, new.format, checksum, new.size, new.imports, new.params)
 
+    def sealed(draft: Draft, staged: StagedBlob) -> Draft:
+        """``draft`` with its canary MACed to its name and bytes (with a key): SQL cannot rewrite it unnoticed."""
+        if key is None or draft.canary is None:
+            return draft
+        mac = signing.sign_canary(key, draft.name, checksum_of(staged.digest), draft.canary.to_json())
+        return dataclasses.replace(draft, canary=dataclasses.replace(draft.canary, hmac=mac))
+
     for _, staged in batch:
         staged.push()
-    return catalog.add_versions([(with_blob(draft, staged), staged.publish) for draft, staged in batch], sign)
+    return catalog.add_versions(
+        [(with_blob(sealed(draft, staged), staged), staged.publish) for draft, staged in batch], sign
+    )

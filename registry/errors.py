@@ -14,7 +14,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   ├── VersionNotFound
     │   ├── AliasNotFound
     │   ├── SignatureNotFound
-    │   └── RegistryNotFound
+    │   ├── RegistryNotFound
+    │   └── CanaryNotFound
     ├── InvalidInput (ValueError)
     │   ├── InvalidName
     │   │   └── InvalidReference
@@ -40,8 +41,9 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     │   ├── UnsafeArtifact
     │   │   └── ArtifactTooLarge
     │   ├── UntrustedTypes
-    │   └── UntrustedArtifact
-    │       └── UntrustedBundle
+    │   ├── UntrustedArtifact
+    │   │   └── UntrustedBundle
+    │   └── CanaryMismatch
     ├── SerializationError (TypeError)
     ├── SchemaVersionError
     ├── CatalogError
@@ -57,6 +59,8 @@ for "the bytes or the catalog cannot be trusted" (nothing was loaded)::
     EnvironmentMismatch, issued by ``load`` unless ``strict=True``.
     ModelPortabilityWarning (UserWarning) is the warning twin of
     NotPortable, issued by ``register`` unless ``strict=True``.
+    CanaryWarning (UserWarning) says why ``register`` recorded no prediction
+    canary although an input was at hand (sparse input, a time zone…).
 
 A refused bundle (:class:`InvalidBundle`) is invalid input to ``import``,
 and the CLI still reports it as a trust failure (exit code 3). Messages say
@@ -456,3 +460,37 @@ class PromotionRefused(RegistryError, PermissionError):
     def failed(self) -> tuple[Any, ...]:
         """The verdicts of the gates that failed."""
         return tuple(verdict for verdict in self.verdicts if not verdict.passed)
+
+
+class CanaryNotFound(NotFound):
+    """``load(..., check=True)`` was asked of a version that has no prediction canary to re-run.
+
+    Raised before anything is unpickled. Versions registered before
+    canaries existed, with ``canary=False``, or with no ``input_example``
+    or ``data`` have none; ``check`` reports them as ``"no canary"``.
+    """
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(
+            f"{ref} has no prediction canary to check: it was registered before canaries, with canary=False, or "
+            "with no input_example= or data=; load it without check=True, or re-register it with input_example=…"
+        )
+
+
+class CanaryMismatch(TrustError):
+    """The loaded model no longer gives the outputs recorded in its canary; it was not returned.
+
+    A trust failure: the bytes are the registered ones, but what they do
+    here is not what they did at registration (another scikit-learn or
+    numpy, a changed module the pickle imports). ``report`` is the
+    :class:`~registry.domain.CheckReport` with the rows and cells that changed.
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class CanaryWarning(UserWarning):
+    """``register`` kept no prediction canary although an input was at hand; the message says why."""

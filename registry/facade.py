@@ -59,6 +59,8 @@ from registry.digests import checksum_of
 from registry.domain import (
     EVENT_ACTIONS,
     AliasPeriod,
+    Canary,
+    CheckReport,
     Draft,
     Event,
     GcReport,
@@ -73,6 +75,9 @@ from registry.domain import (
     VersionPage,
 )
 from registry.errors import (
+    CanaryMismatch,
+    CanaryNotFound,
+    CanaryWarning,
     CorruptedArtifact,
     DamagedVersion,
     EnvironmentMismatch,
@@ -255,6 +260,7 @@ class Registry:
         signature: InputSignature | Mapping[str, Any] | None = None,
         input_example: Any = None,
         strict: bool = False,
+        canary: bool = True,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return its metadata.
 
@@ -277,6 +283,17 @@ class Registry:
         :class:`~registry.errors.ModelPortabilityWarning`: no other process
         could load it. ``strict=True`` raises
         :class:`~registry.errors.NotPortable` instead, and nothing is written.
+
+        With an input at hand (``input_example``, else the ``X`` of ``data``)
+        a *prediction canary* is kept too: at most 64 evenly spaced rows and
+        the model's ``predict`` (and ``predict_proba``, ``decision_function``,
+        ``transform`` where it has them) on them, as JSON, which
+        :meth:`check` re-runs after an upgrade. A model whose ``predict``
+        fails on those rows is refused with
+        :class:`~registry.errors.InvalidData` and nothing is written; input
+        a canary cannot keep exactly (sparse, time zones) gives a
+        :class:`~registry.errors.CanaryWarning` and no canary.
+        ``canary=False`` skips it.
         """
         self._refuse_if_read_only("register")
         draft = drafting.draft_from_input(name, format, alias=alias)
@@ -297,6 +314,7 @@ class Registry:
             input_signature = signatures.infer_signature(
                 model, input_example=input_example, data=fingerprint.split_pair(data)[0]
             )
+        model_canary = _make_canary(model, input_example, data) if canary else None
         imports: list[str] = []
 
         def write(file: IO[bytes]) -> None:
@@ -306,7 +324,7 @@ class Registry:
             _check_portable(draft.name, imports, strict=strict)  # after the dump: the inventory is what it names
             return {"imports": tuple(imports), "lineage": finish_lineage()}
 
-        draft = replace(draft, params=checked_params, input_signature=input_signature)
+        draft = replace(draft, params=checked_params, input_signature=input_signature, canary=model_canary)
         return self._commit_one(draft, write, written)
 
     def _start_lineage(self, data: Any, parent: str | ModelVersion | None) -> Callable[[], Lineage]:
@@ -580,27 +598,19 @@ class Registry:
         return self._canary_verdict(candidate), candidate.checksum
 
     def _canary_verdict(self, mv: ModelVersion) -> gates.Verdict:
-        """The seam to the prediction canary: ``Registry.check(ref)`` where this modelshelf has it.
+        """``canary_passes``: load the candidate, verified, and re-run its prediction canary (:meth:`check`).
 
-        ``canary_passes`` needs the model loaded and its canary re-run, which
-        is the canary's own work (``check`` returns a report with a
-        ``passed`` verdict). Where ``check`` is not there, the gate fails
-        with a clear reason rather than passing unchecked.
+        Run before the moving transaction (it unpickles and predicts: far
+        too long to hold the model's lock), on the candidate alone, whose
+        result does not depend on where the alias points; the transaction
+        then re-checks that the candidate's bytes are still the ones checked.
+        A version without a canary fails the gate: nothing vouches for it.
         """
-        check = getattr(self, "check", None)
-        if check is None:
-            return gates.Verdict(
-                False,
-                f"canary checks are not available in this modelshelf, so {mv.ref}'s canary cannot be run: "
-                "promote without canary_passes, or upgrade modelshelf",
-            )
         try:
-            report = check(mv.ref)
+            report = self.check(mv.ref)
         except RegistryError as exc:
             return gates.Verdict(False, f"the canary of {mv.ref} could not run: {exc}")
-        passed = bool(getattr(report, "passed", False))
-        summary = getattr(report, "summary", None) or ("passes" if passed else "changed")
-        return gates.Verdict(passed, f"the canary of {mv.ref} {summary}" if isinstance(summary, str) else str(report))
+        return gates.Verdict(report.passed, f"the canary of {mv.ref} {report.summary}")
 
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None = None) -> None:
         """Append values to a version's metric history (for example an evaluation on new data).
@@ -942,6 +952,7 @@ class Registry:
         safe: bool = False,
         trusted: Iterable[str] | None = None,
         validate: bool = False,
+        check: bool | Literal["auto"] = "auto",
     ) -> Any:
         """The object of one version, after verifying its SHA-256.
 
@@ -962,15 +973,151 @@ class Registry:
         signature first (:class:`~registry.errors.SignatureMismatch`); it
         raises :class:`~registry.errors.SignatureNotFound` up front for a
         version that has none.
+
+        ``check`` re-runs the version's prediction canary (see :meth:`check`)
+        on the loaded model. ``True``: always, raising
+        :class:`~registry.errors.CanaryMismatch` (with its ``report``) instead
+        of returning a model whose outputs changed, and
+        :class:`~registry.errors.CanaryNotFound` up front for a version with
+        no canary. ``"auto"`` (the default): only when the environment
+        differs from the registration's, and then the
+        :class:`EnvironmentMismatchWarning` says whether the canary still
+        passes; when it matches, no canary work at all.
+        ``$MODELSHELF_CHECK`` (``auto``, ``always``, ``never``) sets what
+        ``"auto"`` does. ``False``: never.
         """
         trusted_names = filecheck.trusted_names(trusted)
+        mode = _check_mode(check)
         mv = self.get(ref_or_name, version, alias)
         if validate and mv.input_signature is None:
             raise SignatureNotFound(mv.ref)
-        model = self._load_version(mv, strict=strict, safe=bool(safe), trusted=trusted_names)
+        model_canary = None
+        if mode == "always":
+            model_canary = self._canary_of(mv)
+            if model_canary is None:
+                raise CanaryNotFound(mv.ref)
+        differences = environment_differences(mv.environment)
+        if mode == "auto" and differences and not strict:  # strict raises on any difference before reading
+            model_canary = self._canary_of(mv)
+        if model_canary is None:
+            note = _NO_CANARY_NOTE if mode == "auto" else ""
+            model = self._load_version(mv, strict=strict, safe=bool(safe), trusted=trusted_names, note=note)
+        else:
+            model = self._checked_load(
+                mv,
+                model_canary,
+                differences,
+                strict=strict,
+                safe=bool(safe),
+                trusted=trusted_names,
+                raise_on_change=mode == "always",
+            )
         if validate and mv.input_signature is not None:
             return ValidatedModel(model, mv.input_signature, mv.ref)
         return model
+
+    def _canary_of(self, mv: ModelVersion) -> Canary | None:
+        """``mv``'s canary, its MAC checked with a key: one edited by SQL is refused, never compared.
+
+        The version's own signature is checked first, so an unsigned version
+        is refused for what it is rather than for its canary.
+        """
+        self._check_hmac(mv)
+        found = self._catalog.canary(mv.name, mv.version)
+        key = self._signing_key
+        if found is None or key is None:
+            return found
+        if not signing.canary_is_valid(key, found.hmac, mv.name, mv.checksum, found.to_json()):
+            state = "no MAC" if found.hmac is None else "a MAC that does not match it"
+            raise UntrustedArtifact(
+                f"the prediction canary of {mv.ref} has {state} for this signing key: its rows or outputs were "
+                "written or altered outside modelshelf, so it proves nothing; nothing was checked. Restore the "
+                "catalog from a backup, or re-register the model with the key if you trust it"
+            )
+        return found
+
+    def _checked_load(
+        self,
+        mv: ModelVersion,
+        model_canary: Canary,
+        differences: list[str],
+        *,
+        strict: bool,
+        safe: bool,
+        trusted: frozenset[str],
+        raise_on_change: bool,
+    ) -> Any:
+        """Load ``mv`` and re-run its canary; warn of a different environment with the verdict, or raise."""
+        from registry.inputs import canary as canaries
+
+        try:
+            model = self._load_version(mv, strict=strict, safe=safe, trusted=trusted, warn=False)
+        except Exception:
+            if differences:  # the warning that would have come before unpickling, without a verdict
+                warnings.warn(_environment_warning(mv, differences, "loading failed"), stacklevel=3)
+            raise
+        rtol, atol = canaries.DEFAULT_RTOL, canaries.DEFAULT_ATOL
+        report = canaries.run_canary(model, model_canary, mv.ref, rtol=rtol, atol=atol, environment=tuple(differences))
+        if raise_on_change and report.changed:  # the error says it all, the environment included
+            elsewhere = f" (registered in another environment: {'; '.join(differences)})" if differences else ""
+            raise CanaryMismatch(
+                f"{mv.ref} does not predict here what it predicted when registered{elsewhere}: "
+                f"{canaries.verdict(report)}; the model was not returned (check() gives the whole report; "
+                "load with check=False to accept it)",
+                report,
+            )
+        if differences:
+            warnings.warn(_environment_warning(mv, differences, canaries.verdict(report)), stacklevel=3)
+        return model
+
+    def check(
+        self,
+        ref_or_name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        *,
+        safe: bool = False,
+        trusted: Iterable[str] | None = None,
+        rtol: float = 1e-6,
+        atol: float = 1e-9,
+    ) -> CheckReport:
+        """Load a version (verified, as :meth:`load` does) and re-run its prediction canary; report what changed.
+
+        >>> report = reg.check("iris-knn@production")                  # doctest: +SKIP
+        >>> report.status, report.changed_rows                          # doctest: +SKIP
+        ('equal', ())
+
+        Each method recorded at registration is asked again about the same
+        rows: ``"equal"`` (every value as recorded), ``"within tolerance"``
+        (floats within ``numpy.isclose(new, recorded, rtol, atol)``; labels
+        are always compared exactly) or ``"changed"``, with the cells that
+        changed (row, column, recorded, now, differences). A version with no
+        canary reports ``"no canary"`` without loading anything. ``safe`` and
+        ``trusted`` are :meth:`load`'s; with a signing key a canary altered
+        outside modelshelf raises :class:`~registry.errors.UntrustedArtifact`.
+        The report lists how the environment differs from the registration's
+        (no warning is issued: the report says it).
+        """
+        from registry.inputs import canary as canaries
+
+        checked_rtol, checked_atol = canaries.check_tolerances(rtol, atol)
+        trusted_names = filecheck.trusted_names(trusted)
+        mv = self.get(ref_or_name, version, alias)
+        differences = tuple(environment_differences(mv.environment))
+        model_canary = self._canary_of(mv)
+        if model_canary is None:
+            return CheckReport(
+                mv.ref,
+                "no canary",
+                rtol=checked_rtol,
+                atol=checked_atol,
+                environment=differences,
+                note=canaries.NO_CANARY_NOTE,
+            )
+        model = self._load_version(mv, strict=False, safe=bool(safe), trusted=trusted_names, warn=False)
+        return canaries.run_canary(
+            model, model_canary, mv.ref, rtol=checked_rtol, atol=checked_atol, environment=differences
+        )
 
     # -- finding -----------------------------------------------------------
 
@@ -1292,8 +1439,14 @@ class Registry:
             actual=exc.actual,
         )
 
-    def _load_version(self, mv: ModelVersion, *, strict: bool, safe: bool, trusted: frozenset[str]) -> Any:
-        """The one deserialization path: signature, environment, verified bytes, then unpickling."""
+    def _load_version(
+        self, mv: ModelVersion, *, strict: bool, safe: bool, trusted: frozenset[str], warn: bool = True, note: str = ""
+    ) -> Any:
+        """The one deserialization path: signature, environment, verified bytes, then unpickling.
+
+        ``warn=False`` leaves the environment warning to the caller, which
+        re-runs the canary first and says how it went; ``note`` ends the warning.
+        """
         fmt = formats.get_format(mv.format)
         self._check_hmac(mv)
         differences = environment_differences(mv.environment)
@@ -1305,11 +1458,11 @@ class Registry:
         try:
             # One read: the bytes hashed are the bytes unpickled, whoever can write the store meanwhile.
             with self._store.open_verified(mv.digest, mv.size) as file:
-                if differences:
+                if differences and warn:
                     warnings.warn(
                         EnvironmentMismatchWarning(
                             f"{mv.ref} was registered in another environment: {'; '.join(differences)}; "
-                            "predictions may differ or loading may fail (strict=True makes this an error)"
+                            f"{note}predictions may differ or loading may fail (strict=True makes this an error)"
                         ),
                         stacklevel=3,
                     )
@@ -1325,6 +1478,61 @@ class Registry:
             raise SerializationError(
                 portability.load_advice(mv.ref, missing, f"{type(cause).__name__}: {cause}")
             ) from exc
+
+
+#: What the environment warning adds for a version whose canary cannot say whether its predictions changed.
+_NO_CANARY_NOTE = "it has no prediction canary to check (registered before canaries, or without an input); "
+#: ``$MODELSHELF_CHECK``: what ``load(..., check="auto")`` does.
+CHECK_VARIABLE = "MODELSHELF_CHECK"
+_CHECK_MODES = {"auto": "auto", "always": "always", "never": "never"}
+
+
+def _check_mode(check: object) -> str:
+    """``load``'s ``check`` as ``"always"``, ``"auto"`` or ``"never"`` (``"auto"`` as ``$MODELSHELF_CHECK`` says)."""
+    if check is True:
+        return "always"
+    if check is False:
+        return "never"
+    if check != "auto":
+        raise InvalidArgument(f"check must be True, False or 'auto', not {check!r}")
+    configured = os.environ.get(CHECK_VARIABLE, "").strip().lower() or "auto"
+    if configured not in _CHECK_MODES:
+        raise InvalidArgument(
+            f"${CHECK_VARIABLE} is {configured!r}; set it to auto, always or never (or unset it for auto)"
+        )
+    return _CHECK_MODES[configured]
+
+
+def _environment_warning(mv: ModelVersion, differences: list[str], verdict: str) -> EnvironmentMismatchWarning:
+    """The environment warning of a load that re-ran the canary: the differences, then how the canary went."""
+    return EnvironmentMismatchWarning(
+        f"{mv.ref} was registered in another environment: {'; '.join(differences)}; {verdict} "
+        "(strict=True makes the difference an error)"
+    )
+
+
+def _make_canary(model: Any, input_example: Any, data: Any) -> Canary | None:
+    """The canary of a register call, from ``input_example`` or else ``data``'s ``X``; ``None`` without input.
+
+    Input a canary cannot keep exactly gives a :class:`CanaryWarning` and no
+    canary; a model that cannot predict it raises (nothing is written).
+    """
+    what, source = ("input_example", input_example) if input_example is not None else ("data", None)
+    if source is None and data is not None:
+        source = fingerprint.split_pair(data)[0]
+    if source is None:
+        return None
+    from registry.inputs import canary as canaries
+
+    try:
+        return canaries.make_canary(model, source, what=what)
+    except canaries.NotTabular as exc:
+        if what == "data":  # data= also feeds the lineage fingerprint, which takes a Series: it just gives no rows
+            return None
+        warnings.warn(CanaryWarning(f"no prediction canary was kept: {what}: {exc}"), stacklevel=3)
+    except canaries.Unsupported as exc:
+        warnings.warn(CanaryWarning(f"no prediction canary was kept: {what}: {exc}"), stacklevel=3)
+    return None
 
 
 def _check_portable(model: str, imports: Iterable[str], *, strict: bool) -> None:

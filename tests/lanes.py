@@ -43,6 +43,8 @@ SLOW: dict[str, frozenset[str]] = {
         }
     ),
     "test_register_load.py": frozenset({"test_another_process_sees_what_was_registered"}),
+    # `modelshelf check` run in a second interpreter whose imported module predicts otherwise
+    "test_canary.py": frozenset({"test_a_second_process_whose_code_predicts_otherwise_fails_the_check"}),
     # a script run as `python train.py`, then a second interpreter that loads what it registered
     "test_portability.py": frozenset(
         {"test_a_script_registers_with_a_warning_and_another_process_is_told_to_move_the_class"}

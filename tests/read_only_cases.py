@@ -44,6 +44,7 @@ READS = frozenset(
         "alias_names",
         "ancestors",
         "best",
+        "check",
         "close",
         "events",
         "export_bundle",
@@ -109,6 +110,7 @@ def read_everything(reg: Registry, out: Path) -> None:
     assert reg.metric_series("m", ["accuracy"]) == {"accuracy": [(1, 0.9), (2, 0.96)]}
     assert [point.value for point in reg.version_history("m", 2)] == [0.95, 0.96]
     assert reg.alias_names("m") == ["production"]
+    assert reg.check("m:1").status == "no canary"  # a read: it loads nothing here, and writes nothing anywhere
     assert getattr(reg.alias_at("m", "production", datetime.now(UTC)), "version", None) == 2
     with reg.open_artifact("m:1") as artifact:
         assert pickle.loads(artifact.read()) == [1]

@@ -55,6 +55,7 @@ INVOCATIONS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("db", "current"): (),
     ("cache", "info"): (),
     ("cache", "clear"): (),
+    ("check",): ("m:1",),
 }
 
 #: Commands whose JSON is checked in a test of their own: ``demo`` trains models (slow lane); ``ui`` serves

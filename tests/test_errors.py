@@ -124,6 +124,7 @@ def test_the_families_are_exported_and_hold_their_members() -> None:
             registry.VersionNotFound,
             registry.AliasNotFound,
             registry.RegistryNotFound,
+            registry.CanaryNotFound,
         ),
         registry.InvalidInput: (
             registry.InvalidName,
@@ -148,6 +149,7 @@ def test_the_families_are_exported_and_hold_their_members() -> None:
             registry.UntrustedTypes,
             registry.UntrustedArtifact,
             registry.UntrustedBundle,
+            registry.CanaryMismatch,
         ),
     }
     for family, classes in members.items():

@@ -58,6 +58,9 @@ CONTRACT = {
     "VerifyReport",
     "GcReport",
     "RepairReport",
+    # prediction canaries
+    "CheckReport",
+    "CanaryMismatch",
 }
 
 

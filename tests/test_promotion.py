@@ -7,10 +7,12 @@ import shlex
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from registry import (
+    CheckReport,
     InvalidArgument,
     ModelVersion,
     PromotionRefused,
@@ -24,6 +26,8 @@ from registry import (
     tagged,
 )
 from registry.cli import EXIT_REFUSED
+from tests import canary_models
+from tests.canary_models import ShiftedRegressor
 from tests.cli_helpers import run_cli
 
 KEY = "promotion-gates-key-of-at-least-32-bytes"
@@ -178,35 +182,47 @@ def test_unprotecting_is_an_audited_event_and_lifts_the_gates(filled: Registry) 
         filled.unprotect_alias("m", "production")
 
 
-def test_canary_passes_refuses_clearly_until_canary_checks_exist(filled: Registry) -> None:
-    with pytest.raises(PromotionRefused, match="canary checks are not available"):
+def test_canary_passes_refuses_a_version_without_a_canary(filled: Registry) -> None:
+    with pytest.raises(PromotionRefused, match="the canary of m:2 is missing"):
         filled.promote("m", 2, "production", require=[canary_passes()])
     assert filled.get("m@production").version == 1
 
 
-class _Report:
-    def __init__(self, passed: bool) -> None:
-        self.passed = passed
-        self.summary = "passes" if passed else "changed in 3 rows"
+def fill_with_canaries(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """m:1 @production, m:2, m:3 with real canaries; m:3's was recorded under another SHIFT, so it fails here.
+
+    The shifted regressor's outputs depend on ``tests.canary_models.SHIFT`` in
+    the loading process: the same verified bytes, another result, as after an
+    upgrade (see that module).
+    """
+    X = [[float(i), float(i % 3)] for i in range(12)]
+    y = [2.0 * row[0] - row[1] for row in X]
+    reg.register("m", ShiftedRegressor().fit(X, y), input_example=X, alias="production")
+    reg.register("m", ShiftedRegressor().fit(X, y), input_example=X)
+    monkeypatch.setattr(canary_models, "SHIFT", 0.5)
+    reg.register("m", ShiftedRegressor().fit(X, y), input_example=X)
+    monkeypatch.setattr(canary_models, "SHIFT", 0.0)
 
 
 class CanaryRegistry(Registry):
-    """A registry with the canary's ``check`` seam, as the canary work provides it; ``during`` runs inside it."""
+    """A registry whose canary check first runs ``during``: what another process does meanwhile."""
 
     during: list[object] = []
 
-    def check(self, ref: str) -> _Report:
+    def check(self, ref_or_name: str, *args: Any, **kwargs: Any) -> CheckReport:
         for step in self.during:
             assert callable(step)
             step()
-        return _Report(passed=not ref.endswith(":3"))
+        return super().check(ref_or_name, *args, **kwargs)
 
 
-def test_the_canary_runs_before_the_transaction_and_the_bytes_are_rechecked_in_it(home: Path) -> None:
+def test_the_canary_runs_before_the_transaction_and_the_bytes_are_rechecked_in_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with CanaryRegistry(home) as reg:
-        fill(reg)
+        fill_with_canaries(reg, monkeypatch)
         assert reg.promote("m", 2, "production", require=[canary_passes()]).version == 2
-        with pytest.raises(PromotionRefused, match="the canary of m:3 changed in 3 rows"):
+        with pytest.raises(PromotionRefused, match=r"the canary of m:3 CHANGED \(12 rows\): predict: 12 cells"):
             reg.promote("m", 3, "production", require=["canary_passes"])
         mv = reg.get("m:1")
         # `repair` marks the candidate's bytes damaged while its canary runs: the transaction sees the mark.
@@ -216,19 +232,22 @@ def test_the_canary_runs_before_the_transaction_and_the_bytes_are_rechecked_in_i
         assert reg.get("m@production").version == 2
 
 
-def test_an_alias_protected_by_the_canary_runs_it_outside_the_lock_then_decides(home: Path) -> None:
+def test_an_alias_protected_by_the_canary_runs_it_outside_the_lock_then_decides(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with CanaryRegistry(home) as reg:
-        fill(reg)
+        fill_with_canaries(reg, monkeypatch)
         reg.protect_alias("m", "production", require=[canary_passes()])
         calls: list[str] = []
         reg.during = [lambda: calls.append("check")]
         assert reg.set_alias("m", "production", 2).version == 2  # the stored gate alone asks for the canary
-        with pytest.raises(PromotionRefused, match="the canary of m:3 changed in 3 rows"):
+        with pytest.raises(PromotionRefused, match="the canary of m:3 CHANGED"):
             reg.set_alias("m", "production", 3)
         assert calls == ["check", "check"]  # once per decision
         # one event per decision: the transaction abandoned to run the canary recorded nothing
         assert gate_events(reg) == [("alias.protect", None), ("alias.promote", 2), ("alias.refuse", 3)]
-    with Registry(home) as plain, pytest.raises(PromotionRefused, match="canary checks are not available"):
+    monkeypatch.setattr(canary_models, "SHIFT", 0.5)  # another process, where m:1's outputs moved
+    with Registry(home) as plain, pytest.raises(PromotionRefused, match="the canary of m:1 CHANGED"):
         plain.set_alias("m", "production", 1)
 
 

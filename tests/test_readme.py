@@ -93,6 +93,8 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert len(list((tmp_path / "scratch" / "quarantine").iterdir())) == 1  # set aside, not deleted
     assert "typo: RegistryNotFound True" in printed and not (tmp_path / "modles").exists()
     assert "read-only: set_alias" in printed
+    assert "canary: equal 64 ['predict', 'predict_proba', 'decision_function']" in printed
+    assert "none: no canary" in printed and "load: CanaryNotFound" in printed
 
     for body in blocks("sh")[1:]:
         if body in COMMAND_LINE:

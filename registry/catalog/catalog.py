@@ -64,6 +64,7 @@ from registry.catalog.reads import MODEL_ID_QUERY, CatalogReads
 from registry.catalog.schema import (
     AliasRow,
     BlobRow,
+    CanaryRow,
     LatestMetricRow,
     LineageRow,
     MetricRow,
@@ -76,7 +77,7 @@ from registry.catalog.schema import (
 )
 from registry.catalog.sealing import check_state, reseal
 from registry.catalog.search import param_rows
-from registry.catalog.version_rows import NewVersion, lineage_row, recorded_version, version_row
+from registry.catalog.version_rows import NewVersion, canary_row, lineage_row, recorded_version, version_row
 from registry.digests import checksum_of
 from registry.domain import MetricPoint, ModelVersion, Ref
 from registry.errors import (
@@ -99,6 +100,7 @@ _ALIASES = table_of(AliasRow)
 _PARAM_VALUES = table_of(ParamValueRow)
 _LINEAGE = table_of(LineageRow)
 _VERSION_IMPORTS = table_of(VersionImportRow)
+_CANARIES = table_of(CanaryRow)
 
 
 # Built once and reused with bound parameters (see reads.py for why).
@@ -113,6 +115,7 @@ _INSERT_METRICS = insert(_METRICS)
 _INSERT_PARAM_VALUES = insert(_PARAM_VALUES)
 _INSERT_LINEAGE = insert(_LINEAGE)
 _INSERT_VERSION_IMPORTS = insert(_VERSION_IMPORTS)
+_INSERT_CANARY = insert(_CANARIES)
 _LOCK_MODEL = select(_MODELS.c.id).where(_MODELS.c.id == bindparam("model_id")).with_for_update()
 _ALIAS_TARGET = (
     select(_VERSIONS.c.version)
@@ -389,6 +392,8 @@ class Catalog(DamageMarks, CatalogReads):
             connection.execute(_INSERT_VERSION_IMPORTS, import_rows(version_id, new.imports))
         if lineage is not None:
             connection.execute(_INSERT_LINEAGE, lineage_row(version_id, lineage, parent_id))
+        if new.canary is not None:
+            connection.execute(_INSERT_CANARY, canary_row(version_id, new.canary, now))
         registered: dict[str, Any] = {"checksum": checksum_of(new.digest), "format": new.format}
         if lineage is not None and lineage.parent is not None:
             registered["parent"] = lineage.parent

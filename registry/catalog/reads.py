@@ -32,6 +32,7 @@ from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import (
     AliasRow,
+    CanaryRow,
     EventRow,
     LatestMetricRow,
     LineageRow,
@@ -49,16 +50,18 @@ from registry.catalog.verification import (
     told_findings,
     trail_findings,
 )
-from registry.catalog.version_rows import VERSION_COLUMNS, to_model_version
+from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, to_canary, to_model_version
+from registry.digests import checksum_of
 from registry.domain import (
     AliasPeriod,
+    Canary,
     Event,
     MetricPoint,
     ModelSummary,
     ModelVersion,
     Ref,
 )
-from registry.errors import AliasNotFound, ModelNotFound, VersionNotFound
+from registry.errors import AliasNotFound, CatalogError, ModelNotFound, VersionNotFound
 from registry.query import Node, OrderKey
 
 # The statements are built once, with bound parameters, and reused: building a
@@ -138,6 +141,19 @@ def _ancestors_query() -> Select[str, int]:
 
 
 _ANCESTORS = _ancestors_query()
+_CANARY = (
+    select(*CANARY_COLUMNS)
+    .join(VersionRow, VersionRow.id == CanaryRow.version_id)
+    .join(ModelRow, ModelRow.id == VersionRow.model_id)
+    .where(ModelRow.name == bindparam("name"), VersionRow.version == bindparam("version"))
+)
+_LIVE_CANARIES = (
+    select(ModelRow.name, VersionRow.version, VersionRow.blob_digest, *CANARY_COLUMNS)
+    .join(VersionRow, VersionRow.id == CanaryRow.version_id)
+    .join(ModelRow, ModelRow.id == VersionRow.model_id)
+    .where(VersionRow.deleted_at.is_(None))
+    .order_by(ModelRow.name, VersionRow.version)
+)
 
 #: How many ids one ``IN (…)`` list carries (SQLite's old limit on bound parameters is 999).
 _ID_CHUNK = 500
@@ -381,6 +397,30 @@ class CatalogReads:
             for key, version, value in rows:
                 series[key].append((version, value))
         return series
+
+    @retried
+    def canary(self, name: str, version: int) -> Canary | None:
+        """The canary recorded with ``name:version``, or ``None`` when it has none (one indexed query)."""
+        with read_transaction(self.engine) as connection:
+            row = connection.execute(_CANARY, {"name": name, "version": version}).first()
+            return None if row is None else to_canary(row, f"{name}:{version}")
+
+    @retried
+    def live_canaries(self) -> list[tuple[str, str, str, Canary | str]]:
+        """``(name, ref, checksum, canary)`` of every live version with a canary, for ``verify``.
+
+        A row modelshelf never writes gives its error message in place of the canary.
+        """
+        found: list[tuple[str, str, str, Canary | str]] = []
+        with read_transaction(self.engine) as connection:
+            for row in connection.execute(_LIVE_CANARIES):
+                ref = f"{row.name}:{row.version}"
+                try:
+                    canary: Canary | str = to_canary(row, ref)
+                except CatalogError as exc:
+                    canary = str(exc)
+                found.append((row.name, ref, checksum_of(row.blob_digest), canary))
+        return found
 
     @retried
     def metric_names(self, name: str) -> list[str]:

@@ -45,6 +45,10 @@ Design notes:
   data (built-in gates by name and arguments, see :mod:`registry.gates`),
   so every process enforces the same rules; with a signing key the model's
   seal covers them (a row deleted by SQL is a mismatch, not a lifted rule).
+* ``canaries`` holds at most one row per version: a few input rows and the
+  model's outputs for them at registration, as JSON (never pickle), with
+  the MAC that binds them to the version's bytes under the signing key
+  (see :mod:`registry.inputs.canary`).
 * Timestamps are UTC: :class:`UTCDateTime` refuses naive datetimes and
   returns aware ones, whatever the engine stores.
 """
@@ -369,3 +373,17 @@ class AliasProtectionRow(Base):
     gates: Mapped[Any] = mapped_column(JSON())
     set_by: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
     set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CanaryRow(Base):
+    __tablename__ = "canaries"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    #: The rows, with column names and dtypes (:func:`registry.inputs.canary.encode_input`).
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Method name -> its output on those rows (:func:`registry.inputs.canary.encode_array`).
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``HMAC(key, name, checksum, rows, inputs, outputs)``; ``NULL`` when registered without a key.
+    hmac: Mapped[str | None] = mapped_column(String(SIGNATURE_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,6 +1,6 @@
 """The one mapping between a version and its catalog rows, both ways.
 
-A version is written as one ``versions`` row (plus its ``lineage`` row) and
+A version is written as one ``versions`` row (plus its ``lineage`` and ``canaries`` rows) and
 read back through :data:`VERSION_COLUMNS`; both directions live here, next
 to each other, so a field added to :class:`~registry.domain.ModelVersion`
 and :class:`~registry.domain.Draft` is mapped in this module and nowhere
@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from registry.catalog.schema import LineageRow, ModelRow, VersionRow
+from registry.catalog.schema import CanaryRow, LineageRow, ModelRow, VersionRow
 from registry.catalog.search import PARENT, PARENT_MODEL
 from registry.digests import checksum_of, digest_of
-from registry.domain import Draft, InputSignature, Lineage, ModelVersion
+from registry.domain import Canary, Draft, InputSignature, Lineage, ModelVersion
 from registry.errors import CatalogError
 
 
@@ -103,6 +103,32 @@ def lineage_row(version_id: int, lineage: Lineage, parent_id: int | None) -> dic
         "data_columns": None if lineage.data_columns is None else list(lineage.data_columns),
         "parent_id": parent_id,
     }
+
+
+#: What a read of one version's canary selects (read on demand: ``check`` and loads in another environment).
+CANARY_COLUMNS = (CanaryRow.rows, CanaryRow.inputs, CanaryRow.outputs, CanaryRow.hmac)
+
+
+def canary_row(version_id: int, canary: Canary, created_at: datetime) -> dict[str, Any]:
+    """The ``canaries`` row of the version ``version_id``."""
+    return {
+        "version_id": version_id,
+        "rows": canary.rows,
+        "inputs": canary.inputs,
+        "outputs": canary.outputs,
+        "hmac": canary.hmac,
+        "created_at": created_at,
+    }
+
+
+def to_canary(row: Row[Any], ref: str) -> Canary:
+    """The canary a row of :data:`CANARY_COLUMNS` holds; ``CatalogError`` for a row modelshelf never writes."""
+    if not isinstance(row.inputs, dict) or not isinstance(row.outputs, dict) or not isinstance(row.rows, int):
+        raise CatalogError(
+            f"the canary row of {ref} is not what modelshelf writes: the catalog was edited outside modelshelf; "
+            "restore it from a backup"
+        )
+    return Canary(inputs=row.inputs, outputs=row.outputs, rows=row.rows, hmac=row.hmac)
 
 
 def recorded_version(

@@ -4,13 +4,13 @@ This package is the only place that imports click or rich. The commands
 live in modules by purpose: ``browse`` (read), ``find`` (search, best,
 log), ``change`` (write, move between registries), ``keys`` (the keys that
 sign bundles), ``policy`` (what safe loading admits), ``promote`` (alias moves
-through gates, protected aliases) and ``admin`` (verify,
+through gates, protected aliases), ``canary`` (check) and ``admin`` (verify,
 gc, db, demo).
 """
 
 from __future__ import annotations
 
-from registry.cli import admin, audit, browse, change, find, keys, policy, promote, ui  # noqa: F401  (they add their commands to the group)
+from registry.cli import admin, audit, browse, canary, change, find, keys, policy, promote, ui  # noqa: F401  (they add their commands to the group)
 from registry.cli.app import (
     EXIT_CODES,
     EXIT_INTEGRITY,

@@ -193,6 +193,13 @@ def _signature_problems(catalog: Catalog, key: bytes) -> list[Problem]:
         elif state == "invalid":
             detail = "its signature does not match its checksum, size, inventory or params under this key"
             problems.append(Problem("signature_mismatch", detail, mv.ref))
+    for name, ref, checksum, canary in catalog.live_canaries():
+        if isinstance(canary, str):
+            problems.append(Problem("canary_mismatch", canary, ref))
+        elif not signing.canary_is_valid(key, canary.hmac, name, checksum, canary.to_json()):
+            what = "no MAC" if canary.hmac is None else "a MAC that does not match it"
+            detail = f"its prediction canary has {what} under this key (altered outside modelshelf): check refuses it"
+            problems.append(Problem("canary_mismatch", detail, ref))
     return problems
 
 

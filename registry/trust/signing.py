@@ -128,3 +128,35 @@ def check_version(
 def check_model_version(key: bytes, mv: ModelVersion) -> SignatureState:
     """:func:`check_version` for what the catalog says of ``mv``: the one way every reader asks."""
     return check_version(key, mv.hmac, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params)
+
+
+_DOMAIN_CANARY = b"modelshelf-canary-v1"
+CANARY_PREFIX = "c1:"
+
+
+def _canary_message(name: str, checksum: str, canary: Mapping[str, Any]) -> bytes:
+    text = json.dumps(
+        {"name": name, "checksum": checksum, "canary": canary},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return _DOMAIN_CANARY + b"\n" + text.encode()
+
+
+def sign_canary(key: bytes, name: str, checksum: str, canary: Mapping[str, Any]) -> str:
+    """The MAC that binds a canary (its JSON form) to the model's name and the checksum of its bytes.
+
+    Not to the version number: the canary is a fact about those bytes, and
+    copying it onto another version of the same bytes claims nothing false.
+    A canary edited by SQL, or moved onto other bytes, no longer matches.
+    """
+    mac = hmac.new(key, _canary_message(name, checksum, canary), hashlib.sha256)
+    return CANARY_PREFIX + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def canary_is_valid(key: bytes, signature: str | None, name: str, checksum: str, canary: Mapping[str, Any]) -> bool:
+    """Whether ``signature`` is the one ``key`` gives this canary of these bytes (constant-time comparison)."""
+    if signature is None:
+        return False
+    return hmac.compare_digest(signature, sign_canary(key, name, checksum, canary))
