@@ -1070,6 +1070,15 @@ class Registry:
             warnings.warn(_environment_warning(mv, differences, canaries.verdict(report)), stacklevel=3)
         return model
 
+    def canary(self, ref_or_name: str, version: int | None = None, alias: str | None = None) -> Canary | None:
+        """The prediction canary recorded with a version (rows and outputs as JSON), or ``None`` if it has none.
+
+        Reading it unpickles nothing; :meth:`check` is what loads the model and
+        re-runs it. With a signing key a canary altered outside modelshelf is
+        refused (:class:`~registry.errors.UntrustedArtifact`), as ``check`` refuses it.
+        """
+        return self._canary_of(self.get(ref_or_name, version, alias))
+
     def check(
         self,
         ref_or_name: str,

@@ -44,6 +44,7 @@ READS = frozenset(
         "alias_names",
         "ancestors",
         "best",
+        "canary",
         "check",
         "close",
         "events",
@@ -107,6 +108,7 @@ def read_everything(reg: Registry, out: Path) -> None:
     assert reg.versions_importing(["os.system"]) == []
     assert [mv.version for mv in reg.versions_page("m", limit=1).versions] == [1]
     assert reg.metric_names("m") == ["accuracy"]
+    assert reg.canary("m:1") is None  # a list has no predict: no canary was recorded
     assert reg.metric_series("m", ["accuracy"]) == {"accuracy": [(1, 0.9), (2, 0.96)]}
     assert [point.value for point in reg.version_history("m", 2)] == [0.95, 0.96]
     assert reg.alias_names("m") == ["production"]

@@ -202,7 +202,7 @@ def test_version_page_shows_everything_recorded(client: TestClient, reg: Registr
     assert response.status_code == 200
     page = text_of(response.text)
     mv = reg.get("iris-lr:3")
-    assert mv.checksum in page and "Signed no" in page and "no canary" in page
+    assert mv.checksum in page and "Signed no" in page and "rows recorded" in page  # its canary, not re-run
     assert "clf__C 1.0" in page and "scale__with_mean true" in page  # pipeline params flattened
     assert "step 0: 0.6 · step 1: 0.8" in page  # the metric's step history
     assert mv.description is not None and mv.description in page
@@ -521,3 +521,16 @@ def test_a_port_taken_announces_nothing_and_says_so(built: Path) -> None:
         out, err = process.communicate(timeout=30)
     assert process.returncode == 1 and out == ""
     assert f"could not listen on http://127.0.0.1:{port}/" in err and "serving" not in err
+
+
+def test_the_version_page_shows_a_recorded_canary_without_running_it(tmp_path: Path) -> None:
+    """The page reads the canary's rows and methods; re-running it would unpickle the model, so it only names how."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = [[float(i), float(i % 2)] for i in range(10)]
+    y = [i % 2 for i in range(10)]
+    with Registry(tmp_path / "r") as reg:
+        reg.register("clf", LogisticRegression().fit(X, y), input_example=X)
+        page = TestClient(app(reg), base_url="http://127.0.0.1").get("/models/clf/versions/1").text
+    assert "10 rows recorded (decision_function, predict, predict_proba)" in page
+    assert "modelshelf check clf:1" in page and "no canary" not in page

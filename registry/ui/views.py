@@ -181,12 +181,16 @@ class VersionDetail:
 
 
 def canary_status(reg: Registry, mv: ModelVersion) -> str | None:
-    """The canary status of a version, once the registry has canaries; ``None`` (none) until then.
+    """What the version page says of its prediction canary: recorded rows and methods, or ``None`` (none).
 
-    The hook the version page already calls, so that canaries appear there
-    without touching the page.
+    The page never re-runs it: that unpickles the model, which a read-only
+    page must not do; it names the command that does.
     """
-    return None
+    found = reg.canary(mv.ref)
+    if found is None:
+        return None
+    methods = ", ".join(sorted(found.outputs))
+    return f"{found.rows} rows recorded ({methods}); re-run it with `modelshelf check {mv.ref}`"
 
 
 def version_detail(reg: Registry, name: str, version: int) -> VersionDetail:
