@@ -201,7 +201,7 @@ def test_click_through_models_versions_a_version_compare_and_aliases(home: Path,
         page.wait_for_url(re.compile(r"/versions/4$"))
         assert page.locator("h1").inner_text().startswith("iris-lr:4")
         facts = page.locator(".card").nth(1).inner_text()
-        assert "sha256:" in facts and "no canary" in facts
+        assert "sha256:" in facts and "rows recorded" in facts and "modelshelf check iris-lr:4" in facts
         assert page.locator(".lineage rect").count() == 4
         page.click("button:has-text('Check the bytes now')")  # allowed read-only: it only re-hashes
         page.wait_for_selector(".verified")

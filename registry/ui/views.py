@@ -190,7 +190,7 @@ def canary_status(reg: Registry, mv: ModelVersion) -> str | None:
     if found is None:
         return None
     methods = ", ".join(sorted(found.outputs))
-    return f"{found.rows} rows recorded ({methods}); re-run it with `modelshelf check {mv.ref}`"
+    return f"{found.rows} rows recorded ({methods}); modelshelf check {mv.ref} re-runs it"
 
 
 def version_detail(reg: Registry, name: str, version: int) -> VersionDetail:
