@@ -382,6 +382,10 @@ def test_a_canary_forged_onto_a_version_or_moved_between_versions_is_refused(hom
                 "INSERT INTO canaries (version_id, rows, inputs, outputs, hmac, created_at) "
                 "SELECT 2, rows, inputs, outputs, hmac, created_at FROM canaries WHERE version_id = 1"
             )
+        # the model's seal notices the new row first (the whole model is refused) ...
+        with pytest.raises(UntrustedArtifact, match="version 2 has a prediction canary it did not have"):
+            reg.check("m:2")
+        reg.seal("m")  # ... and even adopted by someone holding the key, the copy proves nothing: its MAC
         with pytest.raises(UntrustedArtifact, match="canary of m:2 has a MAC that does not match"):
             reg.check("m:2")
         with sqlite3.connect(home / "catalog.db") as db:
@@ -389,6 +393,30 @@ def test_a_canary_forged_onto_a_version_or_moved_between_versions_is_refused(hom
         with pytest.raises(UntrustedArtifact, match="canary of m:2 has no MAC"):
             reg.check("m:2")
         assert reg.check("m:1").status == "equal"
+
+
+def test_a_canary_deleted_by_sql_on_a_keyed_registry_is_refused_not_reported_missing(
+    home: Path, iris, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: the model predicts otherwise after an upgrade, and someone deletes its canary row.
+
+    "No canary" passes ``modelshelf check`` (exit 0) and silences the check
+    of an environment-changed load, so with the key the model's seal binds
+    which versions have a canary: the deletion is a mismatch, not a pass.
+    """
+    X, y = iris
+    with Registry(home, signing_key=KEY) as reg:
+        reg.register("m", shifted(iris), data=(X, y))
+        monkeypatch.setattr(canary_models, "SHIFT", 5.0)
+        assert reg.check("m").changed
+        with sqlite3.connect(home / "catalog.db") as db:
+            db.execute("DELETE FROM canaries")
+        for attempt in (lambda: reg.check("m"), lambda: reg.get("m"), lambda: reg.load("m", check=False)):
+            with pytest.raises(UntrustedArtifact, match="prediction canary of version 1 was removed outside"):
+                attempt()
+        assert not reg.verify(deep=False).ok
+    with Registry(home) as unkeyed:  # what the seal stands between: without a key the deletion goes unnoticed
+        assert unkeyed.check("m").status == "no canary"
 
 
 # -- the command line ------------------------------------------------------

@@ -28,7 +28,10 @@ The gates of protected aliases (``alias_protection``) are part of the
 state, so a protection deleted or weakened by SQL is a mismatch that every
 keyed reader and writer refuses, never a rule silently lifted. They appear
 in the state's JSON only when the model has one, so seals written before
-protections existed still verify.
+protections existed still verify. So is *which* versions have a prediction
+canary: each canary's own MAC refuses one that was edited or copied, and
+the seal refuses one that was deleted (which would otherwise turn a changed
+canary into "no canary", a pass); absent when no version has one.
 
 Checking costs a handful of indexed queries on one model and is only done
 when a key is set; without a key nothing here runs on reads.
@@ -50,6 +53,7 @@ from registry.catalog.dialects import insert_ignore
 from registry.catalog.schema import (
     AliasProtectionRow,
     AliasRow,
+    CanaryRow,
     CatalogIdentityRow,
     EventRow,
     LatestMetricRow,
@@ -102,6 +106,12 @@ _LATEST_METRICS = (
 _PROTECTIONS = select(AliasProtectionRow.alias, AliasProtectionRow.gates).where(
     AliasProtectionRow.model_id == bindparam("model_id")
 )
+_CANARIES = (
+    select(VersionRow.version)
+    .join(CanaryRow, CanaryRow.version_id == VersionRow.id)
+    .where(VersionRow.model_id == bindparam("model_id"))
+    .order_by(VersionRow.version)
+)
 _MODELS = table_of(ModelRow)
 _UNSEAL = (
     update(_MODELS)
@@ -125,6 +135,8 @@ class ModelState:
     metrics: str | None
     #: Protected alias -> SHA-256 of its stored gates (canonical JSON); empty when none is protected.
     protections: dict[str, str] = field(default_factory=dict)
+    #: The versions that have a prediction canary; empty when none has.
+    canaries: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -139,6 +151,8 @@ class ModelState:
         }
         if self.protections:  # absent when empty: seals made before protections existed keep verifying
             state["protections"] = dict(sorted(self.protections.items()))
+        if self.canaries:  # absent when empty, for the same reason
+            state["canaries"] = list(self.canaries)
         return state
 
     @classmethod
@@ -153,6 +167,7 @@ class ModelState:
             aliases=dict(value["aliases"]),
             metrics=value["metrics"],
             protections=dict(value.get("protections") or {}),
+            canaries=tuple(int(number) for number in value.get("canaries") or ()),
         )
 
 
@@ -199,6 +214,7 @@ def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics
         digest = _hex(sum(metric_term((v, k, x)) for v, k, x in rows))
     rules = connection.execute(_PROTECTIONS, {"model_id": row.id})
     protections = {alias: gates_digest(gates) for alias, gates in rules}
+    canaries = tuple(connection.execute(_CANARIES, {"model_id": row.id}).scalars())
     return ModelState(
         seq=row.state_seq,
         head=row.head,
@@ -209,6 +225,7 @@ def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics
         aliases=aliases,
         metrics=digest,
         protections=protections,
+        canaries=canaries,
     )
 
 
@@ -321,6 +338,10 @@ def differences(sealed: ModelState, actual: ModelState) -> list[str]:
             found.append(f"the protection of alias {alias!r} was removed outside modelshelf")
         else:
             found.append(f"the gates protecting alias {alias!r} were changed outside modelshelf")
+    for number in sorted(set(sealed.canaries) - set(actual.canaries)):
+        found.append(f"the prediction canary of version {number} was removed outside modelshelf")
+    for number in sorted(set(actual.canaries) - set(sealed.canaries)):
+        found.append(f"version {number} has a prediction canary it did not have when sealed (added outside modelshelf)")
     if not found and actual.latest != sealed.latest:
         found.append(f"latest is version {actual.latest}, sealed as version {sealed.latest}")
     if (actual.last_version, actual.live) != (sealed.last_version, sealed.live):
