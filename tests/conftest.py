@@ -9,6 +9,7 @@ database in a real directory.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -193,3 +194,10 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (wheel,) = wheels.glob("modelshelf-*.whl")
     return wheel
+
+
+def sql(home: Path, *statements: str) -> None:
+    """Run ``statements`` on the SQLite catalog of ``home`` directly, as an attacker with the file would."""
+    with sqlite3.connect(home / CATALOG_FILE_NAME) as db:
+        for statement in statements:
+            db.execute(statement)

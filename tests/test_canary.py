@@ -473,20 +473,11 @@ def test_modelshelf_check_prints_the_report_and_exits_3_when_a_canary_changed(
 
 
 def test_a_version_registered_before_canaries_upgrades_and_checks_as_no_canary(tmp_path: Path) -> None:
-    from tests.old_catalogs import old_catalog, write_blob
+    from tests.old_catalogs import legacy_version, old_catalog
 
     home = tmp_path / "old"
     old_catalog(home, "5c1f0e2d9b7a")  # the head before canaries
-    digest, data = write_blob(home, {"old": True})
-    at = "2026-01-01 00:00:00.000000"
-    with sqlite3.connect(home / "catalog.db") as db:
-        db.execute("INSERT INTO models (id, name, last_version, created_at) VALUES (1, 'legacy', 1, ?)", (at,))
-        db.execute("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)", (digest, len(data), at))
-        db.execute(
-            "INSERT INTO versions (id, model_id, version, blob_digest, size, format, params, environment,"
-            " created_at, imports) VALUES (1, 1, 1, ?, ?, 'pickle', '{}', '{}', ?, '[]')",
-            (digest, len(data), at),
-        )
+    legacy_version(home, {"old": True}, with_imports=True)
     with Registry(home, upgrade=True) as reg:
         assert reg.check("legacy:1").status == "no canary"
         assert reg.load("legacy:1") == {"old": True}

@@ -22,7 +22,7 @@ from registry import Registry, SchemaVersionError
 from registry.catalog import migrate
 from registry.cli import cli
 from registry.errors import CatalogError
-from tests.old_catalogs import old_catalog, write_blob
+from tests.old_catalogs import LEGACY_TIME, legacy_version, old_catalog, write_blob
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -270,16 +270,9 @@ def test_a_catalog_of_the_first_revision_with_data_upgrades_and_still_loads(tmp_
     """Versions written by the first schema keep loading after the upgrade (imports unknown, unsigned)."""
     home = tmp_path / "old"
     old_catalog(home, FIRST_REVISION)
-    digest, data = write_blob(home, {"old": True})
-    now = "2026-01-01 00:00:00.000000"
+    legacy_version(home, {"old": True}, params='{"k": 1}', with_imports=False)
+    now = LEGACY_TIME
     with sqlite3.connect(home / "catalog.db") as db:
-        db.execute("INSERT INTO models (id, name, last_version, created_at) VALUES (1, 'legacy', 1, ?)", (now,))
-        db.execute("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)", (digest, len(data), now))
-        db.execute(
-            "INSERT INTO versions (id, model_id, version, blob_digest, size, format, params, environment, created_at)"
-            " VALUES (1, 1, 1, ?, ?, 'pickle', '{\"k\": 1}', '{}', ?)",
-            (digest, len(data), now),
-        )
         db.execute("INSERT INTO latest_metrics (version_id, key, value) VALUES (1, 'acc', 0.5)")
         db.execute("INSERT INTO metrics (version_id, key, value, timestamp) VALUES (1, 'acc', 0.5, ?)", (now,))
         db.execute("INSERT INTO tags (version_id, key, value) VALUES (1, 'team', 'cv')")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from registry.cli import EXIT_REFUSED
 from tests import canary_models
 from tests.canary_models import ShiftedRegressor
 from tests.cli_helpers import run_cli
+from tests.conftest import sql
 
 KEY = "promotion-gates-key-of-at-least-32-bytes"
 
@@ -262,12 +262,6 @@ def test_signed_passes_only_for_versions_signed_with_the_key(home: Path) -> None
             reg.promote("m", 1, "production", require=[signed()])
     with Registry(home) as unkeyed, pytest.raises(PromotionRefused, match="cannot be checked"):
         unkeyed.promote("m", 2, "staging", require=["signed"])
-
-
-def sql(home: Path, *statements: str) -> None:
-    with sqlite3.connect(home / "catalog.db") as db:
-        for statement in statements:
-            db.execute(statement)
 
 
 @pytest.fixture

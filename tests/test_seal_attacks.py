@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from registry import Registry, UntrustedArtifact
+from tests.conftest import sql
 
 KEY = "catalog-trust-key-of-at-least-32-bytes"
 
@@ -23,12 +24,6 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("MODELSHELF_CACHE", str(cache))
     return cache
-
-
-def sql(home: Path, *statements: str) -> None:
-    with sqlite3.connect(home / "catalog.db") as db:
-        for statement in statements:
-            db.execute(statement)
 
 
 @pytest.fixture
