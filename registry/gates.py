@@ -102,12 +102,12 @@ class BuiltinGate:
 
     @property
     def spec(self) -> str:
-        """The gate as ``--require`` takes it on the command line."""
-        raise NotImplementedError
+        """The gate as ``--require`` takes it on the command line: its name, for a gate without arguments."""
+        return self.name
 
     def to_json(self) -> dict[str, Any]:
         """The gate as a protected alias stores it: ``{"gate": name, ...arguments}``."""
-        raise NotImplementedError
+        return {"gate": self.name}
 
     def evaluate(self, candidate: ModelVersion, current: ModelVersion | None, evidence: Evidence) -> Verdict:
         raise NotImplementedError
@@ -194,13 +194,6 @@ class CanaryPasses(BuiltinGate):
 
     name: ClassVar[str] = "canary_passes"
 
-    @property
-    def spec(self) -> str:
-        return self.name
-
-    def to_json(self) -> dict[str, Any]:
-        return {"gate": self.name}
-
     def evaluate(self, candidate: ModelVersion, current: ModelVersion | None, evidence: Evidence) -> Verdict:
         if evidence.canary is None:
             return Verdict(
@@ -274,13 +267,6 @@ class Signed(BuiltinGate):
     """
 
     name: ClassVar[str] = "signed"
-
-    @property
-    def spec(self) -> str:
-        return self.name
-
-    def to_json(self) -> dict[str, Any]:
-        return {"gate": self.name}
 
     def evaluate(self, candidate: ModelVersion, current: ModelVersion | None, evidence: Evidence) -> Verdict:
         if evidence.signature is None:
