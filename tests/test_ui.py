@@ -155,7 +155,7 @@ def test_a_page_size_not_offered_is_400_naming_the_sizes(client: TestClient) -> 
 
 
 def test_sizes_are_spelled_as_the_command_line_spells_them(client: TestClient, reg: Registry) -> None:
-    from registry.cli.output import human_size
+    from registry.humanize import human_size
 
     mv = reg.get("iris-lr:3")
     assert mv.size >= 1024  # so that a unit is printed

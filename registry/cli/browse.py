@@ -14,7 +14,6 @@ from registry.cli.output import (
     console,
     emit_json,
     emit_table,
-    human_size,
     is_terminal,
     lineage_json,
     point_json,
@@ -26,6 +25,7 @@ from registry.cli.output import (
 from registry.cli.plot import check_plot_path
 from registry.domain import ModelVersion
 from registry.errors import NotFound
+from registry.humanize import human_size
 
 MAIN_METRICS = 3
 

@@ -11,7 +11,6 @@ from registry.cli.output import (
     emit_json,
     emit_table,
     event_json,
-    human_size,
     period_json,
     plural,
     timestamp,
@@ -19,6 +18,7 @@ from registry.cli.output import (
 )
 from registry.cli.promote import verdict_summary
 from registry.domain import Event, ModelVersion
+from registry.humanize import human_size
 from registry.query import parse_order_by
 
 

@@ -39,6 +39,7 @@ from registry import __version__
 from registry.domain import EVENT_ACTIONS
 from registry.errors import InvalidArgument, InvalidInput, InvalidQuery, NotFound, RegistryError
 from registry.facade import Registry
+from registry.humanize import human_size
 from registry.limits import MAX_INT64, MAX_VERSION
 from registry.ui import svg, views
 from registry.ui.csrf import COOKIE, FIELD, CsrfGuard, same_origin
@@ -134,7 +135,7 @@ def _templates() -> Jinja2Templates:
     environment.globals["FOLD_AT"] = views.FOLD_AT
     environment.globals["version_of_modelshelf"] = __version__
     environment.filters["when"] = _when
-    environment.filters["size"] = _size
+    environment.filters["size"] = human_size
     environment.filters["number"] = _number
     environment.filters["show"] = views.show_value
     return Jinja2Templates(env=environment)
@@ -142,16 +143,6 @@ def _templates() -> Jinja2Templates:
 
 def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _size(value: int) -> str:
-    """A byte count as the command line prints it (``modelshelf show``): 1024-byte steps spelled KB, MB, GB."""
-    amount = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if amount < 1024 or unit == "GB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} B"
 
 
 def _number(value: float | None) -> str:
