@@ -533,3 +533,28 @@ def test_a_canary_of_awkward_values_round_trips_every_catalog_and_keeps_its_mac(
         for ref in ("m:1", "labels:1"):
             assert reg.check(ref).status == "equal", ref
         assert not [p for p in reg.verify(deep=False).problems if p.kind == "canary_mismatch"]
+
+
+class _Decrementing:
+    """A model that changes its input in place, as some preprocessing code does; its answers are still stable."""
+
+    def fit(self, X: Any, y: Any = None) -> _Decrementing:
+        return self
+
+    def predict(self, X: Any) -> Any:
+        X -= 1.0
+        return X.sum(axis=1)
+
+    def transform(self, X: Any) -> Any:
+        X *= 2.0
+        return X
+
+
+def test_a_model_that_changes_its_input_in_place_still_passes_its_own_canary(home: Path) -> None:
+    rows = np.arange(12, dtype=float).reshape(6, 2)
+    with Registry(home) as reg:
+        reg.register("inplace", _Decrementing(), input_example=rows.copy())
+        report = reg.check("inplace")
+        assert report.status == "equal", report.summary
+        kept = reg.canary("inplace")
+        assert kept is not None and canaries.decode_input(kept.inputs).tolist() == rows.tolist()  # as given

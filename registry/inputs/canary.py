@@ -264,10 +264,16 @@ def size_of(canary: Canary) -> int:
 def _attempt(model: Any, source: Any, count: int, methods: list[str], what: str) -> Canary | None:
     rows = sample_rows(source, count)
     n = int(rows.shape[0])
+    # The rows are kept as they are now, before any method sees them, and each method gets its own copy:
+    # a model that changes its input in place must not record (or be compared on) rows it rewrote.
+    try:
+        inputs, unsupported = encode_input(rows), None
+    except Unsupported as exc:
+        inputs, unsupported = None, exc
     outputs: dict[str, Any] = {}
     for position, method in enumerate(methods):
         try:
-            answer = getattr(model, method)(rows)
+            answer = getattr(model, method)(own_copy(rows))
         except Exception as exc:
             if position > 0:
                 continue  # only the first method must answer: the others are extra evidence
@@ -284,9 +290,17 @@ def _attempt(model: Any, source: Any, count: int, methods: list[str], what: str)
             if position == 0:
                 raise
             continue
-    if not outputs:
+    if unsupported is not None:
+        raise unsupported  # only now: a model that cannot answer its own rows is refused first
+    if not outputs or inputs is None:
         return None
-    return Canary(inputs=encode_input(rows), outputs=outputs, rows=n)
+    return Canary(inputs=inputs, outputs=outputs, rows=n)
+
+
+def own_copy(rows: Any) -> Any:
+    """A copy of canary rows for one call, so that what one method does to its input reaches no other."""
+    copy = getattr(rows, "copy", None)
+    return copy() if callable(copy) else rows
 
 
 def make_canary(model: Any, source: Any, *, what: str) -> Canary | None:
@@ -450,7 +464,7 @@ def run_canary(
             checks.append(MethodCheck(method, "changed", shape, dtype, cells, detail=detail))
             continue
         try:
-            answer = as_array(function(rows))
+            answer = as_array(function(own_copy(rows)))
         except Exception as exc:
             detail = f"{method} raised {type(exc).__name__}: {exc}"
             checks.append(MethodCheck(method, "changed", shape, dtype, cells, detail=detail))
