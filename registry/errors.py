@@ -470,11 +470,11 @@ class CanaryNotFound(NotFound):
     or ``data`` have none; ``check`` reports them as ``"no canary"``.
     """
 
-    def __init__(self, ref: str) -> None:
+    def __init__(self, ref: str, *, asked_by: str = "check=True") -> None:
         self.ref = ref
         super().__init__(
             f"{ref} has no prediction canary to check: it was registered before canaries, with canary=False, or "
-            "with no input_example= or data=; load it without check=True, or re-register it with input_example=…"
+            f"with no input_example= or data=; load it without {asked_by}, or re-register it with input_example=…"
         )
 
 

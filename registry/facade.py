@@ -995,7 +995,8 @@ class Registry:
         if mode == "always":
             model_canary = self._canary_of(mv)
             if model_canary is None:
-                raise CanaryNotFound(mv.ref)
+                asked_by = "check=True" if check is True else f"${CHECK_VARIABLE}=always (set it to auto)"
+                raise CanaryNotFound(mv.ref, asked_by=asked_by)
         differences = environment_differences(mv.environment)
         if mode == "auto" and differences and not strict:  # strict raises on any difference before reading
             model_canary = self._canary_of(mv)
@@ -1052,12 +1053,23 @@ class Registry:
 
         try:
             model = self._load_version(mv, strict=strict, safe=safe, trusted=trusted, warn=False)
+        except EnvironmentMismatch:
+            raise  # strict refused before unpickling: nothing failed to load, and the error says why
         except Exception:
             if differences:  # the warning that would have come before unpickling, without a verdict
                 warnings.warn(_environment_warning(mv, differences, "loading failed"), stacklevel=3)
             raise
         rtol, atol = canaries.DEFAULT_RTOL, canaries.DEFAULT_ATOL
-        report = canaries.run_canary(model, model_canary, mv.ref, rtol=rtol, atol=atol, environment=tuple(differences))
+        try:
+            report = canaries.run_canary(
+                model, model_canary, mv.ref, rtol=rtol, atol=atol, environment=tuple(differences)
+            )
+        except RegistryError as exc:  # its rows cannot be rebuilt here (no pandas, say)
+            if raise_on_change:
+                raise
+            # "auto" warns and never refuses what loaded before: the warning says the canary could not run
+            warnings.warn(_environment_warning(mv, differences, f"its canary could not run here: {exc}"), stacklevel=3)
+            return model
         if raise_on_change and report.changed:  # the error says it all, the environment included
             elsewhere = f" (registered in another environment: {'; '.join(differences)})" if differences else ""
             raise CanaryMismatch(

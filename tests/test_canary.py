@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from registry import (
     CanaryWarning,
     CatalogError,
     CheckReport,
+    EnvironmentMismatch,
     EnvironmentMismatchWarning,
     InvalidArgument,
     InvalidData,
@@ -558,3 +560,45 @@ def test_a_model_that_changes_its_input_in_place_still_passes_its_own_canary(hom
         assert report.status == "equal", report.summary
         kept = reg.canary("inplace")
         assert kept is not None and canaries.decode_input(kept.inputs).tolist() == rows.tolist()  # as given
+
+
+def test_strict_in_another_environment_raises_without_a_loading_failed_warning(reg: Registry, home: Path, iris) -> None:
+    X, y = iris
+    reg.register("m", shifted(iris), data=(X, y))
+    rewrite_environment(home, numpy="1.0.0")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(EnvironmentMismatch):
+            reg.load("m", check=True, strict=True)
+    assert [w for w in seen if issubclass(w.category, EnvironmentMismatchWarning)] == []  # nothing failed to load
+
+
+def test_always_from_the_variable_names_the_variable_for_a_version_without_a_canary(
+    reg: Registry, knn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg.register("m", knn)
+    monkeypatch.setenv("MODELSHELF_CHECK", "always")
+    with pytest.raises(CanaryNotFound, match=r"load it without \$MODELSHELF_CHECK=always \(set it to auto\)"):
+        reg.load("m")
+    monkeypatch.delenv("MODELSHELF_CHECK")
+    with pytest.raises(CanaryNotFound, match="load it without check=True"):
+        reg.load("m", check=True)
+
+
+def test_auto_warns_when_the_canary_cannot_run_here_and_still_returns_the_model(
+    reg: Registry, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DataFrame canary loaded where pandas is missing: "auto" never refuses what loaded before."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"a": [float(i) for i in range(10)], "b": [float(i % 3) for i in range(10)]})
+    reg.register("m", LogisticRegression().fit(frame.to_numpy(), [i % 2 for i in range(10)]), input_example=frame)
+    rewrite_environment(home, numpy="1.0.0")
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` fails from here on
+    with pytest.warns(EnvironmentMismatchWarning, match="its canary could not run here: .*pandas"):
+        model = reg.load("m")
+    assert isinstance(model, LogisticRegression) and model.coef_.shape == (
+        1,
+        2,
+    )  # (sklearn itself wants pandas to predict)
