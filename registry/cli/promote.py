@@ -68,11 +68,9 @@ def promote(
     """
     with open_registry(ctx) as reg:
         mv = reg.promote(name, version, alias_name, require=list(require), reason=reason)
-        recent = reg.events(name, limit=20)
-    event = next(
-        (e for e in reversed(recent) if e.action == "alias.promote" and e.alias == alias_name and e.version == version),
-        None,
-    )
+        # the newest promotion of this alias, found by the database (a busy trail cannot push it out of reach)
+        newest = reg.events(name, alias=alias_name, action="alias.promote", limit=1)
+    event = next((e for e in newest if e.version == version), None)
     verdicts = gate_lines(event)
     if wants_json(ctx):
         emit_json({**version_json(mv), "alias": alias_name, "promoted": True, "verdicts": verdicts})
