@@ -179,6 +179,11 @@ EVENT_ACTIONS = (
     "version.delete",
     "version.damage",
     "version.heal",
+    "state.seal",
+    "alias.promote",
+    "alias.refuse",
+    "alias.protect",
+    "alias.unprotect",
 )
 
 

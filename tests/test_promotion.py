@@ -412,3 +412,17 @@ def test_the_catalog_itself_refuses_to_move_a_protected_alias_without_a_decision
     assert not decision.allowed and filled.get("m@production").version == 1
     _, plain = filled._catalog.set_alias("m", "canary", 2)
     assert plain.allowed and plain.record is None and filled.get("m@canary").version == 2
+
+
+def test_every_action_the_trail_records_can_be_filtered_on(home: Path) -> None:
+    """The gates' own events (and a seal) are found by events(action=...) and the UI's audit filter alike."""
+    with Registry(home, signing_key=KEY) as reg:
+        fill(reg)
+        reg.protect_alias("m", "production", require=[no_regression("accuracy", 0.005)])
+        reg.promote("m", 2, "production")
+        with pytest.raises(PromotionRefused):
+            reg.promote("m", 1, "production")
+        reg.unprotect_alias("m", "production", reason="done")
+        reg.seal("m")
+        for action in ("alias.protect", "alias.promote", "alias.refuse", "alias.unprotect", "state.seal"):
+            assert [e.action for e in reg.events("m", action=action)] == [action], action

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from registry.catalog.chain import metric_term, next_link
 from registry.catalog.schema import EventRow, table_of
-from registry.domain import AliasPeriod, Event
+from registry.domain import EVENT_ACTIONS, AliasPeriod, Event
 
 _EVENTS = table_of(EventRow)
 _INSERT_EVENT = insert(_EVENTS)
@@ -96,6 +96,9 @@ class EventLog:
         old: Any = None,
         new: Any = None,
     ) -> None:
+        # One list of actions, which filters (events(action=...), the UI's audit page) accept: a new kind of
+        # change must be added there, or it would be recorded but never found.
+        assert action in EVENT_ACTIONS, f"{action!r} is not in registry.domain.EVENT_ACTIONS"
         self._rows.append(
             {
                 "at": at,
