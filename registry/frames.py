@@ -203,25 +203,10 @@ def _lineage(lineage: Lineage | None, attribute: str) -> Any:
     return None if lineage is None else getattr(lineage, attribute)
 
 
-def canary_frame(columns: list[Any], parts: list[Any]) -> DataFrame:
-    """The DataFrame of a canary's input rows, each column of the dtype it was registered with.
-
-    ``parts`` holds one entry per column: a numpy array, ``("category",
-    codes, categories, ordered)`` or ``("extension", dtype name, values)``
-    (pandas' nullable ``Int64``, ``boolean``, ``string``…), as
-    :mod:`registry.inputs.canary` decodes them from JSON. pandas is needed
-    only where such a canary is checked: it was there when it was recorded.
-    """
-    pd = _pandas()
-    data: dict[int, Any] = {}
-    for position, part in enumerate(parts):
-        if isinstance(part, tuple) and part[0] == "category":
-            _, codes, categories, ordered = part
-            data[position] = pd.Categorical.from_codes(codes, categories=categories, ordered=ordered)
-        elif isinstance(part, tuple) and part[0] == "extension":
-            data[position] = pd.array(part[2], dtype=part[1])
-        else:
-            data[position] = part
-    frame = pd.DataFrame(data)
-    frame.columns = list(columns)  # set after: duplicated names survive, as in the frame registered
-    return frame
+def require_pandas(purpose: str) -> None:
+    """Raise :class:`MissingDependency` naming ``purpose`` unless pandas can be imported."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        advice = f"{purpose} needs pandas: pip install 'modelshelf[pandas]'"
+        raise MissingDependency("pandas", "pandas", advice) from None

@@ -37,28 +37,23 @@ import numpy as np
 
 from registry.domain import Canary, CellChange, CheckReport, MethodCheck
 from registry.errors import CatalogError, InvalidArgument, InvalidData
+from registry.inputs.canary_child import EXTENSION_DTYPES, cell, column, dtype_text, own_copy
+from registry.inputs.canary_child import METHODS as METHODS
+from registry.inputs.canary_child import Unsupported as Unsupported
+from registry.inputs.canary_child import as_array as as_array
+from registry.inputs.canary_child import decode_array as decode_array
+from registry.inputs.canary_child import decode_input as _decode_input
+from registry.inputs.canary_child import encode_array as encode_array
 
 #: At most this many rows are kept.
 MAX_ROWS = 64
 #: At most this many bytes of JSON, inputs and outputs together.
 MAX_CANARY_BYTES = 256 * 1024
-#: The methods asked, in this order; the first the model has must answer.
-METHODS = ("predict", "predict_proba", "decision_function", "transform")
 #: Floats within ``atol + rtol * |recorded|`` of what was recorded pass as "within tolerance".
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-9
 #: Changed cells listed per method (all are counted).
 MAX_SHOWN = 20
-#: pandas extension dtypes a canary keeps, by name (values as JSON scalars, NA as null).
-_EXTENSION_DTYPES = frozenset(
-    {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64"}
-    | {"boolean", "string", "str"}
-)
-_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-class Unsupported(Exception):
-    """Input or output a canary cannot keep exactly; the message says why (the version gets no canary)."""
 
 
 class NotTabular(Unsupported):
@@ -96,103 +91,18 @@ def sample_rows(X: Any, count: int = MAX_ROWS) -> Any:
     return X[rows]
 
 
-def _dtype_text(dtype: np.dtype[Any]) -> str:
-    """A name that reads back to ``dtype``: ``float64``, ``<U5``, ``datetime64[ns]``."""
-    try:
-        return dtype.name if np.dtype(dtype.name) == dtype else dtype.str
-    except TypeError:
-        return dtype.str
-
-
-def _text(value: str) -> str:
-    """``value`` as a plain str, refused when JSON could not carry it exactly (a lone surrogate)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Unsupported(f"it holds text that is not valid Unicode ({value!r:.40})") from None
-    return str(value)
-
-
-def _cell(value: Any) -> Any:
-    """One value of an object column as JSON: str, bool, int, finite float, None; non-finite floats tagged."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return _text(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else {"float": repr(float(value))}
-    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values, without importing pandas
-        return None
-    raise Unsupported(f"it holds a {type(value).__name__} value ({value!r:.40}), which a canary does not store")
-
-
-def _uncell(value: Any) -> Any:
-    if isinstance(value, dict):
-        return _NON_FINITE[value["float"]]
-    return value
-
-
-def _column(values: np.ndarray[Any, Any]) -> dict[str, Any]:
-    """A 1-D numpy array as ``{"dtype", "values"}``, every value exact."""
-    dtype = values.dtype
-    kind = dtype.kind
-    if kind in "biu":
-        encoded: list[Any] = values.tolist()
-    elif kind == "U":
-        encoded = [_text(v) for v in values.tolist()]
-    elif kind == "f":
-        encoded = [v if math.isfinite(v) else repr(v) for v in values.astype(np.float64).tolist()]
-    elif kind in "Mm":
-        encoded = values.view(np.int64).tolist()  # NaT is int64's minimum: exact both ways
-    elif kind == "O":
-        encoded = [_cell(v) for v in values.tolist()]
-    else:
-        raise Unsupported(f"its dtype is {dtype}, which a canary does not store")
-    return {"dtype": _dtype_text(dtype), "values": encoded}
-
-
-def _uncolumn(spec: dict[str, Any]) -> np.ndarray[Any, Any]:
-    dtype = np.dtype(spec["dtype"])
-    values = spec["values"]
-    if dtype.kind == "f":
-        return np.array([_NON_FINITE[v] if isinstance(v, str) else v for v in values], dtype=dtype)
-    if dtype.kind in "Mm":
-        return np.array(values, dtype=np.int64).view(dtype)
-    if dtype.kind == "O":
-        array = np.empty(len(values), dtype=object)
-        array[:] = [_uncell(v) for v in values]
-        return array
-    if dtype.kind not in "biuU":
-        raise ValueError(f"dtype {dtype} is not one a canary stores")
-    return np.array(values, dtype=dtype)
-
-
-def encode_array(values: np.ndarray[Any, Any]) -> dict[str, Any]:
-    """Any numpy array as JSON: its shape, dtype and values in C order."""
-    return {"shape": list(values.shape), **_column(values.reshape(-1))}
-
-
-def decode_array(spec: dict[str, Any]) -> np.ndarray[Any, Any]:
-    """The inverse of :func:`encode_array`."""
-    return _uncolumn(spec).reshape(tuple(spec["shape"]))
-
-
 def _frame_column(name: Any, series: Any) -> dict[str, Any]:
     dtype = series.dtype
     try:
         if isinstance(dtype, np.dtype):
-            return _column(series.to_numpy())
+            return column(series.to_numpy())
         text = str(dtype)
         if text == "category":
-            categories = _column(np.asarray(series.cat.categories))
+            categories = column(np.asarray(series.cat.categories))
             codes = series.cat.codes.to_numpy().tolist()
             return {"dtype": "category", "ordered": bool(dtype.ordered), "categories": categories, "codes": codes}
-        if text in _EXTENSION_DTYPES:
-            return {"dtype": text, "extension": True, "values": [_cell(v) for v in series.astype(object).tolist()]}
+        if text in EXTENSION_DTYPES:
+            return {"dtype": text, "extension": True, "values": [cell(v) for v in series.astype(object).tolist()]}
     except Unsupported as exc:
         raise Unsupported(f"column {name!r}: {exc}") from None
     raise Unsupported(f"column {name!r} has dtype {dtype}, which a canary does not store")
@@ -214,35 +124,11 @@ def encode_input(rows: Any) -> dict[str, Any]:
 
 def decode_input(spec: dict[str, Any]) -> Any:
     """The inverse of :func:`encode_input`: the same rows, of the same dtypes (a frame needs pandas)."""
-    if spec["kind"] == "array":
-        return decode_array(spec)
-    if spec["kind"] != "frame":
-        raise ValueError(f"unknown input kind {spec['kind']!r}")
-    from registry import frames
+    if isinstance(spec, dict) and spec.get("kind") == "frame":
+        from registry import frames
 
-    parts: list[Any] = []
-    for column in spec["data"]:
-        if column["dtype"] == "category":
-            parts.append(("category", column["codes"], _uncolumn(column["categories"]), column["ordered"]))
-        elif column.get("extension"):
-            if column["dtype"] not in _EXTENSION_DTYPES:
-                raise ValueError(f"extension dtype {column['dtype']!r} is not one a canary stores")
-            parts.append(("extension", column["dtype"], [_uncell(v) for v in column["values"]]))
-        else:
-            parts.append(_uncolumn(column))
-    return frames.canary_frame(list(spec["columns"]), parts)
-
-
-def as_array(output: Any) -> np.ndarray[Any, Any]:
-    """A method's answer as a dense numpy array (sparse matrices densified, frames as their values)."""
-    if hasattr(output, "toarray"):
-        output = output.toarray()
-    elif hasattr(output, "to_numpy"):
-        output = output.to_numpy()
-    try:
-        return np.asarray(output)
-    except ValueError:  # multi-output predict_proba: one array per output, of different widths
-        raise Unsupported("its output is a list of arrays of different shapes") from None
+        frames.require_pandas("checking a canary recorded from a DataFrame")
+    return _decode_input(spec)
 
 
 def methods_of(model: Any) -> list[str]:
@@ -295,12 +181,6 @@ def _attempt(model: Any, source: Any, count: int, methods: list[str], what: str)
     if not outputs or inputs is None:
         return None
     return Canary(inputs=inputs, outputs=outputs, rows=n)
-
-
-def own_copy(rows: Any) -> Any:
-    """A copy of canary rows for one call, so that what one method does to its input reaches no other."""
-    copy = getattr(rows, "copy", None)
-    return copy() if callable(copy) else rows
 
 
 def make_canary(model: Any, source: Any, *, what: str) -> Canary | None:
@@ -372,13 +252,13 @@ def compare(
     method: str, expected: np.ndarray[Any, Any], actual: np.ndarray[Any, Any], rtol: float, atol: float
 ) -> MethodCheck:
     """How ``actual`` differs from the recorded ``expected``: equal, within tolerance, or which cells changed."""
-    shape, dtype = tuple(int(d) for d in expected.shape), _dtype_text(expected.dtype)
+    shape, dtype = tuple(int(d) for d in expected.shape), dtype_text(expected.dtype)
     if actual.shape != expected.shape:
         detail = f"shape {tuple(actual.shape)} where {shape} was recorded"
         return MethodCheck(method, "changed", shape, dtype, changed_cells=int(expected.size), detail=detail)
     dtype_note: str | None = None
     if actual.dtype != expected.dtype:
-        dtype_note = f"dtype {_dtype_text(actual.dtype)} where {dtype} was recorded"
+        dtype_note = f"dtype {dtype_text(actual.dtype)} where {dtype} was recorded"
     numeric = expected.dtype.kind in "biuf" and actual.dtype.kind in "biuf"
     abs_diff = rel_diff = None
     if numeric and "f" in (expected.dtype.kind, actual.dtype.kind):
@@ -454,7 +334,7 @@ def run_canary(
     checks = []
     order = {name: position for position, name in enumerate(METHODS)}
     for method, recorded in sorted(expected.items(), key=lambda item: (order.get(item[0], len(order)), item[0])):
-        shape, dtype, cells = tuple(int(d) for d in recorded.shape), _dtype_text(recorded.dtype), int(recorded.size)
+        shape, dtype, cells = tuple(int(d) for d in recorded.shape), dtype_text(recorded.dtype), int(recorded.size)
         try:
             function = getattr(model, method, None)
             detail = f"the loaded model has no {method}"
