@@ -595,3 +595,71 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    """What became of one version in another interpreter (:meth:`Registry.preflight`).
+
+    ``status``: ``"loads"`` (cleanly), ``"warns"`` (loads, with
+    ``warnings``), ``"fails"`` (``error`` says why) or ``"changed"`` (loads,
+    but its canary's outputs differ: ``report`` says where). ``canary`` is
+    the report's status, ``"no canary"``, or ``"not run"`` (it did not load,
+    or its rows need a package the interpreter lacks: ``canary_note``).
+    ``environment`` lists how the interpreter differs from the registration's.
+    """
+
+    ref: str
+    aliases: tuple[str, ...]
+    status: str
+    canary: str
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    report: CheckReport | None = None
+    environment: tuple[str, ...] = ()
+    canary_note: str | None = None
+
+    @property
+    def breaks(self) -> bool:
+        """Whether serving this version from that interpreter would fail or predict otherwise."""
+        return self.status in ("fails", "changed")
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = _plain(asdict(self))
+        data["report"] = None if self.report is None else self.report.to_json()
+        data["breaks"] = self.breaks
+        return data
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    """The answer to "can we upgrade the serving image?": each version, loaded and checked by another interpreter.
+
+    >>> report = reg.preflight("/opt/next/bin/python")                 # doctest: +SKIP
+    >>> [(r.ref, r.status) for r in report.results]                    # doctest: +SKIP
+    [('iris-knn:3', 'loads'), ('churn-hgb:7', 'fails')]
+    """
+
+    python: str
+    environment: dict[str, str | None]
+    results: tuple[PreflightResult, ...]
+
+    @property
+    def breaking(self) -> tuple[PreflightResult, ...]:
+        """The versions that would fail to load or predict otherwise there."""
+        return tuple(result for result in self.results if result.breaks)
+
+    @property
+    def aliased_breaking(self) -> tuple[PreflightResult, ...]:
+        """Those of :attr:`breaking` that an alias points at: what an upgrade would break in service."""
+        return tuple(result for result in self.breaking if result.aliases)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form ``modelshelf preflight --json`` prints (keys are only ever added)."""
+        return {
+            "python": self.python,
+            "environment": dict(self.environment),
+            "results": [result.to_json() for result in self.results],
+            "breaking": [result.ref for result in self.breaking],
+            "aliased_breaking": [result.ref for result in self.aliased_breaking],
+        }

@@ -70,6 +70,7 @@ from registry.domain import (
     MetricPoint,
     ModelSummary,
     ModelVersion,
+    PreflightReport,
     RepairReport,
     VerifyReport,
     VersionPage,
@@ -1140,6 +1141,164 @@ class Registry:
             model, model_canary, mv.ref, rtol=checked_rtol, atol=checked_atol, environment=differences
         )
 
+    def preflight(
+        self,
+        python: str | os.PathLike[str],
+        refs: Iterable[str] | None = None,
+        *,
+        all_versions: bool = False,
+        timeout: float = 300.0,
+        rtol: float = 1e-6,
+        atol: float = 1e-9,
+    ) -> PreflightReport:
+        """Would these versions load, and predict as recorded, under another interpreter? Ask it.
+
+        >>> report = reg.preflight("/opt/next/bin/python")               # doctest: +SKIP
+        >>> [(r.ref, r.status, r.canary) for r in report.aliased_breaking]  # doctest: +SKIP
+        [('churn-hgb:7', 'fails', 'not run')]
+
+        ``python`` is the other environment's interpreter (it needs
+        scikit-learn, joblib and numpy, and whatever the models import, but
+        not modelshelf). Each version's bytes are verified here (checksum,
+        and the signature with a key), handed to a subprocess of ``python``
+        on its standard input with the version's canary, loaded there and
+        asked the canary's questions; the answers are compared here as
+        :meth:`check` compares them. By default the versions an alias points
+        at; ``refs`` names others, ``all_versions=True`` takes every version.
+        Loading there runs the model's code, as :meth:`load` does here.
+        ``timeout`` bounds each version (a hang is its failure).
+        """
+        from registry.inputs import canary as canaries
+        from registry.inputs import preflight
+
+        interpreter = preflight.check_interpreter(python)
+        limit = preflight.check_timeout(timeout)
+        checked_rtol, checked_atol = canaries.check_tolerances(rtol, atol)
+        chosen = self._preflight_versions(refs, all_versions)
+        target = preflight.probe(interpreter, limit)
+        results = []
+        for mv in chosen:
+            model_canary = self._canary_of(mv)  # checks the version's signature too, before any byte is read
+            header = {"format": mv.format, "canary": None if model_canary is None else model_canary.to_json()}
+
+            def write_artifact(pipe: IO[bytes], mv: ModelVersion = mv) -> None:
+                with self._store.open_verified(mv.digest, mv.size) as file:
+                    while chunk := file.read(1 << 20):
+                        pipe.write(chunk)
+
+            try:
+                answer = preflight.run_child(interpreter, header, write_artifact, limit)
+            except CorruptedArtifact as exc:
+                raise self._corrupted(mv, exc) from None
+            result = preflight.result_of(
+                mv, mv.aliases, model_canary, answer, target, rtol=checked_rtol, atol=checked_atol
+            )
+            results.append(result)
+        return PreflightReport(interpreter, target, tuple(results))
+
+    def _preflight_versions(self, refs: Iterable[str] | None, all_versions: bool) -> list[ModelVersion]:
+        """The versions a pre-flight asks about: ``refs``, every version, or (by default) the aliased ones."""
+        if not isinstance(all_versions, bool):
+            raise InvalidArgument(f"all_versions must be True or False, not {all_versions!r}")
+        if refs is not None:
+            if isinstance(refs, str):
+                refs = [refs]
+            if all_versions:
+                raise InvalidArgument("give refs or all_versions=True, not both")
+            chosen = [self.get(ref) for ref in refs]
+            if not chosen:
+                raise InvalidArgument("refs is empty: name at least one version, or leave it out for the aliased ones")
+            return list({mv.ref: mv for mv in chosen}.values())
+        found: list[ModelVersion] = []
+        for name in self.models():
+            versions = self.versions(name)
+            found.extend(versions if all_versions else [mv for mv in versions if mv.aliases])
+        return found
+
+    def migrate(
+        self,
+        ref_or_name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        *,
+        alias_follow: bool = False,
+        safe: bool = False,
+        trusted: Iterable[str] | None = None,
+        rtol: float = 1e-6,
+        atol: float = 1e-9,
+    ) -> ModelVersion:
+        """Re-save a version under this environment as a new version, only if its canary passes here.
+
+        >>> new = reg.migrate("iris-knn@production", alias_follow=True)  # doctest: +SKIP
+        >>> new.lineage.parent, new.tags["modelshelf.migrated-from"]     # doctest: +SKIP
+        ('iris-knn:3', 'iris-knn:3')
+
+        After an upgrade of scikit-learn or numpy an old pickle may still
+        load with a warning; migrating rewrites it with the libraries of this
+        process, so that it loads cleanly here and later. The version is
+        loaded (verified; ``safe``/``trusted`` as in :meth:`load`) and its
+        canary re-run first: when anything changed,
+        :class:`~registry.errors.CanaryMismatch` carries the report and
+        nothing is written; a version with no canary raises
+        :class:`~registry.errors.CanaryNotFound` (nothing vouches that it
+        predicts the same). The new version keeps the old one's params,
+        metrics, tags, description, format, input signature and data
+        fingerprint, has it as ``parent``, the tag
+        ``modelshelf.migrated-from`` naming it, and a canary on the same rows
+        answered here. ``alias_follow=True`` then moves each alias of the old
+        version to the new one (through its gates, if protected).
+        """
+        from registry.inputs import canary as canaries
+
+        self._refuse_if_read_only("migrate")
+        if not isinstance(alias_follow, bool):
+            raise InvalidArgument(f"alias_follow must be True or False, not {alias_follow!r}")
+        checked_rtol, checked_atol = canaries.check_tolerances(rtol, atol)
+        trusted_names = filecheck.trusted_names(trusted)
+        old = self.get(ref_or_name, version, alias)
+        old_canary = self._canary_of(old)
+        if old_canary is None:
+            raise CanaryNotFound(old.ref, asked_by="migrate (check it by hand and re-register it)")
+        model = self._load_version(old, strict=False, safe=bool(safe), trusted=trusted_names, warn=False)
+        differences = tuple(environment_differences(old.environment))
+        report = canaries.run_canary(
+            model, old_canary, old.ref, rtol=checked_rtol, atol=checked_atol, environment=differences
+        )
+        if not report.passed:
+            raise CanaryMismatch(
+                f"{old.ref} does not predict here what it predicted when registered: {canaries.verdict(report)}; "
+                "nothing was written (check() gives the whole report)",
+                report,
+            )
+        rows, _ = canaries.decoded(old_canary, old.ref)
+        new_canary = canaries.make_canary(model, rows, what="canary")
+        draft = drafting.draft_from_input(old.name, old.format, alias=None)
+        tags = {**old.tags, MIGRATED_FROM_TAG: old.ref}
+        draft = drafting.with_values(draft, metrics=old.metrics, tags=tags, description=old.description)
+        fmt = formats.get_format(draft.format)
+        pending = lineage.start_capture()
+        kept = old.lineage or Lineage()
+        imports: list[str] = []
+
+        def write(file: IO[bytes]) -> None:
+            imports.extend(formats.dump(fmt, model, file))
+
+        def written() -> dict[str, Any]:
+            derived = Lineage(
+                **pending(), data=kept.data, data_shape=kept.data_shape, data_columns=kept.data_columns, parent=old.ref
+            )
+            return {"imports": tuple(imports), "lineage": derived}
+
+        draft = replace(
+            draft, params=validate_params(old.params), input_signature=old.input_signature, canary=new_canary
+        )
+        new = self._commit_one(draft, write, written)
+        if alias_follow:
+            for name in old.aliases:
+                self.set_alias(old.name, name, new.version)
+            new = self.get(new.ref)
+        return new
+
     # -- finding -----------------------------------------------------------
 
     @overload
@@ -1501,6 +1660,8 @@ class Registry:
             ) from exc
 
 
+#: The tag :meth:`Registry.migrate` puts on the version it writes, naming the version it re-saved.
+MIGRATED_FROM_TAG = "modelshelf.migrated-from"
 #: What the environment warning adds for a version whose canary cannot say whether its predictions changed.
 _NO_CANARY_NOTE = "it has no prediction canary to check (registered before canaries, or without an input); "
 #: ``$MODELSHELF_CHECK``: what ``load(..., check="auto")`` does.

@@ -22,6 +22,20 @@ SLOW: dict[str, frozenset[str]] = {
     "test_concurrency.py": ALL,
     # two promoter processes racing, three rounds on each backend
     "test_promotion_race.py": ALL,
+    # each runs another interpreter per version (and one builds a virtual environment)
+    "test_preflight.py": frozenset(
+        {
+            "test_the_aliased_versions_by_default_every_version_with_all_versions_or_those_named",
+            "test_a_model_that_predicts_otherwise_there_is_changed_with_the_rows_and_sizes",
+            "test_warnings_over_there_are_reported_and_the_canary_still_runs",
+            "test_what_the_model_prints_while_loading_does_not_spoil_the_answer",
+            "test_a_crash_a_hang_or_an_exit_fails_that_version_and_the_others_still_run",
+            "test_a_class_the_other_interpreter_cannot_import_fails_with_its_error",
+            "test_an_interpreter_without_numpy_or_scikit_learn_is_refused_naming_what_to_install",
+            "test_the_command_prints_a_table_and_exits_3_when_an_aliased_version_would_break",
+            "test_the_readme_table_is_what_a_real_older_scikit_learn_and_numpy_report",
+        }
+    ),
     # real read-only bind mounts, and a writer process beside the reader
     "test_read_only_mount.py": ALL,
     # a real chromium driven by Playwright against `modelshelf ui` run as a subprocess

@@ -8,6 +8,7 @@ refusal must come before anything is touched) and ``test_read_only_mount.py``
 from __future__ import annotations
 
 import pickle
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ WRITES: dict[str, Callable[[Registry, Path], Any]] = {
     "promote": lambda reg, files: reg.promote("m", 1, "production", require=["no_regression:accuracy:0.1"]),
     "protect_alias": lambda reg, files: reg.protect_alias("m", "production", require=["signed"]),
     "unprotect_alias": lambda reg, files: reg.unprotect_alias("m", "production", reason="read-only test"),
+    "migrate": lambda reg, files: reg.migrate("m:1"),
 }
 
 
@@ -59,6 +61,7 @@ READS = frozenset(
         "model_summaries",
         "models",
         "open_artifact",
+        "preflight",
         "search",
         "verify",
         "version_history",
@@ -113,6 +116,8 @@ def read_everything(reg: Registry, out: Path) -> None:
     assert [point.value for point in reg.version_history("m", 2)] == [0.95, 0.96]
     assert reg.alias_names("m") == ["production"]
     assert reg.check("m:1").status == "no canary"  # a read: it loads nothing here, and writes nothing anywhere
+    (preflown,) = reg.preflight(sys.executable, ["m:1"]).results  # another interpreter loads it; nothing written
+    assert (preflown.status, preflown.canary) == ("loads", "no canary")
     assert getattr(reg.alias_at("m", "production", datetime.now(UTC)), "version", None) == 2
     with reg.open_artifact("m:1") as artifact:
         assert pickle.loads(artifact.read()) == [1]

@@ -59,8 +59,9 @@ INVOCATIONS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 #: Commands whose JSON is checked in a test of their own: ``demo`` trains models (slow lane); ``ui`` serves
-#: until stopped (tests/test_ui_browser.py reads the line it prints on start).
-OWN_TEST = {("demo",), ("ui",)}
+#: until stopped (tests/test_ui_browser.py reads the line it prints on start); ``preflight`` runs another
+#: interpreter and ``migrate`` needs a model with a canary (tests/test_preflight.py reads the JSON of both).
+OWN_TEST = {("demo",), ("ui",), ("preflight",), ("migrate",)}
 
 
 def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:

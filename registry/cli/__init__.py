@@ -10,7 +10,7 @@ gc, db, demo).
 
 from __future__ import annotations
 
-from registry.cli import admin, audit, browse, canary, change, find, keys, policy, promote, ui  # noqa: F401  (they add their commands to the group)
+from registry.cli import admin, audit, browse, canary, change, find, keys, policy, promote, ui, upgrade  # noqa: F401  (they add their commands to the group)
 from registry.cli.app import (
     EXIT_CODES,
     EXIT_INTEGRITY,

@@ -53,12 +53,12 @@ def check(
         emit_json([report.to_json() for report in reports])
     else:
         for report in reports:
-            _print_report(report)
+            print_report(report)
     if any(report.changed for report in reports):
         sys.exit(EXIT_INTEGRITY)
 
 
-def _print_report(report: CheckReport) -> None:
+def print_report(report: CheckReport) -> None:
     if report.status == "no canary":
         click.echo(f"{report.ref}: no canary, nothing to compare ({report.note})")
         return

@@ -217,23 +217,35 @@ def _warning_texts(caught: list[Any]) -> list[str]:
     return texts
 
 
-def _ask(model: Any, rows: Any, methods: list[str]) -> dict[str, Any]:
-    """Each method's answer on the rows, encoded; a method that is gone or raises says so instead."""
+def ask(model: Any, rows: Any, methods: list[str]) -> dict[str, Any]:
+    """Each method's answer on the rows as an array; a method that is gone or raises gives why, as a str.
+
+    Never raises for the model's sake: a changed model is an answer, not an error.
+    """
     answers: dict[str, Any] = {}
     for method in methods:
         try:
             function = getattr(model, method, None)
-        except Exception as exc:
-            answers[method] = {"error": f"the loaded model's {method} cannot be read: {type(exc).__name__}: {exc}"}
+        except Exception as exc:  # a property that raises: the method is as good as gone
+            answers[method] = f"the loaded model's {method} cannot be read: {type(exc).__name__}: {exc}"
             continue
         if not callable(function):
-            answers[method] = {"error": f"the loaded model has no {method}"}
+            answers[method] = f"the loaded model has no {method}"
             continue
         try:
-            answers[method] = encode_array(as_array(function(own_copy(rows))))
+            answers[method] = as_array(function(own_copy(rows)))
         except Exception as exc:
-            answers[method] = {"error": f"{method} raised {type(exc).__name__}: {exc}"}
+            answers[method] = f"{method} raised {type(exc).__name__}: {exc}"
     return answers
+
+
+def _encoded(answer: Any) -> dict[str, Any]:
+    if isinstance(answer, str):
+        return {"error": answer}
+    try:
+        return encode_array(answer)
+    except Unsupported as exc:
+        return {"error": f"its output cannot be compared: {exc}"}
 
 
 def run_child(header: dict[str, Any], data: bytes) -> dict[str, Any]:
@@ -241,6 +253,8 @@ def run_child(header: dict[str, Any], data: bytes) -> dict[str, Any]:
     import warnings
 
     result: dict[str, Any] = {"environment": _versions(), "loaded": False, "warnings": [], "error": None}
+    if header.get("probe"):
+        return result
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -259,7 +273,8 @@ def run_child(header: dict[str, Any], data: bytes) -> dict[str, Any]:
         except ImportError as exc:
             result["canary_error"] = f"its rows need a package this interpreter lacks: {exc}"
             return result
-        result["outputs"] = _ask(model, rows, sorted(canary["outputs"]))
+        answers = ask(model, rows, sorted(canary["outputs"]))
+        result["outputs"] = {method: _encoded(answer) for method, answer in answers.items()}
         result["canary_warnings"] = [w for w in _warning_texts(caught) if w not in result["warnings"]]
     return result
 

@@ -59,12 +59,14 @@ def _minor(version: object) -> tuple[str, ...] | None:
     return tuple(version.split(".")[:2])
 
 
-def environment_differences(recorded: dict[str, Any], current: dict[str, Any] | None = None) -> list[str]:
+def environment_differences(
+    recorded: dict[str, Any], current: dict[str, Any] | None = None, *, where: str = "here"
+) -> list[str]:
     """Describe each compared package whose ``major.minor`` differs, as ``"numpy 1.26.4 → 2.1.0"``.
 
     A package that was absent at registration is not compared: the model did
     not depend on it then. One that was present but is missing now is a
-    difference.
+    difference. ``where`` names the other side (``"there"`` for another interpreter).
     """
     now = current_environment() if current is None else current
     differences = []
@@ -73,5 +75,5 @@ def environment_differences(recorded: dict[str, Any], current: dict[str, Any] | 
         if then is None:
             continue
         if _minor(then) != _minor(now.get(key)):
-            differences.append(f"{key} {then} (registered) vs {now.get(key) or 'not installed'} (here)")
+            differences.append(f"{key} {then} (registered) vs {now.get(key) or 'not installed'} ({where})")
     return differences
