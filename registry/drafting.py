@@ -84,6 +84,7 @@ def draft_from_entry(entry: BundleEntry, provenance: dict[str, Any], imports: tu
         lineage=entry.lineage,
         input_signature=entry.input_signature,
         provenance=provenance,
+        canary=entry.canary,
     )
 
 

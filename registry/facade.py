@@ -691,7 +691,8 @@ class Registry:
         versions = list({mv.ref: mv for mv in (self.get(ref) for ref in refs)}.values())
         histories = {name: self.metrics_history(name) for name in {mv.name for mv in versions}}  # one query a model
         entries = [
-            archive.manifest_entry(mv, [p for p in histories[mv.name] if p.version == mv.version]) for mv in versions
+            archive.manifest_entry(mv, [p for p in histories[mv.name] if p.version == mv.version], self._canary_of(mv))
+            for mv in versions
         ]
         manifest = archive.manifest_bytes(entries)
         signature = None if key is None else sign_manifest(key, manifest)

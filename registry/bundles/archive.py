@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from registry.bundles.checks import BUNDLE_KIND, BUNDLE_VERSION, MANIFEST, SIGNATURE
 from registry.bundles.manifest import BundleEntry
-from registry.domain import MetricPoint, ModelVersion
+from registry.domain import Canary, MetricPoint, ModelVersion
 from registry.errors import InvalidBundle, SerializationError
 from registry.formats import INHERENTLY_SAFE, NotAPickle, get_format, scan_imports
 from registry.outputs import replacing
@@ -34,8 +34,12 @@ _CHUNK = 1024 * 1024
 OpenArtifact = Callable[[str], AbstractContextManager[io.BufferedIOBase]]
 
 
-def manifest_entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, Any]:
-    """The manifest entry of one exported version: every field an import records, with its metric history."""
+def manifest_entry(mv: ModelVersion, history: list[MetricPoint], canary: Canary | None = None) -> dict[str, Any]:
+    """The manifest entry of one exported version: every field an import records, its metric history and canary.
+
+    The canary travels as its JSON (rows, inputs, outputs), never its MAC:
+    the importer MACs it under its own key, as it signs the version.
+    """
     return {
         "name": mv.name,
         "version": mv.version,
@@ -49,6 +53,7 @@ def manifest_entry(mv: ModelVersion, history: list[MetricPoint]) -> dict[str, An
         "imports": None if mv.imports is None else list(mv.imports),
         "lineage": None if mv.lineage is None else {**mv.lineage.to_json(), "parent": None},
         "input_signature": None if mv.input_signature is None else mv.input_signature.to_json(),
+        "canary": None if canary is None else canary.to_json(),
         "created_at": mv.created_at.isoformat(),
         "history": [
             {"key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp.isoformat()} for p in history

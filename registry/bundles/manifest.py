@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from registry.digests import CHECKSUM_PATTERN, checksum_of, digest_of, is_checksum
-from registry.domain import InputSignature, Lineage, MetricPoint
-from registry.errors import InvalidBundle, RegistryError
+from registry.domain import Canary, InputSignature, Lineage, MetricPoint
+from registry.errors import InvalidBundle, MissingDependency, RegistryError
 from registry.formats import get_format
 from registry.limits import MAX_BLOB_SIZE
 from registry.names import validate_model_name, validate_version
@@ -72,6 +72,8 @@ class BundleEntry:
     history: tuple[MetricPoint, ...]
     #: The value of the imported-from tag: ``NAME:VERSION CREATED_AT`` as the exporter wrote its date.
     origin: str
+    #: The prediction canary the exporter kept (decoded once to prove it is one), or ``None``.
+    canary: Canary | None = None
 
     @property
     def source(self) -> str:
@@ -131,7 +133,35 @@ def check_entry(entry: dict[str, Any]) -> BundleEntry:
         input_signature=_signature(entry.get("input_signature")),
         history=_history(entry.get("history")),
         origin=origin,
+        canary=_canary(entry.get("canary"), f"{name}:{version}"),
     )
+
+
+def _canary(value: object, ref: str) -> Canary | None:
+    """A manifest's canary checked as modelshelf writes one: its size, its row count, and JSON that decodes."""
+    from registry.inputs import canary as canaries  # numpy: only for bundles that carry canaries
+
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"rows", "inputs", "outputs"}:
+        raise ValueError("canary is not an object of rows, inputs and outputs")
+    rows, inputs, outputs = value["rows"], value["inputs"], value["outputs"]
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= canaries.MAX_ROWS:
+        raise ValueError(f"canary rows {_shown(rows)} is not a count from 1 to {canaries.MAX_ROWS}")
+    if not isinstance(inputs, dict) or not isinstance(outputs, dict) or not outputs:
+        raise ValueError("canary inputs and outputs are not objects (with at least one output)")
+    if not all(method in canaries.METHODS for method in outputs):
+        raise ValueError(f"canary outputs name methods other than {', '.join(canaries.METHODS)}")
+    canary = Canary(inputs=inputs, outputs=outputs, rows=rows)
+    if canaries.size_of(canary) > canaries.MAX_CANARY_BYTES:
+        raise ValueError(f"canary is over {canaries.MAX_CANARY_BYTES // 1024} KiB of JSON, more than any canary kept")
+    try:
+        canaries.decoded(canary, ref)
+    except MissingDependency:
+        pass  # rows of a DataFrame, and no pandas here: they are decoded where the canary is checked
+    except RegistryError as exc:
+        raise ValueError(str(exc).split(": the catalog was edited")[0]) from None
+    return canary
 
 
 def _shown(value: object) -> str:

@@ -31,7 +31,7 @@ EXTENSION_DTYPES = frozenset(
 )
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 #: Longer strings are refused when decoding (a canary's JSON is at most 256 KiB, so it never holds one; an edited
-#: catalog might, and ``<U1000000000`` would allocate 4 GB a value).
+#: catalog or a bundle might, and ``<U100000000`` would allocate 400 MB a value).
 MAX_STRING_LENGTH = 256 * 1024
 
 
