@@ -165,7 +165,13 @@ def test_a_protected_alias_cannot_be_removed_deleted_under_or_set_by_register(fi
         filled.register("m", {"v": 4}, format="pickle", alias="production")
     assert [mv.version for mv in filled.versions("m")] == [1, 2, 3]  # nothing registered
     assert filled.get("m@production").version == 1
-    assert gate_events(filled)[-1] == ("alias.refuse", 1)  # the refused removal is in the trail
+    refusals = filled.events("m", alias="production", action="alias.refuse")
+    # the refused removal and the refused registration are in the trail (the registration itself rolled back)
+    assert [event.new for event in refusals[-2:]] == [
+        {"operation": "delete"},
+        {"operation": "register", "protected": True},
+    ]
+    assert gate_events(filled)[-1] == ("alias.refuse", 1)
 
 
 def test_unprotecting_is_an_audited_event_and_lifts_the_gates(filled: Registry) -> None:

@@ -310,7 +310,35 @@ class Catalog(DamageMarks, CatalogReads):
         batch: list[tuple[NewVersion, Callable[[], None]]],
         sign: Callable[[NewVersion, int], str | None] = lambda new, version: None,
     ) -> list[ModelVersion]:
-        """Record several versions in one transaction: all of them, or none (see :meth:`add_version`)."""
+        """Record several versions in one transaction: all of them, or none (see :meth:`add_version`).
+
+        A registration refused because its ``alias=`` is protected rolls
+        back whole, and the refusal is then recorded on its own (an
+        ``alias.refuse`` event), so the trail shows every attempt on a
+        protected alias.
+        """
+        try:
+            return self._add_versions(batch, sign)
+        except PromotionRefused as exc:
+            if exc.version is None:
+                self._record_refused_registration(exc.name, exc.alias)
+            raise
+
+    def _record_refused_registration(self, name: str, alias: str) -> None:
+        with write_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            now = self._lock_model(connection, model_id)
+            target = connection.execute(_ALIAS_TARGET, {"model_id": model_id, "alias": alias}).scalar()
+            events = self._events()
+            refused = {"operation": "register", "protected": True}
+            events.add("alias.refuse", name, target, at=now, alias=alias, old=target, new=refused)
+            self._finish(connection, events)
+
+    def _add_versions(
+        self,
+        batch: list[tuple[NewVersion, Callable[[], None]]],
+        sign: Callable[[NewVersion, int], str | None],
+    ) -> list[ModelVersion]:
         with write_transaction(self.engine) as connection:
             if len(batch) > 1:
                 self._lock_in_order(connection, [new for new, _ in batch])
