@@ -1176,10 +1176,11 @@ class Registry:
         limit = preflight.check_timeout(timeout)
         checked_rtol, checked_atol = canaries.check_tolerances(rtol, atol)
         chosen = self._preflight_versions(refs, all_versions)
+        # Each version's signature (and its canary's MAC) is checked before anything runs over there.
+        checked = [(mv, self._canary_of(mv)) for mv in chosen]
         target = preflight.probe(interpreter, limit)
         results = []
-        for mv in chosen:
-            model_canary = self._canary_of(mv)  # checks the version's signature too, before any byte is read
+        for mv, model_canary in checked:
             header = {"format": mv.format, "canary": None if model_canary is None else model_canary.to_json()}
 
             def write_artifact(pipe: IO[bytes], mv: ModelVersion = mv) -> None:

@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 #: The interpreter of a second virtual environment (older scikit-learn and numpy), where CI has built one.
 OTHER_PYTHON = os.environ.get("MODELSHELF_TEST_OTHER_PYTHON")
 ROWS = np.arange(20, dtype=float).reshape(10, 2)
+KEY = "preflight-test-signing-key-32-bytes"
 
 
 @pytest.fixture(autouse=True)
@@ -185,6 +187,25 @@ def test_bytes_swapped_in_the_store_are_refused_here_and_never_reach_the_other_i
     with pytest.raises(TrustError, match="quirky:1"):
         reg.preflight(sys.executable)
     assert not marker.exists()  # ...and the pre-flight never handed it over
+
+
+def test_a_version_pointed_by_sql_at_an_attackers_blob_is_refused_with_the_key_before_anything_runs(
+    home: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran-over-there"
+    with Registry(home, signing_key=KEY) as reg:
+        quirky(reg)
+        evil = reg.register("evil", _LeavesAMark(marker), format="pickle")
+    marker.unlink(missing_ok=True)  # registering pickled it, which does not run it; be sure nothing is left
+    with sqlite3.connect(home / "catalog.db") as db:  # a writer of the catalog without the key
+        db.execute(
+            "UPDATE versions SET blob_digest = ?, size = ?, format = 'pickle' WHERE model_id = "
+            "(SELECT id FROM models WHERE name = 'quirky')",
+            (evil.digest, evil.size),
+        )
+    with Registry(home, signing_key=KEY) as reg, pytest.raises(TrustError, match="quirky:1"):
+        reg.preflight(sys.executable, ["quirky:1"])
+    assert not marker.exists()
 
 
 # -- bad input ---------------------------------------------------------------
