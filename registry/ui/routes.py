@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -379,7 +380,8 @@ def app(
         version = _whole(raw, MAX_VERSION)
         if version is None or version < 1:
             raise InvalidInput(f"form field version={raw!r} must be a version number from 1 to {MAX_VERSION}")
-        registry.set_alias(name, form.get("alias", ""), version)
+        # In a worker thread: a protected alias may run a canary gate, which loads the model.
+        await run_in_threadpool(registry.set_alias, name, form.get("alias", ""), version)
         return RedirectResponse(f"/models/{name}/aliases", status_code=303)
 
     async def change_tags(request: Request) -> Response:
@@ -388,9 +390,9 @@ def app(
         form = await checked_form(request)
         key = form.get("key", "")
         if form.get("action") == "remove":
-            registry.set_tags(name, version, remove=[key])
+            await run_in_threadpool(registry.set_tags, name, version, remove=[key])
         else:
-            registry.set_tags(name, version, {key: form.get("value", "")})
+            await run_in_threadpool(registry.set_tags, name, version, {key: form.get("value", "")})
         return RedirectResponse(f"/models/{name}/versions/{version}", status_code=303)
 
     def not_found(request: Request, exc: Exception) -> Response:
