@@ -107,7 +107,18 @@ def commit(catalog: Catalog, key: bytes | None, batch: list[tuple[Draft, StagedB
         if key is None:
             return None
         checksum = checksum_of(new.digest)
-        return signing.sign_version(key, new.name, version, new.format, checksum, new.size, new.imports, new.params)
+        return signing.sign_version(
+            key,
+            new.name,
+            version,
+            new.format,
+            checksum,
+            new.size,
+            new.imports,
+            new.params,
+            environment=new.environment,
+            input_signature=None if new.input_signature is None else new.input_signature.to_json(),
+        )
 
     def sealed(draft: Draft, staged: StagedBlob) -> Draft:
         """``draft`` with its canary MACed to its name and bytes (with a key): SQL cannot rewrite it unnoticed."""

@@ -559,14 +559,25 @@ class Registry:
             assert key is not None
             return signing.check_model_version(key, mv)
 
+        def environment_signed(mv: ModelVersion) -> bool:
+            return signature_state(mv) == "valid" and signing.covers_environment(mv.hmac)
+
         def decide(facts: AliasFacts) -> AliasDecision:  # only called for promote or a protected alias
+            if key is not None and signature_state(facts.candidate) == "invalid":
+                self._check_hmac(facts.candidate)  # raises: no gate can vouch for a record edited outside modelshelf
             stored: list[gates.Gate] = [gates.gate_from_json(gate) for gate in facts.protection or []]
             chosen = gates.as_gates([*stored, *asked])
             if canary is None and any(isinstance(gate, gates.CanaryPasses) for gate in chosen):
                 needs_canary.append(True)
                 return AliasDecision(False)  # abandoned: nothing recorded, nothing moved
             verdict, checksum = canary if canary is not None else (None, None)
-            evidence = gates.Evidence(verdict, checksum, facts.damage, signature_state if key else None)
+            evidence = gates.Evidence(
+                verdict,
+                checksum,
+                facts.damage,
+                signature_state if key else None,
+                environment_signed if key else None,
+            )
             verdicts = gates.evaluate(chosen, facts.candidate, facts.current, evidence)
             record = {
                 "via": via,
@@ -1565,7 +1576,8 @@ class Registry:
             )
         raise UntrustedArtifact(
             f"{mv.ref} has a signature that does not match its catalog entry for this signing key: its checksum, "
-            "size, import inventory or params were altered outside modelshelf, or another key signed it; nothing "
+            "size, import inventory, params, environment or input signature were altered outside modelshelf, or "
+            "another key signed it; nothing "
             "was served. Restore the catalog from a backup, or re-register the model with the key if you trust it"
         )
 
@@ -1748,10 +1760,10 @@ def _inventory(mv: ModelVersion) -> tuple[str, ...] | None:
 
     Inventories recorded before the scanner came from a tracer that missed
     nested pickles; holding such a version to one would refuse a good model.
-    A ``v2:`` signature is only made by code that scans, so with a key the
+    A ``v2:`` (or later) signature is only made by code that scans, so with a key the
     flag itself cannot be cleared by SQL to lift the check.
     """
-    if mv.imports_scanned or (mv.hmac or "").startswith("v2:"):
+    if mv.imports_scanned or (mv.hmac or "").startswith(signing.SCANNED_PREFIXES):
         return mv.imports
     return None
 

@@ -78,12 +78,15 @@ class Evidence:
     ``signature`` tells the state of a version's HMAC under the registry's
     signing key (``valid``, ``legacy``, ``missing``, ``invalid``); ``None``
     when the registry has no key and cannot check one.
+    ``environment_signed`` tells whether that HMAC also binds the recorded
+    environment (``None`` without a key: the catalog's word is all there is).
     """
 
     canary: Verdict | None = None
     canary_checksum: str | None = None
     damage: str | None = None
     signature: Callable[[ModelVersion], str] | None = None
+    environment_signed: Callable[[ModelVersion], bool] | None = None
 
 
 class Gate(Protocol):
@@ -246,6 +249,14 @@ class EnvironmentMatches(BuiltinGate):
 
     def evaluate(self, candidate: ModelVersion, current: ModelVersion | None, evidence: Evidence) -> Verdict:
         numbers: dict[str, Number] = {}
+        if evidence.environment_signed is not None and not evidence.environment_signed(candidate):
+            return Verdict(
+                False,
+                f"the environment recorded for {candidate.ref} is not covered by a signature under this registry's "
+                "key (it was registered without the key, or before signatures covered environments), so anyone "
+                "who can write the catalog could have set it: re-register or `modelshelf migrate` it with the key",
+                numbers=numbers,
+            )
         wrong = []
         for key, wanted in self._wanted().items():
             recorded = candidate.environment.get(ENVIRONMENT_KEYS[key])

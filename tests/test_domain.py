@@ -28,9 +28,18 @@ def keyed(home: Path) -> Registry:
 def test_hmac_holds_the_version_hmac_the_catalog_stores(keyed: Registry, home: Path) -> None:
     mv = keyed.get("m:1")
     expected = signing.sign_version(
-        KEY.encode(), mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params
+        KEY.encode(),
+        mv.name,
+        mv.version,
+        mv.format,
+        mv.checksum,
+        mv.size,
+        mv.imports,
+        mv.params,
+        environment=mv.environment,
+        input_signature=None,
     )
-    assert mv.hmac == expected and mv.hmac.startswith("v2:")
+    assert mv.hmac == expected and mv.hmac.startswith("v3:")
     with sqlite3.connect(home / "catalog.db") as db:
         (stored,) = db.execute("SELECT signature FROM versions WHERE version = 1").fetchone()
     assert stored == mv.hmac  # the column keeps its old name

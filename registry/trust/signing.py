@@ -18,6 +18,10 @@ Two generations:
   ``versions.imports`` (which the safe loader enforces) or params no longer
   match. Base64 keeps a v2 signature within the 64 characters of the
   existing column, which SQLite could only widen by rebuilding the table.
+* **v3** (``v3:``, written since): v2's fields plus the recorded
+  environment and input signature, which promotion gates
+  (``environment_matches``) and input checks trust. v2 signatures stay valid:
+  their environment and input signature are the catalog's word.
 """
 
 from __future__ import annotations
@@ -36,7 +40,11 @@ from registry.errors import InvalidKey
 KEY_VARIABLE = "MODELSHELF_SIGNING_KEY"
 _DOMAIN = b"modelshelf-signature-v1"
 _DOMAIN_V2 = b"modelshelf-signature-v2"
+_DOMAIN_V3 = b"modelshelf-signature-v3"
 V2_PREFIX = "v2:"
+V3_PREFIX = "v3:"
+#: The prefixes of signatures made by code that scans import inventories (v2 and later).
+SCANNED_PREFIXES = (V2_PREFIX, V3_PREFIX)
 
 #: What checking a version's signature found.
 SignatureState = Literal["valid", "legacy", "missing", "invalid"]
@@ -68,7 +76,12 @@ def is_valid(key: bytes, signature: str | None, name: str, version: int, format:
     return hmac.compare_digest(signature, sign(key, name, version, format, checksum))
 
 
-def _v2_message(
+def _message(domain: bytes, fields: dict[str, Any]) -> bytes:
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return domain + b"\n" + text.encode()
+
+
+def _v2_fields(
     name: str,
     version: int,
     format: str,
@@ -76,8 +89,8 @@ def _v2_message(
     size: int,
     imports: Iterable[str] | None,
     params: Mapping[str, Any],
-) -> bytes:
-    fields = {
+) -> dict[str, Any]:
+    return {
         "name": name,
         "version": version,
         "format": format,
@@ -86,8 +99,10 @@ def _v2_message(
         "imports": None if imports is None else sorted(set(imports)),
         "params": params,
     }
-    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return _DOMAIN_V2 + b"\n" + text.encode()
+
+
+def _mac(key: bytes, prefix: str, message: bytes) -> str:
+    return prefix + base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=").decode()
 
 
 def sign_version(
@@ -99,10 +114,23 @@ def sign_version(
     size: int,
     imports: Iterable[str] | None,
     params: Mapping[str, Any],
+    *,
+    environment: Mapping[str, Any] | None = None,
+    input_signature: Mapping[str, Any] | None = None,
+    generation: int = 3,
 ) -> str:
-    """The v2 signature of one version: identity, bytes, import inventory and params."""
-    mac = hmac.new(key, _v2_message(name, version, format, checksum, size, imports, params), hashlib.sha256)
-    return V2_PREFIX + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+    """The signature of one version: identity, bytes, import inventory and params, and (v3) environment and input.
+
+    ``generation=2`` gives the signature older registrations carry (no
+    environment, no input signature), to check them.
+    """
+    fields = _v2_fields(name, version, format, checksum, size, imports, params)
+    if generation == 2:
+        return _mac(key, V2_PREFIX, _message(_DOMAIN_V2, fields))
+    if generation != 3:
+        raise ValueError(f"unknown signature generation {generation!r}")
+    fields = {**fields, "environment": dict(environment or {}), "input_signature": input_signature}
+    return _mac(key, V3_PREFIX, _message(_DOMAIN_V3, fields))
 
 
 def check_version(
@@ -115,19 +143,52 @@ def check_version(
     size: int,
     imports: Iterable[str] | None,
     params: Mapping[str, Any],
+    *,
+    environment: Mapping[str, Any] | None = None,
+    input_signature: Mapping[str, Any] | None = None,
 ) -> SignatureState:
-    """``valid`` (v2 and matching), ``legacy`` (a matching v1), ``missing`` or ``invalid``."""
+    """``valid`` (v3 or v2, matching), ``legacy`` (a matching v1), ``missing`` or ``invalid``."""
     if signature is None:
         return "missing"
-    if signature.startswith(V2_PREFIX):
-        expected = sign_version(key, name, version, format, checksum, size, imports, params)
-        return "valid" if hmac.compare_digest(signature, expected) else "invalid"
+    for prefix, generation in ((V3_PREFIX, 3), (V2_PREFIX, 2)):
+        if signature.startswith(prefix):
+            expected = sign_version(
+                key,
+                name,
+                version,
+                format,
+                checksum,
+                size,
+                imports,
+                params,
+                environment=environment,
+                input_signature=input_signature,
+                generation=generation,
+            )
+            return "valid" if hmac.compare_digest(signature, expected) else "invalid"
     return "legacy" if is_valid(key, signature, name, version, format, checksum) else "invalid"
 
 
 def check_model_version(key: bytes, mv: ModelVersion) -> SignatureState:
     """:func:`check_version` for what the catalog says of ``mv``: the one way every reader asks."""
-    return check_version(key, mv.hmac, mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params)
+    return check_version(
+        key,
+        mv.hmac,
+        mv.name,
+        mv.version,
+        mv.format,
+        mv.checksum,
+        mv.size,
+        mv.imports,
+        mv.params,
+        environment=mv.environment,
+        input_signature=None if mv.input_signature is None else mv.input_signature.to_json(),
+    )
+
+
+def covers_environment(signature: str | None) -> bool:
+    """Whether a (valid) signature binds the recorded environment and input signature (v3 and later)."""
+    return bool(signature) and str(signature).startswith(V3_PREFIX)
 
 
 _DOMAIN_CANARY = b"modelshelf-canary-v1"

@@ -1,0 +1,82 @@
+"""v3 version signatures bind the recorded environment and input signature, which gates and input checks trust."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from registry import PromotionRefused, Registry, UntrustedArtifact, environment_matches
+from registry.trust import signing
+
+KEY = "signature-v3-test-key-of-32-bytes!"
+
+
+@pytest.fixture
+def keyed(home: Path, iris: tuple[Any, Any]) -> Path:
+    X, y = iris
+    with Registry(home, signing_key=KEY) as reg:
+        for _ in range(2):
+            reg.register("lr", LogisticRegression(max_iter=500).fit(X, y), data=(X, y))
+        reg.set_alias("lr", "production", 1)
+    return home
+
+
+def _sql(home: Path, statement: str, *args: Any) -> None:
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute(statement, args)
+
+
+def test_new_versions_carry_a_v3_signature(keyed: Path) -> None:
+    with Registry(keyed, signing_key=KEY) as reg:
+        mv = reg.get("lr:2")
+        assert mv.hmac is not None and mv.hmac.startswith("v3:") and signing.covers_environment(mv.hmac)
+        assert signing.check_model_version(KEY.encode(), mv) == "valid"
+
+
+def test_an_environment_rewritten_by_sql_to_pass_a_gate_is_refused(keyed: Path) -> None:
+    with Registry(keyed, signing_key=KEY) as reg:
+        recorded = reg.get("lr:2").environment
+        gate = environment_matches(scikit_learn="0.24")  # what the rewritten row will claim
+        with pytest.raises(PromotionRefused):
+            reg.promote("lr", 2, "production", require=[gate])
+    forged = {**recorded, "scikit-learn": "0.24.2"}
+    _sql(keyed, "UPDATE versions SET environment = ? WHERE version = 2", json.dumps(forged))
+    with Registry(keyed, signing_key=KEY) as reg:
+        with pytest.raises(UntrustedArtifact, match="lr:2"):
+            reg.promote("lr", 2, "production", require=[gate])
+        assert reg.get("lr@production").version == 1
+    with Registry(keyed) as unkeyed:  # without the key the catalog's word is all there is
+        assert unkeyed.get("lr:2").environment["scikit-learn"] == "0.24.2"
+
+
+def test_an_input_signature_rewritten_by_sql_is_refused(keyed: Path) -> None:
+    with sqlite3.connect(keyed / "catalog.db") as db:
+        (text,) = db.execute("SELECT input_signature FROM versions WHERE version = 2").fetchone()
+    loosened = json.loads(text)
+    loosened["n_features"] = 5  # a server checking inputs against it would accept five columns
+    _sql(keyed, "UPDATE versions SET input_signature = ? WHERE version = 2", json.dumps(loosened))
+    with Registry(keyed, signing_key=KEY) as reg, pytest.raises(UntrustedArtifact, match="lr:2"):
+        reg.load("lr:2", validate=True)
+
+
+def test_a_v2_signature_from_before_still_loads(keyed: Path) -> None:
+    with Registry(keyed, signing_key=KEY) as reg:
+        mv = reg.get("lr:1")
+    older = signing.sign_version(
+        KEY.encode(), mv.name, mv.version, mv.format, mv.checksum, mv.size, mv.imports, mv.params, generation=2
+    )
+    _sql(keyed, "UPDATE versions SET signature = ? WHERE version = 1", older)
+    with Registry(keyed, signing_key=KEY) as reg:
+        assert reg.load("lr:1", check=False) is not None
+        assert not signing.covers_environment(reg.get("lr:1").hmac)
+        reg.delete_alias("lr", "production")
+        sklearn_version = reg.get("lr:1").environment["scikit-learn"]
+        with pytest.raises(PromotionRefused, match="not covered by a signature"):
+            reg.promote("lr", 1, "production", require=[environment_matches(scikit_learn=sklearn_version)])
+        moved = reg.promote("lr", 2, "production", require=[environment_matches(scikit_learn=sklearn_version)])
+        assert moved.version == 2  # a v3 version passes the same gate
