@@ -98,6 +98,7 @@ from registry.errors import (
     SerializationError,
     SignatureNotFound,
     StoreError,
+    TrustError,
     UntrustedArtifact,
     VersionNotFound,
 )
@@ -1162,6 +1163,7 @@ class Registry:
         timeout: float = 300.0,
         rtol: float = 1e-6,
         atol: float = 1e-9,
+        trusted: Iterable[str] | None = None,
     ) -> PreflightReport:
         """Would these versions load, and predict as recorded, under another interpreter? Ask it.
 
@@ -1177,8 +1179,12 @@ class Registry:
         asked the canary's questions; the answers are compared here as
         :meth:`check` compares them. By default the versions an alias points
         at; ``refs`` names others, ``all_versions=True`` takes every version.
-        Loading there runs the model's code, as :meth:`load` does here.
-        ``timeout`` bounds each version (a hang is its failure).
+        Loading there runs the model's code, as :meth:`load` does here; it
+        runs in an empty directory without this registry's keys. A version
+        refused here (its bytes or signature do not verify) is that version's
+        ``"fails"``, never handed over. ``timeout`` bounds each version (a
+        hang is its failure); ``trusted`` names the types a skops artifact may
+        hold beyond skops' defaults, as for :meth:`load`.
         """
         from registry.inputs import canary as canaries
         from registry.inputs import preflight
@@ -1186,27 +1192,34 @@ class Registry:
         interpreter = preflight.check_interpreter(python)
         limit = preflight.check_timeout(timeout)
         checked_rtol, checked_atol = canaries.check_tolerances(rtol, atol)
+        trusted_names = sorted(filecheck.trusted_names(trusted))
         chosen = self._preflight_versions(refs, all_versions)
-        # Each version's signature (and its canary's MAC) is checked before anything runs over there.
-        checked = [(mv, self._canary_of(mv)) for mv in chosen]
         target = preflight.probe(interpreter, limit)
         results = []
-        for mv, model_canary in checked:
-            header = {"format": mv.format, "canary": None if model_canary is None else model_canary.to_json()}
-
-            def write_artifact(pipe: IO[bytes], mv: ModelVersion = mv) -> None:
-                with self._store.open_verified(mv.digest, mv.size) as file:
-                    while chunk := file.read(1 << 20):
-                        pipe.write(chunk)
-
+        for mv in chosen:
             try:
-                answer = preflight.run_child(interpreter, header, write_artifact, limit)
-            except CorruptedArtifact as exc:
-                raise self._corrupted(mv, exc) from None
-            result = preflight.result_of(
-                mv, mv.aliases, model_canary, answer, target, rtol=checked_rtol, atol=checked_atol
+                model_canary = self._canary_of(mv)  # the version's signature and its canary's MAC, first
+                header = {
+                    "format": mv.format,
+                    "trusted": trusted_names,
+                    "canary": None if model_canary is None else model_canary.to_json(),
+                }
+
+                def write_artifact(pipe: IO[bytes], mv: ModelVersion = mv) -> None:
+                    with self._store.open_verified(mv.digest, mv.size) as file:
+                        while chunk := file.read(1 << 20):
+                            pipe.write(chunk)
+
+                try:
+                    answer = preflight.run_child(interpreter, header, write_artifact, limit)
+                except CorruptedArtifact as exc:
+                    raise self._corrupted(mv, exc) from None
+            except TrustError as exc:
+                results.append(preflight.refused_here(mv, exc, target))
+                continue
+            results.append(
+                preflight.result_of(mv, mv.aliases, model_canary, answer, target, rtol=checked_rtol, atol=checked_atol)
             )
-            results.append(result)
         return PreflightReport(interpreter, target, tuple(results))
 
     def _preflight_versions(self, refs: Iterable[str] | None, all_versions: bool) -> list[ModelVersion]:
@@ -1307,10 +1320,31 @@ class Registry:
         )
         new = self._commit_one(draft, write, written)
         if alias_follow:
-            for name in old.aliases:
-                self.set_alias(old.name, name, new.version)
+            self._follow_aliases(old, new)
             new = self.get(new.ref)
         return new
+
+    def _follow_aliases(self, old: ModelVersion, new: ModelVersion) -> None:
+        """Move each alias of ``old`` to ``new``; refused ones stay, and the error names the version written."""
+        moved, refused = [], []
+        for alias in old.aliases:
+            try:
+                self.set_alias(old.name, alias, new.version)
+                moved.append(alias)
+            except PromotionRefused as exc:
+                refused.append((alias, exc))
+        if refused:
+            alias, first = refused[0]
+            why = "; ".join(f"{name}: {exc}" for name, exc in refused)
+            raise PromotionRefused(
+                f"{new.ref} was written (migrated from {old.ref}) and "
+                f"{'moved ' + ', '.join(moved) if moved else 'no alias moved'}, but "
+                f"{', '.join(name for name, _ in refused)} stayed on {old.ref}: {why}",
+                name=old.name,
+                alias=alias,
+                version=new.version,
+                verdicts=first.verdicts,
+            )
 
     # -- finding -----------------------------------------------------------
 

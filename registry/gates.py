@@ -254,7 +254,8 @@ class EnvironmentMatches(BuiltinGate):
                 False,
                 f"the environment recorded for {candidate.ref} is not covered by a signature under this registry's "
                 "key (it was registered without the key, or before signatures covered environments), so anyone "
-                "who can write the catalog could have set it: re-register or `modelshelf migrate` it with the key",
+                "who can write the catalog could have set it: re-register it with the key (or `modelshelf migrate` it "
+                "there, if it has a prediction canary)",
                 numbers=numbers,
             )
         wrong = []

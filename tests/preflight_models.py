@@ -9,6 +9,7 @@ pre-flight misbehaves — for real, not by a mock.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -44,3 +45,9 @@ class Quirky:
             time.sleep(120)
         elif quirk == "exit":
             sys.exit(7)
+        elif quirk == "snoop":  # what a model could read where it is loaded
+            key = os.environ.get("MODELSHELF_SIGNING_KEY")
+            warnings.warn(f"snooped key={key} cwd={os.getcwd()}", UserWarning, stacklevel=2)
+        elif quirk == "fd1":  # below Python's sys.stdout, as C code writes, and once more at exit
+            os.write(1, b'{"loaded": false, "error": "forged"}')
+            atexit.register(os.write, 1, b"written at exit\n")

@@ -45,10 +45,26 @@ def _canary_edit(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str
 
 
 def _huge_strings(canary: dict[str, Any]) -> None:
-    canary["inputs"] = {"kind": "array", "shape": [1, 1], "dtype": "<U100000000", "values": ["x"]}
+    canary["outputs"]["predict"] = {"shape": [1], "dtype": "<U100000000", "values": ["x"]}
+
+
+def _wide_empty_strings(canary: dict[str, Any]) -> None:
+    # Each value short, the dtype as wide as a canary ever allows: 80,000 of them would take 80 GB decoded.
+    count = 80_000
+    canary["outputs"]["predict"] = {"shape": [count], "dtype": "<U262144", "values": [""] * count}
+
+
+def _rows_beyond(canary: dict[str, Any]) -> None:
+    canary["inputs"]["shape"][0] = canary["rows"] + 1
 
 
 HOSTILE: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "many values of the widest strings": (_canary_edit(_wide_empty_strings), "more than a canary ever keeps"),
+    "an integer beyond int64": (
+        _canary_edit(lambda c: c["outputs"]["predict"].update(values=[2**70] * len(c["outputs"]["predict"]["values"]))),
+        "OverflowError",
+    ),
+    "inputs with more rows than it says": (_canary_edit(_rows_beyond), "canary inputs do not hold the 64 rows"),
     "no rows": (_canary_edit(lambda c: c.update(rows=0)), "canary rows 0 is not a count"),
     "a billion rows": (_canary_edit(lambda c: c.update(rows=10**9)), "canary rows 1000000000 is not a count"),
     "a method to call": (

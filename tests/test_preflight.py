@@ -33,7 +33,7 @@ from registry import (
     PromotionRefused,
     ReadOnlyRegistry,
     Registry,
-    TrustError,
+    UntrustedArtifact,
     tagged,
 )
 from tests import canary_models, preflight_models
@@ -128,20 +128,71 @@ def test_what_the_model_prints_while_loading_does_not_spoil_the_answer(
     ("quirk", "said"),
     [
         ("crash", r"killed by SIGSEGV: about to crash"),
-        ("hang", r"did not finish within 3 s"),
         ("exit", r"SystemExit: 7"),
+        ("fd1", r"^the interpreter exited with status 0 but|^$"),
     ],
 )
-def test_a_crash_a_hang_or_an_exit_fails_that_version_and_the_others_still_run(
+def test_a_crash_or_an_exit_fails_that_version_and_the_others_still_run(
     reg: Registry, iris: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, quirk: str, said: str
 ) -> None:
     quirky(reg)
     shifted(reg, iris)
     monkeypatch.setenv("QUIRK", quirk)
-    results = by_ref(reg.preflight(sys.executable, timeout=3))
+    results = by_ref(reg.preflight(sys.executable))
+    if quirk == "fd1":  # output written straight to file descriptor 1 and by an atexit hook spoils nothing
+        assert (results["quirky:1"].status, results["quirky:1"].canary) == ("loads", "equal")
+        assert (results["shifted:1"].status, results["shifted:1"].canary) == ("loads", "equal")
+        return
     assert results["quirky:1"].status == "fails" and results["quirky:1"].canary == "not run"
     assert re.search(said, results["quirky:1"].error or ""), results["quirky:1"].error
     assert (results["shifted:1"].status, results["shifted:1"].canary) == ("loads", "equal")
+
+
+def test_a_hang_is_stopped_at_the_timeout_with_what_the_model_started(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quirky(reg)
+    monkeypatch.setenv("QUIRK", "hang")
+    (result,) = reg.preflight(sys.executable, timeout=20).results
+    assert result.status == "fails" and "did not finish within 20 s" in (result.error or "")
+
+
+def test_the_other_interpreter_gets_no_keys_and_an_empty_directory_not_ours(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELSHELF_SIGNING_KEY", KEY)
+    with Registry(home) as reg:
+        quirky(reg)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "joblib.py").write_text("raise ImportError('a joblib.py in the directory the command ran in')\n")
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("QUIRK", "snoop")
+    with Registry(home) as reg:
+        (result,) = reg.preflight(sys.executable).results
+    assert result.status == "warns" and result.canary == "equal"  # the real joblib loaded it
+    (snooped,) = result.warnings
+    assert "key=None" in snooped and str(workdir) not in snooped
+
+
+def test_the_child_program_parses_as_python_3_8() -> None:
+    import ast
+
+    from registry.inputs import preflight
+
+    ast.parse(preflight.child_source(), feature_version=(3, 8))  # a SyntaxError if it does not
+
+
+def test_a_skops_version_loads_over_there_with_the_types_trusted_here(reg: Registry, iris: tuple[Any, Any]) -> None:
+    X, y = iris
+    reg.register("sk", LogisticRegression(max_iter=500).fit(X, y), data=(X, y), format="skops", alias="production")
+    (result,) = reg.preflight(sys.executable).results
+    assert (result.status, result.canary) == ("loads", "equal"), result.error
+    reg.register("odd", preflight_models.Quirky().fit(ROWS), input_example=ROWS, format="skops", alias="production")
+    refused = by_ref(reg.preflight(sys.executable, ["odd:1"]))["odd:1"]
+    assert refused.status == "fails" and "tests.preflight_models.Quirky" in (refused.error or "")
+    trusted = by_ref(reg.preflight(sys.executable, ["odd:1"], trusted=["tests.preflight_models.Quirky"]))["odd:1"]
+    assert (trusted.status, trusted.canary) == ("loads", "equal"), trusted.error
 
 
 def test_a_class_the_other_interpreter_cannot_import_fails_with_its_error(
@@ -184,8 +235,9 @@ def test_bytes_swapped_in_the_store_are_refused_here_and_never_reach_the_other_i
     marker.unlink()
     blob.chmod(0o644)
     blob.write_bytes(payload)
-    with pytest.raises(TrustError, match="quirky:1"):
-        reg.preflight(sys.executable)
+    (result,) = reg.preflight(sys.executable).results
+    assert result.status == "fails" and result.breaks and "refused here, never handed over" in (result.error or "")
+    assert "quirky:1" in (result.error or "")
     assert not marker.exists()  # ...and the pre-flight never handed it over
 
 
@@ -203,9 +255,18 @@ def test_a_version_pointed_by_sql_at_an_attackers_blob_is_refused_with_the_key_b
             "(SELECT id FROM models WHERE name = 'quirky')",
             (evil.digest, evil.size),
         )
-    with Registry(home, signing_key=KEY) as reg, pytest.raises(TrustError, match="quirky:1"):
-        reg.preflight(sys.executable, ["quirky:1"])
+    with Registry(home, signing_key=KEY) as reg:
+        with pytest.raises(UntrustedArtifact, match="quirky:1 has a signature that does not match"):
+            reg.preflight(sys.executable, ["quirky:1"])  # tampering is refused outright, before anything runs
     assert not marker.exists()
+    with Registry(home) as reg:  # a version registered without the key, beside signed ones
+        reg.register("plain", preflight_models.Quirky().fit(ROWS), input_example=ROWS, alias="production")
+    with Registry(home, signing_key=KEY) as reg:
+        reg.seal("plain")  # its state adopted under the key; the version itself stays unsigned
+        (result,) = reg.preflight(sys.executable, ["plain:1"]).results
+    assert result.status == "fails" and "refused here, never handed over: plain:1 has no signature" in (
+        result.error or ""
+    )
 
 
 # -- bad input ---------------------------------------------------------------
@@ -323,10 +384,15 @@ def test_migrate_writes_nothing_when_the_canary_changed_or_is_missing(
 def test_migrate_is_refused_read_only_and_a_protected_alias_keeps_its_gates(home: Path, iris: tuple[Any, Any]) -> None:
     with Registry(home) as reg:
         quirky(reg)
+        reg.set_alias("quirky", "staging", 1)
         reg.protect_alias("quirky", "production", require=[tagged("approved", "yes")])
-        with pytest.raises(PromotionRefused, match="approved"):
+        with pytest.raises(PromotionRefused, match="approved") as raised:
             reg.migrate("quirky@production", alias_follow=True)
-        assert reg.get("quirky", alias="production").version == 1  # the gate held; the new version stays unaliased
+        assert str(raised.value).startswith(
+            "quirky:2 was written (migrated from quirky:1) and moved staging, but production stayed on quirky:1"
+        )
+        assert reg.get("quirky", alias="production").version == 1  # the gate held
+        assert reg.get("quirky", alias="staging").version == 2  # the unprotected alias followed
     with Registry(home, read_only=True) as ro, pytest.raises(ReadOnlyRegistry):
         ro.migrate("quirky:1")
 

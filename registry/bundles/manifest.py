@@ -155,6 +155,9 @@ def _canary(value: object, ref: str) -> Canary | None:
     canary = Canary(inputs=inputs, outputs=outputs, rows=rows)
     if canaries.size_of(canary) > canaries.MAX_CANARY_BYTES:
         raise ValueError(f"canary is over {canaries.MAX_CANARY_BYTES // 1024} KiB of JSON, more than any canary kept")
+    shape = inputs.get("shape") if inputs.get("kind") == "array" else [inputs.get("rows")]
+    if not isinstance(shape, list) or not shape or shape[0] != rows:
+        raise ValueError(f"canary inputs do not hold the {rows} rows it says")
     try:
         canaries.decoded(canary, ref)
     except MissingDependency:

@@ -32,6 +32,13 @@ DETAIL_WIDTH = 160
 )
 @click.option("--rtol", type=float, default=1e-6, show_default=True, help="Relative tolerance for float outputs.")
 @click.option("--atol", type=float, default=1e-9, show_default=True, help="Absolute tolerance for float outputs.")
+@click.option(
+    "--trust",
+    "trusted",
+    multiple=True,
+    metavar="MODULE.NAME",
+    help="A type a skops artifact may hold beyond skops' defaults (repeatable).",
+)
 @json_option
 @click.pass_context
 def preflight(
@@ -42,6 +49,7 @@ def preflight(
     timeout: float,
     rtol: float,
     atol: float,
+    trusted: tuple[str, ...],
 ) -> None:
     """Would these versions load, and predict the same, under another interpreter? Exit 3 if one would break.
 
@@ -63,7 +71,13 @@ def preflight(
         raise click.UsageError("give REF... or --all, not both")
     with open_registry(ctx) as reg:
         report = reg.preflight(
-            python, list(refs) if refs else None, all_versions=selection == "all", timeout=timeout, rtol=rtol, atol=atol
+            python,
+            list(refs) if refs else None,
+            all_versions=selection == "all",
+            timeout=timeout,
+            rtol=rtol,
+            atol=atol,
+            trusted=trusted or None,
         )
     breaking = report.breaking if refs else report.aliased_breaking
     if wants_json(ctx):

@@ -309,7 +309,7 @@ def decoded(canary: Canary, ref: str) -> tuple[Any, dict[str, np.ndarray[Any, An
     """The canary's rows and recorded outputs; :class:`CatalogError` for JSON modelshelf never writes."""
     try:
         return decode_input(canary.inputs), {method: decode_array(spec) for method, spec in canary.outputs.items()}
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, MemoryError) as exc:
         raise CatalogError(
             f"the canary of {ref} holds JSON modelshelf never writes ({type(exc).__name__}: {exc}): the catalog was "
             "edited outside modelshelf; restore it from a backup"

@@ -30,6 +30,9 @@ EXTENSION_DTYPES = frozenset(
     | {"boolean", "string", "str"}
 )
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+#: At most this many bytes in one decoded array: a canary of 64 rows never comes near it, a crafted one might
+#: declare a wide dtype for many values (50 empty strings as ``<U262144`` would take 50 MiB).
+MAX_DECODED_BYTES = 16 * 1024 * 1024
 #: Longer strings are refused when decoding (a canary's JSON is at most 256 KiB, so it never holds one; an edited
 #: catalog or a bundle might, and ``<U100000000`` would allocate 400 MB a value).
 MAX_STRING_LENGTH = 256 * 1024
@@ -116,6 +119,8 @@ def uncolumn(spec: dict[str, Any]) -> Any:
         raise ValueError(f"dtype {dtype} is not one a canary stores")
     if dtype.kind == "U" and dtype.itemsize // 4 > MAX_STRING_LENGTH:
         raise ValueError(f"dtype {dtype} holds strings longer than a canary ever keeps")
+    if len(values) * dtype.itemsize > MAX_DECODED_BYTES:
+        raise ValueError(f"{len(values)} values of dtype {dtype} are more than a canary ever keeps")
     return np.array(values, dtype=dtype)
 
 
@@ -273,7 +278,10 @@ def run_child(header: dict[str, Any], data: bytes) -> dict[str, Any]:
         except ImportError as exc:
             result["canary_error"] = f"its rows need a package this interpreter lacks: {exc}"
             return result
-        answers = ask(model, rows, sorted(canary["outputs"]))
+        except Exception as exc:  # an older pandas that lacks a dtype, say: the model loaded all the same
+            result["canary_error"] = f"its rows cannot be rebuilt here: {type(exc).__name__}: {exc}"
+            return result
+        answers = ask(model, rows, [method for method in METHODS if method in canary["outputs"]])
         result["outputs"] = {method: _encoded(answer) for method, answer in answers.items()}
         result["canary_warnings"] = [w for w in _warning_texts(caught) if w not in result["warnings"]]
     return result
@@ -282,20 +290,28 @@ def run_child(header: dict[str, Any], data: bytes) -> dict[str, Any]:
 def main() -> None:
     """Read a JSON header line and the artifact's bytes from standard input; write the answer to standard output.
 
-    The model's own prints go to standard error while it loads and predicts,
-    so that standard output carries the answer alone.
+    Before anything is imported on the model's behalf, file descriptor 1 is
+    copied to a private one and pointed at standard error: whatever the model
+    writes — ``print``, ``os.write(1, …)``, C code, an ``atexit`` hook —
+    goes to standard error, and the answer alone reaches standard output.
+    The process then ends with ``os._exit``: no hook or leftover thread of
+    the model's runs after the answer (a model that wants to lie can, as it
+    runs here; one that is merely noisy cannot spoil the verdict).
     """
+    import os
+
+    answer_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     stdin = sys.stdin.buffer
     header = json.loads(stdin.readline())
     data = stdin.read()
-    answer_to = sys.stdout
-    sys.stdout = sys.stderr
-    try:
-        result = run_child(header, data)
-    finally:
-        sys.stdout = answer_to
-    answer_to.write(json.dumps(result))
-    answer_to.flush()
+    result = run_child(header, data)
+    encoded = json.dumps(result).encode()
+    with os.fdopen(answer_fd, "wb") as answer:
+        answer.write(encoded)
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

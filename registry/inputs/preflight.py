@@ -25,13 +25,12 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
-from pathlib import Path
+from importlib import resources
 from typing import IO, Any
 
 from registry.domain import Canary, CheckReport, ModelVersion, PreflightResult
 from registry.errors import InvalidArgument
 from registry.inputs import canary as canaries
-from registry.inputs import canary_child
 from registry.provenance.environment import environment_differences
 
 #: Seconds a version may take to load and answer its canary in the other interpreter.
@@ -40,9 +39,20 @@ DEFAULT_TIMEOUT = 300.0
 STDERR_LINES = 5
 
 
+#: Bytes of the child's output kept: the answer is small, and a model flooding its output must not fill memory.
+MAX_OUTPUT = 4 * 1024 * 1024
+#: Variables the child never inherits: it runs the model's code, which has no use for this registry's keys.
+_WITHHELD = ("MODELSHELF_SIGNING_KEY", "MODELSHELF_BUNDLE_KEY")
+
+
 def child_source() -> str:
     """The program the other interpreter runs: this package's canary codec and child, as one file."""
-    return Path(canary_child.__file__).read_text(encoding="utf-8")
+    return resources.files("registry.inputs").joinpath("canary_child.py").read_text(encoding="utf-8")
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment, less the keys (see :data:`_WITHHELD`)."""
+    return {name: value for name, value in os.environ.items() if name not in _WITHHELD}
 
 
 def check_interpreter(python: object) -> str:
@@ -72,9 +82,9 @@ def probe(python: str, timeout: float) -> dict[str, str | None]:
     """
     answer = run_child(python, {"probe": True}, None, timeout)
     if "environment" not in answer:
-        raise InvalidArgument(
-            f"{python} cannot run the pre-flight: {answer.get('error')}; it needs numpy, joblib and scikit-learn"
-        )
+        said = str(answer.get("error"))
+        needs = "; it needs numpy, joblib and scikit-learn" if "No module named" in said else ""
+        raise InvalidArgument(f"{python} cannot run the pre-flight: {said}{needs} (and Python 3.8 or later)")
     environment: dict[str, str | None] = answer["environment"]
     missing = [key for key in ("scikit-learn", "joblib") if not environment.get(key)]
     if missing:
@@ -95,9 +105,19 @@ def _describe_exit(code: int) -> str:
 
 
 def _tail(stream: IO[bytes]) -> str:
-    stream.seek(0)
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(max(0, size - 64 * 1024))
     lines = [line for line in stream.read().decode("utf-8", "replace").splitlines() if line.strip()]
     return " | ".join(lines[-STDERR_LINES:])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill the child and whatever it started (loky workers, say): it leads a process group of its own."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.wait()
 
 
 def run_child(
@@ -105,53 +125,85 @@ def run_child(
 ) -> dict[str, Any]:
     """Run the child with ``header`` and the artifact ``write_artifact`` writes; its answer, or ``{"error"}``.
 
-    The answer comes on standard output (the model's own prints go to
-    standard error); a crash, a timeout or output that is not JSON becomes
-    an ``error`` naming what happened and the last lines it wrote.
+    The child runs in an empty temporary directory (a ``joblib.py`` where
+    the command was started must not stand in for the real one), without
+    this registry's keys, in a process group of its own. Its answer comes on
+    standard output; a crash, a timeout or output that is not JSON becomes an
+    ``error`` naming what happened and the last lines it wrote.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen([python, "-c", child_source()], stdin=subprocess.PIPE, stdout=out, stderr=err)
-        assert process.stdin is not None
-        stdin = process.stdin
-        failure: list[BaseException] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="modelshelf-preflight-") as workdir,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        process = subprocess.Popen(
+            [python, "-c", child_source()],
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            cwd=workdir,
+            env=child_environment(),
+            start_new_session=True,
+        )
+        try:
+            return _answer(process, header, write_artifact, timeout, out, err)
+        finally:
+            if process.poll() is None:  # an exception here (Ctrl-C): the child must not outlive the call
+                _stop(process)
 
-        def feed() -> None:
+
+def _answer(
+    process: subprocess.Popen[bytes],
+    header: dict[str, Any],
+    write_artifact: Callable[[IO[bytes]], None] | None,
+    timeout: float,
+    out: IO[bytes],
+    err: IO[bytes],
+) -> dict[str, Any]:
+    assert process.stdin is not None
+    stdin = process.stdin
+    failure: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            stdin.write(json.dumps(header).encode() + b"\n")
+            if write_artifact is not None:
+                write_artifact(stdin)
+        except BrokenPipeError:
+            pass  # the child ended early; its exit status says why
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
             try:
-                stdin.write(json.dumps(header).encode() + b"\n")
-                if write_artifact is not None:
-                    write_artifact(stdin)
+                stdin.close()
             except BrokenPipeError:
-                pass  # the child ended early; its exit status says why
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                try:
-                    stdin.close()
-                except BrokenPipeError:
-                    pass
+                pass
 
-        writer = threading.Thread(target=feed, name="preflight-feed", daemon=True)
-        writer.start()
+    writer = threading.Thread(target=feed, name="preflight-feed", daemon=True)
+    writer.start()
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        writer.join(timeout=10)
+        return {"error": f"it did not finish within {timeout:g} s (the interpreter was stopped)"}
+    writer.join(timeout=10)
+    if failure:
+        raise failure[0]  # reading the verified bytes here failed: that is this side's error, not the child's
+    out.seek(0)
+    raw = out.read(MAX_OUTPUT + 1)
+    text = raw.decode("utf-8", "replace").strip()
+    answer: Any = None
+    if code == 0:
         try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            writer.join()
-            return {"error": f"it did not finish within {timeout:g} s (the interpreter was stopped)"}
-        writer.join()
-        if failure:
-            raise failure[0]  # reading the verified bytes here failed: that is this side's error, not the child's
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace").strip()
-        try:
-            answer = json.loads(text) if code == 0 else None
+            answer = json.loads(text)
         except json.JSONDecodeError:
-            answer = None
-        if isinstance(answer, dict):
-            return answer
-        said = _tail(err)
-        return {"error": _describe_exit(code) + (f": {said}" if said else "")}
+            said = f"its answer is not JSON ({text[:80]!r}…)" if text else "it gave no answer"
+            return {"error": f"the interpreter exited with status 0 but {said}"}
+    if isinstance(answer, dict):
+        return answer
+    said = _tail(err)
+    return {"error": _describe_exit(code) + (f": {said}" if said else "")}
 
 
 def result_of(
@@ -207,3 +259,10 @@ def result_of(
         report=report,
         environment=differences,
     )
+
+
+def refused_here(mv: ModelVersion, exc: Exception, target: dict[str, str | None]) -> PreflightResult:
+    """A version whose bytes or signature did not verify here: a failure, and nothing was handed over."""
+    differences = tuple(environment_differences(mv.environment, dict(target), where="there"))
+    error = f"refused here, never handed over: {exc}"
+    return PreflightResult(mv.ref, mv.aliases, "fails", "not run", error=error, environment=differences)
