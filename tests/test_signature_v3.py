@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from registry import PromotionRefused, Registry, UntrustedArtifact, environment_matches
 from registry.trust import signing
+from tests.test_backends import backend  # noqa: F401  (the fixture, shared)
 
 KEY = "signature-v3-test-key-of-32-bytes!"
 
@@ -80,3 +81,26 @@ def test_a_v2_signature_from_before_still_loads(keyed: Path) -> None:
             reg.promote("lr", 1, "production", require=[environment_matches(scikit_learn=sklearn_version)])
         moved = reg.promote("lr", 2, "production", require=[environment_matches(scikit_learn=sklearn_version)])
         assert moved.version == 2  # a v3 version passes the same gate
+
+
+@pytest.mark.parametrize("backend", ["sqlite+local", "postgresql+s3", "mariadb+local"], indirect=True)
+def test_the_signed_fields_read_back_as_they_were_signed_on_every_catalog(
+    backend: tuple[str, str],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    monkeypatch.setenv("MODELSHELF_CACHE", str(tmp_path / "cache"))
+    example = pd.DataFrame({"température": [0.1, 1e20, -0.0], "größe": np.array([2**62, -(2**62), 7])})
+    model = LinearRegression().fit(example, [1.0, 2.0, 3.0])
+    params = {"alpha": 0.1, "huge": 1e20, "negative_zero": -0.0, "big": 2**62, "city": "Zürich"}
+    with Registry(catalog=backend[0], store=backend[1], signing_key=KEY) as reg:
+        mv = reg.register("awkward", model, params=params, input_example=example)
+    with Registry(catalog=backend[0], store=backend[1], signing_key=KEY) as reg:  # a fresh reader
+        back = reg.get("awkward:1")
+        assert back.hmac == mv.hmac and signing.check_model_version(KEY.encode(), back) == "valid"
+        assert back.input_signature == mv.input_signature and back.environment == mv.environment
+        assert reg.load("awkward:1", validate=True).predict(example).shape == (3,)
