@@ -153,8 +153,8 @@ def test_a_hang_is_stopped_at_the_timeout_with_what_the_model_started(
 ) -> None:
     quirky(reg)
     monkeypatch.setenv("QUIRK", "hang")
-    (result,) = reg.preflight(sys.executable, timeout=20).results
-    assert result.status == "fails" and "did not finish within 20 s" in (result.error or "")
+    (result,) = reg.preflight(sys.executable, timeout=8).results
+    assert result.status == "fails" and "did not finish within 8 s" in (result.error or "")
 
 
 def test_the_other_interpreter_gets_no_keys_and_an_empty_directory_not_ours(

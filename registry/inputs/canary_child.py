@@ -257,9 +257,9 @@ def run_child(header: dict[str, Any], data: bytes) -> dict[str, Any]:
     """Load the artifact and re-run its canary; every failure is part of the answer, not an exception."""
     import warnings
 
-    result: dict[str, Any] = {"environment": _versions(), "loaded": False, "warnings": [], "error": None}
-    if header.get("probe"):
-        return result
+    if header.get("probe"):  # the versions are asked once per pre-flight: importing scikit-learn takes a while
+        return {"environment": _versions()}
+    result: dict[str, Any] = {"loaded": False, "warnings": [], "error": None}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
