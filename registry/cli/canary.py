@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -13,19 +15,36 @@ from registry.domain import CheckReport, MethodCheck
 #: Changed cells printed per method in text (``--json`` has all that the report keeps).
 SHOWN_CELLS = 10
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tolerance_options(command: F) -> F:
+    """``--rtol`` and ``--atol``, as every command comparing canary outputs takes them."""
+    command = click.option(
+        "--atol", type=float, default=1e-9, show_default=True, help="Absolute tolerance for float outputs."
+    )(command)
+    return click.option(
+        "--rtol", type=float, default=1e-6, show_default=True, help="Relative tolerance for float outputs."
+    )(command)
+
+
+def trust_option(help: str) -> Callable[[F], F]:
+    """``--trust MODULE.NAME`` (repeatable), into the parameter ``trusted``."""
+    return click.option("--trust", "trusted", multiple=True, metavar="MODULE.NAME", help=help)
+
+
+def loading_options(command: F) -> F:
+    """``--safe`` and ``--trust``, as every command that loads a version here takes them."""
+    command = trust_option("A global the safe loader may import beyond the policy (repeatable).")(command)
+    return click.option("--safe", is_flag=True, help="Load through the safe unpickler (see `modelshelf policy`).")(
+        command
+    )
+
 
 @cli.command()
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
-@click.option("--safe", is_flag=True, help="Load through the safe unpickler (see `modelshelf policy`).")
-@click.option(
-    "--trust",
-    "trusted",
-    multiple=True,
-    metavar="MODULE.NAME",
-    help="A global the safe loader may import beyond the policy (repeatable).",
-)
-@click.option("--rtol", type=float, default=1e-6, show_default=True, help="Relative tolerance for float outputs.")
-@click.option("--atol", type=float, default=1e-9, show_default=True, help="Absolute tolerance for float outputs.")
+@loading_options
+@tolerance_options
 @json_option
 @click.pass_context
 def check(

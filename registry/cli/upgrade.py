@@ -7,7 +7,7 @@ import sys
 import click
 
 from registry.cli.app import EXIT_INTEGRITY, cli, json_option, open_registry, wants_json
-from registry.cli.canary import print_report
+from registry.cli.canary import loading_options, print_report, tolerance_options, trust_option
 from registry.cli.output import emit_json, emit_table, plural
 from registry.domain import PreflightReport, PreflightResult
 from registry.errors import CanaryMismatch
@@ -30,15 +30,8 @@ DETAIL_WIDTH = 160
 @click.option(
     "--timeout", type=float, default=300.0, show_default=True, help="Seconds each version may take over there."
 )
-@click.option("--rtol", type=float, default=1e-6, show_default=True, help="Relative tolerance for float outputs.")
-@click.option("--atol", type=float, default=1e-9, show_default=True, help="Absolute tolerance for float outputs.")
-@click.option(
-    "--trust",
-    "trusted",
-    multiple=True,
-    metavar="MODULE.NAME",
-    help="A type a skops artifact may hold beyond skops' defaults (repeatable).",
-)
+@tolerance_options
+@trust_option("A type a skops artifact may hold beyond skops' defaults (repeatable).")
 @json_option
 @click.pass_context
 def preflight(
@@ -130,16 +123,8 @@ def _detail(result: PreflightResult) -> str:
 @cli.command()
 @click.argument("ref", metavar="REF")
 @click.option("--alias-follow", is_flag=True, help="Move the old version's aliases to the new one (through gates).")
-@click.option("--safe", is_flag=True, help="Load through the safe unpickler (see `modelshelf policy`).")
-@click.option(
-    "--trust",
-    "trusted",
-    multiple=True,
-    metavar="MODULE.NAME",
-    help="A global the safe loader may import beyond the policy (repeatable).",
-)
-@click.option("--rtol", type=float, default=1e-6, show_default=True, help="Relative tolerance for float outputs.")
-@click.option("--atol", type=float, default=1e-9, show_default=True, help="Absolute tolerance for float outputs.")
+@loading_options
+@tolerance_options
 @json_option
 @click.pass_context
 def migrate(
