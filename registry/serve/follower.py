@@ -43,6 +43,9 @@ class Follower:
         self._recorded: set[tuple[int, str]] = set()
         self._failing: str | None = None
         self.last_error: str | None = None
+        #: How many reads of the alias this follower made, and at which of them the served version came in.
+        self.polls = 0
+        self.served_since_poll = 0
         metrics.served(served.mv.name, served.mv.version, served.mv.checksum, served.loaded_at)
 
     @property
@@ -74,6 +77,7 @@ class Follower:
             self._poll_failed(f"{type(exc).__name__}: {exc}")
             return "error"
         self.metrics.polled(ok=True)
+        self.polls += 1
         if self._failing is not None:
             log.info("reading %s@%s works again; serving %s", self.name, self.alias, self.current.ref)
             self._failing = self.last_error = None
@@ -101,6 +105,7 @@ class Follower:
         for note in candidate.notes:
             log.warning("%s: %s", candidate.ref, note)
         self.current = candidate
+        self.served_since_poll = self.polls
         self.metrics.swapped()
         self.metrics.served(candidate.mv.name, candidate.mv.version, candidate.mv.checksum, candidate.loaded_at)
         log.info("now serving %s (was %s; canary: %s)", candidate.ref, served.ref, candidate.canary)

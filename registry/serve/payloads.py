@@ -219,8 +219,10 @@ def _split(split: Any, signature: InputSignature | None) -> Any:
     columns, data = split.get("columns"), split["data"]
     if columns is None:
         return _rows(data, signature, "dataframe_split data")
-    if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
-        raise bad("dataframe_split columns must be a list of column names (strings)")
+    if not isinstance(columns, list) or not all(
+        isinstance(name, str) or (isinstance(name, int) and not isinstance(name, bool)) for name in columns
+    ):  # pandas' to_dict(orient="split") of an unnamed frame gives 0, 1, 2...
+        raise bad("dataframe_split columns must be a list of column names (strings, or numbers for unnamed columns)")
     if not isinstance(data, list) or not data:
         raise bad("dataframe_split data must be a non-empty list of rows")
     for row in data:

@@ -229,6 +229,8 @@ def app(
             "model": current.ref,
             "following": None if alias is None else f"{current.mv.name}@{alias}",
             "last_poll_error": follower.last_error,
+            "polls": follower.polls,
+            "served_since_poll": follower.served_since_poll,
             "swaps": counts.count("swaps"),
             "refused": counts.count("refused"),
         }

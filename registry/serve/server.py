@@ -14,12 +14,16 @@ lines (swaps, refusals) under the ``modelshelf.serve`` logger beside them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
+import logging
 import os
+import signal
 import socket
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -29,6 +33,8 @@ from uvicorn.config import LOGGING_CONFIG
 from registry.facade import Registry
 from registry.hosts import allowed_hosts, is_loopback, url_of
 from registry.serve.routes import DEFAULT_POLL, MAX_BODY_BYTES, app, describe
+
+log = logging.getLogger("modelshelf.serve")
 
 #: The environment variable through which a worker process learns what to serve (JSON of :func:`serve`'s options).
 SPEC_VARIABLE = "MODELSHELF_SERVE_SPEC"
@@ -50,6 +56,23 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_listen = on_listen
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, except that the signal is not raised again once stopped: a stop is this command's normal end.
+
+        uvicorn re-raises SIGTERM after its graceful shutdown, so the process
+        dies of it (status -15); a supervisor would take that for a crash.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)  # a port already taken exits here, after uvicorn says why
         if self.started and not self.should_exit:
@@ -60,7 +83,7 @@ def worker_app() -> Starlette:
     """The application of one worker process, from :data:`SPEC_VARIABLE` (uvicorn calls it: ``factory=True``)."""
     spec = json.loads(os.environ[SPEC_VARIABLE])
     registry = Registry(spec["home"], catalog=spec["catalog"], store=spec["store"], read_only=spec["read_only"])
-    return app(
+    application = app(
         registry,
         spec["ref"],
         pin=spec["pin"],
@@ -69,6 +92,8 @@ def worker_app() -> Starlette:
         max_body=spec["max_body"],
         allowed_hosts=spec["hosts"],
     )
+    log.info("worker %d serving %s", os.getpid(), describe(application)["ref"])
+    return application
 
 
 def serve(
@@ -126,6 +151,7 @@ def serve(
     }
     if workers == 1:
         _Server(uvicorn.Config(application, **options), listening).run()
+        announce(f"modelshelf serve: stopped; it last served {describe(application)['ref']}")
         return
     if location is None:
         raise ValueError("workers > 1 needs location= (how each worker opens the registry)")
@@ -136,6 +162,7 @@ def serve(
     os.environ[SPEC_VARIABLE] = json.dumps(spec)
     config = uvicorn.Config("registry.serve.server:worker_app", factory=True, workers=workers, **options)
     sock = config.bind_socket()
+    sock.listen(config.backlog)  # connections wait in the kernel's queue until a worker has loaded its copy
     listening(int(sock.getsockname()[1]))
     from uvicorn.supervisors import Multiprocess
 
