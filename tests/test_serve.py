@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_iris
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -26,8 +28,10 @@ from registry import CanaryMismatch, InvalidArgument, Registry, check_input
 from registry.errors import SignatureMismatch
 from registry.serve import app
 from registry.serve.follower import Follower
+from registry.serve.payloads import SHAPES
 from tests import canary_models
 from tests.conftest import blob_files, sql
+from tests.lanes import examples
 
 X, y = load_iris(return_X_y=True)
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -166,6 +170,14 @@ BAD_BODIES: list[tuple[str, bytes, str, int, str]] = [
     ("null", b'{"inputs": [[1, 2, null, 3]]}', "application/json", 422, "column 2 is NaN (or null)"),
     ("Infinity", b'{"inputs": [[1, 2, 3, Infinity]]}', "application/json", 422, "column 3 is inf"),
     ("deep nesting", b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", 400, "nested"),
+    (
+        "a huge integer",
+        b'{"inputs": [[1' + b"0" * 400 + b", 1, 2, 3]]}",
+        "application/json",
+        400,
+        "do not make a table",
+    ),
+    ("5,000 digits", b'{"inputs": [[' + b"9" * 5000 + b", 1, 2, 3]]}", "application/json", 400, "cannot be read"),
     ("XML", b"<inputs/>", "application/xml", 415, "application/json or text/csv"),
     ("Latin-1", b'{"inputs": [[1, 2, 3, 4]]}', "application/json; charset=latin-1", 415, "UTF-8"),
     ("empty CSV", b"", "text/csv", 400, "CSV body is empty"),
@@ -441,3 +453,19 @@ def test_bad_options_are_refused(reg: Registry) -> None:
     for options in ({"poll": 0}, {"poll": float("nan")}, {"max_body": 0}):
         with pytest.raises(InvalidArgument):
             app(reg, "iris", **options)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.sampled_from(SHAPES + ("columns", "data")), inner),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=examples(300, 40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=JSON | st.fixed_dictionaries({}, optional={shape: JSON for shape in SHAPES}))
+def test_no_json_body_is_answered_with_a_500(shared: TestClient, document: Any) -> None:
+    """Whatever JSON comes, in whatever shape: a 2xx or a 4xx, with a JSON body."""
+    response = shared.post("/predict", content=json.dumps(document).encode())
+    assert response.status_code < 500, (document, response.text)
+    assert set(response.json()) in ({"error_code", "message"}, {"predictions", "model"})

@@ -86,10 +86,19 @@ def read_json(body: bytes) -> Any:
         raise bad(f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
         raise bad("the body's JSON is nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise bad(f"the body's JSON cannot be read: {exc}") from None
 
 
 def table_of(document: Any, signature: InputSignature | None) -> Any:
     """The model input a decoded JSON body describes (see the module docstring for the shapes)."""
+    try:
+        return _table_of(document, signature)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # numpy's, on values it cannot hold
+        raise bad(f"the body's values do not make a table: {_first_line(exc)}") from None
+
+
+def _table_of(document: Any, signature: InputSignature | None) -> Any:
     if not isinstance(document, dict):
         raise bad(f"the body must be a JSON object with one of the keys {', '.join(SHAPES)}, not a {_kind(document)}")
     shapes = [key for key in document if key in SHAPES]
