@@ -16,8 +16,9 @@ One client (httpx, one keep-alive connection, requests one after the
 other) sends single-row and 1,000-row requests; each server is measured
 in rounds taken in turn, and the medians over rounds are reported with
 the ratios to the floor. Run it with ``python -m benchmarks.bench_serve
-[ROUNDS]``; it is not a test, and on a shared machine its numbers are
-only as steady as the machine.
+[ROUNDS]``; ``python -m benchmarks.bench_serve memory`` measures the
+memory (PSS) of 1, 2 and 4 workers instead. It is not a test, and on a
+shared machine its numbers are only as steady as the machine.
 """
 
 from __future__ import annotations
@@ -203,5 +204,77 @@ def main(rounds: int = 3) -> dict[str, dict[str, dict[str, float]]]:
     return results
 
 
+def _rss_mib(pid: int) -> float:
+    """Proportional set size: pages shared between processes (libraries, the parent's) counted once in all."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The worker processes of a uvicorn parent (multiprocessing's resource tracker is a child too: left out)."""
+    children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def _settled(pids: list[int]) -> dict[int, float]:
+    """Resident memory of ``pids`` once it has stopped growing (each worker loads its model after it starts)."""
+    before = {pid: _rss_mib(pid) for pid in pids}
+    while True:
+        time.sleep(2)
+        now = {pid: _rss_mib(pid) for pid in pids}
+        if all(abs(now[pid] - before[pid]) <= 0.01 * before[pid] for pid in pids):
+            return now
+        before = now
+
+
+def memory(worker_counts: tuple[int, ...] = (1, 2, 4)) -> dict[int, dict[str, float]]:
+    """Memory (PSS) of `modelshelf serve --workers N` serving a model holding a 31 MiB array (Linux only).
+
+    Each worker loads its own copy, so the total grows by about one model
+    per worker; this measures it rather than assuming it.
+    """
+    import numpy as np
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from registry import Registry
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200_000, FEATURES))
+    model = KNeighborsRegressor(algorithm="brute").fit(X, X[:, 0])
+    results: dict[int, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as work:
+        home = Path(work) / "reg"
+        with Registry(home) as reg:
+            reg.register("big", model, input_example=X[:5], alias="production")
+        for workers in worker_counts:
+            port = _free_port()
+            command = [sys.executable, "-m", "registry", "--home", str(home), "serve", "big@production"]
+            command += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                url = f"http://127.0.0.1:{port}/readyz"
+                _wait(url, process, timeout=600)
+                deadline = time.monotonic() + 600
+                while workers > 1 and len(_workers_of(process.pid)) < workers and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                serving = _workers_of(process.pid) if workers > 1 else [process.pid]
+                rss = _settled([process.pid, *serving] if workers > 1 else serving)
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+            per_worker = statistics.mean(rss[pid] for pid in serving)
+            results[workers] = {"total_mib": sum(rss.values()), "per_worker_mib": per_worker}
+            print(
+                f"  --workers {workers}: {sum(rss.values()):7.0f} MiB in all (PSS), {per_worker:.0f} MiB per "
+                f"serving process (the model's array is {X.nbytes / 2**20:.0f} MiB)"
+            )
+    return results
+
+
 if __name__ == "__main__":
-    main(*(int(arg) for arg in sys.argv[1:2]))
+    if sys.argv[1:2] == ["memory"]:
+        memory()
+    else:
+        main(*(int(arg) for arg in sys.argv[1:2]))
