@@ -469,3 +469,17 @@ def test_no_json_body_is_answered_with_a_500(shared: TestClient, document: Any) 
     response = shared.post("/predict", content=json.dumps(document).encode())
     assert response.status_code < 500, (document, response.text)
     assert set(response.json()) in ({"error_code", "message"}, {"predictions", "model"})
+
+
+def test_the_command_refuses_a_version_whose_canary_fails_with_exit_3_before_listening(
+    reg: Registry, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli_helpers import run_cli
+
+    shifted(reg, monkeypatch, 5.0, alias="production")
+    result = run_cli(home, "serve", "m@production", "--port", "0", "--read-only")
+    assert result.exit_code == 3, result.output
+    assert "error: m:1 does not predict here what it predicted when registered" in result.output
+    assert "serving" not in result.output
+    missing = run_cli(home / "nowhere", "serve", "m@production")
+    assert missing.exit_code == 1 and "no registry at" in missing.output

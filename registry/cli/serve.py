@@ -50,6 +50,12 @@ SERVE_EXTRA = {"starlette": "starlette", "uvicorn": "uvicorn"}
     metavar="NAME",
     help="Also answer requests addressed to NAME, such as a load balancer's name (repeatable).",
 )
+@click.option(
+    "--read-only",
+    "read_only",
+    is_flag=True,
+    help="Open the registry read-only (as the global --read-only): refusals are then only logged.",
+)
 @click.option("--no-access-log", is_flag=True, help="Do not log one line per request.")
 @json_option
 @click.pass_context
@@ -64,6 +70,7 @@ def serve(
     safe: bool,
     max_body: int,
     allowed_host: tuple[str, ...],
+    read_only: bool,
     no_access_log: bool,
 ) -> None:
     """Serve predictions of REF over HTTP; with NAME@ALIAS, follow the alias as it moves.
@@ -93,6 +100,8 @@ def serve(
         if missing is None:
             raise
         raise click.UsageError(f"the prediction server needs {missing}: pip install 'modelshelf[serve]'") from None
+    if read_only:
+        ctx.obj["read_only"] = True
     location = {key: ctx.obj[key] for key in ("home", "catalog", "store", "read_only")}
     with open_registry(ctx) as reg:
 
