@@ -204,22 +204,26 @@ def test_bad_requests_over_http_are_4xx_and_the_server_keeps_serving(home: Path)
                 b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 999999999\r\n\r\n"
             )
-            head = raw.recv(4096).decode()
-        assert head.startswith("HTTP/1.1 413") and "PAYLOAD_TOO_LARGE" in head
+            answer = b""
+            while b"PAYLOAD_TOO_LARGE" not in answer and (chunk := raw.recv(4096)):  # headers and body may come apart
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 413") and b"PAYLOAD_TOO_LARGE" in answer
 
 
-def test_a_stop_lets_the_request_in_flight_finish(home: Path) -> None:
+def test_a_stop_lets_the_request_in_flight_finish(home: Path, tmp_path: Path) -> None:
     with Registry(home) as reg:
         reg.register("slow", serve_models.SlowRegressor().fit(X, X[:, 0]), data=X[:3])
-    with server(home, "slow") as (process, where):
+    marker = tmp_path / "calls"
+    with server(home, "slow", env={"SLOW_MARKER": str(marker)}) as (process, where):
+        started = marker.read_text().count("predict")  # the canary's call, at startup
         answers: list[httpx.Response] = []
         flight = threading.Thread(
-            target=lambda: answers.append(httpx.post(where["url"] + "predict", json={"inputs": PROBE}, timeout=30))
+            target=lambda: answers.append(httpx.post(where["url"] + "predict", json={"inputs": PROBE}, timeout=60))
         )
         flight.start()
-        time.sleep(serve_models.DELAY / 3)  # the request is inside predict now
+        wait_for(lambda: marker.read_text().count("predict") > started, "the request to be inside predict")
         process.send_signal(signal.SIGINT)
-        flight.join(timeout=30)
+        flight.join(timeout=60)
         assert process.wait(timeout=30) == 0
     assert answers and answers[0].status_code == 200 and answers[0].json()["predictions"] == PROBE[0][:1]
 
