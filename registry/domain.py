@@ -184,6 +184,7 @@ EVENT_ACTIONS = (
     "alias.refuse",
     "alias.protect",
     "alias.unprotect",
+    "serve.swap_refused",
 )
 
 

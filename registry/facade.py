@@ -468,6 +468,25 @@ class Registry:
             )
         return version
 
+    def record_refused_swap(
+        self, name: str, version: int, *, alias: str | None, served: int, reason: str, kind: str
+    ) -> bool:
+        """Record in the audit trail that a prediction server refused to serve ``version`` (``serve.swap_refused``).
+
+        ``modelshelf serve`` calls it when the alias it follows moved to a
+        version that failed to load, its canary, or the served version's
+        signature, so the trail shows why ``production`` moved but its
+        predictions did not. ``served`` is the version still served,
+        ``kind`` what failed (``load``, ``canary``, ``signature``…).
+        Returns ``False`` without writing when the model is sealed and this
+        registry has no signing key: the write would unseal the model for
+        every keyed client. ``ReadOnlyRegistry`` when opened read-only.
+        """
+        self._refuse_if_read_only("record_refused_swap")
+        name = validate_model_name(name)
+        detail = {"served": served, "kind": kind, "reason": reason}
+        return self._catalog.record_refused_swap(name, version, alias, detail)
+
     def promote(
         self,
         name: str,

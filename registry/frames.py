@@ -31,6 +31,7 @@ never by ``import registry``; without it the call raises
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -210,3 +211,32 @@ def require_pandas(purpose: str) -> None:
     except ImportError:
         advice = f"{purpose} needs pandas: pip install 'modelshelf[pandas]'"
         raise MissingDependency("pandas", "pandas", advice) from None
+
+
+def input_frame(data: Any, columns: Any = None, *, purpose: str) -> DataFrame:
+    """``pandas.DataFrame(data, columns=columns)``: rows, records or a dict of columns, as a model's input.
+
+    The prediction server turns JSON tables into frames here, so pandas is
+    imported by this module alone; ``purpose`` names what needed it in the
+    :class:`MissingDependency` raised without pandas.
+    """
+    require_pandas(purpose)
+    import pandas
+
+    return pandas.DataFrame(data, columns=columns)
+
+
+def csv_frame(text: str, *, purpose: str) -> DataFrame:
+    """A CSV table with a header row, read by pandas as ``pandas.read_csv`` reads a file."""
+    require_pandas(purpose)
+    import io
+
+    import pandas
+
+    return pandas.read_csv(io.StringIO(text))
+
+
+def is_frame(value: Any) -> bool:
+    """Whether ``value`` is a pandas DataFrame, without importing pandas when nobody has."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(value, pandas.DataFrame)

@@ -45,6 +45,8 @@ SLOW: dict[str, frozenset[str]] = {
     "test_read_only_mount.py": ALL,
     # a real chromium driven by Playwright against `modelshelf ui` run as a subprocess
     "test_ui_browser.py": ALL,
+    # each runs `modelshelf serve` as a subprocess and talks to it over HTTP while the alias moves
+    "test_serve_server.py": ALL,
     # each runs `modelshelf ui` as a subprocess
     "test_ui.py": frozenset(
         {

@@ -34,6 +34,9 @@ WRITES: dict[str, Callable[[Registry, Path], Any]] = {
     "protect_alias": lambda reg, files: reg.protect_alias("m", "production", require=["signed"]),
     "unprotect_alias": lambda reg, files: reg.unprotect_alias("m", "production", reason="read-only test"),
     "migrate": lambda reg, files: reg.migrate("m:1"),
+    "record_refused_swap": lambda reg, files: reg.record_refused_swap(
+        "m", 2, alias="production", served=1, reason="read-only test", kind="canary"
+    ),
 }
 
 

@@ -59,9 +59,10 @@ INVOCATIONS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 #: Commands whose JSON is checked in a test of their own: ``demo`` trains models (slow lane); ``ui`` serves
-#: until stopped (tests/test_ui_browser.py reads the line it prints on start); ``preflight`` runs another
+#: until stopped (tests/test_ui_browser.py reads the line it prints on start), and so does ``serve``
+#: (tests/test_serve_server.py); ``preflight`` runs another
 #: interpreter and ``migrate`` needs a model with a canary (tests/test_preflight.py reads the JSON of both).
-OWN_TEST = {("demo",), ("ui",), ("preflight",), ("migrate",)}
+OWN_TEST = {("demo",), ("ui",), ("serve",), ("preflight",), ("migrate",)}
 
 
 def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:

@@ -89,6 +89,9 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert "nightly: ['checksum_mismatch']" in printed and "marked: ['tiny:1']" in printed
     assert "load: DamagedVersion tiny:1 True" in printed
     assert "ui: 200 True 403" in printed  # the web UI's versions page; writes refused without --allow-writes
+    assert "serve: {'predictions': [0], 'model': 'iris:1'}" in printed and "refused: 422 SIGNATURE_MISMATCH" in printed
+    assert "moved: swapped {'predictions': [2], 'model': 'iris:2'}" in printed  # the alias moved: so did the server
+    assert "moved: refused iris:2" in printed and "trail: [(3, 2, 'signature')]" in printed
     assert "healed: {'weights': [1, 2, 3]} True" in printed
     assert len(list((tmp_path / "scratch" / "quarantine").iterdir())) == 1  # set aside, not deleted
     assert "typo: RegistryNotFound True" in printed and not (tmp_path / "modles").exists()

@@ -334,6 +334,28 @@ class Catalog(DamageMarks, CatalogReads):
             events.add("alias.refuse", name, target, at=now, alias=alias, old=target, new=refused)
             self._finish(connection, events)
 
+    @retried
+    def record_refused_swap(self, name: str, version: int, alias: str | None, detail: dict[str, Any]) -> bool:
+        """Append a ``serve.swap_refused`` event for ``version``; ``False`` (nothing written) where it would unseal.
+
+        Without a key, any write marks the model unsealed, so every keyed
+        client would refuse it until someone seals it again: a server's note
+        is not worth that, so a sealed model gets none from a keyless writer.
+        With a key the state is checked first, as every keyed write does.
+        """
+        with write_transaction(self.engine) as connection:
+            model_id = self._model_id(connection, name)
+            now = self._lock_model(connection, model_id)
+            if self.key is None:
+                sealed = connection.execute(select(_MODELS.c.state_seal).where(_MODELS.c.id == model_id)).scalar()
+                if sealed is not None:
+                    return False
+            self._guard(connection, name)
+            events = self._events()
+            events.add("serve.swap_refused", name, version, at=now, alias=alias, old=detail.get("served"), new=detail)
+            self._finish(connection, events)
+            return True
+
     def _add_versions(
         self,
         batch: list[tuple[NewVersion, Callable[[], None]]],

@@ -442,3 +442,32 @@ def _wants_frame(names: Sequence[str] | None, X: Any, layout: _Layout) -> str:
         got = f"a {type(X).__name__} of shape {layout.shape}"
     wanted = _shown(names or ())
     return f"expected a DataFrame with the named columns {wanted} (the model was fitted on them); got {got}"
+
+
+def incompatibility(served: InputSignature, candidate: InputSignature | None) -> str | None:
+    """Why input that ``served`` accepts might not fit ``candidate``, or ``None`` when it would.
+
+    A server that swaps one version for another under the same clients must
+    not start refusing (or silently misreading) what they send: the column
+    count, the names where both versions have them, and each column's kind
+    must agree. A candidate without a signature is incompatible: the server
+    could no longer check input at all.
+
+    >>> incompatibility(InputSignature(n_features=4), InputSignature(n_features=3))
+    'it takes 3 features where the served version takes 4'
+    """
+    if candidate is None:
+        return "it has no input signature, so input could no longer be checked (register it with input_example=)"
+    if served.n_features is not None and candidate.n_features is not None and served.n_features != candidate.n_features:
+        return f"it takes {candidate.n_features} features where the served version takes {served.n_features}"
+    if served.feature_names is not None and candidate.feature_names is not None:
+        if served.feature_names != candidate.feature_names:
+            difference = _column_difference(served.feature_names, candidate.feature_names)
+            return f"its columns differ from the served version's: {difference}"
+    for i, (old, new) in enumerate(zip(served.dtypes or (), candidate.dtypes or (), strict=False)):
+        old_kind, new_kind = _kind_of_name(old), _kind_of_name(new)
+        if old_kind in _LABELS and new_kind in _LABELS and old_kind != new_kind:
+            names = candidate.feature_names or served.feature_names
+            column = repr(names[i]) if names is not None else str(i)
+            return f"its column {column} is {new} where the served version takes {old}"
+    return None

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -40,6 +40,7 @@ from registry import __version__
 from registry.domain import EVENT_ACTIONS
 from registry.errors import InvalidArgument, InvalidInput, InvalidQuery, NotFound, RegistryError
 from registry.facade import Registry
+from registry.hosts import LOOPBACK_HOSTS, AllowedHosts
 from registry.humanize import human_size
 from registry.limits import MAX_INT64, MAX_VERSION
 from registry.ui import svg, views
@@ -47,9 +48,6 @@ from registry.ui.csrf import COOKIE, FIELD, CsrfGuard, same_origin
 from registry.validation import validate_moment
 
 HERE = Path(__file__).parent
-
-#: Host names a server bound to the loopback interface answers to (a DNS-rebinding page sends its own).
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 #: Scripts, styles and images from this server only; no inline script, no inline style, no framing.
 CSP = (
@@ -82,47 +80,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
-
-def host_of(header: str) -> str:
-    """The host part of a ``Host`` header, lower case: ``[::1]:8765`` → ``[::1]``, ``Example:80`` → ``example``.
-
-    >>> host_of("[::1]:8765"), host_of("Box.LAN:80"), host_of("127.0.0.1")
-    ('[::1]', 'box.lan', '127.0.0.1')
-    """
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[: header.find("]") + 1] if "]" in header else header
-    return header.rpartition(":")[0] if ":" in header else header
-
-
-class AllowedHosts:
-    """ASGI middleware answering only requests whose ``Host`` is one of ``hosts`` (exact names, no wildcard).
-
-    A DNS-rebinding page reaches the server under its own name; refused
-    here, it can neither read a page (and its form token) nor write. The
-    refusal names the host and the option that admits it, not the names
-    that are admitted (the page refused could read them).
-    """
-
-    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
-        self.app = app
-        self.hosts = frozenset(host.lower() for host in hosts)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        header = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"host"), "")
-        host = host_of(header)
-        if host in self.hosts:
-            await self.app(scope, receive, send)
-            return
-        message = (
-            f"refused: this server does not answer requests addressed to {host!r}; "
-            "if that name is this machine, start it with `modelshelf ui --allowed-host NAME`"
-        )
-        await PlainTextResponse(message, status_code=400)(scope, receive, send)
 
 
 def _templates() -> Jinja2Templates:

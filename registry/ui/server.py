@@ -8,7 +8,6 @@ writes included, even when the server listens on every interface.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 
@@ -16,69 +15,11 @@ import python_multipart  # noqa: F401  # the write forms need it; Starlette woul
 import uvicorn
 from starlette.applications import Starlette
 
-from registry.errors import InvalidArgument
 from registry.facade import Registry
-from registry.ui.routes import LOOPBACK_HOSTS, app
+from registry.hosts import ANY_INTERFACE, allowed_hosts, is_loopback, url_of
+from registry.ui.routes import app
 
-#: Addresses that mean "every interface": any host name may then reach the server.
-ANY_INTERFACE = ("0.0.0.0", "::", "")
-
-
-def url_of(host: str, port: int) -> str:
-    """The address a browser on this machine opens (``[::1]`` for IPv6, loopback for every interface)."""
-    if host in ANY_INTERFACE:
-        host = "127.0.0.1"
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address or ``localhost``: the only names that stay on this machine.
-
-    >>> is_loopback("127.0.0.2"), is_loopback("::1"), is_loopback("127.evil.example"), is_loopback("0.0.0.0")
-    (True, True, False, False)
-    """
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name: it may resolve anywhere
-        return False
-
-
-def _as_host_header(name: str) -> str:
-    """How ``name`` appears in a ``Host`` header: lower case, an IPv6 address in brackets."""
-    name = name.strip().lower()
-    return f"[{name}]" if ":" in name and not name.startswith("[") else name
-
-
-def _addresses_of(name: str) -> list[str]:
-    """The addresses ``name`` resolves to on this machine (none if it does not resolve)."""
-    try:
-        found = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return []
-    return [str(info[4][0]).split("%")[0] for info in found]
-
-
-def allowed_hosts(host: str, extra: Sequence[str] = ()) -> list[str]:
-    """The ``Host`` names the server answers when bound to ``host``: never ``"*"``.
-
-    The loopback names, the bind address itself (unless it is every
-    interface), this machine's host name and fully qualified name and the
-    addresses they resolve to, and ``extra`` (``--allowed-host``). A name
-    with a ``*`` is refused: it would let a rebinding page's name through.
-    """
-    for name in extra:
-        if "*" in name or not name.strip() or "/" in name:
-            raise InvalidArgument(f"allowed host {name!r} must be one host name or address, without '*'")
-    names = [*LOOPBACK_HOSTS]
-    if host not in ANY_INTERFACE:
-        names.append(host)
-    mine = [socket.gethostname(), socket.getfqdn()]
-    for name in mine:
-        names += [name, *_addresses_of(name)]
-    names += extra
-    return list(dict.fromkeys(_as_host_header(name) for name in names if name))
+__all__ = ["ANY_INTERFACE", "allowed_hosts", "build_app", "is_loopback", "serve", "url_of"]
 
 
 def build_app(
