@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.engine import is_read_only, read_transaction, retried
+from registry.catalog.history import LIVE_OF_MODEL, metric_series, model_history, version_history
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.schema import (
@@ -36,7 +37,6 @@ from registry.catalog.schema import (
     EventRow,
     LatestMetricRow,
     LineageRow,
-    MetricRow,
     ModelRow,
     TagRow,
     VersionRow,
@@ -83,7 +83,7 @@ _LATEST = (
     .order_by(VersionRow.version.desc())
     .limit(1)
 )
-_LIVE_OF_MODEL = (VersionRow.model_id == bindparam("model_id")) & VersionRow.deleted_at.is_(None)
+_LIVE_OF_MODEL = LIVE_OF_MODEL
 _VERSIONS_OF_MODEL = FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
 
 
@@ -105,15 +105,6 @@ def _details_query(version_filter: Any) -> CompoundSelect[Any]:
 _DETAILS_OF_VERSION = _details_query(lambda column: column == bindparam("version_id"))
 _DETAILS_OF_IDS = _details_query(lambda column: column.in_(bindparam("ids", expanding=True)))
 _DETAILS_OF_MODEL = _details_query(lambda column: column.in_(select(VersionRow.id).where(_LIVE_OF_MODEL)))
-_HISTORY = (
-    select(VersionRow.version, MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
-    .join(VersionRow, VersionRow.id == MetricRow.version_id)
-    .where(_LIVE_OF_MODEL)
-    .order_by(VersionRow.version, MetricRow.step.is_(None).desc(), MetricRow.step, MetricRow.timestamp, MetricRow.id)
-)
-_HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
-_HISTORY_OF_VERSION = _HISTORY.where(VersionRow.version == bindparam("version"))
-
 
 #: A bound on the walk up the parents: a cycle cannot form through the API, but a catalog edited by hand could hold one.
 _MAX_ANCESTORS = 1000
@@ -310,11 +301,7 @@ class CatalogReads:
         with read_transaction(self.engine) as connection:
             self._trust(connection, name, with_metrics=True)
             model_id = self._model_id(connection, name)
-            if metric is None:
-                rows = connection.execute(_HISTORY, {"model_id": model_id})
-            else:
-                rows = connection.execute(_HISTORY_OF_METRIC, {"model_id": model_id, "key": metric})
-            return [MetricPoint(*row) for row in rows]
+            return model_history(connection, model_id, metric)
 
     @retried
     def model_summaries(self) -> list[ModelSummary]:
@@ -382,21 +369,10 @@ class CatalogReads:
 
     @retried
     def metric_series(self, name: str, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
-        """Each live version's current value of each of ``keys``, by version: one query, two columns a row."""
-        series: dict[str, list[tuple[int, float]]] = {key: [] for key in keys}
+        """Each live version's current value of each of ``keys``, by version: one query a key, two columns a row."""
         with read_transaction(self.engine) as connection:
             self._trust(connection, name, with_metrics=True)
-            model_id = self._model_id(connection, name)
-            rows = connection.execute(
-                select(LatestMetricRow.key, VersionRow.version, LatestMetricRow.value)
-                .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
-                .where(_LIVE_OF_MODEL, LatestMetricRow.key.in_(list(keys)))
-                .order_by(VersionRow.version),
-                {"model_id": model_id},
-            )
-            for key, version, value in rows:
-                series[key].append((version, value))
-        return series
+            return metric_series(connection, self._model_id(connection, name), keys)
 
     @retried
     def canary(self, name: str, version: int) -> Canary | None:
@@ -448,8 +424,7 @@ class CatalogReads:
             self._trust(connection, name, with_metrics=True)
             model_id = self._model_id(connection, name)
             self._find(connection, Ref(name, version))  # a missing or deleted version is not an empty history
-            rows = connection.execute(_HISTORY_OF_VERSION, {"model_id": model_id, "version": version})
-            return [MetricPoint(*row) for row in rows]
+            return version_history(connection, model_id, version)
 
     @retried
     def alias_names(self, name: str) -> list[str]:

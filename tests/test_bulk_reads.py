@@ -1,0 +1,181 @@
+"""The fast bulk reads give exactly what the typed reads gave, on every engine, and use the indexes made for them.
+
+The reference answers are computed here with plain typed SQLAlchemy
+statements in the portable spelling (``step IS NULL DESC, step``), the way
+the catalog read them before, so a difference in values, types, order or
+time zones shows as a failed comparison; the plan tests say, without
+timing anything, that SQLite reads a history from one index in order.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from registry import Registry
+from registry.catalog import history
+from registry.catalog.decoding import plain_dataclass, raw, utc
+from registry.catalog.dialects import NullsFirst
+from registry.catalog.schema import MetricRow, ModelRow, UTCDateTime, VersionRow
+from registry.domain import MetricPoint
+from registry.locations import CATALOG_FILE_NAME
+from tests.servers import fresh_database
+
+ENGINES = ["sqlite", "postgresql", "mariadb"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine_reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    """A registry whose catalog is a fresh SQLite file, PostgreSQL database or MariaDB database."""
+    if request.param == "sqlite":
+        with Registry(tmp_path / "reg") as registry:
+            yield registry
+        return
+    for url in fresh_database(request.param):
+        with Registry(catalog=url, store=tmp_path / "store") as registry:
+            yield registry
+
+
+def _typed_history(reg: Registry, name: str, key: str | None = None, version: int | None = None) -> list[MetricPoint]:
+    """The history as the catalog read it before: typed columns, the portable ordering, ``MetricPoint(*row)``."""
+    query = (
+        select(VersionRow.version, MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
+        .join(VersionRow, VersionRow.id == MetricRow.version_id)
+        .join(ModelRow, ModelRow.id == VersionRow.model_id)
+        .where(ModelRow.name == name, VersionRow.deleted_at.is_(None))
+        .order_by(VersionRow.version, MetricRow.step.is_(None).desc(), MetricRow.step)
+        .order_by(MetricRow.timestamp, MetricRow.id)
+    )
+    if key is not None:
+        query = query.where(MetricRow.key == key)
+    if version is not None:
+        query = query.where(VersionRow.version == version)
+    with reg._catalog.engine.connect() as connection:
+        return [MetricPoint(*row) for row in connection.execute(query)]
+
+
+def _identical(got: list[Any], expected: list[Any]) -> None:
+    """Equal, and alike field by field in type too (an int is not a float, a naive time is not UTC)."""
+    assert got == expected
+    for mine, theirs in zip(got, expected, strict=True):
+        assert type(mine) is type(theirs)
+        assert [(type(v), v) for v in vars(mine).values()] == [(type(v), v) for v in vars(theirs).values()]
+        assert mine.timestamp.tzinfo is UTC and hash(mine) == hash(theirs)
+
+
+def test_metrics_history_is_what_the_typed_read_gave(engine_reg: Registry) -> None:
+    reg = engine_reg
+    for i in range(4):
+        reg.register("h", [i], format="pickle", metrics={"acc": i / 3, "loss": 1 - i / 7, "acc ": 0.5})
+    reg.log_metrics("h", 2, {"acc": 0.1, "loss": 0.2}, step=5)
+    reg.log_metrics("h", 2, {"acc": 0.3}, step=-1)
+    reg.log_metrics("h", 2, {"acc": 0.7})  # no step: sorts before the stepped values, after the registered one
+    reg.log_metrics("h", 3, {"acc": 2.0**-1074, "loss": -0.0}, step=2**62)
+    reg.log_metrics("h", 3, {"acc": 1e308}, step=0)
+    reg.delete_version("h", 1)
+    reg.register("other", [1], format="pickle", metrics={"acc": 9.0})
+    for key in (None, "acc", "loss", "acc ", "missing"):
+        _identical(reg.metrics_history("h", key), _typed_history(reg, "h", key))
+    assert [p.version for p in reg.metrics_history("h", "acc")] == [2, 2, 2, 2, 3, 3, 3, 4]
+    assert [p.step for p in reg.metrics_history("h", "acc") if p.version == 2] == [None, None, -1, 5]
+    for version in (2, 3, 4):
+        _identical(reg.version_history("h", version), _typed_history(reg, "h", version=version))
+
+
+def test_metric_series_is_each_live_versions_current_value(engine_reg: Registry) -> None:
+    reg = engine_reg
+    for i in range(5):
+        metrics = {"acc": i / 10} if i != 2 else {"loss": 0.5}
+        reg.register("s", [i], format="pickle", metrics=metrics)
+    reg.log_metrics("s", 4, {"acc": 0.99})
+    reg.delete_version("s", 1)
+    series = reg.metric_series("s", ["acc", "loss", "nothing"])
+    assert series == {"acc": [(2, 0.1), (4, 0.99), (5, 0.4)], "loss": [(3, 0.5)], "nothing": []}
+    assert list(series) == ["acc", "loss", "nothing"]
+    assert all(type(pair) is tuple and type(pair[0]) is int and type(pair[1]) is float for pair in series["acc"])
+
+
+def test_a_history_is_read_from_one_index_in_order_with_no_sort(reg: Registry, home: Path) -> None:
+    """Without ``ix_metrics_history`` and the per-engine ordering SQLite sorts every version's points."""
+    for i in range(3):
+        reg.register("p", [i], format="pickle", metrics={"acc": 0.5})
+    sql = str(history._HISTORY_OF_METRIC.compile(dialect=sqlite.dialect()))
+    with sqlite3.connect(home / CATALOG_FILE_NAME) as db:
+        plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, (1, "acc")))
+    assert "COVERING INDEX ix_metrics_history" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_nulls_first_is_spelled_per_engine() -> None:
+    query = select(MetricRow.id).order_by(NullsFirst(MetricRow.step))
+    spelled = {
+        name: str(query.compile(dialect=dialect)).split("ORDER BY ")[1]
+        for name, dialect in (("sqlite", sqlite.dialect()), ("postgresql", postgresql.dialect()))
+    }
+    assert spelled == {"sqlite": "metrics.step", "postgresql": "metrics.step NULLS FIRST"}
+    assert str(query.compile(dialect=mysql.dialect())).endswith("ORDER BY metrics.step")
+
+
+def test_utc_reads_what_the_column_type_reads(tmp_path: Path) -> None:
+    """Every form SQLite's type parses, including those modelshelf never writes, and the servers' datetimes."""
+    engine = create_engine(f"sqlite:///{tmp_path / 't.db'}")
+    typed = UTCDateTime().dialect_impl(engine.dialect).result_processor(engine.dialect, None)  # type: ignore[func-returns-value]
+    assert typed is not None
+    texts = [
+        "2026-12-03 16:30:00.123456",
+        "2026-12-03 16:30:00.000000",
+        "2026-12-03T16:30:00.123456",
+        "2026-12-03 16:30:00",
+        "2026-12-03",
+        "2026-12-03 16:30:00+02:00",
+        "2026-12-03 16:30:00.1+0200",
+    ]
+    for text in texts:
+        assert utc(text) == typed(text) and utc(text).tzinfo is UTC, text  # type: ignore[union-attr]
+    naive = datetime(2026, 12, 3, 16, 30, 0, 5, tzinfo=UTC).replace(tzinfo=None)  # as server drivers return it
+    assert utc(naive) == naive.replace(tzinfo=UTC) and utc(None) is None
+    with pytest.raises(ValueError):
+        utc("not a time")
+    assert raw(MetricRow.timestamp).name == "timestamp"
+
+
+@dataclass(frozen=True)
+class _WithPostInit:
+    a: int
+
+    def __post_init__(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _WithDefault:
+    a: int
+    b: list[int] = field(default_factory=list)
+
+
+def test_only_plain_frozen_dataclasses_are_built_directly() -> None:
+    assert plain_dataclass(MetricPoint, ("version", "key", "value", "step", "timestamp")) is MetricPoint
+    with pytest.raises(TypeError, match="__post_init__"):
+        plain_dataclass(_WithPostInit, ("a",))
+    with pytest.raises(TypeError, match="has the fields"):
+        plain_dataclass(_WithDefault, ("a",))
+    with pytest.raises(TypeError, match="not a frozen dataclass"):
+        plain_dataclass(dict, ())
+
+
+def test_a_point_built_directly_is_a_point(reg: Registry) -> None:
+    reg.register("b", [1], format="pickle", metrics={"acc": 0.5})
+    (point,) = reg.metrics_history("b")
+    again = pickle.loads(pickle.dumps(point))
+    assert again == point and type(again) is MetricPoint and {point, again} == {point}
+    with pytest.raises(AttributeError):
+        point.value = 1.0  # type: ignore[misc]
+    assert repr(point).startswith("MetricPoint(version=1, key='acc', value=0.5, step=None, timestamp=")
