@@ -20,13 +20,23 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
 
 from registry import Registry
 from registry.catalog import history
 from registry.catalog.decoding import plain_dataclass, raw, utc
 from registry.catalog.dialects import NullsFirst
-from registry.catalog.schema import MetricRow, ModelRow, UTCDateTime, VersionRow
-from registry.domain import MetricPoint
+from registry.catalog.schema import (
+    AliasRow,
+    LatestMetricRow,
+    LineageRow,
+    MetricRow,
+    ModelRow,
+    TagRow,
+    UTCDateTime,
+    VersionRow,
+)
+from registry.domain import InputSignature, Lineage, MetricPoint, ModelVersion
 from registry.locations import CATALOG_FILE_NAME
 from tests.servers import fresh_database
 
@@ -179,3 +189,117 @@ def test_a_point_built_directly_is_a_point(reg: Registry) -> None:
     with pytest.raises(AttributeError):
         point.value = 1.0  # type: ignore[misc]
     assert repr(point).startswith("MetricPoint(version=1, key='acc', value=0.5, step=None, timestamp=")
+
+
+def _typed_versions(reg: Registry) -> dict[str, ModelVersion]:
+    """Every live version, read the way the catalog read them before: typed columns, ``ModelVersion(...)``."""
+    parent, parent_model = aliased(VersionRow), aliased(ModelRow)
+    query = (
+        select(VersionRow, ModelRow.name, LineageRow, parent_model.name, parent.version)
+        .join(ModelRow, ModelRow.id == VersionRow.model_id)
+        .outerjoin(LineageRow, LineageRow.version_id == VersionRow.id)
+        .outerjoin(parent, parent.id == LineageRow.parent_id)
+        .outerjoin(parent_model, parent_model.id == parent.model_id)
+        .where(VersionRow.deleted_at.is_(None))
+    )
+    found: dict[str, ModelVersion] = {}
+    with Session(reg._catalog.engine) as session:
+        tags: dict[int, dict[str, str]] = {}
+        for row in session.execute(select(TagRow).order_by(TagRow.version_id, TagRow.key)).scalars():
+            tags.setdefault(row.version_id, {})[row.key] = row.value
+        metrics: dict[int, dict[str, float]] = {}
+        for row in session.execute(select(LatestMetricRow).order_by(LatestMetricRow.version_id, LatestMetricRow.key)):
+            metrics.setdefault(row[0].version_id, {})[row[0].key] = row[0].value
+        aliases: dict[int, list[str]] = {}
+        for alias in session.execute(select(AliasRow)).scalars():
+            aliases.setdefault(alias.version_id, []).append(alias.alias)
+        for version, name, lineage, parent_name, parent_number in session.execute(query):
+            found[f"{name}:{version.version}"] = ModelVersion(
+                name=name,
+                version=version.version,
+                checksum="sha256:" + version.blob_digest,
+                size=version.size,
+                format=version.format,
+                created_at=version.created_at,
+                params=version.params,
+                metrics=metrics.get(version.id, {}),
+                tags=tags.get(version.id, {}),
+                description=version.description,
+                environment=version.environment,
+                aliases=tuple(sorted(aliases.get(version.id, []))),
+                imports=None if version.imports is None else tuple(version.imports),
+                hmac=version.signature,
+                imports_scanned=bool(version.imports_scanned),
+                lineage=None
+                if lineage is None
+                else Lineage(
+                    git_commit=lineage.git_commit,
+                    git_dirty=lineage.git_dirty,
+                    script=lineage.script,
+                    user=lineage.user_name,
+                    host=lineage.host,
+                    modelshelf_version=lineage.modelshelf_version,
+                    data=None if lineage.data_digest is None else "sha256:" + lineage.data_digest,
+                    data_shape=None if lineage.data_shape is None else tuple(lineage.data_shape),
+                    data_columns=None if lineage.data_columns is None else tuple(lineage.data_columns),
+                    parent=None if parent_name is None else f"{parent_name}:{parent_number}",
+                ),
+                input_signature=InputSignature.from_json(version.input_signature),
+            )
+    return found
+
+
+def _populate(reg: Registry, iris: tuple[Any, Any]) -> None:
+    """Versions with every kind of field: nested params, lineage with data and parents, signatures, aliases."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris
+    model = LogisticRegression(max_iter=200).fit(X, y)
+    reg.register("a", model, metrics={"acc": 0.9, "f1": 0.8}, tags={"team": "cv", "Team": "x"}, data=(X, y))
+    reg.register("a", model, metrics={"acc": 0.95}, params={"grid": {"C": [1, 2]}, "s": "t"}, parent="a:1")
+    reg.register("a", [1], format="pickle", params={"n": 3, "f": 3.0, "b": True, "z": None}, tags={"k": "v"})
+    reg.register("b", {"x": 1}, format="pickle", metrics={"acc": 0.5}, description="a dict", alias="production")
+    reg.register("b", [2], format="pickle", metrics={"acc": 0.7}, parent="a:2", tags={"team": "nlp"})
+    reg.set_alias("a", "production", 2)
+    reg.set_alias("a", "staging", 2)
+    reg.log_metrics("a", 1, {"acc": 0.91})
+    reg.delete_version("a", 3)
+
+
+def _same(got: list[ModelVersion], expected: list[ModelVersion]) -> None:
+    """Equal and printed alike: the repr shows types, dict order, tuples and time zones."""
+    assert got == expected
+    assert [repr(mv) for mv in got] == [repr(mv) for mv in expected]
+    assert all(type(mv) is ModelVersion for mv in got)
+
+
+def test_searches_listings_and_lookups_give_what_the_typed_read_gave(engine_reg: Registry, iris: Any) -> None:
+    reg = engine_reg
+    _populate(reg, iris)
+    typed = _typed_versions(reg)
+    everything = reg.search()
+    _same(everything, [typed[ref] for ref in ("a:1", "a:2", "b:1", "b:2")])
+    _same(
+        reg.search(where="metrics.acc > 0.6", order_by="metrics.acc desc"), [typed["a:2"], typed["a:1"], typed["b:2"]]
+    )
+    _same(reg.search("a", where="tags.team = 'cv'"), [typed["a:1"]])
+    _same(reg.versions("a"), [typed["a:1"], typed["a:2"]])
+    _same(reg.versions_page("b", offset=1, limit=5).versions, [typed["b:2"]])
+    _same([reg.get("a:1"), reg.latest("a"), reg.get("b@production")], [typed["a:1"], typed["a:2"], typed["b:1"]])
+    _same([reg.best("a", "acc")], [typed["a:2"]])
+    assert everything[0].lineage is not None and everything[0].lineage.data is not None
+    assert everything[1].lineage is not None and everything[1].lineage.parent == "a:1"
+
+
+def test_results_never_share_a_mutable_value(reg: Registry) -> None:
+    """The environment every version shares is parsed once per read, but each version gets its own dicts."""
+    for i in range(3):
+        reg.register("m", [i], format="pickle", params={"p": [i]}, metrics={"acc": 0.5}, tags={"t": "v"})
+    first, second, third = reg.search("m")
+    assert first.environment == second.environment and first.environment is not second.environment
+    first.environment["python"] = "changed"
+    first.metrics["acc"] = 0.0
+    first.tags["t"] = "changed"
+    again = reg.search("m")
+    assert again[1] == second and again[0].environment["python"] != "changed" and again[0].metrics == {"acc": 0.5}
+    assert second.params is not third.params and third.params == {"p": [2]}

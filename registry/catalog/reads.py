@@ -8,25 +8,24 @@ rows, then one each for their tags, latest metrics and aliases.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    CompoundSelect,
     Connection,
     Engine,
+    Executable,
     Row,
     Select,
     bindparam,
     func,
     literal,
-    null,
     select,
-    union_all,
 )
 
 from registry.catalog.audit import alias_periods, read_events
+from registry.catalog.decoding import collector_paused, utc
+from registry.catalog.details import Details, details_of_ids, details_of_model, details_of_version
 from registry.catalog.engine import is_read_only, read_transaction, retried
 from registry.catalog.history import LIVE_OF_MODEL, metric_series, model_history, version_history
 from registry.catalog.inventory import importing_query, index_name
@@ -38,7 +37,6 @@ from registry.catalog.schema import (
     LatestMetricRow,
     LineageRow,
     ModelRow,
-    TagRow,
     VersionRow,
 )
 from registry.catalog.sealing import check_state
@@ -50,7 +48,7 @@ from registry.catalog.verification import (
     told_findings,
     trail_findings,
 )
-from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, to_canary, to_model_version
+from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, VersionReader, to_canary
 from registry.digests import checksum_of
 from registry.domain import (
     AliasPeriod,
@@ -86,25 +84,6 @@ _LATEST = (
 _LIVE_OF_MODEL = LIVE_OF_MODEL
 _VERSIONS_OF_MODEL = FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
 
-
-def _details_query(version_filter: Any) -> CompoundSelect[Any]:
-    """Tags, latest metrics and aliases in one round trip: (kind, version_id, key, text, number)."""
-    return union_all(
-        select(literal("t"), TagRow.version_id, TagRow.key, TagRow.value, null()).where(
-            version_filter(TagRow.version_id)
-        ),
-        select(literal("m"), LatestMetricRow.version_id, LatestMetricRow.key, null(), LatestMetricRow.value).where(
-            version_filter(LatestMetricRow.version_id)
-        ),
-        select(literal("a"), AliasRow.version_id, AliasRow.alias, null(), null()).where(
-            version_filter(AliasRow.version_id)
-        ),
-    )
-
-
-_DETAILS_OF_VERSION = _details_query(lambda column: column == bindparam("version_id"))
-_DETAILS_OF_IDS = _details_query(lambda column: column.in_(bindparam("ids", expanding=True)))
-_DETAILS_OF_MODEL = _details_query(lambda column: column.in_(select(VersionRow.id).where(_LIVE_OF_MODEL)))
 
 #: A bound on the walk up the parents: a cycle cannot form through the API, but a catalog edited by hand could hold one.
 _MAX_ANCESTORS = 1000
@@ -145,17 +124,6 @@ _LIVE_CANARIES = (
     .where(VersionRow.deleted_at.is_(None))
     .order_by(ModelRow.name, VersionRow.version)
 )
-
-#: How many ids one ``IN (…)`` list carries (SQLite's old limit on bound parameters is 999).
-_ID_CHUNK = 500
-
-
-@dataclass
-class _Details:
-    tags: dict[int, dict[str, str]] = field(default_factory=dict)
-    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
-    aliases: dict[int, list[str]] = field(default_factory=dict)
-
 
 #: Called with (catalog id, model, seq) after a model's seal checked out: the client's rollback memory.
 StateObserver = Callable[[str | None, str, int], None]
@@ -218,46 +186,41 @@ class CatalogReads:
             return row
         self._model_id(connection, ref.name)  # raises ModelNotFound first, if that is the case
         if row is not None:
-            raise VersionNotFound(ref.name, ref.version, f"deleted on {row.deleted_at:%Y-%m-%d %H:%M} UTC")
+            raise VersionNotFound(ref.name, ref.version, f"deleted on {utc(row.deleted_at):%Y-%m-%d %H:%M} UTC")
         if ref.alias is not None:
             raise AliasNotFound(ref.name, ref.alias)
         if ref.version is not None:
             raise VersionNotFound(ref.name, ref.version)
         raise VersionNotFound(ref.name, None, "every version was deleted")
 
-    def _details(self, connection: Connection, version_id: int | None = None, model_id: int | None = None) -> _Details:
+    def _details(self, connection: Connection, version_id: int | None = None, model_id: int | None = None) -> Details:
         """Tags, latest metrics and aliases of one version, or of every live version of one model."""
         if version_id is not None:
-            rows = connection.execute(_DETAILS_OF_VERSION, {"version_id": version_id})
-        else:
-            rows = connection.execute(_DETAILS_OF_MODEL, {"model_id": model_id})
-        details = _Details()
-        self._collect_details(rows, details)
-        return details
+            return details_of_version(connection, version_id)
+        assert model_id is not None, "a version or a model"
+        return details_of_model(connection, model_id)
 
-    def _details_of(self, connection: Connection, ids: list[int]) -> _Details:
-        """Tags, latest metrics and aliases of the versions ``ids``, in chunks that every engine accepts."""
-        details = _Details()
-        for start in range(0, len(ids), _ID_CHUNK):
-            rows = connection.execute(_DETAILS_OF_IDS, {"ids": ids[start : start + _ID_CHUNK]})
-            self._collect_details(rows, details)
-        return details
+    def _details_of(self, connection: Connection, ids: list[int]) -> Details:
+        """Tags, latest metrics and aliases of the versions ``ids``."""
+        return details_of_ids(connection, ids)
 
-    @staticmethod
-    def _collect_details(rows: Any, details: _Details) -> None:
-        for kind, version, key, text_value, number in rows:
-            if kind == "t":
-                details.tags.setdefault(version, {})[key] = text_value
-            elif kind == "m":
-                details.metrics.setdefault(version, {})[key] = number
-            else:
-                details.aliases.setdefault(version, []).append(key)
+    def _to_model_version(self, row: Row[Any], details: Details) -> ModelVersion:
+        return VersionReader(self.engine.dialect)(row, *details.of(row.id))
 
-    @staticmethod
-    def _to_model_version(row: Row[Any], details: _Details) -> ModelVersion:
-        return to_model_version(
-            row, details.metrics.get(row.id, {}), details.tags.get(row.id, {}), details.aliases.get(row.id, ())
-        )
+    def _versions(
+        self, connection: Connection, statement: Executable, params: dict[str, Any] | None = None
+    ) -> list[ModelVersion]:
+        """The versions ``statement`` (over :data:`FROM_VERSIONS`) selects, in its order, details read in bulk.
+
+        Run with the garbage collector paused (see :func:`~registry.catalog.decoding.collector_paused`).
+        """
+        with collector_paused():
+            rows = connection.execute(statement, params).all()
+            ids = [row[0] for row in rows]
+            details = details_of_ids(connection, ids)
+            read = VersionReader(connection.dialect)
+            take = details.take if len(set(ids)) == len(ids) else details.of  # a version listed twice gets copies
+            return [read(row, *take(row[0])) for row in rows]
 
     @retried
     def get(self, ref: Ref) -> ModelVersion:
@@ -273,9 +236,11 @@ class CatalogReads:
         with read_transaction(self.engine) as connection:
             self._trust(connection, name)
             model_id = self._model_id(connection, name)
-            rows = connection.execute(_VERSIONS_OF_MODEL, {"model_id": model_id}).all()
-            details = self._details(connection, model_id=model_id)
-            return [self._to_model_version(row, details) for row in rows]
+            with collector_paused():
+                rows = connection.execute(_VERSIONS_OF_MODEL, {"model_id": model_id}).all()
+                details = self._details(connection, model_id=model_id)
+                read = VersionReader(connection.dialect)
+                return [read(row, *details.take(row[0])) for row in rows]
 
     @retried
     def models(self) -> list[str]:
@@ -343,9 +308,7 @@ class CatalogReads:
                 # true best out of the result unchecked, and serve the runner-up.
                 for model in connection.execute(select(ModelRow.name).order_by(ModelRow.name)).scalars():
                     self._trust(connection, model, with_metrics=True)
-            rows = connection.execute(search_statement(base, where, order, limit)).all()
-            details = self._details_of(connection, [row.id for row in rows])
-            return [self._to_model_version(row, details) for row in rows]
+            return self._versions(connection, search_statement(base, where, order, limit))
 
     @retried
     def search_page(
@@ -363,9 +326,7 @@ class CatalogReads:
             )
             matching = base if where is None else base.where(compile_filter(where))
             total = connection.execute(select(func.count()).select_from(matching.subquery())).scalar_one()
-            rows = connection.execute(search_statement(base, where, order, limit, offset)).all()
-            details = self._details_of(connection, [row.id for row in rows])
-            return [self._to_model_version(row, details) for row in rows], total
+            return self._versions(connection, search_statement(base, where, order, limit, offset)), total
 
     @retried
     def metric_series(self, name: str, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
@@ -452,11 +413,8 @@ class CatalogReads:
         if not wanted:
             return []
         with read_transaction(self.engine) as connection:
-            rows = connection.execute(
-                importing_query(FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))), {"names": wanted}
-            ).all()
-            details = self._details_of(connection, [row.id for row in rows])
-            return [self._to_model_version(row, details) for row in rows]
+            query = importing_query(FROM_VERSIONS.where(VersionRow.deleted_at.is_(None)))
+            return self._versions(connection, query, {"names": wanted})
 
     @retried
     def ancestors(self, ref: Ref) -> list[str]:
@@ -506,9 +464,7 @@ class CatalogReads:
         """Every live version of every model, by name and version, *without* checking seals (for ``verify``)."""
         with read_transaction(self.engine) as connection:
             query = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None)).order_by(ModelRow.name, VersionRow.version)
-            rows = connection.execute(query).all()
-            details = self._details_of(connection, [row.id for row in rows])
-            return [self._to_model_version(row, details) for row in rows]
+            return self._versions(connection, query)
 
     @retried
     def trust_findings(self) -> list[Finding]:
