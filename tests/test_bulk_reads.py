@@ -9,6 +9,7 @@ timing anything, that SQLite reads a history from one index in order.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import sqlite3
 from collections.abc import Iterator
@@ -18,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import bindparam, create_engine, event, select, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from registry import Registry
+from registry import CatalogError, Registry
 from registry.catalog import history
 from registry.catalog.decoding import plain_dataclass, raw, utc
 from registry.catalog.dialects import NullsFirst
+from registry.catalog.prepared import Prepared
 from registry.catalog.schema import (
     AliasRow,
     LatestMetricRow,
@@ -38,7 +40,7 @@ from registry.catalog.schema import (
 )
 from registry.domain import InputSignature, Lineage, MetricPoint, ModelVersion
 from registry.locations import CATALOG_FILE_NAME
-from tests.servers import fresh_database
+from tests.servers import ADMIN_URLS, fresh_database
 
 ENGINES = ["sqlite", "postgresql", "mariadb"]
 
@@ -148,8 +150,8 @@ def test_utc_reads_what_the_column_type_reads(tmp_path: Path) -> None:
         "2026-12-03 16:30:00+02:00",
         "2026-12-03 16:30:00.1+0200",
     ]
-    for text in texts:
-        assert utc(text) == typed(text) and utc(text).tzinfo is UTC, text  # type: ignore[union-attr]
+    for stamp in texts:
+        assert utc(stamp) == typed(stamp) and utc(stamp).tzinfo is UTC, stamp  # type: ignore[union-attr]
     naive = datetime(2026, 12, 3, 16, 30, 0, 5, tzinfo=UTC).replace(tzinfo=None)  # as server drivers return it
     assert utc(naive) == naive.replace(tzinfo=UTC) and utc(None) is None
     with pytest.raises(ValueError):
@@ -303,3 +305,85 @@ def test_results_never_share_a_mutable_value(reg: Registry) -> None:
     again = reg.search("m")
     assert again[1] == second and again[0].environment["python"] != "changed" and again[0].metrics == {"acc": 0.5}
     assert second.params is not third.params and third.params == {"p": [2]}
+
+
+def test_a_driver_error_in_a_lookup_is_the_catalogs_error(reg: Registry, home: Path) -> None:
+    """The lookups run on the driver's cursor; its errors still come out as modelshelf's, naming the catalog."""
+    reg.register("m", [1], format="pickle", alias="prod")
+    with sqlite3.connect(home / CATALOG_FILE_NAME) as db:
+        db.execute("PRAGMA foreign_keys = OFF")
+        db.execute("DROP TABLE aliases")
+    with pytest.raises(CatalogError, match="failed: no such table: aliases"):
+        reg.get("m@prod")
+
+
+def test_watched_engines_see_every_lookup_statement(reg: Registry) -> None:
+    """With a cursor listener (logging, tracing) the lookups go through SQLAlchemy, and give the same answer."""
+    reg.register("m", [1], format="pickle", tags={"t": "v"}, metrics={"acc": 0.5}, alias="prod")
+    fast = [reg.get("m:1"), reg.latest("m"), reg.get("m@prod")]
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engine = reg._catalog.engine
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        watched = [reg.get("m:1"), reg.latest("m"), reg.get("m@prod")]
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    _same(watched, fast)
+    assert sum("FROM versions JOIN models" in statement for statement in seen) == 3
+    assert sum(statement == "BEGIN" for statement in seen) == 3
+    assert sum("UNION ALL" in statement for statement in seen) == 3
+
+
+def test_only_statements_the_driver_can_run_alone_are_prepared() -> None:
+    with pytest.raises(TypeError, match="needs SQLAlchemy to bind it"):
+        Prepared(select(VersionRow.id).where(VersionRow.id.in_(bindparam("ids", expanding=True))))._compiled(
+            sqlite.dialect()
+        )
+    with pytest.raises(TypeError, match="needs SQLAlchemy to bind it"):
+        Prepared(select(VersionRow.id).where(VersionRow.created_at > bindparam("t", type_=UTCDateTime())))._compiled(
+            sqlite.dialect()
+        )
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(kind, URL) of a fresh PostgreSQL or MariaDB database."""
+    for url in fresh_database(request.param):
+        yield request.param, url
+
+
+def test_a_lookup_whose_server_connection_dies_is_run_again(
+    server: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server kills the connection right after checkout: the driver's error is a lost connection, retried."""
+    kind, url = server
+    with Registry(catalog=url, store=tmp_path / "store") as reg:
+        reg.register("m", [1], format="pickle", tags={"t": "v"})
+        expected = reg.get("m:1")
+        admin = create_engine(ADMIN_URLS[kind], isolation_level="AUTOCOMMIT")
+        killed: list[int] = []
+
+        def kill(dbapi_connection: Any, *_args: Any) -> None:
+            if killed:
+                return
+            if kind == "postgresql":
+                pid, statement = dbapi_connection.info.backend_pid, "SELECT pg_terminate_backend(:pid, 10000)"
+            else:
+                pid, statement = dbapi_connection.thread_id(), "KILL CONNECTION :pid"
+            with admin.connect() as connection:
+                connection.execute(text(statement), {"pid": pid})
+            killed.append(pid)
+
+        event.listen(reg._catalog.engine, "checkout", kill)  # a pool event: the lookup still runs on the driver
+        try:
+            with caplog.at_level(logging.INFO, logger="registry.catalog"):
+                assert reg.get("m:1") == expected
+        finally:
+            event.remove(reg._catalog.engine, "checkout", kill)
+            admin.dispose()
+        assert len(killed) == 1
+        assert [r.getMessage() for r in caplog.records] == ["lost the catalog connection in get; retry 1 of 3"]

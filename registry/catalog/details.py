@@ -1,9 +1,10 @@
 """Each version's tags, latest metrics and aliases, read for one version or for thousands at once.
 
 One version (a lookup) takes one round trip: the three tables in one
-``UNION ALL``. Many versions (a search, a listing) take one query per
-table, each ordered by version and key, so the rows group into each
-version's dict with no Python per row (``itertools.groupby`` and ``dict``
+``UNION ALL``, run on the driver's cursor (:mod:`registry.catalog.prepared`).
+Many versions (a search, a listing) take one query per table, each
+ordered by version and key, so the rows group into each version's dict
+with no Python per row (``itertools.groupby`` and ``dict``
 over ``(key, value)`` pairs, all in C): profiled on a search returning
 5,000 versions, the dispatch of 35,000 union rows in a Python loop cost as
 much as the query. Keys come in binary order on every engine, so a
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, CompoundSelect, Connection, Select, bindparam, literal, null, select, union_all
 
 from registry.catalog.history import LIVE_OF_MODEL
+from registry.catalog.prepared import Prepared
 from registry.catalog.schema import AliasRow, LatestMetricRow, TagRow, VersionRow
 
 #: How many ids one ``IN (…)`` list carries (SQLite's old limit on bound parameters is 999).
@@ -84,7 +86,7 @@ def _per_table(version_filter: _VersionFilter) -> _Queries:
     )
 
 
-_OF_VERSION = _union(lambda column: column == bindparam("version_id"))
+_OF_VERSION = Prepared(_union(lambda column: column == bindparam("version_id")))
 _OF_IDS = _per_table(lambda column: column.in_(bindparam("ids", expanding=True)))
 _OF_MODEL = _per_table(lambda column: column.in_(select(VersionRow.id).where(LIVE_OF_MODEL)))
 _first = itemgetter(0)
@@ -98,7 +100,7 @@ def details_of_version(connection: Connection, version_id: int) -> Details:
     tags: dict[str, str] = {}
     metrics: dict[str, float] = {}
     aliases: list[str] = []
-    for kind, _, key, text_value, number in connection.execute(_OF_VERSION, {"version_id": version_id}):
+    for kind, _, key, text_value, number in _OF_VERSION.rows(connection, {"version_id": version_id}):
         if kind == "t":
             tags[key] = text_value
         elif kind == "m":

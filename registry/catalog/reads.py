@@ -15,7 +15,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Executable,
-    Row,
     Select,
     bindparam,
     func,
@@ -30,6 +29,7 @@ from registry.catalog.engine import is_read_only, read_transaction, retried
 from registry.catalog.history import LIVE_OF_MODEL, metric_series, model_history, version_history
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
+from registry.catalog.prepared import Prepared
 from registry.catalog.schema import (
     AliasRow,
     CanaryRow,
@@ -48,7 +48,7 @@ from registry.catalog.verification import (
     told_findings,
     trail_findings,
 )
-from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, VersionReader, to_canary
+from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, VersionReader, VersionTuple, to_canary
 from registry.digests import checksum_of
 from registry.domain import (
     AliasPeriod,
@@ -82,6 +82,7 @@ _LATEST = (
     .limit(1)
 )
 _LIVE_OF_MODEL = LIVE_OF_MODEL
+_PINNED_FAST, _BY_ALIAS_FAST, _LATEST_FAST = Prepared(_PINNED), Prepared(_BY_ALIAS), Prepared(_LATEST)
 _VERSIONS_OF_MODEL = FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
 
 
@@ -174,14 +175,15 @@ class CatalogReads:
             raise ModelNotFound(name)
         return model_id
 
-    def _find(self, connection: Connection, ref: Ref) -> Row[Any]:
+    def _find(self, connection: Connection, ref: Ref) -> VersionTuple:
         """The live version row ``ref`` designates, or the precise not-found error."""
         if ref.version is not None:
-            row = connection.execute(_PINNED, {"name": ref.name, "version": ref.version}).first()
+            found = _PINNED_FAST.first(connection, {"name": ref.name, "version": ref.version})
         elif ref.alias is not None:
-            row = connection.execute(_BY_ALIAS, {"name": ref.name, "alias": ref.alias}).first()
+            found = _BY_ALIAS_FAST.first(connection, {"name": ref.name, "alias": ref.alias})
         else:
-            row = connection.execute(_LATEST, {"name": ref.name}).first()
+            found = _LATEST_FAST.first(connection, {"name": ref.name})
+        row = None if found is None else VersionTuple._make(found)
         if row is not None and row.deleted_at is None:
             return row
         self._model_id(connection, ref.name)  # raises ModelNotFound first, if that is the case
@@ -204,8 +206,8 @@ class CatalogReads:
         """Tags, latest metrics and aliases of the versions ``ids``."""
         return details_of_ids(connection, ids)
 
-    def _to_model_version(self, row: Row[Any], details: Details) -> ModelVersion:
-        return VersionReader(self.engine.dialect)(row, *details.of(row.id))
+    def _to_model_version(self, row: Sequence[Any], details: Details) -> ModelVersion:
+        return VersionReader(self.engine.dialect)(row, *details.of(row[0]))
 
     def _versions(
         self, connection: Connection, statement: Executable, params: dict[str, Any] | None = None

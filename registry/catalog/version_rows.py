@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Dialect, Row
 
@@ -67,38 +67,47 @@ VERSION_COLUMNS = (
     PARENT_MODEL.name.label("parent_name"),
     PARENT.version.label("parent_version"),
 )
+
+
+class VersionTuple(NamedTuple):
+    """A row of :data:`VERSION_COLUMNS` with its columns by name, as the lookups return it (from a driver's tuple).
+
+    JSON and timestamp columns hold what the driver returned (text on SQLite).
+    """
+
+    id: int
+    name: str
+    version: int
+    blob_digest: str
+    size: int
+    format: str
+    params: Any
+    environment: Any
+    description: str | None
+    created_at: Any
+    deleted_at: Any
+    imports: Any
+    imports_scanned: Any
+    signature: str | None
+    input_signature: Any
+    lineage_id: int | None
+    git_commit: str | None
+    git_dirty: Any
+    script: str | None
+    user_name: str | None
+    host: str | None
+    modelshelf_version: str | None
+    data_digest: str | None
+    data_shape: Any
+    data_columns: Any
+    parent_name: str | None
+    parent_version: int | None
+
+
 #: The names of :data:`VERSION_COLUMNS`, in order: :class:`VersionReader` unpacks rows by position.
-_COLUMN_NAMES = (
-    "id",
-    "name",
-    "version",
-    "blob_digest",
-    "size",
-    "format",
-    "params",
-    "environment",
-    "description",
-    "created_at",
-    "deleted_at",
-    "imports",
-    "imports_scanned",
-    "signature",
-    "input_signature",
-    "lineage_id",
-    "git_commit",
-    "git_dirty",
-    "script",
-    "user_name",
-    "host",
-    "modelshelf_version",
-    "data_digest",
-    "data_shape",
-    "data_columns",
-    "parent_name",
-    "parent_version",
-)
+_COLUMN_NAMES = VersionTuple._fields
 if tuple(column.key for column in VERSION_COLUMNS) != _COLUMN_NAMES:  # pragma: no cover - a wrong edit, at import
-    raise AssertionError("VERSION_COLUMNS and _COLUMN_NAMES list different columns: keep them in step")
+    raise AssertionError("VERSION_COLUMNS and VersionTuple list different columns: keep them in step")
 
 
 def version_row(new: NewVersion, model_id: int, version: int, created_at: datetime, hmac: str | None) -> dict[str, Any]:
@@ -317,7 +326,7 @@ class VersionReader:
             "__dict__",
             {
                 "git_commit": git_commit,
-                "git_dirty": git_dirty,
+                "git_dirty": None if git_dirty is None else bool(git_dirty),  # a driver's raw row holds 0 or 1
                 "script": script,
                 "user": user,
                 "host": host,
