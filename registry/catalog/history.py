@@ -14,7 +14,8 @@ first, then time, then insertion.
 
 A series (each version's current value of a key, what a chart draws) is
 one query per key whose rows are already the ``(version, value)`` pairs
-returned, so no Python runs per row.
+returned, so no Python runs per row. Both run on the driver's cursor
+(:mod:`registry.catalog.prepared`), with the garbage collector paused.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from registry.catalog.decoding import plain_dataclass, raw, utc
+from registry.catalog.decoding import collector_paused, plain_dataclass, raw, utc
 from registry.catalog.dialects import NullsFirst
+from registry.catalog.prepared import Prepared
 from registry.catalog.schema import LatestMetricRow, MetricRow, VersionRow
 from registry.domain import MetricPoint
 
@@ -50,27 +52,28 @@ _SERIES = (
     .where(LIVE_OF_MODEL, LatestMetricRow.key == bindparam("key"))
     .order_by(VersionRow.version)
 )
+# Run on the driver's cursor: no column needs SQLAlchemy's conversion, and a row object per point cost 10%.
+_HISTORY_FAST, _HISTORY_OF_METRIC_FAST = Prepared(_HISTORY), Prepared(_HISTORY_OF_METRIC)
+_HISTORY_OF_VERSION_FAST, _SERIES_FAST = Prepared(_HISTORY_OF_VERSION), Prepared(_SERIES)
 
 
 def model_history(connection: Connection, model_id: int, metric: str | None) -> list[MetricPoint]:
     """Every logged value of the live versions of the model ``model_id`` (only ``metric``'s, if given)."""
-    if metric is None:
-        return _points(connection.execute(_HISTORY, {"model_id": model_id}))
-    return _points(connection.execute(_HISTORY_OF_METRIC, {"model_id": model_id, "key": metric}))
+    with collector_paused():
+        if metric is None:
+            return _points(_HISTORY_FAST.rows(connection, {"model_id": model_id}))
+        return _points(_HISTORY_OF_METRIC_FAST.rows(connection, {"model_id": model_id, "key": metric}))
 
 
 def version_history(connection: Connection, model_id: int, version: int) -> list[MetricPoint]:
     """Every logged value of one live version of the model ``model_id``, in history order."""
-    return _points(connection.execute(_HISTORY_OF_VERSION, {"model_id": model_id, "version": version}))
+    return _points(_HISTORY_OF_VERSION_FAST.rows(connection, {"model_id": model_id, "version": version}))
 
 
 def metric_series(connection: Connection, model_id: int, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
     """Each live version's current value of each of ``keys`` (distinct), as ``(version, value)`` by version."""
-    series: dict[str, list[tuple[int, float]]] = {}
-    for key in keys:
-        rows = connection.execute(_SERIES, {"model_id": model_id, "key": key})
-        series[key] = list(map(tuple, rows))  # type: ignore[arg-type]  # each row is (version, value)
-    return series
+    with collector_paused():
+        return {key: _SERIES_FAST.rows(connection, {"model_id": model_id, "key": key}) for key in keys}
 
 
 def _points(rows: Iterable[Any]) -> list[MetricPoint]:
