@@ -387,3 +387,23 @@ def test_a_lookup_whose_server_connection_dies_is_run_again(
             admin.dispose()
         assert len(killed) == 1
         assert [r.getMessage() for r in caplog.records] == ["lost the catalog connection in get; retry 1 of 3"]
+
+
+def test_a_lookup_is_one_statement_on_every_engine(engine_reg: Registry) -> None:
+    """The version and its tags, metrics and aliases in one statement: on a server, one round trip."""
+    reg = engine_reg
+    reg.register("m", [1], format="pickle", tags={"t": "v"}, metrics={"acc": 0.5}, alias="prod")
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(reg._catalog.engine, "before_cursor_execute", listen)
+    try:
+        for ref in ("m:1", "m", "m@prod"):
+            seen.clear()
+            mv = reg.get(ref)
+            assert [statement.split()[0] for statement in seen if statement != "BEGIN"] == ["WITH"], seen
+            assert (mv.tags, mv.metrics, mv.aliases) == ({"t": "v"}, {"acc": 0.5}, ("prod",))
+    finally:
+        event.remove(reg._catalog.engine, "before_cursor_execute", listen)

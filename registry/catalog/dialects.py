@@ -104,3 +104,27 @@ def _nulls_first_natively(element: NullsFirst, compiler: Any, **kw: Any) -> str:
 @compiles(NullsFirst, "postgresql")
 def _nulls_first_postgresql(element: NullsFirst, compiler: Any, **kw: Any) -> str:
     return f"{compiler.process(element.column, **kw)} NULLS FIRST"
+
+
+class TypedNull(ColumnElement[Any]):
+    """A ``NULL`` of ``type_``: cast on PostgreSQL, which types each column of a ``UNION`` from its first select.
+
+    The other engines take a bare ``NULL`` beside any type (and MySQL cannot
+    cast to every type), so only PostgreSQL gets the cast.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("type", InternalTraversal.dp_type)]
+
+    def __init__(self, type_: Any) -> None:
+        self.type = type_
+
+
+@compiles(TypedNull)
+def _bare_null(element: TypedNull, compiler: Any, **kw: Any) -> str:
+    return "NULL"
+
+
+@compiles(TypedNull, "postgresql")
+def _cast_null(element: TypedNull, compiler: Any, **kw: Any) -> str:
+    return f"CAST(NULL AS {compiler.dialect.type_compiler_instance.process(element.type)})"

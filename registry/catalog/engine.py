@@ -523,6 +523,26 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         raise _failure(engine, exc) from exc
 
 
+@contextmanager
+def one_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read that is exactly one statement, which then needs no transaction of its own.
+
+    A single statement sees one consistent state on every engine. So no
+    ``BEGIN`` is sent on SQLite (the driver runs the statement on its own)
+    and PostgreSQL's connection is put in autocommit (a setting psycopg keeps
+    on the client), which saves the ``BEGIN`` and ``ROLLBACK`` round trips.
+    MySQL/MariaDB's driver would spend a round trip on each autocommit
+    switch, so there the statement runs as usual and the pool ends it.
+    """
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+    except DBAPIError as exc:
+        raise _failure(engine, exc) from exc
+
+
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 

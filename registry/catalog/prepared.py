@@ -36,10 +36,11 @@ class Prepared:
 
     def __init__(self, statement: Select[Any] | Any) -> None:
         self.statement = statement
-        self._by_dialect: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._by_dialect: dict[tuple[Any, ...], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
     def _compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
-        key = f"{dialect.name}:{dialect.paramstyle}"
+        # what SQLAlchemy's compilation can depend on: the dialect, its parameter style, the server it talks to
+        key = (dialect.name, dialect.paramstyle, dialect.server_version_info, getattr(dialect, "is_mariadb", False))
         found = self._by_dialect.get(key)
         if found is None:
             compiled = self.statement.compile(dialect=dialect)

@@ -25,9 +25,10 @@ from sqlalchemy import (
 from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.decoding import collector_paused, utc
 from registry.catalog.details import Details, details_of_ids, details_of_model, details_of_version
-from registry.catalog.engine import is_read_only, read_transaction, retried
+from registry.catalog.engine import is_read_only, one_statement, read_transaction, retried
 from registry.catalog.history import LIVE_OF_MODEL, metric_series, model_history, version_history
 from registry.catalog.inventory import importing_query, index_name
+from registry.catalog.lookups import lookup_statement, read_lookup
 from registry.catalog.migrate import schema_differences
 from registry.catalog.prepared import Prepared
 from registry.catalog.schema import (
@@ -83,6 +84,23 @@ _LATEST = (
 )
 _LIVE_OF_MODEL = LIVE_OF_MODEL
 _PINNED_FAST, _BY_ALIAS_FAST, _LATEST_FAST = Prepared(_PINNED), Prepared(_BY_ALIAS), Prepared(_LATEST)
+_PINNED_LOOKUP = Prepared(lookup_statement(_PINNED))
+_ALIAS_LOOKUP = Prepared(lookup_statement(_BY_ALIAS))
+_LATEST_LOOKUP = Prepared(lookup_statement(_LATEST))
+
+
+def _lookup_of(ref: Ref) -> Prepared:
+    if ref.version is not None:
+        return _PINNED_LOOKUP
+    return _LATEST_LOOKUP if ref.alias is None else _ALIAS_LOOKUP
+
+
+def _params_of(ref: Ref) -> dict[str, Any]:
+    if ref.version is not None:
+        return {"name": ref.name, "version": ref.version}
+    return {"name": ref.name} if ref.alias is None else {"name": ref.name, "alias": ref.alias}
+
+
 _VERSIONS_OF_MODEL = FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
 
 
@@ -226,7 +244,16 @@ class CatalogReads:
 
     @retried
     def get(self, ref: Ref) -> ModelVersion:
-        """The live version ``ref`` designates (latest when it names no version or alias)."""
+        """The live version ``ref`` designates (latest when it names no version or alias).
+
+        Without a key it is one statement (:mod:`registry.catalog.lookups`); with one, or when it finds
+        no live version (to say precisely why), a read transaction as the other reads.
+        """
+        if self.key is None:
+            with one_statement(self.engine) as connection:
+                row, details = read_lookup(_lookup_of(ref).rows(connection, _params_of(ref)))
+            if row is not None and row.deleted_at is None:
+                return VersionReader(self.engine.dialect)(row, *details.take(row.id))
         with read_transaction(self.engine) as connection:
             self._trust(connection, ref.name)
             row = self._find(connection, ref)
