@@ -61,10 +61,10 @@ def test_a_damaged_blob_is_found_by_the_deep_check_only_when_sizes_agree(populat
 
 def test_schema_drift_is_reported(populated: Registry, home: Path) -> None:
     with sqlite3.connect(home / "catalog.db") as db:
-        db.execute("DROP INDEX ix_metrics_version_id_key")
+        db.execute("DROP INDEX ix_metrics_history")
     report = populated.verify(deep=False)
     assert not report.ok
-    assert [p.kind for p in report.problems] == ["schema"] and "ix_metrics_version_id_key" in report.problems[0].detail
+    assert [p.kind for p in report.problems] == ["schema"] and "ix_metrics_history" in report.problems[0].detail
 
 
 def test_waste_is_reported_after_the_grace_period_and_is_not_fatal(populated: Registry, home: Path) -> None:

@@ -3,7 +3,8 @@
 "Insert unless present" and "insert or update" are single atomic statements
 on every engine modelshelf supports; doing them as a read followed by a
 write would race with other clients. Each statement is built once per
-dialect and table and then reused with new parameters.
+dialect and table and then reused with new parameters. :class:`NullsFirst`
+is an ordering each engine spells its own way.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import ColumnElement, Connection, Table
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 
 def _dialect_insert(dialect: str, table: Table) -> Any:
@@ -66,3 +69,62 @@ def upsert(
 ) -> None:
     """Insert ``rows``; where ``keys`` already exist, overwrite the ``updates`` columns instead."""
     connection.execute(_upsert(connection.dialect.name, table, tuple(keys), tuple(updates)), list(rows))
+
+
+class NullsFirst(ColumnElement[Any]):
+    """``column`` ascending with ``NULL`` first, spelled so that an index on ``column`` can give that order.
+
+    SQLite and MySQL/MariaDB sort ``NULL`` first in ascending order already
+    (and MySQL has no ``NULLS FIRST``); PostgreSQL sorts it last unless told.
+    The portable ``column IS NULL DESC, column`` means the same everywhere,
+    but no engine reads it from an index: it forces a sort.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(NullsFirst)
+def _nulls_first_portably(element: NullsFirst, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    return f"{column} IS NULL DESC, {column}"
+
+
+@compiles(NullsFirst, "sqlite")
+@compiles(NullsFirst, "mysql")
+@compiles(NullsFirst, "mariadb")
+def _nulls_first_natively(element: NullsFirst, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(NullsFirst, "postgresql")
+def _nulls_first_postgresql(element: NullsFirst, compiler: Any, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} NULLS FIRST"
+
+
+class TypedNull(ColumnElement[Any]):
+    """A ``NULL`` of ``type_``: cast on PostgreSQL, which types each column of a ``UNION`` from its first select.
+
+    The other engines take a bare ``NULL`` beside any type (and MySQL cannot
+    cast to every type), so only PostgreSQL gets the cast.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("type", InternalTraversal.dp_type)]
+
+    def __init__(self, type_: Any) -> None:
+        self.type = type_
+
+
+@compiles(TypedNull)
+def _bare_null(element: TypedNull, compiler: Any, **kw: Any) -> str:
+    return "NULL"
+
+
+@compiles(TypedNull, "postgresql")
+def _cast_null(element: TypedNull, compiler: Any, **kw: Any) -> str:
+    return f"CAST(NULL AS {compiler.dialect.type_compiler_instance.process(element.type)})"

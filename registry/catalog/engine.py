@@ -58,6 +58,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
+from registry.catalog.prepared import run_on_driver
 from registry.errors import CatalogError, CommitOutcomeUnknown, InvalidCatalogURL, ReadOnlyRegistry
 from registry.validation import dumps
 
@@ -261,10 +262,11 @@ def _configure_sqlite(engine: Engine, in_memory: bool, read_only: bool = False) 
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(_WRITE_OPTION):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.exec_driver_sql("BEGIN")
+        # On the driver's cursor: through exec_driver_sql, BEGIN cost SQLAlchemy 20-30 µs more than SQLite's 2,
+        # a fifth of a whole lookup (see registry.catalog.prepared).
+        run_on_driver(
+            connection, "BEGIN IMMEDIATE" if connection.get_execution_options().get(_WRITE_OPTION) else "BEGIN"
+        )
 
 
 def _set_wal(cursor: Any) -> None:
@@ -517,6 +519,26 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             with connection.begin() as transaction:
                 yield connection
                 transaction.rollback()
+    except DBAPIError as exc:
+        raise _failure(engine, exc) from exc
+
+
+@contextmanager
+def one_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read that is exactly one statement, which then needs no transaction of its own.
+
+    A single statement sees one consistent state on every engine. So no
+    ``BEGIN`` is sent on SQLite (the driver runs the statement on its own)
+    and PostgreSQL's connection is put in autocommit (a setting psycopg keeps
+    on the client), which saves the ``BEGIN`` and ``ROLLBACK`` round trips.
+    MySQL/MariaDB's driver would spend a round trip on each autocommit
+    switch, so there the statement runs as usual and the pool ends it.
+    """
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
     except DBAPIError as exc:
         raise _failure(engine, exc) from exc
 

@@ -8,37 +8,36 @@ rows, then one each for their tags, latest metrics and aliases.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    CompoundSelect,
     Connection,
     Engine,
-    Row,
+    Executable,
     Select,
     bindparam,
     func,
     literal,
-    null,
     select,
-    union_all,
 )
 
 from registry.catalog.audit import alias_periods, read_events
-from registry.catalog.engine import is_read_only, read_transaction, retried
+from registry.catalog.decoding import collector_paused, utc
+from registry.catalog.details import Details, details_of_ids, details_of_model, details_of_version
+from registry.catalog.engine import is_read_only, one_statement, read_transaction, retried
+from registry.catalog.history import LIVE_OF_MODEL, metric_series, model_history, version_history
 from registry.catalog.inventory import importing_query, index_name
+from registry.catalog.lookups import lookup_statement, read_lookup
 from registry.catalog.migrate import schema_differences
+from registry.catalog.prepared import Prepared
 from registry.catalog.schema import (
     AliasRow,
     CanaryRow,
     EventRow,
     LatestMetricRow,
     LineageRow,
-    MetricRow,
     ModelRow,
-    TagRow,
     VersionRow,
 )
 from registry.catalog.sealing import check_state
@@ -50,7 +49,7 @@ from registry.catalog.verification import (
     told_findings,
     trail_findings,
 )
-from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, to_canary, to_model_version
+from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, VersionReader, VersionTuple, to_canary
 from registry.digests import checksum_of
 from registry.domain import (
     AliasPeriod,
@@ -83,36 +82,26 @@ _LATEST = (
     .order_by(VersionRow.version.desc())
     .limit(1)
 )
-_LIVE_OF_MODEL = (VersionRow.model_id == bindparam("model_id")) & VersionRow.deleted_at.is_(None)
+_LIVE_OF_MODEL = LIVE_OF_MODEL
+_PINNED_FAST, _BY_ALIAS_FAST, _LATEST_FAST = Prepared(_PINNED), Prepared(_BY_ALIAS), Prepared(_LATEST)
+_PINNED_LOOKUP = Prepared(lookup_statement(_PINNED))
+_ALIAS_LOOKUP = Prepared(lookup_statement(_BY_ALIAS))
+_LATEST_LOOKUP = Prepared(lookup_statement(_LATEST))
+
+
+def _lookup_of(ref: Ref) -> Prepared:
+    if ref.version is not None:
+        return _PINNED_LOOKUP
+    return _LATEST_LOOKUP if ref.alias is None else _ALIAS_LOOKUP
+
+
+def _params_of(ref: Ref) -> dict[str, Any]:
+    if ref.version is not None:
+        return {"name": ref.name, "version": ref.version}
+    return {"name": ref.name} if ref.alias is None else {"name": ref.name, "alias": ref.alias}
+
+
 _VERSIONS_OF_MODEL = FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
-
-
-def _details_query(version_filter: Any) -> CompoundSelect[Any]:
-    """Tags, latest metrics and aliases in one round trip: (kind, version_id, key, text, number)."""
-    return union_all(
-        select(literal("t"), TagRow.version_id, TagRow.key, TagRow.value, null()).where(
-            version_filter(TagRow.version_id)
-        ),
-        select(literal("m"), LatestMetricRow.version_id, LatestMetricRow.key, null(), LatestMetricRow.value).where(
-            version_filter(LatestMetricRow.version_id)
-        ),
-        select(literal("a"), AliasRow.version_id, AliasRow.alias, null(), null()).where(
-            version_filter(AliasRow.version_id)
-        ),
-    )
-
-
-_DETAILS_OF_VERSION = _details_query(lambda column: column == bindparam("version_id"))
-_DETAILS_OF_IDS = _details_query(lambda column: column.in_(bindparam("ids", expanding=True)))
-_DETAILS_OF_MODEL = _details_query(lambda column: column.in_(select(VersionRow.id).where(_LIVE_OF_MODEL)))
-_HISTORY = (
-    select(VersionRow.version, MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
-    .join(VersionRow, VersionRow.id == MetricRow.version_id)
-    .where(_LIVE_OF_MODEL)
-    .order_by(VersionRow.version, MetricRow.step.is_(None).desc(), MetricRow.step, MetricRow.timestamp, MetricRow.id)
-)
-_HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
-_HISTORY_OF_VERSION = _HISTORY.where(VersionRow.version == bindparam("version"))
 
 
 #: A bound on the walk up the parents: a cycle cannot form through the API, but a catalog edited by hand could hold one.
@@ -154,17 +143,6 @@ _LIVE_CANARIES = (
     .where(VersionRow.deleted_at.is_(None))
     .order_by(ModelRow.name, VersionRow.version)
 )
-
-#: How many ids one ``IN (…)`` list carries (SQLite's old limit on bound parameters is 999).
-_ID_CHUNK = 500
-
-
-@dataclass
-class _Details:
-    tags: dict[int, dict[str, str]] = field(default_factory=dict)
-    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
-    aliases: dict[int, list[str]] = field(default_factory=dict)
-
 
 #: Called with (catalog id, model, seq) after a model's seal checked out: the client's rollback memory.
 StateObserver = Callable[[str | None, str, int], None]
@@ -215,62 +193,67 @@ class CatalogReads:
             raise ModelNotFound(name)
         return model_id
 
-    def _find(self, connection: Connection, ref: Ref) -> Row[Any]:
+    def _find(self, connection: Connection, ref: Ref) -> VersionTuple:
         """The live version row ``ref`` designates, or the precise not-found error."""
         if ref.version is not None:
-            row = connection.execute(_PINNED, {"name": ref.name, "version": ref.version}).first()
+            found = _PINNED_FAST.first(connection, {"name": ref.name, "version": ref.version})
         elif ref.alias is not None:
-            row = connection.execute(_BY_ALIAS, {"name": ref.name, "alias": ref.alias}).first()
+            found = _BY_ALIAS_FAST.first(connection, {"name": ref.name, "alias": ref.alias})
         else:
-            row = connection.execute(_LATEST, {"name": ref.name}).first()
+            found = _LATEST_FAST.first(connection, {"name": ref.name})
+        row = None if found is None else VersionTuple._make(found)
         if row is not None and row.deleted_at is None:
             return row
         self._model_id(connection, ref.name)  # raises ModelNotFound first, if that is the case
         if row is not None:
-            raise VersionNotFound(ref.name, ref.version, f"deleted on {row.deleted_at:%Y-%m-%d %H:%M} UTC")
+            raise VersionNotFound(ref.name, ref.version, f"deleted on {utc(row.deleted_at):%Y-%m-%d %H:%M} UTC")
         if ref.alias is not None:
             raise AliasNotFound(ref.name, ref.alias)
         if ref.version is not None:
             raise VersionNotFound(ref.name, ref.version)
         raise VersionNotFound(ref.name, None, "every version was deleted")
 
-    def _details(self, connection: Connection, version_id: int | None = None, model_id: int | None = None) -> _Details:
+    def _details(self, connection: Connection, version_id: int | None = None, model_id: int | None = None) -> Details:
         """Tags, latest metrics and aliases of one version, or of every live version of one model."""
         if version_id is not None:
-            rows = connection.execute(_DETAILS_OF_VERSION, {"version_id": version_id})
-        else:
-            rows = connection.execute(_DETAILS_OF_MODEL, {"model_id": model_id})
-        details = _Details()
-        self._collect_details(rows, details)
-        return details
+            return details_of_version(connection, version_id)
+        assert model_id is not None, "a version or a model"
+        return details_of_model(connection, model_id)
 
-    def _details_of(self, connection: Connection, ids: list[int]) -> _Details:
-        """Tags, latest metrics and aliases of the versions ``ids``, in chunks that every engine accepts."""
-        details = _Details()
-        for start in range(0, len(ids), _ID_CHUNK):
-            rows = connection.execute(_DETAILS_OF_IDS, {"ids": ids[start : start + _ID_CHUNK]})
-            self._collect_details(rows, details)
-        return details
+    def _details_of(self, connection: Connection, ids: list[int]) -> Details:
+        """Tags, latest metrics and aliases of the versions ``ids``."""
+        return details_of_ids(connection, ids)
 
-    @staticmethod
-    def _collect_details(rows: Any, details: _Details) -> None:
-        for kind, version, key, text_value, number in rows:
-            if kind == "t":
-                details.tags.setdefault(version, {})[key] = text_value
-            elif kind == "m":
-                details.metrics.setdefault(version, {})[key] = number
-            else:
-                details.aliases.setdefault(version, []).append(key)
+    def _to_model_version(self, row: Sequence[Any], details: Details) -> ModelVersion:
+        return VersionReader(self.engine.dialect)(row, *details.of(row[0]))
 
-    @staticmethod
-    def _to_model_version(row: Row[Any], details: _Details) -> ModelVersion:
-        return to_model_version(
-            row, details.metrics.get(row.id, {}), details.tags.get(row.id, {}), details.aliases.get(row.id, ())
-        )
+    def _versions(
+        self, connection: Connection, statement: Executable, params: dict[str, Any] | None = None
+    ) -> list[ModelVersion]:
+        """The versions ``statement`` (over :data:`FROM_VERSIONS`) selects, in its order, details read in bulk.
+
+        Run with the garbage collector paused (see :func:`~registry.catalog.decoding.collector_paused`).
+        """
+        with collector_paused():
+            rows = connection.execute(statement, params).all()
+            ids = [row[0] for row in rows]
+            details = details_of_ids(connection, ids)
+            read = VersionReader(connection.dialect)
+            take = details.take if len(set(ids)) == len(ids) else details.of  # a version listed twice gets copies
+            return [read(row, *take(row[0])) for row in rows]
 
     @retried
     def get(self, ref: Ref) -> ModelVersion:
-        """The live version ``ref`` designates (latest when it names no version or alias)."""
+        """The live version ``ref`` designates (latest when it names no version or alias).
+
+        Without a key it is one statement (:mod:`registry.catalog.lookups`); with one, or when it finds
+        no live version (to say precisely why), a read transaction as the other reads.
+        """
+        if self.key is None:
+            with one_statement(self.engine) as connection:
+                row, details = read_lookup(_lookup_of(ref).rows(connection, _params_of(ref)))
+            if row is not None and row.deleted_at is None:
+                return VersionReader(self.engine.dialect)(row, *details.take(row.id))
         with read_transaction(self.engine) as connection:
             self._trust(connection, ref.name)
             row = self._find(connection, ref)
@@ -282,9 +265,11 @@ class CatalogReads:
         with read_transaction(self.engine) as connection:
             self._trust(connection, name)
             model_id = self._model_id(connection, name)
-            rows = connection.execute(_VERSIONS_OF_MODEL, {"model_id": model_id}).all()
-            details = self._details(connection, model_id=model_id)
-            return [self._to_model_version(row, details) for row in rows]
+            with collector_paused():
+                rows = connection.execute(_VERSIONS_OF_MODEL, {"model_id": model_id}).all()
+                details = self._details(connection, model_id=model_id)
+                read = VersionReader(connection.dialect)
+                return [read(row, *details.take(row[0])) for row in rows]
 
     @retried
     def models(self) -> list[str]:
@@ -310,11 +295,7 @@ class CatalogReads:
         with read_transaction(self.engine) as connection:
             self._trust(connection, name, with_metrics=True)
             model_id = self._model_id(connection, name)
-            if metric is None:
-                rows = connection.execute(_HISTORY, {"model_id": model_id})
-            else:
-                rows = connection.execute(_HISTORY_OF_METRIC, {"model_id": model_id, "key": metric})
-            return [MetricPoint(*row) for row in rows]
+            return model_history(connection, model_id, metric)
 
     @retried
     def model_summaries(self) -> list[ModelSummary]:
@@ -356,9 +337,7 @@ class CatalogReads:
                 # true best out of the result unchecked, and serve the runner-up.
                 for model in connection.execute(select(ModelRow.name).order_by(ModelRow.name)).scalars():
                     self._trust(connection, model, with_metrics=True)
-            rows = connection.execute(search_statement(base, where, order, limit)).all()
-            details = self._details_of(connection, [row.id for row in rows])
-            return [self._to_model_version(row, details) for row in rows]
+            return self._versions(connection, search_statement(base, where, order, limit))
 
     @retried
     def search_page(
@@ -376,27 +355,14 @@ class CatalogReads:
             )
             matching = base if where is None else base.where(compile_filter(where))
             total = connection.execute(select(func.count()).select_from(matching.subquery())).scalar_one()
-            rows = connection.execute(search_statement(base, where, order, limit, offset)).all()
-            details = self._details_of(connection, [row.id for row in rows])
-            return [self._to_model_version(row, details) for row in rows], total
+            return self._versions(connection, search_statement(base, where, order, limit, offset)), total
 
     @retried
     def metric_series(self, name: str, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
-        """Each live version's current value of each of ``keys``, by version: one query, two columns a row."""
-        series: dict[str, list[tuple[int, float]]] = {key: [] for key in keys}
+        """Each live version's current value of each of ``keys``, by version: one query a key, two columns a row."""
         with read_transaction(self.engine) as connection:
             self._trust(connection, name, with_metrics=True)
-            model_id = self._model_id(connection, name)
-            rows = connection.execute(
-                select(LatestMetricRow.key, VersionRow.version, LatestMetricRow.value)
-                .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
-                .where(_LIVE_OF_MODEL, LatestMetricRow.key.in_(list(keys)))
-                .order_by(VersionRow.version),
-                {"model_id": model_id},
-            )
-            for key, version, value in rows:
-                series[key].append((version, value))
-        return series
+            return metric_series(connection, self._model_id(connection, name), keys)
 
     @retried
     def canary(self, name: str, version: int) -> Canary | None:
@@ -448,8 +414,7 @@ class CatalogReads:
             self._trust(connection, name, with_metrics=True)
             model_id = self._model_id(connection, name)
             self._find(connection, Ref(name, version))  # a missing or deleted version is not an empty history
-            rows = connection.execute(_HISTORY_OF_VERSION, {"model_id": model_id, "version": version})
-            return [MetricPoint(*row) for row in rows]
+            return version_history(connection, model_id, version)
 
     @retried
     def alias_names(self, name: str) -> list[str]:
@@ -477,11 +442,8 @@ class CatalogReads:
         if not wanted:
             return []
         with read_transaction(self.engine) as connection:
-            rows = connection.execute(
-                importing_query(FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))), {"names": wanted}
-            ).all()
-            details = self._details_of(connection, [row.id for row in rows])
-            return [self._to_model_version(row, details) for row in rows]
+            query = importing_query(FROM_VERSIONS.where(VersionRow.deleted_at.is_(None)))
+            return self._versions(connection, query, {"names": wanted})
 
     @retried
     def ancestors(self, ref: Ref) -> list[str]:
@@ -531,9 +493,7 @@ class CatalogReads:
         """Every live version of every model, by name and version, *without* checking seals (for ``verify``)."""
         with read_transaction(self.engine) as connection:
             query = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None)).order_by(ModelRow.name, VersionRow.version)
-            rows = connection.execute(query).all()
-            details = self._details_of(connection, [row.id for row in rows])
-            return [self._to_model_version(row, details) for row in rows]
+            return self._versions(connection, query)
 
     @retried
     def trust_findings(self) -> list[Finding]:

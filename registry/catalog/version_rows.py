@@ -9,17 +9,17 @@ else (tags, metrics and aliases have their own tables and queries).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row
+from sqlalchemy import Dialect, Row
 
+from registry.catalog.decoding import JsonTexts, is_immutable, plain_dataclass, raw, utc
 from registry.catalog.schema import CanaryRow, LineageRow, ModelRow, VersionRow
 from registry.catalog.search import PARENT, PARENT_MODEL
-from registry.digests import checksum_of, digest_of
+from registry.digests import CHECKSUM_PREFIX, digest_of
 from registry.domain import Canary, Draft, InputSignature, Lineage, ModelVersion
 from registry.errors import CatalogError
 
@@ -37,6 +37,7 @@ class NewVersion(Draft):
 
 
 #: What every read of a version selects: its row, its model's name, its lineage and its parent's reference.
+#: JSON and timestamp columns come raw (see :mod:`registry.catalog.decoding`): :class:`VersionReader` decodes them.
 VERSION_COLUMNS = (
     VersionRow.id,
     ModelRow.name,
@@ -44,15 +45,15 @@ VERSION_COLUMNS = (
     VersionRow.blob_digest,
     VersionRow.size,
     VersionRow.format,
-    VersionRow.params,
-    VersionRow.environment,
+    raw(VersionRow.params),
+    raw(VersionRow.environment),
     VersionRow.description,
-    VersionRow.created_at,
-    VersionRow.deleted_at,
-    VersionRow.imports,
+    raw(VersionRow.created_at),
+    raw(VersionRow.deleted_at),
+    raw(VersionRow.imports),
     VersionRow.imports_scanned,
     VersionRow.signature,
-    VersionRow.input_signature,
+    raw(VersionRow.input_signature),
     LineageRow.version_id.label("lineage_id"),
     LineageRow.git_commit,
     LineageRow.git_dirty,
@@ -61,11 +62,52 @@ VERSION_COLUMNS = (
     LineageRow.host,
     LineageRow.modelshelf_version,
     LineageRow.data_digest,
-    LineageRow.data_shape,
-    LineageRow.data_columns,
+    raw(LineageRow.data_shape),
+    raw(LineageRow.data_columns),
     PARENT_MODEL.name.label("parent_name"),
     PARENT.version.label("parent_version"),
 )
+
+
+class VersionTuple(NamedTuple):
+    """A row of :data:`VERSION_COLUMNS` with its columns by name, as the lookups return it (from a driver's tuple).
+
+    JSON and timestamp columns hold what the driver returned (text on SQLite).
+    """
+
+    id: int
+    name: str
+    version: int
+    blob_digest: str
+    size: int
+    format: str
+    params: Any
+    environment: Any
+    description: str | None
+    created_at: Any
+    deleted_at: Any
+    imports: Any
+    imports_scanned: Any
+    signature: str | None
+    input_signature: Any
+    lineage_id: int | None
+    git_commit: str | None
+    git_dirty: Any
+    script: str | None
+    user_name: str | None
+    host: str | None
+    modelshelf_version: str | None
+    data_digest: str | None
+    data_shape: Any
+    data_columns: Any
+    parent_name: str | None
+    parent_version: int | None
+
+
+#: The names of :data:`VERSION_COLUMNS`, in order: :class:`VersionReader` unpacks rows by position.
+_COLUMN_NAMES = VersionTuple._fields
+if tuple(column.key for column in VERSION_COLUMNS) != _COLUMN_NAMES:  # pragma: no cover - a wrong edit, at import
+    raise AssertionError("VERSION_COLUMNS and VersionTuple list different columns: keep them in step")
 
 
 def version_row(new: NewVersion, model_id: int, version: int, created_at: datetime, hmac: str | None) -> dict[str, Any]:
@@ -152,57 +194,150 @@ def recorded_version(
         row.update(lineage_row(version_id, new.lineage, None))
     row["parent_name"], row["parent_version"] = parent if parent is not None else (None, None)
     metrics = dict(new.metrics) if new.history is None else {point.key: point.value for point in new.history}
-    return to_model_version(SimpleNamespace(**row), metrics, new.tags, (new.alias,) if new.alias else ())
+    values = tuple(row.get(name) for name in _COLUMN_NAMES)
+    return VersionReader(None)(values, metrics, dict(new.tags), (new.alias,) if new.alias else ())
 
 
-def to_model_version(
-    row: Row[Any] | SimpleNamespace,
-    metrics: Mapping[str, float],
-    tags: Mapping[str, str],
-    aliases: Sequence[str],
-) -> ModelVersion:
-    """The version a row of :data:`VERSION_COLUMNS` describes, with its latest metrics, tags and aliases."""
-    try:
-        input_signature = InputSignature.from_json(row.input_signature)
-    except (TypeError, ValueError) as exc:  # only an edit of the catalog outside modelshelf makes such a row
-        raise CatalogError(
-            f"the catalog row of {row.name}:{row.version} holds an input signature modelshelf never writes ({exc}): "
-            "the catalog was edited outside modelshelf; restore it from a backup"
-        ) from None
-    return ModelVersion(
-        name=row.name,
-        version=row.version,
-        checksum=checksum_of(row.blob_digest),
-        size=row.size,
-        format=row.format,
-        created_at=row.created_at,
-        params=row.params,
-        metrics=dict(metrics),
-        tags=dict(tags),
-        description=row.description,
-        environment=row.environment,
-        aliases=tuple(sorted(aliases)),
-        imports=None if row.imports is None else tuple(row.imports),
-        imports_scanned=bool(row.imports_scanned),
-        hmac=row.signature,
-        lineage=_lineage(row),
-        input_signature=input_signature,
-    )
+_VERSION = plain_dataclass(
+    ModelVersion,
+    (
+        "name",
+        "version",
+        "checksum",
+        "size",
+        "format",
+        "created_at",
+        "params",
+        "metrics",
+        "tags",
+        "description",
+        "environment",
+        "aliases",
+        "imports",
+        "hmac",
+        "imports_scanned",
+        "lineage",
+        "input_signature",
+    ),
+)
+_LINEAGE = plain_dataclass(
+    Lineage,
+    (
+        "git_commit",
+        "git_dirty",
+        "script",
+        "user",
+        "host",
+        "modelshelf_version",
+        "data",
+        "data_shape",
+        "data_columns",
+        "parent",
+    ),
+)
 
 
-def _lineage(row: Row[Any] | SimpleNamespace) -> Lineage | None:
-    """The lineage columns of a version row, or ``None`` for versions registered before lineage was recorded."""
-    if row.lineage_id is None:
-        return None
-    return Lineage(
-        git_commit=row.git_commit,
-        git_dirty=row.git_dirty,
-        script=row.script,
-        user=row.user_name,
-        host=row.host,
-        modelshelf_version=row.modelshelf_version,
-        data=None if row.data_digest is None else checksum_of(row.data_digest),
-        data_shape=None if row.data_shape is None else tuple(row.data_shape),
-        data_columns=None if row.data_columns is None else tuple(row.data_columns),
-        parent=None if row.parent_name is None else f"{row.parent_name}:{row.parent_version}",
-    )
+def _shareable_signature(signature: InputSignature | None) -> bool:
+    return signature is None or all(is_immutable(value) for value in vars(signature).values())
+
+
+class VersionReader:
+    """Builds the versions of one read from rows of :data:`VERSION_COLUMNS`, with the least Python per row.
+
+    One reader serves one read (a lookup, a search), so the JSON every
+    version of a model shares (its environment, its import list, its input
+    signature) is parsed once; each version still gets its own dicts. The
+    rows are unpacked by position and the versions built directly (see
+    :mod:`registry.catalog.decoding`). ``dialect=None`` reads a row of
+    values that are Python already (:func:`recorded_version`).
+    """
+
+    def __init__(self, dialect: Dialect | None) -> None:
+        self._json = JsonTexts(dialect)
+
+    def __call__(
+        self, row: Sequence[Any], metrics: dict[str, float], tags: dict[str, str], aliases: Sequence[str]
+    ) -> ModelVersion:
+        """The version ``row`` describes, with its latest ``metrics``, ``tags`` and ``aliases``, which it keeps."""
+        (
+            _,
+            name,
+            version,
+            blob_digest,
+            size,
+            format_,
+            params,
+            environment,
+            description,
+            created_at,
+            _deleted_at,
+            imports,
+            imports_scanned,
+            signature,
+            input_signature,
+            lineage_id,
+            *lineage,
+        ) = row
+        json = self._json
+        try:
+            if input_signature is not None:
+                input_signature = json.made(input_signature, InputSignature.from_json, _shareable_signature)
+        except (TypeError, ValueError) as exc:  # only an edit of the catalog outside modelshelf makes such a row
+            raise CatalogError(
+                f"the catalog row of {name}:{version} holds an input signature modelshelf never writes ({exc}): "
+                "the catalog was edited outside modelshelf; restore it from a backup"
+            ) from None
+        imports = json(imports)
+        mv = _new(_VERSION)
+        _set_fields(
+            mv,
+            "__dict__",
+            {
+                "name": name,
+                "version": version,
+                "checksum": CHECKSUM_PREFIX + blob_digest,
+                "size": size,
+                "format": format_,
+                "created_at": utc(created_at),
+                "params": json.once(params),
+                "metrics": metrics,
+                "tags": tags,
+                "description": description,
+                "environment": json(environment),
+                "aliases": tuple(sorted(aliases)) if aliases else (),
+                "imports": None if imports is None else tuple(imports),
+                "hmac": signature,
+                "imports_scanned": bool(imports_scanned),
+                "lineage": None if lineage_id is None else self._lineage(lineage),
+                "input_signature": input_signature,
+            },
+        )
+        return mv
+
+    def _lineage(self, columns: Sequence[Any]) -> Lineage:
+        """The lineage of a version registered since lineage was recorded."""
+        git_commit, git_dirty, script, user, host, modelshelf_version, data, shape, names, parent, parent_version = (
+            columns
+        )
+        shape, names = self._json.once(shape), self._json.once(names)
+        lineage = _new(_LINEAGE)
+        _set_fields(
+            lineage,
+            "__dict__",
+            {
+                "git_commit": git_commit,
+                "git_dirty": None if git_dirty is None else bool(git_dirty),  # a driver's raw row holds 0 or 1
+                "script": script,
+                "user": user,
+                "host": host,
+                "modelshelf_version": modelshelf_version,
+                "data": None if data is None else CHECKSUM_PREFIX + data,
+                "data_shape": None if shape is None else tuple(shape),
+                "data_columns": None if names is None else tuple(names),
+                "parent": None if parent is None else f"{parent}:{parent_version}",
+            },
+        )
+        return lineage
+
+
+_new, _set_fields = object.__new__, object.__setattr__
