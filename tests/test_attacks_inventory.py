@@ -13,6 +13,7 @@ nothing either) must contain every recorded name.
 from __future__ import annotations
 
 import copyreg
+import functools
 import io
 import pickle
 from collections.abc import Iterator
@@ -97,6 +98,7 @@ def cpython_imports(stream: bytes) -> set[str]:
     return set(unpickler.imports)
 
 
+@functools.cache  # built once (it fits a forest): every test reads the same immutable bytes
 def _corpus() -> dict[str, bytes]:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression

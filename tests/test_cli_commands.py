@@ -15,14 +15,16 @@ from registry import Registry
 from registry.cli import cli
 from tests.cli_helpers import run_cli
 from tests.cli_helpers import run_cli_strict as run
+from tests.prebuilt import build_registry, copy_registry
 
 
-@pytest.fixture
-def filled(home: Path, iris) -> Path:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, template_home: Path, iris) -> Path:
     from sklearn.neighbors import KNeighborsClassifier
 
     X, y = iris
-    with Registry(home) as reg:
+
+    def fill(reg: Registry) -> None:
         for k in (1, 3, 5):
             model = KNeighborsClassifier(n_neighbors=k).fit(X, y)
             reg.register(
@@ -35,7 +37,14 @@ def filled(home: Path, iris) -> Path:
         reg.set_alias("iris-knn", "production", 2)
         reg.log_metrics("iris-knn", 2, {"accuracy": 0.5}, step=7)
         reg.register("other", {"plain": True}, format="pickle")
-    return home
+
+    return build_registry(tmp_path_factory, template_home, "cli-commands", fill)
+
+
+@pytest.fixture
+def filled(home: Path, built: Path) -> Path:
+    """iris-knn:1-3 (2 @production, a logged step) and other:1, in this test's own copy."""
+    return copy_registry(built, home)
 
 
 def as_json(home: Path, *args: str) -> Any:

@@ -11,21 +11,30 @@ import pytest
 from registry import Registry
 from registry.cli import EXIT_NOT_FOUND, EXIT_USAGE
 from tests.cli_helpers import run_cli as run
+from tests.prebuilt import build_registry, copy_registry
 
 
-@pytest.fixture
-def filled(home: Path, iris) -> Path:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, template_home: Path, iris) -> Path:
     from sklearn.neighbors import KNeighborsClassifier
 
     X, y = iris
-    with Registry(home) as reg:
+
+    def fill(reg: Registry) -> None:
         for k in (1, 3, 5):
             model = KNeighborsClassifier(n_neighbors=k).fit(X, y)
             reg.register("iris-knn", model, metrics={"accuracy": 1 - k / 100}, tags={"team": "cv"}, data=(X, y))
         reg.set_alias("iris-knn", "production", 2)
         reg.set_alias("iris-knn", "production", 3)
         reg.register("child", [1], format="pickle", metrics={"accuracy": 0.5}, parent="iris-knn@production")
-    return home
+
+    return build_registry(tmp_path_factory, template_home, "cli-find", fill)
+
+
+@pytest.fixture
+def filled(home: Path, built: Path) -> Path:
+    """iris-knn:1-3 (3 @production, 2 before it), child:1 whose parent is iris-knn:3, in this test's own copy."""
+    return copy_registry(built, home)
 
 
 def as_json(home: Path, *args: str) -> Any:

@@ -13,6 +13,7 @@ loading with equal predictions.
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle as P
 import warnings
@@ -296,6 +297,7 @@ def test_a_second_build_on_one_object_is_refused() -> None:
 # -- legitimate: every shape of these estimators keeps loading -------------------------------------------------
 
 
+@functools.cache  # fitted once for the module: the tests only predict with them
 def _legitimate() -> dict[str, tuple[Any, Any]]:
     import scipy.sparse
     from sklearn.cluster import KMeans

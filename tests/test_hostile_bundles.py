@@ -31,16 +31,20 @@ from tests.servers import fresh_database
 GIB = 2**30
 
 
-@pytest.fixture
-def good(tmp_path: Path, template_home: Path) -> Path:
-    """An unsigned bundle of two versions, the second with a logged metric history."""
-    home = _fresh(tmp_path / "source", template_home)
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory, template_home: Path) -> Path:
+    """An unsigned bundle of two versions, the second with a logged metric history.
+
+    Exported once for the module: every test only reads it (a hostile variant is written to a file of its own).
+    """
+    folder = tmp_path_factory.mktemp("good")
+    home = _fresh(folder / "source", template_home)
     with Registry(home) as reg:
         reg.register("churn", {"w": [1, 2, 3]}, format="pickle", metrics={"auc": 0.9}, tags={"team": "ds"})
         reg.register("churn", {"w": [4, 5, 6]}, format="pickle", metrics={"auc": 0.95})
         reg.log_metrics("churn", 2, {"auc": 0.96}, step=7)
-        reg.export_bundle(["churn:1", "churn:2"], tmp_path / "good.tar")
-    return tmp_path / "good.tar"
+        reg.export_bundle(["churn:1", "churn:2"], folder / "good.tar")
+    return folder / "good.tar"
 
 
 @pytest.fixture

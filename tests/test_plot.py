@@ -19,29 +19,37 @@ import pytest
 from registry import Registry
 from tests.cli_helpers import run_cli
 from tests.mounts import read_only_mount
+from tests.prebuilt import build_registry, copy_registry
 
 matplotlib = pytest.importorskip("matplotlib")
 
 from registry.cli.plot import DPI, PANEL_HEIGHT, WIDTH, history_figure  # noqa: E402
 
 
+def _fill(reg: Registry) -> None:
+    for k in range(1, 7):
+        reg.register(
+            "clf",
+            {"k": k},
+            format="pickle",
+            metrics={"accuracy": 0.95 + k / 300, "log_loss": 0.02 - k / 1000},
+        )
+    reg.set_alias("clf", "production", 3)
+    reg.set_alias("clf", "canary", 3)
+    reg.set_alias("clf", "staging", 5)
+    for step in range(5):
+        reg.log_metrics("clf", 4, {"accuracy": 0.90 + step / 100}, step=step)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, template_home: Path) -> Path:
+    return build_registry(tmp_path_factory, template_home, "two-scales", _fill)
+
+
 @pytest.fixture
-def two_scales(home: Path) -> Path:
+def two_scales(home: Path, built: Path) -> Path:
     """A model whose accuracy sits near 0.97 and whose loss near 0.01; version 4 logged five steps, 3 has 2 aliases."""
-    with Registry(home) as reg:
-        for k in range(1, 7):
-            reg.register(
-                "clf",
-                {"k": k},
-                format="pickle",
-                metrics={"accuracy": 0.95 + k / 300, "log_loss": 0.02 - k / 1000},
-            )
-        reg.set_alias("clf", "production", 3)
-        reg.set_alias("clf", "canary", 3)
-        reg.set_alias("clf", "staging", 5)
-        for step in range(5):
-            reg.log_metrics("clf", 4, {"accuracy": 0.90 + step / 100}, step=step)
-    return home
+    return copy_registry(built, home)
 
 
 def _figure(home: Path, *keys: str) -> Any:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from registry import InvalidQuery, ModelNotFound, Registry, VersionNotFound
+from tests.prebuilt import build_registry, copy_registry
 
 
 def refs(found) -> list[str]:
     return [mv.ref for mv in found]
 
 
-@pytest.fixture
-def filled(reg: Registry) -> Registry:
+def _fill(reg: Registry) -> None:
     """Two models with metrics, typed params and tags; one version deleted."""
     rows = [
         ("knn", {"k": 1, "weights": "uniform", "scaled": True}, {"accuracy": 0.91, "f1": 0.90}, {"team": "cv"}),
@@ -30,7 +31,18 @@ def filled(reg: Registry) -> Registry:
         reg.register(name, [name], format="pickle", params=params, metrics=metrics, tags=tags)
     reg.register("knn", ["deleted"], format="pickle", params={"k": 3}, metrics={"accuracy": 1.0}, tags={"team": "cv"})
     reg.delete_version("knn", 5)
-    return reg
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, template_home: Path) -> Path:
+    return build_registry(tmp_path_factory, template_home, "search", _fill)
+
+
+@pytest.fixture
+def filled(home: Path, built: Path) -> Iterator[Registry]:
+    """A copy of :func:`_fill`'s registry, this test's own."""
+    with Registry(copy_registry(built, home)) as reg:
+        yield reg
 
 
 def test_metrics_params_and_tags_combine(filled: Registry) -> None:
