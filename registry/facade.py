@@ -483,7 +483,11 @@ class Registry:
         every keyed client. ``ReadOnlyRegistry`` when opened read-only.
         """
         self._refuse_if_read_only("record_refused_swap")
-        name = validate_model_name(name)
+        name, version, served = validate_model_name(name), validate_version(version), validate_version(served)
+        alias = None if alias is None else validate_alias(alias)
+        for label, text in (("reason", reason), ("kind", kind)):
+            if not isinstance(text, str) or not text.strip() or len(text) > 4096:
+                raise InvalidArgument(f"{label} must be a non-empty text of at most 4096 characters, not {text!r:.60}")
         detail = {"served": served, "kind": kind, "reason": reason}
         return self._catalog.record_refused_swap(name, version, alias, detail)
 

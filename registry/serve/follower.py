@@ -149,7 +149,7 @@ class Follower:
                 mv.version,
                 alias=self.alias,
                 served=served.mv.version,
-                reason=refusal.message,
+                reason=refusal.message[:4000],  # the trail keeps a reason, not a dump
                 kind=refusal.kind,
             )
         except RegistryError as exc:
