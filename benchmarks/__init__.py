@@ -1,1 +1,1 @@
-"""modelshelf benchmarks: run with ``python -m benchmarks`` (see benchmarks/README.md)."""
+"""modelshelf benchmarks: run with ``python -m benchmarks`` (see benchmarks/run.py)."""

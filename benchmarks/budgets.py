@@ -14,7 +14,10 @@ every operation alike), with the file in the page cache for all of them:
   identity was unchanged before and after the read);
 * the first ``Registry.load(..., safe=True)``: the same read, then the
   restricted interpreter instead of joblib (no budget of the issue's, shown
-  for what safety costs).
+  for what safety costs);
+* with MLflow installed, the same forest registered in MLflow and its first
+  and repeated ``mlflow.sklearn.load_model`` (:mod:`benchmarks.mlflow_child`),
+  in the same rounds.
 
 Peak memory is ``ru_maxrss`` after the load minus ``ru_maxrss`` just before
 it, in that fresh process, after the imports and opening the registry (the
@@ -34,11 +37,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS = ("sha256", "load-joblib", "load-registry", "load-registry-again", "load-registry-safe")
+MLFLOW_OPERATIONS = ("load-mlflow", "load-mlflow-again")
+#: Runs MLflow's side in its own processes: ``("log", workdir)`` registers the forest, a load operation loads it.
+Loader = Callable[[str, Path], dict[str, float]]
 
 
 def _peak_mb() -> float:
@@ -104,15 +111,27 @@ def _child(operation: str, work: Path, megabytes: int) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def bench_load_budgets(work: Path, results: Any, megabytes: int, rounds: int) -> None:
-    """Add group 9: the three budget ratios, and the four measurements behind them."""
+def bench_load_budgets(
+    work: Path, results: Any, megabytes: int, rounds: int, mlflow: Loader | None = None
+) -> dict[str, float]:
+    """Add group 9: the three budget ratios, and the measurements behind them; return the medians in ms.
+
+    With ``mlflow``, the same forest is registered in MLflow too and its first
+    and repeated ``load_model`` join the rounds, each in a fresh process.
+    """
     work = work / "budgets"
     work.mkdir(parents=True, exist_ok=True)
     size_mb = _child("build", work, megabytes)["bytes"] / 1e6
-    runs: dict[str, list[dict[str, float]]] = {operation: [] for operation in OPERATIONS}
+    operations = OPERATIONS
+    if mlflow is not None:
+        mlflow("log", work)
+        operations += MLFLOW_OPERATIONS
+    runs: dict[str, list[dict[str, float]]] = {operation: [] for operation in operations}
     for _ in range(rounds):
-        for operation in OPERATIONS:
-            runs[operation].append(_child(operation, work, megabytes))
+        for operation in operations:
+            measure = mlflow if operation in MLFLOW_OPERATIONS else lambda o, w: _child(o, w, megabytes)
+            assert measure is not None
+            runs[operation].append(measure(operation, work))
 
     def median(operation: str, key: str) -> float:
         return statistics.median(run[key] for run in runs[operation])
@@ -152,6 +171,25 @@ def bench_load_budgets(work: Path, results: Any, megabytes: int, rounds: int) ->
         baseline=max(median("load-joblib", "peak_extra_mb"), 1.0),
         baseline_name="joblib.load",
     )
+    medians = {operation: median(operation, "seconds") * 1000 for operation in operations}
+    if mlflow is not None:
+        for operation, title in (("load-mlflow", "first"), ("load-mlflow-again", "repeated")):
+            results.add(
+                group,
+                f"MLflow load_model, {title} (unverified)",
+                medians[operation],
+                baseline=plain,
+                baseline_name="joblib.load",
+            )
+        results.add(
+            group,
+            "MLflow peak extra memory, first load (ru_maxrss)",
+            median("load-mlflow", "peak_extra_mb"),
+            unit="MB",
+            baseline=max(median("load-joblib", "peak_extra_mb"), 1.0),
+            baseline_name="joblib.load",
+        )
+    return {"megabytes": size_mb, **medians}
 
 
 def main() -> None:
