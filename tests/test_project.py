@@ -145,6 +145,8 @@ def test_ruff_is_clean(paths: list[str]) -> None:
     assert ruff, "ruff is part of the test extra"
     result = subprocess.run([ruff, "check", *paths], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    formatted = subprocess.run([ruff, "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr  # the README says both run
 
 
 @pytest.mark.slow
