@@ -988,7 +988,8 @@ class Registry:
         """
         trusted_names = filecheck.trusted_names(trusted)
         mode = _check_mode(check)
-        mv = self.get(ref_or_name, version, alias)
+        # Not get(): a load reads no tags, metrics or aliases, so the lookup is one statement on SQLite.
+        mv = self._catalog.version_to_load(resolve_ref(ref_or_name, version, alias))
         if validate and mv.input_signature is None:
             raise SignatureNotFound(mv.ref)
         model_canary = None

@@ -25,11 +25,13 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.exc import DBAPIError
 
 from registry.catalog.audit import alias_periods, read_events
-from registry.catalog.engine import is_read_only, read_transaction, retried
+from registry.catalog.engine import catalog_failure, is_read_only, read_transaction, retried
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
+from registry.catalog.prepared import PreparedSelect, supported
 from registry.catalog.schema import (
     AliasRow,
     CanaryRow,
@@ -187,6 +189,7 @@ class CatalogReads:
     def __init__(self, engine: Engine, location: str) -> None:
         self.engine = engine
         self.location = location
+        self._prepared: dict[str, PreparedSelect] | None = None
 
     @property
     def read_only(self) -> bool:
@@ -275,6 +278,39 @@ class CatalogReads:
             self._trust(connection, ref.name)
             row = self._find(connection, ref)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
+
+    def version_to_load(self, ref: Ref) -> ModelVersion:
+        """The live version ``ref`` designates, as a load needs it: its tags, latest metrics and aliases left empty.
+
+        A load reads none of those, so on SQLite without a key this is one
+        statement run straight through the driver
+        (:mod:`registry.catalog.prepared`), a snapshot of its own. With a
+        key the model's seal must be checked in the same snapshot, and a
+        server catalog gains little from skipping SQLAlchemy: both take
+        :meth:`get`'s path. A reference that finds no live version is
+        answered by :meth:`get` too, which names what is missing.
+        """
+        if self.key is not None or not supported(self.engine):
+            return self.get(ref)
+        prepared = self._prepared
+        if prepared is None:
+            prepared = self._prepared = {
+                "pinned": PreparedSelect(_PINNED, self.engine),
+                "alias": PreparedSelect(_BY_ALIAS, self.engine),
+                "latest": PreparedSelect(_LATEST, self.engine),
+            }
+        try:
+            if ref.version is not None:
+                row = prepared["pinned"].first(name=ref.name, version=ref.version)
+            elif ref.alias is not None:
+                row = prepared["alias"].first(name=ref.name, alias=ref.alias)
+            else:
+                row = prepared["latest"].first(name=ref.name)
+        except DBAPIError as exc:
+            raise catalog_failure(self.engine, exc) from exc
+        if row is None or row.deleted_at is not None:
+            return self.get(ref)
+        return to_model_version(row, {}, {}, ())
 
     @retried
     def versions(self, name: str) -> list[ModelVersion]:
