@@ -8,6 +8,7 @@ of them), for versions with every optional part recorded and without.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from registry import Registry
 from registry.catalog.prepared import PreparedSelect
 from registry.catalog.schema import ModelRow
 from registry.errors import AliasNotFound, CatalogError, ModelNotFound, UntrustedArtifact, VersionNotFound
+from registry.formats.joblib_fast import ZERO_COPY_MIN_BYTES, load_joblib_unsafe
 from registry.names import resolve_ref
+from registry.store.buffer import MAPPED_FROM, allocate
 from tests.conftest import sql
 
 
@@ -104,3 +107,23 @@ def test_a_prepared_select_refuses_a_server_dialect() -> None:
     engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
     with pytest.raises(ValueError, match="SQLite only"):
         PreparedSelect(select(ModelRow.id), engine)
+
+
+# -- the blob side of a small load ---------------------------------------------------------------------------------
+
+
+def test_small_buffers_are_private_bytearrays_and_large_ones_mappings(tmp_path: Path) -> None:
+    small = allocate(MAPPED_FROM - 1, tmp_path, 1 << 30)
+    large = allocate(MAPPED_FROM, tmp_path, 1 << 30)
+    assert type(small) is bytearray and len(small) == MAPPED_FROM - 1
+    assert not isinstance(large, bytearray) and len(large) == MAPPED_FROM
+    assert MAPPED_FROM <= ZERO_COPY_MIN_BYTES  # nothing smaller than a mapping is ever viewed in place
+
+
+def test_a_small_load_is_of_the_verified_bytes_even_if_the_file_changes_after(reg: Registry) -> None:
+    mv = reg.register("m", {"weights": list(range(5))})
+    path = Path(reg.store_location) / "blobs" / "sha256" / mv.digest[:2] / mv.digest[2:]
+    with reg._store.open_verified(mv.digest, mv.size) as reader:
+        os.chmod(path, 0o644)
+        path.write_bytes(b"\x00" * mv.size)  # a rewrite after the hash reaches nothing
+        assert load_joblib_unsafe(reader) == {"weights": [0, 1, 2, 3, 4]}
