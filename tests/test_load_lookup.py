@@ -8,10 +8,13 @@ of them), for versions with every optional part recorded and without.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from pathlib import Path
 from typing import Any
 
+import joblib
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -21,7 +24,7 @@ from registry.catalog.schema import ModelRow
 from registry.errors import AliasNotFound, CatalogError, ModelNotFound, UntrustedArtifact, VersionNotFound
 from registry.formats.joblib_fast import ZERO_COPY_MIN_BYTES, load_joblib_unsafe
 from registry.names import resolve_ref
-from registry.store.buffer import MAPPED_FROM, allocate
+from registry.store.buffer import MAPPED_FROM, VerifiedReader, allocate
 from tests.conftest import sql
 
 
@@ -118,6 +121,22 @@ def test_small_buffers_are_private_bytearrays_and_large_ones_mappings(tmp_path: 
     assert type(small) is bytearray and len(small) == MAPPED_FROM - 1
     assert not isinstance(large, bytearray) and len(large) == MAPPED_FROM
     assert MAPPED_FROM <= ZERO_COPY_MIN_BYTES  # nothing smaller than a mapping is ever viewed in place
+
+
+@pytest.mark.parametrize("rows", [10, 20_000])
+def test_joblib_artifacts_below_and_above_the_view_threshold_load_alike(rows: int) -> None:
+    model = {"weights": np.arange(rows, dtype=np.float64), "name": "m"}
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    data = buffer.getvalue()
+    assert (len(data) < ZERO_COPY_MIN_BYTES) == (rows == 10)
+    memory = bytearray(data)
+    with VerifiedReader(memory) as reader:
+        loaded = load_joblib_unsafe(reader)
+    assert loaded["name"] == "m" and np.array_equal(loaded["weights"], model["weights"])
+    assert loaded["weights"].flags.writeable
+    viewed = np.shares_memory(loaded["weights"], np.frombuffer(memory, dtype=np.uint8))
+    assert viewed == (rows != 10)  # only the large array is a view of the verified bytes
 
 
 def test_a_small_load_is_of_the_verified_bytes_even_if_the_file_changes_after(reg: Registry) -> None:
