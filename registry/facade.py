@@ -1003,7 +1003,9 @@ class Registry:
             model_canary = self._canary_of(mv)
         if model_canary is None:
             note = _NO_CANARY_NOTE if mode == "auto" else ""
-            model = self._load_version(mv, strict=strict, safe=bool(safe), trusted=trusted_names, note=note)
+            model = self._load_version(
+                mv, strict=strict, safe=bool(safe), trusted=trusted_names, note=note, differences=differences
+            )
         else:
             model = self._checked_load(
                 mv,
@@ -1462,16 +1464,27 @@ class Registry:
         )
 
     def _load_version(
-        self, mv: ModelVersion, *, strict: bool, safe: bool, trusted: frozenset[str], warn: bool = True, note: str = ""
+        self,
+        mv: ModelVersion,
+        *,
+        strict: bool,
+        safe: bool,
+        trusted: frozenset[str],
+        warn: bool = True,
+        note: str = "",
+        differences: list[str] | None = None,
     ) -> Any:
         """The one deserialization path: signature, environment, verified bytes, then unpickling.
 
         ``warn=False`` leaves the environment warning to the caller, which
-        re-runs the canary first and says how it went; ``note`` ends the warning.
+        re-runs the canary first and says how it went; ``note`` ends the
+        warning. ``differences`` is :func:`environment_differences` of ``mv``
+        when the caller has it already.
         """
         fmt = formats.get_format(mv.format)
         self._check_hmac(mv)
-        differences = environment_differences(mv.environment)
+        if differences is None:
+            differences = environment_differences(mv.environment)
         if differences and strict:
             raise EnvironmentMismatch(
                 f"{mv.ref} was registered in another environment: {'; '.join(differences)}; "
