@@ -16,7 +16,6 @@ from sqlalchemy import (
     CompoundSelect,
     Connection,
     Engine,
-    Row,
     Select,
     bindparam,
     func,
@@ -34,6 +33,7 @@ from registry.catalog.migrate import schema_differences
 from registry.catalog.prepared import PreparedSelect, supported
 from registry.catalog.schema import (
     AliasRow,
+    AnyRow,
     CanaryRow,
     EventRow,
     LatestMetricRow,
@@ -216,9 +216,9 @@ class CatalogReads:
         model_id = connection.execute(MODEL_ID_QUERY, {"name": name}).scalar()
         if model_id is None:
             raise ModelNotFound(name)
-        return model_id
+        return int(model_id)
 
-    def _find(self, connection: Connection, ref: Ref) -> Row[Any]:
+    def _find(self, connection: Connection, ref: Ref) -> AnyRow:
         """The live version row ``ref`` designates, or the precise not-found error."""
         if ref.version is not None:
             row = connection.execute(_PINNED, {"name": ref.name, "version": ref.version}).first()
@@ -266,7 +266,7 @@ class CatalogReads:
                 details.aliases.setdefault(version, []).append(key)
 
     @staticmethod
-    def _to_model_version(row: Row[Any], details: _Details) -> ModelVersion:
+    def _to_model_version(row: AnyRow, details: _Details) -> ModelVersion:
         return to_model_version(
             row, details.metrics.get(row.id, {}), details.tags.get(row.id, {}), details.aliases.get(row.id, ())
         )

@@ -15,9 +15,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row
-
-from registry.catalog.schema import CanaryRow, LineageRow, ModelRow, VersionRow
+from registry.catalog.schema import AnyRow, CanaryRow, LineageRow, ModelRow, VersionRow
 from registry.catalog.search import PARENT, PARENT_MODEL
 from registry.digests import checksum_of, digest_of
 from registry.domain import Canary, Draft, InputSignature, Lineage, ModelVersion
@@ -121,7 +119,7 @@ def canary_row(version_id: int, canary: Canary, created_at: datetime) -> dict[st
     }
 
 
-def to_canary(row: Row[Any], ref: str) -> Canary:
+def to_canary(row: AnyRow, ref: str) -> Canary:
     """The canary a row of :data:`CANARY_COLUMNS` holds; ``CatalogError`` for a row modelshelf never writes."""
     if not isinstance(row.inputs, dict) or not isinstance(row.outputs, dict) or not isinstance(row.rows, int):
         raise CatalogError(
@@ -156,7 +154,7 @@ def recorded_version(
 
 
 def to_model_version(
-    row: Row[Any] | SimpleNamespace,
+    row: AnyRow | SimpleNamespace,
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
     aliases: Sequence[str],
@@ -190,7 +188,7 @@ def to_model_version(
     )
 
 
-def _lineage(row: Row[Any] | SimpleNamespace) -> Lineage | None:
+def _lineage(row: AnyRow | SimpleNamespace) -> Lineage | None:
     """The lineage columns of a version row, or ``None`` for versions registered before lineage was recorded."""
     if row.lineage_id is None:
         return None
