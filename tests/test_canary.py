@@ -330,10 +330,10 @@ def test_a_load_in_the_same_environment_reads_no_canary(reg: Registry, home: Pat
 
     statements: list[str] = []
 
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
+    def traced(dbapi_connection: Any, *_: Any) -> None:  # every statement SQLite runs, whichever path sent it
+        dbapi_connection.set_trace_callback(statements.append)
 
-    event.listen(reg._catalog.engine, "before_cursor_execute", seen)
+    event.listen(reg._catalog.engine.pool, "checkout", traced)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert isinstance(reg.load("m"), canary_models.ShiftedRegressor)
