@@ -28,10 +28,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any, NamedTuple
 
 from registry.provenance import gitwatch
+from registry.provenance.environment import package_version
 
 __all__ = ["capture_lineage", "identity", "start_capture"]
 
@@ -270,8 +270,7 @@ def _process_facts() -> tuple[str | None, str | None, str | None]:
         user = getpass.getuser()
     with contextlib.suppress(OSError):
         host = socket.gethostname() or None
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        version = metadata.version("modelshelf")
+    version = package_version("modelshelf")
     return _storable(user, _IDENTITY_LIMIT), _storable(host, _IDENTITY_LIMIT), _storable(version, _VERSION_LIMIT)
 
 
