@@ -85,6 +85,8 @@ _LATEST = (
     .order_by(VersionRow.version.desc())
     .limit(1)
 )
+#: The statement that finds each kind of reference (a version number, an alias, or the latest).
+_LOOKUPS = {"pinned": _PINNED, "alias": _BY_ALIAS, "latest": _LATEST}
 _LIVE_OF_MODEL = (VersionRow.model_id == bindparam("model_id")) & VersionRow.deleted_at.is_(None)
 _VERSIONS_OF_MODEL = FROM_VERSIONS.where(_LIVE_OF_MODEL).order_by(VersionRow.version)
 
@@ -292,25 +294,28 @@ class CatalogReads:
         """
         if self.key is not None or not supported(self.engine):
             return self.get(ref)
-        prepared = self._prepared
-        if prepared is None:
-            prepared = self._prepared = {
-                "pinned": PreparedSelect(_PINNED, self.engine),
-                "alias": PreparedSelect(_BY_ALIAS, self.engine),
-                "latest": PreparedSelect(_LATEST, self.engine),
-            }
         try:
             if ref.version is not None:
-                row = prepared["pinned"].first(name=ref.name, version=ref.version)
+                row = self._prepared_select("pinned").first(name=ref.name, version=ref.version)
             elif ref.alias is not None:
-                row = prepared["alias"].first(name=ref.name, alias=ref.alias)
+                row = self._prepared_select("alias").first(name=ref.name, alias=ref.alias)
             else:
-                row = prepared["latest"].first(name=ref.name)
+                row = self._prepared_select("latest").first(name=ref.name)
         except DBAPIError as exc:
             raise catalog_failure(self.engine, exc) from exc
         if row is None or row.deleted_at is not None:
             return self.get(ref)
         return to_model_version(row, {}, {}, ())
+
+    def _prepared_select(self, kind: str) -> PreparedSelect:
+        """The lookup of one kind of reference, compiled on its first use (a cold process pays for one)."""
+        prepared = self._prepared
+        if prepared is None:
+            prepared = self._prepared = {}
+        found = prepared.get(kind)
+        if found is None:
+            found = prepared[kind] = PreparedSelect(_LOOKUPS[kind], self.engine)
+        return found
 
     @retried
     def versions(self, name: str) -> list[ModelVersion]:
