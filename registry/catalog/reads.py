@@ -31,6 +31,7 @@ from registry.catalog.engine import catalog_failure, is_read_only, read_transact
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
 from registry.catalog.prepared import PreparedSelect, supported
+from registry.catalog.records import to_model_version
 from registry.catalog.schema import (
     AliasRow,
     AnyRow,
@@ -52,7 +53,7 @@ from registry.catalog.verification import (
     told_findings,
     trail_findings,
 )
-from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, to_canary, to_model_version
+from registry.catalog.version_rows import CANARY_COLUMNS, VERSION_COLUMNS, to_canary
 from registry.digests import checksum_of
 from registry.domain import (
     AliasPeriod,

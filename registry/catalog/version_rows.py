@@ -9,16 +9,16 @@ else (tags, metrics and aliases have their own tables and queries).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from registry.catalog.records import to_model_version
 from registry.catalog.schema import AnyRow, CanaryRow, LineageRow, ModelRow, VersionRow
 from registry.catalog.search import PARENT, PARENT_MODEL
-from registry.digests import checksum_of, digest_of
-from registry.domain import Canary, Draft, InputSignature, Lineage, ModelVersion
+from registry.digests import digest_of
+from registry.domain import Canary, Draft, Lineage, ModelVersion
 from registry.errors import CatalogError
 
 
@@ -151,56 +151,3 @@ def recorded_version(
     row["parent_name"], row["parent_version"] = parent if parent is not None else (None, None)
     metrics = dict(new.metrics) if new.history is None else {point.key: point.value for point in new.history}
     return to_model_version(SimpleNamespace(**row), metrics, new.tags, (new.alias,) if new.alias else ())
-
-
-def to_model_version(
-    row: AnyRow | SimpleNamespace,
-    metrics: Mapping[str, float],
-    tags: Mapping[str, str],
-    aliases: Sequence[str],
-) -> ModelVersion:
-    """The version a row of :data:`VERSION_COLUMNS` describes, with its latest metrics, tags and aliases."""
-    try:
-        input_signature = InputSignature.from_json(row.input_signature)
-    except (TypeError, ValueError) as exc:  # only an edit of the catalog outside modelshelf makes such a row
-        raise CatalogError(
-            f"the catalog row of {row.name}:{row.version} holds an input signature modelshelf never writes ({exc}): "
-            "the catalog was edited outside modelshelf; restore it from a backup"
-        ) from None
-    return ModelVersion(
-        name=row.name,
-        version=row.version,
-        checksum=checksum_of(row.blob_digest),
-        size=row.size,
-        format=row.format,
-        created_at=row.created_at,
-        params=row.params,
-        metrics=dict(metrics),
-        tags=dict(tags),
-        description=row.description,
-        environment=row.environment,
-        aliases=tuple(sorted(aliases)),
-        imports=None if row.imports is None else tuple(row.imports),
-        imports_scanned=bool(row.imports_scanned),
-        hmac=row.signature,
-        lineage=_lineage(row),
-        input_signature=input_signature,
-    )
-
-
-def _lineage(row: AnyRow | SimpleNamespace) -> Lineage | None:
-    """The lineage columns of a version row, or ``None`` for versions registered before lineage was recorded."""
-    if row.lineage_id is None:
-        return None
-    return Lineage(
-        git_commit=row.git_commit,
-        git_dirty=row.git_dirty,
-        script=row.script,
-        user=row.user_name,
-        host=row.host,
-        modelshelf_version=row.modelshelf_version,
-        data=None if row.data_digest is None else checksum_of(row.data_digest),
-        data_shape=None if row.data_shape is None else tuple(row.data_shape),
-        data_columns=None if row.data_columns is None else tuple(row.data_columns),
-        parent=None if row.parent_name is None else f"{row.parent_name}:{row.parent_version}",
-    )
