@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,15 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from sqlalchemy import select
 
 from registry import Registry
-from registry.catalog.prepared import PreparedSelect
-from registry.catalog.schema import ModelRow
+from registry.catalog import lite
 from registry.errors import AliasNotFound, CatalogError, ModelNotFound, UntrustedArtifact, VersionNotFound
 from registry.formats.joblib_fast import ZERO_COPY_MIN_BYTES, load_joblib_unsafe
 from registry.names import resolve_ref
 from registry.store.buffer import MAPPED_FROM, VerifiedReader, allocate
 from tests.conftest import sql
+from tests.sql_trace import traced_statements
 
 
 def without_details(mv: Any) -> Any:
@@ -93,23 +93,112 @@ def test_a_broken_catalog_is_a_catalog_error(home: Path) -> None:
             reg.load("m")
 
 
-def test_a_prepared_select_reads_rows_as_sqlalchemy_does(reg: Registry) -> None:
-    reg.register("m", {"a": 1}, format="pickle")
-    statement = select(ModelRow.id, ModelRow.name, ModelRow.created_at).where(ModelRow.name == "m").limit(1)
-    prepared = PreparedSelect(statement, reg._catalog.engine)
-    with reg._catalog.engine.connect() as connection:
-        expected = connection.execute(statement).one()
-    row = prepared.first()
-    assert row is not None and (row.id, row.name, row.created_at) == tuple(expected)
-    assert PreparedSelect(statement.where(ModelRow.name == "none"), reg._catalog.engine).first() is None
+def test_the_reader_runs_the_statements_sqlalchemy_compiles_for_the_lookups() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from registry.catalog.reads import _LOOKUPS
+
+    parameters = {"pinned": ["name", "version"], "alias": ["name", "alias"], "latest": ["name", "param_1", "param_2"]}
+    for kind, statement in _LOOKUPS.items():
+        compiled = statement.compile(dialect=sqlite.dialect())
+        assert lite.SQL[kind] == compiled.string, kind
+        assert list(compiled.positiontup or []) == parameters[kind]
+    assert _LOOKUPS["latest"].compile(dialect=sqlite.dialect()).construct_params({"name": "m"}) == {
+        "name": "m",
+        "param_1": 1,
+        "param_2": 0,
+    }
 
 
-def test_a_prepared_select_refuses_a_server_dialect() -> None:
-    from sqlalchemy import create_engine
+def test_the_reader_decodes_each_column_as_its_type_does() -> None:
+    from sqlalchemy import JSON, Boolean
 
-    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
-    with pytest.raises(ValueError, match="SQLite only"):
-        PreparedSelect(select(ModelRow.id), engine)
+    from registry.catalog.schema import UTCDateTime
+    from registry.catalog.version_rows import VERSION_COLUMNS
+
+    assert [key for _, key, _ in lite._COLUMNS] == [column.key for column in VERSION_COLUMNS]
+    expected = {JSON: lite._json, UTCDateTime: lite._time, Boolean: lite._bool}
+    for (_, key, decode), column in zip(lite._COLUMNS, VERSION_COLUMNS, strict=True):
+        kind = next((decoder for kind, decoder in expected.items() if isinstance(column.type, kind)), None)
+        assert decode is kind, key
+
+
+def test_the_reader_opens_the_file_as_the_engine_does(tmp_path: Path) -> None:
+    from registry.catalog.engine import LOCK_TIMEOUT, read_only_sqlite_url
+
+    assert lite.BUSY_TIMEOUT == LOCK_TIMEOUT
+    path = tmp_path / "catalog.db"
+    path.touch()
+    assert lite._uri(path, read_only=True) == read_only_sqlite_url(path).database
+    tmp_path.chmod(0o555)
+    try:
+        assert lite._uri(path, read_only=True) == read_only_sqlite_url(path).database  # immutable=1 (as root: not)
+    finally:
+        tmp_path.chmod(0o755)
+    assert lite._uri(path, read_only=False).endswith("?mode=rw")  # never created: a missing file is an error
+
+
+def test_a_registry_opened_to_load_reads_through_the_reader_and_opens_the_catalog_on_demand(home: Path) -> None:
+    with Registry(home) as writer:
+        writer.register("m", {"a": 1}, format="pickle")
+    with Registry(home) as reader:
+        assert reader._lite is not None and reader._full is None
+        assert reader.load("m") == {"a": 1} and reader._full is None  # no SQLAlchemy catalog was needed
+        assert reader.catalog_location == str(home / "catalog.db") == writer.catalog_location
+        assert reader.get("m").version == 1 and reader._full is not None  # anything else opens it
+        assert reader.load("m") == {"a": 1}
+
+
+def test_a_registry_made_in_this_process_loads_through_the_reader_once_the_catalog_exists(tmp_path: Path) -> None:
+    with Registry(tmp_path / "new") as reg:
+        assert reg._lite is None  # nothing to read yet: the full catalog makes the schema
+        reg.register("m", {"a": 1}, format="pickle")
+        assert reg.load("m") == {"a": 1}
+        assert reg._lite is not None
+        with traced_statements(reg) as statements:
+            assert reg.load("m") == {"a": 1}
+        assert len(statements) == 1 and statements[0].startswith("SELECT versions.id")  # one statement, no BEGIN
+
+
+def test_a_catalog_at_another_revision_is_left_to_the_full_catalog(home: Path) -> None:
+    from registry.errors import SchemaVersionError
+
+    with Registry(home) as reg:
+        reg.register("m", {"a": 1}, format="pickle")
+    sql(home, "UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    with pytest.raises(SchemaVersionError):
+        Registry(home)  # refused at open, as before: the reader declines what is not at this code's head
+
+
+def test_a_file_that_is_not_a_catalog_is_reported_by_the_full_catalog(tmp_path: Path) -> None:
+    (tmp_path / "catalog.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(CatalogError, match="not a modelshelf catalog|not a database"):
+        Registry(tmp_path, create=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_loads_through_its_own_connection(home: Path) -> None:
+    with Registry(home) as reg:
+        reg.register("m", {"a": 1}, format="pickle")
+        reg.register("m", {"a": 2}, format="pickle")
+        assert reg.load("m:1") == {"a": 1}  # the parent's connection is open
+        assert reg._lite is not None
+        inherited = reg._lite._connection
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: load, say what it used, and leave without running the parent's exit handlers
+            try:
+                answer = json.dumps([reg.load("m"), reg._lite._connection is not inherited])
+            except BaseException as exc:
+                answer = json.dumps([repr(exc), False])
+            os.write(write, answer.encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            child = json.loads(pipe.read())
+        os.waitpid(pid, 0)
+        assert child == [{"a": 2}, True]
+        assert reg.load("m") == {"a": 2} and reg._lite._connection is inherited  # the parent's is untouched
 
 
 # -- the blob side of a small load ---------------------------------------------------------------------------------

@@ -417,11 +417,6 @@ def _is_disconnect(engine: Engine, exc: DBAPIError) -> bool:
         return False
 
 
-def catalog_failure(engine: Engine, exc: DBAPIError) -> CatalogError:
-    """The error a failed read of the catalog raises: what :func:`read_transaction` turns ``exc`` into."""
-    return _failure(engine, exc)
-
-
 def _failure(engine: Engine, exc: DBAPIError, *, committing: bool = False) -> CatalogError:
     if _is_disconnect(engine, exc):
         if committing:

@@ -24,13 +24,11 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.exc import DBAPIError
 
 from registry.catalog.audit import alias_periods, read_events
-from registry.catalog.engine import catalog_failure, is_read_only, read_transaction, retried
+from registry.catalog.engine import is_read_only, read_transaction, retried
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.migrate import schema_differences
-from registry.catalog.prepared import PreparedSelect, supported
 from registry.catalog.records import to_model_version
 from registry.catalog.schema import (
     AliasRow,
@@ -192,7 +190,6 @@ class CatalogReads:
     def __init__(self, engine: Engine, location: str) -> None:
         self.engine = engine
         self.location = location
-        self._prepared: dict[str, PreparedSelect] | None = None
 
     @property
     def read_only(self) -> bool:
@@ -282,41 +279,19 @@ class CatalogReads:
             row = self._find(connection, ref)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
 
+    @retried
     def version_to_load(self, ref: Ref) -> ModelVersion:
         """The live version ``ref`` designates, as a load needs it: its tags, latest metrics and aliases left empty.
 
-        A load reads none of those, so on SQLite without a key this is one
-        statement run straight through the driver
-        (:mod:`registry.catalog.prepared`), a snapshot of its own. With a
-        key the model's seal must be checked in the same snapshot, and a
-        server catalog gains little from skipping SQLAlchemy: both take
-        :meth:`get`'s path. A reference that finds no live version is
-        answered by :meth:`get` too, which names what is missing.
+        A load reads none of those, so this is :meth:`get` without its
+        second query: the seal checked (with a key) and the row found in one
+        snapshot. On SQLite without a key, loads first ask
+        :class:`~registry.catalog.lite.LiteReader`, which needs no SQLAlchemy;
+        this answers for the rest, and names what is missing when it finds nothing.
         """
-        if self.key is not None or not supported(self.engine):
-            return self.get(ref)
-        try:
-            if ref.version is not None:
-                row = self._prepared_select("pinned").first(name=ref.name, version=ref.version)
-            elif ref.alias is not None:
-                row = self._prepared_select("alias").first(name=ref.name, alias=ref.alias)
-            else:
-                row = self._prepared_select("latest").first(name=ref.name)
-        except DBAPIError as exc:
-            raise catalog_failure(self.engine, exc) from exc
-        if row is None or row.deleted_at is not None:
-            return self.get(ref)
-        return to_model_version(row, {}, {}, ())
-
-    def _prepared_select(self, kind: str) -> PreparedSelect:
-        """The lookup of one kind of reference, compiled on its first use (a cold process pays for one)."""
-        prepared = self._prepared
-        if prepared is None:
-            prepared = self._prepared = {}
-        found = prepared.get(kind)
-        if found is None:
-            found = prepared[kind] = PreparedSelect(_LOOKUPS[kind], self.engine)
-        return found
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, ref.name)
+            return to_model_version(self._find(connection, ref), {}, {}, ())
 
     @retried
     def versions(self, name: str) -> list[ModelVersion]:
