@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from registry.catalog import Catalog
 from registry.digests import checksum_of
 from registry.domain import GcReport, Problem
-from registry.limits import GC_MIN_AGE
 from registry.store import BlobStore, StoredFile
 
 #: Files younger than this are never reported as waste nor removed, in seconds.
-DEFAULT_MIN_AGE = GC_MIN_AGE
+DEFAULT_MIN_AGE = 3600.0
 
 
 @dataclass(frozen=True)
