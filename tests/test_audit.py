@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,29 @@ def test_bad_arguments_are_refused_before_anything_changes(reg: Registry) -> Non
     with pytest.raises(ValueError, match="limit must be"):
         reg.events(limit=2**63)
     assert reg.get("m:1").tags == {"a": "1"} and [e.action for e in reg.events()] == ["register"]
+
+
+def test_record_refused_swap_checks_what_it_records_and_writes_nothing_bad(tmp_path: Path) -> None:
+    from registry import InvalidArgument, InvalidName
+
+    with Registry(tmp_path / "r") as reg:
+        reg.register("m", {"w": 1}, format="pickle")
+        before = reg.events("m")
+        for kwargs, error in [
+            ({"reason": ""}, InvalidArgument),
+            ({"reason": "x" * 5000}, InvalidArgument),
+            ({"kind": None}, InvalidArgument),
+            ({"served": 0}, ValueError),
+        ]:
+            call = {"alias": "production", "served": 1, "reason": "canary changed", "kind": "canary", **kwargs}
+            with pytest.raises(error):
+                reg.record_refused_swap("m", 1, **call)
+        with pytest.raises(InvalidName):
+            reg.record_refused_swap("../m", 1, alias=None, served=1, reason="r", kind="load")
+        assert reg.events("m") == before  # nothing was recorded by a refused call
+        assert reg.record_refused_swap("m", 1, alias="production", served=1, reason="canary changed", kind="canary")
+        assert reg.events("m", action="serve.swap_refused")[-1].new == {
+            "served": 1,
+            "kind": "canary",
+            "reason": "canary changed",
+        }
