@@ -11,8 +11,7 @@ Every error is exported, and every type a public call returns.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
+import typing as _typing
 
 from registry.domain import (
     AliasPeriod,
@@ -85,13 +84,45 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.facade import Registry
-from registry.gates import Verdict, canary_passes, environment_matches, no_regression, signed, tagged
-from registry.inputs.validated import ValidatedModel, check_input
 
-try:
-    __version__ = _version("modelshelf")
-except _PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+if _typing.TYPE_CHECKING:
+    from registry.gates import Verdict, canary_passes, environment_matches, no_regression, signed, tagged
+    from registry.inputs.validated import ValidatedModel, check_input
+
+    __version__: str
+
+#: Public names whose modules a process that only opens a registry and loads a version does not need:
+#: imported on first use (PEP 562), so a cold load pays for neither them nor their imports.
+_LAZY = {
+    "Verdict": "registry.gates",
+    "canary_passes": "registry.gates",
+    "environment_matches": "registry.gates",
+    "no_regression": "registry.gates",
+    "signed": "registry.gates",
+    "tagged": "registry.gates",
+    "ValidatedModel": "registry.inputs.validated",
+    "check_input": "registry.inputs.validated",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    import importlib
+
+    if name == "__version__":
+        from registry.provenance.environment import package_version
+
+        value: _typing.Any = package_version("modelshelf") or "0+unknown"  # a source tree that was never installed
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'registry' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | {"__version__"})
+
 
 __all__ = [
     "AliasNotFound",

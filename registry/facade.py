@@ -41,6 +41,7 @@ import contextlib
 import functools
 import io
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -48,13 +49,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
-from registry import drafting, formats, frames, gates, maintenance
-from registry.bundles import archive
-from registry.bundles.checks import check_bundle, open_bundle
-from registry.bundles.manifest import ORIGIN_TAG, BundleEntry
-from registry.catalog import Actor, Catalog, is_known_revision, open_catalog, schema_revisions
-from registry.catalog import upgrade_catalog as _upgrade_catalog
-from registry.catalog.protection import AliasDecision, AliasFacts
+# Only what opening a registry and loading a version need is imported here: the catalog (SQLAlchemy), the write
+# pipeline, gates, queries, bundles and maintenance are imported in the methods that use them, so a process that
+# only loads pays for none of them (tests/test_cold_start.py holds this).
+from registry import formats
 from registry.digests import checksum_of
 from registry.domain import (
     EVENT_ACTIONS,
@@ -103,16 +101,12 @@ from registry.errors import (
     VersionNotFound,
 )
 from registry.formats import filecheck, portability
-from registry.inputs.validated import ValidatedModel
-from registry.limits import MAX_INT64
+from registry.limits import GC_MIN_AGE, MAX_INT64
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
-from registry.provenance import fingerprint, lineage
 from registry.provenance.environment import environment_differences
-from registry.query import And, Field, Node, NullCheck, OrderKey, parse_filter, parse_order_by
 from registry.store import BlobStore, ProgressReporter, StagedBlob, default_cache_dir, open_store
 from registry.trust import signing
-from registry.trust.freshness import StateMemory
 from registry.validation import (
     capture_params,
     validate_limit,
@@ -124,7 +118,13 @@ from registry.validation import (
 )
 
 if TYPE_CHECKING:
+    from registry import gates
+    from registry.bundles.manifest import BundleEntry
+    from registry.catalog import Catalog
+    from registry.catalog.lite import LiteReader
+    from registry.catalog.protection import AliasDecision, AliasFacts
     from registry.frames import DataFrame  # pandas', named where pandas may be imported
+    from registry.query import Node
     from registry.trust.keys import PrivateKeySource, PublicKeySource
 
 
@@ -195,21 +195,73 @@ class Registry:
         else:
             locations = resolve(home, catalog, store)
             self._store = open_store(locations.store, progress=progress)
-        self._catalog: Catalog = open_catalog(
-            locations.catalog, upgrade=upgrade, create=bool(create), read_only=bool(read_only)
+        self._open_args = (locations.catalog, bool(upgrade), bool(create), bool(read_only))
+        self._full: Catalog | None = None
+        self._opening = threading.Lock()
+        # A SQLite file without a key may be read for loads alone (registry.catalog.lite): the full catalog, and
+        # SQLAlchemy with it, is then opened on first use of anything else.
+        self._lite_path = (
+            locations.catalog if self._signing_key is None and isinstance(locations.catalog, Path) else None
         )
-        self._read_only = self._catalog.read_only  # a SQLite mode=ro / immutable=1 URL implies it
-        self._catalog.actor = Actor(*lineage.identity())
+        self._lite: LiteReader | None = None
+        self._lite_tried = False  # once the full catalog is open: it has made or migrated the schema by then
+        if self._lite_path is not None:
+            from registry.catalog.lite import LiteReader
+
+            self._lite = LiteReader.open(self._lite_path, read_only=bool(read_only))
+        if self._lite is None:
+            self._read_only = self._catalog.read_only  # a SQLite mode=ro / immutable=1 URL implies it
+        else:
+            self._read_only = bool(read_only)
+
+    @property
+    def _catalog(self) -> Catalog:
+        """The full catalog, opened on first use when the registry was opened by its SQLite reader."""
+        found = self._full
+        if found is None:
+            with self._opening:
+                found = self._full
+                if found is None:
+                    found = self._full = self._open_catalog()
+        return found
+
+    def _open_catalog(self) -> Catalog:
+        from registry.catalog import Actor, open_catalog
+        from registry.provenance import lineage
+
+        location, upgrade, create, read_only = self._open_args
+        opened = open_catalog(location, upgrade=upgrade, create=create, read_only=read_only)
+        opened.actor = Actor(*lineage.identity())
         # With a key, the catalog seals every change and checks the seal of every model it resolves.
-        self._catalog.key = self._signing_key
+        opened.key = self._signing_key
         if self._signing_key is not None:
-            self._catalog.state_seen = StateMemory(default_cache_dir()).observe
+            from registry.trust.freshness import StateMemory
+
+            opened.state_seen = StateMemory(default_cache_dir()).observe
+        return opened
+
+    def _open_lite(self) -> LiteReader | None:
+        """The SQLite reader of loads, where the catalog allows one.
+
+        A registry opened on a new directory has no catalog file for the
+        reader to open at first: once the full catalog has made the schema,
+        the reader is asked for once more (it checks the revision).
+        """
+        if self._lite is None and not self._lite_tried and self._lite_path is not None and self._full is not None:
+            from registry.catalog.lite import LiteReader
+
+            self._lite_tried = True
+            self._lite = LiteReader.open(self._lite_path, read_only=self._open_args[3])
+        return self._lite
 
     # -- lifecycle ---------------------------------------------------------
 
     def close(self) -> None:
         """Release the catalog's database connections. Safe to call twice."""
-        self._catalog.close()
+        if self._lite is not None:
+            self._lite.close()
+        if self._full is not None:
+            self._full.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -237,6 +289,8 @@ class Registry:
     @property
     def catalog_location(self) -> str:
         """The catalog's file or URL (password hidden)."""
+        if self._full is None and self._lite is not None:
+            return self._lite.location
         return self._catalog.location
 
     @property
@@ -297,6 +351,9 @@ class Registry:
         :class:`~registry.errors.CanaryWarning` and no canary.
         ``canary=False`` skips it.
         """
+        from registry import drafting
+        from registry.provenance import fingerprint
+
         self._refuse_if_read_only("register")
         draft = drafting.draft_from_input(name, format, alias=alias)
         draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
@@ -335,6 +392,8 @@ class Registry:
         Returns the function that gives the version's lineage once the
         artifact is written (the thread's wait overlaps the serialization).
         """
+        from registry.provenance import fingerprint, lineage
+
         parent_ref = None
         if parent is not None:
             if isinstance(parent, ModelVersion):
@@ -372,6 +431,8 @@ class Registry:
 
     def _commit_all(self, batch: list[tuple[Draft, StagedBlob]]) -> list[ModelVersion]:
         """Record staged drafts as versions in one catalog transaction, signed with this registry's key."""
+        from registry import drafting
+
         return drafting.commit(self._catalog, self._signing_key, batch)
 
     def register_file(
@@ -406,6 +467,8 @@ class Registry:
         is not a pickle). ``parent`` is recorded in the lineage as for
         :meth:`register`.
         """
+        from registry import drafting
+
         self._refuse_if_read_only("register_file")
         # The order of the checks is the one callers have always met: name, alias, format, check mode, file, values.
         draft = drafting.draft_from_input(name, format, alias=alias)
@@ -454,6 +517,8 @@ class Registry:
         A protected alias is not removed (:class:`~registry.errors.PromotionRefused`,
         recorded in the trail): unprotect it first, which is itself audited.
         """
+        from registry import gates
+
         self._refuse_if_read_only("delete_alias")
         name, alias = validate_model_name(name), validate_alias(alias)
         version, protection = self._catalog.delete_alias(name, alias)
@@ -528,6 +593,8 @@ class Registry:
         (:class:`~registry.errors.InvalidArgument`). Protecting again replaces
         the gates. The alias need not be set yet. Audited as ``alias.protect``.
         """
+        from registry import gates
+
         self._refuse_if_read_only("protect_alias")
         name, alias = validate_model_name(name), validate_alias(alias)
         chosen = gates.as_gates(require)
@@ -546,6 +613,8 @@ class Registry:
         lifted which gates and why. An alias that is not protected is an
         :class:`~registry.errors.InvalidArgument`.
         """
+        from registry import gates
+
         self._refuse_if_read_only("unprotect_alias")
         name, alias = validate_model_name(name), validate_alias(alias)
         dropped = self._catalog.unprotect_alias(name, alias, gates.validate_reason(reason))
@@ -553,6 +622,8 @@ class Registry:
 
     def alias_protections(self, name: str) -> dict[str, list[gates.BuiltinGate]]:
         """Every protected alias of ``name`` and its gates, by alias (empty when none is protected)."""
+        from registry import gates
+
         found = self._catalog.alias_protections(validate_model_name(name))
         return {alias: [gates.gate_from_json(gate) for gate in stored] for alias, stored in found.items()}
 
@@ -567,6 +638,9 @@ class Registry:
         via: Literal["promote", "set_alias"],
     ) -> ModelVersion:
         """Move an alias through its gates: the canary first (it loads the model), the rest in the transaction."""
+        from registry import gates
+        from registry.catalog.protection import AliasDecision
+
         name, alias, version = validate_model_name(name), validate_alias(alias), validate_version(version)
         asked = gates.as_gates(require)
         reason = gates.validate_reason(reason)
@@ -642,6 +716,8 @@ class Registry:
         then re-checks that the candidate's bytes are still the ones checked.
         A version without a canary fails the gate: nothing vouches for it.
         """
+        from registry import gates
+
         try:
             report = self.check(mv.ref)
         except RegistryError as exc:
@@ -718,6 +794,8 @@ class Registry:
         is unsigned, and an import refuses it unless told ``allow_unsigned``.
         The format is described in :mod:`registry.bundles`.
         """
+        from registry.bundles import archive
+
         if not refs:
             raise InvalidArgument("name at least one version to export (for example 'iris-knn:3')")
         from registry.trust.keys import bundle_signing_key, sign_manifest  # cryptography: loaded only when bundles move
@@ -757,6 +835,10 @@ class Registry:
         origin, so importing the same bundle again records nothing twice
         (see :mod:`registry.bundles`).
         """
+        from registry import drafting
+        from registry.bundles import archive
+        from registry.bundles.checks import check_bundle, open_bundle
+
         self._refuse_if_read_only("import_bundle")
         source = Path(os.fspath(path))
         if not source.is_file():
@@ -832,6 +914,8 @@ class Registry:
         a signing key every model's sealed state (aliases, deletions, latest,
         metrics) and every version's signature.
         """
+        from registry import maintenance
+
         if sample is not None:
             sample = maintenance.check_sample(sample)
             if not deep:
@@ -861,11 +945,13 @@ class Registry:
         directory or URL of another store holding them (copied in, checked
         by hash). ``dry_run`` reports what would be done and changes nothing.
         """
+        from registry import maintenance
+
         if not dry_run:
             self._refuse_if_read_only("repair")
         return maintenance.repair(self._catalog, self._store, dry_run=bool(dry_run), source=source)
 
-    def gc(self, dry_run: bool = True, *, min_age: float = maintenance.DEFAULT_MIN_AGE) -> GcReport:
+    def gc(self, dry_run: bool = True, *, min_age: float = GC_MIN_AGE) -> GcReport:
         """Remove blobs that no live version references and stale temporary files.
 
         Nothing younger than ``min_age`` seconds (an hour by default) is
@@ -873,6 +959,8 @@ class Registry:
         ``dry_run`` (the default) nothing is removed: the report lists what
         would be.
         """
+        from registry import maintenance
+
         if not dry_run:
             self._refuse_if_read_only("gc")
         if isinstance(min_age, bool) or not isinstance(min_age, (int, float)) or min_age < 0:
@@ -936,6 +1024,8 @@ class Registry:
         version with ``metrics.KEY``, ``params.KEY`` and ``tags.KEY`` columns
         (see :func:`registry.frames.versions_frame`; needs pandas).
         """
+        from registry import frames
+
         found = self._authenticated(self._catalog.versions(validate_model_name(name)))
         return frames.versions_frame(found) if as_frame else found
 
@@ -973,6 +1063,8 @@ class Registry:
         ``version``, ``key``, ``value``, ``step`` and ``timestamp`` columns
         (see :func:`registry.frames.history_frame`; needs pandas).
         """
+        from registry import frames
+
         if metric is not None and not isinstance(metric, str):
             raise InvalidMetric(f"metric must be a metric name (str) or None, not {metric!r}")
         name = validate_model_name(name)
@@ -1023,9 +1115,15 @@ class Registry:
         ``$MODELSHELF_CHECK`` (``auto``, ``always``, ``never``) sets what
         ``"auto"`` does. ``False``: never.
         """
+        from registry.inputs.validated import ValidatedModel
+
         trusted_names = filecheck.trusted_names(trusted)
         mode = _check_mode(check)
-        mv = self.get(ref_or_name, version, alias)
+        # Not get(): a load reads no tags, metrics or aliases; on SQLite without a key the lookup is one statement.
+        ref = resolve_ref(ref_or_name, version, alias)
+        lite = self._open_lite()
+        found = None if lite is None else lite.version_to_load(ref)
+        mv = self._catalog.version_to_load(ref) if found is None else found  # the full catalog names what is missing
         if validate and mv.input_signature is None:
             raise SignatureNotFound(mv.ref)
         model_canary = None
@@ -1039,7 +1137,9 @@ class Registry:
             model_canary = self._canary_of(mv)
         if model_canary is None:
             note = _NO_CANARY_NOTE if mode == "auto" else ""
-            model = self._load_version(mv, strict=strict, safe=bool(safe), trusted=trusted_names, note=note)
+            model = self._load_version(
+                mv, strict=strict, safe=bool(safe), trusted=trusted_names, note=note, differences=differences
+            )
         else:
             model = self._checked_load(
                 mv,
@@ -1297,7 +1397,9 @@ class Registry:
         answered here. ``alias_follow=True`` then moves each alias of the old
         version to the new one (through its gates, if protected).
         """
+        from registry import drafting
         from registry.inputs import canary as canaries
+        from registry.provenance import lineage
 
         self._refuse_if_read_only("migrate")
         if not isinstance(alias_follow, bool):
@@ -1431,6 +1533,9 @@ class Registry:
         ``params.KEY``, ``tags.KEY`` and ``lineage.KEY`` columns named like
         the filter's fields, typed (see :mod:`registry.frames`; needs pandas).
         """
+        from registry import frames
+        from registry.query import parse_filter, parse_order_by
+
         if name is not None:
             name = validate_model_name(name)
         tree = None if where is None else parse_filter(where)
@@ -1456,6 +1561,8 @@ class Registry:
         a model with 10,000 versions reads only the rows it shows, which is
         what a browser view of such a model needs (``versions`` reads all).
         """
+        from registry.query import parse_filter, parse_order_by
+
         name = validate_model_name(name)
         tree = None if where is None else parse_filter(where)
         order = () if order_by is None else parse_order_by(order_by)
@@ -1517,6 +1624,8 @@ class Registry:
         Versions without the metric are not candidates; on a tie the newest
         version wins. ``VersionNotFound`` when no version qualifies.
         """
+        from registry.query import And, Field, NullCheck, OrderKey, parse_filter
+
         name = validate_model_name(name)
         if mode not in ("max", "min"):
             raise InvalidArgument(f"mode must be 'max' or 'min', not {mode!r}")
@@ -1591,6 +1700,8 @@ class Registry:
         trail. ``as_frame=True`` returns a pandas DataFrame, one row per
         event (see :func:`registry.frames.events_frame`; needs pandas).
         """
+        from registry import frames
+
         if name is not None:
             name = validate_model_name(name)
         moment = None if since is None else validate_moment(since, "since")
@@ -1691,16 +1802,27 @@ class Registry:
         )
 
     def _load_version(
-        self, mv: ModelVersion, *, strict: bool, safe: bool, trusted: frozenset[str], warn: bool = True, note: str = ""
+        self,
+        mv: ModelVersion,
+        *,
+        strict: bool,
+        safe: bool,
+        trusted: frozenset[str],
+        warn: bool = True,
+        note: str = "",
+        differences: list[str] | None = None,
     ) -> Any:
         """The one deserialization path: signature, environment, verified bytes, then unpickling.
 
         ``warn=False`` leaves the environment warning to the caller, which
-        re-runs the canary first and says how it went; ``note`` ends the warning.
+        re-runs the canary first and says how it went; ``note`` ends the
+        warning. ``differences`` is :func:`environment_differences` of ``mv``
+        when the caller has it already.
         """
         fmt = formats.get_format(mv.format)
         self._check_hmac(mv)
-        differences = environment_differences(mv.environment)
+        if differences is None:
+            differences = environment_differences(mv.environment)
         if differences and strict:
             raise EnvironmentMismatch(
                 f"{mv.ref} was registered in another environment: {'; '.join(differences)}; "
@@ -1770,6 +1892,8 @@ def _make_canary(model: Any, input_example: Any, data: Any) -> Canary | None:
     Input a canary cannot keep exactly gives a :class:`CanaryWarning` and no
     canary; a model that cannot predict it raises (nothing is written).
     """
+    from registry.provenance import fingerprint
+
     what, source = ("input_example", input_example) if input_example is not None else ("data", None)
     if source is None and data is not None:
         source = fingerprint.split_pair(data)[0]
@@ -1807,6 +1931,8 @@ def _check_portable(model: str, imports: Iterable[str], *, strict: bool) -> None
 
 def _already_imported(entry: BundleEntry, present: list[ModelVersion]) -> ModelVersion | None:
     """The version an earlier import of ``entry`` recorded here, if any (same bytes, same origin tag)."""
+    from registry.bundles.manifest import ORIGIN_TAG
+
     return next(
         (mv for mv in present if mv.checksum == entry.checksum and mv.tags.get(ORIGIN_TAG) == entry.origin), None
     )
@@ -1829,11 +1955,15 @@ def catalog_revisions(
     home: str | os.PathLike[str] | None = None, *, catalog: str | None = None
 ) -> tuple[str | None, str]:
     """The schema revision of a registry's catalog (``None`` if not created yet) and the code's head."""
+    from registry.catalog import schema_revisions
+
     return schema_revisions(resolve(home, catalog).catalog)
 
 
 def is_older_revision(revision: str) -> bool:
     """Whether a catalog at ``revision`` is behind this code (rather than ahead of it)."""
+    from registry.catalog import is_known_revision
+
     return is_known_revision(revision)
 
 
@@ -1841,6 +1971,8 @@ def upgrade_catalog(
     home: str | os.PathLike[str] | None = None, *, catalog: str | None = None
 ) -> tuple[str | None, str]:
     """Create or upgrade a registry's catalog schema to this code's head; return (before, after)."""
+    from registry.catalog import upgrade_catalog as _upgrade_catalog
+
     return _upgrade_catalog(resolve(home, catalog).catalog)
 
 

@@ -43,3 +43,7 @@ MAX_KEY_LENGTH = 250
 MAX_NAME_LENGTH = 128
 #: Aliases: the width of the catalog's alias columns, in characters.
 MAX_ALIAS_LENGTH = 64
+
+#: Files in a store younger than this, in seconds, are never reported as waste nor removed by ``gc``
+#: (here, not in maintenance, so that ``Registry.gc``'s default needs no import of the maintenance code).
+GC_MIN_AGE = 3600.0

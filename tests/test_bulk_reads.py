@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, create_engine, event, select, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.orm import Session, aliased
 
 from registry import CatalogError, Registry
 from registry.catalog import history
@@ -37,6 +37,7 @@ from registry.catalog.schema import (
     TagRow,
     UTCDateTime,
     VersionRow,
+    aliased,
 )
 from registry.domain import InputSignature, Lineage, MetricPoint, ModelVersion
 from registry.locations import CATALOG_FILE_NAME
@@ -195,9 +196,16 @@ def test_a_point_built_directly_is_a_point(reg: Registry) -> None:
 
 def _typed_versions(reg: Registry) -> dict[str, ModelVersion]:
     """Every live version, read the way the catalog read them before: typed columns, ``ModelVersion(...)``."""
-    parent, parent_model = aliased(VersionRow), aliased(ModelRow)
+    parent, parent_model = aliased(VersionRow, "typed_parent"), aliased(ModelRow, "typed_parent_model")
+    version_columns, lineage_columns = VersionRow.__table__.c, LineageRow.__table__.c
     query = (
-        select(VersionRow, ModelRow.name, LineageRow, parent_model.name, parent.version)
+        select(
+            *version_columns,
+            ModelRow.name.label("model_name"),
+            *(column.label(f"lineage_{column.key}") for column in lineage_columns),
+            parent_model.name.label("parent_name"),
+            parent.version.label("parent_number"),
+        )
         .join(ModelRow, ModelRow.id == VersionRow.model_id)
         .outerjoin(LineageRow, LineageRow.version_id == VersionRow.id)
         .outerjoin(parent, parent.id == LineageRow.parent_id)
@@ -205,17 +213,30 @@ def _typed_versions(reg: Registry) -> dict[str, ModelVersion]:
         .where(VersionRow.deleted_at.is_(None))
     )
     found: dict[str, ModelVersion] = {}
-    with Session(reg._catalog.engine) as session:
+    with reg._catalog.engine.connect() as connection:
         tags: dict[int, dict[str, str]] = {}
-        for row in session.execute(select(TagRow).order_by(TagRow.version_id, TagRow.key)).scalars():
-            tags.setdefault(row.version_id, {})[row.key] = row.value
+        for version_id, key, value in connection.execute(
+            select(TagRow.version_id, TagRow.key, TagRow.value).order_by(TagRow.version_id, TagRow.key)
+        ):
+            tags.setdefault(version_id, {})[key] = value
         metrics: dict[int, dict[str, float]] = {}
-        for row in session.execute(select(LatestMetricRow).order_by(LatestMetricRow.version_id, LatestMetricRow.key)):
-            metrics.setdefault(row[0].version_id, {})[row[0].key] = row[0].value
+        for version_id, key, number in connection.execute(
+            select(LatestMetricRow.version_id, LatestMetricRow.key, LatestMetricRow.value).order_by(
+                LatestMetricRow.version_id, LatestMetricRow.key
+            )
+        ):
+            metrics.setdefault(version_id, {})[key] = number
         aliases: dict[int, list[str]] = {}
-        for alias in session.execute(select(AliasRow)).scalars():
-            aliases.setdefault(alias.version_id, []).append(alias.alias)
-        for version, name, lineage, parent_name, parent_number in session.execute(query):
+        for version_id, alias_name in connection.execute(select(AliasRow.version_id, AliasRow.alias)):
+            aliases.setdefault(version_id, []).append(alias_name)
+        for row in connection.execute(query).mappings():
+            version = SimpleNamespace(**{column.key: row[column.key] for column in version_columns})
+            lineage = (
+                None
+                if row["lineage_version_id"] is None
+                else SimpleNamespace(**{column.key: row[f"lineage_{column.key}"] for column in lineage_columns})
+            )
+            name, parent_name, parent_number = row["model_name"], row["parent_name"], row["parent_number"]
             found[f"{name}:{version.version}"] = ModelVersion(
                 name=name,
                 version=version.version,

@@ -37,6 +37,7 @@ from registry.inputs import canary as canaries
 from tests import canary_models
 from tests.cli_helpers import run_cli
 from tests.markers import Marker
+from tests.sql_trace import traced_statements
 from tests.test_provenance_environment import rewrite_environment
 
 KEY = "canary-test-signing-key-32-bytes!"
@@ -326,21 +327,14 @@ def test_a_load_in_the_same_environment_reads_no_canary(reg: Registry, home: Pat
     reg.register("m", shifted(iris), data=(X, y))
     with sqlite3.connect(home / "catalog.db") as db:
         db.execute("UPDATE canaries SET outputs = ?", (json.dumps({"predict": {"shape": "junk"}}),))
-    from sqlalchemy import event
-
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(reg._catalog.engine, "before_cursor_execute", seen)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert isinstance(reg.load("m"), canary_models.ShiftedRegressor)
-    assert statements and not [s for s in statements if "canaries" in s]  # not one query more
-    with pytest.raises(CatalogError, match="holds JSON modelshelf never writes"):
-        reg.check("m")
-    assert [s for s in statements if "canaries" in s]  # the listener sees the query check makes
+    with traced_statements(reg) as statements:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert isinstance(reg.load("m"), canary_models.ShiftedRegressor)
+        assert statements and not [s for s in statements if "canaries" in s]  # not one query more
+        with pytest.raises(CatalogError, match="holds JSON modelshelf never writes"):
+            reg.check("m")
+        assert [s for s in statements if "canaries" in s]  # the listener sees the query check makes
 
 
 # -- tamper evidence -------------------------------------------------------

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine
 
 from registry import Registry, SchemaVersionError
-from registry.catalog import migrate
+from registry.catalog import migrate, revision
 from registry.cli import cli
 from registry.errors import CatalogError
 from tests.old_catalogs import LEGACY_TIME, legacy_version, old_catalog, write_blob
@@ -138,7 +138,7 @@ def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         )
     )
     monkeypatch.setattr(migrate, "migrations_dir", lambda: scripts)
-    monkeypatch.setattr(migrate, "HEAD_REVISION", new_head)
+    monkeypatch.setattr(revision, "HEAD_REVISION", new_head)
     return new_head
 
 
@@ -160,12 +160,12 @@ def test_the_printed_upgrade_command_works(tmp_path: Path, newer_code: str) -> N
     import shlex
 
     home = tmp_path / "my models?v=1"
-    migrate_to = migrate.HEAD_REVISION
-    migrate.HEAD_REVISION = FIRST_REVISION_OF_TEST  # create the catalog as the previous code would have
+    migrate_to = revision.HEAD_REVISION
+    revision.HEAD_REVISION = FIRST_REVISION_OF_TEST  # create the catalog as the previous code would have
     try:
         Registry(home).close()
     finally:
-        migrate.HEAD_REVISION = migrate_to
+        revision.HEAD_REVISION = migrate_to
     with pytest.raises(SchemaVersionError) as caught:
         Registry(home)
     command = re.search(r"`(modelshelf db upgrade [^`]+)`", str(caught.value)).group(1)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from registry import CorruptedArtifact, DamagedVersion, Registry
 from registry.cli import cli
 from tests.cli_helpers import run_cli
+from tests.sql_trace import traced_statements
 
 KEY = "repair-test-signing-key-0123456789"
 OBJECT = {"weights": list(range(50))}
@@ -339,20 +340,10 @@ def test_an_object_store_is_healed_from_the_machines_verified_cache(s3: str, tmp
 
 
 def test_a_healthy_load_asks_the_catalog_nothing_about_damage(shared: Registry) -> None:
-    from sqlalchemy import event
-
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(shared._catalog.engine, "before_cursor_execute", record)
-    try:
+    with traced_statements(shared) as statements:
         assert shared.load("a") == OBJECT
         assert statements and not [s for s in statements if "damage" in s]
         shared._store.path_of(shared.get("c").digest).unlink()
         with pytest.raises(CorruptedArtifact):
             shared.load("c")
         assert [s for s in statements if "damage" in s]  # only a failed read asks, to word its error
-    finally:
-        event.remove(shared._catalog.engine, "before_cursor_execute", record)

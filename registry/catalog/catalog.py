@@ -108,6 +108,13 @@ _BUMP_COUNTER = (
     update(_MODELS).where(_MODELS.c.id == bindparam("model_id")).values(last_version=_MODELS.c.last_version + 1)
 )
 _COUNTER = select(_MODELS.c.last_version).where(_MODELS.c.id == bindparam("model_id"))
+#: Where UPDATE … RETURNING exists (SQLite 3.35+, PostgreSQL): find, lock and bump the counter in one statement.
+_BUMP_BY_NAME = (
+    update(_MODELS)
+    .where(_MODELS.c.name == bindparam("model_name"))
+    .values(last_version=_MODELS.c.last_version + 1)
+    .returning(_MODELS.c.id, _MODELS.c.last_version)
+)
 _LOCK_BLOB = select(_BLOBS.c.digest).where(_BLOBS.c.digest == bindparam("digest")).with_for_update()
 _INSERT_VERSION = insert(_VERSIONS)
 _INSERT_TAGS = insert(_TAGS)
@@ -169,14 +176,18 @@ class Catalog(DamageMarks, CatalogReads):
             if self.state_seen is not None:  # a writer must not seal a catalog rolled back behind its readers
                 self.state_seen(verdict.catalog_id, name, verdict.seq)
 
-    def _finish(self, connection: Connection, events: EventLog, *, adopt: bool = False) -> None:
+    def _finish(
+        self, connection: Connection, events: EventLog, *, adopt: bool = False, ids: dict[str, int] | None = None
+    ) -> None:
         """Append the transaction's events, then reseal (or, without a key, unseal) every model they touch.
 
-        ``adopt`` recomputes the metrics digest from the rows instead of updating the sealed one.
+        ``adopt`` recomputes the metrics digest from the rows instead of updating the sealed one; ``ids``
+        holds the model ids the transaction already knows (by name), which are then not looked up again.
         """
         for name in sorted(events.write(connection)):
             delta = None if adopt else events.metric_delta(name)
-            reseal(connection, self.key, self._model_id(connection, name), name, delta)
+            model_id = ids[name] if ids and name in ids else self._model_id(connection, name)
+            reseal(connection, self.key, model_id, name, delta)
 
     @retried
     def seal_state(self, name: str) -> int:
@@ -369,8 +380,9 @@ class Catalog(DamageMarks, CatalogReads):
                     self._lock_model(connection, self._ensure_model(connection, name, utcnow()))
                     self._guard(connection, name)
             events = self._events()
-            added = [self._add(connection, events, new, publish, sign) for new, publish in batch]
-            self._finish(connection, events)
+            ids: dict[str, int] = {}
+            added = [self._add(connection, events, new, publish, sign, ids) for new, publish in batch]
+            self._finish(connection, events, ids=ids)
             return added
 
     def _lock_in_order(self, connection: Connection, news: list[NewVersion]) -> None:
@@ -399,10 +411,26 @@ class Catalog(DamageMarks, CatalogReads):
         for digest, size in sorted({(new.digest, new.size) for new in news}):
             self._claim_blob(connection, digest, size, now)
 
+    def _next_version(self, connection: Connection, name: str) -> tuple[int, int]:
+        """Allocate the next version number of ``name`` (creating the model); return (model id, number).
+
+        The bump locks the model's row until commit. Where the engine returns
+        rows from an UPDATE it is one statement for an existing model;
+        elsewhere (MySQL/MariaDB) the id is looked up, bumped, then read back.
+        """
+        if connection.dialect.update_returning:
+            row = connection.execute(_BUMP_BY_NAME, {"model_name": name}).first()
+            if row is not None:
+                return row.id, row.last_version
+        model_id = self._ensure_model(connection, name, utcnow())
+        connection.execute(_BUMP_COUNTER, {"model_id": model_id})
+        return model_id, connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()
+
     def _claim_blob(self, connection: Connection, digest: str, size: int, now: datetime) -> None:
         """Make sure the blob has a row and hold its lock until commit: publishing and freeing happen under it."""
         insert_ignore(connection, _BLOBS, [{"digest": digest, "size": size, "created_at": now}], ["digest"])
-        connection.execute(_LOCK_BLOB, {"digest": digest})  # a row lock on servers; SQLite holds its write lock
+        if connection.dialect.name != "sqlite":  # SQLite holds the database's write lock already: nothing to take
+            connection.execute(_LOCK_BLOB, {"digest": digest})
 
     def _add(
         self,
@@ -411,10 +439,10 @@ class Catalog(DamageMarks, CatalogReads):
         new: NewVersion,
         publish: Callable[[], None],
         sign: Callable[[NewVersion, int], str | None],
+        ids: dict[str, int],
     ) -> ModelVersion:
-        model_id = self._ensure_model(connection, new.name, utcnow())
-        connection.execute(_BUMP_COUNTER, {"model_id": model_id})  # locks the model's row until commit
-        version = connection.execute(_COUNTER, {"model_id": model_id}).scalar_one()
+        model_id, version = self._next_version(connection, new.name)
+        ids[new.name] = model_id
         now = utcnow()  # taken under that lock, so time follows version order on every engine
         parent_id, parent_ref = None, None
         lineage = new.lineage

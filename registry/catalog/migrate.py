@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.resources import files
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DatabaseError, DBAPIError
 
+from registry.catalog import revision as revisions
 from registry.catalog.engine import write_transaction
+from registry.catalog.revision import head_revision, migrations_dir
 from registry.errors import CatalogError, SchemaVersionError
 
 if TYPE_CHECKING:
@@ -42,36 +41,18 @@ MIGRATION_LOCK_KEY = 0x6D6F64656C73
 #: How long a client waits for another client's migration of the same catalog, in seconds.
 MIGRATION_WAIT = 300
 
+#: Re-exported from :mod:`registry.catalog.revision`, where they moved so that opening needs no SQLAlchemy.
+__all__ = ["head_revision", "migrations_dir"]
+
+
+def __getattr__(name: str) -> str:
+    """``migrate.HEAD_REVISION``: :data:`registry.catalog.revision.HEAD_REVISION`, read when asked (set it there)."""
+    if name == "HEAD_REVISION":
+        return revisions.HEAD_REVISION
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 logger = logging.getLogger(__name__)
-
-
-def migrations_dir() -> Path:
-    """The directory of the packaged Alembic environment."""
-    return Path(str(files("registry._migrations")))
-
-
-_REVISION_LINE = re.compile(r'^(down_revision|revision)\b[^=\n]*=\s*(?:"([0-9a-f]+)"|None)', re.MULTILINE)
-
-
-def head_revision(versions: Path) -> str:
-    """The one revision among the scripts in ``versions`` that no other script revises."""
-    revisions: set[str] = set()
-    revised: set[str] = set()
-    for script in versions.glob("*.py"):
-        for kind, value in _REVISION_LINE.findall(script.read_text(encoding="utf-8")):
-            if value:
-                (revisions if kind == "revision" else revised).add(value)
-    heads = sorted(revisions - revised)
-    if len(heads) != 1:
-        raise SchemaVersionError(
-            f"the migration scripts in {versions} have {len(heads)} heads ({', '.join(heads) or 'none'}), "
-            "not one: the installation is damaged or a merge revision is missing; reinstall modelshelf"
-        )
-    return heads[0]
-
-
-#: The newest revision in ``migrations/versions``: the schema this code reads and writes.
-HEAD_REVISION = head_revision(migrations_dir() / "versions")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -121,7 +102,7 @@ def has_foreign_tables(engine: Engine) -> bool:
 def _upgrade(connection: Connection) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(connection), HEAD_REVISION)
+    command.upgrade(alembic_config(connection), revisions.HEAD_REVISION)
 
 
 @contextmanager
@@ -213,7 +194,7 @@ def describe(revision: str | None, location: str, engine: Engine) -> SchemaVersi
     if revision is not None and revision in _known_revisions():
         return SchemaVersionError(
             f"the catalog {location} has schema revision {revision}, older than this modelshelf "
-            f"expects ({HEAD_REVISION}); upgrade it with `{upgrade_command(engine)}` "
+            f"expects ({revisions.HEAD_REVISION}); upgrade it with `{upgrade_command(engine)}` "
             "or open it with Registry(..., upgrade=True) (back it up first)"
         )
     return SchemaVersionError(
@@ -255,13 +236,13 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
     :class:`SchemaVersionError` says what to run.
     """
     revision = read_revision(engine, location)
-    if revision == HEAD_REVISION:
+    if revision == revisions.HEAD_REVISION:
         return
     if revision is not None and not upgrade:
         raise describe(revision, location, engine)
     with _migration_transaction(engine, location) as connection:
         revision = current_revision(connection)  # again, now that we hold the lock
-        if revision == HEAD_REVISION:
+        if revision == revisions.HEAD_REVISION:
             return
         if revision is None and _has_foreign_tables(connection):
             raise CatalogError(
@@ -271,7 +252,7 @@ def ensure_schema(engine: Engine, location: str, upgrade: bool) -> None:
         if revision is not None and revision not in _known_revisions():
             raise describe(revision, location, engine)
         _upgrade(connection)
-        logger.info("migrated the catalog %s from %s to %s", location, revision or "empty", HEAD_REVISION)
+        logger.info("migrated the catalog %s from %s to %s", location, revision or "empty", revisions.HEAD_REVISION)
 
 
 def schema_differences(connection: Connection, deep: bool = False) -> list[str]:
@@ -287,8 +268,8 @@ def schema_differences(connection: Connection, deep: bool = False) -> list[str]:
 
     problems = []
     revision = current_revision(connection)
-    if revision != HEAD_REVISION:
-        problems.append(f"schema revision is {revision}, this modelshelf expects {HEAD_REVISION}")
+    if revision != revisions.HEAD_REVISION:
+        problems.append(f"schema revision is {revision}, this modelshelf expects {revisions.HEAD_REVISION}")
     context = MigrationContext.configure(connection, opts={"compare_type": compare_exact_types})
     problems.extend(
         f"catalog differs from the expected schema: {diff}" for diff in compare_metadata(context, Base.metadata)

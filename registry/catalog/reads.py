@@ -82,6 +82,8 @@ _LATEST = (
     .order_by(VersionRow.version.desc())
     .limit(1)
 )
+#: The statement that finds each kind of reference (a version number, an alias, or the latest).
+_LOOKUPS = {"pinned": _PINNED, "alias": _BY_ALIAS, "latest": _LATEST}
 _LIVE_OF_MODEL = LIVE_OF_MODEL
 _PINNED_FAST, _BY_ALIAS_FAST, _LATEST_FAST = Prepared(_PINNED), Prepared(_BY_ALIAS), Prepared(_LATEST)
 _PINNED_LOOKUP = Prepared(lookup_statement(_PINNED))
@@ -93,6 +95,12 @@ def _lookup_of(ref: Ref) -> Prepared:
     if ref.version is not None:
         return _PINNED_LOOKUP
     return _LATEST_LOOKUP if ref.alias is None else _ALIAS_LOOKUP
+
+
+def _find_fast(ref: Ref) -> Prepared:
+    if ref.version is not None:
+        return _PINNED_FAST
+    return _LATEST_FAST if ref.alias is None else _BY_ALIAS_FAST
 
 
 def _params_of(ref: Ref) -> dict[str, Any]:
@@ -191,16 +199,11 @@ class CatalogReads:
         model_id = connection.execute(MODEL_ID_QUERY, {"name": name}).scalar()
         if model_id is None:
             raise ModelNotFound(name)
-        return model_id
+        return int(model_id)
 
     def _find(self, connection: Connection, ref: Ref) -> VersionTuple:
         """The live version row ``ref`` designates, or the precise not-found error."""
-        if ref.version is not None:
-            found = _PINNED_FAST.first(connection, {"name": ref.name, "version": ref.version})
-        elif ref.alias is not None:
-            found = _BY_ALIAS_FAST.first(connection, {"name": ref.name, "alias": ref.alias})
-        else:
-            found = _LATEST_FAST.first(connection, {"name": ref.name})
+        found = _find_fast(ref).first(connection, _params_of(ref))
         row = None if found is None else VersionTuple._make(found)
         if row is not None and row.deleted_at is None:
             return row
@@ -258,6 +261,26 @@ class CatalogReads:
             self._trust(connection, ref.name)
             row = self._find(connection, ref)
             return self._to_model_version(row, self._details(connection, version_id=row.id))
+
+    @retried
+    def version_to_load(self, ref: Ref) -> ModelVersion:
+        """The live version ``ref`` designates, as a load needs it: its tags, latest metrics and aliases left empty.
+
+        A load reads none of those, so this is :meth:`get` without its
+        second query: the seal checked (with a key) and the row found in one
+        snapshot. On SQLite without a key, loads first ask
+        :class:`~registry.catalog.lite.LiteReader`, which needs no SQLAlchemy;
+        this answers for the rest, and names what is missing when it finds nothing. Without a key
+        the row is one statement on the driver's cursor, as :meth:`get`'s lookup.
+        """
+        if self.key is None:
+            with one_statement(self.engine) as connection:
+                found = _find_fast(ref).first(connection, _params_of(ref))
+            if found is not None and VersionTuple._make(found).deleted_at is None:
+                return VersionReader(self.engine.dialect)(found, {}, {}, ())
+        with read_transaction(self.engine) as connection:
+            self._trust(connection, ref.name)
+            return VersionReader(connection.dialect)(self._find(connection, ref), {}, {}, ())
 
     @retried
     def versions(self, name: str) -> list[ModelVersion]:

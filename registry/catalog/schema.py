@@ -1,4 +1,4 @@
-"""Every table of the catalog, as typed SQLAlchemy ORM classes.
+"""Every table of the catalog, as SQLAlchemy Core tables (``VersionRow.id`` is a column of ``versions``).
 
 This module is the single source of truth that Alembic compares the
 migrations against (``migrations/env.py`` imports it and nothing else of
@@ -56,16 +56,18 @@ Design notes:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Dialect,
     Double,
     ForeignKey,
+    FromClause,
     Index,
     Integer,
     MetaData,
@@ -74,11 +76,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from registry.limits import MAX_ALIAS_LENGTH, MAX_KEY_LENGTH, MAX_NAME_LENGTH
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+#: A result row of any number of columns (what the readers of version, canary and state rows take).
+AnyRow: TypeAlias = "Row[*tuple[Any, ...]]"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -175,6 +181,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql  # its whole dialect package: only where it is the dialect
+
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime())
 
@@ -189,202 +197,268 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+#: Every table, with the naming convention that makes constraint names deterministic.
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def table_of(row: type[Base]) -> Table:
-    """The :class:`Table` behind the mapped class ``row``, for Core statements.
+class Base:
+    """Where the metadata lived when these were ORM classes (``Base.metadata``): Alembic's env.py reads it."""
 
-    ``row.__table__`` is typed as any ``FromClause``; the metadata holds the ``Table`` itself.
+    metadata = metadata
+
+
+class _Columns:
+    """A table's columns as attributes (``VersionRow.id``), as the ORM classes gave them, without the ORM.
+
+    Importing ``sqlalchemy.orm`` and mapping the classes took as long as the rest of SQLAlchemy on a cold
+    start, and nothing here needs an ORM: every statement is Core. The object stands for its table in a
+    ``join`` (``__clause_element__``); :func:`aliased` gives the same view of an alias.
     """
-    return Base.metadata.tables[row.__tablename__]
+
+    def __init__(self, table: FromClause) -> None:
+        self.__table__ = table
+        self.__tablename__: str = getattr(table, "name", "")
+
+    def __getattr__(self, name: str) -> Column[Any]:
+        try:
+            return self.__table__.c[name]  # type: ignore[return-value]  # an alias's columns are Columns too
+        except KeyError:
+            raise AttributeError(f"{self.__tablename__} has no column {name!r}") from None
+
+    def __clause_element__(self) -> Any:  # Any: SQLAlchemy types join targets by roles a FromClause lacks
+        return self.__table__
 
 
-class ModelRow(Base):
-    __tablename__ = "models"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(ExactString(NAME_LENGTH), unique=True)
-    last_version: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    #: Bumped by every change of the model, keyed or not: what the client's rollback memory compares.
-    state_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    #: The state last sealed with a key (plain JSON, so a reader can say what changed since).
-    state: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    #: ``HMAC(key, state)``; ``NULL`` after a change by a client without the key.
-    state_seal: Mapped[str | None] = mapped_column(String(LINK_LENGTH))
+def aliased(row: _Columns, name: str) -> _Columns:
+    """The columns of an alias of ``row``'s table (a self-join: a version's parent version)."""
+    return _Columns(row.__table__.alias(name))
 
 
-class BlobRow(Base):
-    __tablename__ = "blobs"
-
-    digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH), primary_key=True)
-    size: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    #: Set by ``repair`` when the bytes were found damaged or missing (and quarantined); cleared when they
-    #: come back verified (a register or import of the same bytes, or ``repair --from``).
-    damaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: What ``repair`` found: "missing", "size 12 bytes, expected 40", "hashes to sha256:…", …
-    damage: Mapped[str | None] = mapped_column(Text)
+def table_of(row: _Columns) -> Table:
+    """The :class:`Table` behind ``row``, for Core statements."""
+    return metadata.tables[row.__tablename__]
 
 
-class VersionRow(Base):
-    __tablename__ = "versions"
-    __table_args__ = (
+ModelRow = _Columns(
+    Table(
+        "models",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", ExactString(NAME_LENGTH), unique=True, nullable=False),
+        Column("last_version", Integer, default=0, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        #: Bumped by every change of the model, keyed or not: what the client's rollback memory compares.
+        Column("state_seq", Integer, default=0, server_default="0", nullable=False),
+        #: The state last sealed with a key (plain JSON, so a reader can say what changed since).
+        Column("state", JSON(none_as_null=True), nullable=True),
+        #: ``HMAC(key, state)``; ``NULL`` after a change by a client without the key.
+        Column("state_seal", String(LINK_LENGTH), nullable=True),
+    )
+)
+
+
+BlobRow = _Columns(
+    Table(
+        "blobs",
+        metadata,
+        Column("digest", String(DIGEST_LENGTH), primary_key=True),
+        Column("size", BigInteger, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        #: Set by ``repair`` when the bytes were found damaged or missing (and quarantined); cleared when they
+        #: come back verified (a register or import of the same bytes, or ``repair --from``).
+        Column("damaged_at", UTCDateTime(), nullable=True),
+        #: What ``repair`` found: "missing", "size 12 bytes, expected 40", "hashes to sha256:…", …
+        Column("damage", Text, nullable=True),
+    )
+)
+
+
+VersionRow = _Columns(
+    Table(
+        "versions",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("model_id", ForeignKey("models.id"), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("blob_digest", ForeignKey("blobs.digest"), nullable=False),
+        Column("size", BigInteger, nullable=False),
+        Column("format", String(FORMAT_LENGTH), nullable=False),
+        Column("params", JSON, nullable=False),
+        Column("environment", JSON, nullable=False),
+        Column("description", Text, nullable=True),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("deleted_at", UTCDateTime(), nullable=True),
+        Column("imports", JSON, nullable=True),
+        #: True when ``imports`` was read from the artifact's bytes by the scanner; older rows hold what a
+        #: pickler tracer saw, which missed nested pickles, so safe loads cannot hold those versions to it.
+        Column("imports_scanned", Boolean, nullable=True),
+        Column("signature", String(SIGNATURE_LENGTH), nullable=True),
+        Column("input_signature", JSON(none_as_null=True), nullable=True),
         UniqueConstraint("model_id", "version"),
         Index("ix_versions_blob_digest", "blob_digest"),
     )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
-    version: Mapped[int] = mapped_column(Integer)
-    blob_digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest"))
-    size: Mapped[int] = mapped_column(BigInteger)
-    format: Mapped[str] = mapped_column(String(FORMAT_LENGTH))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    environment: Mapped[dict[str, Any]] = mapped_column(JSON)
-    description: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    imports: Mapped[list[str] | None] = mapped_column(JSON)
-    #: True when ``imports`` was read from the artifact's bytes by the scanner; older rows hold what a
-    #: pickler tracer saw, which missed nested pickles, so safe loads cannot hold those versions to it.
-    imports_scanned: Mapped[bool | None] = mapped_column(Boolean)
-    signature: Mapped[str | None] = mapped_column(String(SIGNATURE_LENGTH))
-    input_signature: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+)
 
 
-class TagRow(Base):
-    __tablename__ = "tags"
-    __table_args__ = (Index("ix_tags_key", "key"),)
-
-    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(ExactString(KEY_LENGTH), primary_key=True)
-    value: Mapped[str] = mapped_column(ExactText())
-
-
-class MetricRow(Base):
-    __tablename__ = "metrics"
-    #: Every column a history reads, in the order it reads them: one index range per version, no sort, no row lookup.
-    __table_args__ = (Index("ix_metrics_history", "version_id", "key", "step", "timestamp", "id", "value"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(ExactString(KEY_LENGTH))
-    value: Mapped[float] = mapped_column(Double)
-    step: Mapped[int | None] = mapped_column(BigInteger)
-    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+TagRow = _Columns(
+    Table(
+        "tags",
+        metadata,
+        Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+        Column("key", ExactString(KEY_LENGTH), primary_key=True),
+        Column("value", ExactText(), nullable=False),
+        Index("ix_tags_key", "key"),
+    )
+)
 
 
-class LatestMetricRow(Base):
-    __tablename__ = "latest_metrics"
-    __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
-
-    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(ExactString(KEY_LENGTH), primary_key=True)
-    value: Mapped[float] = mapped_column(Double)
-
-
-class AliasRow(Base):
-    __tablename__ = "aliases"
-    __table_args__ = (Index("ix_aliases_version_id", "version_id"),)
-
-    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
-    alias: Mapped[str] = mapped_column(String(ALIAS_LENGTH), primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+MetricRow = _Columns(
+    Table(
+        "metrics",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+        Column("key", ExactString(KEY_LENGTH), nullable=False),
+        Column("value", Double, nullable=False),
+        Column("step", BigInteger, nullable=True),
+        Column("timestamp", UTCDateTime(), nullable=False),
+        #: Every column a history reads, in its order: one index range per version, no sort, no row lookup.
+        Index("ix_metrics_history", "version_id", "key", "step", "timestamp", "id", "value"),
+    )
+)
 
 
-class ParamValueRow(Base):
-    __tablename__ = "param_values"
-    __table_args__ = (Index("ix_param_values_key_number", "key", "number"),)
+LatestMetricRow = _Columns(
+    Table(
+        "latest_metrics",
+        metadata,
+        Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+        Column("key", ExactString(KEY_LENGTH), primary_key=True),
+        Column("value", Double, nullable=False),
+        Index("ix_latest_metrics_key_value", "key", "value"),
+    )
+)
 
-    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(ExactString(KEY_LENGTH), primary_key=True)
-    #: "number", "string", "bool", "null" or "json" (a list or an object, kept as JSON text)
-    kind: Mapped[str] = mapped_column(String(PARAM_KIND_LENGTH))
-    number: Mapped[float | None] = mapped_column(Double)
-    text: Mapped[str | None] = mapped_column(ExactText())
+
+AliasRow = _Columns(
+    Table(
+        "aliases",
+        metadata,
+        Column("model_id", ForeignKey("models.id"), primary_key=True),
+        Column("alias", String(ALIAS_LENGTH), primary_key=True),
+        Column("version_id", ForeignKey("versions.id"), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Index("ix_aliases_version_id", "version_id"),
+    )
+)
 
 
-class LineageRow(Base):
-    __tablename__ = "lineage"
-    __table_args__ = (
+ParamValueRow = _Columns(
+    Table(
+        "param_values",
+        metadata,
+        Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+        Column("key", ExactString(KEY_LENGTH), primary_key=True),
+        #: "number", "string", "bool", "null" or "json" (a list or an object, kept as JSON text)
+        Column("kind", String(PARAM_KIND_LENGTH), nullable=False),
+        Column("number", Double, nullable=True),
+        Column("text", ExactText(), nullable=True),
+        Index("ix_param_values_key_number", "key", "number"),
+    )
+)
+
+
+LineageRow = _Columns(
+    Table(
+        "lineage",
+        metadata,
+        Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+        Column("git_commit", String(COMMIT_LENGTH), nullable=True),
+        Column("git_dirty", Boolean, nullable=True),
+        Column("script", ExactText(), nullable=True),
+        Column("user_name", ExactString(IDENTITY_LENGTH), nullable=True),
+        Column("host", ExactString(IDENTITY_LENGTH), nullable=True),
+        Column("modelshelf_version", ExactString(VERSION_TEXT_LENGTH), nullable=True),
+        Column("data_digest", String(DIGEST_LENGTH), nullable=True),
+        Column("data_shape", JSON(none_as_null=True), nullable=True),
+        Column("data_columns", JSON(none_as_null=True), nullable=True),
+        Column("parent_id", ForeignKey("versions.id"), nullable=True),
         Index("ix_lineage_data_digest", "data_digest"),
         Index("ix_lineage_parent_id", "parent_id"),
     )
-
-    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    git_commit: Mapped[str | None] = mapped_column(String(COMMIT_LENGTH))
-    git_dirty: Mapped[bool | None] = mapped_column(Boolean)
-    script: Mapped[str | None] = mapped_column(ExactText())
-    user_name: Mapped[str | None] = mapped_column(ExactString(IDENTITY_LENGTH))
-    host: Mapped[str | None] = mapped_column(ExactString(IDENTITY_LENGTH))
-    modelshelf_version: Mapped[str | None] = mapped_column(ExactString(VERSION_TEXT_LENGTH))
-    data_digest: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH))
-    data_shape: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))
-    data_columns: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
+)
 
 
-class EventRow(Base):
-    __tablename__ = "events"
-    __table_args__ = (
+EventRow = _Columns(
+    Table(
+        "events",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("at", UTCDateTime(), nullable=False),
+        Column("action", String(ACTION_LENGTH), nullable=False),
+        Column("model", ExactString(NAME_LENGTH), nullable=False),
+        Column("version", Integer, nullable=True),
+        Column("alias", String(ALIAS_LENGTH), nullable=True),
+        Column("old", JSON(none_as_null=True), nullable=True),
+        Column("new", JSON(none_as_null=True), nullable=True),
+        Column("user_name", String(IDENTITY_LENGTH), nullable=True),
+        Column("host", String(IDENTITY_LENGTH), nullable=True),
+        Column("link", String(LINK_LENGTH), nullable=True),
         Index("ix_events_model_id", "model", "id"),
         Index("ix_events_at", "at"),
     )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
-    action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
-    model: Mapped[str] = mapped_column(ExactString(NAME_LENGTH))
-    version: Mapped[int | None] = mapped_column(Integer)
-    alias: Mapped[str | None] = mapped_column(String(ALIAS_LENGTH))
-    old: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
-    new: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
-    user_name: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
-    host: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
-    link: Mapped[str | None] = mapped_column(String(LINK_LENGTH))
+)
 
 
-class CatalogIdentityRow(Base):
-    __tablename__ = "catalog_identity"
-
-    #: Always 1: the primary key keeps the table to one row, whoever creates it first.
-    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    id: Mapped[str] = mapped_column(String(CATALOG_ID_LENGTH))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class VersionImportRow(Base):
-    __tablename__ = "version_imports"
-    __table_args__ = (Index("ix_version_imports_name", "name"),)
-
-    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(ExactString(IMPORT_NAME_LENGTH), primary_key=True)
+CatalogIdentityRow = _Columns(
+    Table(
+        "catalog_identity",
+        metadata,
+        #: Always 1: the primary key keeps the table to one row, whoever creates it first.
+        Column("slot", Integer, primary_key=True, autoincrement=False),
+        Column("id", String(CATALOG_ID_LENGTH), nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+    )
+)
 
 
-class AliasProtectionRow(Base):
-    __tablename__ = "alias_protection"
+VersionImportRow = _Columns(
+    Table(
+        "version_imports",
+        metadata,
+        Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+        Column("name", ExactString(IMPORT_NAME_LENGTH), primary_key=True),
+        Index("ix_version_imports_name", "name"),
+    )
+)
 
-    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
-    alias: Mapped[str] = mapped_column(String(ALIAS_LENGTH), primary_key=True)
-    #: The gates, as :func:`registry.gates.storable` writes them: a list of ``{"gate": name, ...arguments}``.
-    gates: Mapped[Any] = mapped_column(JSON())
-    set_by: Mapped[str | None] = mapped_column(String(IDENTITY_LENGTH))
-    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+AliasProtectionRow = _Columns(
+    Table(
+        "alias_protection",
+        metadata,
+        Column("model_id", ForeignKey("models.id"), primary_key=True),
+        Column("alias", String(ALIAS_LENGTH), primary_key=True),
+        #: The gates, as :func:`registry.gates.storable` writes them: a list of ``{"gate": name, ...arguments}``.
+        Column("gates", JSON(), nullable=False),
+        Column("set_by", String(IDENTITY_LENGTH), nullable=True),
+        Column("set_at", UTCDateTime(), nullable=False),
+    )
+)
 
 
-class CanaryRow(Base):
-    __tablename__ = "canaries"
-
-    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
-    rows: Mapped[int] = mapped_column(Integer)
-    #: The rows, with column names and dtypes (:func:`registry.inputs.canary.encode_input`).
-    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: Method name -> its output on those rows (:func:`registry.inputs.canary.encode_array`).
-    outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: ``HMAC(key, name, checksum, rows, inputs, outputs)``; ``NULL`` when registered without a key.
-    hmac: Mapped[str | None] = mapped_column(String(SIGNATURE_LENGTH))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+CanaryRow = _Columns(
+    Table(
+        "canaries",
+        metadata,
+        Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+        Column("rows", Integer, nullable=False),
+        #: The rows, with column names and dtypes (:func:`registry.inputs.canary.encode_input`).
+        Column("inputs", JSON, nullable=False),
+        #: Method name -> its output on those rows (:func:`registry.inputs.canary.encode_array`).
+        Column("outputs", JSON, nullable=False),
+        #: ``HMAC(key, name, checksum, rows, inputs, outputs)``; ``NULL`` when registered without a key.
+        Column("hmac", String(SIGNATURE_LENGTH), nullable=True),
+        Column("created_at", UTCDateTime(), nullable=False),
+    )
+)

@@ -46,13 +46,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Connection, Row, bindparam, func, literal, null, select, union_all, update
+from sqlalchemy import CompoundSelect, Connection, bindparam, func, literal, null, select, union_all, update
 
 from registry.catalog.chain import METRIC_MODULUS, canonical_json, metric_term
 from registry.catalog.dialects import insert_ignore
 from registry.catalog.schema import (
     AliasProtectionRow,
     AliasRow,
+    AnyRow,
     CanaryRow,
     CatalogIdentityRow,
     EventRow,
@@ -199,7 +200,7 @@ def catalog_id(connection: Connection, create: bool = False) -> str | None:
     return found
 
 
-def read_state(connection: Connection, row: Row[Any], name: str, *, with_metrics: bool) -> ModelState:
+def read_state(connection: Connection, row: AnyRow, name: str, *, with_metrics: bool) -> ModelState:
     """The model's state as its rows say now, from its ``_MODEL_STATE`` row (metrics only ``with_metrics``)."""
     deleted: list[int] = []
     aliases: dict[str, int] = {}

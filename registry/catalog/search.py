@@ -35,10 +35,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, false, not_, or_, select
-from sqlalchemy.orm import aliased
 
 from registry import query as q
-from registry.catalog.schema import LatestMetricRow, LineageRow, ModelRow, ParamValueRow, TagRow, VersionRow
+from registry.catalog.schema import (
+    LatestMetricRow,
+    LineageRow,
+    ModelRow,
+    ParamValueRow,
+    TagRow,
+    VersionRow,
+    aliased,
+)
 from registry.digests import digest_of
 from registry.names import parse_ref
 from registry.validation import dumps

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Dialect, Row
+from sqlalchemy import Dialect
 
 from registry.catalog.decoding import JsonTexts, is_immutable, plain_dataclass, raw, utc
-from registry.catalog.schema import CanaryRow, LineageRow, ModelRow, VersionRow
+from registry.catalog.schema import AnyRow, CanaryRow, LineageRow, ModelRow, VersionRow
 from registry.catalog.search import PARENT, PARENT_MODEL
 from registry.digests import CHECKSUM_PREFIX, digest_of
 from registry.domain import Canary, Draft, InputSignature, Lineage, ModelVersion
@@ -163,7 +163,7 @@ def canary_row(version_id: int, canary: Canary, created_at: datetime) -> dict[st
     }
 
 
-def to_canary(row: Row[Any], ref: str) -> Canary:
+def to_canary(row: AnyRow, ref: str) -> Canary:
     """The canary a row of :data:`CANARY_COLUMNS` holds; ``CatalogError`` for a row modelshelf never writes."""
     if not isinstance(row.inputs, dict) or not isinstance(row.outputs, dict) or not isinstance(row.rows, int):
         raise CatalogError(

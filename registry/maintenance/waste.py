@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from registry.catalog import Catalog
 from registry.digests import checksum_of
 from registry.domain import GcReport, Problem
+from registry.limits import GC_MIN_AGE
 from registry.store import BlobStore, StoredFile
 
 #: Files younger than this are never reported as waste nor removed, in seconds.
-DEFAULT_MIN_AGE = 3600.0
+DEFAULT_MIN_AGE = GC_MIN_AGE
 
 
 @dataclass(frozen=True)

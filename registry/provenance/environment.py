@@ -25,11 +25,32 @@ RECORDED_PACKAGES = {"scikit-learn": "scikit-learn", "numpy": "numpy", "joblib":
 COMPARED_KEYS = ("python", "scikit-learn", "numpy")
 
 
-def _package_version(distribution: str) -> str | None:
+def package_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or ``None``; read from its metadata's headers alone.
+
+    ``importlib.metadata.version`` parses the whole metadata file as an
+    e-mail message, long description included: 2-10 ms for scikit-learn,
+    scipy or modelshelf itself on a cold start, where the version is the
+    third line. The headers end at the first blank line; the value is the
+    same ``Version`` header.
+
+    >>> package_version("modelshelf") == metadata.version("modelshelf")
+    True
+    """
     try:
-        return metadata.version(distribution)
+        found = metadata.distribution(distribution)
     except metadata.PackageNotFoundError:
         return None
+    text = found.read_text("METADATA") or found.read_text("PKG-INFO") or ""
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        if line[:8].lower() == "version:":
+            return line[8:].strip()
+    return found.version  # no Version header where expected: let importlib.metadata decide
+
+
+_package_version = package_version
 
 
 @lru_cache(maxsize=1)
@@ -59,6 +80,20 @@ def _minor(version: object) -> tuple[str, ...] | None:
     return tuple(version.split(".")[:2])
 
 
+@lru_cache(maxsize=1)
+def _compared() -> dict[str, Any]:
+    """The compared part of this process's environment: what a load needs, without the rest's lookups.
+
+    :func:`current_environment` also asks for joblib's, scipy's and
+    modelshelf's versions and the platform (whose processor field runs
+    ``uname -p`` in a subprocess); a cold process that only loads asks for none of them.
+    """
+    found: dict[str, Any] = {"python": platform.python_version()}
+    for key in COMPARED_KEYS[1:]:
+        found[key] = package_version(RECORDED_PACKAGES[key])
+    return found
+
+
 def environment_differences(
     recorded: dict[str, Any], current: dict[str, Any] | None = None, *, where: str = "here"
 ) -> list[str]:
@@ -68,7 +103,7 @@ def environment_differences(
     not depend on it then. One that was present but is missing now is a
     difference. ``where`` names the other side (``"there"`` for another interpreter).
     """
-    now = current_environment() if current is None else current
+    now = _compared() if current is None else current
     differences = []
     for key in COMPARED_KEYS:
         then = recorded.get(key)

@@ -4,8 +4,10 @@
 ``.git`` files, git runs once (for the dirty flag only), and whatever cannot be learnt is ``None``. ``GIT_*``
 variables are ignored and stripped from git's environment (a ``GIT_DIR`` set by a hook must not make the lineage
 describe another tree); git runs without its optional index lock, so it never collides with the user's own
-``git commit``, and still refuses repositories owned by others (``safe.directory``). Only the repository's location
-is cached: a notebook may commit between two registrations, and an edit changes nothing a cached flag could key on.
+``git commit``, and still refuses repositories owned by others (``safe.directory``). HEAD is read again on every
+call (a notebook may commit between two registrations); git's answer is reused only while everything it is decided
+from is unchanged, down to the stat data of every tracked file (:mod:`registry.provenance.gitwatch` says what is
+watched and why that is exact), so a loop of registrations in an unchanged tree runs git once.
 
 Training-data fingerprints live in :mod:`registry.provenance.fingerprint`.
 """
@@ -26,8 +28,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any, NamedTuple
+
+from registry.provenance import gitwatch
+from registry.provenance.environment import package_version
 
 __all__ = ["capture_lineage", "identity", "start_capture"]
 
@@ -196,11 +200,21 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
 
 
-def _git_dirty(repo: _Repo) -> bool | None:
+def _git_dirty(repo: _Repo, commit: str, watch: gitwatch.Watch | None) -> bool | None:
+    """Ask git whether the tree is dirty; keep the answer for the tree as ``watch`` saw it before git ran."""
     # `status` compares contents where stat data is stale, so a touched file stays clean, in one process;
     # `diff-index HEAD` calls it dirty unless `update-index --refresh` (a second process, and a write) runs first.
     status, out = _git(repo, "status", "--porcelain", "--untracked-files=no")
-    return bool(out.strip()) if status == 0 else None
+    dirty = bool(out.strip()) if status == 0 else None
+    if watch is not None and dirty is not None:
+        gitwatch.remember(watch, dirty)
+    return dirty
+
+
+def _watch(repo: _Repo, commit: str) -> tuple[gitwatch.Watch | None, bool | None]:
+    """The tree observed now, and git's answer if it was asked about a tree observed exactly so."""
+    watch = gitwatch.observe(repo.worktree, repo.gitdir, repo.commondir, commit)
+    return watch, None if watch is None else gitwatch.known(watch)
 
 
 def _notebook(main: Any) -> str | None:
@@ -256,8 +270,7 @@ def _process_facts() -> tuple[str | None, str | None, str | None]:
         user = getpass.getuser()
     with contextlib.suppress(OSError):
         host = socket.gethostname() or None
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        version = metadata.version("modelshelf")
+    version = package_version("modelshelf")
     return _storable(user, _IDENTITY_LIMIT), _storable(host, _IDENTITY_LIMIT), _storable(version, _VERSION_LIMIT)
 
 
@@ -285,8 +298,19 @@ def capture_lineage(start: str | os.PathLike[str] | None = None) -> dict[str, An
     >>> sorted(capture_lineage())
     ['git_commit', 'git_dirty', 'host', 'modelshelf_version', 'script', 'user']
     """
+    script, repo, commit = _locate(start)
+    dirty = None
+    if repo is not None and commit is not None:
+        watch, dirty = _watch(repo, commit)
+        if dirty is None:
+            dirty = _git_dirty(repo, commit, watch)
+    return _lineage(script, commit, dirty)
+
+
+def _locate(start: str | os.PathLike[str] | None) -> tuple[str | None, _Repo | None, str | None]:
+    """(script, repository, HEAD's commit) of :func:`capture_lineage`; ``None`` for what is not there."""
     script, script_file = _script()
-    commit = dirty = repo = None
+    commit = repo = None
     try:
         if start is not None:
             origin = os.path.abspath(os.fspath(start))
@@ -304,36 +328,52 @@ def capture_lineage(start: str | os.PathLike[str] | None = None) -> dict[str, An
             if repo is not None:
                 break
     except (OSError, ValueError, TypeError):  # a deleted current directory, a NUL in the path
-        repo = None
-    if repo is not None and commit is not None:
-        dirty = _git_dirty(repo)
+        repo = commit = None
+    return script, repo, commit
+
+
+def _lineage(script: str | None, commit: str | None, dirty: bool | None) -> dict[str, Any]:
     user, host, version = _process_facts()
     script = _storable(script, _SCRIPT_LIMIT)
     return dict(git_commit=commit, git_dirty=dirty, script=script, user=user, host=host, modelshelf_version=version)
 
 
 def start_capture(start: str | os.PathLike[str] | None = None) -> Callable[[], dict[str, Any]]:
-    """Begin :func:`capture_lineage` on a helper thread and return the function that waits for its answer.
+    """Begin :func:`capture_lineage` and return the function that gives its answer.
 
     Running git takes a couple of milliseconds, mostly waiting for another
     process, which is as long as serializing a small model: the registry
-    starts the capture first and collects it once the artifact is written.
+    starts the capture first and collects it once the artifact is written,
+    git running on a helper thread meanwhile. When git's answer for the tree
+    as it is now is already known, or there is no git to ask, the capture is
+    done on the spot: starting a thread would cost more than it saves.
 
     >>> finish = start_capture()
     >>> sorted(finish()) == sorted(capture_lineage())
     True
     """
+    script, repo, commit = _locate(start)
+    if repo is None or commit is None:
+        done = _lineage(script, commit, None)
+        return lambda: dict(done)
+    watch, dirty = _watch(repo, commit)
+    if dirty is not None:
+        known = _lineage(script, commit, dirty)
+        return lambda: dict(known)
     answer: list[dict[str, Any]] = []
-    helper = threading.Thread(
-        target=lambda: answer.append(capture_lineage(start)), name="modelshelf-lineage", daemon=True
-    )
+
+    def ask() -> None:
+        answer.append(_lineage(script, commit, _git_dirty(repo, commit, watch)))
+
+    helper = threading.Thread(target=ask, name="modelshelf-lineage", daemon=True)
     try:
         helper.start()
     except RuntimeError:  # no thread to be had (interpreter shutting down, thread limit): capture on the spot
-        return lambda: capture_lineage(start)
+        ask()
 
     def finish() -> dict[str, Any]:
-        helper.join()
+        if helper.ident is not None:
+            helper.join()
         return answer[0] if answer else capture_lineage(start)
 
     return finish

@@ -6,8 +6,8 @@ numpy arrays, a caller streaming the artifact) reads from that memory. A
 rewrite of the store's file after the hash therefore cannot reach the
 deserializer: there is nothing left to read from the file.
 
-The memory is an anonymous private mapping: page-aligned (numpy arrays
-built on it keep joblib's 16-byte alignment) and writable (arrays a model
+The memory is an anonymous private mapping (a ``bytearray`` below 64 KiB):
+page-aligned (numpy arrays built on it keep joblib's 16-byte alignment) and writable (arrays a model
 later modifies in place behave as after ``joblib.load``). Faulting in fresh
 pages is most of the cost of filling new memory, so a large buffer asks
 for transparent huge pages (``MADV_HUGEPAGE``: one fault per 2 MiB; about
@@ -48,6 +48,9 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 _HUGE_PAGES = getattr(mmap, "MADV_HUGEPAGE", None)
 #: Buffers at least this large ask for transparent huge pages (a 2 MiB fault instead of 512 small ones).
 HUGE_PAGES_FROM = 8 * 1024 * 1024
+#: Smaller buffers are a ``bytearray`` (private and writable too): mapping and unmapping cost 6 µs here, a small
+#: model's load 150, and no array that small is viewed in place (joblib_fast copies those), so alignment buys nothing.
+MAPPED_FROM = 64 * 1024
 
 
 def allocate(size: int, spill_dir: Path, in_memory_limit: int) -> mmap.mmap | bytearray:
@@ -55,11 +58,12 @@ def allocate(size: int, spill_dir: Path, in_memory_limit: int) -> mmap.mmap | by
 
     Up to ``in_memory_limit`` bytes it is anonymous memory; beyond, the pages
     of an unlinked temporary file created in ``spill_dir`` (which must have
-    room for it; if it has not, ``OSError``). An empty blob gets an empty
-    ``bytearray``: a mapping cannot be empty.
+    room for it; if it has not, ``OSError``). Below :data:`MAPPED_FROM`
+    bytes (an empty blob included: a mapping cannot be empty) it is a
+    ``bytearray``.
     """
-    if size == 0:
-        return bytearray()
+    if size < MAPPED_FROM:
+        return bytearray(size)
     if size <= in_memory_limit:
         private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
         if not private:  # Windows: an anonymous mapping is private to the process anyway

@@ -437,10 +437,10 @@ class LocalBlobStore:
         The file is unbuffered: its one reader reads straight into its own
         memory, with no copy in between.
         """
-        path = self.path_of(digest)
+        parts = blob_parts(digest)  # the path is built for messages only: building it costs more than the open
         expected = checksum_of(digest)
         try:
-            fd = _open_without_links(self.root, path.relative_to(self.root).parts)
+            fd = _open_without_links(self.root, parts)
         except FileNotFoundError:
             raise CorruptedArtifact(
                 f"the blob {expected} is missing from the store at {self.root}",
@@ -450,8 +450,8 @@ class LocalBlobStore:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise self._failure("read a blob", exc) from exc
             raise CorruptedArtifact(
-                f"the blob {expected} at {path} is, or lies under, a symbolic link or something else that is "
-                "not a directory; modelshelf never writes links, "
+                f"the blob {expected} at {self.root.joinpath(*parts)} is, or lies under, a symbolic link or "
+                "something else that is not a directory; modelshelf never writes links, "
                 "so the store was tampered with: remove the link and restore the blob",
                 expected=expected,
                 actual="symbolic link",
@@ -461,8 +461,8 @@ class LocalBlobStore:
         if not stat.S_ISREG(info.st_mode):
             file.close()
             raise CorruptedArtifact(
-                f"the blob {expected} at {path} is not a regular file; the store was tampered with: "
-                "remove it and restore the blob",
+                f"the blob {expected} at {self.root.joinpath(*parts)} is not a regular file; the store was "
+                "tampered with: remove it and restore the blob",
                 expected=expected,
                 actual="not a regular file",
             )
