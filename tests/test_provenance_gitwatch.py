@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -319,7 +320,9 @@ def test_registrations_in_an_unchanged_repository_run_git_once(
 ) -> None:
     from registry import Registry
 
-    monkeypatch.chdir(repo)  # under pytest the script is pytest's, outside any repository: lineage looks here
+    # Lineage searches from the running script first, and pytest's may lie inside a repository (a virtualenv in
+    # the checkout, as under .ci/run): make the script one of this repository's, as a training script would be.
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(repo / "train.py"))
     with Registry(tmp_path / "registry") as reg:
         first = reg.register("m", {"a": 1}, format="pickle")
         second = reg.register("m", {"a": 2}, format="pickle")

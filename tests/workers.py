@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -128,15 +129,24 @@ def open_and_count_migrations(home: str, start_at: float) -> int:
     return sum("migrated the catalog" in message for message in counter.messages)
 
 
+def _say(line: object) -> None:
+    """Write one whole line to stdout in one system call, so a SIGKILL cannot cut it.
+
+    ``print`` writes the text and its newline separately, and when stdout is unbuffered (PYTHONUNBUFFERED, as
+    CI sets it) those are two writes: a victim killed between them leaves "1491" joined to the zygote's "exit".
+    """
+    os.write(1, f"{line}\n".encode())
+
+
 def register_forever(home: str) -> None:
     """The crash test's victim: register in a loop, announcing each committed version on stdout."""
     with Registry(home) as reg:
         i = reg.latest("victim").version if reg.models() else 0
-        print("ready", flush=True)
+        _say("ready")
         while True:
             payload: Any = {"i": i, "pad": bytes(i % 7 * 30_000)}
             mv = reg.register("victim", payload, format="pickle" if i % 2 else "joblib", tags={"i": str(i)})
-            print(mv.version, flush=True)
+            _say(mv.version)
             i += 1
 
 
@@ -146,8 +156,6 @@ def zygote(home: str) -> None:
     Importing modelshelf, joblib and numpy costs about a second; forking an
     already-warm process lets the crash test afford many kills.
     """
-    import os
-
     import joblib  # noqa: F401  (warm the imports the children use)
 
     for _ in sys.stdin:
@@ -157,9 +165,9 @@ def zygote(home: str) -> None:
                 register_forever(home)
             finally:
                 os._exit(1)
-        print(pid, flush=True)
+        _say(pid)
         os.waitpid(pid, 0)
-        print("exit", flush=True)
+        _say("exit")
 
 
 if __name__ == "__main__":
