@@ -186,7 +186,12 @@ def _clone(location: str, name: str, first_at: datetime, versions: int) -> None:
         connection.execute(
             update(models)
             .where(models.c.id == model["id"])
-            .values(last_version=versions, state_seq=models.c.state_seq + versions - 1, state_seal=None)
+            .values(
+                last_version=versions,
+                live_versions=versions,
+                state_seq=models.c.state_seq + versions - 1,
+                state_seal=None,
+            )
         )
     with engine.connect() as connection:  # outside a transaction: fold the WAL into the file, as readers find it
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

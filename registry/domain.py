@@ -440,16 +440,23 @@ class VersionPage:
 
     ``total`` counts every version matching the filter, not only this page,
     so a caller can draw "page 3 of 200" without reading the other pages.
+    ``next_cursor`` continues right after this page (``versions_page(...,
+    after=page.next_cursor)``), at the cost of the first page however deep
+    it is; ``None`` on the last page. ``offset`` is what was asked for: 0 for
+    a page found by cursor.
 
     >>> page = reg.versions_page("iris-knn", order_by="metrics.accuracy desc", limit=20)  # doctest: +SKIP
     >>> len(page.versions), page.total, page.offset                                       # doctest: +SKIP
     (20, 10000, 0)
+    >>> following = reg.versions_page("iris-knn", order_by="metrics.accuracy desc", limit=20,
+    ...                               after=page.next_cursor)                             # doctest: +SKIP
     """
 
     versions: list[ModelVersion]
     total: int
     offset: int
     limit: int
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1551,15 +1551,19 @@ class Registry:
         order_by: str | None = None,
         offset: int = 0,
         limit: int = 50,
+        after: str | None = None,
     ) -> VersionPage:
         """One page of ``name``'s live versions, paginated in the database, with the total that match.
 
         >>> reg.versions_page("iris-knn", order_by="metrics.accuracy desc", offset=40, limit=20)  # doctest: +SKIP
 
         The same filter and ordering as :meth:`search` (without ``order_by``:
-        by version); ``offset`` skips that many matching versions. A page of
-        a model with 10,000 versions reads only the rows it shows, which is
-        what a browser view of such a model needs (``versions`` reads all).
+        by version); ``offset`` skips that many matching versions, which the
+        database still walks past. ``after`` (the ``next_cursor`` of a page of
+        the same model, filter and order) starts right after that page
+        instead, by seeking in the index: ordered by version, created_at or
+        one metric, page 20,000 costs what the first one does. A cursor of
+        another query, or one edited, is :class:`InvalidArgument`.
         """
         from registry.query import parse_filter, parse_order_by
 
@@ -1572,8 +1576,10 @@ class Registry:
         if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_INT64:
             # past 64 bits the database driver would raise its own OverflowError
             raise InvalidArgument(f"offset must be a whole number from 0 to {MAX_INT64}, not {offset!r}")
-        found, total = self._catalog.search_page(name, tree, order, checked_limit, offset)
-        return VersionPage(self._authenticated(found), total, offset, checked_limit)
+        if after is not None and offset:
+            raise InvalidArgument("a page starts at offset= or after= a cursor, not both: leave offset at 0")
+        found, total, cursor = self._catalog.search_page(name, tree, order, checked_limit, offset, after)
+        return VersionPage(self._authenticated(found), total, offset, checked_limit, cursor)
 
     def metric_series(self, name: str, metrics: Iterable[str]) -> dict[str, list[tuple[int, float]]]:
         """Each live version's current value of each of ``metrics`` (what ``mv.metrics`` shows), by version.

@@ -105,15 +105,21 @@ _CANARIES = table_of(CanaryRow)
 
 # Built once and reused with bound parameters (see reads.py for why).
 _BUMP_COUNTER = (
-    update(_MODELS).where(_MODELS.c.id == bindparam("model_id")).values(last_version=_MODELS.c.last_version + 1)
+    update(_MODELS)
+    .where(_MODELS.c.id == bindparam("model_id"))
+    .values(last_version=_MODELS.c.last_version + 1, live_versions=_MODELS.c.live_versions + 1)
 )
 _COUNTER = select(_MODELS.c.last_version).where(_MODELS.c.id == bindparam("model_id"))
 #: Where UPDATE … RETURNING exists (SQLite 3.35+, PostgreSQL): find, lock and bump the counter in one statement.
 _BUMP_BY_NAME = (
     update(_MODELS)
     .where(_MODELS.c.name == bindparam("model_name"))
-    .values(last_version=_MODELS.c.last_version + 1)
+    .values(last_version=_MODELS.c.last_version + 1, live_versions=_MODELS.c.live_versions + 1)
     .returning(_MODELS.c.id, _MODELS.c.last_version)
+)
+#: A version deleted: one live version fewer (under the model's lock, as every change of the model).
+_ONE_LESS_LIVE = (
+    update(_MODELS).where(_MODELS.c.id == bindparam("model_id")).values(live_versions=_MODELS.c.live_versions - 1)
 )
 _LOCK_BLOB = select(_BLOBS.c.digest).where(_BLOBS.c.digest == bindparam("digest")).with_for_update()
 _INSERT_VERSION = insert(_VERSIONS)
@@ -260,15 +266,22 @@ class Catalog(DamageMarks, CatalogReads):
         metrics: dict[str, float],
         step: int | None,
         now: datetime,
+        model_id: int,
     ) -> None:
-        self._record_history(connection, version, [MetricPoint(0, k, v, step, now) for k, v in metrics.items()])
+        points = [MetricPoint(0, k, v, step, now) for k, v in metrics.items()]
+        self._record_history(connection, version, points, model_id)
 
     def _record_history(
-        self, connection: Connection, version: tuple[int, str, int, EventLog], points: list[MetricPoint]
+        self,
+        connection: Connection,
+        version: tuple[int, str, int, EventLog],
+        points: list[MetricPoint],
+        model_id: int,
     ) -> None:
         """Append metric values in the order given; the last value of each key becomes its latest.
 
-        ``version`` is (row id, model name, number, the transaction's event log). With a key, what the
+        ``version`` is (row id, model name, number, the transaction's event log); ``model_id`` its model's
+        id, which ``latest_metrics`` repeats for its per-model index. With a key, what the
         latest values change is tallied on the log, so the seal's metrics digest is updated by the
         difference instead of being recomputed over every metric of the model.
         """
@@ -289,7 +302,10 @@ class Catalog(DamageMarks, CatalogReads):
         upsert(
             connection,
             _LATEST,
-            [{"version_id": version_id, "key": key, "value": value} for key, value in latest.items()],
+            [
+                {"version_id": version_id, "key": key, "value": value, "model_id": model_id}
+                for key, value in latest.items()
+            ],
             keys=["version_id", "key"],
             updates=["value"],
         )
@@ -483,9 +499,9 @@ class Catalog(DamageMarks, CatalogReads):
                 _INSERT_TAGS, [{"version_id": version_id, "key": k, "value": v} for k, v in new.tags.items()]
             )
         if new.history is None:
-            self._record_metrics(connection, (version_id, new.name, version, events), new.metrics, None, now)
+            self._record_metrics(connection, (version_id, new.name, version, events), new.metrics, None, now, model_id)
         else:
-            self._record_history(connection, (version_id, new.name, version, events), list(new.history))
+            self._record_history(connection, (version_id, new.name, version, events), list(new.history), model_id)
         if new.alias is not None:
             if gates_of(connection, model_id, new.alias) is not None:  # the whole registration rolls back
                 raise PromotionRefused(
@@ -629,11 +645,12 @@ class Catalog(DamageMarks, CatalogReads):
     @retried
     def log_metrics(self, name: str, version: int, metrics: dict[str, float], step: int | None) -> None:
         with write_transaction(self.engine) as connection:
-            now = self._lock_model(connection, self._model_id(connection, name))
+            model_id = self._model_id(connection, name)
+            now = self._lock_model(connection, model_id)
             self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
             events = self._events()
-            self._record_metrics(connection, (row.id, name, version, events), metrics, step, now)
+            self._record_metrics(connection, (row.id, name, version, events), metrics, step, now, model_id)
             events.add("metrics.log", name, version, at=now, new={"metrics": metrics, "step": step})
             self._finish(connection, events)
 
@@ -641,7 +658,8 @@ class Catalog(DamageMarks, CatalogReads):
     def delete_version(self, name: str, version: int) -> tuple[str, int]:
         """Mark a version deleted and drop its aliases; return its blob's digest and size."""
         with write_transaction(self.engine) as connection:
-            now = self._lock_model(connection, self._model_id(connection, name))
+            model_id = self._model_id(connection, name)
+            now = self._lock_model(connection, model_id)
             self._guard(connection, name)
             row = self._find(connection, Ref(name, version=version))
             guarded = protected_aliases_of_version(connection, row.id)
@@ -658,6 +676,7 @@ class Catalog(DamageMarks, CatalogReads):
             for alias in sorted(connection.execute(_ALIASES_OF_VERSION, {"version_id": row.id}).scalars()):
                 events.add("alias.delete", name, version, at=now, alias=alias, old=version)
             connection.execute(update(_VERSIONS).where(_VERSIONS.c.id == row.id).values(deleted_at=now))
+            connection.execute(_ONE_LESS_LIVE, {"model_id": model_id})
             connection.execute(delete(_ALIASES).where(_ALIASES.c.version_id == row.id))
             events.add("version.delete", name, version, at=now, old={"checksum": checksum_of(row.blob_digest)})
             self._finish(connection, events)

@@ -12,6 +12,11 @@ built directly (see :mod:`registry.catalog.decoding`).
 Order, the same on every engine: by version, then step with unset steps
 first, then time, then insertion.
 
+A model's metric names are read by skipping through ``ix_latest_metrics_model_id``:
+one seek per name (the first key after the previous one that a live version
+has), not a scan of every version's metrics, so they cost the same at a
+million versions as at ten.
+
 A series (each version's current value of a key, what a chart draws) is
 one query per key whose rows are already the ``(version, value)`` pairs
 returned, so no Python runs per row. Both run on the driver's cursor
@@ -52,6 +57,14 @@ _SERIES = (
     .where(LIVE_OF_MODEL, LatestMetricRow.key == bindparam("key"))
     .order_by(VersionRow.version)
 )
+_FIRST_NAME = (
+    select(LatestMetricRow.key)
+    .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
+    .where(LatestMetricRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_(None))
+    .order_by(LatestMetricRow.key)
+    .limit(1)
+)
+_NEXT_NAME = _FIRST_NAME.where(LatestMetricRow.key > bindparam("after"))
 # Run on the driver's cursor: no column needs SQLAlchemy's conversion, and a row object per point cost 10%.
 _HISTORY_FAST, _HISTORY_OF_METRIC_FAST = Prepared(_HISTORY), Prepared(_HISTORY_OF_METRIC)
 _HISTORY_OF_VERSION_FAST, _SERIES_FAST = Prepared(_HISTORY_OF_VERSION), Prepared(_SERIES)
@@ -68,6 +81,16 @@ def model_history(connection: Connection, model_id: int, metric: str | None) -> 
 def version_history(connection: Connection, model_id: int, version: int) -> list[MetricPoint]:
     """Every logged value of one live version of the model ``model_id``, in history order."""
     return _points(_HISTORY_OF_VERSION_FAST.rows(connection, {"model_id": model_id, "version": version}))
+
+
+def metric_names(connection: Connection, model_id: int) -> list[str]:
+    """The distinct keys of the current metrics of the model's live versions, sorted: one index seek each."""
+    names: list[str] = []
+    found = connection.execute(_FIRST_NAME, {"model_id": model_id}).scalar()
+    while found is not None:
+        names.append(found)
+        found = connection.execute(_NEXT_NAME, {"model_id": model_id, "after": found}).scalar()
+    return names
 
 
 def metric_series(connection: Connection, model_id: int, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:

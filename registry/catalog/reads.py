@@ -22,11 +22,12 @@ from sqlalchemy import (
     select,
 )
 
+from registry.catalog import keyset
 from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.decoding import collector_paused, utc
 from registry.catalog.details import Details, details_of_ids, details_of_model, details_of_version
 from registry.catalog.engine import is_read_only, one_statement, read_transaction, retried
-from registry.catalog.history import LIVE_OF_MODEL, metric_series, model_history, version_history
+from registry.catalog.history import LIVE_OF_MODEL, metric_names, metric_series, model_history, version_history
 from registry.catalog.inventory import importing_query, index_name
 from registry.catalog.lookups import lookup_statement, read_lookup
 from registry.catalog.migrate import schema_differences
@@ -35,13 +36,12 @@ from registry.catalog.schema import (
     AliasRow,
     CanaryRow,
     EventRow,
-    LatestMetricRow,
     LineageRow,
     ModelRow,
     VersionRow,
 )
 from registry.catalog.sealing import check_state
-from registry.catalog.search import PARENT, PARENT_MODEL, compile_filter, search_statement
+from registry.catalog.search import PARENT, PARENT_MODEL
 from registry.catalog.verification import (
     Finding,
     index_findings,
@@ -238,7 +238,11 @@ class CatalogReads:
         Run with the garbage collector paused (see :func:`~registry.catalog.decoding.collector_paused`).
         """
         with collector_paused():
-            rows = connection.execute(statement, params).all()
+            return self._build(connection, connection.execute(statement, params).all())
+
+    def _build(self, connection: Connection, rows: Sequence[Any]) -> list[ModelVersion]:
+        """The versions of rows of :data:`FROM_VERSIONS`, in their order, details read in bulk."""
+        with collector_paused():
             ids = [row[0] for row in rows]
             details = details_of_ids(connection, ids)
             read = VersionReader(connection.dialect)
@@ -348,37 +352,56 @@ class CatalogReads:
     def search(
         self, name: str | None, where: Node | None, order: Sequence[OrderKey], limit: int | None
     ) -> list[ModelVersion]:
-        """Live versions (of ``name``, or of every model) matching a parsed filter, in the parsed order."""
+        """Live versions (of ``name``, or of every model) matching a parsed filter, in the parsed order.
+
+        With an order and a limit the read walks an index and stops after ``limit`` rows where the
+        order allows it (see :mod:`registry.catalog.keyset`).
+        """
         base = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None))
+        model_id = None
         with read_transaction(self.engine) as connection:
             if name is not None:
                 # metrics included: best() and metric filters must not follow a value raised by SQL
                 self._trust(connection, name, with_metrics=True)
-                base = base.where(VersionRow.model_id == self._model_id(connection, name))
+                model_id = self._model_id(connection, name)
+                base = base.where(VersionRow.model_id == model_id)
             elif self.key is not None:
                 # Every model, not only those in the result: a metric lowered by SQL would otherwise drop the
                 # true best out of the result unchecked, and serve the runner-up.
                 for model in connection.execute(select(ModelRow.name).order_by(ModelRow.name)).scalars():
                     self._trust(connection, model, with_metrics=True)
-            return self._versions(connection, search_statement(base, where, order, limit))
+            found = keyset.read(connection, base, keyset.Query(name, where, order), limit=limit, model_id=model_id)
+            return self._build(connection, found.rows)
 
     @retried
     def search_page(
-        self, name: str, where: Node | None, order: Sequence[OrderKey], limit: int, offset: int
-    ) -> tuple[list[ModelVersion], int]:
-        """One page of ``name``'s live versions matching ``where``, and how many match in all.
+        self,
+        name: str,
+        where: Node | None,
+        order: Sequence[OrderKey],
+        limit: int,
+        offset: int,
+        after: str | None = None,
+    ) -> tuple[list[ModelVersion], int, str | None]:
+        """One page of ``name``'s live versions matching ``where``, how many match in all, and the next cursor.
 
-        Limit, offset and count run in the database in one snapshot, so a
-        page of a model with 10,000 versions builds only the rows it shows.
+        The page starts ``offset`` rows in, or right after the row ``after`` (a cursor of an earlier page)
+        ends; the cursor returned continues after this page (``None`` when it is the last). Page, count
+        and cursor come from one snapshot; see :mod:`registry.catalog.keyset` for which orders read only
+        the rows they show.
         """
+        query = keyset.Query(name, where, order)
+        start = None if after is None else keyset.decode_cursor(query, after)
         with read_transaction(self.engine) as connection:
             self._trust(connection, name, with_metrics=True)
-            base = FROM_VERSIONS.where(
-                VersionRow.deleted_at.is_(None), VersionRow.model_id == self._model_id(connection, name)
-            )
-            matching = base if where is None else base.where(compile_filter(where))
-            total = connection.execute(select(func.count()).select_from(matching.subquery())).scalar_one()
-            return self._versions(connection, search_statement(base, where, order, limit, offset)), total
+            model_id = self._model_id(connection, name)
+            base = FROM_VERSIONS.where(VersionRow.deleted_at.is_(None), VersionRow.model_id == model_id)
+            total = keyset.total(connection, base, where, model_id)
+            # one row more than the page: whether a next page exists, without a count
+            found = keyset.read(connection, base, query, limit=limit + 1, offset=offset, after=start, model_id=model_id)
+            rows = found.rows[:limit]
+            cursor = keyset.encode_cursor(query, found.keys[limit - 1]) if len(found.rows) > limit else None
+            return self._build(connection, rows), total, cursor
 
     @retried
     def metric_series(self, name: str, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
@@ -413,18 +436,10 @@ class CatalogReads:
 
     @retried
     def metric_names(self, name: str) -> list[str]:
-        """The distinct keys of the live versions' current metrics, sorted: one query on ``latest_metrics``."""
+        """The distinct keys of the live versions' current metrics, sorted: one index seek a key."""
         with read_transaction(self.engine) as connection:
             self._trust(connection, name, with_metrics=True)
-            model_id = self._model_id(connection, name)
-            query = (
-                select(LatestMetricRow.key)
-                .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
-                .where(_LIVE_OF_MODEL)
-                .distinct()
-                .order_by(LatestMetricRow.key)
-            )
-            return list(connection.execute(query, {"model_id": model_id}).scalars())
+            return metric_names(connection, self._model_id(connection, name))
 
     @retried
     def version_history(self, name: str, version: int) -> list[MetricPoint]:

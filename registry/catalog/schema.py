@@ -20,7 +20,11 @@ Design notes:
   loads of their versions then say so, until the same digest comes back.
 * ``metrics`` is the append-only history; ``latest_metrics`` holds each
   version's most recently logged value per key, maintained in the same
-  transaction, so ``mv.metrics`` and metric filters need no aggregation.
+  transaction, so ``mv.metrics`` and metric filters need no aggregation. It
+  repeats the version's ``model_id`` so that one model's top versions by a
+  metric are one range of ``ix_latest_metrics_model_id``, read in order.
+* ``models.live_versions`` counts the model's live versions (moved with
+  ``last_version`` on register, down on delete): a page's total is one row.
 * ``versions.imports`` lists the globals a pickle imports (recorded at
   dump time, for audit); ``versions.signature`` (``ModelVersion.hmac``) is the HMAC-SHA256 that
   binds name, version, format and checksum when a signing key is used.
@@ -246,6 +250,8 @@ ModelRow = _Columns(
         Column("id", Integer, primary_key=True),
         Column("name", ExactString(NAME_LENGTH), unique=True, nullable=False),
         Column("last_version", Integer, default=0, nullable=False),
+        #: How many of its versions are live: moved by the statements that add and delete them, so a total is one row.
+        Column("live_versions", Integer, default=0, server_default="0", nullable=False),
         Column("created_at", UTCDateTime(), nullable=False),
         #: Bumped by every change of the model, keyed or not: what the client's rollback memory compares.
         Column("state_seq", Integer, default=0, server_default="0", nullable=False),
@@ -335,7 +341,10 @@ LatestMetricRow = _Columns(
         Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
         Column("key", ExactString(KEY_LENGTH), primary_key=True),
         Column("value", Double, nullable=False),
+        #: The version's model: a model's top versions by a metric, and its metric names, without other models'.
+        Column("model_id", ForeignKey("models.id"), nullable=False),
         Index("ix_latest_metrics_key_value", "key", "value"),
+        Index("ix_latest_metrics_model_id", "model_id", "key", "value", "version_id"),
     )
 )
 

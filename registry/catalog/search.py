@@ -32,9 +32,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, false, not_, or_, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, exists, false, literal, not_, or_, select
 
 from registry import query as q
 from registry.catalog.schema import (
@@ -117,7 +119,15 @@ def _compare(column: SQLColumnExpression[Any], op: str, value: object) -> Column
 
 
 class _Compiler:
-    """Turns one parsed filter into a WHERE clause over ``versions`` joined with ``models``."""
+    """Turns one parsed filter into a WHERE clause over ``versions`` joined with ``models``.
+
+    ``correlated`` spells each key/value test as a correlated ``EXISTS`` (one probe of the table's primary
+    key per version considered) instead of ``id IN (SELECT …)``, which SQLite reads whole into a list
+    first: the form for a read that walks an index in order and stops after a few rows.
+    """
+
+    def __init__(self, correlated: bool = False) -> None:
+        self.correlated = correlated
 
     # -- the tree ---------------------------------------------------------------
 
@@ -151,13 +161,18 @@ class _Compiler:
             return self.keyed(ParamValueRow, field.key, ParamValueRow.kind.in_(_VALUED_KINDS))
         if field.kind == "lineage":
             column = _LINEAGE_COLUMNS[field.key or ""]
-            return VersionRow.id.in_(select(LineageRow.version_id).where(column.is_not(None)))
+            return self.member(LineageRow, column.is_not(None))
         table = LatestMetricRow if field.kind == "metrics" else TagRow
         return self.keyed(table, field.key)
 
-    @staticmethod
-    def keyed(table: Any, key: str | None, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
-        return VersionRow.id.in_(select(table.version_id).where(table.key == key, *conditions))
+    def keyed(self, table: Any, key: str | None, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        return self.member(table, table.key == key, *conditions)
+
+    def member(self, table: Any, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        """Versions with a row of ``table`` meeting ``conditions``."""
+        if self.correlated:
+            return exists(select(literal(1)).where(table.version_id == VersionRow.id, *conditions))
+        return VersionRow.id.in_(select(table.version_id).where(*conditions))
 
     def matches(self, field: q.Field, op: str, value: Any) -> ColumnElement[bool]:
         """Versions whose ``field`` passes ``op`` against ``value`` (a tuple for ``in``)."""
@@ -201,7 +216,7 @@ class _Compiler:
             )
         else:
             condition = _compare(column, op, values if isinstance(value, tuple) else values[0])
-        return VersionRow.id.in_(select(LineageRow.version_id).where(condition))
+        return self.member(LineageRow, condition)
 
     @staticmethod
     def parent_id(ref: str) -> Any:
@@ -215,37 +230,66 @@ class _Compiler:
         )
 
 
-def compile_filter(tree: q.Node) -> ColumnElement[bool]:
-    """The WHERE clause of a parsed filter (:func:`registry.query.parse_filter`)."""
-    return _Compiler().node(tree)
+def compile_filter(tree: q.Node, *, correlated: bool = False) -> ColumnElement[bool]:
+    """The WHERE clause of a parsed filter (:func:`registry.query.parse_filter`); see :class:`_Compiler`."""
+    return _Compiler(correlated).node(tree)
 
 
-def order_columns(order: Sequence[q.OrderKey]) -> list[Any]:
-    """ORDER BY elements for parsed sort keys; missing values sort last, then name and version break ties."""
-    columns: list[Any] = []
+@dataclass(frozen=True)
+class Term:
+    """One ORDER BY expression: its direction, whether a version can lack it (missing sorts last), its type.
+
+    ``kind`` is the Python type a value of it has (what a page cursor may carry for it).
+    """
+
+    expression: Any
+    descending: bool
+    nullable: bool
+    kind: type
+
+
+def sort_terms(order: Sequence[q.OrderKey], *, one_model: bool) -> list[Term]:
+    """The ORDER BY terms of parsed sort keys, then the ties: name (not within one model), then version."""
+    terms: list[Term] = []
     for key in order:
-        for expression in _sort_expressions(key.field):
-            columns.append(expression.is_(None))  # false (has a value) sorts before true
-            columns.append(expression.desc() if key.descending else expression.asc())
-    columns.extend([ModelRow.name, VersionRow.version])
+        plain = key.field.kind in _PLAIN_COLUMNS
+        for expression, kind in _sort_expressions(key.field):
+            terms.append(Term(expression, key.descending, not plain, kind))
+    if not one_model:
+        terms.append(Term(ModelRow.name, False, False, str))
+    terms.append(Term(VersionRow.version, False, False, int))
+    return terms
+
+
+def order_columns(terms: Sequence[Term]) -> list[Any]:
+    """ORDER BY elements for ``terms``: a term a version can lack first sorts by whether it has it."""
+    columns: list[Any] = []
+    for term in terms:
+        if term.nullable:
+            columns.append(term.expression.is_(None))  # false (has a value) sorts before true
+        columns.append(term.expression.desc() if term.descending else term.expression.asc())
     return columns
 
 
-def _sort_expressions(field: q.Field) -> Sequence[Any]:
+_PLAIN_KINDS: dict[str, type] = {"version": int, "created_at": datetime, "format": str, "name": str}
+
+
+def _sort_expressions(field: q.Field) -> Sequence[tuple[Any, type]]:
     if field.kind in _PLAIN_COLUMNS:
-        return [_PLAIN_COLUMNS[field.kind]]
+        return [(_PLAIN_COLUMNS[field.kind], _PLAIN_KINDS[field.kind])]
     if field.kind == "metrics":
-        return [_value_of(LatestMetricRow, LatestMetricRow.value, field.key)]
+        return [(_value_of(LatestMetricRow, LatestMetricRow.value, field.key), float)]
     if field.kind == "tags":
-        return [_value_of(TagRow, TagRow.value, field.key)]
+        return [(_value_of(TagRow, TagRow.value, field.key), str)]
     if field.kind == "params":  # numbers (and booleans) first, then strings
+        kinds = ParamValueRow.kind.in_(("number", "bool"))
         return [
-            _value_of(ParamValueRow, ParamValueRow.number, field.key, ParamValueRow.kind.in_(("number", "bool"))),
-            _value_of(ParamValueRow, ParamValueRow.text, field.key, ParamValueRow.kind == "string"),
+            (_value_of(ParamValueRow, ParamValueRow.number, field.key, kinds), float),
+            (_value_of(ParamValueRow, ParamValueRow.text, field.key, ParamValueRow.kind == "string"), str),
         ]
     if field.key == "parent":  # by reference, not by the internal id
-        return [PARENT_MODEL.name, PARENT.version]
-    return [_LINEAGE_COLUMNS[field.key or ""]]  # joined already (see FROM_VERSIONS)
+        return [(PARENT_MODEL.name, str), (PARENT.version, int)]
+    return [(_LINEAGE_COLUMNS[field.key or ""], bool if field.key == "dirty" else str)]  # joined (see FROM_VERSIONS)
 
 
 def _value_of(table: Any, column: Any, key: str | None, *conditions: ColumnElement[bool]) -> Any:
@@ -255,13 +299,3 @@ def _value_of(table: Any, column: Any, key: str | None, *conditions: ColumnEleme
         .correlate(VersionRow)
         .scalar_subquery()
     )
-
-
-def search_statement(
-    base: Select[Any], where: q.Node | None, order: Sequence[q.OrderKey], limit: int | None, offset: int = 0
-) -> Select[Any]:
-    """``base`` (the version rows of live versions) filtered, ordered, and limited from ``offset`` on."""
-    statement = base if where is None else base.where(compile_filter(where))
-    statement = statement.order_by(*order_columns(order))
-    statement = statement.limit(limit) if limit is not None else statement
-    return statement.offset(offset) if offset else statement
