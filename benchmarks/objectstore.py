@@ -131,12 +131,7 @@ def measure(work: Path, megabytes: int, rounds: int) -> dict[str, float]:
 
     from benchmarks.child import big_model
     from registry import Registry
-    from registry.store import open_store
-
-    try:
-        from registry.store import multipart
-    except ImportError:  # before the direct multipart upload: fsspec's 50 MiB blocks, one at a time
-        multipart = None
+    from registry.store import multipart, open_store
 
     model = big_model(megabytes)
     data = model._fit_X  # changed by one number a round: new bytes, never deduplicated
@@ -157,7 +152,25 @@ def measure(work: Path, megabytes: int, rounds: int) -> dict[str, float]:
         url = f"s3://{bucket}/registry"
         remote_reg = Registry(catalog=catalog, store=open_store(url, work / "cache-writer"))
         local_reg = Registry(work / "local")
-        part, parallel = (50 * 2**20, 1) if multipart is None else (multipart.PART_SIZE, multipart.PART_CONCURRENCY)
+        part, parallel = multipart.PART_SIZE, multipart.PART_CONCURRENCY
+
+        def one_round(number: int) -> None:
+            """Every contender once, on this round's bytes (``dumped`` holds them for s3fs)."""
+            floor = f"{bucket}/floor/{number}"
+            record("put defaults", _timed(lambda: fs.put_file(str(dumped), f"{floor}-a")))
+            shaped = {"chunksize": part, "max_concurrency": parallel}
+            record("put multipart", _timed(lambda: fs.put_file(str(dumped), f"{floor}-b", **shaped)))
+            fs.rm([f"{floor}-a", f"{floor}-b"])  # moto holds objects in memory
+            record("register s3", _timed(lambda: remote_reg.register("big", model)))
+            record("register local", _timed(lambda: local_reg.register("big", model)))
+            # The load side: a machine with an empty cache reads the version back.
+            fs.put_file(str(dumped), f"{floor}-c")
+            record("get+load", _timed(lambda: get_and_load(f"{floor}-c")))
+            fs.rm(f"{floor}-c")
+            shutil.rmtree(work / "cache-reader", ignore_errors=True)
+            with Registry(catalog=catalog, store=open_store(url, work / "cache-reader")) as reader:
+                record("load s3", _timed(lambda: reader.load(f"big:{number + 1}")))
+
         try:
             remote_reg.register("warm-up", {"x": 1}, format="pickle")  # connections and migrations, not measured
             local_reg.register("warm-up", {"x": 1}, format="pickle")
@@ -165,26 +178,7 @@ def measure(work: Path, megabytes: int, rounds: int) -> dict[str, float]:
                 data[0, 0] = round_ + 1
                 with open(dumped, "wb") as file:
                     joblib.dump(model, file)
-                record("put defaults", _timed(lambda: fs.put_file(str(dumped), f"{bucket}/floor/{round_}-a")))
-                record(
-                    "put multipart",
-                    _timed(
-                        lambda: fs.put_file(
-                            str(dumped), f"{bucket}/floor/{round_}-b", chunksize=part, max_concurrency=parallel
-                        )
-                    ),
-                )
-                fs.rm([f"{bucket}/floor/{round_}-a", f"{bucket}/floor/{round_}-b"])  # moto holds objects in memory
-                record("register s3", _timed(lambda: remote_reg.register("big", model)))
-                record("register local", _timed(lambda: local_reg.register("big", model)))
-                # The load side: a machine with an empty cache reads the version back.
-                key = f"{bucket}/floor/{round_}-c"
-                fs.put_file(str(dumped), key)
-                record("get+load", _timed(lambda: get_and_load(key)))
-                fs.rm(key)
-                shutil.rmtree(work / "cache-reader", ignore_errors=True)
-                with Registry(catalog=catalog, store=open_store(url, work / "cache-reader")) as reader:
-                    record("load s3", _timed(lambda: reader.load(f"big:{round_ + 1}")))
+                one_round(round_)
         finally:
             remote_reg.close()
             local_reg.close()
