@@ -224,3 +224,10 @@ def test_hash_of_an_uploaded_blob_is_the_content_address(bucket: str, small_part
             staged.push()
             staged.publish()
         assert store.hash_of(staged.digest) == staged.digest and store.size_of(staged.digest) == len(data)
+
+
+def test_parts_grow_so_that_no_upload_needs_more_than_s3s_10000() -> None:
+    assert multipart.part_size(3 * PART) == multipart.PART_SIZE
+    for size in (multipart.PART_SIZE * multipart.MAX_PARTS + 1, 5 * 2**40):
+        part = multipart.part_size(size)
+        assert part > multipart.PART_SIZE and -(-size // part) <= multipart.MAX_PARTS
