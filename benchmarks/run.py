@@ -7,6 +7,7 @@
     python -m benchmarks --no-mlflow             # leave MLflow out even when it is installed
     python -m benchmarks --only search small     # some groups only (RESULTS.md keeps the others' rows)
     python -m benchmarks --only load-budgets     # issue 11's one-read budgets for a ~100 MB forest
+    python -m benchmarks --only objectstore      # ~100 MB on PostgreSQL + S3 (moto) against s3fs's own put_file
 
 MLflow runs for real, in child processes on its fastest local path (see
 :mod:`benchmarks.mlflow_child`), when the ``bench`` extra is installed
@@ -39,6 +40,7 @@ from benchmarks import mlflow_env
 from benchmarks.budgets import bench_load_budgets
 from benchmarks.growth import SIZES, Growth, bench_growth
 from benchmarks.models import small_model
+from benchmarks.objectstore import bench_object_store
 from benchmarks.search import bench_search
 from benchmarks.summary import NOTES, Summary
 from benchmarks.writers import race
@@ -550,6 +552,7 @@ GROUPS = {
     "search": ("8 ",),
     "load-budgets": ("9 ",),
     "growth": ("10 ",),
+    "objectstore": ("11 ",),
 }
 
 
@@ -611,6 +614,10 @@ def main() -> None:
             lambda: bench_budgets(work, results, summary, side, 20 if args.quick else 100, 2 if args.quick else 7),
         ),
         ("growth", lambda: bench_growth(work, max_versions, budget=0.2 if args.quick else 0.5)),
+        (
+            "objectstore",
+            lambda: bench_object_store(work, results, summary, 20 if args.quick else 100, 3 if args.quick else 5),
+        ),
     ]
     took: dict[str, float] = {}
     try:

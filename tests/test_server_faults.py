@@ -288,21 +288,21 @@ def _register_through(endpoint: str, catalog: str, bucket: str, cache: str, resu
 
 @pytest.mark.parametrize("server_url", ["postgresql", "mariadb"], indirect=True)
 def test_an_object_store_outage_of_one_writer_does_not_block_another(server_url: str, s3: str, tmp_path: Path) -> None:
-    """Writer 1's S3 endpoint hangs on publishing; writer 2 registers the same model meanwhile, unhindered."""
+    """Writer 1's S3 endpoint hangs on its upload (the push); writer 2 registers the same model meanwhile."""
     bucket = fresh_bucket()
     Registry(catalog=server_url, store=bucket).close()
     endpoint = urlsplit(s3)
     context = multiprocessing.get_context("fork")
     result = context.Queue()
     with proxy(endpoint.hostname or "127.0.0.1", endpoint.port or 80) as stalling:
-        stalling.hold(b"x-amz-copy-source")  # server-side copies (publishing) hang; everything else goes through
+        stalling.hold(b"put /")  # uploads (pushing, before any catalog lock) hang; lookups go through
         writer1 = context.Process(
             target=_register_through,
             args=(f"http://127.0.0.1:{stalling.port}", server_url, bucket, str(tmp_path / "cache-1"), result),
         )
         writer1.start()
         try:
-            assert stalling.holding.wait(60), "writer 1 never reached the publishing step"
+            assert stalling.holding.wait(60), "writer 1 never reached the upload"
             done = threading.Event()
             outcome: list[Any] = []
 

@@ -5,20 +5,27 @@ prefix is the local one (``blobs/sha256/ab/cdef…``, ``tmp/…``), so hashing,
 verification and publishing rules do not change with the backend:
 
 * Writing: the artifact is serialized into a local staging file of the
-  cache, hashed while written (no second read, never held in memory). If the
-  server already holds an object of that digest and size nothing is
-  uploaded; otherwise the file is uploaded under a temporary key. Pushing
-  (:meth:`RemoteStagedBlob.push`), done *before* any catalog lock is taken,
-  copies it to its content address server-side and removes the temporary
-  key: an object store that stalls or fails then holds up only the writer
-  that uses it, never the other writers of the same model waiting on its
-  row lock. A pushed blob with no row yet is protected from ``gc`` by its
+  cache, hashed while written (no second read, never held in memory).
+  Pushing (:meth:`RemoteStagedBlob.push`), done *before* any catalog lock
+  is taken, asks the server whether it already holds an object of that
+  digest and size (then nothing is uploaded) and otherwise uploads the
+  staged file. On an S3-protocol server it goes straight to its content
+  address (:mod:`registry.store.multipart`): one ``PUT`` for a small blob,
+  a multipart upload of parts sent in parallel for a large one, which
+  becomes visible only when ``CompleteMultipartUpload`` names every part,
+  and is aborted on any failure. Other fsspec backends upload under a
+  temporary key at staging and copy it to its content address when pushed.
+  An object store that stalls or fails then holds up only the writer that
+  uses it, never the other writers of the same model waiting on its row
+  lock. A pushed blob with no row yet is protected from ``gc`` by its
   grace period. Publishing (:meth:`RemoteStagedBlob.publish`), under the
   catalog lock of the blob's row, only asks the server that the object is
   still there and uploads it again if a concurrent delete freed it
   meanwhile, so no row is committed for an object that is absent. Object
   stores make a completed upload visible all at once, so no reader sees part
-  of a blob.
+  of a blob. A writer killed during a multipart upload leaves an unfinished
+  upload (no object, parts the server keeps): :meth:`RemoteBlobStore.temporary_files`
+  lists it and ``gc`` aborts it once it is older than the grace period.
 * Every existence check that decides whether bytes are uploaded, or whether
   a row may be committed, asks the server: the filesystem is opened without
   fsspec's listings cache, and the cached entry is dropped before each check
@@ -59,6 +66,7 @@ from typing import IO, Any, TypeVar
 
 from registry.digests import checksum_of, is_digest
 from registry.errors import CorruptedArtifact, StoreError
+from registry.store import multipart
 from registry.store.buffer import VerifiedReader
 from registry.store.files import StagedBase, StoredFile, blob_parts
 from registry.store.local import LocalBlobStore, LocalStagedBlob
@@ -122,14 +130,20 @@ def filesystem(url: str) -> tuple[Any, str]:
     return fs, path.rstrip("/")
 
 
+#: ``StoredFile.kind`` of an unfinished multipart upload; its ``path`` is ``key?uploadId=…``.
+UNFINISHED_UPLOAD = "multipart-upload"
+
+
 @dataclass
 class RemoteStagedBlob(StagedBase):
-    """A blob hashed into local staging and, unless already present, uploaded under a temporary key."""
+    """A blob hashed into local staging, uploaded when pushed (S3), or already under a temporary key (others)."""
 
     store: RemoteBlobStore
     local: LocalStagedBlob
     temp_key: str | None
     published: bool = False
+    #: Whether push still has to upload the bytes straight to their content address (S3).
+    to_upload: bool = False
 
     @property
     def digest(self) -> str:
@@ -215,6 +229,8 @@ class RemoteBlobStore:
 
     def stage(self, write: Callable[[IO[bytes]], None]) -> RemoteStagedBlob:
         local = self.cache.stage(write)
+        if multipart.speaks_s3(self._fs):  # uploaded to its content address when pushed
+            return RemoteStagedBlob(self, local, None, to_upload=True)
         try:
             temp_key = None
             if self.size_of(local.digest) != local.size:
@@ -229,11 +245,19 @@ class RemoteBlobStore:
         return RemoteStagedBlob(self, local, temp_key)
 
     def _upload(self, local: LocalStagedBlob, key: str) -> None:
+        """Upload the staged file (opened never through a link) to ``key``; see the module docstring."""
         with _progress(self.progress, f"uploading {local.size} bytes", local.size) as advance:
-            with local.open() as source, self._fs.open(key, "wb") as target:  # never through a link
+            if multipart.speaks_s3(self._fs):
+                with local.open() as source:
+                    multipart.upload(self._fs, key, source, local.size, advance)
+                return
+            with local.open() as source, self._fs.open(key, "wb") as target:
                 shutil.copyfileobj(_Counting(source, advance), target, 8 * 1024 * 1024)
 
     def _push(self, staged: RemoteStagedBlob) -> None:
+        if staged.to_upload:
+            self._push_direct(staged)
+            return
         if staged.temp_key is None:
             return
         final = self._key(staged.digest)
@@ -243,6 +267,20 @@ class RemoteBlobStore:
             staged.temp_key = None
         except Exception as exc:
             raise self._failure("publish an artifact", exc) from exc
+        finally:
+            self._fs.invalidate_cache(final)
+
+    def _push_direct(self, staged: RemoteStagedBlob) -> None:
+        """Upload the staged bytes straight to their content address unless the server already holds them."""
+        final = self._key(staged.digest)
+        try:
+            if self.size_of(staged.digest) != staged.size:
+                self._upload(staged.local, final)
+            staged.to_upload = False
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._failure("upload an artifact", exc) from exc
         finally:
             self._fs.invalidate_cache(final)
 
@@ -413,9 +451,23 @@ class RemoteBlobStore:
             yield StoredFile(PurePosixPath(key), size, mtime, name if is_digest(name) else None)
 
     def temporary_files(self) -> Iterator[StoredFile]:
+        """Objects under ``tmp/``, and (S3) unfinished multipart uploads of blobs, as ``key?uploadId=…``."""
         for key, size, mtime in self._listing(f"{self._root}/tmp"):
             yield StoredFile(PurePosixPath(key), size, mtime)
+        if multipart.speaks_s3(self._fs):
+            try:
+                unfinished = list(multipart.unfinished_uploads(self._fs, f"{self._root}/blobs/"))
+            except Exception as exc:
+                raise self._failure("list unfinished uploads", exc) from exc
+            for upload in unfinished:
+                path = PurePosixPath(f"{upload.key}?uploadId={upload.upload_id}")
+                yield StoredFile(path, upload.size, upload.mtime, kind=UNFINISHED_UPLOAD)
 
     def remove_file(self, file: StoredFile) -> None:
+        """Remove a temporary object, or abort an unfinished multipart upload (its parts are freed)."""
+        if file.kind == UNFINISHED_UPLOAD:
+            key, _, upload_id = str(file.path).partition("?uploadId=")
+            multipart.abort(self._fs, key, upload_id)
+            return
         with contextlib.suppress(FileNotFoundError):
             self._fs.rm(str(file.path))
