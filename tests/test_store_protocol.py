@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import CorruptedArtifact, InvalidArgument, Registry
+from registry import CorruptedArtifact, InvalidArgument, Registry, StoreError
 from registry.maintenance import WastePlan, plan_waste
 from registry.store import BlobStore, LocalBlobStore, MemoryStore, StagedBlob, open_store
 from registry.store.remote import RemoteBlobStore
@@ -255,3 +255,37 @@ def test_progress_cannot_be_given_beside_a_store_object_it_would_never_reach(tmp
     with pytest.raises(InvalidArgument, match="open_store"):
         Registry(tmp_path / "home", store=MemoryStore(), progress=reporter)
     assert not (tmp_path / "home").exists()  # refused before the catalog is created
+
+
+def test_a_reupload_failing_midway_leaves_nothing_under_the_content_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob freed between push and publish is uploaded again; fsspec's memory files commit on close, even on error."""
+    import registry.store.remote as remote
+
+    store = RemoteBlobStore(f"memory://modelshelf-{secrets.token_hex(6)}/store", tmp_path / "cache")
+    data = secrets.token_bytes(20 * 1024 * 1024)  # three 8 MiB chunks: the failure comes after one was written
+    final = str(store.path_of(hashlib.sha256(data).hexdigest()))
+    with store.stage(lambda file: file.write(data)) as staged:
+        staged.push()
+        store._fs.rm(final)  # a concurrent delete freed it
+        chunks = 0
+        real_read = remote._Counting.read
+
+        def failing_read(self: object, size: int = -1) -> bytes:  # the network dies after the first chunk
+            nonlocal chunks
+            chunks += 1
+            if chunks > 1:
+                raise ConnectionResetError("connection reset by peer")
+            return real_read(self, size)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(remote._Counting, "read", failing_read)
+        with pytest.raises(StoreError, match="publish"):
+            staged.publish()
+        assert chunks == 2
+        assert not store._fs.exists(final), "part of a blob was committed under its content address"
+        assert store._fs.find(f"{store._root}/tmp") == []  # nor anything left under a temporary name
+        monkeypatch.setattr(remote._Counting, "read", real_read)
+        staged.publish()  # the staged file stays: the next try uploads it whole
+    with store.open_verified(staged.digest, len(data)) as file:
+        assert file.read() == data

@@ -234,7 +234,7 @@ class RemoteBlobStore:
         try:
             temp_key = None
             if self.size_of(local.digest) != local.size:
-                temp_key = f"{self._root}/tmp/{os.getpid()}-{secrets.token_hex(8)}"
+                temp_key = self._temp_key()
                 self._upload(local, temp_key)
         except StoreError:
             local.__exit__(None, None, None)
@@ -288,11 +288,33 @@ class RemoteBlobStore:
         self._push(staged)  # a caller that did not push first pushes here, under the lock
         if self.size_of(staged.digest) != staged.size:  # freed meanwhile (or never there): upload it again
             try:
-                self._upload(staged.local, self._key(staged.digest))
+                self._upload_whole(staged.local, self._key(staged.digest))
             except Exception as exc:
                 raise self._failure("publish an artifact", exc) from exc
             finally:
                 self._fs.invalidate_cache(self._key(staged.digest))
+
+    def _upload_whole(self, local: LocalStagedBlob, final: str) -> None:
+        """Upload to a content address so that an upload failing midway leaves nothing under it.
+
+        An S3 multipart upload is invisible until completed. Other fsspec
+        filesystems commit what was written when a file object closes, even
+        when it closes on an error, so their bytes go to a temporary key first
+        and are copied to ``final`` only once all of them are there.
+        """
+        if multipart.speaks_s3(self._fs):
+            self._upload(local, final)
+            return
+        temp_key = self._temp_key()
+        try:
+            self._upload(local, temp_key)
+            self._fs.copy(temp_key, final)
+        finally:
+            with contextlib.suppress(Exception):  # gone, or never written; gc removes what a lost server leaves
+                self._fs.rm(temp_key)
+
+    def _temp_key(self) -> str:
+        return f"{self._root}/tmp/{os.getpid()}-{secrets.token_hex(8)}"
 
     def delete(self, digest: str) -> bool:
         """Remove a blob (and its cached copy); return whether the server had it. Call under the catalog lock."""
