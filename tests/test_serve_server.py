@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,15 @@ def register_versions(reg: Registry, count: int) -> dict[str, float]:
 
 
 @contextmanager
-def server(home: Path, *options: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], Any]]:
-    """``modelshelf --home HOME serve … --port 0 --json``, and the JSON line it printed once listening."""
-    command = [sys.executable, "-m", "registry", "--home", str(home), "serve", *options, "--port", "0", "--json"]
+def server(
+    home: Path, *options: str, env: dict[str, str] | None = None, at: Sequence[str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], Any]]:
+    """``modelshelf --home HOME serve … --port 0 --json``, and the JSON line it printed once listening.
+
+    ``at`` replaces ``--home HOME`` with other options naming the registry (``--catalog URL --store DIR``).
+    """
+    where = ["--home", str(home)] if at is None else list(at)
+    command = [sys.executable, "-m", "registry", *where, "serve", *options, "--port", "0", "--json"]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
