@@ -155,11 +155,15 @@ def test_the_server_follows_each_move_on_its_notice_long_before_the_next_poll(
 def test_a_forged_notice_makes_the_server_read_the_catalog_and_serve_only_what_it_says(
     on_postgres: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Any client may NOTIFY on the channel: a payload naming a version, or garbage, is only a reason to read."""
+    """Any client may NOTIFY on the channel: a payload naming a version, or garbage, is only a reason to read.
+
+    The server opens the registry read-only: its sessions are read-only on the server, and LISTEN works in them.
+    """
     with open_registry(on_postgres) as reg:
         register_versions(reg, 3)
         reg.set_alias("m", "production", 2)
-    with server(tmp_path, "m@production", "--poll", LONG_POLL, "--no-access-log", at=on_postgres["at"]) as (_, where):
+    options = ("m@production", "--poll", LONG_POLL, "--read-only", "--no-access-log")
+    with server(tmp_path, *options, at=on_postgres["at"]) as (_, where):
         url = where["url"]
         wait_for(lambda: listening(url), "the server to listen for notices")
         with psycopg.connect(libpq(on_postgres["url"]), autocommit=True) as attacker:
