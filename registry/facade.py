@@ -122,6 +122,7 @@ if TYPE_CHECKING:
     from registry.bundles.manifest import BundleEntry
     from registry.catalog import Catalog
     from registry.catalog.lite import LiteReader
+    from registry.catalog.notices import AliasNotice, AliasWatch
     from registry.catalog.protection import AliasDecision, AliasFacts
     from registry.frames import DataFrame  # pandas', named where pandas may be imported
     from registry.query import Node
@@ -555,6 +556,26 @@ class Registry:
                 raise InvalidArgument(f"{label} must be a non-empty text of at most 4096 characters, not {text!r:.60}")
         detail = {"served": served, "kind": kind, "reason": reason}
         return self._catalog.record_refused_swap(name, version, alias, detail)
+
+    def watch_aliases(
+        self,
+        wake: Callable[[AliasNotice], None],
+        on_state: Callable[[str, str | None], None] = lambda state, error: None,
+    ) -> AliasWatch | None:
+        """Be told as aliases move: a started watch calling ``wake(notice)``, or ``None`` where the catalog cannot.
+
+        On a PostgreSQL catalog (psycopg driver) every alias set, move or
+        delete sends a notification when its transaction commits, and the
+        watch's thread calls ``wake`` with the model and alias it names (and
+        once after every reconnection, naming nothing). A notice is a hint,
+        which any client of the database can forge: read the alias again on
+        it (``get(name, alias=...)``), never act on what it names. SQLite and
+        MariaDB catalogs give ``None``: poll them. Call ``stop()`` on the
+        watch when done.
+        """
+        if self._lite_path is not None:  # a SQLite file: no notifications, and no reason to open the full catalog
+            return None
+        return self._catalog.watch_aliases(wake, on_state)
 
     def promote(
         self,

@@ -71,6 +71,7 @@ READS = frozenset(
         "versions",
         "versions_importing",
         "versions_page",
+        "watch_aliases",
     }
 )
 
@@ -133,6 +134,7 @@ def read_everything(reg: Registry, out: Path) -> None:
     assert pickle.loads((out / "m1.pkl").read_bytes()) == [1]
     reg.export_bundle(["m@production"], out / "m.tar")
     assert (out / "m.tar").stat().st_size > 0
+    assert reg.watch_aliases(lambda notice: None) is None  # a SQLite catalog tells of no move (it is polled)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:

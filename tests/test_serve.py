@@ -253,7 +253,9 @@ def test_metadata_health_and_mlflows_probes(served: TestClient, reg: Registry) -
     assert metadata["methods"] == ["predict", "predict_proba"] and metadata["canary"] == "passed"
     assert metadata["following"] == "iris@production" and metadata["environment"] == mv.environment
     assert served.get("/healthz").json() == {"status": "ok"}
-    assert served.get("/readyz").json()["model"] == "iris:1"
+    ready = served.get("/readyz").json()
+    assert ready["model"] == "iris:1" and ready["served_on"] is None
+    assert ready["notices"] is None  # a SQLite catalog tells of no move: the alias is polled
     assert served.get("/ping").text == "\n" and served.get("/health").status_code == 200
 
 
@@ -268,6 +270,7 @@ def test_metrics_count_requests_errors_latency_and_the_served_version(served: Te
     assert 'modelshelf_serve_request_duration_seconds_count{endpoint="/predict"} 2' in text
     assert 'modelshelf_serve_model_version{model="iris"} 1' in text
     assert "modelshelf_serve_swaps_total 0" in text
+    assert "alias_notices" not in text  # SQLite: no notices to count
 
 
 def test_a_version_whose_canary_fails_cannot_start_a_server(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:

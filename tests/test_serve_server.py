@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from sklearn.datasets import load_iris
 
 from registry import Registry
 from tests import canary_models, serve_models
+from tests.servers import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 X, y = load_iris(return_X_y=True)
@@ -48,9 +49,15 @@ def register_versions(reg: Registry, count: int) -> dict[str, float]:
 
 
 @contextmanager
-def server(home: Path, *options: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], Any]]:
-    """``modelshelf --home HOME serve … --port 0 --json``, and the JSON line it printed once listening."""
-    command = [sys.executable, "-m", "registry", "--home", str(home), "serve", *options, "--port", "0", "--json"]
+def server(
+    home: Path, *options: str, env: dict[str, str] | None = None, at: Sequence[str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], Any]]:
+    """``modelshelf --home HOME serve … --port 0 --json``, and the JSON line it printed once listening.
+
+    ``at`` replaces ``--home HOME`` with other options naming the registry (``--catalog URL --store DIR``).
+    """
+    where = ["--home", str(home)] if at is None else list(at)
+    command = [sys.executable, "-m", "registry", *where, "serve", *options, "--port", "0", "--json"]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -246,24 +253,41 @@ def test_two_workers_both_follow_the_alias(home: Path) -> None:
         wait_for(all_new, "both workers to serve m:2")
 
 
+#: A Python with MLflow's scoring client (mlflow-skinny, pandas): .ci/run builds one. MLflow is too heavy for `test`.
+MLFLOW_PYTHON = os.environ.get("MODELSHELF_TEST_MLFLOW_PYTHON")
+
+
 def test_mlflows_own_scoring_client_works_against_a_modelshelf_server(home: Path) -> None:
-    """The client MLflow's tests use for `mlflow models serve`: its ping, its payloads, its response parsing."""
-    client_module = pytest.importorskip(
-        "mlflow.pyfunc.scoring_server.client", reason="MLflow is not installed: pip install 'modelshelf[bench]'"
-    )
-    import pandas as pd
+    """The client MLflow's tests use for `mlflow models serve`: its ping, its payloads, its response parsing.
+
+    It runs in its own interpreter (tests/mlflow_scoring_client.py) and talks to the server over HTTP.
+    """
+    if not MLFLOW_PYTHON:
+        skip_or_fail(
+            "MLflow's scoring client runs in an environment of its own: set MODELSHELF_TEST_MLFLOW_PYTHON to a "
+            "Python with mlflow-skinny and pandas installed (.ci/run builds .ci-venv-mlflow and sets it)"
+        )
     from sklearn.linear_model import LogisticRegression
 
+    from registry import __version__
+
     model = LogisticRegression(max_iter=500).fit(X, y)
+    rows = X[::21]  # seven rows, of all three classes
+    expected = model.predict(rows).tolist()
+    assert len(set(expected)) == 3
     with Registry(home) as reg:
         reg.register("iris", model, data=(X, y), alias="production")
-    with server(home, "iris@production") as (process, where):
-        client = client_module.ScoringServerClient("127.0.0.1", where["port"])
-        client.wait_server_ready(timeout=30, scoring_server_proc=process)
-        expected = model.predict(X[:7])
-        from_frame = client.invoke(pd.DataFrame(X[:7]))  # sent as {"dataframe_split": ...}
-        from_array = client.invoke(X[:7])  # sent as {"inputs": [...]}
-        from_list = client.invoke(X[:7].tolist())
-    for response in (from_frame, from_array, from_list):
-        assert np.array_equal(response.get_predictions(predictions_format="ndarray").ravel(), expected)
-        assert list(response.get_predictions()[0]) == expected.tolist()  # the default, a DataFrame
+    with server(home, "iris@production") as (_, where):
+        result = subprocess.run(
+            [str(MLFLOW_PYTHON), str(ROOT / "tests" / "mlflow_scoring_client.py"), "127.0.0.1", str(where["port"])],
+            input=json.dumps(rows.tolist()),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
+        )
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert got["version"] == __version__
+    for kind in ("frame", "array", "list"):
+        assert got[kind] == {"ndarray": expected, "dataframe": expected}, kind

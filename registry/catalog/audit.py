@@ -24,6 +24,8 @@ from registry.catalog.chain import metric_term, next_link
 from registry.catalog.schema import EventRow, table_of
 from registry.domain import EVENT_ACTIONS, AliasPeriod, Event
 
+#: The actions that change where an alias points (a server following the alias is told of each one).
+ALIAS_MOVES = ("alias.set", "alias.move", "alias.delete")
 _EVENTS = table_of(EventRow)
 _INSERT_EVENT = insert(_EVENTS)
 EVENT_COLUMNS = (
@@ -43,7 +45,7 @@ _ALIAS_EVENTS = (
     .where(
         EventRow.model == bindparam("model"),
         EventRow.alias == bindparam("alias"),
-        EventRow.action.in_(("alias.set", "alias.move", "alias.delete")),
+        EventRow.action.in_(ALIAS_MOVES),
     )
     .order_by(EventRow.id)
 )
@@ -112,6 +114,11 @@ class EventLog:
                 "host": self._actor.host,
             }
         )
+
+    def moved_aliases(self) -> list[tuple[str, str]]:
+        """The (model, alias) pairs this transaction points elsewhere or removes, each once, in order."""
+        moved = ((row["model"], row["alias"]) for row in self._rows if row["action"] in ALIAS_MOVES)
+        return list(dict.fromkeys(moved))
 
     def write(self, connection: Connection) -> dict[str, str]:
         """Insert the collected events, chained; return each touched model's new chain head.

@@ -50,6 +50,7 @@ from registry.catalog.damage import CLEAR_MARK, DamageMarks, mark_of
 from registry.catalog.dialects import insert_ignore, upsert
 from registry.catalog.engine import read_transaction, retried, write_transaction
 from registry.catalog.inventory import import_rows
+from registry.catalog.notices import AliasNotice, AliasWatch, announce, can_watch
 from registry.catalog.protection import (
     AliasDecision,
     AliasFacts,
@@ -189,7 +190,9 @@ class Catalog(DamageMarks, CatalogReads):
 
         ``adopt`` recomputes the metrics digest from the rows instead of updating the sealed one; ``ids``
         holds the model ids the transaction already knows (by name), which are then not looked up again.
+        On PostgreSQL the aliases the transaction moves are notified, told to listeners only if it commits.
         """
+        announce(connection, events.moved_aliases())
         for name in sorted(events.write(connection)):
             delta = None if adopt else events.metric_delta(name)
             model_id = ids[name] if ids and name in ids else self._model_id(connection, name)
@@ -219,6 +222,14 @@ class Catalog(DamageMarks, CatalogReads):
             events.add("state.seal", name, None, at=now, old=was, new={"seq": verdict.seq + 1})
             self._finish(connection, events, adopt=True)
             return verdict.seq + 1
+
+    def watch_aliases(
+        self, wake: Callable[[AliasNotice], None], on_state: Callable[[str, str | None], None]
+    ) -> AliasWatch | None:
+        """A started :class:`AliasWatch` calling ``wake`` as aliases move, or ``None`` where the catalog cannot tell."""
+        if not can_watch(self.engine):
+            return None
+        return AliasWatch(self.engine, wake, on_state=on_state).start()
 
     def _lock_model(self, connection: Connection, model_id: int) -> datetime:
         """Serialize the changes of one model on server databases (SQLite holds the write lock already).

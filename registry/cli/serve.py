@@ -76,7 +76,8 @@ def serve(
     """Serve predictions of REF over HTTP; with NAME@ALIAS, follow the alias as it moves.
 
     The version is loaded through the verified path and its canary re-run
-    before the server listens. Every --poll seconds the alias is read;
+    before the server listens. Every --poll seconds the alias is read
+    (on PostgreSQL also as soon as a move commits: NOTIFY/LISTEN);
     when it has moved, the new version is loaded, its canary re-run and its
     input signature compared with the served one's, and only then swapped
     in (no request fails). A version that fails any of these is not served:

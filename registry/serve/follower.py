@@ -9,6 +9,11 @@ signature and methods compared with the served one's, and only then is
 once each. A version that fails stays unserved: the log says why,
 ``/metrics`` counts it, and the audit trail gets a ``serve.swap_refused``
 event (once per version; not on a read-only registry, which the log says).
+
+A poll is triggered by the timer (every ``--poll`` seconds) or, on a
+PostgreSQL catalog, by a notice that the alias moved
+(:mod:`registry.catalog.notices`). Either way it is the same read of the
+catalog: a notice only says *when* to read, never *what* to serve.
 """
 
 from __future__ import annotations
@@ -46,16 +51,25 @@ class Follower:
         #: How many reads of the alias this follower made, and at which of them the served version came in.
         self.polls = 0
         self.served_since_poll = 0
+        #: What triggered the read that brought the served version in (``None``: served since startup).
+        self.served_on: str | None = None
+        #: Reads by what triggered them: the timer, or a notice that the alias moved.
+        self.reads = {"timer": 0, "notice": 0}
         metrics.served(served.mv.name, served.mv.version, served.mv.checksum, served.loaded_at)
 
     @property
     def name(self) -> str:
         return self.current.mv.name
 
-    def poll(self) -> str:
-        """Read the alias once and act on it: ``"same"``, ``"swapped"``, ``"refused"`` or ``"error"``."""
+    def poll(self, trigger: str = "timer") -> str:
+        """Read the alias once and act on it: ``"same"``, ``"swapped"``, ``"refused"`` or ``"error"``.
+
+        ``trigger`` says why it reads now, ``"timer"`` or ``"notice"``: it is
+        counted, and changes nothing else.
+        """
         if self.alias is None:
             return "same"
+        self.reads[trigger] += 1
         try:
             mv = self.registry.get(self.name, alias=self.alias)
         except TrustError as exc:  # with a key: the alias or its version's row was changed outside modelshelf
@@ -88,9 +102,9 @@ class Follower:
             return "same"
         if _identity(mv) in self._refused:
             return "refused"
-        return self._try(mv, served)
+        return self._try(mv, served, trigger)
 
-    def _try(self, mv: ModelVersion, served: Served) -> str:
+    def _try(self, mv: ModelVersion, served: Served, trigger: str) -> str:
         if _identity(mv) not in self._recorded:  # a store that keeps failing is retried quietly
             log.info("%s@%s moved to %s (serving %s): loading it", self.name, self.alias, mv.ref, served.ref)
         try:
@@ -106,6 +120,7 @@ class Follower:
             log.warning("%s: %s", candidate.ref, note)
         self.current = candidate
         self.served_since_poll = self.polls
+        self.served_on = trigger
         self.metrics.swapped()
         self.metrics.served(candidate.mv.name, candidate.mv.version, candidate.mv.checksum, candidate.loaded_at)
         log.info("now serving %s (was %s; canary: %s)", candidate.ref, served.ref, candidate.canary)

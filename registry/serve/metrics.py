@@ -50,6 +50,8 @@ class Metrics:
         self._refused: dict[str, int] = defaultdict(int)
         self._polls = 0
         self._poll_errors = 0
+        self._notices = 0
+        self._listening: bool | None = None  # None: the catalog cannot notify (SQLite, MariaDB), or pinned
         self._served: tuple[str, int, str] = ("", 0, "")
         self._loaded_at = 0.0
 
@@ -82,14 +84,23 @@ class Metrics:
             if not ok:
                 self._poll_errors += 1
 
+    def noticed(self) -> None:
+        with self._lock:
+            self._notices += 1
+
+    def listening(self, up: bool) -> None:
+        with self._lock:
+            self._listening = up
+
     def count(self, what: str) -> int:
-        """A counter's total, for ``/readyz`` and tests: ``swaps``, ``refused``, ``polls``, ``poll_errors``."""
+        """A counter's total, for ``/readyz`` and tests: swaps, refused, polls, poll_errors, notices."""
         with self._lock:
             return {
                 "swaps": self._swaps,
                 "refused": sum(self._refused.values()),
                 "polls": self._polls,
                 "poll_errors": self._poll_errors,
+                "notices": self._notices,
             }[what]
 
     def render(self) -> str:
@@ -134,6 +145,11 @@ class Metrics:
             sample("polls_total", self._polls)
             family("poll_errors_total", "counter", "Reads of the followed alias that failed (the old version stays).")
             sample("poll_errors_total", self._poll_errors)
+            if self._listening is not None:
+                family("alias_notices_total", "counter", "Notices that the followed alias may have moved (PostgreSQL).")
+                sample("alias_notices_total", self._notices)
+                family("alias_notices_listening", "gauge", "1 while listening for alias notices, 0 while reconnecting.")
+                sample("alias_notices_listening", int(self._listening))
             family("start_time_seconds", "gauge", "When this server process started (Unix time).")
             sample("start_time_seconds", self.started)
             return "\n".join(lines) + "\n"

@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -47,6 +47,9 @@ from registry.serve import answers, metrics, payloads
 from registry.serve.follower import Follower
 from registry.serve.payloads import RequestRefused
 from registry.serve.served import METHODS, SwapRefused, load_served
+
+if TYPE_CHECKING:  # a SQLite catalog is followed without SQLAlchemy, which the catalog's notices import
+    from registry.catalog.notices import AliasNotice, AliasWatch
 
 log = logging.getLogger("modelshelf.serve")
 
@@ -162,17 +165,68 @@ def app(
     alias = parsed.alias if parsed.alias is not None and not pin else None
     follower = Follower(registry, served, alias, safe=bool(safe), metrics=counts)
 
-    async def follow() -> None:
+    watch: list[AliasWatch] = []  # the running watch, while the lifespan runs on a catalog that notifies
+
+    async def follow(woken: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(seconds)
             try:
-                await run_in_threadpool(follower.poll)  # it may load a model: never on the event loop
+                await asyncio.wait_for(woken.wait(), seconds)
+                trigger = "notice"
+            except TimeoutError:
+                trigger = "timer"
+            woken.clear()  # a notice arriving during the read below sets it again: one more read, none lost
+            try:
+                await run_in_threadpool(follower.poll, trigger)  # it may load a model: never on the event loop
             except Exception:  # a bug must not stop the following for good: say so and poll again
                 log.exception("polling %s failed", ref)
 
+    def start_watch(woken: asyncio.Event) -> None:
+        """Listen for alias notices where the catalog sends them; each one wakes ``follow`` early."""
+        assert alias is not None
+        loop = asyncio.get_running_loop()
+        name = follower.name
+        lost: list[str | None] = [None]  # the last loss logged, until the watch listens again
+
+        def wake(notice: AliasNotice) -> None:  # in the watch's thread
+            if notice.concerns(name, alias):
+                if not notice.reconnected:
+                    counts.noticed()
+                with contextlib.suppress(RuntimeError):  # the loop closed as the server stopped
+                    loop.call_soon_threadsafe(woken.set)
+
+        def on_state(state: str, error: str | None) -> None:
+            if state == "listening":
+                counts.listening(True)
+                lost[0] = None
+                log.info("listening for moves of %s@%s in the catalog (polling every %gs too)", name, alias, seconds)
+            elif state == "reconnecting":
+                counts.listening(False)
+                if error == lost[0]:  # once per kind of failure, not once per attempt
+                    return
+                lost[0] = error
+                log.warning(
+                    "the catalog connection that listens for alias moves failed (%s): reconnecting, polling every %gs "
+                    "meanwhile",
+                    error,
+                    seconds,
+                )
+
+        try:
+            found = registry.watch_aliases(wake, on_state)
+        except Exception as exc:  # notices are an optimization: polling alone still follows the alias
+            log.warning("cannot listen for moves of %s@%s (%s): polling every %gs", name, alias, exc, seconds)
+            return
+        if found is not None:
+            counts.listening(False)
+            watch.append(found)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(follow()) if alias is not None else None
+        task = None
+        if alias is not None:
+            woken = asyncio.Event()
+            start_watch(woken)
+            task = asyncio.create_task(follow(woken))
         try:
             yield
         finally:
@@ -180,6 +234,8 @@ def app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            while watch:
+                await run_in_threadpool(watch.pop().stop)
 
     def method_endpoint(method: str) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -233,6 +289,9 @@ def app(
             "served_since_poll": follower.served_since_poll,
             "swaps": counts.count("swaps"),
             "refused": counts.count("refused"),
+            "served_on": follower.served_on,
+            "reads": dict(follower.reads),
+            "notices": watch[0].status() if watch else None,
         }
         return Response(answers.encode(document), media_type=_JSON, headers={MODEL_HEADER: current.ref})
 
