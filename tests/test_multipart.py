@@ -213,6 +213,18 @@ def test_gc_aborts_the_unfinished_upload_of_a_killed_writer_once_it_is_old_enoug
         assert reg.verify().ok
 
 
+def test_gc_keeps_an_upload_whose_first_part_is_still_on_its_way(moto_bucket: str, tmp_path: Path) -> None:
+    """moto dates every upload's start in 2010: without a part to date it by, gc must not take it for a dead one."""
+    with Registry(catalog=f"sqlite:///{tmp_path / 'catalog.db'}", store=moto_bucket) as reg:
+        fs = reg._store._fs  # type: ignore[attr-defined]
+        bucket, _, prefix = moto_bucket.removeprefix("s3://").partition("/")
+        key = f"{prefix}/blobs/sha256/ab/{'c' * 62}".lstrip("/")
+        started = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)  # another writer, just begun
+        report = reg.gc(dry_run=False)  # the default grace period
+        assert report.removed == []
+        assert [entry["UploadId"] for entry in unfinished(reg)] == [started["UploadId"]]
+
+
 def test_hash_of_an_uploaded_blob_is_the_content_address(bucket: str, small_parts: None, tmp_path: Path) -> None:
     """The direct upload names the object by the hash of the staged bytes: the server's copy hashes to its name."""
     data = os.urandom(2 * PART + 1)

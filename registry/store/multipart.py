@@ -20,6 +20,12 @@ no object under any name, but parts the server stores until they are
 aborted; :func:`unfinished_uploads` lists them for ``gc`` (and a bucket
 lifecycle rule ``AbortIncompleteMultipartUpload`` does the same server-side).
 
+"Visible only whole" is what S3 and moto do. s3rver writes a completed
+upload (and a PUT) into the object's file in place, so a reader of an object
+that a second writer is uploading again at that moment can get a broken
+stream; it never gets other bytes undetected, because every load checks the
+digest, and the content is the same bytes anyway.
+
 Everything goes through s3fs's own client (``_call_s3``: its retries, its
 error translation to ``OSError``, the user's ``s3_additional_kwargs`` such
 as server-side encryption); only the scheduling of parts is here. This
@@ -38,6 +44,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -183,7 +190,11 @@ class Unfinished:
 
     ``size`` is what its parts hold; ``mtime`` the later of its start and its
     last part, so an upload still sending parts looks as young as it is
-    (moto, for one, reports every upload as started in 2010).
+    (moto, for one, reports every upload as started in 2010). An upload with
+    no part listed yet is dated now: its start may be such a date, and its
+    writer may be sending the first part this moment. It holds no bytes, so
+    keeping it costs nothing; a bucket lifecycle rule
+    (``AbortIncompleteMultipartUpload``) ends one whose writer died.
     """
 
     key: str
@@ -213,7 +224,8 @@ def unfinished_uploads(fs: Any, prefix: str) -> Iterator[Unfinished]:
         for entry in page.get("Uploads") or []:
             key = f"{bucket}/{entry['Key']}"
             size, last = _parts_of(fs, bucket, entry["Key"], entry["UploadId"])
-            yield Unfinished(key, entry["UploadId"], size, max(_seconds(entry.get("Initiated")), last))
+            mtime = max(_seconds(entry.get("Initiated")), last) if last else time.time()
+            yield Unfinished(key, entry["UploadId"], size, mtime)
         if not page.get("IsTruncated"):
             return
         listing["KeyMarker"] = page.get("NextKeyMarker", "")
