@@ -148,3 +148,23 @@ def test_the_reset_is_not_laundered_into_a_valid_seal_by_the_next_keyed_write(ke
         f"the attacker's state is now sealed: production -> {keyed.get('m@production').version}, latest -> "
         f"{keyed.get('m').version} (revoked); verify problems: {[p.kind for p in report.problems]}"
     )
+
+
+def test_moving_a_metric_row_to_another_model_does_not_steer_a_top_n_read(home: Path) -> None:
+    """Keyset reads find a model's metrics by latest_metrics.model_id, a column the seal once left out: pointing
+    the best version's row at another model made a keyed registry return the runner-up as the best, unchecked."""
+    with Registry(home, signing_key=KEY) as reg:
+        reg.register("a", {"v": 1}, format="pickle", metrics={"acc": 0.99})
+        reg.register("a", {"v": 2}, format="pickle", metrics={"acc": 0.80})
+        reg.register("other", {"v": 0}, format="pickle", metrics={"acc": 0.5})
+        assert reg.search("a", order_by="metrics.acc desc", limit=1)[0].version == 1
+        sql(
+            home,
+            "UPDATE latest_metrics SET model_id = (SELECT id FROM models WHERE name = 'other') WHERE version_id = "
+            "(SELECT v.id FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = 'a' AND v.version = 1)",
+        )
+        with pytest.raises(UntrustedArtifact):
+            reg.search("a", order_by="metrics.acc desc", limit=1)
+        with pytest.raises(UntrustedArtifact):
+            reg.versions_page("a", order_by="metrics.acc desc", limit=1)
+        assert not reg.verify(deep=False).ok

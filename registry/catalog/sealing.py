@@ -101,7 +101,9 @@ _DELETED_AND_ALIASES: CompoundSelect[str, int, str | None] = union_all(
 _LATEST_METRICS = (
     select(VersionRow.version, LatestMetricRow.key, LatestMetricRow.value)
     .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
-    .where(VersionRow.model_id == bindparam("model_id"))
+    # Both model ids: keyset reads find a model's metrics by latest_metrics.model_id, so a row moved to another
+    # model by raw SQL must change this digest, not just vanish from those reads.
+    .where(VersionRow.model_id == bindparam("model_id"), LatestMetricRow.model_id == bindparam("model_id"))
     .order_by(VersionRow.version, LatestMetricRow.key)
 )
 _PROTECTIONS = select(AliasProtectionRow.alias, AliasProtectionRow.gates).where(
