@@ -182,6 +182,12 @@ def test_bad_cursors_are_refused_with_what_to_do(tmp_path: Path) -> None:
             forged(version, fingerprint, [0.5]): "does not match its order",
             forged(version + 1, fingerprint, values): "not a page cursor",
             forged(version, "0" * 16, values): "another model, filter or order",
+            # hostile: a JSON nesting bomb, integers no column holds, a NaN, a cursor of megabytes
+            base64.urlsafe_b64encode(b"[" * 100_000).decode(): "not a page cursor",
+            forged(version, fingerprint, [0.5, 2**63]): "where a int belongs",
+            forged(version, fingerprint, [10**400, 2]): "where a float belongs",
+            forged(version, fingerprint, [float("nan"), 2]): "where a float belongs",
+            "A" * (300 * 1024): "more than any cursor",
         }
         for after, message in bad.items():
             with pytest.raises(InvalidArgument, match=message) as error:

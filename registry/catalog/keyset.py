@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,11 +45,15 @@ from registry import query as q
 from registry.catalog.schema import LatestMetricRow, ModelRow, VersionRow, aliased
 from registry.catalog.search import Term, compile_filter, order_columns, sort_terms
 from registry.errors import InvalidArgument
+from registry.limits import MAX_INT64
 
 #: The sort values of one row, in the order of its terms (``None`` where the version lacks the key).
 Key = list[Any]
 
 _CURSOR_VERSION = 1
+#: Longer than any cursor a page makes (its sort values are bounded by what the catalog stores), short enough
+#: that decoding a hostile one costs nothing.
+MAX_CURSOR_LENGTH = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,12 @@ def decode_cursor(query: Query, cursor: object) -> Key:
     if not isinstance(cursor, str) or not cursor:
         raise InvalidArgument(f"after must be a cursor (the next_cursor of a previous page, a str), not {cursor!r}")
     hint = "pass the next_cursor of a page of the same model, filter and order, or leave after= out to start"
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise InvalidArgument(f"after={_shown(cursor)} is {len(cursor):,} characters, more than any cursor: {hint}")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         version, fingerprint, values = json.loads(raw)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError):  # nested [[[…]]]
         raise InvalidArgument(f"after={_shown(cursor)} is not a page cursor modelshelf made: {hint}") from None
     if version != _CURSOR_VERSION or not isinstance(values, list):
         raise InvalidArgument(f"after={_shown(cursor)} is not a page cursor modelshelf made: {hint}")
@@ -106,9 +114,12 @@ def _value(term: Term, value: Any, cursor: str, hint: str) -> Any:
         if moment is not None and moment.tzinfo is not None:
             return moment
     elif term.kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        with contextlib.suppress(OverflowError):  # an int too large for a float
+            if math.isfinite(float(value)):  # json reads NaN and Infinity, which no metric holds
+                return float(value)
     elif term.kind is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
+        if -MAX_INT64 - 1 <= value <= MAX_INT64:  # what every catalog's integer columns hold
+            return value
     elif term.kind in (str, bool) and type(value) is term.kind:
         return value
     raise InvalidArgument(f"after={_shown(cursor)} holds {value!r} where a {term.kind.__name__} belongs: {hint}")
