@@ -357,6 +357,11 @@ def _configure_server(engine: Engine, read_only: bool = False) -> None:
             statements.append("SET default_transaction_read_only = on")
     else:  # MySQL and MariaDB: whole seconds
         statements.append(f"SET SESSION innodb_lock_wait_timeout = {max(1, int(LOCK_TIMEOUT))}")
+        # They sort text by its first 1,024 bytes unless told otherwise, while a page cursor compares whole
+        # values: long tag values that differ later were skipped. 32 KiB holds the longest tag (5,000
+        # characters) and fits the default sort buffer; a longer setting ran out of sort memory. A params
+        # string (unbounded) equal over its first 32 KiB still sorts as equal there.
+        statements.append("SET SESSION max_sort_length = 32768")
         if read_only:
             statements.append("SET SESSION TRANSACTION READ ONLY")
 
