@@ -486,3 +486,17 @@ def test_the_command_refuses_a_version_whose_canary_fails_with_exit_3_before_lis
     assert "serving" not in result.output
     missing = run_cli(home / "nowhere", "serve", "m@production")
     assert missing.exit_code == 1 and "no registry at" in missing.output
+
+
+def test_the_listening_gauge_keeps_what_the_watch_thread_said_first() -> None:
+    """The watch's thread can report "listening" before the server notes that the catalog can notify."""
+    from registry.serve.metrics import Metrics
+
+    metrics = Metrics()
+    assert "alias_notices_listening" not in metrics.render()  # SQLite, MariaDB: no such gauge
+    metrics.listening(True)  # the thread was quicker
+    metrics.can_listen()
+    assert "modelshelf_serve_alias_notices_listening 1" in metrics.render()
+    fresh = Metrics()
+    fresh.can_listen()
+    assert "modelshelf_serve_alias_notices_listening 0" in fresh.render()

@@ -11,6 +11,7 @@ version is only ever what the catalog says.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,29 @@ def test_a_forged_notice_makes_the_server_read_the_catalog_and_serve_only_what_i
             )
             attacker.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"model": "m", "alias": "production"})))
             wait_for(lambda: serving(url) == "m:3", "the version the catalog now names")
+
+
+def test_a_flood_of_notices_reads_the_alias_at_most_once_per_gap(on_postgres: dict[str, Any], tmp_path: Path) -> None:
+    """Any role may NOTIFY: 100 notices over half a second must not cost 100 reads (and loads of a failing version)."""
+    from registry.serve.routes import NOTICE_READ_GAP
+
+    with open_registry(on_postgres) as reg:
+        register_versions(reg, 2)
+    with server(tmp_path, "m@production", "--poll", LONG_POLL, "--no-access-log", at=on_postgres["at"]) as (_, where):
+        url = where["url"]
+        wait_for(lambda: listening(url), "the server to listen for notices")
+        payload = json.dumps({"model": "m", "alias": "production"})
+        with psycopg.connect(libpq(on_postgres["url"]), autocommit=True) as attacker:
+            started = time.monotonic()
+            for _ in range(100):
+                attacker.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                time.sleep(0.005)
+            wait_for(lambda: readyz(url)["notices"]["received"] == 100, "the notices to arrive")
+            time.sleep(2 * NOTICE_READ_GAP)  # the last read the flood asked for
+            elapsed = time.monotonic() - started
+        reads = readyz(url)["reads"]["notice"]
+        assert 1 <= reads <= elapsed / NOTICE_READ_GAP + 2, (reads, elapsed)
+        assert serving(url) == "m:1"
 
 
 def test_after_losing_its_listening_connection_the_server_reconnects_and_follows_on_notices_again(

@@ -92,6 +92,12 @@ class Metrics:
         with self._lock:
             self._listening = up
 
+    def can_listen(self) -> None:
+        """The catalog can notify: show the gauge, at 0 unless the watch already said it listens."""
+        with self._lock:
+            if self._listening is None:
+                self._listening = False
+
     def count(self, what: str) -> int:
         """A counter's total, for ``/readyz`` and tests: swaps, refused, polls, poll_errors, notices."""
         with self._lock:

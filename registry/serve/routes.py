@@ -57,6 +57,8 @@ log = logging.getLogger("modelshelf.serve")
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: Seconds between two reads of the followed alias.
 DEFAULT_POLL = 5.0
+#: Seconds at least between two reads that notices trigger (a notice is a hint, and anyone may send one).
+NOTICE_READ_GAP = 0.25
 MODEL_HEADER = "modelshelf-model"
 _JSON = "application/json"
 _ERROR_KEY = "modelshelf.error"
@@ -168,13 +170,17 @@ def app(
     watch: list[AliasWatch] = []  # the running watch, while the lifespan runs on a catalog that notifies
 
     async def follow(woken: asyncio.Event) -> None:
+        last_read = 0.0
         while True:
             try:
                 await asyncio.wait_for(woken.wait(), seconds)
                 trigger = "notice"
+                # Any database role may NOTIFY: a flood of notices reads the alias at most this often.
+                await asyncio.sleep(max(0.0, last_read + NOTICE_READ_GAP - time.monotonic()))
             except TimeoutError:
                 trigger = "timer"
             woken.clear()  # a notice arriving during the read below sets it again: one more read, none lost
+            last_read = time.monotonic()
             try:
                 await run_in_threadpool(follower.poll, trigger)  # it may load a model: never on the event loop
             except Exception:  # a bug must not stop the following for good: say so and poll again
@@ -217,7 +223,7 @@ def app(
             log.warning("cannot listen for moves of %s@%s (%s): polling every %gs", name, alias, exc, seconds)
             return
         if found is not None:
-            counts.listening(False)
+            counts.can_listen()  # not listening(False): the watch's thread may have reported "listening" already
             watch.append(found)
 
     @contextlib.asynccontextmanager
