@@ -1781,10 +1781,23 @@ class Registry:
         mv = self.get(ref_or_name, version, alias)
         self._check_hmac(mv)
         try:
-            with self._store.open_verified(mv.digest, mv.size) as stream:
+            with self._store.open_verified(mv.digest, mv.size, blake3=self._blake3_of(mv)) as stream:
                 yield stream
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
+
+    def _blake3_of(self, mv: ModelVersion) -> str | None:
+        """The fast digest to verify ``mv``'s bytes with, or ``None`` to verify the SHA-256.
+
+        Without a signing key the catalog's BLAKE3 is trusted as its SHA-256
+        is (whoever can rewrite either can also re-point the version). With a
+        key only a v4 signature covers it (checked by :meth:`_check_hmac`
+        first): under an older one the column is the catalog's word alone, and
+        SQL could set the BLAKE3 of swapped bytes, so the SHA-256 decides.
+        """
+        if mv.blake3 is None or (self._signing_key is not None and not signing.covers_blake3(mv.hmac)):
+            return None
+        return mv.blake3
 
     def _corrupted(self, mv: ModelVersion, exc: CorruptedArtifact) -> CorruptedArtifact:
         """The error for a failed read of ``mv``'s blob; only a missing one asks the catalog whether it is marked."""
@@ -1830,7 +1843,7 @@ class Registry:
             )
         try:
             # One read: the bytes hashed are the bytes unpickled, whoever can write the store meanwhile.
-            with self._store.open_verified(mv.digest, mv.size) as file:
+            with self._store.open_verified(mv.digest, mv.size, blake3=self._blake3_of(mv)) as file:
                 if differences and warn:
                     warnings.warn(
                         EnvironmentMismatchWarning(

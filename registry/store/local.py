@@ -61,7 +61,7 @@ from registry.errors import CorruptedArtifact, StoreError
 from registry.outputs import replacing
 from registry.store import nofollow
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
-from registry.store.files import StagedBase, StoredFile, blob_parts, check_hash
+from registry.store.files import StagedBase, StoredFile, blob_parts, check_blake3, check_hash
 from registry.store.hashing import HashingWriter
 from registry.store.reading import read_once
 
@@ -114,6 +114,8 @@ class LocalStagedBlob(StagedBase):
     digest: str
     size: int
     temp_path: Path
+    #: The BLAKE3 of the staged bytes (bare hex), computed in the same pass as ``digest``.
+    blake3: str | None = None
 
     published: bool = False
 
@@ -233,7 +235,7 @@ class LocalBlobStore:
             raise
         finally:
             os.close(tmp)
-        return LocalStagedBlob(self, writer.hexdigest, writer.size, temp_path)
+        return LocalStagedBlob(self, writer.hexdigest, writer.size, temp_path, writer.blake3)
 
     def _publish(self, staged: LocalStagedBlob) -> None:
         """Rename the staged bytes onto their content address.
@@ -477,8 +479,14 @@ class LocalBlobStore:
         return file
 
     @contextlib.contextmanager
-    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[VerifiedReader]:
+    def open_verified(
+        self, digest: str, size: int, *, private: bool = True, blake3: str | None = None
+    ) -> Iterator[VerifiedReader]:
         """Yield the blob's bytes, read once into private memory and verified there against ``digest``.
+
+        With ``blake3`` (the version's fast digest, which the caller trusts
+        as it trusts ``digest``) the memory is verified against it instead:
+        the same one read, hashed on every core.
 
         The file is opened once (no symbolic link on the way, a regular
         file of the recorded ``size``) and read once, each chunk hashed in
@@ -512,7 +520,10 @@ class LocalBlobStore:
                 if nofollow.is_link_error(exc):
                     raise self._link_refused("make room for a private copy", ("tmp",)) from exc
                 raise self._failure(f"make room for a private copy of {size} bytes", exc) from exc
-            actual = read_once(source, memory)
-        check_hash(digest, actual)
+            actual = read_once(source, memory, fast=blake3 is not None)
+        if blake3 is None:
+            check_hash(digest, actual)
+        else:
+            check_blake3(digest, blake3, actual, lambda: hashlib.sha256(memory).hexdigest())
         with VerifiedReader(memory) as reader:
             yield reader

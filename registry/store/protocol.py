@@ -16,7 +16,8 @@ rules every store keeps:
   never published is removed when the staged blob's ``with`` block ends.
 * Read only after verification: :meth:`BlobStore.open_verified` hashes the
   bytes it hands on, and raises :class:`~registry.errors.CorruptedArtifact`
-  when they are missing or are not what the digest promises.
+  when they are missing or are not what the digest promises (the SHA-256,
+  or the BLAKE3 fast digest when the caller gives one).
 
 Both protocols are ``runtime_checkable``, so ``isinstance(obj, BlobStore)``
 tells a store object from a path (it checks the names, not the signatures).
@@ -61,6 +62,11 @@ class StagedBlob(Protocol):
         """The number of staged bytes."""
         ...
 
+    @property
+    def blake3(self) -> str | None:
+        """The BLAKE3 (bare hex) of the staged bytes, hashed in the same pass: the fast verification digest."""
+        ...
+
     def push(self) -> None:
         """The slow part of publishing, done before any catalog lock is taken (a no-op where there is none)."""
         ...
@@ -100,9 +106,13 @@ class BlobStore(Protocol):
         ...
 
     def open_verified(
-        self, digest: str, size: int, *, private: bool = True
+        self, digest: str, size: int, *, private: bool = True, blake3: str | None = None
     ) -> contextlib.AbstractContextManager[VerifiedReader]:
-        """The blob's bytes, read once and verified against ``digest`` and ``size`` before they are handed on."""
+        """The blob's bytes, read once and verified against ``digest`` and ``size`` before they are handed on.
+
+        With ``blake3`` they are verified against that fast digest instead of
+        ``digest``; the caller passes it only when it trusts it as much.
+        """
         ...
 
     def copy_out(self, digest: str, size: int, destination: Path) -> None:
