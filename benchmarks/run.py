@@ -38,6 +38,7 @@ from typing import Any
 from benchmarks import mlflow_env
 from benchmarks.budgets import bench_load_budgets
 from benchmarks.growth import SIZES, Growth, bench_growth
+from benchmarks.mapped import bench_mapped
 from benchmarks.models import small_model
 from benchmarks.search import bench_search
 from benchmarks.summary import NOTES, Summary
@@ -550,6 +551,7 @@ GROUPS = {
     "search": ("8 ",),
     "load-budgets": ("9 ",),
     "growth": ("10 ",),
+    "mapped": ("11 ",),
 }
 
 
@@ -611,6 +613,7 @@ def main() -> None:
             lambda: bench_budgets(work, results, summary, side, 20 if args.quick else 100, 2 if args.quick else 7),
         ),
         ("growth", lambda: bench_growth(work, max_versions, budget=0.2 if args.quick else 0.5)),
+        ("mapped", lambda: bench_mapped(work, results, 20 if args.quick else 100)),
     ]
     took: dict[str, float] = {}
     try:

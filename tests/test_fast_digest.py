@@ -77,6 +77,17 @@ def test_a_large_artifact_is_hashed_in_the_same_pass(reg: Registry) -> None:
     assert (mv.digest, mv.blake3) == (hashlib.sha256(data).hexdigest(), b3(data))
 
 
+def test_a_pickle_handing_over_an_arrays_own_buffer_is_hashed_as_its_bytes(reg: Registry) -> None:
+    """Protocol 5 writes a float array's buffer as is (format 'd', not bytes): both digests take its bytes."""
+    import numpy as np
+
+    payload = {"w": np.arange(300_000, dtype=np.float64), "f": np.asfortranarray(np.ones((300, 300)))}
+    mv = reg.register("p", payload, format="pickle")
+    data = reg._store.path_of(mv.digest).read_bytes()
+    assert (mv.digest, mv.blake3) == (hashlib.sha256(data).hexdigest(), b3(data))
+    assert reg.load("p")["w"][-1] == 299_999
+
+
 def test_register_file_and_bundle_import_record_it_too(reg: Registry, tmp_path: Path, home: Path) -> None:
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps({"w": [1, 2, 3]}))

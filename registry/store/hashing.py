@@ -52,6 +52,8 @@ class HashingWriter:
 
     def write(self, data: Any) -> int:
         view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:  # pickle 5 hands over an array's own buffer: BLAKE3 takes bytes
+            view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
         hashing = None
         if view.nbytes >= OVERLAP_THRESHOLD:
             if self._helper is None:

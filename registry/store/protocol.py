@@ -37,7 +37,7 @@ from typing import IO, Protocol, runtime_checkable
 from registry.store.buffer import VerifiedReader
 from registry.store.files import StoredFile
 
-__all__ = ["BlobStore", "ProgressReporter", "StagedBlob"]
+__all__ = ["BlobStore", "MappableStore", "ProgressReporter", "StagedBlob"]
 
 #: ``reporter(description, total_bytes)`` returns a context manager yielding ``advance(n_bytes)``.
 #: Given to a store (``open_store(..., progress=)``, ``Registry(..., progress=)``); stores call it
@@ -141,4 +141,19 @@ class BlobStore(Protocol):
 
     def remove_file(self, file: StoredFile) -> None:
         """Remove a temporary or stray file found by :meth:`blobs` or :meth:`temporary_files`."""
+        ...
+
+
+@runtime_checkable
+class MappableStore(Protocol):
+    """A store whose blobs are files this machine can map: what ``load(ref, mmap=True)`` needs.
+
+    Apart from :class:`BlobStore`, so a store without it (an object store,
+    the memory store, one of your own) stays a :class:`BlobStore`.
+    """
+
+    def open_mapped(
+        self, digest: str, size: int, *, blake3: str | None = None
+    ) -> contextlib.AbstractContextManager[VerifiedReader]:
+        """The blob as a read-only shared mapping, hashed in that mapping and verified before it is handed on."""
         ...
