@@ -37,6 +37,7 @@ from typing import Any
 
 from benchmarks import mlflow_env
 from benchmarks.budgets import bench_load_budgets
+from benchmarks.compression import bench_compression
 from benchmarks.growth import SIZES, Growth, bench_growth
 from benchmarks.mapped import bench_mapped
 from benchmarks.models import small_model
@@ -552,6 +553,7 @@ GROUPS = {
     "load-budgets": ("9 ",),
     "growth": ("10 ",),
     "mapped": ("11 ",),
+    "compression": ("12 ",),
 }
 
 
@@ -614,6 +616,7 @@ def main() -> None:
         ),
         ("growth", lambda: bench_growth(work, max_versions, budget=0.2 if args.quick else 0.5)),
         ("mapped", lambda: bench_mapped(work, results, 20 if args.quick else 100)),
+        ("compression", lambda: bench_compression(work, results, 10 if args.quick else 50, 1 if args.quick else 3)),
     ]
     took: dict[str, float] = {}
     try:

@@ -317,6 +317,7 @@ class Registry:
         input_example: Any = None,
         strict: bool = False,
         canary: bool = True,
+        compress: bool | int | str | tuple[str, int] = 0,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return its metadata.
 
@@ -350,12 +351,25 @@ class Registry:
         a canary cannot keep exactly (sparse, time zones) gives a
         :class:`~registry.errors.CanaryWarning` and no canary.
         ``canary=False`` skips it.
+
+        ``compress`` takes joblib's values (``joblib.dump(compress=…)``):
+        ``0`` (the default, none), ``True`` (zlib, level 3), a level 1–9, a
+        method or a ``(method, level)`` pair of ``zlib``, ``gzip``, ``bz2``,
+        ``lzma``, ``xz`` or (with the ``lz4`` package) ``lz4``. The bytes
+        stored are what ``joblib.dump`` would write, and the checksum is
+        theirs. Only the joblib format compresses; an unknown method, a level
+        out of range or another format raises
+        :class:`~registry.errors.InvalidArgument` before anything is written.
+        A compressed artifact loads as any other, but cannot be memory-mapped
+        (``load(..., mmap=True)``), and an lz4 one not loaded with ``safe=True``.
         """
         from registry import drafting
+        from registry.formats import compression as compressions
         from registry.provenance import fingerprint
 
         self._refuse_if_read_only("register")
         draft = drafting.draft_from_input(name, format, alias=alias)
+        compressed = compressions.normalize(compress, draft.format)
         draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
         fmt = formats.get_format(draft.format)
         checked_params = capture_params(model) if params is None else validate_params(params)
@@ -377,7 +391,7 @@ class Registry:
         imports: list[str] = []
 
         def write(file: IO[bytes]) -> None:
-            imports.extend(formats.dump(fmt, model, file))
+            imports.extend(formats.dump(fmt, model, file, compressed))
 
         def written() -> dict[str, Any]:
             _check_portable(draft.name, imports, strict=strict)  # after the dump: the inventory is what it names

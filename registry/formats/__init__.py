@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from registry.errors import InvalidFormat, RegistryError, SerializationError
 from registry.formats import portability
 from registry.formats.binary import BinaryFile
+from registry.formats.compression import Compression
 from registry.formats.hooks import NotAPickle
 from registry.formats.joblib_fast import starts_as_pickle
 from registry.formats.pickle_format import JoblibFormat, PickleFormat
@@ -69,9 +70,15 @@ def get_format(name: object) -> Format:
     return FORMATS[name]
 
 
-def dump(fmt: Format, obj: Any, file: BinaryFile) -> tuple[str, ...]:
-    """Write ``obj`` with ``fmt``; return the globals it imports. Failures become ``SerializationError``."""
+def dump(fmt: Format, obj: Any, file: BinaryFile, compression: Compression | None = None) -> tuple[str, ...]:
+    """Write ``obj`` with ``fmt``; return the globals it imports. Failures become ``SerializationError``.
+
+    ``compression`` (from :func:`~registry.formats.compression.normalize`,
+    which admits it for joblib only) compresses what is stored.
+    """
     try:
+        if compression is not None and isinstance(fmt, JoblibFormat):
+            return fmt.dump(obj, file, compression)
         return fmt.dump(obj, file)
     except RegistryError:
         raise
