@@ -38,7 +38,9 @@ from typing import Any
 
 from benchmarks import mlflow_env
 from benchmarks.budgets import bench_load_budgets
+from benchmarks.compression import bench_compression
 from benchmarks.growth import SIZES, Growth, bench_growth
+from benchmarks.mapped import bench_mapped
 from benchmarks.models import small_model
 from benchmarks.objectstore import bench_object_store
 from benchmarks.search import bench_search
@@ -553,6 +555,8 @@ GROUPS = {
     "load-budgets": ("9 ",),
     "growth": ("10 ",),
     "objectstore": ("11 ",),
+    "mapped": ("12 ",),
+    "compression": ("13 ",),
 }
 
 
@@ -618,6 +622,8 @@ def main() -> None:
             "objectstore",
             lambda: bench_object_store(work, results, summary, 20 if args.quick else 100, 3 if args.quick else 5),
         ),
+        ("mapped", lambda: bench_mapped(work, results, 20 if args.quick else 100)),
+        ("compression", lambda: bench_compression(work, results, 10 if args.quick else 50, 1 if args.quick else 3)),
     ]
     took: dict[str, float] = {}
     try:

@@ -32,7 +32,10 @@ class ModelVersion:
     only as a deprecated alias, since "signature" also means the input
     schema (``input_signature``, ``register(signature=…)``). ``lineage`` says where the version came from and
     ``input_signature`` what input it takes; both are ``None`` for versions
-    registered before modelshelf recorded them.
+    registered before modelshelf recorded them. ``blake3`` is the artifact's
+    BLAKE3 (bare hex), its fast verification digest: loads verify it instead
+    of the SHA-256 ``checksum``, which stays the artifact's identity; ``None``
+    for versions registered before it was recorded.
 
     >>> mv = reg.register("iris-knn", model, metrics={"accuracy": 0.97})  # doctest: +SKIP
     >>> mv.ref, mv.checksum[:7]                                            # doctest: +SKIP
@@ -56,6 +59,7 @@ class ModelVersion:
     imports_scanned: bool = False
     lineage: Lineage | None = None
     input_signature: InputSignature | None = None
+    blake3: str | None = None
 
     @property
     def ref(self) -> str:

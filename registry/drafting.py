@@ -91,7 +91,7 @@ def draft_from_entry(entry: BundleEntry, provenance: dict[str, Any], imports: tu
 def with_blob(draft: Draft, staged: StagedBlob) -> NewVersion:
     """What the catalog records: ``draft`` and the content address of its staged bytes."""
     values = {f.name: getattr(draft, f.name) for f in dataclasses.fields(draft)}
-    return NewVersion(digest=staged.digest, size=staged.size, **values)
+    return NewVersion(digest=staged.digest, size=staged.size, blake3=staged.blake3, **values)
 
 
 def commit(catalog: Catalog, key: bytes | None, batch: list[tuple[Draft, StagedBlob]]) -> list[ModelVersion]:
@@ -118,6 +118,7 @@ def commit(catalog: Catalog, key: bytes | None, batch: list[tuple[Draft, StagedB
             new.params,
             environment=new.environment,
             input_signature=None if new.input_signature is None else new.input_signature.to_json(),
+            blake3=new.blake3,
         )
 
     def sealed(draft: Draft, staged: StagedBlob) -> Draft:

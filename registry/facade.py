@@ -105,7 +105,7 @@ from registry.limits import GC_MIN_AGE, MAX_INT64
 from registry.locations import resolve
 from registry.names import resolve_ref, validate_alias, validate_model_name, validate_version
 from registry.provenance.environment import environment_differences
-from registry.store import BlobStore, ProgressReporter, StagedBlob, default_cache_dir, open_store
+from registry.store import BlobStore, MappableStore, ProgressReporter, StagedBlob, default_cache_dir, open_store
 from registry.trust import signing
 from registry.validation import (
     capture_params,
@@ -318,6 +318,7 @@ class Registry:
         input_example: Any = None,
         strict: bool = False,
         canary: bool = True,
+        compress: bool | int | str | tuple[str, int] = 0,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return its metadata.
 
@@ -351,12 +352,25 @@ class Registry:
         a canary cannot keep exactly (sparse, time zones) gives a
         :class:`~registry.errors.CanaryWarning` and no canary.
         ``canary=False`` skips it.
+
+        ``compress`` takes joblib's values (``joblib.dump(compress=…)``):
+        ``0`` (the default, none), ``True`` (zlib, level 3), a level 1–9, a
+        method or a ``(method, level)`` pair of ``zlib``, ``gzip``, ``bz2``,
+        ``lzma``, ``xz`` or (with the ``lz4`` package) ``lz4``. The bytes
+        stored are what ``joblib.dump`` would write, and the checksum is
+        theirs. Only the joblib format compresses; an unknown method, a level
+        out of range or another format raises
+        :class:`~registry.errors.InvalidArgument` before anything is written.
+        A compressed artifact loads as any other, but cannot be memory-mapped
+        (``load(..., mmap=True)``), and an lz4 one not loaded with ``safe=True``.
         """
         from registry import drafting
+        from registry.formats import compression as compressions
         from registry.provenance import fingerprint
 
         self._refuse_if_read_only("register")
         draft = drafting.draft_from_input(name, format, alias=alias)
+        compressed = compressions.normalize(compress, draft.format)
         draft = drafting.with_values(draft, metrics=metrics, tags=tags, description=description)
         fmt = formats.get_format(draft.format)
         checked_params = capture_params(model) if params is None else validate_params(params)
@@ -378,7 +392,7 @@ class Registry:
         imports: list[str] = []
 
         def write(file: IO[bytes]) -> None:
-            imports.extend(formats.dump(fmt, model, file))
+            imports.extend(formats.dump(fmt, model, file, compressed))
 
         def written() -> dict[str, Any]:
             _check_portable(draft.name, imports, strict=strict)  # after the dump: the inventory is what it names
@@ -1103,8 +1117,9 @@ class Registry:
         trusted: Iterable[str] | None = None,
         validate: bool = False,
         check: bool | Literal["auto"] = "auto",
+        mmap: bool = False,
     ) -> Any:
-        """The object of one version, after verifying its SHA-256.
+        """The object of one version, after verifying its bytes (its BLAKE3, else its SHA-256).
 
         A different Python, scikit-learn or numpy minor version than at
         registration issues an :class:`EnvironmentMismatchWarning`, or raises
@@ -1135,9 +1150,22 @@ class Registry:
         passes; when it matches, no canary work at all.
         ``$MODELSHELF_CHECK`` (``auto``, ``always``, ``never``) sets what
         ``"auto"`` does. ``False``: never.
+
+        ``mmap=True`` (joblib artifacts stored uncompressed, in a local
+        directory store) maps the store's file read-only instead of copying
+        it, verifies the bytes in that mapping, and returns a model whose
+        large numpy arrays are read-only views of it: worker processes
+        loading the same version share one copy in the page cache. The file
+        must be writable by no one but this user and root
+        (:class:`UntrustedArtifact` otherwise; see
+        :mod:`registry.store.mapping`). Another format, a compressed
+        artifact or another kind of store raises
+        :class:`~registry.errors.InvalidArgument` saying why.
         """
         from registry.inputs.validated import ValidatedModel
 
+        if not isinstance(mmap, bool):
+            raise InvalidArgument(f"mmap must be True or False, not {mmap!r}")
         trusted_names = filecheck.trusted_names(trusted)
         mode = _check_mode(check)
         # Not get(): a load reads no tags, metrics or aliases; on SQLite without a key the lookup is one statement.
@@ -1147,6 +1175,8 @@ class Registry:
         mv = self._catalog.version_to_load(ref) if found is None else found  # the full catalog names what is missing
         if validate and mv.input_signature is None:
             raise SignatureNotFound(mv.ref)
+        if mmap:
+            self._check_mappable(mv)
         model_canary = None
         if mode == "always":
             model_canary = self._canary_of(mv)
@@ -1159,7 +1189,13 @@ class Registry:
         if model_canary is None:
             note = _NO_CANARY_NOTE if mode == "auto" else ""
             model = self._load_version(
-                mv, strict=strict, safe=bool(safe), trusted=trusted_names, note=note, differences=differences
+                mv,
+                strict=strict,
+                safe=bool(safe),
+                trusted=trusted_names,
+                note=note,
+                differences=differences,
+                mapped=mmap,
             )
         else:
             model = self._checked_load(
@@ -1170,6 +1206,7 @@ class Registry:
                 safe=bool(safe),
                 trusted=trusted_names,
                 raise_on_change=mode == "always",
+                mapped=mmap,
             )
         if validate and mv.input_signature is not None:
             return ValidatedModel(model, mv.input_signature, mv.ref)
@@ -1205,12 +1242,13 @@ class Registry:
         safe: bool,
         trusted: frozenset[str],
         raise_on_change: bool,
+        mapped: bool = False,
     ) -> Any:
         """Load ``mv`` and re-run its canary; warn of a different environment with the verdict, or raise."""
         from registry.inputs import canary as canaries
 
         try:
-            model = self._load_version(mv, strict=strict, safe=safe, trusted=trusted, warn=False)
+            model = self._load_version(mv, strict=strict, safe=safe, trusted=trusted, warn=False, mapped=mapped)
         except EnvironmentMismatch:
             raise  # strict refused before unpickling: nothing failed to load, and the error says why
         except Exception:
@@ -1808,10 +1846,44 @@ class Registry:
         mv = self.get(ref_or_name, version, alias)
         self._check_hmac(mv)
         try:
-            with self._store.open_verified(mv.digest, mv.size) as stream:
+            with self._store.open_verified(mv.digest, mv.size, blake3=self._blake3_of(mv)) as stream:
                 yield stream
         except CorruptedArtifact as exc:
             raise self._corrupted(mv, exc) from None
+
+    def _check_mappable(self, mv: ModelVersion) -> None:
+        """Refuse ``load(..., mmap=True)`` before reading anything when the format or the store cannot map."""
+        if mv.format != "joblib":
+            raise InvalidArgument(
+                f"mmap=True maps the raw numpy arrays of a joblib artifact; {mv.ref} is in the {mv.format!r} "
+                "format, whose bytes are not laid out to be mapped: load it without mmap=True, or register the "
+                "model again with format='joblib' (the default)"
+            )
+        if not isinstance(self._store, MappableStore):
+            raise InvalidArgument(
+                f"mmap=True maps the store's own file, and the store at {self._store.location} keeps no file this "
+                "machine can map (an object store is read through a private verified copy): load without "
+                "mmap=True, or serve from a registry whose store is a local directory"
+            )
+
+    def _open_for_load(self, mv: ModelVersion, mapped: bool) -> contextlib.AbstractContextManager[io.BufferedIOBase]:
+        """The verified bytes of ``mv``: a private copy, or (``mapped``) a verified read-only mapping."""
+        if mapped and isinstance(self._store, MappableStore):
+            return self._store.open_mapped(mv.digest, mv.size, blake3=self._blake3_of(mv))
+        return self._store.open_verified(mv.digest, mv.size, blake3=self._blake3_of(mv))
+
+    def _blake3_of(self, mv: ModelVersion) -> str | None:
+        """The fast digest to verify ``mv``'s bytes with, or ``None`` to verify the SHA-256.
+
+        Without a signing key the catalog's BLAKE3 is trusted as its SHA-256
+        is (whoever can rewrite either can also re-point the version). With a
+        key only a v4 signature covers it (checked by :meth:`_check_hmac`
+        first): under an older one the column is the catalog's word alone, and
+        SQL could set the BLAKE3 of swapped bytes, so the SHA-256 decides.
+        """
+        if mv.blake3 is None or (self._signing_key is not None and not signing.covers_blake3(mv.hmac)):
+            return None
+        return mv.blake3
 
     def _corrupted(self, mv: ModelVersion, exc: CorruptedArtifact) -> CorruptedArtifact:
         """The error for a failed read of ``mv``'s blob; only a missing one asks the catalog whether it is marked."""
@@ -1838,8 +1910,13 @@ class Registry:
         warn: bool = True,
         note: str = "",
         differences: list[str] | None = None,
+        mapped: bool = False,
     ) -> Any:
         """The one deserialization path: signature, environment, verified bytes, then unpickling.
+
+        ``mapped`` reads the bytes through a verified read-only mapping of the
+        store's file (``load(..., mmap=True)``, checked by :meth:`_check_mappable`)
+        instead of a private copy.
 
         ``warn=False`` leaves the environment warning to the caller, which
         re-runs the canary first and says how it went; ``note`` ends the
@@ -1857,7 +1934,13 @@ class Registry:
             )
         try:
             # One read: the bytes hashed are the bytes unpickled, whoever can write the store meanwhile.
-            with self._store.open_verified(mv.digest, mv.size) as file:
+            with self._open_for_load(mv, mapped) as file:
+                if mapped and not formats.maps_in_place(fmt, file):
+                    raise InvalidArgument(
+                        f"mmap=True cannot map {mv.ref}: it was registered compressed, so its arrays exist only "
+                        "once inflated into private memory; load it without mmap=True, or register it again "
+                        "uncompressed (compress=0, the default) to map it"
+                    )
                 if differences and warn:
                     warnings.warn(
                         EnvironmentMismatchWarning(

@@ -38,8 +38,9 @@ def test_hmac_holds_the_version_hmac_the_catalog_stores(keyed: Registry, home: P
         mv.params,
         environment=mv.environment,
         input_signature=None,
+        blake3=mv.blake3,
     )
-    assert mv.hmac == expected and mv.hmac.startswith("v3:")
+    assert mv.hmac == expected and mv.hmac.startswith("v4:")
     with sqlite3.connect(home / "catalog.db") as db:
         (stored,) = db.execute("SELECT signature FROM versions WHERE version = 1").fetchone()
     assert stored == mv.hmac  # the column keeps its old name

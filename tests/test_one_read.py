@@ -72,17 +72,20 @@ def local_file(reg: Registry, digest: str) -> Path:
 
 
 def rewrite_after_the_hash(monkeypatch, blob: Path, payload: bytes) -> list[int]:
-    """Make the next hash comparison rewrite ``blob`` right after it passes; return the count of rewrites."""
-    original = local.check_hash
+    """Make the next hash comparison (SHA-256 or BLAKE3) rewrite ``blob`` right after it passes; count the rewrites."""
     done: list[int] = []
 
-    def check_then_rewrite(digest: str, actual: str) -> None:
-        original(digest, actual)
-        if not done:
-            rewrite_start(blob, payload)
-            done.append(1)
+    def then_rewrite(original: Callable[..., None]) -> Callable[..., None]:
+        def check_then_rewrite(*args: Any) -> None:
+            original(*args)
+            if not done:
+                rewrite_start(blob, payload)
+                done.append(1)
 
-    monkeypatch.setattr(local, "check_hash", check_then_rewrite)
+        return check_then_rewrite
+
+    monkeypatch.setattr(local, "check_hash", then_rewrite(local.check_hash))
+    monkeypatch.setattr(local, "check_blake3", then_rewrite(local.check_blake3))
     return done
 
 
@@ -151,8 +154,8 @@ def test_a_rewrite_right_after_a_repeated_read_is_never_unpickled(
     blob = reg._store.path_of(mv.digest)
     original = local.read_once
 
-    def read_then_rewrite(source: Any, memory: Any) -> str:
-        result = original(source, memory)
+    def read_then_rewrite(source: Any, memory: Any, **how: Any) -> str:
+        result = original(source, memory, **how)
         rewrite_start(blob, evil_pickle(mark))  # after the read and its hash, before anything is unpickled
         return result
 
@@ -184,7 +187,9 @@ def test_a_rewrite_in_the_middle_of_the_read_is_refused(reg: Registry, monkeypat
                 rewrite_start(blob, bytes(256) + evil_pickle(mark))
             return int(self.source.readinto(buffer))
 
-    monkeypatch.setattr(local, "read_once", lambda source, memory: original(RewritingSource(source), memory))
+    monkeypatch.setattr(
+        local, "read_once", lambda source, memory, **how: original(RewritingSource(source), memory, **how)
+    )
     with pytest.raises(CorruptedArtifact):
         reg.load("m")
     assert not mark.exists()
@@ -192,15 +197,18 @@ def test_a_rewrite_in_the_middle_of_the_read_is_refused(reg: Registry, monkeypat
 
 @pytest.fixture
 def hash_count(monkeypatch) -> list[int]:
-    """How many SHA-256 computations loads start (every hash of a load goes through reading._sha256)."""
+    """How many hashes loads start (every hash of a load goes through reading._sha256 or reading._blake3)."""
     calls: list[int] = []
-    original = reading._sha256
 
-    def counted() -> Any:
-        calls.append(1)
-        return original()
+    def counted(original: Callable[[], Any]) -> Callable[[], Any]:
+        def count() -> Any:
+            calls.append(1)
+            return original()
 
-    monkeypatch.setattr(reading, "_sha256", counted)
+        return count
+
+    monkeypatch.setattr(reading, "_sha256", counted(reading._sha256))
+    monkeypatch.setattr(reading, "_blake3", counted(reading._blake3))
     return calls
 
 

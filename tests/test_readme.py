@@ -99,6 +99,8 @@ def test_python_snippets_run_in_order_and_shell_snippets_after_them(
     assert "canary: equal 64 ['predict', 'predict_proba', 'decision_function']" in printed
     assert "none: no canary" in printed and "load: CanaryNotFound" in printed
     assert "preflight: 4 ()" in printed and "migrated: iris-knn:2 iris-knn:1 ('production',)" in printed
+    assert "mapped: False (3,)" in printed and "not mapped: mmap=True maps the raw numpy arra" in printed
+    assert "compressed: True [0.0, 0.0]" in printed and "refused: compression level 12 for lzma" in printed
 
     for body in blocks("sh")[1:]:
         if body in COMMAND_LINE:

@@ -198,7 +198,7 @@ def signed(home: Path) -> Registry:
 def test_signed_versions_load_and_carry_a_signature(signed: Registry) -> None:
     assert signed.load("m:1") == {"v": 1}
     signature = signed.get("m:1").hmac
-    assert signature.startswith("v3:") and len(signature) <= 64  # fits the column v1 signatures had
+    assert signature.startswith("v4:") and len(signature) <= 64  # fits the column v1 signatures had
 
 
 def test_a_version_repointed_in_the_catalog_is_refused(signed: Registry, home: Path) -> None:
@@ -223,7 +223,10 @@ def test_a_blob_replaced_together_with_its_checksum_is_refused(signed: Registry,
     blob.write_bytes(forged)
     with sqlite3.connect(home / "catalog.db") as db:
         db.execute("PRAGMA foreign_keys = OFF")
-        db.execute("UPDATE versions SET blob_digest = ?, size = ? WHERE version = 2", (digest, len(forged)))
+        # The fast digest goes too (a stale BLAKE3 alone would refuse the load, keyed or not).
+        db.execute(
+            "UPDATE versions SET blob_digest = ?, size = ?, blake3 = NULL WHERE version = 2", (digest, len(forged))
+        )
     with pytest.raises(UntrustedArtifact):
         signed.load("m:2")
     assert not mark.exists()

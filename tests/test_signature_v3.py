@@ -32,10 +32,11 @@ def _sql(home: Path, statement: str, *args: Any) -> None:
         db.execute(statement, args)
 
 
-def test_new_versions_carry_a_v3_signature(keyed: Path) -> None:
+def test_new_versions_carry_a_signature_that_covers_the_environment(keyed: Path) -> None:
+    """v3 and its successor v4 (which adds the BLAKE3 fast digest) both bind the environment and input signature."""
     with Registry(keyed, signing_key=KEY) as reg:
         mv = reg.get("lr:2")
-        assert mv.hmac is not None and mv.hmac.startswith("v3:") and signing.covers_environment(mv.hmac)
+        assert mv.hmac is not None and mv.hmac.startswith("v4:") and signing.covers_environment(mv.hmac)
         assert signing.check_model_version(KEY.encode(), mv) == "valid"
 
 

@@ -76,6 +76,7 @@ _COLUMNS: tuple[tuple[str, str, Callable[[Any], Any] | None], ...] = (
     ("versions.imports_scanned", "imports_scanned", _bool),
     ("versions.signature", "signature", None),
     ("versions.input_signature AS input_signature", "input_signature", _json),
+    ("versions.blake3", "blake3", None),
     ("lineage.version_id AS lineage_id", "lineage_id", None),
     ("lineage.git_commit", "git_commit", None),
     ("lineage.git_dirty", "git_dirty", _bool),

@@ -49,6 +49,7 @@ def to_model_version(
         hmac=row.signature,
         lineage=_lineage(row),
         input_signature=input_signature,
+        blake3=row.blake3,
     )
 
 

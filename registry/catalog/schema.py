@@ -25,6 +25,9 @@ Design notes:
   metric are one range of ``ix_latest_metrics_model_id``, read in order.
 * ``models.live_versions`` counts the model's live versions (moved with
   ``last_version`` on register, down on delete): a page's total is one row.
+* ``versions.blake3`` is the fast verification digest of the version's
+  blob (BLAKE3, beside the SHA-256 that stays its identity), per version so
+  that the version's signature can cover it.
 * ``versions.imports`` lists the globals a pickle imports (recorded at
   dump time, for audit); ``versions.signature`` (``ModelVersion.hmac``) is the HMAC-SHA256 that
   binds name, version, format and checksum when a signing key is used.
@@ -300,6 +303,10 @@ VersionRow = _Columns(
         Column("imports_scanned", Boolean, nullable=True),
         Column("signature", String(SIGNATURE_LENGTH), nullable=True),
         Column("input_signature", JSON(none_as_null=True), nullable=True),
+        #: The BLAKE3 (bare hex) of the blob, hashed in the same pass as its SHA-256: what loads verify, since it
+        #: hashes on every core. ``NULL`` for versions registered before it was recorded (they verify the SHA-256).
+        #: A v4 signature covers it; under an older one a keyed load ignores it.
+        Column("blake3", String(DIGEST_LENGTH), nullable=True),
         UniqueConstraint("model_id", "version"),
         Index("ix_versions_blob_digest", "blob_digest"),
     )

@@ -34,6 +34,8 @@ class NewVersion(Draft):
     #: The blob's SHA-256 in hex (no ``sha256:`` prefix).
     digest: str
     size: int
+    #: The blob's BLAKE3 in hex, the fast verification digest (``None`` when the store gave none).
+    blake3: str | None = None
 
 
 #: What every read of a version selects: its row, its model's name, its lineage and its parent's reference.
@@ -54,6 +56,7 @@ VERSION_COLUMNS = (
     VersionRow.imports_scanned,
     VersionRow.signature,
     raw(VersionRow.input_signature),
+    VersionRow.blake3,
     LineageRow.version_id.label("lineage_id"),
     LineageRow.git_commit,
     LineageRow.git_dirty,
@@ -90,6 +93,7 @@ class VersionTuple(NamedTuple):
     imports_scanned: Any
     signature: str | None
     input_signature: Any
+    blake3: str | None
     lineage_id: int | None
     git_commit: str | None
     git_dirty: Any
@@ -127,6 +131,7 @@ def version_row(new: NewVersion, model_id: int, version: int, created_at: dateti
         "imports_scanned": new.imports is not None,
         "signature": hmac,  # the column keeps its old name
         "input_signature": None if new.input_signature is None else new.input_signature.to_json(),
+        "blake3": new.blake3,
     }
 
 
@@ -218,6 +223,7 @@ _VERSION = plain_dataclass(
         "imports_scanned",
         "lineage",
         "input_signature",
+        "blake3",
     ),
 )
 _LINEAGE = plain_dataclass(
@@ -275,6 +281,7 @@ class VersionReader:
             imports_scanned,
             signature,
             input_signature,
+            blake3,
             lineage_id,
             *lineage,
         ) = row
@@ -310,6 +317,7 @@ class VersionReader:
                 "imports_scanned": bool(imports_scanned),
                 "lineage": None if lineage_id is None else self._lineage(lineage),
                 "input_signature": input_signature,
+                "blake3": blake3,
             },
         )
         return mv

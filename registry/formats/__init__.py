@@ -19,7 +19,9 @@ from typing import Any, Protocol
 from registry.errors import InvalidFormat, RegistryError, SerializationError
 from registry.formats import portability
 from registry.formats.binary import BinaryFile
+from registry.formats.compression import Compression
 from registry.formats.hooks import NotAPickle
+from registry.formats.joblib_fast import starts_as_pickle
 from registry.formats.pickle_format import JoblibFormat, PickleFormat
 from registry.formats.policy import POLICY_VERSION, describe_policy
 from registry.formats.skops_format import SkopsFormat
@@ -35,6 +37,7 @@ __all__ = [
     "dump",
     "get_format",
     "load",
+    "maps_in_place",
     "scan_imports",
 ]
 
@@ -67,9 +70,15 @@ def get_format(name: object) -> Format:
     return FORMATS[name]
 
 
-def dump(fmt: Format, obj: Any, file: BinaryFile) -> tuple[str, ...]:
-    """Write ``obj`` with ``fmt``; return the globals it imports. Failures become ``SerializationError``."""
+def dump(fmt: Format, obj: Any, file: BinaryFile, compression: Compression | None = None) -> tuple[str, ...]:
+    """Write ``obj`` with ``fmt``; return the globals it imports. Failures become ``SerializationError``.
+
+    ``compression`` (from :func:`~registry.formats.compression.normalize`,
+    which admits it for joblib only) compresses what is stored.
+    """
     try:
+        if compression is not None and isinstance(fmt, JoblibFormat):
+            return fmt.dump(obj, file, compression)
         return fmt.dump(obj, file)
     except RegistryError:
         raise
@@ -90,6 +99,16 @@ def dump(fmt: Format, obj: Any, file: BinaryFile) -> tuple[str, ...]:
             "lambdas, open files, sockets, locks and local classes cannot be pickled "
             "(define functions at module level, or leave such members out of the object)"
         ) from exc
+
+
+def maps_in_place(fmt: Format, file: BinaryFile) -> bool:
+    """Whether ``fmt``'s arrays in ``file`` (positioned at its start) are stored raw, so loads can view them.
+
+    Only joblib's uncompressed files are: a compressed one holds its arrays
+    only once inflated, and a plain pickle copies array bytes out of its
+    opcodes whatever the buffer.
+    """
+    return fmt.name == "joblib" and starts_as_pickle(file)
 
 
 def scan_imports(fmt: Format, file: BinaryFile) -> tuple[str, ...]:

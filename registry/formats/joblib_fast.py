@@ -37,7 +37,8 @@ ZERO_COPY_MIN_BYTES = 64 * 1024
 _PROTO = b"\x80"
 
 
-def _starts_as_pickle(file: Any) -> bool:
+def starts_as_pickle(file: Any) -> bool:
+    """Whether ``file`` (which must offer ``peek``) starts as a pickle: joblib's uncompressed format."""
     peek = getattr(file, "peek", None)
     if peek is None:
         return False
@@ -55,7 +56,7 @@ def load_joblib_unsafe(file: BinaryFile) -> Any:
     <memory at 0x…>
     """
     getbuffer = getattr(file, "getbuffer", None)
-    if getbuffer is None or not _starts_as_pickle(file):
+    if getbuffer is None or not starts_as_pickle(file):
         import joblib
 
         return joblib.load(file)

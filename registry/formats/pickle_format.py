@@ -24,6 +24,7 @@ from collections.abc import Collection
 from typing import Any
 
 from registry.formats.binary import BinaryFile
+from registry.formats.compression import Compression, compressed_writer
 from registry.formats.decompress import inflate
 from registry.formats.hooks import Budget
 from registry.formats.joblib_fast import load_joblib_unsafe as _load_joblib_unsafe
@@ -139,11 +140,21 @@ class JoblibFormat:
 
     name = "joblib"
 
-    def dump(self, obj: Any, file: BinaryFile) -> tuple[str, ...]:
+    def dump(self, obj: Any, file: BinaryFile, compression: Compression | None = None) -> tuple[str, ...]:
+        """Write ``obj`` as joblib does, compressed with ``compression`` (see :mod:`registry.formats.compression`).
+
+        The tee sits on the uncompressed stream, before joblib's compressor,
+        so the scan reads the pickle whatever is stored.
+        """
         import joblib
 
-        tee = _Tee(file)
-        joblib.dump(obj, tee)
+        if compression is None:
+            tee = _Tee(file)
+            joblib.dump(obj, tee)
+            return _scan(tee.scanned(), container=True)
+        with compressed_writer(file, compression) as compressor:
+            tee = _Tee(compressor)
+            joblib.dump(obj, tee)
         return _scan(tee.scanned(), container=True)
 
     def scan(self, file: BinaryFile) -> tuple[str, ...]:

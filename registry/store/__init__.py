@@ -17,12 +17,13 @@ from registry.errors import InvalidPath
 from registry.store.files import StoredFile, check_digest
 from registry.store.local import LocalBlobStore, LocalStagedBlob
 from registry.store.memory import MemoryStore
-from registry.store.protocol import BlobStore, ProgressReporter, StagedBlob
+from registry.store.protocol import BlobStore, MappableStore, ProgressReporter, StagedBlob
 
 __all__ = [
     "BlobStore",
     "LocalBlobStore",
     "LocalStagedBlob",
+    "MappableStore",
     "MemoryStore",
     "ProgressReporter",
     "StagedBlob",

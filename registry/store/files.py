@@ -10,6 +10,7 @@ its bytes go.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Self
@@ -17,7 +18,7 @@ from typing import Self
 from registry.digests import checksum_of, is_digest
 from registry.errors import CorruptedArtifact
 
-__all__ = ["StagedBase", "StoredFile", "blob_parts", "check_digest", "check_hash"]
+__all__ = ["StagedBase", "StoredFile", "blob_parts", "check_blake3", "check_digest", "check_hash"]
 
 
 def check_digest(digest: object) -> str:
@@ -44,6 +45,32 @@ def check_hash(digest: str, actual: str) -> None:
             expected=checksum_of(digest),
             actual=checksum_of(actual),
         )
+
+
+def check_blake3(digest: str, blake3: str, actual: str, sha256_of_bytes: Callable[[], str]) -> None:
+    """Refuse the blob ``digest`` whose BLAKE3 is ``actual`` where the catalog recorded ``blake3`` (its fast digest).
+
+    Only on a mismatch is the SHA-256 of the bytes computed
+    (``sha256_of_bytes``), so the error names them as every refusal does:
+    ``expected`` the checksum callers know the artifact by, ``actual`` the
+    checksum of what was found. When that still matches, the bytes are
+    intact and the catalog's BLAKE3 is what was edited; either way nothing
+    is loaded.
+    """
+    if actual == blake3:
+        return
+    found = sha256_of_bytes()
+    if found == digest:
+        message = (
+            f"the blob is intact ({checksum_of(digest)}) but its BLAKE3 is blake3:{actual}, and the catalog recorded "
+            f"blake3:{blake3}: the catalog's fast digest was edited outside modelshelf (restore the catalog)"
+        )
+    else:
+        message = (
+            f"the blob hashes to blake3:{actual} ({checksum_of(found)}), the catalog recorded blake3:{blake3} "
+            f"for {checksum_of(digest)}"
+        )
+    raise CorruptedArtifact(message, expected=checksum_of(digest), actual=checksum_of(found))
 
 
 @dataclass(frozen=True)

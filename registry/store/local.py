@@ -46,6 +46,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import mmap
 import os
 import secrets
 import shutil
@@ -57,13 +58,14 @@ from pathlib import Path
 from typing import IO
 
 from registry.digests import checksum_of, is_digest
-from registry.errors import CorruptedArtifact, StoreError
+from registry.errors import CorruptedArtifact, StoreError, UntrustedArtifact
 from registry.outputs import replacing
 from registry.store import nofollow
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
-from registry.store.files import StagedBase, StoredFile, blob_parts, check_hash
+from registry.store.files import StagedBase, StoredFile, blob_parts, check_blake3, check_hash
 from registry.store.hashing import HashingWriter
-from registry.store.reading import read_once
+from registry.store.mapping import outside_writers
+from registry.store.reading import hash_memory, read_once
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _BUFFER = 1024 * 1024
@@ -114,6 +116,8 @@ class LocalStagedBlob(StagedBase):
     digest: str
     size: int
     temp_path: Path
+    #: The BLAKE3 of the staged bytes (bare hex), computed in the same pass as ``digest``.
+    blake3: str | None = None
 
     published: bool = False
 
@@ -233,7 +237,7 @@ class LocalBlobStore:
             raise
         finally:
             os.close(tmp)
-        return LocalStagedBlob(self, writer.hexdigest, writer.size, temp_path)
+        return LocalStagedBlob(self, writer.hexdigest, writer.size, temp_path, writer.blake3)
 
     def _publish(self, staged: LocalStagedBlob) -> None:
         """Rename the staged bytes onto their content address.
@@ -477,8 +481,14 @@ class LocalBlobStore:
         return file
 
     @contextlib.contextmanager
-    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[VerifiedReader]:
+    def open_verified(
+        self, digest: str, size: int, *, private: bool = True, blake3: str | None = None
+    ) -> Iterator[VerifiedReader]:
         """Yield the blob's bytes, read once into private memory and verified there against ``digest``.
+
+        With ``blake3`` (the version's fast digest, which the caller trusts
+        as it trusts ``digest``) the memory is verified against it instead:
+        the same one read, hashed on every core.
 
         The file is opened once (no symbolic link on the way, a regular
         file of the recorded ``size``) and read once, each chunk hashed in
@@ -512,7 +522,43 @@ class LocalBlobStore:
                 if nofollow.is_link_error(exc):
                     raise self._link_refused("make room for a private copy", ("tmp",)) from exc
                 raise self._failure(f"make room for a private copy of {size} bytes", exc) from exc
-            actual = read_once(source, memory)
-        check_hash(digest, actual)
+            actual = read_once(source, memory, fast=blake3 is not None)
+        if blake3 is None:
+            check_hash(digest, actual)
+        else:
+            check_blake3(digest, blake3, actual, lambda: hashlib.sha256(memory).hexdigest())
+        with VerifiedReader(memory) as reader:
+            yield reader
+
+    @contextlib.contextmanager
+    def open_mapped(self, digest: str, size: int, *, blake3: str | None = None) -> Iterator[VerifiedReader]:
+        """Yield the blob's bytes as a read-only shared mapping of the store's file, verified in that mapping.
+
+        For ``load(ref, mmap=True)``: processes mapping the same blob share
+        its pages. The file is opened as :meth:`open_verified` opens it (no
+        link, regular, of the recorded size), must be writable by no one but
+        this process's user and root (see :mod:`registry.store.mapping`;
+        else :class:`UntrustedArtifact`), is mapped read-only, and the
+        mapping itself is hashed (``blake3`` as in :meth:`open_verified`)
+        before the reader over it is yielded. Arrays built on it are
+        read-only; the mapping lives as long as they do.
+        """
+        with self._open(digest, size) as source:
+            reason = outside_writers(os.fstat(source.fileno()))
+            if reason is not None:
+                raise UntrustedArtifact(
+                    f"cannot map the blob {checksum_of(digest)} at {self.path_of(digest)}: {reason}; a mapping shows "
+                    "the file's bytes as they are now, so whoever can write it could change a model after its "
+                    "verification. Load without mmap=True (a private verified copy), or let only this user (or "
+                    "root) own the store's files"
+                )
+            memory: mmap.mmap | bytearray = (
+                mmap.mmap(source.fileno(), size, access=mmap.ACCESS_READ) if size else bytearray()
+            )
+        actual = hash_memory(memory, fast=blake3 is not None)  # over the mapping the loader will read
+        if blake3 is None:
+            check_hash(digest, actual)
+        else:
+            check_blake3(digest, blake3, actual, lambda: hashlib.sha256(memory).hexdigest())
         with VerifiedReader(memory) as reader:
             yield reader

@@ -28,8 +28,8 @@ from registry.digests import checksum_of
 from registry.errors import CorruptedArtifact, StoreError
 from registry.outputs import replacing
 from registry.store.buffer import VerifiedReader
-from registry.store.files import StagedBase, StoredFile, blob_parts, check_digest, check_hash
-from registry.store.hashing import HashingWriter
+from registry.store.files import StagedBase, StoredFile, blob_parts, check_blake3, check_digest, check_hash
+from registry.store.hashing import HashingWriter, new_blake3
 
 __all__ = ["MemoryStagedBlob", "MemoryStore"]
 
@@ -44,6 +44,7 @@ class MemoryStagedBlob(StagedBase):
     digest: str
     size: int
     temp_name: str
+    blake3: str | None = None
     published: bool = False
 
     def publish(self) -> None:
@@ -93,7 +94,7 @@ class MemoryStore:
         name = secrets.token_hex(8)
         self.temporary[name] = buffer.getvalue()
         self.mtimes[name] = time.time()
-        return MemoryStagedBlob(self, writer.hexdigest, writer.size, name)
+        return MemoryStagedBlob(self, writer.hexdigest, writer.size, name, writer.blake3)
 
     def size_of(self, digest: str) -> int | None:
         data = self.objects.get(check_digest(digest))
@@ -103,7 +104,7 @@ class MemoryStore:
         data = self.objects.get(check_digest(digest))
         return None if data is None else hashlib.sha256(data).hexdigest()
 
-    def _verified(self, digest: str, size: int) -> bytes:
+    def _verified(self, digest: str, size: int, blake3: str | None = None) -> bytes:
         data = self.objects.get(check_digest(digest))  # first: a digest from a tampered row may not be text
         expected = checksum_of(digest)
         if data is None:
@@ -114,14 +115,21 @@ class MemoryStore:
                 expected=expected,
                 actual=f"size {len(data)}",
             )
-        check_hash(digest, hashlib.sha256(data).hexdigest())
+        if blake3 is None:
+            check_hash(digest, hashlib.sha256(data).hexdigest())
+        else:
+            check_blake3(
+                digest, blake3, new_blake3().update(data).hexdigest(), lambda: hashlib.sha256(data).hexdigest()
+            )
         return data
 
     @contextlib.contextmanager
-    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[VerifiedReader]:
+    def open_verified(
+        self, digest: str, size: int, *, private: bool = True, blake3: str | None = None
+    ) -> Iterator[VerifiedReader]:
         """A private copy of the blob, hashed before it is yielded (``private`` is accepted and ignored)."""
         del private
-        with VerifiedReader(bytearray(self._verified(digest, size))) as reader:
+        with VerifiedReader(bytearray(self._verified(digest, size, blake3))) as reader:
             yield reader
 
     def copy_out(self, digest: str, size: int, destination: Path) -> None:

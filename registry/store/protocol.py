@@ -16,7 +16,8 @@ rules every store keeps:
   never published is removed when the staged blob's ``with`` block ends.
 * Read only after verification: :meth:`BlobStore.open_verified` hashes the
   bytes it hands on, and raises :class:`~registry.errors.CorruptedArtifact`
-  when they are missing or are not what the digest promises.
+  when they are missing or are not what the digest promises (the SHA-256,
+  or the BLAKE3 fast digest when the caller gives one).
 
 Both protocols are ``runtime_checkable``, so ``isinstance(obj, BlobStore)``
 tells a store object from a path (it checks the names, not the signatures).
@@ -36,7 +37,7 @@ from typing import IO, Protocol, runtime_checkable
 from registry.store.buffer import VerifiedReader
 from registry.store.files import StoredFile
 
-__all__ = ["BlobStore", "ProgressReporter", "StagedBlob"]
+__all__ = ["BlobStore", "MappableStore", "ProgressReporter", "StagedBlob"]
 
 #: ``reporter(description, total_bytes)`` returns a context manager yielding ``advance(n_bytes)``.
 #: Given to a store (``open_store(..., progress=)``, ``Registry(..., progress=)``); stores call it
@@ -59,6 +60,11 @@ class StagedBlob(Protocol):
     @property
     def size(self) -> int:
         """The number of staged bytes."""
+        ...
+
+    @property
+    def blake3(self) -> str | None:
+        """The BLAKE3 (bare hex) of the staged bytes, hashed in the same pass: the fast verification digest."""
         ...
 
     def push(self) -> None:
@@ -100,9 +106,13 @@ class BlobStore(Protocol):
         ...
 
     def open_verified(
-        self, digest: str, size: int, *, private: bool = True
+        self, digest: str, size: int, *, private: bool = True, blake3: str | None = None
     ) -> contextlib.AbstractContextManager[VerifiedReader]:
-        """The blob's bytes, read once and verified against ``digest`` and ``size`` before they are handed on."""
+        """The blob's bytes, read once and verified against ``digest`` and ``size`` before they are handed on.
+
+        With ``blake3`` they are verified against that fast digest instead of
+        ``digest``; the caller passes it only when it trusts it as much.
+        """
         ...
 
     def copy_out(self, digest: str, size: int, destination: Path) -> None:
@@ -131,4 +141,19 @@ class BlobStore(Protocol):
 
     def remove_file(self, file: StoredFile) -> None:
         """Remove a temporary or stray file found by :meth:`blobs` or :meth:`temporary_files`."""
+        ...
+
+
+@runtime_checkable
+class MappableStore(Protocol):
+    """A store whose blobs are files this machine can map: what ``load(ref, mmap=True)`` needs.
+
+    Apart from :class:`BlobStore`, so a store without it (an object store,
+    the memory store, one of your own) stays a :class:`BlobStore`.
+    """
+
+    def open_mapped(
+        self, digest: str, size: int, *, blake3: str | None = None
+    ) -> contextlib.AbstractContextManager[VerifiedReader]:
+        """The blob as a read-only shared mapping, hashed in that mapping and verified before it is handed on."""
         ...

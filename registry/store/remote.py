@@ -153,6 +153,10 @@ class RemoteStagedBlob(StagedBase):
     def size(self) -> int:
         return self.local.size
 
+    @property
+    def blake3(self) -> str | None:
+        return self.local.blake3
+
     def push(self) -> None:
         """Copy the uploaded bytes to their content address; call it before taking any catalog lock.
 
@@ -424,11 +428,15 @@ class RemoteBlobStore:
             ) from None
 
     @contextlib.contextmanager
-    def open_verified(self, digest: str, size: int, *, private: bool = True) -> Iterator[VerifiedReader]:
+    def open_verified(
+        self, digest: str, size: int, *, private: bool = True, blake3: str | None = None
+    ) -> Iterator[VerifiedReader]:
         """The blob read once from the verified cache, which is refreshed from the object store if its copy fails."""
         with contextlib.ExitStack() as stack:
             file = self._through_cache(
-                lambda: stack.enter_context(self.cache.open_verified(digest, size, private=private)), digest, size
+                lambda: stack.enter_context(self.cache.open_verified(digest, size, private=private, blake3=blake3)),
+                digest,
+                size,
             )
             yield file
 

@@ -18,10 +18,16 @@ Two generations:
   ``versions.imports`` (which the safe loader enforces) or params no longer
   match. Base64 keeps a v2 signature within the 64 characters of the
   existing column, which SQLite could only widen by rebuilding the table.
-* **v3** (``v3:``, written since): v2's fields plus the recorded
+* **v3** (``v3:``): v2's fields plus the recorded
   environment and input signature, which promotion gates
   (``environment_matches``) and input checks trust. v2 signatures stay valid:
   their environment and input signature are the catalog's word.
+* **v4** (``v4:``, written since): v3's fields plus the version's BLAKE3
+  (``versions.blake3``), the fast digest loads verify instead of the
+  SHA-256. It must be covered: otherwise someone who can write the catalog
+  and the store could set the BLAKE3 of swapped bytes and have them load.
+  Under an older signature a keyed load ignores the column and verifies the
+  SHA-256 (:func:`covers_blake3`).
 """
 
 from __future__ import annotations
@@ -41,10 +47,12 @@ KEY_VARIABLE = "MODELSHELF_SIGNING_KEY"
 _DOMAIN = b"modelshelf-signature-v1"
 _DOMAIN_V2 = b"modelshelf-signature-v2"
 _DOMAIN_V3 = b"modelshelf-signature-v3"
+_DOMAIN_V4 = b"modelshelf-signature-v4"
 V2_PREFIX = "v2:"
 V3_PREFIX = "v3:"
+V4_PREFIX = "v4:"
 #: The prefixes of signatures made by code that scans import inventories (v2 and later).
-SCANNED_PREFIXES = (V2_PREFIX, V3_PREFIX)
+SCANNED_PREFIXES = (V2_PREFIX, V3_PREFIX, V4_PREFIX)
 
 #: What checking a version's signature found.
 SignatureState = Literal["valid", "legacy", "missing", "invalid"]
@@ -117,20 +125,23 @@ def sign_version(
     *,
     environment: Mapping[str, Any] | None = None,
     input_signature: Mapping[str, Any] | None = None,
-    generation: int = 3,
+    blake3: str | None = None,
+    generation: int = 4,
 ) -> str:
-    """The signature of one version: identity, bytes, import inventory and params, and (v3) environment and input.
+    """The signature of one version: identity, bytes, import inventory and params, (v3) environment and input,
+    and (v4) the BLAKE3 fast digest.
 
-    ``generation=2`` gives the signature older registrations carry (no
-    environment, no input signature), to check them.
+    ``generation=2`` and ``3`` give the signatures older registrations carry, to check them.
     """
     fields = _v2_fields(name, version, format, checksum, size, imports, params)
     if generation == 2:
         return _mac(key, V2_PREFIX, _message(_DOMAIN_V2, fields))
-    if generation != 3:
+    if generation not in (3, 4):
         raise ValueError(f"unknown signature generation {generation!r}")
     fields = {**fields, "environment": dict(environment or {}), "input_signature": input_signature}
-    return _mac(key, V3_PREFIX, _message(_DOMAIN_V3, fields))
+    if generation == 3:
+        return _mac(key, V3_PREFIX, _message(_DOMAIN_V3, fields))
+    return _mac(key, V4_PREFIX, _message(_DOMAIN_V4, {**fields, "blake3": blake3}))
 
 
 def check_version(
@@ -146,11 +157,12 @@ def check_version(
     *,
     environment: Mapping[str, Any] | None = None,
     input_signature: Mapping[str, Any] | None = None,
+    blake3: str | None = None,
 ) -> SignatureState:
-    """``valid`` (v3 or v2, matching), ``legacy`` (a matching v1), ``missing`` or ``invalid``."""
+    """``valid`` (v4, v3 or v2, matching), ``legacy`` (a matching v1), ``missing`` or ``invalid``."""
     if signature is None:
         return "missing"
-    for prefix, generation in ((V3_PREFIX, 3), (V2_PREFIX, 2)):
+    for prefix, generation in ((V4_PREFIX, 4), (V3_PREFIX, 3), (V2_PREFIX, 2)):
         if signature.startswith(prefix):
             expected = sign_version(
                 key,
@@ -163,6 +175,7 @@ def check_version(
                 params,
                 environment=environment,
                 input_signature=input_signature,
+                blake3=blake3,
                 generation=generation,
             )
             return "valid" if hmac.compare_digest(signature, expected) else "invalid"
@@ -183,12 +196,18 @@ def check_model_version(key: bytes, mv: ModelVersion) -> SignatureState:
         mv.params,
         environment=mv.environment,
         input_signature=None if mv.input_signature is None else mv.input_signature.to_json(),
+        blake3=mv.blake3,
     )
 
 
 def covers_environment(signature: str | None) -> bool:
     """Whether a (valid) signature binds the recorded environment and input signature (v3 and later)."""
-    return bool(signature) and str(signature).startswith(V3_PREFIX)
+    return bool(signature) and str(signature).startswith((V3_PREFIX, V4_PREFIX))
+
+
+def covers_blake3(signature: str | None) -> bool:
+    """Whether a (valid) signature binds the version's BLAKE3 (v4), so a keyed load may verify with it."""
+    return bool(signature) and str(signature).startswith(V4_PREFIX)
 
 
 _DOMAIN_CANARY = b"modelshelf-canary-v1"
