@@ -371,8 +371,9 @@ def test_a_catalog_row_edited_while_the_new_version_loads_is_not_served(
         reg.register("m", twin, canary=False)
 
     attack = (
-        "UPDATE versions SET (blob_digest, size) = (SELECT blob_digest, size FROM versions WHERE version = 3) "
-        "WHERE version = 2"
+        # every digest column: with only the SHA-256 swapped, the load itself refuses the BLAKE3 (a lesser attack)
+        "UPDATE versions SET (blob_digest, size, blake3) = (SELECT blob_digest, size, blake3 FROM versions "
+        "WHERE version = 3) WHERE version = 2"
     )
 
     class Racing(Registry):
@@ -500,3 +501,24 @@ def test_the_listening_gauge_keeps_what_the_watch_thread_said_first() -> None:
     fresh = Metrics()
     fresh.can_listen()
     assert "modelshelf_serve_alias_notices_listening 0" in fresh.render()
+
+
+def test_mmap_serves_a_joblib_version_mapped_and_any_other_as_a_private_copy(
+    reg: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers share a mapped copy where the version allows it; a pickle cannot be mapped and is served anyway."""
+    reg.register("iris", KNeighborsClassifier().fit(X, y), data=(X, y), alias="production")
+    reg.register("pickled", KNeighborsClassifier().fit(X, y), data=(X, y), format="pickle")
+    with client_of(app(reg, "iris@production", mmap=True)) as client:
+        document = client.get("/metadata").json()
+        assert document["mapped"] is True and document["canary"] == "passed"
+        assert client.post("/predict", json={"inputs": X[:2].tolist()}).json()["predictions"] == y[:2].tolist()
+    with caplog.at_level(logging.WARNING, logger="modelshelf.serve"):
+        with client_of(app(reg, "pickled", mmap=True)) as client:
+            assert client.get("/metadata").json()["mapped"] is False
+            assert client.post("/predict", json={"inputs": X[:2].tolist()}).status_code == 200
+    assert any("not memory-mapped" in record.getMessage() for record in caplog.records)
+    with client_of(app(reg, "iris@production")) as client:
+        assert client.get("/metadata").json()["mapped"] is False  # only when asked
+    with pytest.raises(InvalidArgument, match="mmap must be True or False"):
+        app(reg, "iris@production", mmap="yes")  # type: ignore[arg-type]

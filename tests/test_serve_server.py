@@ -253,6 +253,44 @@ def test_two_workers_both_follow_the_alias(home: Path) -> None:
         wait_for(all_new, "both workers to serve m:2")
 
 
+def worker_pids(process: subprocess.Popen[str], count: int) -> list[int]:
+    """The pids of ``count`` workers, from their "worker PID serving REF" lines (each is logged once loaded)."""
+    assert process.stderr is not None
+    pids: list[int] = []
+    while len(pids) < count:
+        line = process.stderr.readline()
+        assert line, "the server stopped before its workers loaded"
+        found = re.search(r"worker (\d+) serving ", line)
+        if found:
+            pids.append(int(found.group(1)))
+    return pids
+
+
+def anonymous_kib(pid: int) -> int:
+    """The process's anonymous memory (heap, private copies), from the kernel: mapped file pages are not in it."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return int(re.search(r"^Anonymous:\s+(\d+) kB", rollup, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux's /proc/PID/smaps_rollup")
+def test_workers_share_one_mapped_copy_of_a_large_model_instead_of_one_each(home: Path) -> None:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((100_000, 50))  # 40 MB of float64 the model keeps
+    with Registry(home) as reg:
+        reg.register("big", KNeighborsClassifier(algorithm="brute").fit(features, rng.integers(0, 2, 100_000)))
+    anonymous: dict[str, list[int]] = {}
+    for mode in ("--mmap", "--no-mmap"):
+        with server(home, "big", "--workers", "2", mode, "--no-access-log") as (_, where):
+            assert where["mapped"] is (mode == "--mmap") and where["workers"] == 2
+            anonymous[mode] = sorted(anonymous_kib(pid) for pid in worker_pids(_, 2))
+            answer = httpx.post(where["url"] + "predict", json={"inputs": features[:2].tolist()}, timeout=PATIENCE)
+            assert answer.status_code == 200 and answer.json()["model"] == "big:1"
+    saved = [plain - mapped for mapped, plain in zip(anonymous["--mmap"], anonymous["--no-mmap"], strict=True)]
+    assert all(kib >= 0.8 * features.nbytes / 1024 for kib in saved), (anonymous, features.nbytes // 1024)
+
+
 #: A Python with MLflow's scoring client (mlflow-skinny, pandas): .ci/run builds one. MLflow is too heavy for `test`.
 MLFLOW_PYTHON = os.environ.get("MODELSHELF_TEST_MLFLOW_PYTHON")
 

@@ -23,7 +23,18 @@ SERVE_EXTRA = {"starlette": "starlette", "uvicorn": "uvicorn"}
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback by default).")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option(
-    "--workers", default=1, show_default=True, type=click.IntRange(1, 512), help="Worker processes (each loads a copy)."
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 512),
+    help="Worker processes (they share one memory-mapped copy where the version allows: see --mmap).",
+)
+@click.option(
+    "--mmap/--no-mmap",
+    "mmap",
+    default=None,
+    help="Load versions memory-mapped where they allow it, so workers share their arrays "
+    "[default: with --workers above 1].",
 )
 @click.option(
     "--poll",
@@ -72,6 +83,7 @@ def serve(
     allowed_host: tuple[str, ...],
     read_only: bool,
     no_access_log: bool,
+    mmap: bool | None,
 ) -> None:
     """Serve predictions of REF over HTTP; with NAME@ALIAS, follow the alias as it moves.
 
@@ -116,6 +128,7 @@ def serve(
                     "digest": served["digest"],
                     "following": served["following"],
                     "canary": served["canary"],
+                    "mapped": served["mapped"],
                     "workers": workers,
                     "catalog": reg.catalog_location,
                 }
@@ -137,6 +150,7 @@ def serve(
                 location=location,
                 announce=lambda line: click.echo(line, err=True),
                 on_listen=listening,
+                mmap=mmap,
             )
         except SystemExit as exc:  # uvicorn could not listen (the port is taken…): it logged why just above
             if exc.code in (0, None):

@@ -38,11 +38,21 @@ def _identity(mv: ModelVersion) -> tuple[int, str]:
 class Follower:
     """The served version of one model, and the alias it follows (``alias=None``: pinned, never moves)."""
 
-    def __init__(self, registry: Registry, served: Served, alias: str | None, *, safe: bool, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        served: Served,
+        alias: str | None,
+        *,
+        safe: bool,
+        metrics: Metrics,
+        mmap: bool = False,
+    ) -> None:
         self.registry = registry
         self.current = served
         self.alias = alias
         self.safe = safe
+        self.mmap = mmap
         self.metrics = metrics
         self._refused: set[tuple[int, str]] = set()
         self._recorded: set[tuple[int, str]] = set()
@@ -108,7 +118,7 @@ class Follower:
         if _identity(mv) not in self._recorded:  # a store that keeps failing is retried quietly
             log.info("%s@%s moved to %s (serving %s): loading it", self.name, self.alias, mv.ref, served.ref)
         try:
-            candidate = load_served(self.registry, mv, safe=self.safe)
+            candidate = load_served(self.registry, mv, safe=self.safe, mmap=self.mmap)
         except SwapRefused as refusal:
             self._refuse(mv, served, refusal)
             return "refused"

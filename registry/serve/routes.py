@@ -130,6 +130,7 @@ def app(
     safe: bool = False,
     max_body: int = MAX_BODY_BYTES,
     allowed_hosts: Sequence[str] | None = None,
+    mmap: bool = False,
 ) -> Starlette:
     """A prediction server for ``ref`` (``NAME@ALIAS`` follows the alias; ``NAME:3`` or ``NAME`` is fixed).
 
@@ -146,7 +147,9 @@ def app(
     ASGI server runs it; Starlette's ``Mount`` does not, so mount it with its
     lifespan, or poll ``application.state.follower`` yourself).
     ``allowed_hosts`` lists the ``Host`` headers answered (default: the
-    loopback names), as for :func:`registry.ui.app`.
+    loopback names), as for :func:`registry.ui.app`. ``mmap`` loads each
+    version memory-mapped where it can be (``load(..., mmap=True)``), so
+    that processes serving it share one copy of its arrays.
     """
     parsed = parse_ref(ref)
     seconds = _poll_seconds(poll)
@@ -155,8 +158,10 @@ def app(
     hosts = list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
     if any("*" in host for host in hosts):
         raise InvalidArgument(f"allowed_hosts must name hosts, without '*' (it would answer any site): {hosts!r}")
+    if not isinstance(mmap, bool):
+        raise InvalidArgument(f"mmap must be True or False, not {mmap!r}")
     try:
-        served = load_served(registry, registry.get(ref), safe=bool(safe))
+        served = load_served(registry, registry.get(ref), safe=bool(safe), mmap=mmap)
     except SwapRefused as refusal:  # at startup, the error itself: a CanaryMismatch exits 3 as `check` does
         if isinstance(refusal.__cause__, Exception):
             raise refusal.__cause__ from None
@@ -165,7 +170,7 @@ def app(
         log.warning("%s: %s", served.ref, note)
     counts = metrics.Metrics()
     alias = parsed.alias if parsed.alias is not None and not pin else None
-    follower = Follower(registry, served, alias, safe=bool(safe), metrics=counts)
+    follower = Follower(registry, served, alias, safe=bool(safe), metrics=counts, mmap=mmap)
 
     watch: list[AliasWatch] = []  # the running watch, while the lifespan runs on a catalog that notifies
 
@@ -277,6 +282,7 @@ def app(
             "following": None if alias is None else f"{mv.name}@{alias}",
             "poll_seconds": None if alias is None else seconds,
             "safe": bool(safe),
+            "mapped": current.mapped,
             "modelshelf": __version__,
         }
         return Response(answers.encode(document), media_type=_JSON, headers={MODEL_HEADER: mv.ref})
@@ -365,7 +371,13 @@ def describe(application: Starlette) -> dict[str, Any]:
     follower: Follower = application.state.follower
     current = follower.current
     following = None if follower.alias is None else f"{current.mv.name}@{follower.alias}"
-    return {"ref": current.ref, "digest": current.mv.checksum, "following": following, "canary": current.canary}
+    return {
+        "ref": current.ref,
+        "digest": current.mv.checksum,
+        "following": following,
+        "canary": current.canary,
+        "mapped": current.mapped,
+    }
 
 
 __all__ = ["DEFAULT_POLL", "MAX_BODY_BYTES", "app", "describe"]

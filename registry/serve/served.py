@@ -20,9 +20,11 @@ from registry.errors import (
     CanaryNotFound,
     CatalogError,
     EnvironmentMismatch,
+    InvalidArgument,
     RegistryError,
     StoreError,
     TrustError,
+    UntrustedArtifact,
 )
 from registry.facade import Registry
 from registry.inputs.signature import incompatibility
@@ -54,6 +56,8 @@ class Served:
     canary: str
     loaded_at: float
     notes: tuple[str, ...] = ()
+    #: Whether its large arrays are read-only views of the store's file, shared with other processes.
+    mapped: bool = False
 
     @property
     def ref(self) -> str:
@@ -94,23 +98,26 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:2000]
 
 
-def load_served(registry: Registry, mv: ModelVersion, *, safe: bool = False) -> Served:
+def load_served(registry: Registry, mv: ModelVersion, *, safe: bool = False, mmap: bool = False) -> Served:
     """``mv`` loaded as :meth:`Registry.load` loads it (``check=True`` when it has a canary), ready to serve.
 
     The version's row is read again after the load: if its checksum, size,
     signature or format changed meanwhile (an edit of the catalog during
     the swap), nothing vouches that the bytes loaded are the ones ``mv``
-    describes, and the version is refused.
+    describes, and the version is refused. With ``mmap``, a version that
+    can be mapped (``load(mmap=True)``: an uncompressed joblib file in a
+    local store that only this user can write) is, so that workers share its
+    arrays; one that cannot is loaded as usual, and a note says why.
     """
     notes: list[str] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                model = registry.load(mv.ref, safe=safe, check=True)
+                model, mapped = _load(registry, mv, safe=safe, check=True, mmap=mmap, notes=notes)
                 canary = "passed"
             except CanaryNotFound:
-                model = registry.load(mv.ref, safe=safe, check=False)
+                model, mapped = _load(registry, mv, safe=safe, check=False, mmap=mmap, notes=notes)
                 canary = "no canary"
             after = registry.get(mv.ref)
         notes += [f"{w.category.__name__}: {w.message}" for w in caught]
@@ -127,7 +134,19 @@ def load_served(registry: Registry, mv: ModelVersion, *, safe: bool = False) -> 
     methods = frozenset(name for name in METHODS if callable(getattr(model, name, None)))
     if "predict" not in methods and "transform" not in methods:
         raise SwapRefused("methods", f"{mv.ref} has neither predict nor transform: there is nothing to serve")
-    return Served(after, model, methods, _allow_nan(model), canary, time.time(), tuple(notes))
+    return Served(after, model, methods, _allow_nan(model), canary, time.time(), tuple(notes), mapped)
+
+
+def _load(registry: Registry, mv: ModelVersion, *, safe: bool, check: bool, mmap: bool, notes: list[str]) -> Any:
+    """(the model, whether it is mapped): mapped when asked and the version allows it, else a private copy."""
+    if mmap:
+        try:
+            return registry.load(mv.ref, safe=safe, check=check, mmap=True), True
+        except (InvalidArgument, UntrustedArtifact) as why:  # a pickle, compressed, an object store, a loose file
+            if isinstance(why, UntrustedArtifact) and not str(why).startswith("cannot map"):
+                raise  # a trust failure of the version itself, not of mapping its file: a plain load refuses it too
+            notes.append(f"not memory-mapped, each worker holds its own copy: {_first_line(why)}")
+    return registry.load(mv.ref, safe=safe, check=check), False
 
 
 def compatibility(served: Served, candidate: Served) -> SwapRefused | None:

@@ -3,8 +3,10 @@
 One worker serves the application built here. With ``workers > 1``
 uvicorn starts each worker as a new interpreter, which builds its own
 application from :data:`SPEC_VARIABLE` (:func:`worker_app`): every worker
-loads and checks the version itself and follows the alias on its own, so
-N workers hold N copies of the model. The parent loads and checks the
+loads and checks the version itself and follows the alias on its own. They
+load it memory-mapped where it can be (an uncompressed joblib file in a
+local store), so N workers share one copy of its large arrays in the page
+cache; otherwise N workers hold N copies. The parent loads and checks the
 version once before any worker starts, so a version that cannot be served
 fails the command instead of a worker restarted in a loop.
 
@@ -91,6 +93,7 @@ def worker_app() -> Starlette:
         safe=spec["safe"],
         max_body=spec["max_body"],
         allowed_hosts=spec["hosts"],
+        mmap=spec["mmap"],
     )
     log.info("worker %d serving %s", os.getpid(), describe(application)["ref"])
     return application
@@ -112,6 +115,7 @@ def serve(
     location: dict[str, Any] | None = None,
     announce: Callable[[str], None] = print,
     on_listen: Callable[[int, dict[str, Any]], None] | None = None,
+    mmap: bool | None = None,
 ) -> None:
     """Serve ``ref`` until interrupted; once listening, say what is served, where, and which version.
 
@@ -121,10 +125,12 @@ def serve(
     ``read_only``: the command line's options); it is needed for
     ``workers > 1``. On SIGINT or SIGTERM uvicorn stops accepting
     connections and lets requests in flight finish (up to
-    :data:`GRACEFUL_SECONDS`).
+    :data:`GRACEFUL_SECONDS`). ``mmap`` (default: when ``workers > 1``)
+    loads memory-mapped where the version allows, so workers share its arrays.
     """
     hosts = allowed_hosts(host, extra_hosts)
-    application = app(registry, ref, pin=pin, poll=poll, safe=safe, max_body=max_body, allowed_hosts=hosts)
+    mapped = workers > 1 if mmap is None else mmap
+    application = app(registry, ref, pin=pin, poll=poll, safe=safe, max_body=max_body, allowed_hosts=hosts, mmap=mapped)
     served = describe(application)
     if is_loopback(host):
         reach = "reachable from this machine only"
@@ -158,7 +164,11 @@ def serve(
     # Every worker serves the version checked here when pinned; following, each reads the alias itself.
     pinned = served["ref"] if pin or served["following"] is None else ref
     del application  # each worker loads its own copy; this process only supervises them
-    spec = {**location, "ref": pinned, "pin": pin, "poll": poll, "safe": safe, "max_body": max_body, "hosts": hosts}
+    spec = {
+        **location,
+        **{"ref": pinned, "pin": pin, "poll": poll, "safe": safe, "max_body": max_body, "hosts": hosts},
+        "mmap": mapped,
+    }
     os.environ[SPEC_VARIABLE] = json.dumps(spec)
     config = uvicorn.Config("registry.serve.server:worker_app", factory=True, workers=workers, **options)
     sock = config.bind_socket()
