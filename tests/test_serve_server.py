@@ -282,9 +282,15 @@ def test_workers_share_one_mapped_copy_of_a_large_model_instead_of_one_each(home
         reg.register("big", KNeighborsClassifier(algorithm="brute").fit(features, rng.integers(0, 2, 100_000)))
     anonymous: dict[str, list[int]] = {}
     for mode in ("--mmap", "--no-mmap"):
-        with server(home, "big", "--workers", "2", mode, "--no-access-log") as (_, where):
+        with server(home, "big", "--workers", "2", mode, "--no-access-log") as (process, where):
             assert where["mapped"] is (mode == "--mmap") and where["workers"] == 2
-            anonymous[mode] = sorted(anonymous_kib(pid) for pid in worker_pids(_, 2))
+            assert process.stderr is not None
+            start = ""
+            while "modelshelf serve: serving" not in start:  # the parent's line, before its workers'
+                start = process.stderr.readline()
+                assert start, "the server stopped before saying what it serves"
+            assert ("2 workers, memory-mapped;" in start) is (mode == "--mmap"), start
+            anonymous[mode] = sorted(anonymous_kib(pid) for pid in worker_pids(process, 2))
             answer = httpx.post(where["url"] + "predict", json={"inputs": features[:2].tolist()}, timeout=PATIENCE)
             assert answer.status_code == 200 and answer.json()["model"] == "big:1"
     saved = [plain - mapped for mapped, plain in zip(anonymous["--mmap"], anonymous["--no-mmap"], strict=True)]

@@ -142,7 +142,8 @@ def serve(
     def listening(bound: int) -> None:
         announce(
             f"modelshelf serve: serving {served['ref']} ({served['digest'][:19]}, canary {served['canary']}) at "
-            f"{url_of(host, bound)} - {following}; {workers} worker{'s' if workers != 1 else ''}; bound to "
+            f"{url_of(host, bound)} - {following}; {workers} worker{'s' if workers != 1 else ''}"
+            f"{', memory-mapped' if served['mapped'] else ''}; bound to "
             f"{host or '*'}, {reach}. Ctrl+C stops it."
         )
         if on_listen is not None:
