@@ -13,7 +13,9 @@ How each order reaches an index and stops after ``limit`` rows:
   ``(model_id, version)`` already serves;
 * one ``metrics.KEY`` is read in two parts, each in index order: the
   versions having the metric, joined from ``ix_latest_metrics_model_id``
-  (or ``ix_latest_metrics_key_value`` across models) in value order, then,
+  or its ``_desc`` twin (whose entries end with the version number, so ties
+  come out by version; ``ix_latest_metrics_key_value`` across models) in
+  value order, then,
   once those run out, the versions lacking it, by version. The filter is
   spelled as correlated ``EXISTS`` probes, which stop with the read;
 * any other order (several keys, params, tags, lineage) is one statement
@@ -190,10 +192,13 @@ def _two_parts(
     value = aliased(LatestMetricRow, "sort_metric")
     ties = sort_terms((), one_model=query.one_model)
     on = (value.version_id == VersionRow.id) & (value.key == metric.field.key)
+    having_ties = ties
     if model_id is not None:
         on = on & (value.model_id == model_id)  # the per-model index, read in order
+        # its copy of the version number: ties come out of the index by version, with no sort of a tie group
+        having_ties = [Term(value.version, False, False, int)]
     filtered = base if query.where is None else base.where(compile_filter(query.where, correlated=True))
-    having = [Term(value.value, metric.descending, False, float), *ties]
+    having = [Term(value.value, metric.descending, False, float), *having_ties]
     first = filtered.join(value, on)
     if after is not None and after[0] is not None:
         first = first.where(seek(having, after))
