@@ -230,6 +230,33 @@ class _Compiler:
         )
 
 
+def drives(tree: q.Node) -> bool:
+    """Whether ``tree`` requires a selective equality that an index reaches: the versions it names can start the read.
+
+    The rule: an ``=`` or ``in`` on a number (or boolean) param, or on a
+    metric, at the top of the filter or in one of its top-level ``and``
+    parts. ``ix_param_values_key_number`` and ``ix_latest_metrics_key_value``
+    go straight to those versions; tags and string params are indexed by
+    key only, which reaches every version having the key, so they do not
+    count. A read of every match (no limit) then starts there, as many
+    rows read as returned, instead of walking all of the model's versions.
+    """
+    parts = tree.parts if isinstance(tree, q.And) else (tree,)
+    return any(_reaches_an_index(part) for part in parts)
+
+
+def _reaches_an_index(node: q.Node) -> bool:
+    if isinstance(node, q.Comparison) and node.op == "=":
+        values: tuple[Any, ...] = (node.value,)
+    elif isinstance(node, q.Membership) and not node.negated:
+        values = node.values
+    else:
+        return False
+    if node.field.kind == "metrics":
+        return True
+    return node.field.kind == "params" and all(isinstance(value, (int, float)) for value in values)
+
+
 def compile_filter(tree: q.Node, *, correlated: bool = False) -> ColumnElement[bool]:
     """The WHERE clause of a parsed filter (:func:`registry.query.parse_filter`); see :class:`_Compiler`."""
     return _Compiler(correlated).node(tree)
