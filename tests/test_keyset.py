@@ -248,8 +248,9 @@ def test_a_top_n_read_walks_an_index_and_sorts_no_whole_model(engine_kind: str, 
                 reg.versions_page("m", order_by="metrics.acc desc", limit=3)
                 reg.versions_page("m", order_by="metrics.acc", limit=3)
                 reg.search("m", where="tags.team = 'cv' and metrics.loss > 0.5", order_by="metrics.acc desc", limit=2)
+                assert reg.best("m", "acc").version == 23 and reg.best("m", "acc", mode="min").version == 21
             metric_plans = plans(reg, seen, "sort_metric")
-            assert len(metric_plans) == 3
+            assert len(metric_plans) == 5
             for plan in metric_plans:
                 assert "ix_latest_metrics_model_id" in plan, plan
                 if engine_kind == "sqlite":

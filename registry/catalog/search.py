@@ -276,7 +276,10 @@ class Term:
 
 
 def sort_terms(order: Sequence[q.OrderKey], *, one_model: bool) -> list[Term]:
-    """The ORDER BY terms of parsed sort keys, then the ties: name (not within one model), then version."""
+    """The ORDER BY terms of parsed sort keys, then the ties: name (not within one model), then version.
+
+    Within one model an order that names the version already is total, so the version is not added again.
+    """
     terms: list[Term] = []
     for key in order:
         plain = key.field.kind in _PLAIN_COLUMNS
@@ -284,7 +287,10 @@ def sort_terms(order: Sequence[q.OrderKey], *, one_model: bool) -> list[Term]:
             terms.append(Term(expression, key.descending, not plain, kind))
     if not one_model:
         terms.append(Term(ModelRow.name, False, False, str))
-    terms.append(Term(VersionRow.version, False, False, int))
+    # within one model a version is unique: after an order by it, another version term is redundant, and would
+    # keep an index that ends with the version from giving the order
+    if not (one_model and any(key.field.kind == "version" for key in order)):
+        terms.append(Term(VersionRow.version, False, False, int))
     return terms
 
 
