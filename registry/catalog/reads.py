@@ -45,6 +45,7 @@ from registry.catalog.sealing import check_state
 from registry.catalog.search import PARENT, PARENT_MODEL, drives
 from registry.catalog.verification import (
     Finding,
+    copy_findings,
     index_findings,
     state_findings,
     told_findings,
@@ -549,6 +550,7 @@ class CatalogReads:
             if self.key is not None:
                 found.extend(state_findings(connection, self.key, self.state_seen))
             found.extend(index_findings(connection))
+            found.extend(copy_findings(connection))
             return found
 
     @retried
