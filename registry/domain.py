@@ -301,6 +301,7 @@ FATAL_PROBLEMS = frozenset(
         "signature_mismatch",
         "unsigned",
         "inventory_index",
+        "metric_index",
         "symlink",
         "canary_mismatch",
     }
@@ -317,7 +318,9 @@ class Problem:
     digest is not 64 hex characters), ``damaged`` (marked by ``repair``,
     until healed), ``schema``,
     ``trail_broken`` (the audit trail was edited), ``trail_mismatch`` (an
-    alias or deletion the trail does not tell of), ``inventory_index``, and
+    alias or deletion the trail does not tell of), ``inventory_index``,
+    ``metric_index`` (a metric row's copy of its version's model or number
+    disagrees with the version: pages and histories would misorder), and
     with a signing key ``state_unsealed``, ``state_mismatch`` (a model's
     aliases, deletions, latest or metrics are not its sealed state),
     ``rolled_back`` (its sealed state is older than one this client saw),

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from registry import CatalogError, Registry
 from registry.catalog import history
-from registry.catalog.decoding import plain_dataclass, raw, utc
+from registry.catalog.decoding import plain_dataclass, raw, utc, utc_all
 from registry.catalog.dialects import NullsFirst
 from registry.catalog.prepared import Prepared
 from registry.catalog.schema import (
@@ -118,13 +118,18 @@ def test_metric_series_is_each_live_versions_current_value(engine_reg: Registry)
 
 
 def test_a_history_is_read_from_one_index_in_order_with_no_sort(reg: Registry, home: Path) -> None:
-    """Without ``ix_metrics_history`` and the per-engine ordering SQLite sorts every version's points."""
+    """Without ``ix_metrics_history`` and the per-engine ordering SQLite sorts every version's points.
+
+    One metric's history is one range of ``ix_metrics_model_key`` (no seek per version), the deleted
+    versions it leaves out read once from the partial ``ix_versions_deleted``.
+    """
     for i in range(3):
         reg.register("p", [i], format="pickle", metrics={"acc": 0.5})
     sql = str(history._HISTORY_OF_METRIC.compile(dialect=sqlite.dialect()))
     with sqlite3.connect(home / CATALOG_FILE_NAME) as db:
-        plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, (1, "acc")))
-    assert "COVERING INDEX ix_metrics_history" in plan and "TEMP B-TREE" not in plan, plan
+        plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, (1, "acc", 1)))
+    assert "COVERING INDEX ix_metrics_model_key (model_id=? AND key=?)" in plan, plan
+    assert "TEMP B-TREE" not in plan and "ix_versions_deleted" in plan, plan
 
 
 def test_nulls_first_is_spelled_per_engine() -> None:
@@ -158,6 +163,12 @@ def test_utc_reads_what_the_column_type_reads(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         utc("not a time")
     assert raw(MetricRow.timestamp).name == "timestamp"
+    # a column at once: the same values whatever it holds (the fast path, or utc() per value when it cannot)
+    for column in ([texts[0], texts[1], texts[3]], texts, [texts[0], None], [naive, naive], [texts[0], naive], []):
+        assert utc_all(column) == [utc(value) for value in column], column
+        assert all(value is None or value.tzinfo is UTC for value in utc_all(column))
+    with pytest.raises(ValueError):
+        utc_all([texts[0], "not a time"])
 
 
 @dataclass(frozen=True)

@@ -168,3 +168,37 @@ def test_moving_a_metric_row_to_another_model_does_not_steer_a_top_n_read(home: 
         with pytest.raises(UntrustedArtifact):
             reg.versions_page("a", order_by="metrics.acc desc", limit=1)
         assert not reg.verify(deep=False).ok
+
+
+def test_rewriting_the_version_copy_of_a_metric_cannot_pick_among_tied_best(home: Path) -> None:
+    """latest_metrics repeats each row's version number (ties come out of the index in version order); an
+    attacker who rewrites that copy reorders ties, so best() would serve an older tied version as the newest.
+    The seal's metrics digest only counts rows whose copies agree with their version: the edit is refused."""
+    with Registry(home, signing_key=KEY) as reg:
+        for version in range(1, 4):
+            reg.register("t", {"v": version}, format="pickle", metrics={"acc": 0.9})
+        assert reg.best("t", "acc").version == 3
+        assert [mv.version for mv in reg.versions_page("t", order_by="metrics.acc desc").versions] == [1, 2, 3]
+        sql(
+            home,
+            "UPDATE latest_metrics SET version = 99 WHERE version_id = (SELECT id FROM versions WHERE version = 1)",
+        )
+        with pytest.raises(UntrustedArtifact):
+            reg.best("t", "acc")
+        with pytest.raises(UntrustedArtifact):
+            reg.versions_page("t", order_by="metrics.acc desc")
+        sql(home, "UPDATE latest_metrics SET version = 1, model_id = 99 WHERE version = 99")  # hidden from the model
+        with pytest.raises(UntrustedArtifact):
+            reg.best("t", "acc")
+
+
+def test_verify_reports_metric_rows_whose_version_copy_was_rewritten(home: Path) -> None:
+    """Without a key nothing refuses the edit, but verify names the version whose metric rows disagree."""
+    with Registry(home) as reg:
+        reg.register("t", {"v": 1}, format="pickle", metrics={"acc": 0.9})
+        reg.register("t", {"v": 2}, format="pickle", metrics={"acc": 0.9})
+        assert "metric_index" not in {p.kind for p in reg.verify(deep=False).problems}
+        sql(home, "UPDATE latest_metrics SET version = 7 WHERE version = 1", "UPDATE metrics SET model_id = 9")
+        found = [(p.kind, p.ref) for p in reg.verify(deep=False).problems if p.kind == "metric_index"]
+        assert found == [("metric_index", "t:1"), ("metric_index", "t:1"), ("metric_index", "t:2")]
+        assert not reg.verify(deep=False).ok

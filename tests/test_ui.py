@@ -130,6 +130,44 @@ def test_versions_page_paginates_in_the_database(tmp_path: Path) -> None:
         assert partial.text.lstrip().startswith('<section id="versions">')
 
 
+def _pager_link(page_html: str, rel: str) -> str | None:
+    found = re.search(rf'<a href="([^"]+)"[^>]*rel="{rel}"', page_html)
+    return None if found is None else html_module.unescape(found.group(1))
+
+
+def test_versions_pages_follow_cursors_not_offsets(tmp_path: Path) -> None:
+    """Next pages after the last row shown, so a version registered meanwhile shifts nothing; previous comes back."""
+    with Registry(tmp_path / "many") as reg:
+        for i in range(1, 131):
+            reg.register("many", {"i": i})
+        client = TestClient(app(reg), base_url=BASE)
+
+        def shown(page_html: str) -> list[int]:
+            return [int(v) for v in re.findall(r'href="/models/many/versions/(\d+)">\d+</a></td>', page_html)]
+
+        first = client.get("/models/many")
+        assert shown(first.text) == list(range(130, 80, -1)) and _pager_link(first.text, "prev") is None
+        second_link = _pager_link(first.text, "next")
+        assert second_link is not None and "after=" in second_link and "page=2" in second_link
+        reg.register("many", {"i": 131})  # after page 1 was read: an offset would now repeat version 81 on page 2
+        second = client.get(second_link)
+        assert second.status_code == 200 and shown(second.text) == list(range(80, 30, -1))
+        assert "page 2 of 3" in second.text and _pager_link(second.text, "prev") == "/models/many?" + (
+            "page=1&per=50&sort=version&dir=desc&q="
+        )
+        third_link = _pager_link(second.text, "next")
+        assert third_link is not None and "back=" in third_link
+        third = client.get(third_link)
+        assert shown(third.text) == list(range(30, 0, -1)) and _pager_link(third.text, "next") is None
+        back_link = _pager_link(third.text, "prev")
+        assert back_link is not None and "after=" in back_link and "page=2" in back_link
+        assert shown(client.get(back_link).text) == list(range(80, 30, -1))  # previous, by the kept cursor
+        forged = client.get("/models/many", params={"page": 2, "after": "not-a-cursor"})
+        assert forged.status_code == 400 and "after=" in forged.text and "next_cursor" in forged.text
+        other_order = client.get(second_link.replace("dir=desc", "dir=asc"))
+        assert other_order.status_code == 400 and "another model, filter or order" in other_order.text
+
+
 def test_bad_query_parameters_are_400_naming_them(client: TestClient) -> None:
     response = client.get("/models/iris-lr", params={"page": "x"})
     assert response.status_code == 400 and "page=" in response.text

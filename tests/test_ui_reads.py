@@ -135,7 +135,9 @@ def test_metric_names_refuse_metrics_forged_in_a_keyed_catalog(tmp_path: Path, m
         registry.register("m", {"x": 1}, format="pickle", metrics={"acc": 0.5})
         assert registry.metric_names("m") == ["acc"]
         with sqlite3.connect(tmp_path / "r" / "catalog.db") as db:
-            db.execute("INSERT INTO latest_metrics (version_id, model_id, key, value) VALUES (1, 1, 'forged', 1.0)")
+            db.execute(
+                "INSERT INTO latest_metrics (version_id, model_id, version, key, value) VALUES (1, 1, 1, 'forged', 1.0)"
+            )
         with pytest.raises(UntrustedArtifact, match="latest metrics differ"):
             registry.metric_names("m")
 

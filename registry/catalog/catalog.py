@@ -292,9 +292,9 @@ class Catalog(DamageMarks, CatalogReads):
         """Append metric values in the order given; the last value of each key becomes its latest.
 
         ``version`` is (row id, model name, number, the transaction's event log); ``model_id`` its model's
-        id, which ``latest_metrics`` repeats for its per-model index. With a key, what the
-        latest values change is tallied on the log, so the seal's metrics digest is updated by the
-        difference instead of being recomputed over every metric of the model.
+        id, which ``metrics`` and ``latest_metrics`` repeat with the version's number for their per-model
+        indexes. With a key, what the latest values change is tallied on the log, so the seal's metrics
+        digest is updated by the difference instead of being recomputed over every metric of the model.
         """
         version_id, name, number, events = version
         if not points:
@@ -306,7 +306,15 @@ class Catalog(DamageMarks, CatalogReads):
         connection.execute(
             _INSERT_METRICS,
             [
-                {"version_id": version_id, "key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp}
+                {
+                    "version_id": version_id,
+                    "key": p.key,
+                    "value": p.value,
+                    "step": p.step,
+                    "timestamp": p.timestamp,
+                    "model_id": model_id,
+                    "version": number,
+                }
                 for p in points
             ],
         )
@@ -314,7 +322,7 @@ class Catalog(DamageMarks, CatalogReads):
             connection,
             _LATEST,
             [
-                {"version_id": version_id, "key": key, "value": value, "model_id": model_id}
+                {"version_id": version_id, "key": key, "value": value, "model_id": model_id, "version": number}
                 for key, value in latest.items()
             ],
             keys=["version_id", "key"],

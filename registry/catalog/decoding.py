@@ -10,7 +10,7 @@ model shares, and a frozen dataclass's ``__init__`` sets each field through
 untyped (:func:`raw`) and decode them here:
 
 * :func:`utc` parses what SQLite stores in one C call, and gives exactly
-  what ``UTCDateTime`` gives on every engine;
+  what ``UTCDateTime`` gives on every engine (:func:`utc_all` a column of them);
 * :class:`JsonTexts` parses each distinct JSON text once per read and
   hands each row its own copy, so no two results share a mutable value
   (:func:`loads` parses what does not repeat, with half ``json.loads``'s overhead);
@@ -27,17 +27,21 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from json.scanner import make_scanner
+from operator import attrgetter
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import JSON, ColumnElement, Dialect, String, type_coerce
 
 _T = TypeVar("_T")
 _from_iso = datetime.fromisoformat
+_zone_of = attrgetter("tzinfo")
+_UTC_ONLY = {UTC}
 #: The length of what SQLAlchemy's SQLite type writes: ``2024-01-31 23:59:59.123456``.
 _SQLITE_TIMESTAMP_LENGTH = 26
 
@@ -66,6 +70,25 @@ def utc(value: datetime | str | None) -> datetime | None:
                 return parsed
         return _from_iso(value).replace(tzinfo=UTC)
     return value.replace(tzinfo=UTC)
+
+
+def utc_all(values: Sequence[Any]) -> list[datetime | None]:
+    """``[utc(value) for value in values]``, in a few C calls when every value is SQLite's text of a naive time.
+
+    A history of 10,000 points spent a fifth of its Python in ``utc``'s
+    per-value checks. Here the zone is appended to every text and the lot
+    parsed by ``map`` (no Python per value); any value this cannot take as
+    ``utc`` would (a datetime from a server driver, ``None``, a text
+    carrying its own zone, which then fails to parse) sends the whole list
+    through :func:`utc` instead, so the result is the same either way.
+    """
+    try:  # str.__add__ refuses anything but text (TypeError), fromisoformat a text it cannot take (ValueError)
+        parsed: list[datetime | None] = list(map(_from_iso, map(str.__add__, values, repeat("+00:00"))))
+    except (TypeError, ValueError):
+        return [utc(value) for value in values]
+    if values and set(map(_zone_of, parsed)) != _UTC_ONLY:  # never seen: utc() then reads the wall time as UTC
+        return [utc(value) for value in values]
+    return parsed
 
 
 _SCALARS = (str, int, float, bool, type(None))

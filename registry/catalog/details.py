@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, CompoundSelect, Connection, Select, bindparam, literal, null, select, union_all
 
 from registry.catalog.history import LIVE_OF_MODEL
-from registry.catalog.prepared import Prepared
+from registry.catalog.prepared import Prepared, run_on_driver, watched
 from registry.catalog.schema import AliasRow, LatestMetricRow, TagRow, VersionRow
 
 #: How many ids one ``IN (…)`` list carries (SQLite's old limit on bound parameters is 999).
@@ -114,11 +114,52 @@ def details_of_version(connection: Connection, version_id: int) -> Details:
     return details
 
 
+class _OfIds:
+    """One of the bulk detail selects for a list of ids, run on the driver's cursor with the ids bound in place.
+
+    Through ``Connection.execute`` the expanding ``IN`` was compiled again
+    for every chunk and each of 35,000 rows became a SQLAlchemy row: three
+    fifths of a broad search's detail read, profiled. The statement is
+    compiled once per engine and its ``IN`` list spelled for the chunk's
+    length; its columns need no conversion (the single-version union,
+    :data:`_OF_VERSION`, reads the same ones on the driver's cursor).
+    A watched engine (see :func:`~registry.catalog.prepared.watched`), or a
+    driver with another parameter style, runs it through ``execute``.
+    """
+
+    _MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+    def __init__(self, statement: _Select) -> None:
+        self.statement = statement
+        self._spelled: dict[tuple[Any, ...], str] = {}
+
+    def rows(self, connection: Connection, ids: Sequence[int]) -> Sequence[Any]:
+        dialect = connection.dialect
+        marker = self._MARKERS.get(dialect.paramstyle)
+        if marker is None or watched(connection):
+            return connection.execute(self.statement, {"ids": list(ids)}).all()
+        key = (dialect.name, dialect.paramstyle, dialect.server_version_info, len(ids))
+        sql = self._spelled.get(key)
+        if sql is None:
+            compiled = self.statement.compile(dialect=dialect).string
+            sql = compiled.replace("__[POSTCOMPILE_ids]", ", ".join([marker] * len(ids)))
+            self._spelled[key] = sql
+        return run_on_driver(connection, sql, tuple(ids))
+
+
+_OF_IDS_FAST = tuple(_OfIds(statement) for statement in _OF_IDS)
+
+
 def details_of_ids(connection: Connection, ids: Sequence[int]) -> Details:
     """The tags, latest metrics and aliases of the versions ``ids``, in chunks every engine accepts."""
     details = Details()
+    tags, metrics, aliases = _OF_IDS_FAST
     for start in range(0, len(ids), ID_CHUNK):
-        _collect(connection, _OF_IDS, {"ids": list(ids[start : start + ID_CHUNK])}, details)
+        chunk = ids[start : start + ID_CHUNK]
+        details.tags.update(_grouped(tags.rows(connection, chunk)))
+        details.metrics.update(_grouped(metrics.rows(connection, chunk)))
+        for version_id, group in groupby(aliases.rows(connection, chunk), _first):
+            details.aliases[version_id] = list(map(_second, group))
     return details
 
 

@@ -7,7 +7,12 @@ to the timestamp's two result processors, and to ``MetricPoint.__init__``;
 so the ordering is spelled per engine (:class:`~registry.catalog.dialects.NullsFirst`),
 ``ix_metrics_history`` holds every column a history reads in that order,
 the timestamp is selected raw and parsed in one call, and the points are
-built directly (see :mod:`registry.catalog.decoding`).
+built directly (see :mod:`registry.catalog.decoding`). One metric's
+history (the common read) no longer seeks ``ix_metrics_history`` once per
+version: ``metrics`` repeats each row's model and version number, so it is
+one range of ``ix_metrics_model_key`` in history order, the model's
+deleted versions read once (``ix_versions_deleted``) and left out; its
+timestamps are parsed as one column (:func:`~registry.catalog.decoding.utc_all`).
 
 Order, the same on every engine: by version, then step with unset steps
 first, then time, then insertion.
@@ -25,12 +30,12 @@ returned, so no Python runs per row. Both run on the driver's cursor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from registry.catalog.decoding import collector_paused, plain_dataclass, raw, utc
+from registry.catalog.decoding import collector_paused, plain_dataclass, raw, utc_all
 from registry.catalog.dialects import NullsFirst
 from registry.catalog.prepared import Prepared
 from registry.catalog.schema import LatestMetricRow, MetricRow, VersionRow
@@ -48,8 +53,21 @@ _HISTORY = (
     .where(LIVE_OF_MODEL)
     .order_by(*_ORDER)
 )
-# The key is fetched even when given: MySQL's binary collation ignores trailing spaces, so the stored key is the answer.
-_HISTORY_OF_METRIC = _HISTORY.where(MetricRow.key == bindparam("key"))
+_DELETED_OF_MODEL = select(VersionRow.id).where(
+    VersionRow.model_id == bindparam("model_id"), VersionRow.deleted_at.is_not(None)
+)
+# One range of ix_metrics_model_key, in history order; the model's deleted versions are read once, as a list the
+# rows are checked against, not looked up row by row. The key is fetched even when given: MySQL's binary collation
+# ignores trailing spaces, so the stored key is the answer.
+_HISTORY_OF_METRIC = (
+    select(MetricRow.version, MetricRow.key, MetricRow.value, MetricRow.step, _TIMESTAMP)
+    .where(
+        MetricRow.model_id == bindparam("model_id"),
+        MetricRow.key == bindparam("key"),
+        MetricRow.version_id.not_in(_DELETED_OF_MODEL),
+    )
+    .order_by(MetricRow.version, NullsFirst(MetricRow.step), MetricRow.timestamp, MetricRow.id)
+)
 _HISTORY_OF_VERSION = _HISTORY.where(VersionRow.version == bindparam("version"))
 _SERIES = (
     select(VersionRow.version, LatestMetricRow.value)
@@ -99,17 +117,16 @@ def metric_series(connection: Connection, model_id: int, keys: Sequence[str]) ->
         return {key: _SERIES_FAST.rows(connection, {"model_id": model_id, "key": key}) for key in keys}
 
 
-def _points(rows: Iterable[Any]) -> list[MetricPoint]:
-    """``MetricPoint(*row)`` for each row, built directly (see :func:`~registry.catalog.decoding.plain_dataclass`)."""
-    new, set_fields = object.__new__, object.__setattr__
-    points: list[MetricPoint] = []
-    append = points.append
-    for version, key, value, step, timestamp in rows:
-        point = new(_POINT)
-        set_fields(
-            point,
-            "__dict__",
-            {"version": version, "key": key, "value": value, "step": step, "timestamp": utc(timestamp)},
-        )
-        append(point)
-    return points
+def _points(rows: Sequence[Any]) -> list[MetricPoint]:
+    """``MetricPoint(*row)`` for each row, built directly (see :func:`~registry.catalog.decoding.plain_dataclass`).
+
+    The timestamps are parsed as one column first (:func:`~registry.catalog.decoding.utc_all`).
+    """
+    new, set_fields, point_type = object.__new__, object.__setattr__, _POINT
+    times = utc_all([row[4] for row in rows])
+    return [
+        set_fields(point := new(point_type), "__dict__", {
+            "version": version, "key": key, "value": value, "step": step, "timestamp": timestamp
+        }) or point
+        for (version, key, value, step, _), timestamp in zip(rows, times, strict=True)
+    ]  # fmt: skip

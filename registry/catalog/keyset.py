@@ -11,9 +11,12 @@ How each order reaches an index and stops after ``limit`` rows:
 
 * a plain column (``version``, …) is one statement the index of
   ``(model_id, version)`` already serves;
-* one ``metrics.KEY`` is read in two parts, each in index order: the
+* one ``metrics.KEY`` (within one model, also ``metrics.KEY, version [desc]``:
+  what ``best`` asks) is read in two parts, each in index order: the
   versions having the metric, joined from ``ix_latest_metrics_model_id``
-  (or ``ix_latest_metrics_key_value`` across models) in value order, then,
+  or its ``_desc`` twin (whose entries end with the version number, so ties
+  come out by version; ``ix_latest_metrics_key_value`` across models) in
+  value order, then,
   once those run out, the versions lacking it, by version. The filter is
   spelled as correlated ``EXISTS`` probes, which stop with the read;
 * any other order (several keys, params, tags, lineage) is one statement
@@ -168,7 +171,7 @@ def read(
     model_id: int | None = None,
 ) -> Page:
     """The versions of ``base`` (live ones, of ``model_id`` if given) matching ``query``, in its order."""
-    metric = _single_metric(query.order)
+    metric = _single_metric(query.order, model_id is not None)
     if metric is not None and limit is not None:
         return _two_parts(connection, base, query, metric, limit, offset, after, model_id)
     terms = sort_terms(query.order, one_model=query.one_model)
@@ -181,8 +184,11 @@ def read(
     return _page(connection.execute(statement).all(), len(terms))
 
 
-def _single_metric(order: Sequence[q.OrderKey]) -> q.OrderKey | None:
-    if len(order) == 1 and order[0].field.kind == "metrics":
+def _single_metric(order: Sequence[q.OrderKey], one_model: bool) -> q.OrderKey | None:
+    """The metric of an order one metric index gives: ``metrics.KEY``, or within one model ``metrics.KEY, version``."""
+    if not order or order[0].field.kind != "metrics":
+        return None
+    if len(order) == 1 or (one_model and len(order) == 2 and order[1].field.kind == "version"):
         return order[0]
     return None
 
@@ -199,12 +205,15 @@ def _two_parts(
 ) -> Page:
     """Versions having the metric, in value order from its index, then those lacking it, by version."""
     value = aliased(LatestMetricRow, "sort_metric")
-    ties = sort_terms((), one_model=query.one_model)
+    ties = sort_terms(query.order[1:], one_model=query.one_model)  # by version (newest first if asked), after name
     on = (value.version_id == VersionRow.id) & (value.key == metric.field.key)
+    having_ties = ties
     if model_id is not None:
         on = on & (value.model_id == model_id)  # the per-model index, read in order
+        # its copy of the version number: ties come out of the index by version, with no sort of a tie group
+        having_ties = [Term(value.version, ties[0].descending, False, int)]
     filtered = base if query.where is None else base.where(compile_filter(query.where, correlated=True))
-    having = [Term(value.value, metric.descending, False, float), *ties]
+    having = [Term(value.value, metric.descending, False, float), *having_ties]
     first = filtered.join(value, on)
     if after is not None and after[0] is not None:
         first = first.where(seek(having, after))

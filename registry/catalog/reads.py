@@ -26,6 +26,7 @@ from registry.catalog import keyset
 from registry.catalog.audit import alias_periods, read_events
 from registry.catalog.decoding import collector_paused, utc
 from registry.catalog.details import Details, details_of_ids, details_of_model, details_of_version
+from registry.catalog.dialects import NotIndexed
 from registry.catalog.engine import is_read_only, one_statement, read_transaction, retried
 from registry.catalog.history import LIVE_OF_MODEL, metric_names, metric_series, model_history, version_history
 from registry.catalog.inventory import importing_query, index_name
@@ -41,9 +42,10 @@ from registry.catalog.schema import (
     VersionRow,
 )
 from registry.catalog.sealing import check_state
-from registry.catalog.search import PARENT, PARENT_MODEL
+from registry.catalog.search import PARENT, PARENT_MODEL, drives
 from registry.catalog.verification import (
     Finding,
+    copy_findings,
     index_findings,
     state_findings,
     told_findings,
@@ -364,7 +366,13 @@ class CatalogReads:
                 # metrics included: best() and metric filters must not follow a value raised by SQL
                 self._trust(connection, name, with_metrics=True)
                 model_id = self._model_id(connection, name)
-                base = base.where(VersionRow.model_id == model_id)
+                # every match is read: a selective equality starts the read, not the model's whole version index
+                model = (
+                    NotIndexed(VersionRow.model_id)
+                    if limit is None and where and drives(where)
+                    else VersionRow.model_id
+                )
+                base = base.where(model == model_id)
             elif self.key is not None:
                 # Every model, not only those in the result: a metric lowered by SQL would otherwise drop the
                 # true best out of the result unchecked, and serve the runner-up.
@@ -542,6 +550,7 @@ class CatalogReads:
             if self.key is not None:
                 found.extend(state_findings(connection, self.key, self.state_seen))
             found.extend(index_findings(connection))
+            found.extend(copy_findings(connection))
             return found
 
     @retried

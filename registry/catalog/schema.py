@@ -21,8 +21,10 @@ Design notes:
 * ``metrics`` is the append-only history; ``latest_metrics`` holds each
   version's most recently logged value per key, maintained in the same
   transaction, so ``mv.metrics`` and metric filters need no aggregation. It
-  repeats the version's ``model_id`` so that one model's top versions by a
-  metric are one range of ``ix_latest_metrics_model_id``, read in order.
+  repeats the version's ``model_id`` and number so that one model's top
+  versions by a metric are one range of ``ix_latest_metrics_model_id`` (or
+  its ``_desc`` twin), read in order, ties by version included; ``metrics``
+  repeats them too, so one metric's history is one index range.
 * ``models.live_versions`` counts the model's live versions (moved with
   ``last_version`` on register, down on delete): a page's total is one row.
 * ``versions.blake3`` is the fast verification digest of the version's
@@ -311,6 +313,15 @@ VersionRow = _Columns(
         Index("ix_versions_blob_digest", "blob_digest"),
     )
 )
+#: A model's deleted versions (few), which a metric's history leaves out: partial where the engine allows, so it
+#: holds only them and no read of live versions can pick it.
+Index(
+    "ix_versions_deleted",
+    VersionRow.model_id,
+    VersionRow.deleted_at,
+    sqlite_where=VersionRow.deleted_at.is_not(None),
+    postgresql_where=VersionRow.deleted_at.is_not(None),
+)
 
 
 TagRow = _Columns(
@@ -335,8 +346,14 @@ MetricRow = _Columns(
         Column("value", Double, nullable=False),
         Column("step", BigInteger, nullable=True),
         Column("timestamp", UTCDateTime(), nullable=False),
+        #: The version's model and number, repeated from ``versions``: one metric's history over a model is then
+        #: one range of ``ix_metrics_model_key`` in history order, not one index seek per version.
+        Column("model_id", ForeignKey("models.id"), nullable=False),
+        Column("version", Integer, nullable=False),
         #: Every column a history reads, in its order: one index range per version, no sort, no row lookup.
         Index("ix_metrics_history", "version_id", "key", "step", "timestamp", "id", "value"),
+        #: One metric's history over one model, in history order, with every column it reads.
+        Index("ix_metrics_model_key", "model_id", "key", "version", "step", "timestamp", "id", "value", "version_id"),
     )
 )
 
@@ -350,9 +367,20 @@ LatestMetricRow = _Columns(
         Column("value", Double, nullable=False),
         #: The version's model: a model's top versions by a metric, and its metric names, without other models'.
         Column("model_id", ForeignKey("models.id"), nullable=False),
+        #: The version's number: ties of a value come out of the model's indexes by version, with no sort.
+        Column("version", Integer, nullable=False),
         Index("ix_latest_metrics_key_value", "key", "value"),
-        Index("ix_latest_metrics_model_id", "model_id", "key", "value", "version_id"),
+        Index("ix_latest_metrics_model_id", "model_id", "key", "value", "version", "version_id"),
     )
+)
+#: The same, value descending and version ascending: the order of a "metrics.KEY desc" read, ties included.
+Index(
+    "ix_latest_metrics_model_id_desc",
+    LatestMetricRow.model_id,
+    LatestMetricRow.key,
+    LatestMetricRow.value.desc(),
+    LatestMetricRow.version,
+    LatestMetricRow.version_id,
 )
 
 

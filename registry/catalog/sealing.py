@@ -98,12 +98,16 @@ _DELETED_AND_ALIASES: CompoundSelect[str, int, str | None] = union_all(
     .join(VersionRow, VersionRow.id == AliasRow.version_id)
     .where(AliasRow.model_id == bindparam("model_id")),
 )
+# Only rows whose copies of the version's model and number agree with it count: the metric indexes read the copies
+# (ties come out in their order), so a copy rewritten by SQL drops its row from the digest and the model is refused.
 _LATEST_METRICS = (
     select(VersionRow.version, LatestMetricRow.key, LatestMetricRow.value)
     .join(VersionRow, VersionRow.id == LatestMetricRow.version_id)
-    # Both model ids: keyset reads find a model's metrics by latest_metrics.model_id, so a row moved to another
-    # model by raw SQL must change this digest, not just vanish from those reads.
-    .where(VersionRow.model_id == bindparam("model_id"), LatestMetricRow.model_id == bindparam("model_id"))
+    .where(
+        VersionRow.model_id == bindparam("model_id"),
+        LatestMetricRow.model_id == VersionRow.model_id,
+        LatestMetricRow.version == VersionRow.version,
+    )
     .order_by(VersionRow.version, LatestMetricRow.key)
 )
 _PROTECTIONS = select(AliasProtectionRow.alias, AliasProtectionRow.gates).where(

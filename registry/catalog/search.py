@@ -230,6 +230,33 @@ class _Compiler:
         )
 
 
+def drives(tree: q.Node) -> bool:
+    """Whether ``tree`` requires a selective equality that an index reaches: the versions it names can start the read.
+
+    The rule: an ``=`` or ``in`` on a number (or boolean) param, or on a
+    metric, at the top of the filter or in one of its top-level ``and``
+    parts. ``ix_param_values_key_number`` and ``ix_latest_metrics_key_value``
+    go straight to those versions; tags and string params are indexed by
+    key only, which reaches every version having the key, so they do not
+    count. A read of every match (no limit) then starts there, as many
+    rows read as returned, instead of walking all of the model's versions.
+    """
+    parts = tree.parts if isinstance(tree, q.And) else (tree,)
+    return any(_reaches_an_index(part) for part in parts)
+
+
+def _reaches_an_index(node: q.Node) -> bool:
+    if isinstance(node, q.Comparison) and node.op == "=":
+        values: tuple[Any, ...] = (node.value,)
+    elif isinstance(node, q.Membership) and not node.negated:
+        values = node.values
+    else:
+        return False
+    if node.field.kind == "metrics":
+        return True
+    return node.field.kind == "params" and all(isinstance(value, (int, float)) for value in values)
+
+
 def compile_filter(tree: q.Node, *, correlated: bool = False) -> ColumnElement[bool]:
     """The WHERE clause of a parsed filter (:func:`registry.query.parse_filter`); see :class:`_Compiler`."""
     return _Compiler(correlated).node(tree)
@@ -249,7 +276,10 @@ class Term:
 
 
 def sort_terms(order: Sequence[q.OrderKey], *, one_model: bool) -> list[Term]:
-    """The ORDER BY terms of parsed sort keys, then the ties: name (not within one model), then version."""
+    """The ORDER BY terms of parsed sort keys, then the ties: name (not within one model), then version.
+
+    Within one model an order that names the version already is total, so the version is not added again.
+    """
     terms: list[Term] = []
     for key in order:
         plain = key.field.kind in _PLAIN_COLUMNS
@@ -257,7 +287,10 @@ def sort_terms(order: Sequence[q.OrderKey], *, one_model: bool) -> list[Term]:
             terms.append(Term(expression, key.descending, not plain, kind))
     if not one_model:
         terms.append(Term(ModelRow.name, False, False, str))
-    terms.append(Term(VersionRow.version, False, False, int))
+    # within one model a version is unique: after an order by it, another version term is redundant, and would
+    # keep an index that ends with the version from giving the order
+    if not (one_model and any(key.field.kind == "version" for key in order)):
+        terms.append(Term(VersionRow.version, False, False, int))
     return terms
 
 

@@ -16,18 +16,30 @@ load. Each finding is ``(kind, detail, ref)``:
   this client has seen (:mod:`registry.trust.freshness`).
 * ``inventory_index`` — ``version_imports`` disagrees with a version's
   recorded inventory, so ``audit --deny`` would answer wrongly.
+* ``metric_index`` — a ``metrics`` or ``latest_metrics`` row whose copy of
+  its version's model or number disagrees with the version: the metric
+  indexes read the copies, so pages, ``best`` and histories would misorder
+  or misattribute it (with a key, the seal refuses the model already).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 
 from registry.catalog.audit import EVENT_COLUMNS
 from registry.catalog.chain import check_link
 from registry.catalog.inventory import index_name
-from registry.catalog.schema import AliasRow, EventRow, ModelRow, VersionImportRow, VersionRow
+from registry.catalog.schema import (
+    AliasRow,
+    EventRow,
+    LatestMetricRow,
+    MetricRow,
+    ModelRow,
+    VersionImportRow,
+    VersionRow,
+)
 from registry.catalog.sealing import check_state
 from registry.errors import UntrustedArtifact
 
@@ -141,5 +153,25 @@ def index_findings(connection: Connection) -> Iterator[Finding]:
                 "inventory_index",
                 f"the imports index lacks {missing} and has {extra} beyond the recorded inventory: "
                 "`modelshelf audit` would answer wrongly; it was edited outside modelshelf",
+                f"{name}:{number}",
+            )
+
+
+def copy_findings(connection: Connection) -> Iterator[Finding]:
+    """Every version with a metric row whose copy of its model or number is not the version's (one finding each)."""
+    for table, what in ((LatestMetricRow, "latest metrics"), (MetricRow, "metric history")):
+        rows = connection.execute(
+            select(ModelRow.name, VersionRow.version)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(table, table.version_id == VersionRow.id)
+            .where(or_(table.model_id != VersionRow.model_id, table.version != VersionRow.version))
+            .group_by(ModelRow.name, VersionRow.version)
+            .order_by(ModelRow.name, VersionRow.version)
+        )
+        for name, number in rows:
+            yield (
+                "metric_index",
+                f"its {what} name another version or model than its own: pages, best() and histories would "
+                "misorder it; the catalog was edited outside modelshelf",
                 f"{name}:{number}",
             )

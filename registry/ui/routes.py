@@ -210,6 +210,7 @@ def app(
         if per not in views.PAGE_SIZES:
             raise InvalidInput(f"query parameter per={per} must be one of {', '.join(map(str, views.PAGE_SIZES))}")
         number = _int(request, "page", 1, high=MAX_INT64 // per)  # the offset it asks for fits the database
+        after = request.query_params.get("after") or None  # a cursor: refused with InvalidArgument (400) if forged
         try:
             table = views.versions_table(
                 registry,
@@ -220,6 +221,8 @@ def app(
                 descending=descending,
                 metrics=[m for m in request.query_params.getlist("m") if m],
                 where=where or None,
+                after=after,
+                back=[cursor for cursor in request.query_params.getlist("back") if cursor],
             )
         except InvalidQuery as exc:
             error = views.query_error(exc)
@@ -248,7 +251,9 @@ def app(
 
         partial = _partial(request)
         template, status = ("versions_table.html", 200) if partial else ("versions.html", 400 if error else 200)
-        context = {"name": name, "table": table, "link": link, "error": error, "q": where}
+        links = views.pager_links(table)
+        pager = {kind: link(**links[kind]) if kind in links else None for kind in ("first", "previous", "next", "last")}
+        context = {"name": name, "table": table, "link": link, "pager": pager, "error": error, "q": where}
         return render(request, template, context, status)
 
     checks: dict[str, views.Check] = {}  # the last artifact check of each version, made by this process

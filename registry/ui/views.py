@@ -123,6 +123,9 @@ class VersionsTable:
     metrics: list[str]
     available_metrics: list[str]
     where: str | None
+    #: The cursor this page was read after (``None``: by offset), and the cursors of the pages before it.
+    after: str | None = None
+    back: tuple[str, ...] = ()
 
 
 def versions_table(
@@ -135,8 +138,16 @@ def versions_table(
     descending: bool,
     metrics: Sequence[str],
     where: str | None,
+    after: str | None = None,
+    back: Sequence[str] = (),
 ) -> VersionsTable:
     """Page ``number`` (1-based) of ``name``'s versions, sorted and limited in the database.
+
+    With ``after`` (the ``next_cursor`` of the page before) the page is read
+    after that cursor, which costs what page 1 costs however deep it is;
+    ``number`` then only labels it, and ``back`` (the cursors of the pages
+    before, at most :data:`BACK_CURSORS` kept) lets the previous link page
+    by cursor too. Without it the page is read by offset.
 
     The metric columns offered, and the first :data:`DEFAULT_METRIC_COLUMNS`
     shown when none are chosen, are the keys of every live version, so a
@@ -146,13 +157,45 @@ def versions_table(
     if per not in PAGE_SIZES:
         raise InvalidInput(f"per={per} must be one of {', '.join(map(str, PAGE_SIZES))}")
     known = reg.metric_names(name)
-    page = reg.versions_page(
-        name, where=where or None, order_by=order_by(sort, descending), offset=(number - 1) * per, limit=per
-    )
+    ordered = order_by(sort, descending)
+    if after is None:
+        page = reg.versions_page(name, where=where or None, order_by=ordered, offset=(number - 1) * per, limit=per)
+    else:
+        page = reg.versions_page(name, where=where or None, order_by=ordered, after=after, limit=per)
     available = sorted(set(known) | set(metrics))
     chosen = list(metrics) if metrics else known[:DEFAULT_METRIC_COLUMNS]
     pages = max(1, -(-page.total // per))
-    return VersionsTable(page, number, pages, per, sort, descending, chosen, available, where)
+    kept = tuple(back[-BACK_CURSORS:]) if after is not None else ()
+    return VersionsTable(page, number, pages, per, sort, descending, chosen, available, where, after, kept)
+
+
+#: How many cursors of earlier pages a versions page link carries (for "previous"); farther back pages by offset.
+BACK_CURSORS = 8
+
+
+def pager_links(table: VersionsTable) -> dict[str, dict[str, Any]]:
+    """The query changes of the pager's links: ``first``, ``previous``, ``next``, ``last`` (those that apply).
+
+    Next goes after this page's cursor (flat at any depth); previous after
+    the last cursor of ``back``, or page 1, or by offset when the trail ran
+    out; last by offset (a cursor only reads forward).
+    """
+    links: dict[str, dict[str, Any]] = {}
+    number = table.number
+    if number > 1:
+        links["first"] = {"page": 1}
+        if number == 2:
+            links["previous"] = {"page": 1}
+        elif table.back:
+            links["previous"] = {"page": number - 1, "after": table.back[-1], "back": list(table.back[:-1])}
+        else:
+            links["previous"] = {"page": number - 1}
+    if table.page.next_cursor is not None:
+        trail = [*table.back, table.after] if table.after is not None else []
+        links["next"] = {"page": number + 1, "after": table.page.next_cursor, "back": trail[-BACK_CURSORS:]}
+    if number < table.pages:
+        links["last"] = {"page": table.pages}
+    return links
 
 
 @dataclass(frozen=True)
