@@ -268,6 +268,7 @@ def _typed_versions(reg: Registry) -> dict[str, ModelVersion]:
                     parent=None if parent_name is None else f"{parent_name}:{parent_number}",
                 ),
                 input_signature=InputSignature.from_json(version.input_signature),
+                blake3=version.blake3,
             )
     return found
 

@@ -367,9 +367,9 @@ def test_a_catalog_row_edited_while_the_new_version_loads_is_not_served(
         twin.planted = "other bytes that answer v2's canary as v2 does"  # so only the reread can tell
         reg.register("m", twin, canary=False)
 
-    attack = (
-        "UPDATE versions SET (blob_digest, size) = (SELECT blob_digest, size FROM versions WHERE version = 3) "
-        "WHERE version = 2"
+    attack = (  # the fast digest goes along: a stale one would refuse the load before the reread could
+        "UPDATE versions SET (blob_digest, size, blake3) = "
+        "(SELECT blob_digest, size, blake3 FROM versions WHERE version = 3) WHERE version = 2"
     )
 
     class Racing(Registry):
