@@ -8,6 +8,8 @@
     python -m benchmarks --only search small     # some groups only (RESULTS.md keeps the others' rows)
     python -m benchmarks --only load-budgets     # issue 11's one-read budgets for a ~100 MB forest
     python -m benchmarks --only objectstore      # ~100 MB on PostgreSQL + S3 (moto) against s3fs's own put_file
+    python -m benchmarks --only mapped           # memory of 4 workers: load(mmap=True) against plain loads
+    python -m benchmarks --only compression      # register(compress=...) against joblib.dump(compress=...)
 
 MLflow runs for real, in child processes on its fastest local path (see
 :mod:`benchmarks.mlflow_child`), when the ``bench`` extra is installed

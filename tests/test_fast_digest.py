@@ -211,3 +211,28 @@ class _Evil:
 
     def __reduce__(self) -> Any:
         return (open, (self.mark, "w"))
+
+
+def test_a_process_forked_after_hashing_still_loads(reg: Registry) -> None:
+    """BLAKE3's thread pool does not survive a fork: a forked worker hashes on one thread instead of hanging."""
+    import numpy as np
+
+    reg.register("big", {"w": np.arange(2_000_000, dtype=np.float64)})  # large updates start the pool here
+    assert reg.load("big")["w"][-1] == 1_999_999
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.write(write, b"ok" if reg.load("big")["w"][-1] == 1_999_999 else b"wrong")
+        finally:
+            os._exit(0)
+    os.close(write)
+    import select
+
+    ready, _, _ = select.select([read], [], [], 60)
+    answer = os.read(read, 16) if ready else b"hung"
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"ok"

@@ -16,6 +16,7 @@ memory is what a plain dump uses.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
@@ -28,8 +29,33 @@ OVERLAP_THRESHOLD = 1024 * 1024
 FAST_PREFIX = "blake3:"
 
 
+#: Whether this process started BLAKE3's worker threads (its Rust thread pool), which a fork does not copy.
+_threads_started = False
+#: Whether this process was forked from one that had started them: then their pool is dead here.
+_threads_lost = False
+
+
+def _after_fork_in_child() -> None:
+    global _threads_lost
+    _threads_lost = _threads_lost or _threads_started
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def new_blake3() -> Any:
-    """A fresh BLAKE3 that hashes large updates on every core (small ones cost what a single thread does)."""
+    """A fresh BLAKE3 that hashes large updates on every core (small ones cost what a single thread does).
+
+    Single-threaded in a process forked after its parent started the
+    thread pool (a server forking workers after a preload, a fork-based
+    process pool): the child inherits the pool's state but not its threads,
+    and a multi-threaded update there would wait for them forever.
+    """
+    global _threads_started
+    if _threads_lost:
+        return _blake3.blake3(max_threads=1)
+    _threads_started = True
     return _blake3.blake3(max_threads=_blake3.blake3.AUTO)
 
 
