@@ -312,6 +312,13 @@ class UntrustedArtifact(TrustError):
     """A signing key is set and the version's signature is missing or does not match."""
 
 
+class UnmappableBlob(UntrustedArtifact):
+    """``load(..., mmap=True)`` refused to map a blob file that others than this user or root can write.
+
+    The version itself may be sound: a plain load (a private verified copy) still works.
+    """
+
+
 class UntrustedBundle(UntrustedArtifact):
     """A bundle is unsigned, signed by a key not trusted here, or its signature does not match its manifest.
 

@@ -24,7 +24,7 @@ from registry.errors import (
     RegistryError,
     StoreError,
     TrustError,
-    UntrustedArtifact,
+    UnmappableBlob,
 )
 from registry.facade import Registry
 from registry.inputs.signature import incompatibility
@@ -142,9 +142,7 @@ def _load(registry: Registry, mv: ModelVersion, *, safe: bool, check: bool, mmap
     if mmap:
         try:
             return registry.load(mv.ref, safe=safe, check=check, mmap=True), True
-        except (InvalidArgument, UntrustedArtifact) as why:  # a pickle, compressed, an object store, a loose file
-            if isinstance(why, UntrustedArtifact) and not str(why).startswith("cannot map"):
-                raise  # a trust failure of the version itself, not of mapping its file: a plain load refuses it too
+        except (InvalidArgument, UnmappableBlob) as why:  # a pickle, compressed, an object store, a loose file
             notes.append(f"not memory-mapped, each worker holds its own copy: {_first_line(why)}")
     return registry.load(mv.ref, safe=safe, check=check), False
 

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import IO
 
 from registry.digests import checksum_of, is_digest
-from registry.errors import CorruptedArtifact, StoreError, UntrustedArtifact
+from registry.errors import CorruptedArtifact, StoreError, UnmappableBlob
 from registry.outputs import replacing
 from registry.store import nofollow
 from registry.store.buffer import VerifiedReader, allocate, default_in_memory_limit
@@ -538,7 +538,7 @@ class LocalBlobStore:
         its pages. The file is opened as :meth:`open_verified` opens it (no
         link, regular, of the recorded size), must be writable by no one but
         this process's user and root (see :mod:`registry.store.mapping`;
-        else :class:`UntrustedArtifact`), is mapped read-only, and the
+        else :class:`UnmappableBlob`, an UntrustedArtifact), is mapped read-only, and the
         mapping itself is hashed (``blake3`` as in :meth:`open_verified`)
         before the reader over it is yielded. Arrays built on it are
         read-only; the mapping lives as long as they do.
@@ -546,7 +546,7 @@ class LocalBlobStore:
         with self._open(digest, size) as source:
             reason = outside_writers(os.fstat(source.fileno()))
             if reason is not None:
-                raise UntrustedArtifact(
+                raise UnmappableBlob(
                     f"cannot map the blob {checksum_of(digest)} at {self.path_of(digest)}: {reason}; a mapping shows "
                     "the file's bytes as they are now, so whoever can write it could change a model after its "
                     "verification. Load without mmap=True (a private verified copy), or let only this user (or "
